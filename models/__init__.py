@@ -1,0 +1,34 @@
+"""twinbench models: one Keras 3 definition per model, its PyTorch and tf.keras twins, and a registry.
+
+>>> from models import list_models, build_model
+>>> list_models()                                   # doctest: +SKIP
+['cifar_cnn', 'mnist_cnn', ...]
+>>> build_model("cifar_cnn", "torch")               # doctest: +SKIP
+"""
+
+from models._registry import (
+    IMPLEMENTATIONS,
+    ModelSpec,
+    UnknownChoiceError,
+    build_model,
+    check_choice,
+    check_input_shape,
+    get_model_spec,
+    list_models,
+    register_model,
+)
+
+# Importing a family registers its models (the families import no framework at module level).
+from models import small_cnn  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "ModelSpec",
+    "UnknownChoiceError",
+    "build_model",
+    "check_choice",
+    "check_input_shape",
+    "get_model_spec",
+    "list_models",
+    "register_model",
+]

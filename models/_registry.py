@@ -1,0 +1,122 @@
+"""The model registry: every model twinbench knows, and how to build each implementation of it.
+
+Modelled on timm's registry (``register_model`` / ``create_model`` / ``list_models``): registering a
+name twice is an error, and asking for an unknown name raises an error that lists the valid choices.
+
+An *implementation* is one way of running a model:
+
+- ``keras``    the single Keras 3 definition (runs on whichever ``KERAS_BACKEND`` the process chose),
+- ``torch``    the native PyTorch twin (an ``nn.Module``; torchvision's builder where it has the model),
+- ``tf_keras`` the native tf.keras twin (Keras 2, package ``tf-keras``).
+
+Builders are imported lazily, so listing models never imports a framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+IMPLEMENTATIONS = ("torch", "tf_keras", "keras")
+
+
+class UnknownChoiceError(ValueError):
+    """A name that is not one of the valid choices; the message lists them on one line."""
+
+
+def check_choice(kind: str, value: Any, choices) -> None:
+    """Raise ``UnknownChoiceError`` unless ``value`` is one of ``choices``."""
+    choices = list(choices)
+    if value not in choices:
+        raise UnknownChoiceError(
+            f"Unknown {kind} {value!r}. Valid choices: {', '.join(map(str, choices))}."
+        )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the rest of twinbench needs to know about one registered model.
+
+    Attributes:
+        name: registry name, e.g. ``"cifar_cnn"``.
+        builders: implementation -> ``"module:function"``; each function is keyword-only,
+            ``build(*, input_shape, num_classes)``, and returns a model that outputs logits.
+        input_shape: default input shape, channels last ``(H, W, C)``.
+        num_classes: default number of classes.
+        paper: where the architecture comes from.
+        summary: one line for listings.
+        torch_keys: optional ``"module:function"`` returning ``{keras_weight_path: torch_state_key}``
+            for a given list of Keras weight paths; by default ``conv1/kernel`` -> ``conv1.weight``.
+        min_input_size: smallest spatial size the model accepts.
+        extra: free-form metadata (e.g. the expected parameter count at the defaults).
+    """
+
+    name: str
+    builders: dict[str, str]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    paper: str
+    summary: str
+    torch_keys: str | None = None
+    min_input_size: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def builder(self, implementation: str) -> Callable[..., Any]:
+        check_choice(f"implementation for model {self.name!r}", implementation, self.builders)
+        return _resolve(self.builders[implementation])
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry; a name can be registered only once."""
+    if spec.name in _MODELS:
+        raise ValueError(f"Model {spec.name!r} is already registered.")
+    for implementation in spec.builders:
+        check_choice("implementation", implementation, IMPLEMENTATIONS)
+    _MODELS[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_MODELS)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The registered ``ModelSpec`` for ``name``; unknown names list the valid ones."""
+    check_choice("model", name, list_models())
+    return _MODELS[name]
+
+
+def build_model(name: str, implementation: str, *, input_shape=None, num_classes=None):
+    """Build ``implementation`` of model ``name`` (defaults: the model's own input shape and classes).
+
+    The ``keras`` implementation needs the Keras backend chosen first (``backends.select_keras_backend``).
+    """
+    spec = get_model_spec(name)
+    input_shape = tuple(input_shape or spec.input_shape)
+    num_classes = int(num_classes or spec.num_classes)
+    check_input_shape(spec, input_shape)
+    return spec.builder(implementation)(input_shape=input_shape, num_classes=num_classes)
+
+
+def check_input_shape(spec: ModelSpec, input_shape) -> None:
+    """Raise ``ValueError`` (one line) if ``input_shape`` is not ``(H, W, C)`` or too small for the model."""
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(
+            f"Model {spec.name!r} takes input_shape=(height, width, channels). Received: input_shape={tuple(input_shape)}."
+        )
+    if min(input_shape[:2]) < spec.min_input_size:
+        raise ValueError(
+            f"Model {spec.name!r} needs inputs of at least {spec.min_input_size}x{spec.min_input_size} pixels. "
+            f"Received: input_shape={tuple(input_shape)}."
+        )
