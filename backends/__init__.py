@@ -1,0 +1,108 @@
+"""Everything framework-specific at run time lives in this package.
+
+- choosing the Keras backend *before* ``keras`` is imported (one backend per process),
+- one ``Runner`` per implementation (``torch``, ``tf_keras``, ``keras``): device, seeding, TF32, sync,
+  memory counters, weight loading and the training loop written the way that framework's users write it.
+
+``bench/`` talks to frameworks only through ``get_runner`` and the ``Runner`` interface in ``backends.base``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from models._registry import IMPLEMENTATIONS, check_choice
+
+BACKENDS = ("torch", "tensorflow", "jax")
+
+# The Keras backend each native twin shares its process (and its environment) with.
+NATIVE_BACKEND = {"torch": "torch", "tf_keras": "tensorflow"}
+
+# The Python packages an implementation/backend needs, and the extra that installs them.
+_PACKAGES = {"torch": ["torch", "keras"], "tensorflow": ["tensorflow", "keras"], "jax": ["jax", "keras"]}
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be used in this process; the message says why and what to do, on one line."""
+
+
+def resolve_backend(implementation: str, backend: str | None = None) -> str:
+    """The backend an implementation runs on: fixed for native twins, chosen for ``keras``."""
+    check_choice("implementation", implementation, IMPLEMENTATIONS)
+    if backend is not None:
+        check_choice("backend", backend, BACKENDS)
+    if implementation in NATIVE_BACKEND:
+        native = NATIVE_BACKEND[implementation]
+        if backend not in (None, native):
+            raise BackendError(
+                f"Implementation {implementation!r} runs on the {native} backend only. Received: backend={backend!r}."
+            )
+        return native
+    if backend is None:
+        backend = os.environ.get("KERAS_BACKEND") or next(
+            (b for b in BACKENDS if importlib.util.find_spec(b) is not None), None
+        )
+        if backend is None:
+            raise BackendError("No Keras backend is installed here: install one of twinbench[torch], [tensorflow], [jax].")
+        check_choice("KERAS_BACKEND", backend, BACKENDS)
+    return backend
+
+
+def missing_packages(backend: str) -> list[str]:
+    """Packages the backend needs that this environment lacks."""
+    return [p for p in _PACKAGES[backend] if importlib.util.find_spec(p) is None]
+
+
+def select_keras_backend(backend: str):
+    """Make ``backend`` the Keras backend of this process and return the imported ``keras`` module.
+
+    Must run before anything imports ``keras``: Keras reads ``KERAS_BACKEND`` once, at import time.
+    Also switches off the frameworks' GPU memory preallocation so memory figures mean something.
+    """
+    check_choice("backend", backend, BACKENDS)
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != backend:
+            raise BackendError(
+                f"keras was already imported with the {current!r} backend in this process; Keras cannot switch "
+                f"backends at run time. Start a new process with KERAS_BACKEND={backend}."
+            )
+    env_backend = os.environ.get("KERAS_BACKEND")
+    if env_backend and env_backend != backend:
+        raise BackendError(
+            f"KERAS_BACKEND={env_backend} in the environment disagrees with the requested backend {backend!r}: "
+            f"unset KERAS_BACKEND or make them agree."
+        )
+    missing = missing_packages(backend)
+    if missing:
+        raise BackendError(
+            f"The {backend} backend needs the package(s) {', '.join(missing)}, which this environment lacks: "
+            f"pip install 'twinbench[{backend}]' (or run it through its nox session)."
+        )
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would take 75% of GPU memory
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # TF would take all of it
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.config.set_image_data_format("channels_last")  # the layout of twinbench's arrays and weights
+    return keras
+
+
+def get_runner(implementation: str, backend: str | None = None):
+    """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition)."""
+    backend = resolve_backend(implementation, backend)
+    select_keras_backend(backend)  # every runner builds the Keras definition for the canonical weights
+    if implementation == "torch":
+        from backends.torch_runner import TorchRunner
+
+        return TorchRunner()
+    if implementation == "tf_keras":
+        from backends.tf_keras_runner import TfKerasRunner
+
+        return TfKerasRunner()
+    from backends.keras_runner import KerasRunner
+
+    return KerasRunner(backend)

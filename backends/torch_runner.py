@@ -1,0 +1,211 @@
+"""The native PyTorch implementation: an ``nn.Module`` trained by the explicit loop PyTorch users write.
+
+Images arrive channels last (N, H, W, C) like every twinbench array and are turned channels first
+(N, C, H, W) once, before training. The loop is the tutorial loop: ``zero_grad`` -> forward -> loss ->
+``backward`` -> ``step`` over a ``DataLoader``; the epoch loss is accumulated on the device (no per-step
+``.item()`` sync) and reported as the mean over samples, like Keras reports it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+import data as datasets
+from backends.base import EpochResult, NullEvents, Runner, TrainConfig
+from models import build_model
+from models._registry import _resolve
+from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
+
+
+class EpochBatchSampler(Sampler):
+    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``)."""
+
+    def __init__(self, n, batch_size, *, seed):
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __iter__(self):
+        yield from datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed)
+
+    def __len__(self):
+        return -(-self.n // self.batch_size)
+
+
+def to_nchw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def train_step(model, optimizer, loss_fn, images, labels):
+    """One step of the classic loop; returns the (device) batch loss."""
+    optimizer.zero_grad()
+    logits = model(images)
+    loss = loss_fn(logits, labels)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+class TorchRunner(Runner):
+    implementation = "torch"
+    backend = "torch"
+
+    def setup(self, *, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def _device(self):
+        if not hasattr(self, "device"):
+            self.setup()
+        return self.device
+
+    # -- model and weights -----------------------------------------------------------------------------
+    def build(self, model_name, *, input_shape, num_classes):
+        module = build_model(model_name, "torch", input_shape=input_shape, num_classes=num_classes)
+        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes)
+        spec = self.spec(model_name)
+        key_fn = _resolve(spec.torch_keys) if spec.torch_keys else default_torch_key
+        # How the neutral (Keras) names and layouts line up with this module's state_dict.
+        module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
+        module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
+        return module.to(self._device())
+
+    def weight_shapes(self, model):
+        return dict(model.twinbench_shapes)
+
+    def get_weights(self, model):
+        state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}  # copy: CPU tensors share memory
+        return from_torch_state(state, model.twinbench_layout, model.twinbench_shapes)
+
+    def set_weights(self, model, weights):
+        torch_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        state = to_torch_state(weights, model.twinbench_layout, torch_shapes)
+        tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+        missing = [k for k in model.state_dict() if k not in tensors and not k.endswith("num_batches_tracked")]
+        if missing:
+            from models.weights import WeightMismatchError
+
+            raise WeightMismatchError(f"PyTorch tensor {missing[0]!r} has no counterpart in the Keras definition.")
+        model.load_state_dict(tensors, strict=False)
+
+    def count_params(self, model) -> int:
+        return sum(p.numel() for p in model.parameters())
+
+    # -- forward, gradients, one step --------------------------------------------------------------------
+    def predict(self, model, x, *, batch_size=256):
+        model.eval()
+        outputs = []
+        with torch.no_grad():
+            for idx in datasets.eval_batches(len(x), batch_size):
+                outputs.append(model(to_nchw(x[idx]).to(self.device)).cpu())
+        return torch.cat(outputs).numpy()
+
+    def loss_and_grads(self, model, x, y):
+        model.train()
+        model.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(to_nchw(x).to(self.device)), torch.from_numpy(y).to(self.device))
+        loss.backward()
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
+        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient.
+        layout = model.twinbench_layout
+        trainable = {path: key for path, key in layout.keys.items() if key in grads}
+        shapes = {path: model.twinbench_shapes[path] for path in trainable}
+        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs)
+        return float(loss.detach()), from_torch_state(grads, sub_layout, shapes)
+
+    def _optimizer(self, model, config):
+        if not hasattr(model, "twinbench_optimizer"):
+            model.twinbench_optimizer = torch.optim.Adam(
+                model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon
+            )
+        return model.twinbench_optimizer
+
+    def train_step(self, model, x, y, config):
+        model.train()
+        loss = train_step(model, self._optimizer(model, config), nn.CrossEntropyLoss(),
+                          to_nchw(x).to(self.device), torch.from_numpy(y).to(self.device))
+        return float(loss)
+
+    # -- training ----------------------------------------------------------------------------------------
+    def fit(self, model, dataset, config: TrainConfig, *, events=None):
+        events = events or NullEvents()
+        device = self.device
+        train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
+        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
+        # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
+        loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=device.type == "cuda")
+        optimizer = self._optimizer(model, config)
+        loss_fn = nn.CrossEntropyLoss()
+        n = len(train_set)
+        results = []
+        for epoch in range(config.epochs):
+            sampler.set_epoch(epoch)
+            model.train()
+            self.sync()
+            started = self.now()
+            events.mark("epoch_begin", epoch=epoch)
+            total_loss = torch.zeros((), device=device)
+            steps = 0
+            with events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train"):
+                for images, labels in loader:
+                    images = images.to(device, non_blocking=True)
+                    labels = labels.to(device, non_blocking=True)
+                    loss = train_step(model, optimizer, loss_fn, images, labels)
+                    total_loss += loss * labels.shape[0]
+                    steps += 1
+                    if config.progress:
+                        _progress(epoch, config.epochs, steps, len(loader), total_loss, self.now() - started)
+                self.sync()
+            trained = self.now()
+            with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
+                test_accuracy = self.evaluate(model, dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
+            ended = self.now()
+            mean_loss = float(total_loss) / n
+            if config.progress:
+                print(f" - test accuracy {test_accuracy:.4f}", file=sys.stderr)
+            events.mark("epoch_end", epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy)
+            results.append(EpochResult(epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy,
+                                       train_time_s=trained - started, eval_time_s=ended - trained, steps=steps,
+                                       started_at=started, ended_at=ended))
+        return results
+
+    # -- device ------------------------------------------------------------------------------------------
+    def sync(self):
+        if self._device().type == "cuda":
+            torch.cuda.synchronize()
+
+    def memory_stats(self):
+        if self._device().type != "cuda":
+            return {}
+        return {"allocator": "torch.cuda", "peak_bytes": int(torch.cuda.max_memory_allocated()),
+                "current_bytes": int(torch.cuda.memory_allocated())}
+
+    def describe(self):
+        device = self._device()
+        return {
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+            "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+            "jit_compile": False,
+            "precision_policy": "float32",
+        }
+
+
+def _progress(epoch, epochs, step, steps, total_loss, elapsed):
+    """A one-line progress bar like Keras' (the running loss costs a device sync, so it is opt-in)."""
+    width = 30
+    done = int(width * step / steps)
+    bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + "." * (width - done)
+    print(f"\rEpoch {epoch + 1}/{epochs} {step}/{steps} [{bar}] - {elapsed:.1f}s", end="", file=sys.stderr)

@@ -1,0 +1,236 @@
+"""``python -m bench``: list models, run one cell, run a matrix, compare results.
+
+Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
+``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from bench.matrix import DEFAULT_MODELS, ENVIRONMENT_CELLS
+
+EXIT_USAGE = 2  # bad input
+EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
+
+
+class CliError(Exception):
+    """A user error; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that names the valid choices."""
+
+    def error(self, message):
+        raise CliError(message)
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def input_shape(text: str) -> tuple[int, int, int]:
+    try:
+        parts = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"must be HxWxC, e.g. 32x32x3, got {text!r}")
+    return parts
+
+
+def _add_training_args(parser):
+    parser.add_argument("--dataset", default="digits", help="digits (default), synthetic, cifar10, mnist")
+    parser.add_argument("--epochs", type=non_negative_int, default=5)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--data-dir", default=None, help="directory with the dataset files (or TWINBENCH_DATA_DIR)")
+    parser.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    parser.add_argument("--num-classes", type=positive_int, default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list the registered models")
+
+    run = sub.add_parser("run", help="run one cell and write its JSON record")
+    run.add_argument("--model", required=True)
+    run.add_argument("--impl", required=True, help="torch, tf_keras or keras")
+    run.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
+    run.add_argument("--out", default="results/run", help="directory for the record")
+    run.add_argument("--progress", action="store_true", help="per-epoch progress bars")
+    _add_training_args(run)
+
+    matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
+    matrix.add_argument("--env", required=True, help=", ".join(ENVIRONMENT_CELLS))
+    matrix.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
+    matrix.add_argument("--out", default="results/compare")
+    matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
+    _add_training_args(matrix)
+
+    compare = sub.add_parser("compare", help="print the comparison table of a results directory")
+    compare.add_argument("results", nargs="?", default="results/compare")
+    return parser
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare}[args.command](args)
+    except CliError as err:
+        print(f"twinbench: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("twinbench: interrupted; records already written are intact", file=sys.stderr)
+        return 130
+
+
+def _user_errors():
+    """Exception types that mean 'bad input', reported as one line."""
+    from backends import BackendError
+    from models import UnknownChoiceError
+    from models.weights import WeightMismatchError
+
+    errors = [UnknownChoiceError, BackendError, WeightMismatchError]
+    try:
+        from data import DatasetError
+
+        errors.append(DatasetError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def cmd_list(args) -> int:
+    from models import get_model_spec, list_models
+
+    for name in list_models():
+        spec = get_model_spec(name)
+        print(f"{name:20s} {', '.join(spec.builders):24s} {spec.summary}")
+    return 0
+
+
+def _validate_cell(model, implementation, backend, dataset, input_shape_=None):
+    """Check names before any framework is imported; returns the resolved backend."""
+    import data
+    from backends import resolve_backend
+    from models import check_choice, check_input_shape, get_model_spec
+
+    spec = get_model_spec(model)
+    check_choice(f"implementation for model {model!r}", implementation, spec.builders)
+    backend = resolve_backend(implementation, backend)
+    check_choice("dataset", dataset, data.DATASETS)
+    if input_shape_ is not None:
+        check_input_shape(spec, input_shape_)
+    else:
+        check_input_shape(spec, spec.input_shape)
+    return backend
+
+
+def cmd_run(args) -> int:
+    from bench.records import write_json_atomic  # noqa: F401  (fail early if the package is broken)
+    from bench.run import RunConfig, base_record, execute, write_record
+
+    try:
+        backend = _validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape)
+        config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
+                           epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                           data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
+                           progress=args.progress)
+        record = execute(config)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    except ValueError as err:  # e.g. an input shape a model cannot take
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it, so the matrix shows why
+        record = base_record(config)
+        record.update(status="failed", error={"type": type(err).__name__, "message": str(err).splitlines()[0]
+                                              if str(err) else type(err).__name__,
+                                              "traceback": traceback.format_exc()})
+        path = write_record(record, args.out)
+        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    path = write_record(record, args.out)
+    results = record["results"]
+    print(f"{config.cell}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
+          f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
+    return 0
+
+
+def cmd_matrix(args) -> int:
+    from bench.matrix import run_matrix
+    from models import check_choice
+
+    try:
+        check_choice("environment", args.env, ENVIRONMENT_CELLS)
+        models = [m for m in args.models.split(",") if m]
+        cells = ENVIRONMENT_CELLS[args.env]
+        for model in models:
+            for implementation, backend in cells:
+                _validate_cell(model, implementation, backend, args.dataset, args.input_shape)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    run_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+                "--seed", str(args.seed)]
+    if args.data_dir:
+        run_args += ["--data-dir", args.data_dir]
+    if args.input_shape:
+        run_args += ["--input-shape", "x".join(map(str, args.input_shape))]
+    if args.num_classes:
+        run_args += ["--num-classes", str(args.num_classes)]
+    failures = run_matrix(cells=cells, models=models, dataset=args.dataset, out_dir=args.out,
+                          run_args=run_args, resume=args.resume)
+    return EXIT_FAILED if failures else 0
+
+
+def cmd_compare(args) -> int:
+    from pathlib import Path
+
+    from bench.records import load_records
+    from bench.table import agreement_summary, results_table
+
+    if not Path(args.results).is_dir():
+        raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
+    records, skipped = load_records(args.results)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if not records:
+        raise CliError(f"no twinbench records in {args.results!r}")
+    print(results_table(records))
+    print()
+    for line in agreement_summary(records):
+        print(line)
+    return 0

@@ -1,0 +1,79 @@
+"""Result records: one JSON file per run, written atomically, with a versioned schema.
+
+A record is never half-written: it goes to a temporary file in the same directory and is moved into
+place with ``os.replace`` (atomic on POSIX), so an interrupted run leaves either the old record or the
+new one, never a broken file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA = "twinbench.run"
+SCHEMA_VERSION = 1
+
+
+def cell_id(model: str, implementation: str, backend: str, dataset: str) -> str:
+    """The file stem of one matrix cell, e.g. ``cifar_cnn__keras__jax__digits``."""
+    return f"{model}__{implementation}__{backend}__{dataset}"
+
+
+def write_json_atomic(path, payload: dict) -> Path:
+    """Write ``payload`` as JSON to ``path`` atomically (temp file + fsync + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False, default=_jsonable)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value):
+    """numpy scalars/arrays and tuples -> plain JSON types."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+class RecordError(ValueError):
+    """A file in a results directory that is not a record twinbench can read."""
+
+
+def read_record(path) -> dict:
+    """Load one record; ``RecordError`` for unreadable JSON or an unknown schema/version."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path.name}: not readable JSON ({err.__class__.__name__})") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise RecordError(f"{path.name}: not a twinbench run record")
+    if record.get("schema_version") != SCHEMA_VERSION:
+        raise RecordError(
+            f"{path.name}: schema version {record.get('schema_version')!r}, this twinbench reads {SCHEMA_VERSION}"
+        )
+    return record
+
+
+def load_records(directory) -> tuple[list[dict], list[str]]:
+    """All readable records in ``directory`` (sorted by file name) and a list of 'file: why skipped' lines."""
+    records, skipped = [], []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            records.append(read_record(path))
+        except RecordError as err:
+            skipped.append(str(err))
+    return records, skipped

@@ -1,0 +1,108 @@
+"""One benchmark run (one matrix cell): build, load the canonical weights, evaluate, train, record.
+
+This module never imports a framework itself; it goes through ``backends.get_runner``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run; recorded verbatim."""
+
+    model: str
+    implementation: str
+    backend: str
+    dataset: str = "digits"
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    data_dir: str | None = None
+    input_shape: tuple[int, int, int] | None = None  # default: the model's own
+    num_classes: int | None = None
+    progress: bool = False
+
+    @property
+    def cell(self) -> str:
+        return cell_id(self.model, self.implementation, self.backend, self.dataset)
+
+
+def _now_iso():
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def base_record(config: RunConfig) -> dict:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "cell": {"model": config.model, "implementation": config.implementation,
+                 "backend": config.backend, "dataset": config.dataset},
+        "config": asdict(config),
+        "started": _now_iso(),
+    }
+
+
+def execute(config: RunConfig, *, events=None) -> dict:
+    """Run one cell and return its record (status ``ok``); exceptions propagate to the caller."""
+    import data as datasets
+    from backends import get_runner
+    from backends.base import TrainConfig
+    from bench.environment import collect_environment
+    from models import get_model_spec
+
+    spec = get_model_spec(config.model)
+    input_shape = tuple(config.input_shape or spec.input_shape)
+    num_classes = config.num_classes or spec.num_classes
+    dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
+                                    data_dir=config.data_dir, seed=config.seed)
+    runner = get_runner(config.implementation, config.backend)
+    runner.setup(seed=config.seed)
+
+    t0 = time.perf_counter()
+    model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes, seed=config.seed)
+    build_s = time.perf_counter() - t0
+    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
+                               learning_rate=config.learning_rate, seed=config.seed, progress=config.progress)
+
+    t0 = time.perf_counter()
+    accuracy_before = runner.evaluate(model, dataset.x_test, dataset.y_test, batch_size=train_config.eval_batch_size)
+    eval_before_s = time.perf_counter() - t0
+    epochs = runner.fit(model, dataset, train_config, events=events)
+
+    record = base_record(config)
+    record.update(
+        status="ok",
+        finished=_now_iso(),
+        model={"name": config.model, "params": runner.count_params(model),
+               "expected_params": spec.extra.get("params") if input_shape == tuple(spec.input_shape) else None,
+               "input_shape": list(input_shape), "num_classes": dataset.num_classes},
+        dataset={"name": dataset.name, "train": len(dataset.x_train), "test": len(dataset.x_test),
+                 **{k: v for k, v in dataset.meta.items() if isinstance(v, (str, int, float, bool, list))}},
+        results={
+            "accuracy_before": accuracy_before,
+            "accuracy_after": epochs[-1].test_accuracy if epochs else accuracy_before,
+            "final_loss": epochs[-1].loss if epochs else None,
+            "epochs": [e.as_dict() for e in epochs],
+            "build_s": build_s,
+            "eval_before_s": eval_before_s,
+        },
+        device=runner.describe(),
+        memory=runner.memory_stats(),
+        environment=collect_environment(),
+    )
+    return record
+
+
+def write_record(record: dict, out_dir) -> Path:
+    """Atomically write ``record`` as ``OUT/<cell>.json``."""
+    cell = record["cell"]
+    name = cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"])
+    return write_json_atomic(Path(out_dir) / f"{name}.json", record)

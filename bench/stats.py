@@ -1,0 +1,223 @@
+"""Honest statistics for benchmark repeats: medians, spreads and confidence intervals.
+
+Timings are skewed (a step is sometimes much slower, never much faster), so twinbench reports the
+**median** and the **interquartile range** (IQR) rather than mean +- std, and attaches a confidence
+interval (CI) to every figure it compares.
+
+- ``summarize(samples)`` describes one set of repeats. The 95% CI of the median is distribution-free:
+  it uses two order statistics of the sorted samples, chosen from the Binomial(n, 1/2) distribution
+  (the number of samples below the true median). It needs no assumption about the shape of the
+  timings, but it only exists for n >= 6 at 95%; below that, ``summarize`` falls back to a bootstrap
+  percentile interval and says so in ``ci_method`` (with 5 repeats or fewer, treat it as a rough guide).
+- ``ratio_ci(a, b)`` compares two implementations: the ratio of medians ``median(a) / median(b)``
+  with a bootstrap percentile CI (``a`` and ``b`` resampled independently). A difference is called
+  only when the interval excludes 1.0 (CONVENTIONS.md section 4).
+
+Caveats a reader should keep in mind:
+
+- Repeats are assumed independent. Consecutive steps of one run are not quite independent (caches,
+  clocks, thermal state), so prefer repeats of whole windows or epochs as samples.
+- The bootstrap percentile interval is approximate for small samples; with fewer than ~10 repeats per
+  side the interval is too narrow rather than too wide.
+- The median of an even number of samples is the mean of the two middle ones (numpy's convention).
+
+Only numpy and the standard library are used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_samples(samples, what: str = "samples") -> np.ndarray:
+    """Return ``samples`` as a 1-D float array; raise ``ValueError`` if empty, not 1-D or not finite."""
+    values = np.asarray(samples, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional. Received: shape={values.shape}")
+    if values.size == 0:
+        raise ValueError(f"{what} must not be empty.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{what} must be finite numbers (no NaN or inf). Received: {values.tolist()}")
+    return values
+
+
+def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int, float] | None:
+    """Ranks of the order-statistic confidence interval for the median.
+
+    With the samples sorted, ``x_(1) <= ... <= x_(n)``, the interval ``[x_(lo), x_(hi)]`` with
+    ``hi = n + 1 - lo`` contains the true median with probability
+    ``P(lo <= B <= n - lo)`` where ``B ~ Binomial(n, 1/2)``. We pick the narrowest such interval
+    (largest ``lo``) whose coverage is still at least ``confidence``.
+
+    Args:
+        n: number of samples.
+        confidence: the minimum coverage wanted, e.g. 0.95.
+
+    Returns:
+        ``(lo, hi, coverage)`` with 1-based ranks and the exact coverage, or ``None`` when even
+        ``[min, max]`` covers less than ``confidence`` (n < 6 at 95%).
+
+    Example: n=10 gives ranks 2 and 9 (coverage 97.9%); n=20 gives ranks 6 and 15 (95.9%).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1. Received: n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1. Received: confidence={confidence}")
+    alpha = 1.0 - confidence
+    # Exact integer arithmetic: Python divides big integers with correct rounding.
+    total = 2**n
+    count_k = 1  # C(n, k), updated as k grows
+    count_at_most_k = 0  # number of outcomes with B <= k
+    lo = 0
+    for k in range(0, n // 2 + 1):
+        count_at_most_k += count_k
+        # The interval with lower rank k + 1 leaves P(B <= k) outside on each side.
+        if 2 * count_at_most_k / total > alpha:
+            break
+        lo = k + 1
+        count_k = count_k * (n - k) // (k + 1)
+    if lo == 0:
+        return None
+    # On leaving the loop, count_at_most_k counts B <= lo and count_k is C(n, lo).
+    coverage = 1.0 - 2 * (count_at_most_k - count_k) / total
+    return lo, n + 1 - lo, coverage
+
+
+def _bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of ``n_boot`` bootstrap resamples of ``values`` (one vectorised numpy call)."""
+    indices = rng.integers(0, values.size, size=(n_boot, values.size))
+    return np.median(values[indices], axis=1)
+
+
+def summarize(samples, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Describe one set of repeats: median, quartiles, spread and a CI of the median.
+
+    Args:
+        samples: the measurements (e.g. seconds per epoch), any order.
+        confidence: coverage of the median's confidence interval.
+        n_boot: bootstrap resamples, used only when n is too small for the order-statistic interval.
+        seed: seed of that bootstrap, so results are reproducible.
+
+    Returns:
+        A JSON-serialisable dict with ``n, median, q1, q3, iqr, mean, std, min, max`` (``std`` uses
+        ``ddof=1``; it is 0.0 for a single sample), ``ci_low, ci_high, ci_confidence`` (the requested
+        confidence), ``ci_coverage`` (the exact coverage of the order-statistic interval, or ``None``
+        for the bootstrap), ``ci_method`` (in words) and ``ci_ranks`` (1-based ranks, or ``None``).
+
+    Raises:
+        ValueError: if ``samples`` is empty or contains NaN/inf.
+    """
+    values = np.sort(_as_samples(samples))
+    n = int(values.size)
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    result = {
+        "n": n,
+        "median": float(median),
+        "q1": float(q1),
+        "q3": float(q3),
+        "iqr": float(q3 - q1),
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1)) if n > 1 else 0.0,
+        "min": float(values[0]),
+        "max": float(values[-1]),
+        "ci_confidence": confidence,
+    }
+
+    ranks = median_ci_ranks(n, confidence)
+    if ranks is not None:
+        lo, hi, coverage = ranks
+        result.update(
+            ci_low=float(values[lo - 1]),
+            ci_high=float(values[hi - 1]),
+            ci_coverage=coverage,
+            ci_ranks=[lo, hi],
+            ci_method="order statistics (distribution-free binomial interval)",
+        )
+    else:
+        medians = _bootstrap_medians(values, n_boot, np.random.default_rng(seed))
+        alpha = 1.0 - confidence
+        low, high = np.percentile(medians, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        result.update(
+            ci_low=float(low),
+            ci_high=float(high),
+            ci_coverage=None,
+            ci_ranks=None,
+            ci_method=(
+                f"bootstrap percentile (n={n} is too small for an order-statistic interval at "
+                f"{confidence:.0%}; approximate, likely too narrow)"
+            ),
+        )
+    return result
+
+
+def ratio_ci(
+    a,
+    b,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    labels: tuple[str, str] = ("slower", "faster"),
+) -> dict:
+    """Ratio of medians ``median(a) / median(b)`` with a bootstrap percentile confidence interval.
+
+    ``a`` and ``b`` are resampled independently ``n_boot`` times (vectorised); the CI is the
+    central ``confidence`` share of the resampled ratios. The result is deterministic for a given
+    ``seed``.
+
+    Args:
+        a: samples of the implementation under study (e.g. seconds per epoch of the Keras model).
+        b: samples of the reference (e.g. seconds per epoch of the PyTorch twin). Both must be positive.
+        n_boot: number of bootstrap resamples.
+        seed: seed of the random generator.
+        confidence: coverage of the interval.
+        labels: words for a ratio above 1 and below 1. The default suits times (a larger time is
+            slower); pass ``("faster", "slower")`` for throughputs.
+
+    Returns:
+        A JSON-serialisable dict: ``ratio, ci_low, ci_high, confidence, differs`` (the CI excludes
+        1.0), ``verdict`` (plain words, e.g. ``"1.23x slower (95% CI 1.10-1.37)"`` or
+        ``"no measurable difference (95% CI 0.97-1.05)"``), ``median_a, median_b, n_a, n_b,
+        n_boot, seed, method``.
+    """
+    a = _as_samples(a, "a")
+    b = _as_samples(b, "b")
+    if np.any(a <= 0) or np.any(b <= 0):
+        raise ValueError("ratio_ci expects positive samples (times or throughputs).")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1. Received: confidence={confidence}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1. Received: n_boot={n_boot}")
+
+    rng = np.random.default_rng(seed)
+    ratios = _bootstrap_medians(a, n_boot, rng) / _bootstrap_medians(b, n_boot, rng)
+    alpha = 1.0 - confidence
+    low, high = (float(x) for x in np.percentile(ratios, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
+    median_a, median_b = float(np.median(a)), float(np.median(b))
+    ratio = median_a / median_b
+    differs = not (low <= 1.0 <= high)
+
+    ci_text = f"{confidence:.0%} CI {low:.2f}-{high:.2f}"
+    if not differs:
+        verdict = f"no measurable difference ({ci_text})"
+    elif ratio > 1:
+        verdict = f"{ratio:.2f}x {labels[0]} ({ci_text})"
+    else:
+        # A ratio of 0.80 reads better as "1.25x faster"; keep the interval on the ratio scale.
+        verdict = f"{1 / ratio:.2f}x {labels[1]} (ratio {ratio:.2f}, {ci_text})"
+
+    return {
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "confidence": confidence,
+        "differs": differs,
+        "verdict": verdict,
+        "median_a": median_a,
+        "median_b": median_b,
+        "n_a": int(a.size),
+        "n_b": int(b.size),
+        "n_boot": n_boot,
+        "seed": seed,
+        "method": "ratio of medians, bootstrap percentile interval (a and b resampled independently)",
+    }

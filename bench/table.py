@@ -1,0 +1,78 @@
+"""Plain-text tables of result records (no framework imports: runs in any environment)."""
+
+from __future__ import annotations
+
+import statistics
+
+IMPLEMENTATION_ORDER = {("torch", "torch"): 0, ("keras", "torch"): 1, ("tf_keras", "tensorflow"): 2,
+                        ("keras", "tensorflow"): 3, ("keras", "jax"): 4}
+
+
+def implementation_label(implementation: str, backend: str) -> str:
+    """``keras[jax]`` for the Keras 3 definition, the plain name for native twins."""
+    return f"keras[{backend}]" if implementation == "keras" else implementation
+
+
+def _sort_key(record):
+    cell = record["cell"]
+    return (cell["model"], cell["dataset"], IMPLEMENTATION_ORDER.get((cell["implementation"], cell["backend"]), 9))
+
+
+def format_table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    line = lambda cells: "  ".join(str(c).rjust(w) if i >= 3 else str(c).ljust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def epoch_times(record) -> tuple[float | None, float | None]:
+    """(first epoch's training time, median training time of the later epochs) in seconds."""
+    epochs = record.get("results", {}).get("epochs") or []
+    if not epochs:
+        return None, None
+    first = epochs[0]["train_time_s"]
+    later = [e["train_time_s"] for e in epochs[1:]]
+    return first, (statistics.median(later) if later else None)
+
+
+def _fmt(value, spec):
+    return "—" if value is None else format(value, spec)
+
+
+def results_table(records: list[dict]) -> str:
+    """The comparison table: one row per (model, implementation, backend)."""
+    headers = ["model", "implementation", "backend", "params", "acc before", "acc after", "final loss",
+               "epoch 1 (s)", "epoch time (s)"]
+    rows = []
+    for record in sorted(records, key=_sort_key):
+        cell = record["cell"]
+        label = implementation_label(cell["implementation"], cell["backend"])
+        if record.get("status") != "ok":
+            reason = (record.get("error") or {}).get("message", "failed")
+            rows.append([cell["model"], label, cell["backend"], "FAILED", reason[:60], "", "", "", ""])
+            continue
+        results = record["results"]
+        first, steady = epoch_times(record)
+        rows.append([cell["model"], label, cell["backend"], f"{record['model']['params']:,}",
+                     f"{results['accuracy_before']:.3f}", f"{results['accuracy_after']:.3f}",
+                     _fmt(results["final_loss"], ".4f"), _fmt(first, ".2f"), _fmt(steady, ".2f")])
+    return format_table(rows, headers)
+
+
+def agreement_summary(records: list[dict]) -> list[str]:
+    """Per model: are parameter counts equal, and how far apart are the final accuracies?"""
+    lines = []
+    by_model: dict[str, list[dict]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            by_model.setdefault(record["cell"]["model"], []).append(record)
+    for model, group in sorted(by_model.items()):
+        params = {r["model"]["params"] for r in group}
+        accuracies = [r["results"]["accuracy_after"] for r in group]
+        spread = 100 * (max(accuracies) - min(accuracies))
+        lines.append(
+            f"{model}: {len(group)} implementations, parameter counts "
+            f"{'equal (' + format(params.pop(), ',') + ')' if len(params) == 1 else 'DIFFER: ' + str(sorted(params))}, "
+            f"final accuracy {100 * min(accuracies):.1f}-{100 * max(accuracies):.1f}% (spread {spread:.1f} points)"
+        )
+    return lines

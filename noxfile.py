@@ -1,0 +1,67 @@
+"""twinbench's task runner: one virtualenv per backend (their pins conflict), one process per backend.
+
+    nox -s compare      # the default matrix on the embedded digits data, then one comparison table
+    nox -s tests        # the equivalence and correctness tests, in every backend environment
+    nox -l              # everything else
+
+Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3``.
+"""
+
+from __future__ import annotations
+
+import nox
+
+# virtualenv + pip: pip reads this machine's local wheel cache (uv would download several GB).
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests", "lint"]
+
+# The nox environments: the extra each installs and the Keras backend its processes use.
+ENVIRONMENTS = {
+    "torch": "torch",  # runs: torch (native twin) and keras[torch]
+    "tensorflow": "tensorflow",  # runs: tf_keras (native twin) and keras[tensorflow]
+    "jax": "jax",  # runs: keras[jax]
+}
+ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
+RESULTS = "results/compare"
+
+
+def _install(session: nox.Session, env: str, *extras: str) -> None:
+    session.install("-e", f".[{','.join((ENVIRONMENTS[env], *extras))}]")
+
+
+def _env_vars(env: str) -> dict[str, str]:
+    return {"KERAS_BACKEND": ENVIRONMENTS[env], "TF_CPP_MIN_LOG_LEVEL": "2",
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
+@nox.session
+@nox.parametrize("env", ENV_PARAMS)
+def tests(session: nox.Session, env: str) -> None:
+    """Run the test suite in one backend environment (twins equal, data, errors)."""
+    _install(session, env, "test")
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=_env_vars(env))
+
+
+@nox.session
+@nox.parametrize("env", ENV_PARAMS)
+def matrix(session: nox.Session, env: str) -> None:
+    """Train every model with this environment's implementations; one JSON record per cell."""
+    _install(session, env)
+    # A failed cell is recorded and the matrix goes on; exit code 1 only says some cell failed.
+    session.run("python", "-m", "bench", "matrix", "--env", env, "--out", RESULTS, *session.posargs,
+                env=_env_vars(env), success_codes=[0, 1])
+
+
+@nox.session(requires=["matrix(torch)", "matrix(tensorflow)", "matrix(jax)"])
+def compare(session: nox.Session) -> None:
+    """Run the default matrix (both CNNs, every implementation, digits) and print one comparison table."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "compare", RESULTS)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Static checks with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", "models", "backends", "data", "bench", "tests", "noxfile.py")

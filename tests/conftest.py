@@ -1,0 +1,47 @@
+"""Test setup: one Keras backend per test process, chosen before anything imports keras.
+
+Each nox environment runs the suite with its own ``KERAS_BACKEND``; the implementations that live in
+that environment are tested there:
+
+    torch       -> torch (native twin) and keras[torch]
+    tensorflow  -> tf_keras (native twin) and keras[tensorflow]
+    jax         -> keras[jax]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from backends import BACKENDS, select_keras_backend  # noqa: E402
+
+BACKEND = os.environ.get("KERAS_BACKEND") or next(
+    (b for b in BACKENDS if importlib.util.find_spec(b) is not None), None
+)
+if BACKEND is not None:
+    select_keras_backend(BACKEND)
+
+# The implementations this process can run, as (implementation, backend) pairs.
+IMPLEMENTATIONS_HERE = []
+if BACKEND == "torch":
+    IMPLEMENTATIONS_HERE += [("torch", "torch")]
+if BACKEND == "tensorflow" and importlib.util.find_spec("tf_keras") is not None:
+    IMPLEMENTATIONS_HERE += [("tf_keras", "tensorflow")]
+if BACKEND is not None:
+    IMPLEMENTATIONS_HERE += [("keras", BACKEND)]
+
+
+def impl_id(pair):
+    implementation, backend = pair
+    return f"keras[{backend}]" if implementation == "keras" else implementation
+
+
+requires_backend = pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed in this environment")

@@ -1,0 +1,81 @@
+"""bench.environment: the record of where a result came from."""
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import bench.environment as environment
+from bench.environment import ENV_VARS, PACKAGES, collect_environment, package_version
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_keys_present_and_json_serialisable():
+    env = collect_environment()
+    assert set(env) == {"timestamp_utc", "machine", "gpu", "versions", "env", "git"}
+    assert set(env["machine"]) == {
+        "hostname",
+        "platform",
+        "machine",
+        "cpu_model",
+        "cpu_count_logical",
+        "cpu_count_physical",
+        "cpu_affinity",
+        "ram_bytes",
+    }
+    assert env["machine"]["cpu_count_logical"] >= 1 and env["machine"]["ram_bytes"] > 0
+    assert set(env["versions"]) == {"python", *PACKAGES}
+    assert env["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert env["versions"]["numpy"] is not None
+    assert set(env["env"]) == set(ENV_VARS)
+    assert env["timestamp_utc"].endswith("+00:00")
+    json.dumps(env)
+
+
+def test_versions_come_from_metadata_and_missing_packages_are_none(monkeypatch):
+    assert package_version("twinbench-no-such-distribution") is None
+    real_version = importlib.metadata.version
+
+    def pretend_tensorflow_is_missing(name):
+        if name == "tensorflow":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(environment.importlib.metadata, "version", pretend_tensorflow_is_missing)
+    versions = collect_environment()["versions"]
+    assert versions["tensorflow"] is None
+    for name in PACKAGES:
+        if name != "tensorflow":
+            try:
+                expected = real_version(name)
+            except importlib.metadata.PackageNotFoundError:
+                expected = None
+            assert versions[name] == expected
+
+
+def test_env_vars_are_read(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    env = collect_environment()["env"]
+    assert env["OMP_NUM_THREADS"] == "3" and env["XLA_FLAGS"] is None
+
+
+def test_git_state_in_and_outside_a_checkout(tmp_path):
+    git = collect_environment()["git"]
+    if git is not None:  # None only where git is not installed
+        assert len(git["commit"]) == 40 and isinstance(git["dirty"], bool)
+    assert environment.git_state(tmp_path) is None  # not a checkout
+
+
+def test_no_framework_is_imported():
+    code = (
+        "import sys; from bench.environment import collect_environment; collect_environment(); "
+        "import bench.profiler, bench.stats; "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'tf_keras') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,82 @@
+"""A twin that is *not* the same network must fail the twin check (the check can fail).
+
+The classic mistake: the PyTorch MNIST tutorial network feeds 9,216 features into its first Linear
+(one pooling stage, 12 x 12 x 64), while the Keras tutorial network yields 1,600 (two stages, 5 x 5 x 64).
+A subtler one: a twin that forgets the ReLU after the hidden Linear has the same shapes, so only the
+numbers can tell.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.parity import ParityError, compare_twins
+from conftest import BACKEND
+from parity_fixtures import parity_case
+
+pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="needs the PyTorch twin (torch environment)")
+
+
+def _twins(build_wrong):
+    from backends import get_runner
+    from backends.torch_runner import TorchRunner
+
+    class WrongRunner(TorchRunner):
+        def build(self, model_name, *, input_shape, num_classes):
+            module = super().build(model_name, input_shape=input_shape, num_classes=num_classes)
+            wrong = build_wrong(num_classes)
+            wrong.twinbench_layout, wrong.twinbench_shapes = module.twinbench_layout, module.twinbench_shapes
+            return wrong.to(self.device)
+
+    input_shape, num_classes, x, y = parity_case("mnist_cnn")
+    reference = get_runner("keras", "torch")
+    reference.setup(seed=0)
+    ref_model = reference.prepare("mnist_cnn", input_shape=input_shape, num_classes=num_classes)
+    wrong = WrongRunner()
+    wrong.setup(seed=0)
+    return reference, ref_model, wrong, x, y, input_shape, num_classes
+
+
+def test_tutorial_mnist_net_with_9216_features_is_caught():
+    import torch.nn.functional as F
+    from torch import nn
+
+    class TutorialNet(nn.Module):  # the widely copied PyTorch example: one max-pool, Linear(9216, 128)
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3)
+            self.conv2 = nn.Conv2d(32, 64, 3)
+            self.dense1 = nn.Linear(9216, 128)
+            self.logits = nn.Linear(128, num_classes)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+            return self.logits(F.relu(self.dense1(x.flatten(1))))
+
+    reference, ref_model, wrong, x, y, input_shape, num_classes = _twins(TutorialNet)
+    model = wrong.build("mnist_cnn", input_shape=input_shape, num_classes=num_classes)
+    with pytest.raises(ParityError, match="parameter counts differ: 1,199,882 vs 225,034"):
+        compare_twins(reference, ref_model, wrong, model, x=x, y=y)
+    from models.weights import WeightMismatchError
+
+    with pytest.raises(WeightMismatchError, match="dense1"):
+        wrong.set_weights(model, reference.get_weights(ref_model))
+
+
+def test_twin_without_hidden_relu_is_caught_by_the_logits():
+    from torch import nn
+
+    from models.small_cnn.torch_model import SmallCNN
+
+    class NoHiddenRelu(SmallCNN):
+        def forward(self, x):
+            x = self.pool2(nn.functional.relu(self.conv2(self.pool1(nn.functional.relu(self.conv1(x))))))
+            return self.logits(self.dense1(self.flatten(x)))  # forgot the ReLU
+
+    def build(num_classes):
+        return NoHiddenRelu(in_channels=1, image_size=28, num_classes=num_classes, filters=(32, 64), dense_units=128)
+
+    reference, ref_model, wrong, x, y, input_shape, num_classes = _twins(build)
+    model = wrong.prepare("mnist_cnn", input_shape=input_shape, num_classes=num_classes)
+    with pytest.raises(ParityError, match="logits"):
+        compare_twins(reference, ref_model, wrong, model, x=x, y=y)
