@@ -1,0 +1,147 @@
+"""Framework-neutral datasets for twinbench: NumPy arrays and one sample order, shared by every implementation.
+
+Every implementation of a model (PyTorch, tf.keras, Keras 3 on any backend) is fed the same float32 NHWC
+arrays in [0, 1], converted deterministically to the model's input shape, and visits them in the same order
+(``data.order``). This package imports NumPy and scikit-learn only, never a deep-learning framework.
+
+>>> from data import load_dataset, batch_indices
+>>> ds = load_dataset("digits", input_shape=(28, 28, 1))
+>>> ds.x_train.shape, ds.x_train.dtype, ds.y_train.dtype
+((1437, 28, 28, 1), dtype('float32'), dtype('int64'))
+>>> [len(b) for b in batch_indices(10, 4, epoch=0, seed=0)]
+[4, 4, 2]
+
+Datasets:
+
+- ``digits``     scikit-learn's bundled 8x8 digits (1,797 images), fixed 80/20 stratified split; no files needed.
+- ``synthetic``  random images of any shape and random labels, for throughput runs.
+- ``cifar10``    CIFAR-10 from ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/`` in the data directory.
+- ``mnist``      MNIST from ``mnist.npz`` or the four IDX files (optionally ``.gz``) in the data directory.
+
+The data directory is ``data_dir`` (``--data-dir DIR`` on the command line), else ``$TWINBENCH_DATA_DIR``.
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+
+from data import cifar10, digits, mnist, synthetic
+from data.base import DATA_DIR_ENV, Dataset, DatasetError, check_int
+from data.order import batch_indices, epoch_permutation, eval_batches
+from data.transforms import (
+    check_channel_conversion,
+    convert_channels,
+    describe_conversion,
+    resize_bilinear,
+    to_input_shape,
+)
+from models._registry import UnknownChoiceError, check_choice
+
+DATASETS = ("digits", "synthetic", "cifar10", "mnist")
+
+__all__ = [
+    "DATASETS",
+    "DATA_DIR_ENV",
+    "Dataset",
+    "DatasetError",
+    "UnknownChoiceError",
+    "batch_indices",
+    "convert_channels",
+    "epoch_permutation",
+    "eval_batches",
+    "load_dataset",
+    "resize_bilinear",
+    "to_input_shape",
+]
+
+
+def load_dataset(
+    name: str,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int | None = None,
+    data_dir=None,
+    seed: int = 0,
+    synthetic_train: int | None = None,
+    synthetic_test: int | None = None,
+    verify_checksums: bool = True,
+) -> Dataset:
+    """Load dataset ``name`` converted to ``input_shape``.
+
+    Args:
+        name: one of ``DATASETS``.
+        input_shape: the model's ``(height, width, channels)``; images are resized (bilinear) and their channels
+            converted (1 -> C by repetition, 3 -> 1 by BT.601 luma) to it.
+        num_classes: the model's number of classes. For ``synthetic`` it sets the label range (default 10); for
+            the real datasets it must match theirs (10) when given.
+        data_dir: directory holding the files of ``cifar10`` / ``mnist``; ``None`` uses ``TWINBENCH_DATA_DIR``.
+        seed: seed of the ``synthetic`` data. The real datasets have fixed splits and ignore it.
+        synthetic_train: number of ``synthetic`` training samples (default 2,048); ignored by the others.
+        synthetic_test: number of ``synthetic`` test samples (default 512); ignored by the others.
+        verify_checksums: check files of the official size against the official digests (``data.checksums``).
+
+    Returns:
+        A ``Dataset`` with float32 NHWC images in [0, 1] of shape ``(N, *input_shape)`` and int64 labels.
+
+    Raises:
+        UnknownChoiceError: ``name`` is not one of ``DATASETS`` (a ``ValueError``; the message lists them).
+        DatasetError: missing or bad files, a class count that does not match, or an impossible channel
+            conversion (a ``ValueError``; the message is one line).
+        ValueError: a malformed ``input_shape``, ``num_classes``, ``seed`` or sample count.
+    """
+    check_choice("dataset", name, DATASETS)
+    input_shape = _check_input_shape(input_shape)
+    seed = check_int("seed", seed, 0)
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, 1)
+
+    if name == "synthetic":
+        native = synthetic.load(
+            input_shape=input_shape,
+            num_classes=synthetic.DEFAULT_CLASSES if num_classes is None else num_classes,
+            seed=seed,
+            train_size=synthetic.DEFAULT_TRAIN if synthetic_train is None else synthetic_train,
+            test_size=synthetic.DEFAULT_TEST if synthetic_test is None else synthetic_test,
+        )
+    elif name == "digits":
+        native = digits.load()
+    elif name == "cifar10":
+        native = cifar10.load(data_dir, verify_checksums=verify_checksums)
+    else:
+        native = mnist.load(data_dir, verify_checksums=verify_checksums)
+
+    _check_num_classes(native, num_classes)
+    return _convert(native, input_shape)
+
+
+def _check_input_shape(input_shape) -> tuple[int, int, int]:
+    """``input_shape`` as a tuple of three positive ints, else a one-line ``ValueError``."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(size, numbers.Integral) and size >= 1 for size in shape):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) of positive integers. Received: input_shape={shape}."
+        )
+    return tuple(int(size) for size in shape)
+
+
+def _check_num_classes(dataset: Dataset, num_classes: int | None) -> None:
+    """Raise ``DatasetError`` when the caller asked for a class count the dataset does not have."""
+    if num_classes is not None and num_classes != dataset.num_classes:
+        raise DatasetError(
+            f"Dataset {dataset.name!r} has {dataset.num_classes} classes, but num_classes={num_classes} was "
+            f"requested; build the model with num_classes={dataset.num_classes}, or use 'synthetic' for any count."
+        )
+
+
+def _convert(native: Dataset, input_shape: tuple[int, int, int]) -> Dataset:
+    """``native`` with both image arrays converted to ``input_shape``; ``meta`` says what was done."""
+    original = tuple(native.x_train.shape[1:])
+    check_channel_conversion(original[-1], input_shape[-1], what=f"dataset {native.name!r}")
+    return dataclasses.replace(
+        native,
+        x_train=to_input_shape(native.x_train, input_shape),
+        x_test=to_input_shape(native.x_test, input_shape),
+        meta={**native.meta, "input_shape": input_shape, **describe_conversion(original, input_shape)},
+    )
