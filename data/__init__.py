@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 
 from data import cifar10, digits, mnist, synthetic
 from data.base import DATA_DIR_ENV, Dataset, DatasetError, check_int
@@ -62,7 +63,7 @@ def load_dataset(
     *,
     input_shape: tuple[int, int, int],
     num_classes: int | None = None,
-    data_dir=None,
+    data_dir: str | os.PathLike | None = None,
     seed: int = 0,
     synthetic_train: int | None = None,
     synthetic_test: int | None = None,

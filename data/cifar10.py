@@ -16,6 +16,7 @@ The pickles are read with an unpickler that only rebuilds NumPy arrays, so a tam
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import tarfile
 import zlib
@@ -172,7 +173,7 @@ def find_source(directory: Path, origin: str) -> Path:
     )
 
 
-def load(data_dir=None, *, verify_checksums: bool = True) -> Dataset:
+def load(data_dir: str | os.PathLike | None = None, *, verify_checksums: bool = True) -> Dataset:
     """CIFAR-10 at its native 32x32x3: 50,000 training and 10,000 test images, scaled to [0, 1].
 
     Args:

@@ -15,6 +15,7 @@ The magic number's last byte is the number of dimensions: 2051 (0x00000803) for 
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -154,7 +155,7 @@ def _check_split(arrays: dict, sources: dict, split: str) -> tuple[np.ndarray, n
     return to_unit_float32(images, 255)[..., np.newaxis], labels
 
 
-def load(data_dir=None, *, verify_checksums: bool = True) -> Dataset:
+def load(data_dir: str | os.PathLike | None = None, *, verify_checksums: bool = True) -> Dataset:
     """MNIST at its native 28x28x1: 60,000 training and 10,000 test images, scaled to [0, 1].
 
     Args:
