@@ -21,7 +21,7 @@ class RunConfig:
     implementation: str
     backend: str
     dataset: str = "digits"
-    epochs: int = 5
+    epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
