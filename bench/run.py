@@ -36,7 +36,7 @@ class RunConfig:
 
 
 def _now_iso():
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def base_record(config: RunConfig) -> dict:
