@@ -143,45 +143,72 @@ def cmd_list(args) -> int:
 
 
 def _validate_cell(model, implementation, backend, dataset, input_shape_=None):
-    """Check names before any framework is imported; returns the resolved backend."""
+    """Check names, numbers and the environment before any framework is imported; returns the backend."""
+    import os
+
     import data
-    from backends import resolve_backend
+    from backends import BackendError, missing_packages, resolve_backend
     from models import check_choice, check_input_shape, get_model_spec
 
     spec = get_model_spec(model)
     check_choice(f"implementation for model {model!r}", implementation, spec.builders)
     backend = resolve_backend(implementation, backend)
     check_choice("dataset", dataset, data.DATASETS)
-    if input_shape_ is not None:
-        check_input_shape(spec, input_shape_)
-    else:
-        check_input_shape(spec, spec.input_shape)
+    check_input_shape(spec, input_shape_ if input_shape_ is not None else spec.input_shape)
+    env_backend = os.environ.get("KERAS_BACKEND")
+    if env_backend and env_backend != backend:
+        raise BackendError(
+            f"KERAS_BACKEND={env_backend} in the environment disagrees with backend {backend!r} "
+            f"({implementation} runs on {backend}): unset KERAS_BACKEND or make them agree."
+        )
+    missing = missing_packages(backend)
+    if missing:
+        raise BackendError(
+            f"The {backend} backend needs the package(s) {', '.join(missing)}, which this environment lacks: "
+            f"pip install -e '.[{backend}]', or use its nox environment (nox -s matrix({backend}))."
+        )
     return backend
 
 
-def cmd_run(args) -> int:
-    from bench.records import write_json_atomic  # noqa: F401  (fail early if the package is broken)
-    from bench.run import RunConfig, base_record, execute, write_record
+def check_writable(directory) -> None:
+    """Fail before any work is done if results cannot be written to ``directory``."""
+    import tempfile
+    from pathlib import Path
 
     try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise CliError(f"results directory {str(directory)!r} is not writable ({err.strerror or err})") from None
+
+
+def cmd_run(args) -> int:
+    from bench.run import RunConfig, base_record, execute, write_record
+
+    # 1. Bad input: checked before any framework is imported; one line, exit code 2.
+    try:
         backend = _validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape)
-        config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
-                           epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                           data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
-                           progress=args.progress)
+    except (*_user_errors(), ValueError) as err:
+        raise CliError(str(err)) from None
+    check_writable(args.out)
+    config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                       data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
+                       progress=args.progress)
+    # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
+    #    recorded with its reason so that the matrix shows it.
+    try:
         record = execute(config)
     except _user_errors() as err:
         raise CliError(str(err)) from None
-    except ValueError as err:  # e.g. an input shape a model cannot take
-        raise CliError(str(err)) from None
-    except Exception as err:  # the run failed: record it, so the matrix shows why
+    except Exception as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         record = base_record(config)
-        record.update(status="failed", error={"type": type(err).__name__, "message": str(err).splitlines()[0]
-                                              if str(err) else type(err).__name__,
+        record.update(status="failed", error={"type": type(err).__name__, "message": message,
                                               "traceback": traceback.format_exc()})
         path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
-              file=sys.stderr)
+        print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)
         return EXIT_FAILED
     path = write_record(record, args.out)
     results = record["results"]
@@ -201,6 +228,7 @@ def cmd_matrix(args) -> int:
         for model in models:
             for implementation, backend in cells:
                 _validate_cell(model, implementation, backend, args.dataset, args.input_shape)
+        check_writable(args.out)
     except _user_errors() as err:
         raise CliError(str(err)) from None
     run_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
