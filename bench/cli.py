@@ -7,9 +7,11 @@ Errors a user can cause (a mistyped name, a bad number, a missing dataset) end i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import traceback
 
+from bench.faults import is_out_of_memory
 from bench.matrix import DEFAULT_MODELS, ENVIRONMENT_CELLS
 
 EXIT_USAGE = 2  # bad input
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
     run.add_argument("--out", default="results/run", help="directory for the record")
     run.add_argument("--progress", action="store_true", help="per-epoch progress bars")
+    run.add_argument("--oom-retry", action="store_true",
+                     help="on out-of-memory, retry with half the batch size (marked in the record)")
     _add_training_args(run)
 
     matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     matrix.add_argument("--out", default="results/compare")
     matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
+    matrix.add_argument("--oom-retry", action="store_true", help="retry out-of-memory cells at half the batch size")
     _add_training_args(matrix)
 
     compare = sub.add_parser("compare", help="print the comparison table of a results directory")
@@ -197,24 +202,54 @@ def cmd_run(args) -> int:
                        data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
                        progress=args.progress)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
-    #    recorded with its reason so that the matrix shows it.
-    try:
-        record = execute(config)
-    except _user_errors() as err:
-        raise CliError(str(err)) from None
-    except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        record = base_record(config)
-        record.update(status="failed", error={"type": type(err).__name__, "message": message,
-                                              "traceback": traceback.format_exc()})
-        path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)
-        return EXIT_FAILED
+    #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
+    oom_attempts = []
+    while True:
+        try:
+            record = execute(config)
+            break
+        except _user_errors() as err:
+            raise CliError(str(err)) from None
+        except Exception as err:
+            out_of_memory = is_out_of_memory(err)
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if out_of_memory and args.oom_retry and config.batch_size > 1:
+                oom_attempts.append({"batch_size": config.batch_size, "error": message})
+                print(f"twinbench: out of memory at batch size {config.batch_size}; retrying with "
+                      f"{config.batch_size // 2}", file=sys.stderr)
+                config = dataclasses.replace(config, batch_size=config.batch_size // 2)
+                _free_memory()
+                continue
+            record = base_record(config)
+            record.update(status="failed", error={
+                "type": type(err).__name__, "message": message, "out_of_memory": out_of_memory,
+                "batch_size": config.batch_size, "traceback": traceback.format_exc()})
+            if oom_attempts:
+                record["oom_retries"] = oom_attempts
+            path = write_record(record, args.out)
+            kind = "out of memory" if out_of_memory else "run failed"
+            print(f"twinbench: {kind}: {type(err).__name__}: {message} at batch size {config.batch_size} "
+                  f"(recorded in {path})", file=sys.stderr)
+            return EXIT_FAILED
+    if oom_attempts:  # clearly marked: this cell did not run at the requested batch size
+        record["oom_retries"] = oom_attempts
+        record["retried_after_oom"] = {"requested_batch_size": oom_attempts[0]["batch_size"],
+                                       "batch_size": config.batch_size}
     path = write_record(record, args.out)
     results = record["results"]
     print(f"{config.cell}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
           f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
     return 0
+
+
+def _free_memory():
+    """Give memory back between out-of-memory retries (framework caches included)."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def cmd_matrix(args) -> int:
@@ -239,6 +274,8 @@ def cmd_matrix(args) -> int:
         run_args += ["--input-shape", "x".join(map(str, args.input_shape))]
     if args.num_classes:
         run_args += ["--num-classes", str(args.num_classes)]
+    if args.oom_retry:
+        run_args += ["--oom-retry"]
     failures = run_matrix(cells=cells, models=models, dataset=args.dataset, out_dir=args.out,
                           run_args=run_args, resume=args.resume)
     return EXIT_FAILED if failures else 0
