@@ -156,7 +156,7 @@ def _validate_cell(model, implementation, backend, dataset, input_shape_=None):
     from models import check_choice, check_input_shape, get_model_spec
 
     spec = get_model_spec(model)
-    check_choice(f"implementation for model {model!r}", implementation, spec.builders)
+    spec.check_implementation(implementation)
     backend = resolve_backend(implementation, backend)
     check_choice("dataset", dataset, data.DATASETS)
     check_input_shape(spec, input_shape_ if input_shape_ is not None else spec.input_shape)
