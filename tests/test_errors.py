@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from error_cases import CASES, message_line, missing_backend, run_case
 
 
