@@ -40,3 +40,15 @@ def test_readme_table_lists_every_case():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for case in CASES:
         assert f"| {case.what} |" in readme, f"README's 'When things go wrong' lacks: {case.what}"
+
+
+def test_keras_imported_with_another_backend_is_refused():
+    from backends import BACKENDS, BackendError, select_keras_backend
+    from conftest import BACKEND
+
+    if BACKEND is None:
+        pytest.skip("no Keras backend installed")
+    other = next(b for b in BACKENDS if b != BACKEND)
+    with pytest.raises(BackendError, match=rf"keras was already imported with the '{BACKEND}' backend.*"
+                                           rf"Start a new process with KERAS_BACKEND={other}"):
+        select_keras_backend(other)
