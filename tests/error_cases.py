@@ -34,7 +34,8 @@ class Case:
 
 
 def _run_args(*extra):
-    return ("run", "--model", "cifar_cnn", "--impl", "torch", "--out", "{tmp}/out", *extra)
+    # {impl}/{backend}: an implementation this environment can run (shown as torch in the README).
+    return ("run", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/out", *extra)
 
 
 CASES = [
@@ -58,7 +59,7 @@ CASES = [
     Case("input-too-small", "An input shape the model cannot take", _run_args("--input-shape", "8x8x3"),
          r"Model 'cifar_cnn' needs inputs of at least 10x10 pixels\. Received: input_shape=\(8, 8, 3\)"),
     Case("keras-backend-env", "KERAS_BACKEND disagreeing with the backend", _run_args(),
-         r"KERAS_BACKEND=jax in the environment disagrees with backend 'torch'", env={"KERAS_BACKEND": "jax"}),
+         r"KERAS_BACKEND=\w+ in the environment disagrees with backend '\w+'", env={"KERAS_BACKEND": "{other}"}),
     Case("data-dir-missing", "Dataset directory missing", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}/nope"),
          r"Dataset 'cifar10' needs cifar-10-python\.tar\.gz or cifar-10-batches-py/.* does not exist"),
     Case("data-files-missing", "Dataset files missing", _run_args("--dataset", "mnist", "--data-dir", "{tmp}"),
@@ -68,7 +69,7 @@ CASES = [
     Case("corrupt-npz", "Corrupt archive", _run_args("--dataset", "mnist", "--data-dir", "{tmp}"),
          r"mnist\.npz", prepare="corrupt_npz"),
     Case("unwritable-results", "Results directory not writable",
-         ("run", "--model", "cifar_cnn", "--impl", "torch", "--out", "{tmp}/file/results"),
+         ("run", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/file/results"),
          r"results directory '.*file/results' is not writable", prepare="plain_file"),
     Case("unknown-schema", "A results directory with records of an unknown schema version",
          ("compare", "{tmp}"), r"skipped future\.json: schema version 99, this twinbench reads \d+",
@@ -117,13 +118,32 @@ def future_record(tmp: Path):
 
 # -- running a case ------------------------------------------------------------------------------------------
 
+def here():
+    """{impl}, {backend} and {other}: a cell this environment runs, and a backend that is not its own."""
+    backend = os.environ.get("KERAS_BACKEND") or next(
+        b for b in ("torch", "tensorflow", "jax") if importlib.util.find_spec(b) is not None)
+    implementation = {"torch": "torch", "tensorflow": "tf_keras", "jax": "keras"}[backend]
+    other = "jax" if backend != "jax" else "torch"
+    return {"{impl}": implementation, "{backend}": backend, "{other}": other}
+
+
+README_VALUES = {"{impl}": "torch", "{backend}": "torch", "{other}": "jax", "{tmp}": "DIR"}
+
+
+def _fill(text, values):
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
 def run_case(case: Case, tmp: Path):
     """Run ``python -m bench`` for a case; returns (exit code, stdout, stderr)."""
     if case.prepare:
         globals()[case.prepare](tmp)
-    argv = [a.replace("{tmp}", str(tmp)) for a in case.argv]
+    values = {**here(), "{tmp}": str(tmp)}
+    argv = [_fill(a, values) for a in case.argv]
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    env.update(case.env)
+    env.update({k: _fill(v, values) for k, v in case.env.items()})
     done = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     return done.returncode, done.stdout, done.stderr
@@ -145,8 +165,8 @@ def markdown_table() -> str:
         with tempfile.TemporaryDirectory() as tmp:
             code, _, stderr = run_case(case, Path(tmp) / case.id)
             line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
-        command = " ".join(["python -m bench", *case.argv]).replace("{tmp}", "DIR")
-        env = " ".join(f"{k}={v}" for k, v in case.env.items())
+        command = _fill(" ".join(["python -m bench", *case.argv]), README_VALUES)
+        env = " ".join(f"{k}={_fill(v, README_VALUES)}" for k, v in case.env.items())
         rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
     return "\n".join(rows)
 
