@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="print the comparison table of a results directory")
     compare.add_argument("results", nargs="?", default="results/compare")
 
+    report = sub.add_parser("report", help="write DIR/report.md and its figures (works on a partial matrix)")
+    report.add_argument("results", nargs="?", default="results/compare")
+    report.add_argument("--no-figures", action="store_true", help="the Markdown report only")
+
     show = sub.add_parser("show", help="print a model's teaching page: three styles, layer table, twin check")
     show.add_argument("model")
     show.add_argument("--offline", action="store_true",
@@ -119,7 +123,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
-                    "show": cmd_show, "docs": cmd_docs}
+                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
@@ -245,6 +249,17 @@ def cmd_compare(args) -> int:
     print()
     for line in agreement_summary(records):
         print(line)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report import build_report
+
+    try:
+        path = build_report(args.results, figures=not args.no_figures)
+    except FileNotFoundError as err:
+        raise CliError(f"{err}; run the matrix first (nox -s compare)") from None
+    print(f"wrote {path}")
     return 0
 
 

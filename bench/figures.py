@@ -1,0 +1,297 @@
+"""The report's figures (matplotlib, Agg backend: no display needed), one PNG per figure and group.
+
+Every figure names the model, the dataset and the machine in its title, labels its axes with units, and
+keeps one slot per implementation: a cell that is missing or failed is written as such where its data
+would be, so a partial matrix reads as partial. Colours: one hue per framework underneath (PyTorch red,
+TensorFlow orange, JAX blue); the native twin is solid, the Keras 3 definition hatched or dashed.
+
+``bench.report`` calls ``draw_all``; this is the only module that imports matplotlib.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import report
+from bench.report import LABELS, MISSING, Group
+
+STYLE = {  # label -> (colour, native twin?)
+    "torch": ("#c0392b", True),
+    "keras[torch]": ("#e74c3c", False),
+    "tf_keras": ("#d35400", True),
+    "keras[tensorflow]": ("#f39c12", False),
+    "keras[jax]": ("#2471a3", False),
+}
+# Line charts: twins that train identically draw on top of each other, so each has its own hollow marker,
+# the first ones largest, and stays visible underneath the next.
+MARKERS = {"torch": ("o", 9), "keras[torch]": ("s", 8), "tf_keras": ("^", 7), "keras[tensorflow]": ("D", 5.5),
+           "keras[jax]": ("v", 4.5)}
+DPI = 110
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "figure.titlesize": 12,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def draw_all(groups: list[Group], *, directory: Path, out_dir: Path) -> dict[str, Path]:
+    """Draw every figure of every group; returns ``{name: path}`` (names as ``bench.report`` links them)."""
+    plt = _plt()
+    drawn = {}
+    for group in groups:
+        title = f"{group.title} — {report.machines(group.records.values())}"
+        figures = {
+            f"speed__{group.slug}": speed_figure(plt, group, title),
+            f"decomposition__{group.slug}": decomposition_figure(plt, group, title),
+            f"timeline__{group.slug}": timeline_figure(plt, group, title, directory),
+            f"memory__{group.slug}": memory_figure(plt, group, title),
+        }
+        if group.kind == "train":
+            figures[f"curves__{group.slug}"] = curves_figure(plt, group, title)
+        for name, figure in figures.items():
+            if figure is None:
+                continue
+            path = out_dir / f"{name}.png"
+            figure.savefig(path, dpi=DPI, bbox_inches="tight")
+            plt.close(figure)
+            drawn[name] = path
+    return drawn
+
+
+def _status_text(ax, y, text):
+    """Write why a row has no data (``missing``, ``failed: ...``) just right of the y axis, at data height ``y``."""
+    ax.text(0.01, y, text, va="center", ha="left", fontsize=9, color="#555555", style="italic",
+            transform=ax.get_yaxis_transform())
+
+
+def _rows(ax, ys, labels):
+    ax.set_yticks(ys, labels)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+
+
+def _hbar(ax, values: dict, *, scale=1.0, unit="", fmt="{:.3g}", group: Group):
+    """Horizontal bars, one row per implementation (top to bottom in LABELS order), with 95% CI whiskers."""
+    ys = list(range(len(LABELS)))[::-1]
+    top = max((v["ci_high"] for v in values.values() if v), default=1.0) * scale
+    for y, label in zip(ys, LABELS, strict=True):
+        summary = values.get(label)
+        colour, native = STYLE[label]
+        if not summary:
+            status = group.status(label)
+            _status_text(ax, y, status if status != "ok" else "no timing samples")
+            continue
+        median = summary["median"] * scale
+        err = [[median - summary["ci_low"] * scale], [summary["ci_high"] * scale - median]]
+        ax.barh(y, median, color=colour, hatch=None if native else "//", edgecolor="white", height=0.6)
+        ax.errorbar(median, y, xerr=err, fmt="none", ecolor="black", capsize=4, lw=1.2)
+        ax.text(summary["ci_high"] * scale + 0.02 * top, y, f"{fmt.format(median)} {unit}".strip(), va="center",
+                fontsize=9)
+    _rows(ax, ys, LABELS)
+    ax.set_xlim(0, top * 1.35)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def speed_figure(plt, group: Group, title: str):
+    """Time per step and throughput per implementation: median and 95% CI."""
+    steps = {label: report.step_time(r)[0] for label, r in group.ok().items()}
+    rates = {label: report.throughput(r) for label, r in group.ok().items()}
+    what = sorted({report.step_time(r)[1] for r in group.ok().values()})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    largest = max((s["median"] for s in steps.values() if s), default=1.0)
+    scale, unit = (1e3, "ms") if largest < 1 else (1.0, "s")
+    _hbar(left, steps, scale=scale, unit=unit, group=group)
+    left.set_xlabel(f"time per training step ({unit}; median, bars: 95% CI)")
+    left.set_title("time per step (shorter is faster)")
+    _hbar(right, rates, fmt="{:,.0f}", group=group)
+    right.set_xlabel("training throughput (images per second; median, bars: 95% CI)")
+    right.set_title("throughput (longer is faster)")
+    fig.suptitle(f"Step time and throughput: {title}")
+    if what:
+        fig.text(0.01, -0.02, "samples: " + "; ".join(what), fontsize=8, color="#555555")
+    fig.tight_layout()
+    return fig
+
+
+def decomposition_figure(plt, group: Group, title: str):
+    """The overhead ratios of one group as a forest plot on a log axis, with the line of no difference."""
+    from matplotlib.ticker import NullFormatter
+
+    from bench.report import decomposition_rows
+
+    rows = decomposition_rows([group])
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.6))
+    ys = list(range(len(rows)))[::-1]
+    present = [r for r in rows if "missing" not in r]
+    low = min([r["ci_low"] for r in present] + [0.8])
+    high = max([r["ci_high"] for r in present] + [1.25])
+    ax.axvline(1.0, color="black", lw=1)
+    for y, row in zip(ys, rows, strict=True):
+        if "missing" in row:
+            _status_text(ax, y, row["missing"])
+            continue
+        colour = "#7f8c8d" if not row["differs"] else ("#c0392b" if row["ratio"] > 1 else "#27ae60")
+        ax.errorbar(row["ratio"], y, xerr=[[row["ratio"] - row["ci_low"]], [row["ci_high"] - row["ratio"]]],
+                    fmt="o", color=colour, ecolor=colour, capsize=4, lw=2, ms=7)
+        words = "no measurable difference" if not row["differs"] else (
+            f"{row['ratio']:.2f}x slower" if row["ratio"] > 1 else f"{1 / row['ratio']:.2f}x faster")
+        ax.text(row["ci_high"] * 1.03, y, words, va="center", fontsize=9, color=colour)
+    ax.set_xscale("log")
+    ax.set_xlim(low / 1.15, high * 1.9)
+    fine = (0.4, 0.5, 0.6, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0)
+    coarse = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+    ticks = [t for t in (fine if high / low < 6 else coarse) if low / 1.15 <= t <= high * 1.9]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    _rows(ax, ys, [f"{r['numerator']} / {r['denominator']}\n{r['meaning']}" for r in rows])
+    ax.set_xlabel("ratio of median step times, log scale (>1: the first is slower; bars: 95% CI)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.set_title(f"Where the time goes: {title}", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def _shade(ax, windows, *, numbers=False):
+    """Training epochs in alternating blues (numbered from 1 if ``numbers``), evaluation in grey."""
+    for window in windows:
+        name = window["name"]
+        if name.startswith("train-epoch"):
+            epoch = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else 0
+            ax.axvspan(window["start_s"], window["end_s"], color="#aed6f1" if epoch % 2 == 0 else "#d6eaf8", lw=0)
+            if numbers:
+                ax.text((window["start_s"] + window["end_s"]) / 2, 0.97, f"epoch {epoch + 1}", ha="center", va="top",
+                        fontsize=7, color="#1a5276", transform=ax.get_xaxis_transform(), clip_on=True)
+        elif name.startswith("eval"):
+            ax.axvspan(window["start_s"], window["end_s"], color="#d5d8dc", lw=0)
+
+
+def timeline_figure(plt, group: Group, title: str, directory: Path):
+    """Utilisation and memory against time, one row per implementation, shared time axis, epochs shaded."""
+    from matplotlib.patches import Patch
+
+    timelines = {label: report.timeline(r, directory) for label, r in group.ok().items()}
+    gpu = any(t and t.has_gpu for t in timelines.values())
+    use_name, use_key, use_unit = ("GPU utilisation", "utilization_gpu", "%") if gpu else ("CPU", "cpu_percent", "%")
+    mem_name, mem_key = ("device memory", "memory_used_bytes") if gpu else ("RSS", "rss_bytes")
+    fig, axes = plt.subplots(len(LABELS), 2, figsize=(12, 1.45 * len(LABELS) + 1.3), sharex=True, squeeze=False)
+    for row, label in enumerate(LABELS):
+        left, right = axes[row]
+        colour, _ = STYLE[label]
+        left.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10, color=colour, fontweight="bold")
+        line = timelines.get(label)
+        if line is None:
+            status = group.status(label)
+            for ax in (left, right):
+                ax.text(0.5, 0.5, status if status != "ok" else "no timeline in this record", transform=ax.transAxes,
+                        ha="center", va="center", color="#555555", style="italic")
+                ax.set_yticks([])
+            continue
+        _shade(left, line.windows, numbers=True)
+        _shade(right, line.windows)
+        samples = [s for s in line.samples if s.get(use_key) is not None]
+        if samples:
+            left.plot([s["t_s"] for s in samples], [s[use_key] for s in samples], color=colour, lw=1.2)
+        memory = [s for s in line.samples if s.get(mem_key) is not None]
+        if memory:
+            right.plot([s["t_s"] for s in memory], [s[mem_key] / 2**30 for s in memory], color=colour, lw=1.2)
+            right.set_ylim(bottom=0)
+        if not line.samples:
+            for ax in (left, right):
+                ax.text(0.5, 0.4, "no profiler samples in this record (epochs from their timestamps)",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=8, color="#555555", style="italic")
+                ax.set_yticks([])
+            continue
+        if gpu:
+            left.set_ylim(0, 105)
+        else:
+            left.set_ylim(bottom=0)
+    axes[0][0].set_title(f"{use_name} ({use_unit}{'' if gpu else ' of one core; >100: several cores'})")
+    axes[0][1].set_title(f"{mem_name} (GiB)")
+    for ax in axes[-1]:
+        ax.set_xlabel("time since the run started (s)")
+    handles = [Patch(color="#aed6f1", label="training epoch"), Patch(color="#d5d8dc", label="evaluation"),
+               Patch(facecolor="white", edgecolor="#999999", label="between epochs / outside training")]
+    fig.legend(handles=handles, loc="upper right", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.99, 0.995))
+    fig.suptitle(f"Timeline: {title}", x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def curves_figure(plt, group: Group, title: str):
+    """Training loss (log scale) and test accuracy per epoch, every implementation on one chart."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    absent = []
+    for label in LABELS:
+        record = group.ok().get(label)
+        curve = report.epoch_curves(record) if record else []
+        if not curve:
+            absent.append(f"{label} ({group.status(label)})" if group.status(label) != "ok" else f"{label} (no epochs)")
+            continue
+        colour, native = STYLE[label]
+        marker, size = MARKERS[label]
+        style = dict(color=colour, ls="-" if native else "--", marker=marker, ms=size, mfc="none", mew=1.4, lw=1.4,
+                     label=label)
+        epochs = [p["epoch"] for p in curve]
+        left.plot(epochs, [p["loss"] for p in curve], **style)
+        right.plot(epochs, [100 * p["test_accuracy"] for p in curve], **style)
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss (mean cross-entropy, log scale)")
+    left.set_title("training loss")
+    right.set_xlabel("epoch")
+    right.set_ylabel("test accuracy (%)")
+    right.set_title("test accuracy after each epoch")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if any(ax.get_lines() for ax in (left, right)):
+        right.legend(fontsize=9, loc="lower right")
+    if absent:
+        fig.text(0.01, -0.03, f"{MISSING}: " + "; ".join(absent), fontsize=8.5, color="#555555", style="italic")
+    fig.suptitle(f"Training curves: {title}\n(markers on top of each other: those implementations trained to the "
+                 f"same numbers)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def memory_figure(plt, group: Group, title: str):
+    """Peak memory per implementation: framework allocator, device (NVML), host RSS; n/a where not measured."""
+    kinds = [("allocator", "framework allocator", "#5d6d7e"), ("device", "device (NVML)", "#16a085"),
+             ("host", "host RSS", "#8e44ad")]
+    fig, ax = plt.subplots(figsize=(11, 0.75 * len(LABELS) + 1.4))
+    height = 0.26
+    peaks = {label: report.memory_peaks(r) for label, r in group.ok().items()}
+    if not any(v for p in peaks.values() for v in p.values()):
+        return None  # nothing measured (schema v1 records on a CPU machine): the report says so
+    top = max((v for p in peaks.values() for v in p.values() if v), default=2**20) / 2**20
+    ys = list(range(len(LABELS)))[::-1]
+    for y, label in zip(ys, LABELS, strict=True):
+        if label not in peaks:
+            _status_text(ax, y, group.status(label))
+            continue
+        for i, (key, name, colour) in enumerate(kinds):
+            offset = (1 - i) * height
+            value = peaks[label][key]
+            if value is None:
+                ax.text(0.01, y + offset, f"{name}: n/a", va="center", fontsize=8, color="#777777",
+                        transform=ax.get_yaxis_transform())
+                continue
+            ax.barh(y + offset, value / 2**20, height=height * 0.9, color=colour, label=name if y == ys[0] else None)
+            ax.text(value / 2**20 + top * 0.01, y + offset, f"{value / 2**20:,.0f}", va="center", fontsize=8)
+    _rows(ax, ys, LABELS)
+    ax.set_xlim(0, top * 1.15)
+    ax.set_xlabel("peak memory (MiB); n/a: not measured here (no GPU, or no counter)")
+    ax.grid(axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=n) for _, n, c in kinds], loc="lower right", fontsize=9)
+    ax.set_title(f"Peak memory: {title}", fontsize=12)
+    fig.tight_layout()
+    return fig
