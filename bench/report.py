@@ -183,6 +183,8 @@ def timeline(record: dict, directory: Path) -> Timeline | None:
 def machine(record: dict) -> str:
     """``NVIDIA H100 80GB HBM3`` or ``CPU: <model> (N cores)``: where the record was measured."""
     env = record.get("environment") or {}
+    if not env:
+        return "not recorded"
     gpu = env.get("gpu") or {}
     settings = record.get("settings") or record.get("device") or {}
     device = str(settings.get("device", ""))
