@@ -158,18 +158,33 @@ def decomposition_figure(plt, group: Group, title: str):
     return fig
 
 
-def _shade(ax, windows, *, numbers=False):
-    """Training epochs in alternating blues (numbered from 1 if ``numbers``), evaluation in grey."""
+SHADES = {"train": "#aed6f1", "train-odd": "#d6eaf8", "eval": "#d5d8dc", "build": "#fdebd0"}
+
+
+def _shade(ax, windows, *, label_width=None):
+    """Training epochs in alternating blues, evaluation grey, building the model beige.
+
+    Epochs are numbered (from 1) where the window is at least ``label_width`` seconds wide.
+    """
     for window in windows:
-        name = window["name"]
+        name, start, end = window["name"], window["start_s"], window["end_s"]
         if name.startswith("train-epoch"):
             epoch = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else 0
-            ax.axvspan(window["start_s"], window["end_s"], color="#aed6f1" if epoch % 2 == 0 else "#d6eaf8", lw=0)
-            if numbers:
-                ax.text((window["start_s"] + window["end_s"]) / 2, 0.97, f"epoch {epoch + 1}", ha="center", va="top",
-                        fontsize=7, color="#1a5276", transform=ax.get_xaxis_transform(), clip_on=True)
+            ax.axvspan(start, end, color=SHADES["train" if epoch % 2 == 0 else "train-odd"], lw=0)
+            if label_width is not None and end - start >= label_width:
+                ax.text((start + end) / 2, 0.97, f"epoch {epoch + 1}", ha="center", va="top", fontsize=7,
+                        color="#1a5276", transform=ax.get_xaxis_transform(), clip_on=True)
         elif name.startswith("eval"):
-            ax.axvspan(window["start_s"], window["end_s"], color="#d5d8dc", lw=0)
+            ax.axvspan(start, end, color=SHADES["eval"], lw=0)
+        elif name.startswith("build"):
+            ax.axvspan(start, end, color=SHADES["build"], lw=0)
+
+
+def _cpu_limit(record) -> float | None:
+    """100% per core the process could use: the y limit for CPU % (psutil's first reading can be far above)."""
+    machine = (record.get("environment") or {}).get("machine") or {}
+    cores = machine.get("cpu_affinity") or machine.get("cpu_count_logical")
+    return 100.0 * cores if cores else None
 
 
 def timeline_figure(plt, group: Group, title: str, directory: Path):
@@ -181,6 +196,7 @@ def timeline_figure(plt, group: Group, title: str, directory: Path):
     use_name, use_key, use_unit = ("GPU utilisation", "utilization_gpu", "%") if gpu else ("CPU", "cpu_percent", "%")
     mem_name, mem_key = ("device memory", "memory_used_bytes") if gpu else ("RSS", "rss_bytes")
     fig, axes = plt.subplots(len(LABELS), 2, figsize=(12, 1.45 * len(LABELS) + 1.3), sharex=True, squeeze=False)
+    span = max((w["end_s"] for t in timelines.values() if t for w in t.windows), default=1.0)
     for row, label in enumerate(LABELS):
         left, right = axes[row]
         colour, _ = STYLE[label]
@@ -193,7 +209,7 @@ def timeline_figure(plt, group: Group, title: str, directory: Path):
                         ha="center", va="center", color="#555555", style="italic")
                 ax.set_yticks([])
             continue
-        _shade(left, line.windows, numbers=True)
+        _shade(left, line.windows, label_width=0.06 * span)
         _shade(right, line.windows)
         samples = [s for s in line.samples if s.get(use_key) is not None]
         if samples:
@@ -210,17 +226,24 @@ def timeline_figure(plt, group: Group, title: str, directory: Path):
             continue
         if gpu:
             left.set_ylim(0, 105)
-        else:
-            left.set_ylim(bottom=0)
+        else:  # psutil's first reading covers a tiny interval and can read thousands of %: keep the axis sane
+            limit = _cpu_limit(group.records[label])
+            top = max((s[use_key] for s in samples), default=100.0)
+            clipped = limit is not None and top > 1.5 * limit
+            left.set_ylim(0, 1.1 * (limit if clipped else top))
+            if clipped:
+                left.text(0.99, 0.05, f"axis clipped: a reading of {top:,.0f}%", transform=left.transAxes, ha="right",
+                          fontsize=7, color="#777777")
     axes[0][0].set_title(f"{use_name} ({use_unit}{'' if gpu else ' of one core; >100: several cores'})")
     axes[0][1].set_title(f"{mem_name} (GiB)")
     for ax in axes[-1]:
         ax.set_xlabel("time since the run started (s)")
-    handles = [Patch(color="#aed6f1", label="training epoch"), Patch(color="#d5d8dc", label="evaluation"),
-               Patch(facecolor="white", edgecolor="#999999", label="between epochs / outside training")]
-    fig.legend(handles=handles, loc="upper right", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.99, 0.995))
-    fig.suptitle(f"Timeline: {title}", x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    handles = [Patch(color=SHADES["build"], label="build model"), Patch(color=SHADES["train"], label="training epoch"),
+               Patch(color=SHADES["eval"], label="evaluation"),
+               Patch(facecolor="white", edgecolor="#999999", label="between epochs / other")]
+    fig.suptitle(f"Timeline: {title}")
+    fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.965))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
@@ -262,35 +285,40 @@ def curves_figure(plt, group: Group, title: str):
 
 
 def memory_figure(plt, group: Group, title: str):
-    """Peak memory per implementation: framework allocator, device (NVML), host RSS; n/a where not measured."""
+    """Peak memory per implementation: framework allocator, device (NVML), host RSS; n/a where not measured.
+
+    A kind of figure no record of the group has (no GPU: no allocator, no device) is left out and named below.
+    """
+    from matplotlib.patches import Patch
+
     kinds = [("allocator", "framework allocator", "#5d6d7e"), ("device", "device (NVML)", "#16a085"),
              ("host", "host RSS", "#8e44ad")]
-    fig, ax = plt.subplots(figsize=(11, 0.75 * len(LABELS) + 1.4))
-    height = 0.26
     peaks = {label: report.memory_peaks(r) for label, r in group.ok().items()}
-    if not any(v for p in peaks.values() for v in p.values()):
+    absent = [name for key, name, _ in kinds if not any(p[key] for p in peaks.values())]
+    kinds = [kind for kind in kinds if kind[1] not in absent]
+    if not kinds:
         return None  # nothing measured (schema v1 records on a CPU machine): the report says so
-    top = max((v for p in peaks.values() for v in p.values() if v), default=2**20) / 2**20
+    fig, ax = plt.subplots(figsize=(11, (0.3 + 0.25 * len(kinds)) * len(LABELS) + 1.4))
+    height = 0.8 / len(kinds)
+    top = max(v for p in peaks.values() for v in p.values() if v) / 2**20
     ys = list(range(len(LABELS)))[::-1]
     for y, label in zip(ys, LABELS, strict=True):
         if label not in peaks:
             _status_text(ax, y, group.status(label))
             continue
         for i, (key, name, colour) in enumerate(kinds):
-            offset = (1 - i) * height
+            offset = ((len(kinds) - 1) / 2 - i) * height
             value = peaks[label][key]
             if value is None:
                 ax.text(0.01, y + offset, f"{name}: n/a", va="center", fontsize=8, color="#777777",
                         transform=ax.get_yaxis_transform())
                 continue
-            ax.barh(y + offset, value / 2**20, height=height * 0.9, color=colour, label=name if y == ys[0] else None)
+            ax.barh(y + offset, value / 2**20, height=height * 0.9, color=colour)
             ax.text(value / 2**20 + top * 0.01, y + offset, f"{value / 2**20:,.0f}", va="center", fontsize=8)
     _rows(ax, ys, LABELS)
     ax.set_xlim(0, top * 1.15)
-    ax.set_xlabel("peak memory (MiB); n/a: not measured here (no GPU, or no counter)")
+    ax.set_xlabel("peak memory (MiB)" + (f"; not measured here: {', '.join(absent)}" if absent else ""))
     ax.grid(axis="x", alpha=0.3)
-    from matplotlib.patches import Patch
-
     ax.legend(handles=[Patch(color=c, label=n) for _, n, c in kinds], loc="lower right", fontsize=9)
     ax.set_title(f"Peak memory: {title}", fontsize=12)
     fig.tight_layout()

@@ -295,6 +295,7 @@ def build_report(directory, *, figures: bool = True) -> Path:
     if not directory.is_dir():
         raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
     records, skipped = load_records(directory)
+    skipped = [line for line in skipped if ".timeline.json:" not in line]  # profiler sidecars belong to records
     groups = group_records(records)
     figure_dir = directory / "figures"
     drawn: dict[str, Path] = {}
@@ -414,7 +415,8 @@ def environment_row(record: dict) -> list[str]:
     frameworks = ", ".join(f"{k} {v}" for k, v in versions.items() if v and k not in ("python", "numpy", "psutil",
                                                                                      "nvidia-ml-py"))
     threads = settings.get("threads") or {}
-    threads_text = ", ".join(f"{k} {v}" for k, v in threads.items()) if isinstance(threads, dict) else str(threads)
+    threads_text = (", ".join(f"{k} {v}" for k, v in threads.items() if v is not None) if isinstance(threads, dict)
+                    else str(threads))
     git = env.get("git") or {}
     commit = (git.get("commit") or "")[:8] + (" (dirty)" if git.get("dirty") else "")
     cell = record["cell"]
