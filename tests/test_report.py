@@ -140,3 +140,26 @@ def test_cli_report_errors_and_empty_directory(tmp_path):
     empty = subprocess.run([*run, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert empty.returncode == 0, empty.stderr
     assert "No readable twinbench records" in (tmp_path / "report.md").read_text()
+
+
+def test_gpu_records_draw_utilisation_device_memory_and_allocator_peaks(tmp_path):
+    """A GPU machine's records (NVML samples, allocator peaks) draw the GPU panels; nothing here needs a GPU."""
+    for implementation, backend, busy in [("torch", "torch", 90.0), ("keras", "torch", 60.0)]:
+        record = _record("cifar_cnn", implementation, backend)
+        record["environment"]["gpu"] = {"name": "Test GPU 80GB"}
+        record["device"] = {"device": "cuda"}
+        record["memory"] = {"allocator": {"allocator": "torch.cuda", "peak_bytes": 3 * 2**30},
+                            "device_memory_used_peak_bytes": 5 * 2**30, "host_peak_rss_bytes": 2**31}
+        samples = [{"t_s": t / 10, "source": "nvml", "utilization_gpu": busy if 5 < t < 25 else 0.0,
+                    "memory_used_bytes": 5 * 2**30, "cpu_percent": 100.0, "rss_bytes": 2**31} for t in range(30)]
+        record["timeline"] = [{"offset_s": 0.0, "samples": samples, "markers": [],
+                               "windows": [{"name": "train-epoch-0", "start_s": 0.5, "end_s": 2.5}]}]
+        _write(tmp_path, record)
+    text = report.build_report(tmp_path).read_text()
+    assert "Test GPU 80GB" in text
+    assert "| torch | 3,072 MiB | 5,120 MiB | 2,048 MiB |" in text
+    groups = report.group_records(report.load_records(tmp_path)[0])
+    line = report.timeline(groups[0].ok()["torch"], tmp_path)
+    assert line.has_gpu and line.source == "nvml"
+    for kind in ("timeline", "memory", "speed"):
+        assert (tmp_path / "figures" / f"{kind}__cifar_cnn__digits.png").read_bytes()[:8] == PNG_MAGIC
