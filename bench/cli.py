@@ -7,9 +7,11 @@ Errors a user can cause (a mistyped name, a bad number, a missing dataset) end i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import traceback
 
+from bench.faults import is_out_of_memory
 from bench.matrix import DEFAULT_MODELS, ENVIRONMENT_CELLS
 
 EXIT_USAGE = 2  # bad input
@@ -70,7 +72,7 @@ def input_shape(text: str) -> tuple[int, int, int]:
 
 def _add_training_args(parser):
     parser.add_argument("--dataset", default="digits", help="digits (default), synthetic, cifar10, mnist")
-    parser.add_argument("--epochs", type=non_negative_int, default=5)
+    parser.add_argument("--epochs", type=non_negative_int, default=10)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--seed", type=non_negative_int, default=0)
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
     run.add_argument("--out", default="results/run", help="directory for the record")
     run.add_argument("--progress", action="store_true", help="per-epoch progress bars")
+    run.add_argument("--oom-retry", action="store_true",
+                     help="on out-of-memory, retry with half the batch size (marked in the record)")
     _add_training_args(run)
 
     matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     matrix.add_argument("--out", default="results/compare")
     matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
+    matrix.add_argument("--oom-retry", action="store_true", help="retry out-of-memory cells at half the batch size")
     _add_training_args(matrix)
 
     compare = sub.add_parser("compare", help="print the comparison table of a results directory")
@@ -159,51 +164,108 @@ def cmd_list(args) -> int:
 
 
 def _validate_cell(model, implementation, backend, dataset, input_shape_=None):
-    """Check names before any framework is imported; returns the resolved backend."""
+    """Check names, numbers and the environment before any framework is imported; returns the backend."""
+    import os
+
     import data
-    from backends import resolve_backend
+    from backends import BackendError, missing_packages, resolve_backend
     from models import check_choice, check_input_shape, get_model_spec
 
     spec = get_model_spec(model)
-    check_choice(f"implementation for model {model!r}", implementation, spec.builders)
+    spec.check_implementation(implementation)
     backend = resolve_backend(implementation, backend)
     check_choice("dataset", dataset, data.DATASETS)
-    if input_shape_ is not None:
-        check_input_shape(spec, input_shape_)
-    else:
-        check_input_shape(spec, spec.input_shape)
+    check_input_shape(spec, input_shape_ if input_shape_ is not None else spec.input_shape)
+    env_backend = os.environ.get("KERAS_BACKEND")
+    if env_backend and env_backend != backend:
+        raise BackendError(
+            f"KERAS_BACKEND={env_backend} in the environment disagrees with backend {backend!r} "
+            f"({implementation} runs on {backend}): unset KERAS_BACKEND or make them agree."
+        )
+    missing = missing_packages(backend)
+    if missing:
+        raise BackendError(
+            f"The {backend} backend needs the package(s) {', '.join(missing)}, which this environment lacks: "
+            f"pip install -e '.[{backend}]', or use its nox environment (nox -s matrix({backend}))."
+        )
     return backend
 
 
-def cmd_run(args) -> int:
-    from bench.records import write_json_atomic  # noqa: F401  (fail early if the package is broken)
-    from bench.run import RunConfig, base_record, execute, write_record
+def check_writable(directory) -> None:
+    """Fail before any work is done if results cannot be written to ``directory``."""
+    import tempfile
+    from pathlib import Path
 
     try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise CliError(f"results directory {str(directory)!r} is not writable ({err.strerror or err})") from None
+
+
+def cmd_run(args) -> int:
+    from bench.run import RunConfig, base_record, execute, write_record
+
+    # 1. Bad input: checked before any framework is imported; one line, exit code 2.
+    try:
         backend = _validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape)
-        config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
-                           epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                           data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
-                           progress=args.progress)
-        record = execute(config)
-    except _user_errors() as err:
+    except (*_user_errors(), ValueError) as err:
         raise CliError(str(err)) from None
-    except ValueError as err:  # e.g. an input shape a model cannot take
-        raise CliError(str(err)) from None
-    except Exception as err:  # the run failed: record it, so the matrix shows why
-        record = base_record(config)
-        record.update(status="failed", error={"type": type(err).__name__, "message": str(err).splitlines()[0]
-                                              if str(err) else type(err).__name__,
-                                              "traceback": traceback.format_exc()})
-        path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
-              file=sys.stderr)
-        return EXIT_FAILED
+    check_writable(args.out)
+    config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                       data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
+                       progress=args.progress)
+    # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
+    #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
+    oom_attempts = []
+    while True:
+        try:
+            record = execute(config)
+            break
+        except _user_errors() as err:
+            raise CliError(str(err)) from None
+        except Exception as err:
+            out_of_memory = is_out_of_memory(err)
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if out_of_memory and args.oom_retry and config.batch_size > 1:
+                oom_attempts.append({"batch_size": config.batch_size, "error": message})
+                print(f"twinbench: out of memory at batch size {config.batch_size}; retrying with "
+                      f"{config.batch_size // 2}", file=sys.stderr)
+                config = dataclasses.replace(config, batch_size=config.batch_size // 2)
+                _free_memory()
+                continue
+            record = base_record(config)
+            record.update(status="failed", error={
+                "type": type(err).__name__, "message": message, "out_of_memory": out_of_memory,
+                "batch_size": config.batch_size, "traceback": traceback.format_exc()})
+            if oom_attempts:
+                record["oom_retries"] = oom_attempts
+            path = write_record(record, args.out)
+            kind = "out of memory" if out_of_memory else "run failed"
+            print(f"twinbench: {kind}: {type(err).__name__}: {message} at batch size {config.batch_size} "
+                  f"(recorded in {path})", file=sys.stderr)
+            return EXIT_FAILED
+    if oom_attempts:  # clearly marked: this cell did not run at the requested batch size
+        record["oom_retries"] = oom_attempts
+        record["retried_after_oom"] = {"requested_batch_size": oom_attempts[0]["batch_size"],
+                                       "batch_size": config.batch_size}
     path = write_record(record, args.out)
     results = record["results"]
     print(f"{config.cell}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
           f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
     return 0
+
+
+def _free_memory():
+    """Give memory back between out-of-memory retries (framework caches included)."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def cmd_matrix(args) -> int:
@@ -217,6 +279,7 @@ def cmd_matrix(args) -> int:
         for model in models:
             for implementation, backend in cells:
                 _validate_cell(model, implementation, backend, args.dataset, args.input_shape)
+        check_writable(args.out)
     except _user_errors() as err:
         raise CliError(str(err)) from None
     run_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
@@ -227,6 +290,8 @@ def cmd_matrix(args) -> int:
         run_args += ["--input-shape", "x".join(map(str, args.input_shape))]
     if args.num_classes:
         run_args += ["--num-classes", str(args.num_classes)]
+    if args.oom_retry:
+        run_args += ["--oom-retry"]
     failures = run_matrix(cells=cells, models=models, dataset=args.dataset, out_dir=args.out,
                           run_args=run_args, resume=args.resume)
     return EXIT_FAILED if failures else 0

@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.faults import maybe_inject_fault
 from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic
 
 
@@ -21,7 +22,7 @@ class RunConfig:
     implementation: str
     backend: str
     dataset: str = "digits"
-    epochs: int = 5
+    epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
@@ -36,7 +37,7 @@ class RunConfig:
 
 
 def _now_iso():
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def base_record(config: RunConfig) -> dict:
@@ -75,6 +76,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
     t0 = time.perf_counter()
     accuracy_before = runner.evaluate(model, dataset.x_test, dataset.y_test, batch_size=train_config.eval_batch_size)
     eval_before_s = time.perf_counter() - t0
+    maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
     epochs = runner.fit(model, dataset, train_config, events=events)
 
     record = base_record(config)

@@ -63,8 +63,17 @@ class ModelSpec:
     min_input_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def check_implementation(self, implementation: str) -> None:
+        """Raise ``UnknownChoiceError`` unless this model has ``implementation``."""
+        check_choice("implementation", implementation, IMPLEMENTATIONS)
+        if implementation not in self.builders:
+            raise UnknownChoiceError(
+                f"Model {self.name!r} has no {implementation!r} implementation. "
+                f"Valid choices: {', '.join(self.builders)}."
+            )
+
     def builder(self, implementation: str) -> Callable[..., Any]:
-        check_choice(f"implementation for model {self.name!r}", implementation, self.builders)
+        self.check_implementation(implementation)
         return _resolve(self.builders[implementation])
 
 

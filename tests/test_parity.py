@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from backends import get_runner
-from bench.parity import ParityError, compare_fingerprints, compare_twins, fingerprint
+from bench.parity import compare_fingerprints, compare_twins, fingerprint
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
 from models import get_model_spec, list_models
 from parity_fixtures import FIXTURE_SEED, fixture_path, parity_case, torch_fingerprint

@@ -1,0 +1,163 @@
+"""Bad input, the command that provokes it, and the one-line message it must get.
+
+This table drives ``tests/test_errors.py`` and generates the README's "When things go wrong" table
+(``python -m tests.error_cases`` prints it), so every row of that table is a tested behaviour.
+``{tmp}`` is a scratch directory that ``prepare`` fills for the row.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    what: str  # the README's words for the mistake
+    argv: tuple[str, ...]  # arguments to `python -m bench`
+    expect: str  # a regular expression the one-line message must match
+    env: dict = field(default_factory=dict)
+    prepare: str | None = None  # name of a function below that sets up {tmp}
+    exit_code: int = 2
+
+
+def _run_args(*extra):
+    return ("run", "--model", "cifar_cnn", "--impl", "torch", "--out", "{tmp}/out", *extra)
+
+
+CASES = [
+    Case("unknown-model", "Unknown model", ("run", "--model", "resnet5", "--impl", "torch"),
+         r"Unknown model 'resnet5'\. Valid choices: cifar_cnn, mnist_cnn"),
+    Case("unknown-impl", "Unknown implementation", ("run", "--model", "cifar_cnn", "--impl", "pytorch"),
+         r"Unknown implementation 'pytorch'\. Valid choices: torch, tf_keras, keras"),
+    Case("unknown-backend", "Unknown backend", ("run", "--model", "cifar_cnn", "--impl", "keras", "--backend", "mxnet"),
+         r"Unknown backend 'mxnet'\. Valid choices: torch, tensorflow, jax"),
+    Case("native-wrong-backend", "A native twin asked to run on another backend",
+         ("run", "--model", "cifar_cnn", "--impl", "torch", "--backend", "jax"),
+         r"Implementation 'torch' runs on the torch backend only\. Received: backend='jax'"),
+    Case("unknown-dataset", "Unknown dataset", _run_args("--dataset", "imagenet"),
+         r"Unknown dataset 'imagenet'\. Valid choices: digits, synthetic, cifar10, mnist"),
+    Case("batch-size-zero", "Batch size 0", _run_args("--batch-size", "0"),
+         r"argument --batch-size: must be a positive integer, got '0'"),
+    Case("epochs-negative", "Negative epochs", _run_args("--epochs", "-1"),
+         r"argument --epochs: must be 0 or more, got '-1'"),
+    Case("not-a-number", "A number that is not a number", _run_args("--batch-size", "abc"),
+         r"argument --batch-size: must be an integer, got 'abc'"),
+    Case("input-too-small", "An input shape the model cannot take", _run_args("--input-shape", "8x8x3"),
+         r"Model 'cifar_cnn' needs inputs of at least 10x10 pixels\. Received: input_shape=\(8, 8, 3\)"),
+    Case("keras-backend-env", "KERAS_BACKEND disagreeing with the backend", _run_args(),
+         r"KERAS_BACKEND=jax in the environment disagrees with backend 'torch'", env={"KERAS_BACKEND": "jax"}),
+    Case("data-dir-missing", "Dataset directory missing", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}/nope"),
+         r"Dataset 'cifar10' needs cifar-10-python\.tar\.gz or cifar-10-batches-py/.* does not exist"),
+    Case("data-files-missing", "Dataset files missing", _run_args("--dataset", "mnist", "--data-dir", "{tmp}"),
+         r"mnist\.npz.*train-images-idx3-ubyte", prepare="empty_dir"),
+    Case("truncated-archive", "Truncated archive", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}"),
+         r"cifar-10-python\.tar\.gz", prepare="truncated_cifar"),
+    Case("corrupt-npz", "Corrupt archive", _run_args("--dataset", "mnist", "--data-dir", "{tmp}"),
+         r"mnist\.npz", prepare="corrupt_npz"),
+    Case("unwritable-results", "Results directory not writable",
+         ("run", "--model", "cifar_cnn", "--impl", "torch", "--out", "{tmp}/file/results"),
+         r"results directory '.*file/results' is not writable", prepare="plain_file"),
+    Case("unknown-schema", "A results directory with records of an unknown schema version",
+         ("compare", "{tmp}"), r"skipped future\.json: schema version 99, this twinbench reads \d+",
+         prepare="future_record", exit_code=0),
+    Case("no-records", "A results directory without records", ("compare", "{tmp}"),
+         r"no twinbench records in '.*'", prepare="empty_dir"),
+]
+
+
+# -- preparing {tmp} -------------------------------------------------------------------------------------
+
+def empty_dir(tmp: Path):
+    tmp.mkdir(parents=True, exist_ok=True)
+
+
+def truncated_cifar(tmp: Path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        payload = os.urandom(4096)
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "cifar-10-python.tar.gz").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def corrupt_npz(tmp: Path):
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "mnist.npz").write_bytes(b"PK\x03\x04 this is not a zip archive" + gzip.compress(b"x" * 100))
+
+
+def plain_file(tmp: Path):
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "file").write_text("a file where a directory should be\n")
+
+
+def future_record(tmp: Path):
+    from bench.run import RunConfig, base_record
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    record = base_record(RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
+    record.update(status="failed", error={"type": "Example", "message": "kept for the table"})
+    (tmp / "cifar_cnn__torch__torch__digits.json").write_text(json.dumps(record))
+    (tmp / "future.json").write_text(json.dumps({**record, "schema_version": 99}))
+
+
+# -- running a case ------------------------------------------------------------------------------------------
+
+def run_case(case: Case, tmp: Path):
+    """Run ``python -m bench`` for a case; returns (exit code, stdout, stderr)."""
+    if case.prepare:
+        globals()[case.prepare](tmp)
+    argv = [a.replace("{tmp}", str(tmp)) for a in case.argv]
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env.update(case.env)
+    done = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def message_line(stderr: str, case: Case) -> str:
+    """The line of stderr that the case is about."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    matching = [line for line in lines if re.search(case.expect, line)]
+    return matching[0] if matching else (lines[-1] if lines else "")
+
+
+def markdown_table() -> str:
+    """The README table, from real runs of every case."""
+    import tempfile
+
+    rows = ["| you did | command | you get (exit code) |", "|---|---|---|"]
+    for case in CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            code, _, stderr = run_case(case, Path(tmp) / case.id)
+            line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
+        command = " ".join(["python -m bench", *case.argv]).replace("{tmp}", "DIR")
+        env = " ".join(f"{k}={v}" for k, v in case.env.items())
+        rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
+    return "\n".join(rows)
+
+
+def missing_backend():
+    """A backend whose package this environment lacks (None if all are installed)."""
+    for backend, package in (("jax", "jax"), ("tensorflow", "tensorflow"), ("torch", "torch")):
+        if importlib.util.find_spec(package) is None:
+            return backend
+    return None
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,54 @@
+"""Every bad input gets one clear line naming the valid choices, a non-zero exit code, no traceback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from error_cases import CASES, message_line, missing_backend, run_case
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_one_clear_line(case, tmp_path):
+    code, stdout, stderr = run_case(case, tmp_path / case.id)
+    assert "Traceback" not in stderr + stdout
+    line = message_line(stderr, case)
+    assert re.search(case.expect, line), f"expected /{case.expect}/, got: {stderr!r}"
+    assert code == case.exit_code
+    if case.exit_code:
+        errors = [ln for ln in stderr.splitlines() if ln.strip()]
+        assert errors == [line] and line.startswith("twinbench: error: "), stderr
+
+
+def test_missing_backend_package_says_what_to_install(tmp_path):
+    backend = missing_backend()
+    if backend is None:
+        pytest.skip("every backend is installed in this environment")
+    from error_cases import Case
+
+    implementation = {"torch": "torch", "tensorflow": "tf_keras", "jax": "keras"}[backend]
+    case = Case("missing", "", ("run", "--model", "cifar_cnn", "--impl", implementation, "--backend", backend,
+                                "--out", "{tmp}"), rf"The {backend} backend needs the package\(s\) .*pip install")
+    code, stdout, stderr = run_case(case, tmp_path)
+    assert code == 2 and "Traceback" not in stderr
+    assert re.search(case.expect, stderr), stderr
+
+
+def test_readme_table_lists_every_case():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for case in CASES:
+        assert f"| {case.what} |" in readme, f"README's 'When things go wrong' lacks: {case.what}"
+
+
+def test_keras_imported_with_another_backend_is_refused():
+    from backends import BACKENDS, BackendError, select_keras_backend
+    from conftest import BACKEND
+
+    if BACKEND is None:
+        pytest.skip("no Keras backend installed")
+    other = next(b for b in BACKENDS if b != BACKEND)
+    with pytest.raises(BackendError, match=rf"keras was already imported with the '{BACKEND}' backend.*"
+                                           rf"Start a new process with KERAS_BACKEND={other}"):
+        select_keras_backend(other)

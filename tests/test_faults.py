@@ -1,0 +1,126 @@
+"""Faults in a long matrix: one cell out of memory, a killed matrix, resume; nothing measured is lost.
+
+Faults are provoked inside real child processes with ``TWINBENCH_INJECT_FAULT`` (bench/faults.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.faults import is_out_of_memory
+from bench.matrix import ENVIRONMENT_CELLS
+from bench.records import read_record
+from conftest import BACKEND, requires_backend
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = requires_backend
+# The matrix machinery is framework-neutral; its child-process tests run once, in the lightest environment.
+matrix_env_only = pytest.mark.skipif(BACKEND != "jax", reason="matrix fault tests run in the jax environment")
+QUICK = ["--dataset", "synthetic", "--epochs", "1", "--batch-size", "256"]
+
+
+def _bench(*argv, env=None, **kwargs):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def _records(directory):
+    return {p.name: read_record(p) for p in sorted(Path(directory).glob("*.json"))}
+
+
+def test_out_of_memory_errors_of_every_framework_are_recognised():
+    class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name
+        pass
+
+    class XlaRuntimeError(RuntimeError):
+        pass
+
+    assert is_out_of_memory(MemoryError())
+    assert is_out_of_memory(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
+    assert not is_out_of_memory(ValueError("shapes (3,) and (4,) not aligned"))
+
+
+@matrix_env_only
+def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
+    env = {"TWINBENCH_INJECT_FAULT": "oom@cifar_cnn"}
+    proc = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+                  env=env)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1, output  # some cell failed, reported, not a crash
+    records = _records(tmp_path)
+    cells = ENVIRONMENT_CELLS[BACKEND]
+    assert len(records) == 2 * len(cells)
+    for name, record in records.items():
+        if name.startswith("cifar_cnn"):
+            assert record["status"] == "failed"
+            assert record["error"]["out_of_memory"] is True and record["error"]["batch_size"] == 256
+        else:
+            assert record["status"] == "ok"
+    assert "Traceback" not in output
+
+
+@matrix_env_only
+def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
+    env = {"TWINBENCH_INJECT_FAULT": "oom-above:64"}
+    implementation, backend = ENVIRONMENT_CELLS[BACKEND][0]
+    proc = _bench("run", "--model", "mnist_cnn", "--impl", implementation, "--backend", backend, "--oom-retry",
+                  "--out", str(tmp_path), *QUICK, env=env)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    (record,) = _records(tmp_path).values()
+    assert record["status"] == "ok"
+    assert record["retried_after_oom"] == {"requested_batch_size": 256, "batch_size": 64}
+    assert [a["batch_size"] for a in record["oom_retries"]] == [256, 128]
+
+
+@matrix_env_only
+def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
+    cells = ENVIRONMENT_CELLS[BACKEND]
+    proc = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+                  env={"TWINBENCH_INJECT_FAULT": "hang@mnist_cnn"}, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while len(list(tmp_path.glob("cifar_cnn*.json"))) < len(cells):  # first model done, second hangs
+        assert proc.poll() is None and time.monotonic() < deadline, "matrix ended or took too long"
+        time.sleep(0.5)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole matrix, child included, mid-run
+    proc.communicate()
+    done = _records(tmp_path)
+    assert len(done) == len(cells) and all(r["status"] == "ok" for r in done.values())
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written file left behind
+    stamps = {name: (tmp_path / name).stat().st_mtime_ns for name in done}
+
+    resume = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+                    "--resume")
+    output, _ = resume.communicate(timeout=600)
+    assert resume.returncode == 0, output
+    assert output.count("done already, skipped (--resume)") == len(cells)
+    records = _records(tmp_path)
+    assert len(records) == 2 * len(cells) and all(r["status"] == "ok" for r in records.values())
+    assert {name: (tmp_path / name).stat().st_mtime_ns for name in done} == stamps  # untouched
+
+
+def test_records_are_written_atomically(tmp_path, monkeypatch):
+    from bench import records
+
+    path = tmp_path / "cell.json"
+    records.write_json_atomic(path, {"a": 1})
+
+    def broken_dump(*args, **kwargs):
+        raise KeyboardInterrupt  # interrupted while writing
+
+    monkeypatch.setattr(records.json, "dump", broken_dump)
+    with pytest.raises(KeyboardInterrupt):
+        records.write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}  # the old record is intact
+    assert list(tmp_path.iterdir()) == [path]  # and no temporary file is left
