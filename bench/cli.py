@@ -320,10 +320,12 @@ def cmd_compare(args) -> int:
 def cmd_report(args) -> int:
     from bench.report import build_report
 
-    try:
-        path = build_report(args.results, figures=not args.no_figures)
-    except FileNotFoundError as err:
-        raise CliError(f"{err}; run the matrix first (nox -s compare)") from None
+    from pathlib import Path
+
+    if not Path(args.results).is_dir():
+        raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
+    check_writable(args.results)  # report.md and figures/ go next to the records
+    path = build_report(args.results, figures=not args.no_figures)
     print(f"wrote {path}")
     return 0
 
