@@ -318,9 +318,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from bench.report import build_report
-
     from pathlib import Path
+
+    from bench.report import build_report
 
     if not Path(args.results).is_dir():
         raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
