@@ -209,7 +209,7 @@ def timeline_figure(plt, group: Group, title: str, directory: Path):
                         ha="center", va="center", color="#555555", style="italic")
                 ax.set_yticks([])
             continue
-        _shade(left, line.windows, label_width=0.06 * span)
+        _shade(left, line.windows, label_width=0.09 * span)
         _shade(right, line.windows)
         samples = [s for s in line.samples if s.get(use_key) is not None]
         if samples:

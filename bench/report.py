@@ -111,6 +111,28 @@ def throughput(record: dict) -> dict | None:
     return _summary(n / e["train_time_s"] for e in epochs[1:] if n and e.get("train_time_s"))
 
 
+def phase_times(record: dict) -> dict:
+    """Seconds spent around the steady state: ``first_step`` (tracing/compilation; v2 only), ``first_epoch``,
+    ``later_epochs`` (median), ``between_epochs`` (median: end of one epoch's training to the start of the
+    next one's, evaluation included) and ``evaluation`` (median). Absent figures are None."""
+    timing = record.get("timing") or {}
+    epochs = (record.get("results") or {}).get("epochs") or []
+
+    def median(value):
+        return value.get("median") if isinstance(value, dict) else value
+
+    if "epoch_time_s" in timing:  # schema v2 (bench.measure.train_timing)
+        return {"first_step": timing.get("first_step_s"), "first_epoch": timing["epoch_time_s"].get("first"),
+                "later_epochs": median(timing["epoch_time_s"].get("later")),
+                "between_epochs": median(timing.get("epoch_gap_s")), "evaluation": median(timing.get("eval_time_s"))}
+    gaps = [later["started_at"] - (earlier["started_at"] + earlier["train_time_s"])
+            for earlier, later in zip(epochs, epochs[1:], strict=False)]
+    summary = lambda values: summarize(values)["median"] if values else None  # noqa: E731
+    return {"first_step": None, "first_epoch": epochs[0]["train_time_s"] if epochs else None,
+            "later_epochs": summary([e["train_time_s"] for e in epochs[1:]]), "between_epochs": summary(gaps),
+            "evaluation": summary([e["eval_time_s"] for e in epochs])}
+
+
 def epoch_curves(record: dict) -> list[dict]:
     """``[{"epoch": 1, "loss": ..., "test_accuracy": ...}, ...]`` (epochs counted from 1)."""
     epochs = (record.get("results") or {}).get("epochs") or []
@@ -363,6 +385,17 @@ def build_report(directory, *, figures: bool = True) -> Path:
                 "show their epochs only.", ""]
         for group in groups:
             out += [f"### {group.title}", ""] + image(f"timeline__{group.slug}", f"timeline, {group.title}")
+            rows = []
+            for label in LABELS:
+                record = group.ok().get(label)
+                if record is None:
+                    rows.append([label, group.status(label), "", "", "", ""])
+                    continue
+                times = phase_times(record)
+                rows.append([label, *(MISSING if times[k] is None else f"{times[k]:.3g} s" for k in
+                                      ("first_step", "first_epoch", "later_epochs", "between_epochs", "evaluation"))])
+            out += _table(["implementation", "first step (compiles)", "first epoch", "later epochs (median)",
+                           "between epochs (median, incl. evaluation)", "evaluation (median)"], rows) + [""]
 
     # -- training curves --
     train_groups = [g for g in groups if g.kind == "train"]
