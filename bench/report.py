@@ -128,7 +128,7 @@ def phase_times(record: dict) -> dict:
     gaps = [later["started_at"] - (earlier["started_at"] + earlier["train_time_s"])
             for earlier, later in zip(epochs, epochs[1:], strict=False)]
     summary = lambda values: summarize(values)["median"] if values else None  # noqa: E731
-    return {"first_step": None, "first_epoch": epochs[0]["train_time_s"] if epochs else None,
+    return {"first_step": timing.get("first_step_s"), "first_epoch": epochs[0]["train_time_s"] if epochs else None,
             "later_epochs": summary([e["train_time_s"] for e in epochs[1:]]), "between_epochs": summary(gaps),
             "evaluation": summary([e["eval_time_s"] for e in epochs])}
 

@@ -431,10 +431,13 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
     num_classes = spec.extra.get("test_num_classes", spec.num_classes)
     x, y = parity_batch(input_shape, num_classes, batch=spec.extra.get("test_batch", 4))
 
+    # Builder options the twin tests use (e.g. {"dropout": 0.0}: dropout would make training-mode outputs random).
+    options = {"options": spec.extra["parity_options"]} if spec.extra.get("parity_options") else {}
+
     def prepared(implementation, backend):
         runner = get_runner(implementation, backend)
         runner.setup(seed=0)
-        return runner, runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, seed=0)
+        return runner, runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, seed=0, **options)
 
     checks = []
     pairs = env_implementations(env)
