@@ -214,6 +214,7 @@ class ModelSources:
 
     definitions: dict[str, list[Excerpt]]  # style -> the builder's module excerpt, then its own helpers
     shared: list[Excerpt]  # project modules (architecture tables) imported by two or more styles
+    shared_by: dict[str, list[str]]  # shared module -> the styles that import it
     torchvision: list[str]  # torchvision names the PyTorch twin calls, e.g. "torchvision.models.resnet50"
 
 
@@ -253,7 +254,8 @@ def model_sources(model_name: str) -> ModelSources:
     torchvision = []
     for part in definitions.get("torch", []):
         torchvision += _torchvision_names(part)
-    return ModelSources(definitions=definitions, shared=shared, torchvision=sorted(set(torchvision)))
+    return ModelSources(definitions=definitions, shared=shared, shared_by={m: users[m] for m in shared_modules},
+                        torchvision=sorted(set(torchvision)))
 
 
 def _torchvision_names(part: Excerpt) -> list[str]:
@@ -661,8 +663,10 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
         extra["torch"] = " + torchvision"
     out.append("| model definition | " + " | ".join(f"{definition_loc[s]}{extra[s]}" for s in STYLES) + " |")
     if sources.shared:
-        shared_loc = sum(count_code_lines(e.text) for e in sources.shared)
-        out.append("| shared architecture table | " + " | ".join(f"{shared_loc} (shared)" for _ in STYLES) + " |")
+        shared_loc = {s: sum(count_code_lines(e.text) for e in sources.shared if s in sources.shared_by[e.module])
+                      for s in STYLES}
+        out.append("| shared architecture table | " + " | ".join(
+            f"{shared_loc[s]} (shared)" if shared_loc[s] else "—" for s in STYLES) + " |")
     out.append("| training code | " + " | ".join(str(training_loc[s]) for s in STYLES) + " |")
     out += ["", "The training code is what twinbench runs. The PyTorch loop includes twinbench's timing and "
             "profiler hooks, which the Keras styles keep in a callback (not counted); tf.keras reuses "
@@ -699,8 +703,10 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
     # -- the definitions --
     out += ["## The definitions", ""]
     for part in sources.shared:
+        names = [STYLE_TITLES[s] for s in STYLES if s in sources.shared_by[part.module]]
+        users = ", ".join(names[:-1]) + " and " + names[-1]
         out += [f"### Shared by the twins: `{relative(part.path)}`", "",
-                "The architecture table every twin imports, so they cannot disagree on it.", ""]
+                f"Imported by {users}: one table, so the twins cannot disagree on it.", ""]
         out += _code_block(part.text) + [""]
     for style in STYLES:
         parts = sources.definitions.get(style)
