@@ -402,7 +402,8 @@ def _torchvision_sources(model_name):
         try:
             for part in dotted.split(".")[1:]:
                 obj = getattr(obj, part)
-            found[dotted] = Path(inspect.getsourcefile(obj)).relative_to(root).as_posix()
+            # unwrap: torchvision's builders are decorated, and the decorators live in another file
+            found[dotted] = Path(inspect.getsourcefile(inspect.unwrap(obj))).relative_to(root).as_posix()
         except (AttributeError, TypeError, ValueError):
             continue
     return {"version": torchvision.__version__.split("+")[0], "files": found}
@@ -442,7 +443,7 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
         return runner, runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, seed=0, **options)
 
     checks = []
-    pairs = env_implementations(env)
+    pairs = [pair for pair in env_implementations(env) if pair[0] in spec.builders]
     for implementation, backend in pairs:
         if implementation == "keras":
             continue
@@ -463,8 +464,8 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
 
     path = FIXTURE_DIR / f"{model_name}.npz"
     for implementation, backend in pairs:
-        if implementation == "torch":
-            continue  # the fingerprint is the PyTorch twin itself
+        if implementation == "torch" or "torch" not in spec.builders:
+            continue  # the fingerprint is the PyTorch twin itself (a model without one has none)
         check = {"a": _label(implementation, backend), "b": "torch", "how": "PyTorch fingerprint"}
         if not path.exists():
             checks.append({**check, "passed": False, "error": f"no fingerprint {relative(path)}"})
@@ -531,8 +532,11 @@ def _same_shape(keras_shape, other_shape, *, channels_first):
     return list(other_shape) == list(keras_shape)
 
 
-def layer_table(data_by_env: dict[str, dict]) -> tuple[list[str], list[str]]:
-    """Markdown rows of the aligned layer table, and notes (unmatched layers, missing columns)."""
+def layer_table(data_by_env: dict[str, dict], styles=STYLES) -> tuple[list[str], list[str]]:
+    """Markdown rows of the aligned layer table, and notes (unmatched layers, missing columns).
+
+    ``styles``: the implementations the model has; a twin it does not have is a column of "n/a".
+    """
     keras_rows = next((d["layers"]["keras"] for env in ENVS if (d := data_by_env.get(env)) and "keras" in d["layers"]),
                       None)
     torch_rows = (data_by_env.get("torch") or {}).get("layers", {}).get("torch")
@@ -541,7 +545,9 @@ def layer_table(data_by_env: dict[str, dict]) -> tuple[list[str], list[str]]:
     if keras_rows is None:
         return [], [f"No layer table yet: {REGENERATE}."]
     for style, rows, env in (("torch", torch_rows, "torch"), ("tf_keras", tf_rows, "tensorflow")):
-        if rows is None:
+        if style not in styles:
+            notes.append(f"This model has no {STYLE_TITLES[style]} twin.")
+        elif rows is None:
             notes.append(f"The {STYLE_TITLES[style]} column is missing: it is computed in the {env} environment; "
                          f"{REGENERATE}.")
     by_keras = {}
@@ -607,19 +613,30 @@ def _env_line(env, data):
     return f"- {env} environment ({versions}; device {data.get('device') or '?'}): {where}"
 
 
-def render_checks(data_by_env: dict[str, dict]) -> list[str]:
+def expected_checks(styles) -> dict[str, list[tuple[str, str]]]:
+    """The twin checks each environment runs for a model with these implementations: (twin, against)."""
+    native = {"torch": [("torch", "keras[torch]")] if "torch" in styles else [],
+              "tensorflow": [("tf_keras", "keras[tensorflow]")] if "tf_keras" in styles else [], "jax": []}
+    if "torch" in styles:  # the PyTorch twin's fingerprint ties the environments together
+        native["tensorflow"] += [("tf_keras", "torch")] if "tf_keras" in styles else []
+        native["tensorflow"].append(("keras[tensorflow]", "torch"))
+        native["jax"].append(("keras[jax]", "torch"))
+    return native
+
+
+def render_checks(data_by_env: dict[str, dict], styles=STYLES) -> list[str]:
     lines = ["| twin | against | how | batch | max \\|Δ logits\\| | tolerance | \\|Δ loss\\| | result |",
              "|---|---|---|---|---|---|---|---|"]
-    expected = {"torch": ["torch vs keras[torch]"],
-                "tensorflow": ["tf_keras vs keras[tensorflow]", "keras[tensorflow] vs torch", "tf_keras vs torch"],
-                "jax": ["keras[jax] vs torch"]}
+    expected = expected_checks(styles)
     for env in ENVS:
         data = data_by_env.get(env)
         if data is None or "checks" not in data:
-            for pair in expected[env]:
-                a, _, b = pair.partition(" vs ")
+            for a, b in expected[env]:
                 lines.append(f"| {a} | {b} | | | missing | | | not computed: needs the {env} environment |")
             continue
+        if not expected[env]:
+            label = "keras[jax]" if env == "jax" else _label("keras", env)
+            lines.append(f"| {label} | — | | | | | | no check: this model has no PyTorch twin to compare with |")
         for check in data["checks"]:
             result = "same network ✓" if check.get("passed") else f"**DIFFERENT**: {check.get('error', '?')}"
             lines.append("| " + " | ".join([
@@ -641,6 +658,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
 
     spec = get_model_spec(model_name)
     sources = model_sources(model_name)
+    impls = [i for i in ("torch", "keras", "tf_keras") if i in spec.builders]
     h, w, c = spec.input_shape
     out = [f"# {model_name}", "",
            "<!-- Generated by `python -m bench docs` from the source and docs/models/_data/; do not edit. -->", "",
@@ -649,15 +667,18 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
            f"- Defaults: input {h}×{w}×{c} (height × width × channels), {spec.num_classes} classes"
            + (f", {spec.extra['params']:,} parameters" if "params" in spec.extra else ""),
            f"- Try it: `python -m bench show {model_name}`; "
-           f"`python -m bench run --model {model_name} --impl torch --progress` (or `--impl keras`, `--impl tf_keras`)",
+           f"`python -m bench run --model {model_name} --impl {impls[0]} --progress`"
+           + (f" (or {', '.join(f'`--impl {i}`' for i in impls[1:])})" if impls[1:] else ""),
            ""]
 
     # -- at a glance: lines of code per style --
     out += ["## Lines of code per style", "",
             "Counted in the excerpts below: lines that are not blank, not only a comment and not a docstring.", "",
             "| | " + " | ".join(STYLE_TITLES[s] for s in STYLES) + " |", "|---|---|---|---|"]
-    definition_loc = {s: sum(count_code_lines(e.text) for e in sources.definitions.get(s, [])) for s in STYLES}
-    training_loc = {s: sum(count_code_lines(src) for _, src, _ in training_code(s)) for s in STYLES}
+    definition_loc = {s: sum(count_code_lines(e.text) for e in sources.definitions[s]) if s in sources.definitions
+                      else "—" for s in STYLES}
+    training_loc = {s: sum(count_code_lines(src) for _, src, _ in training_code(s)) if s in spec.builders else "—"
+                    for s in STYLES}
     extra = {s: "" for s in STYLES}
     if sources.torchvision:
         extra["torch"] = " + torchvision"
@@ -679,7 +700,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
             "`bench.parity` then asserts equal parameter counts, logits, loss, every gradient and one Adam step; "
             "the table shows the largest difference in logits. Pairs that cannot share a process are compared "
             "with the PyTorch twin's committed fingerprint (`tests/parity/`).", ""]
-    out += render_checks(data_by_env)
+    out += render_checks(data_by_env, spec.builders)
     out.append("")
 
     # -- layers --
@@ -690,7 +711,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
             "| Keras 3 layer | output | params | PyTorch module | output | params | tf.keras layer | output | params "
             "| match |",
             "|---|---|--:|---|---|--:|---|---|--:|:-:|"]
-    rows, notes = layer_table(data_by_env)
+    rows, notes = layer_table(data_by_env, spec.builders)
     out += rows
     if notes:
         out += [""] + [f"- {n}" for n in notes]
@@ -727,7 +748,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
             "Taken from `backends/`, the code twinbench runs for every model: the same optimizer (Adam, "
             "lr 1e-3, eps 1e-8), the same loss (mean cross-entropy on logits), the same batches in the same order.",
             ""]
-    for style in STYLES:
+    for style in (s for s in STYLES if s in spec.builders):
         pieces = training_code(style)
         files = sorted({relative(p) for _, _, p in pieces})
         out += [f"### {STYLE_TITLES[style]}: {', '.join(f'`{f}`' for f in files)}", "",
