@@ -90,8 +90,8 @@ def _hbar(ax, values: dict, *, scale=1.0, unit="", fmt="{:.3g}", group: Group):
         err = [[median - summary["ci_low"] * scale], [summary["ci_high"] * scale - median]]
         ax.barh(y, median, color=colour, hatch=None if native else "//", edgecolor="white", height=0.6)
         ax.errorbar(median, y, xerr=err, fmt="none", ecolor="black", capsize=4, lw=1.2)
-        ax.text(summary["ci_high"] * scale + 0.02 * top, y, f"{fmt.format(median)} {unit}".strip(), va="center",
-                fontsize=9)
+        ax.text(summary["ci_high"] * scale + 0.02 * top, y, f"{fmt.format(median)} {unit}".strip() +
+                f"  (n={summary['n']})", va="center", fontsize=9)
     _rows(ax, ys, LABELS)
     ax.set_xlim(0, top * 1.35)
     ax.grid(axis="x", alpha=0.3)
@@ -188,42 +188,52 @@ def _cpu_limit(record) -> float | None:
 
 
 def timeline_figure(plt, group: Group, title: str, directory: Path):
-    """Utilisation and memory against time, one row per implementation, shared time axis, epochs shaded."""
+    """Utilisation and memory against time, one row per implementation, shared time axis, epochs shaded.
+
+    Records without profiler samples (schema v1) still have their epochs' timestamps: if no record of the
+    group has samples, one column shows the epochs alone.
+    """
     from matplotlib.patches import Patch
 
     timelines = {label: report.timeline(r, directory) for label, r in group.ok().items()}
+    sampled = any(t and t.samples for t in timelines.values())
     gpu = any(t and t.has_gpu for t in timelines.values())
-    use_name, use_key, use_unit = ("GPU utilisation", "utilization_gpu", "%") if gpu else ("CPU", "cpu_percent", "%")
-    mem_name, mem_key = ("device memory", "memory_used_bytes") if gpu else ("RSS", "rss_bytes")
-    fig, axes = plt.subplots(len(LABELS), 2, figsize=(12, 1.45 * len(LABELS) + 1.3), sharex=True, squeeze=False)
+    use_name, use_key = ("GPU utilisation (%)", "utilization_gpu") if gpu else (
+        "CPU (% of one core; >100: several cores)", "cpu_percent")
+    mem_name, mem_key = ("device memory (GiB)", "memory_used_bytes") if gpu else ("RSS (GiB)", "rss_bytes")
+    columns = 2 if sampled else 1
+    fig, axes = plt.subplots(len(LABELS), columns, figsize=(12, (1.45 if sampled else 0.9) * len(LABELS) + 1.3),
+                             sharex=True, squeeze=False)
     span = max((w["end_s"] for t in timelines.values() if t for w in t.windows), default=1.0)
     for row, label in enumerate(LABELS):
-        left, right = axes[row]
+        panels = axes[row]
         colour, _ = STYLE[label]
-        left.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10, color=colour, fontweight="bold")
+        panels[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10, color=colour, fontweight="bold")
         line = timelines.get(label)
+        if line is None or not sampled or not line.samples:
+            for ax in panels:
+                ax.set_yticks([])
         if line is None:
             status = group.status(label)
-            for ax in (left, right):
+            for ax in panels:
                 ax.text(0.5, 0.5, status if status != "ok" else "no timeline in this record", transform=ax.transAxes,
                         ha="center", va="center", color="#555555", style="italic")
-                ax.set_yticks([])
             continue
-        _shade(left, line.windows, label_width=0.09 * span)
+        _shade(panels[0], line.windows, label_width=0.09 * span)
+        if not sampled:
+            continue
+        left, right = panels
         _shade(right, line.windows)
-        samples = [s for s in line.samples if s.get(use_key) is not None]
-        if samples:
-            left.plot([s["t_s"] for s in samples], [s[use_key] for s in samples], color=colour, lw=1.2)
-        memory = [s for s in line.samples if s.get(mem_key) is not None]
-        if memory:
-            right.plot([s["t_s"] for s in memory], [s[mem_key] / 2**30 for s in memory], color=colour, lw=1.2)
-            right.set_ylim(bottom=0)
         if not line.samples:
-            for ax in (left, right):
+            for ax in panels:
                 ax.text(0.5, 0.4, "no profiler samples in this record (epochs from their timestamps)",
                         transform=ax.transAxes, ha="center", va="center", fontsize=8, color="#555555", style="italic")
-                ax.set_yticks([])
             continue
+        samples = [s for s in line.samples if s.get(use_key) is not None]
+        left.plot([s["t_s"] for s in samples], [s[use_key] for s in samples], color=colour, lw=1.2)
+        memory = [s for s in line.samples if s.get(mem_key) is not None]
+        right.plot([s["t_s"] for s in memory], [s[mem_key] / 2**30 for s in memory], color=colour, lw=1.2)
+        right.set_ylim(bottom=0)
         if gpu:
             left.set_ylim(0, 105)
         else:  # psutil's first reading covers a tiny interval and can read thousands of %: keep the axis sane
@@ -234,8 +244,12 @@ def timeline_figure(plt, group: Group, title: str, directory: Path):
             if clipped:
                 left.text(0.99, 0.05, f"axis clipped: a reading of {top:,.0f}%", transform=left.transAxes, ha="right",
                           fontsize=7, color="#777777")
-    axes[0][0].set_title(f"{use_name} ({use_unit}{'' if gpu else ' of one core; >100: several cores'})")
-    axes[0][1].set_title(f"{mem_name} (GiB)")
+    if sampled:
+        axes[0][0].set_title(use_name)
+        axes[0][1].set_title(mem_name)
+    else:
+        axes[0][0].set_title("training and evaluation of each epoch (these records carry no profiler samples: "
+                             "schema v1)")
     for ax in axes[-1]:
         ax.set_xlabel("time since the run started (s)")
     handles = [Patch(color=SHADES["build"], label="build model"), Patch(color=SHADES["train"], label="training epoch"),
