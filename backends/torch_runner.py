@@ -152,10 +152,10 @@ class TorchRunner(Runner):
         n = len(train_set)
         results = []
         for epoch in range(config.epochs):
-            sampler.set_epoch(epoch)
-            model.train()
             bar = ProgressBar(epoch=epoch, epochs=config.epochs, steps=len(loader), samples=n,
                               batch_size=config.batch_size) if config.progress else None
+            sampler.set_epoch(epoch)
+            model.train()
             self.sync()
             started = self.now()
             events.mark("epoch_begin", epoch=epoch)
