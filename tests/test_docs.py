@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BACKEND, ROOT
 
 from bench import teaching
+from conftest import BACKEND, ROOT
 from models import list_models
 
 MODELS = list_models()

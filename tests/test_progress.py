@@ -6,6 +6,7 @@ import io
 import re
 
 import pytest
+
 from conftest import BACKEND
 
 pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch loop lives in the torch environment")

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 
 from bench import report
 from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic
+from conftest import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
