@@ -2,6 +2,8 @@
 
     nox -s compare      # the default matrix on the embedded digits data, then one comparison table
     nox -s tests        # the equivalence and correctness tests, in every backend environment
+    nox -s report       # report.md + figures for results/compare (also the last step of compare)
+    nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -l              # everything else
 
 Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3``.
@@ -55,9 +57,32 @@ def matrix(session: nox.Session, env: str) -> None:
 
 @nox.session(requires=["matrix(torch)", "matrix(tensorflow)", "matrix(jax)"])
 def compare(session: nox.Session) -> None:
-    """Run the default matrix (both CNNs, every implementation, digits) and print one comparison table."""
+    """Run the default matrix (both CNNs, every implementation, digits), print the table, write the report."""
     session.install("-e", ".")
     session.run("python", "-m", "bench", "compare", RESULTS)
+    session.run("python", "-m", "bench", "report", RESULTS)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Write report.md and its figures for a results directory (default results/compare; cells may be missing)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "report", *(session.posargs or [RESULTS]))
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def docs_data(session: nox.Session, env: str) -> None:
+    """Compute this environment's share of the model pages: layer tables and twin checks (docs/models/_data)."""
+    _install(session, env)
+    session.run("python", "-m", "bench", "docs", "--collect", *session.posargs, env=_env_vars(env))
+
+
+@nox.session(default=False, requires=["docs_data(torch)", "docs_data(tensorflow)", "docs_data(jax)"])
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/models/: a page per registered model (three styles, layers, twin check) and the index."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "docs", *session.posargs)
 
 
 @nox.session

@@ -8,7 +8,9 @@ Images arrive channels last (N, H, W, C) like every twinbench array and are turn
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 
 import numpy as np
 import torch
@@ -150,6 +152,8 @@ class TorchRunner(Runner):
         n = len(train_set)
         results = []
         for epoch in range(config.epochs):
+            bar = ProgressBar(epoch=epoch, epochs=config.epochs, steps=len(loader), samples=n,
+                              batch_size=config.batch_size) if config.progress else None
             sampler.set_epoch(epoch)
             model.train()
             self.sync()
@@ -164,8 +168,8 @@ class TorchRunner(Runner):
                     loss = train_step(model, optimizer, loss_fn, images, labels)
                     total_loss += loss * labels.shape[0]
                     steps += 1
-                    if config.progress:
-                        _progress(epoch, config.epochs, steps, len(loader), total_loss, self.now() - started)
+                    if bar:
+                        bar.update(steps, total_loss)
                 self.sync()
             trained = self.now()
             with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
@@ -173,7 +177,7 @@ class TorchRunner(Runner):
             ended = self.now()
             mean_loss = float(total_loss) / n
             if config.progress:
-                print(f" - test accuracy {test_accuracy:.4f}", file=sys.stderr)
+                print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
             events.mark("epoch_end", epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy)
             results.append(EpochResult(epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy,
                                        train_time_s=trained - started, eval_time_s=ended - trained, steps=steps,
@@ -203,9 +207,69 @@ class TorchRunner(Runner):
         }
 
 
-def _progress(epoch, epochs, step, steps, total_loss, elapsed):
-    """A one-line progress bar like Keras' (the running loss costs a device sync, so it is opt-in)."""
-    width = 30
-    done = int(width * step / steps)
-    bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + "." * (width - done)
-    print(f"\rEpoch {epoch + 1}/{epochs} {step}/{steps} [{bar}] - {elapsed:.1f}s", end="", file=sys.stderr)
+class ProgressBar:
+    """Keras-style progress for one epoch of the PyTorch loop, so the three styles read alike::
+
+        Epoch 1/5
+        45/45 [==============================] - 3s 60ms/step - loss: 0.4321
+
+    On a terminal the line is redrawn in place while the epoch runs (with the time left, ``ETA``); in a log
+    or a pipe only the final line of each epoch is printed, as Keras does. The loss shown is the running mean
+    over the samples seen so far. Reading it copies a value from the device, which waits for the GPU to
+    finish the queued steps (a sync), so the bar redraws at most every ``interval_s`` seconds and the steps
+    in between stay asynchronous. It is opt-in (``--progress``); benchmark runs leave it off.
+    """
+
+    width = 30  # characters between the brackets, as in Keras
+
+    def __init__(self, *, epoch, epochs, steps, samples, batch_size, interval_s=0.1, stream=None):
+        self.steps, self.samples, self.batch_size, self.interval_s = steps, samples, batch_size, interval_s
+        self.stream = stream or sys.stdout
+        self.dynamic = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last_drawn = -math.inf
+        self.drawn_width = 0
+        print(f"Epoch {epoch + 1}/{epochs}", file=self.stream, flush=True)
+        self.started = time.perf_counter()
+
+    def update(self, step, total_loss):
+        """After ``step`` steps; ``total_loss`` (summed over samples, on the device) is read only to redraw."""
+        now = time.perf_counter()
+        final = step >= self.steps
+        if not final and (not self.dynamic or now - self.last_drawn < self.interval_s):
+            return
+        self.last_drawn = now
+        loss = float(total_loss) / min(step * self.batch_size, self.samples)  # float(): the sync
+        elapsed = now - self.started
+        if final:
+            timing = f"{_duration(elapsed)} {_per_step(elapsed / step)}"
+        else:
+            timing = f"ETA: {_duration(elapsed / step * (self.steps - step))}"
+        line = f"{step:>{len(str(self.steps))}}/{self.steps} [{self._bar(step)}] - {timing} - loss: {loss:.4f}"
+        if self.dynamic:  # overwrite the previous line, padding over what was longer
+            line = "\r" + line.ljust(self.drawn_width)
+            self.drawn_width = len(line) - 1
+        print(line, end="\n" if final else "", file=self.stream, flush=True)
+
+    def _bar(self, step):
+        done = int(self.width * step / self.steps)
+        if step >= self.steps:
+            return "=" * self.width
+        return "=" * done + ">" + "." * (self.width - done - 1)
+
+
+def _duration(seconds):
+    """Keras' way: ``3s``, ``1:05``, ``1:02:05``."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    if seconds >= 60:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds}s"
+
+
+def _per_step(seconds):
+    if seconds >= 1:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"

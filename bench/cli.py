@@ -107,13 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="print the comparison table of a results directory")
     compare.add_argument("results", nargs="?", default="results/compare")
+
+    report = sub.add_parser("report", help="write DIR/report.md and its figures (works on a partial matrix)")
+    report.add_argument("results", nargs="?", default="results/compare")
+    report.add_argument("--no-figures", action="store_true", help="the Markdown report only")
+
+    show = sub.add_parser("show", help="print a model's teaching page: three styles, layer table, twin check")
+    show.add_argument("model")
+    show.add_argument("--offline", action="store_true",
+                      help="use only the committed data (docs/models/_data), compute nothing in this environment")
+
+    docs = sub.add_parser("docs", help="regenerate docs/models/ (pages and index) from the source and the data")
+    docs.add_argument("--collect", action="store_true",
+                      help="instead, compute this environment's layer tables and twin checks into docs/models/_data")
+    docs.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
     return parser
 
 
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare}[args.command](args)
+        commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
+                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs}
+        return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -298,4 +314,52 @@ def cmd_compare(args) -> int:
     print()
     for line in agreement_summary(records):
         print(line)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from bench.report import build_report
+
+    if not Path(args.results).is_dir():
+        raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
+    check_writable(args.results)  # report.md and figures/ go next to the records
+    path = build_report(args.results, figures=not args.no_figures)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from bench.teaching import DocsError, show
+    from models import get_model_spec
+
+    try:
+        get_model_spec(args.model)
+        print(show(args.model, live=not args.offline), end="")
+    except (*_user_errors(), DocsError) as err:
+        raise CliError(str(err)) from None
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from bench.teaching import DocsError, current_env, write_env_data, write_pages
+    from models import get_model_spec
+
+    try:
+        models = [m for m in (args.models or "").split(",") if m] or None
+        for model in models or []:
+            get_model_spec(model)
+        if args.collect:
+            env = current_env()
+            if env is None:
+                raise CliError("--collect needs a framework environment (KERAS_BACKEND=torch|tensorflow|jax); "
+                               "nox -s docs runs it in each")
+            paths = write_env_data(env, models)
+        else:
+            paths = write_pages(models)
+    except (*_user_errors(), DocsError) as err:
+        raise CliError(str(err)) from None
+    for path in paths:
+        print(f"wrote {path}")
     return 0

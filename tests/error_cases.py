@@ -76,6 +76,10 @@ CASES = [
          prepare="future_record", exit_code=0),
     Case("no-records", "A results directory without records", ("compare", "{tmp}"),
          r"no twinbench records in '.*'", prepare="empty_dir"),
+    Case("report-no-directory", "A report of a results directory that does not exist", ("report", "{tmp}/nope"),
+         r"results directory '.*nope' does not exist; run the matrix first \(nox -s compare\)"),
+    Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
+         r"Unknown model 'resnet5'\. Valid choices: cifar_cnn, mnist_cnn"),
 ]
 
 
