@@ -18,6 +18,11 @@ def _sort_key(record):
     return (cell["model"], cell["dataset"], IMPLEMENTATION_ORDER.get((cell["implementation"], cell["backend"]), 9))
 
 
+def sorted_records(records: list[dict]) -> list[dict]:
+    """Records by model, dataset, then torch, keras[torch], tf_keras, keras[tensorflow], keras[jax]."""
+    return sorted(records, key=_sort_key)
+
+
 def format_table(rows: list[list[str]], headers: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     line = lambda cells: "  ".join(str(c).rjust(w) if i >= 3 else str(c).ljust(w)  # noqa: E731
@@ -76,3 +81,55 @@ def agreement_summary(records: list[dict]) -> list[str]:
             f"final accuracy {100 * min(accuracies):.1f}-{100 * max(accuracies):.1f}% (spread {spread:.1f} points)"
         )
     return lines
+
+
+def _median_iqr(summary, scale=1.0, spec=".2f"):
+    """``12.30 [11.90-12.80]``: median and interquartile range of a ``summarize`` dict, scaled."""
+    if not summary:
+        return "—"
+    return (f"{format(summary['median'] * scale, spec)} "
+            f"[{format(summary['q1'] * scale, spec)}-{format(summary['q3'] * scale, spec)}]")
+
+
+def timing_table(records: list[dict]) -> str:
+    """The timing figures of training records (``bench run``): median [IQR] over epochs or windows."""
+    headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
+               "epoch (s) median [IQR]", "gap (ms)", "eval (ms)"]
+    rows = []
+    for record in sorted(records, key=_sort_key):
+        if record.get("status") != "ok" or "timing" not in record:
+            continue
+        cell, timing = record["cell"], record["timing"]
+        rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]),
+                     str((record.get("settings") or {}).get("jit_compile")),
+                     _fmt(timing["first_step_s"] and 1e3 * timing["first_step_s"], ".0f"),
+                     _median_iqr(timing["steady_step_s"], 1e3),
+                     _median_iqr(timing["epoch_time_s"]["later"]),
+                     _median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
+                     _median_iqr(timing["eval_time_s"], 1e3, ".0f")])
+    return format_table(rows, headers) if rows else ""
+
+
+def throughput_table(records: list[dict]) -> str:
+    """Throughput records (``bench bench``): one row per cell, median [IQR] over repeats."""
+    headers = ["model", "implementation", "batch", "jit", "first step (ms)", "step (ms) median [IQR]",
+               "95% CI (ms)", "images/s median", "profiler cost"]
+    rows = []
+    for record in sorted(records, key=_sort_key):
+        cell = record["cell"]
+        label = implementation_label(cell["implementation"], cell["backend"])
+        if record.get("status") != "ok":
+            reason = (record.get("error") or {}).get("message", "failed")
+            rows.append([cell["model"], label, "", "", "FAILED", reason[:40], "", "", ""])
+            continue
+        timing, overhead = record["timing"], record.get("profiler_overhead")
+        step = timing["steady_step_s"]
+        cost = "—"
+        if overhead:
+            cost = f"{overhead['overhead_pct']:+.2f}% [{overhead['ci_pct'][0]:+.1f}, {overhead['ci_pct'][1]:+.1f}]"
+        rows.append([cell["model"], label, str(record["config"]["batch_size"]),
+                     str((record.get("settings") or {}).get("jit_compile")),
+                     f"{1e3 * timing['first_step_s']:.0f}", _median_iqr(step, 1e3),
+                     f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
+                     f"{timing['throughput_images_per_s']['median']:.0f}", cost])
+    return format_table(rows, headers) if rows else ""
