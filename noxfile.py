@@ -85,4 +85,4 @@ def bench(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Static checks with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", "models", "backends", "data", "bench", "tests", "noxfile.py")
+    session.run("ruff", "check", "models", "backends", "data", "bench", "tests", "tools", "noxfile.py")
