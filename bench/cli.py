@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
     _add_training_args(matrix)
 
-    compare = sub.add_parser("compare", help="print the comparison table of a results directory")
-    compare.add_argument("results", nargs="?", default="results/compare")
+    compare = sub.add_parser("compare", help="print the comparison tables of results directories")
+    compare.add_argument("results", nargs="*", default=["results/compare"],
+                         help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
     return parser
@@ -269,13 +270,17 @@ def cmd_compare(args) -> int:
     from bench.records import load_records
     from bench.table import agreement_summary, results_table
 
-    if not Path(args.results).is_dir():
-        raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
-    records, skipped = load_records(args.results)
-    for line in skipped:
-        print(f"skipped {line}", file=sys.stderr)
+    directories = [args.results] if isinstance(args.results, str) else args.results
+    records = []
+    for directory in directories:
+        if not Path(directory).is_dir():
+            raise CliError(f"results directory {directory!r} does not exist; run the matrix first (nox -s compare)")
+        found, skipped = load_records(directory)
+        records += found
+        for line in skipped:
+            print(f"skipped {line}", file=sys.stderr)
     if not records:
-        raise CliError(f"no twinbench records in {args.results!r}")
+        raise CliError(f"no twinbench records in {', '.join(map(repr, directories))}")
     trained = [r for r in records if r.get("kind", "train") == "train"]
     if trained:
         print(results_table(trained))
@@ -292,15 +297,15 @@ def cmd_compare(args) -> int:
 
 def throughput_section(records) -> str:
     """``compare``'s text for throughput records: the table, the decomposition, the profiler's cost."""
-    from bench.decompose import decomposition, decomposition_table
-    from bench.table import implementation_label, sorted_records, throughput_table
+    from bench.decompose import decomposition, decomposition_table, throughput_rows
+    from bench.table import throughput_table
 
     lines = ["Throughput (bench bench): seconds per step over repeats of N steps, synchronised at the edges only",
              throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
              decomposition_table(decomposition(records)), ""]
-    for record in sorted_records(records):
-        overhead = record.get("profiler_overhead")
-        if record.get("status") == "ok" and overhead:
+    for row in throughput_rows(records):
+        overhead = row["profiler_overhead"]
+        if overhead:
             limit = f"{overhead['limit_pct']:.0f}%"
             if overhead["shown_under_limit"]:
                 verdict = f"under {limit}: the whole CI is below it"
@@ -308,11 +313,9 @@ def throughput_section(records) -> str:
                 verdict = f"median under {limit}, but the CI reaches above it: not shown to be under"
             else:
                 verdict = f"median NOT under {limit}"
-            cell = record["cell"]
-            lines.append(f"profiler cost, {implementation_label(cell['implementation'], cell['backend'])}: "
-                         f"{overhead['overhead_pct']:+.2f}% of step time (95% CI {overhead['ci_pct'][0]:+.2f}% to "
-                         f"{overhead['ci_pct'][1]:+.2f}%, {overhead['n_a']} windows on / {overhead['n_b']} off): "
-                         f"{verdict}")
+            lines.append(f"profiler cost, {row['label']} (batch {row['batch_size']}): {overhead['overhead_pct']:+.2f}% "
+                         f"of step time (95% CI {overhead['ci_pct'][0]:+.2f}% to {overhead['ci_pct'][1]:+.2f}%, "
+                         f"{overhead['n_a']} windows on / {overhead['n_b']} off): {verdict}")
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ medians with a bootstrap 95% CI; a difference is called only when the CI exclude
 
 Samples: for a throughput record (``bench bench``), seconds per step of each repeat with the profiler
 on; for a training record (``bench run``), the training time of each epoch after the first (the first
-one compiles). This module imports no framework.
+one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
 """
 
 from __future__ import annotations
@@ -58,33 +58,92 @@ def group_key(record: dict) -> tuple:
             config.get("batch_size"), tuple((record.get("model") or {}).get("input_shape") or ()))
 
 
+def pooled(records: list[dict]) -> dict[tuple, dict[tuple[str, str], list[dict]]]:
+    """Successful records by ``group_key``, then by cell ``(implementation, backend)``.
+
+    Several records of one cell (e.g. the rounds of ``tools/measure_cpu.sh``, each a separate process
+    run at a different time) are pooled: their samples are concatenated. Interleaving rounds of all
+    cells spreads a slow drift of a shared machine over every implementation instead of one.
+    """
+    groups: dict[tuple, dict[tuple[str, str], list[dict]]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            cell = (record["cell"]["implementation"], record["cell"]["backend"])
+            groups.setdefault(group_key(record), {}).setdefault(cell, []).append(record)
+    return dict(sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))))
+
+
+def pooled_samples(records: list[dict]) -> tuple[list[float], str]:
+    """``time_samples`` of several records of one cell, concatenated."""
+    samples, what = [], ""
+    for record in records:
+        more, what = time_samples(record)
+        samples += more
+    return samples, what
+
+
 def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
     """The decomposition rows of every group of comparable records (failed records are left out).
 
     Returns one dict per (group, ratio) that both cells have samples for: ``model, kind, dataset,
-    batch_size, numerator, denominator, meaning, samples`` (what was compared) and ``ratio_ci``'s
-    ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``. A ratio needs at least 2 samples per side.
+    batch_size, numerator, denominator, meaning, samples, runs_a, runs_b`` (what was compared) and
+    ``ratio_ci``'s ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``. A ratio needs at least 2
+    samples per side.
     """
-    groups: dict[tuple, dict[tuple[str, str], dict]] = {}
-    for record in records:
-        if record.get("status") == "ok":
-            cell = (record["cell"]["implementation"], record["cell"]["backend"])
-            groups.setdefault(group_key(record), {})[cell] = record
     rows = []
-    for key, cells in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
-        kind, model, dataset, batch_size, _ = key
+    for (kind, model, dataset, batch_size, _), cells in pooled(records).items():
         for numerator, denominator, meaning in DECOMPOSITION:
             if numerator not in cells or denominator not in cells:
                 continue
-            a, what = time_samples(cells[numerator])
-            b, _ = time_samples(cells[denominator])
+            a, what = pooled_samples(cells[numerator])
+            b, _ = pooled_samples(cells[denominator])
             if len(a) < 2 or len(b) < 2:
                 continue
             result = ratio_ci(a, b, seed=seed)
             rows.append({"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
                          "numerator": label(numerator), "denominator": label(denominator), "meaning": meaning,
-                         "samples": what, **result})
+                         "samples": what, "runs_a": len(cells[numerator]), "runs_b": len(cells[denominator]),
+                         **result})
     return rows
+
+
+def throughput_rows(records: list[dict]) -> list[dict]:
+    """Per cell of throughput records, pooled over runs: step time, throughput and the profiler's cost.
+
+    Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
+    ``throughput_images_per_s`` (``summarize`` of the pooled repeats with the profiler on),
+    ``profiler_overhead`` (``bench.throughput.profiler_overhead`` of the pooled on/off repeats),
+    ``jit_compile``.
+    """
+    import statistics
+
+    from bench.stats import summarize
+    from bench.throughput import profiler_overhead
+
+    rows = []
+    for (kind, model, _, batch_size, _), cells in pooled(records).items():
+        if kind != "throughput":
+            continue
+        for cell in sorted(cells, key=_cell_order):
+            runs = cells[cell]
+            repeats = [r for record in runs for r in record["timing"]["repeats"]]
+            on = [r["step_s"] for r in repeats if r["profiler"]]
+            off = [r["step_s"] for r in repeats if not r["profiler"]]
+            rows.append({
+                "model": model, "batch_size": batch_size, "label": label(cell), "runs": len(runs),
+                "first_step_s": statistics.median(r["timing"]["first_step_s"] for r in runs),
+                "steady_step_s": summarize(on),
+                "throughput_images_per_s": summarize([batch_size / s for s in on]),
+                "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci),
+                "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+            })
+    return rows
+
+
+def _cell_order(cell):
+    order = [("torch", "torch"), ("keras", "torch"), ("tf_keras", "tensorflow"), ("keras", "tensorflow"),
+             ("keras", "jax")]
+    return order.index(cell) if cell in order else len(order)
 
 
 def decomposition_table(rows: list[dict]) -> str:

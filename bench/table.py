@@ -111,25 +111,25 @@ def timing_table(records: list[dict]) -> str:
 
 
 def throughput_table(records: list[dict]) -> str:
-    """Throughput records (``bench bench``): one row per cell, median [IQR] over repeats."""
-    headers = ["model", "implementation", "batch", "jit", "first step (ms)", "step (ms) median [IQR]",
-               "95% CI (ms)", "images/s median", "profiler cost"]
+    """Throughput records (``bench bench``): one row per cell, pooled over runs, median [IQR] over repeats."""
+    from bench.decompose import throughput_rows
+
+    headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
+               "95% CI (ms)", "images/s", "profiler cost [95% CI]"]
     rows = []
-    for record in sorted(records, key=_sort_key):
-        cell = record["cell"]
-        label = implementation_label(cell["implementation"], cell["backend"])
-        if record.get("status") != "ok":
-            reason = (record.get("error") or {}).get("message", "failed")
-            rows.append([cell["model"], label, "", "", "FAILED", reason[:40], "", "", ""])
-            continue
-        timing, overhead = record["timing"], record.get("profiler_overhead")
-        step = timing["steady_step_s"]
+    for row in throughput_rows(records):
+        step, overhead = row["steady_step_s"], row["profiler_overhead"]
         cost = "—"
         if overhead:
             cost = f"{overhead['overhead_pct']:+.2f}% [{overhead['ci_pct'][0]:+.1f}, {overhead['ci_pct'][1]:+.1f}]"
-        rows.append([cell["model"], label, str(record["config"]["batch_size"]),
-                     str((record.get("settings") or {}).get("jit_compile")),
-                     f"{1e3 * timing['first_step_s']:.0f}", _median_iqr(step, 1e3),
+        rows.append([row["model"], row["label"], str(row["batch_size"]), str(row["runs"]), str(row["jit_compile"]),
+                     f"{1e3 * row['first_step_s']:.0f}", _median_iqr(step, 1e3),
                      f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
-                     f"{timing['throughput_images_per_s']['median']:.0f}", cost])
+                     f"{row['throughput_images_per_s']['median']:.0f}", cost])
+    failed = [r for r in records if r.get("status") != "ok"]
+    for record in sorted_records(failed):
+        cell = record["cell"]
+        reason = (record.get("error") or {}).get("message", "failed")
+        rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]), "", "", "",
+                     "FAILED", reason[:40], "", "", ""])
     return format_table(rows, headers) if rows else ""

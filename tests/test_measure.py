@@ -240,3 +240,11 @@ def test_compare_prints_the_decomposition(tmp_path, capsys):
     assert "keras[torch] / torch" in out and "1.30x slower" in out
     assert "Keras 3 overhead on PyTorch" in out
     assert "profiler cost, keras[torch]: +0.00%" in out
+
+
+def test_several_runs_of_a_cell_are_pooled():
+    records = [throughput_record("torch", [1.0, 1.0, 1.0]), throughput_record("torch", [1.0, 1.0]),
+               throughput_record("keras[torch]", [2.0, 2.0, 2.0, 2.0])]
+    (row,) = decomposition(records)
+    assert (row["n_a"], row["n_b"], row["runs_a"], row["runs_b"]) == (4, 5, 1, 2)
+    assert row["ratio"] == pytest.approx(2.0)

@@ -16,6 +16,9 @@ One implementation per process (one Keras backend per process)::
     KERAS_BACKEND=jax        python tools/crosscheck.py --impl keras    --out results/crosscheck
 
     python tools/crosscheck.py --compare results/crosscheck results/bench   # both sets of ratios
+
+``--compare`` reads every result under both directories (subdirectories included) and pools several
+runs of one cell, like ``python -m bench compare DIR [DIR ...]``.
 """
 
 from __future__ import annotations
@@ -148,11 +151,21 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
     from bench.records import load_records
     from bench.stats import ratio_ci
 
+    # Every result under the directories, subdirectories included; several runs of one cell are pooled.
     hand = {}
-    for path in sorted(Path(crosscheck_dir).glob("*.json")):
+    for path in sorted(Path(crosscheck_dir).rglob("*.json")):
         result = json.loads(path.read_text())
-        hand[(result["model"], result["batch_size"], (result["implementation"], result["backend"]))] = result
-    records, _ = load_records(bench_dir)
+        if not isinstance(result, dict) or result.get("tool") != "crosscheck":
+            continue  # a twinbench record or timeline
+        key = (result["model"], result["batch_size"], (result["implementation"], result["backend"]))
+        pooled = hand.setdefault(key, {**result, "step_s": [], "runs": 0})
+        pooled["step_s"] = pooled["step_s"] + result["step_s"]
+        pooled["runs"] += 1
+    for result in hand.values():
+        result["median_step_s"] = statistics.median(result["step_s"])
+    records = []
+    for directory in sorted({path.parent for path in Path(bench_dir).rglob("*.json")}):
+        records += load_records(directory)[0]
     harness = {(r["numerator"], r["denominator"], r["model"], r["batch_size"]): r
                for r in decomposition([r for r in records if r.get("kind") == "throughput"])}
     lines, all_agree = [], True
@@ -178,7 +191,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
     lines.append("Per implementation, median seconds per step (hand loop):")
     for (model, batch, cell), result in sorted(hand.items()):
         lines.append(f"  {model} batch {batch} {label(cell):18s} {1e3 * result['median_step_s']:8.2f} ms "
-                     f"({len(result['step_s'])} repeats of {result['steps']} steps)")
+                     f"({len(result['step_s'])} repeats of {result['steps']} steps, {result['runs']} runs)")
     return "\n".join(lines), all_agree
 
 
