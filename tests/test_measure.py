@@ -1,7 +1,6 @@
 """The measurement plumbing without any framework: the step clock, timing figures, records v2, the
 overhead decomposition and ``compare``'s output, on synthetic numbers whose answers are known."""
 
-import json
 
 import numpy as np
 import pytest
@@ -144,10 +143,11 @@ CELLS = {"torch": ("torch", "torch"), "keras[torch]": ("keras", "torch"), "tf_ke
          "keras[tensorflow]": ("keras", "tensorflow"), "keras[jax]": ("keras", "jax")}
 
 
-def throughput_record(label, step_times, *, model="cifar_cnn", batch_size=64):
+def throughput_record(label, step_times, *, model="cifar_cnn", batch_size=64, off=(1000.0,) * 3):
+    """A throughput record; ``off``: the repeats with the profiler off (absurd by default: never a ratio's)."""
     implementation, backend = CELLS[label]
     repeats = [{"repeat": i, "profiler": True, "step_s": s} for i, s in enumerate(step_times)]
-    repeats += [{"repeat": 100 + i, "profiler": False, "step_s": 1000.0} for i in range(3)]  # never used
+    repeats += [{"repeat": 100 + i, "profiler": False, "step_s": s} for i, s in enumerate(off)]
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
             "cell": {"model": model, "implementation": implementation, "backend": backend, "dataset": "synthetic"},
             "config": {"batch_size": batch_size}, "model": {"input_shape": [32, 32, 3], "params": 1},
@@ -225,21 +225,18 @@ def test_v1_records_are_skipped_with_a_reason_and_timelines_are_not_records(tmp_
         read_record(tmp_path / "old.json")
 
 
-def test_compare_prints_the_decomposition(tmp_path, capsys):
+def test_compare_prints_the_tables_the_decomposition_and_the_profiler_cost(tmp_path, capsys):
     for label, factor in (("torch", 1.0), ("keras[torch]", 1.3)):
-        record = throughput_record(label, [0.01 * factor * (1 + 0.001 * i) for i in range(8)])
-        on = [r["step_s"] for r in record["timing"]["repeats"] if r["profiler"]]
-        record["timing"].update(first_step_s=0.5, steady_step_s={"median": np.median(on), "q1": min(on),
-                                                                  "q3": max(on), "ci_low": min(on), "ci_high": max(on)},
-                                throughput_images_per_s={"median": 64 / np.median(on)})
-        record["profiler_overhead"] = profiler_overhead(on, on, ratio_ci=ratio_ci)
+        on = [0.01 * factor * (1 + 0.001 * i) for i in range(8)]
+        record = throughput_record(label, on, off=[t / 1.05 for t in on])  # the profiler costs 5%
+        record["timing"]["first_step_s"] = 0.5
         record["settings"] = {"jit_compile": False}
-        write_json_atomic(tmp_path / f"{label}.json", json.loads(json.dumps(record, default=float)))
+        write_json_atomic(tmp_path / f"{label}.json", record)
     assert main(["compare", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "keras[torch] / torch" in out and "1.30x slower" in out
     assert "Keras 3 overhead on PyTorch" in out
-    assert "profiler cost, keras[torch]: +0.00%" in out
+    assert "profiler cost, keras[torch] (batch 64): +5.00%" in out and "median NOT under 1%" in out
 
 
 def test_several_runs_of_a_cell_are_pooled():
