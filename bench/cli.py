@@ -306,17 +306,30 @@ def throughput_section(records) -> str:
     for row in throughput_rows(records):
         overhead = row["profiler_overhead"]
         if overhead:
-            limit = f"{overhead['limit_pct']:.0f}%"
-            if overhead["shown_under_limit"]:
-                verdict = f"under {limit}: the whole CI is below it"
-            elif overhead["under_limit"]:
-                verdict = f"median under {limit}, but the CI reaches above it: not shown to be under"
-            else:
-                verdict = f"median NOT under {limit}"
-            lines.append(f"profiler cost, {row['label']} (batch {row['batch_size']}): {overhead['overhead_pct']:+.2f}% "
-                         f"of step time (95% CI {overhead['ci_pct'][0]:+.2f}% to {overhead['ci_pct'][1]:+.2f}%, "
-                         f"{overhead['n_a']} windows on / {overhead['n_b']} off): {verdict}")
+            busy = row["sampler_busy_fraction"]
+            busy_text = "" if busy is None else (f" The sampler thread was busy {100 * busy:.2f}% of the time "
+                                                 "(its own CPU time: an upper bound on what it takes from training).")
+            lines.append(f"profiler cost, {row['label']} (batch {row['batch_size']}): {_overhead_text(overhead)}."
+                         f"{busy_text}")
     return "\n".join(lines)
+
+
+def _overhead_text(overhead: dict) -> str:
+    """The profiler's cost in words: both estimates and whether it is shown to be under the limit."""
+    limit = f"{overhead['limit_pct']:.0f}%"
+    text = (f"unpaired {overhead['overhead_pct']:+.2f}% of step time (95% CI {overhead['ci_pct'][0]:+.2f}% to "
+            f"{overhead['ci_pct'][1]:+.2f}%, {overhead['n_a']} windows on / {overhead['n_b']} off)")
+    paired = overhead.get("paired")
+    if paired:
+        text += (f"; paired {paired['overhead_pct']:+.2f}% (95% CI {paired['ci_pct'][0]:+.2f}% to "
+                 f"{paired['ci_pct'][1]:+.2f}%, {paired['n']} adjacent pairs)")
+    if overhead["shown_under_limit"]:
+        verdict = f"under {limit}: the whole CI is below it"
+    elif overhead["under_limit"]:
+        verdict = f"median under {limit}, but the CI reaches above it: not shown to be under"
+    else:
+        verdict = f"median NOT under {limit}"
+    return f"{text}: {verdict} ({overhead['decided_by']} estimate)"
 
 
 def training_timing_section(records) -> str:
@@ -399,8 +412,7 @@ def cmd_bench(args) -> int:
           f"95% CI {1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}, {step['n']} repeats x {config.steps} steps); "
           f"{rate['median']:.0f} images/s")
     if overhead:
-        print(f"{config.cell}: profiler cost {overhead['overhead_pct']:+.2f}% (95% CI {overhead['ci_pct'][0]:+.2f}% "
-              f"to {overhead['ci_pct'][1]:+.2f}%); record {path}")
+        print(f"{config.cell}: profiler cost {_overhead_text(overhead)}; record {path}")
     else:
         print(f"{config.cell}: record {path}")
     return 0

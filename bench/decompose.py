@@ -112,13 +112,13 @@ def throughput_rows(records: list[dict]) -> list[dict]:
 
     Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
     ``throughput_images_per_s`` (``summarize`` of the pooled repeats with the profiler on),
-    ``profiler_overhead`` (``bench.throughput.profiler_overhead`` of the pooled on/off repeats),
+    ``profiler_overhead`` (``bench.throughput.profiler_overhead`` of the pooled on/off repeats and pairs),
     ``jit_compile``.
     """
     import statistics
 
     from bench.stats import summarize
-    from bench.throughput import profiler_overhead
+    from bench.throughput import overhead_pairs, profiler_overhead
 
     rows = []
     for (kind, model, _, batch_size, _), cells in pooled(records).items():
@@ -129,13 +129,19 @@ def throughput_rows(records: list[dict]) -> list[dict]:
             repeats = [r for record in runs for r in record["timing"]["repeats"]]
             on = [r["step_s"] for r in repeats if r["profiler"]]
             off = [r["step_s"] for r in repeats if not r["profiler"]]
+            pairs = [pair for record in runs for pair in overhead_pairs(record["timing"]["repeats"])]
             rows.append({
                 "model": model, "batch_size": batch_size, "label": label(cell), "runs": len(runs),
                 "first_step_s": statistics.median(r["timing"]["first_step_s"] for r in runs),
                 "steady_step_s": summarize(on),
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
-                "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci),
+                "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+                # Share of the time the sampler thread spent in its own calls (median over profiled windows).
+                "sampler_busy_fraction": statistics.median(
+                    busy for record in runs
+                    if (busy := (((record.get("profile") or {}).get("sampler_busy_fraction") or {}).get("median")))
+                    is not None) if any(record.get("profile") for record in runs) else None,
             })
     return rows
 

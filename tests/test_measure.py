@@ -20,7 +20,7 @@ from bench.records import (
 )
 from bench.run import write_record
 from bench.stats import ratio_ci
-from bench.throughput import profiler_overhead, repeat_schedule
+from bench.throughput import overhead_pairs, profiler_overhead, repeat_schedule
 
 # ---------------------------------------------------------------------- the step clock
 
@@ -137,6 +137,22 @@ def test_profiler_overhead_flags():
     assert profiler_overhead(off, [], ratio_ci=ratio_ci) is None
 
 
+def test_paired_overhead_cancels_drift_between_pairs():
+    # The machine slows down 3x over the run; within each pair the sampler costs exactly 0.5%.
+    drift = np.linspace(1.0, 3.0, 8)
+    pairs = [(d * 1.005, d) for d in drift]
+    repeats = []
+    for i, (on, off) in enumerate(pairs):
+        first, second = ((on, True), (off, False)) if i % 2 == 0 else ((off, False), (on, True))
+        repeats += [{"profiler": first[1], "step_s": first[0]}, {"profiler": second[1], "step_s": second[0]}]
+    assert overhead_pairs(repeats) == pairs
+    result = profiler_overhead([a for a, _ in pairs], [b for _, b in pairs], ratio_ci=ratio_ci,
+                               pairs=overhead_pairs(repeats))
+    assert result["ci_high"] - result["ci_low"] > 0.5  # unpaired: the drift swamps a 0.5% effect
+    assert result["paired"]["overhead_pct"] == pytest.approx(0.5)
+    assert result["decided_by"] == "paired" and result["under_limit"] and result["shown_under_limit"]
+
+
 # ---------------------------------------------------------------------- decomposition
 
 CELLS = {"torch": ("torch", "torch"), "keras[torch]": ("keras", "torch"), "tf_keras": ("tf_keras", "tensorflow"),
@@ -236,7 +252,8 @@ def test_compare_prints_the_tables_the_decomposition_and_the_profiler_cost(tmp_p
     out = capsys.readouterr().out
     assert "keras[torch] / torch" in out and "1.30x slower" in out
     assert "Keras 3 overhead on PyTorch" in out
-    assert "profiler cost, keras[torch] (batch 64): +5.00%" in out and "median NOT under 1%" in out
+    assert "profiler cost, keras[torch] (batch 64): unpaired +5.00%" in out and "median NOT under 1%" in out
+    assert "paired +5.00%" in out  # the ABBA neighbours: repeats 0-1, 2-3, ... of the 8 on / 8 off
 
 
 def test_several_runs_of_a_cell_are_pooled():
