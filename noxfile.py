@@ -1,12 +1,14 @@
 """twinbench's task runner: one virtualenv per backend (their pins conflict), one process per backend.
 
     nox -s compare      # the default matrix on the embedded digits data, then one comparison table
+    nox -s bench        # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
     nox -s tests        # the equivalence and correctness tests, in every backend environment
     nox -s report       # report.md + figures for results/compare (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -l              # everything else
 
-Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3``.
+Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3`` or
+``nox -s bench -- --model mnist_cnn --batch-size 128 --steps 100 --repeats 20 --threads 1``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ENVIRONMENTS = {
 }
 ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
 RESULTS = "results/compare"
+BENCH_RESULTS = "results/bench"
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -85,8 +88,26 @@ def docs(session: nox.Session) -> None:
     session.run("python", "-m", "bench", "docs", *session.posargs)
 
 
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def bench_cells(session: nox.Session, env: str) -> None:
+    """Throughput benchmark of this environment's implementations, each in its own process."""
+    _install(session, env)
+    # Timings live here, never in pass/fail tests. Options: --model, --batch-size, --steps, --warmup,
+    # --repeats, --overhead-repeats, --threads, --input-shape (python -m bench bench --help).
+    session.run("python", "-m", "bench", "bench", "--env", env, "--out", BENCH_RESULTS, *session.posargs,
+                env=_env_vars(env), success_codes=[0, 1])
+
+
+@nox.session(default=False, requires=["bench_cells(torch)", "bench_cells(tensorflow)", "bench_cells(jax)"])
+def bench(session: nox.Session) -> None:
+    """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "compare", BENCH_RESULTS)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Static checks with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", "models", "backends", "data", "bench", "tests", "noxfile.py")
+    session.run("ruff", "check", "models", "backends", "data", "bench", "tests", "tools", "noxfile.py")

@@ -91,6 +91,33 @@ def select_keras_backend(backend: str):
     return keras
 
 
+def limit_threads(threads: int) -> dict[str, str]:
+    """Cap the CPU thread pools of every framework at ``threads``; call before any framework is imported.
+
+    Frameworks read these settings once, when they start: OpenMP/MKL (PyTorch's intra-op pool),
+    ``TF_NUM_INTRAOP_THREADS``/``TF_NUM_INTEROP_THREADS`` (TensorFlow's two pools) and XLA's CPU flags
+    (JAX). On a shared or small machine, thread pools larger than the free cores spin and wait on each
+    other, which measures the scheduler, not the framework. Returns the variables it set.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1. Received: threads={threads}")
+    frameworks = [name for name in ("torch", "tensorflow", "jax", "keras") if name in sys.modules]
+    if frameworks:
+        raise BackendError(f"limit_threads must run before {frameworks[0]} is imported: it reads these once.")
+    settings = {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": str(threads),
+    }
+    xla_flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in xla_flags:
+        eigen = "--xla_cpu_multi_thread_eigen=false " if threads == 1 else ""
+        settings["XLA_FLAGS"] = f"{xla_flags} {eigen}intra_op_parallelism_threads={threads}".strip()
+    os.environ.update(settings)
+    return settings
+
+
 def get_runner(implementation: str, backend: str | None = None):
     """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition)."""
     backend = resolve_backend(implementation, backend)

@@ -7,17 +7,25 @@ A ``Runner`` knows one framework. ``bench`` calls, in order::
     accuracy = runner.evaluate(model, x_test, y_test, batch_size=256)
     epochs = runner.fit(model, dataset, config, events=profiler)
 
+and, for the throughput benchmark, ``runner.train_steps(model, dataset, config, steps=N, clock=clock)``.
+
 Every figure a runner returns is framework-neutral (floats, numpy arrays, the neutral weight mapping).
+
+Timing (CONVENTIONS.md section 4): a ``StepClock`` takes timestamps at a few chosen step boundaries
+("edges") and synchronises the device only there, so asynchronous frameworks (CUDA streams, JAX's
+asynchronous dispatch) are not serialised by a sync after every step. Each training loop calls
+``clock.before_step(i)`` before step ``i`` and ``clock.finish(n)`` after the last one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+import data as datasets
 from models import build_model, get_model_spec
 from models.weights import canonical_weights, check_weights
 
@@ -33,6 +41,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     seed: int = 0  # shuffle order and framework RNGs
     progress: bool = False  # a per-epoch progress line/bar in the framework's own style
+    timing_window: int = 10  # steps per steady-state timing window (device sync at window edges only); 0: none
 
 
 class NullEvents:
@@ -57,9 +66,105 @@ class EpochResult:
     steps: int
     started_at: float  # perf_counter at the synchronised start of the epoch
     ended_at: float  # perf_counter after evaluation
+    trained_at: float | None = None  # perf_counter after the last optimizer step, synchronised
+    first_step_s: float | None = None  # the epoch's first step (epoch 0: includes tracing/compilation)
+    window_steps: int = 0  # steps per steady-state window
+    window_times_s: list[float] = field(default_factory=list)  # full windows only, in order
 
     def as_dict(self):
         return dict(self.__dict__)
+
+
+def epoch_edges(steps: int, window: int, *, last_batch_partial: bool = False) -> list[int]:
+    """Where an epoch's ``StepClock`` syncs: before step 0, after step 1, every ``window`` steps, at the end.
+
+    The first step is timed on its own (it traces/compiles in epoch 0). When the epoch's last batch is
+    smaller than the others, an edge is also put before it, so that step (which may trace again for the
+    new shape) never falls inside a full window.
+
+    >>> epoch_edges(10, 3)
+    [0, 1, 4, 7, 10]
+    >>> epoch_edges(10, 3, last_batch_partial=True)
+    [0, 1, 4, 7, 9, 10]
+    """
+    edges = {0, 1, steps}
+    if window > 0:
+        edges.update(range(1 + window, steps + 1, window))
+    if last_batch_partial and steps > 1:
+        edges.add(steps - 1)
+    return sorted(e for e in edges if 0 <= e <= steps)
+
+
+class StepClock:
+    """Timestamps at chosen step boundaries ("edges"), with a device sync only there.
+
+    An edge ``i`` means "after ``i`` steps". The training loop calls ``before_step(i)`` before step ``i``
+    (0-based) and ``finish(n)`` after its last step; at an edge the clock calls ``sync()`` (wait for the
+    device), takes ``perf_counter()``, runs ``on_edge(i)`` if given (e.g. start or stop a profiler), and
+    takes ``perf_counter()`` again, so whatever ``on_edge`` does is outside every window.
+
+    Args:
+        edges: step counts at which to sync and take the time.
+        sync: waits until the device has finished the steps dispatched so far.
+        on_edge: optional callable run at each edge, between the two timestamps.
+    """
+
+    def __init__(self, edges, *, sync, on_edge=None):
+        self.edges = sorted(set(int(e) for e in edges))
+        self._pending = set(self.edges)
+        self.sync = sync
+        self.on_edge = on_edge
+        self.arrived: dict[int, float] = {}  # edge -> time right after the sync
+        self.left: dict[int, float] = {}  # edge -> time the next window started (after on_edge)
+
+    def before_step(self, step: int) -> None:
+        """Call before step ``step`` (0-based); does nothing unless ``step`` is an edge."""
+        if step in self._pending:
+            self._edge(step)
+
+    def finish(self, steps: int) -> float:
+        """Call after the last step; syncs and returns the time (also when ``steps`` is not an edge)."""
+        if steps not in self.arrived:
+            self._edge(steps)
+        return self.arrived[steps]
+
+    def _edge(self, step: int) -> None:
+        self._pending.discard(step)
+        self.sync()
+        self.arrived[step] = time.perf_counter()
+        if self.on_edge is not None:
+            self.on_edge(step)
+        self.left[step] = time.perf_counter()
+
+    def interval(self, start: int, end: int) -> float:
+        """Seconds from leaving edge ``start`` to arriving at edge ``end``."""
+        return self.arrived[end] - self.left[start]
+
+    def windows(self) -> list[tuple[int, int, float]]:
+        """``(start_edge, end_edge, seconds)`` for each pair of consecutive edges reached."""
+        reached = sorted(self.arrived)
+        return [(a, b, self.interval(a, b)) for a, b in zip(reached, reached[1:], strict=False)]
+
+    def epoch_figures(self, window: int) -> dict:
+        """``first_step_s`` (edge 0 to 1) and ``window_times_s`` (windows of exactly ``window`` steps after it)."""
+        first = self.interval(0, 1) if 0 in self.left and 1 in self.arrived else None
+        full = [seconds for a, b, seconds in self.windows() if a >= 1 and window > 0 and b - a == window]
+        return {"first_step_s": first, "window_steps": window, "window_times_s": full}
+
+
+def cycled_batches(n: int, batch_size: int, steps: int, *, seed: int) -> list[np.ndarray]:
+    """``steps`` full batches of indices for a throughput run: the shared epoch orders, one after another.
+
+    Only full batches are used (a partial last batch is skipped), so every timed step has the same shape.
+    """
+    if n < batch_size:
+        raise ValueError(f"A throughput run needs at least one full batch: {n} samples < batch_size={batch_size}.")
+    batches: list[np.ndarray] = []
+    epoch = 0
+    while len(batches) < steps:
+        batches += [b for b in datasets.batch_indices(n, batch_size, epoch=epoch, seed=seed) if len(b) == batch_size]
+        epoch += 1
+    return batches[:steps]
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -124,15 +229,23 @@ class Runner:
     def fit(self, model, dataset, config: TrainConfig, *, events=None) -> list[EpochResult]:
         raise NotImplementedError
 
-    def sync(self) -> None:
-        """Wait until the device has finished all queued work."""
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock) -> None:
+        """Train exactly ``steps`` optimizer steps on ``cycled_batches`` through the real training path.
+
+        For the throughput benchmark: no evaluation, no epochs; ``clock.before_step(i)`` before step ``i``
+        and ``clock.finish(steps)`` after the last step.
+        """
+        raise NotImplementedError
+
+    def sync(self, model=None) -> None:
+        """Wait until the device has finished all queued work (``model``: the one being trained, if any)."""
 
     def memory_stats(self) -> dict:
         """Framework allocator figures (bytes); empty on CPU where the framework keeps none."""
         return {}
 
-    def describe(self) -> dict:
-        """Device and settings that belong in the result record."""
+    def describe(self, model=None) -> dict:
+        """Device and settings that belong in the result record (``model``: to resolve ``jit_compile``)."""
         return {}
 
     # -- shared logic ----------------------------------------------------------------------------------

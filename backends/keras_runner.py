@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 import data as datasets
-from backends.base import EpochResult, NullEvents, Runner, TrainConfig
+from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
 from models.weights import WeightMismatchError
 
 
@@ -39,27 +39,67 @@ class EpochBatches(keras.utils.PyDataset):
         self._batches = datasets.batch_indices(len(self.x), self.batch_size, epoch=self.epoch, seed=self.seed)
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Synchronised epoch timestamps, test accuracy after each epoch, and profiler markers."""
+class FixedBatches(keras.utils.PyDataset):
+    """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
+
+    def __init__(self, x, y, batches):
+        super().__init__()
+        self.x, self.y, self.batches = x, y, batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        idx = self.batches[index]
+        return self.x[idx], self.y[idx]
+
+
+class StepClockCallback(keras.callbacks.Callback):
+    """Drives a ``StepClock`` from ``fit``: ``before_step`` at each batch's beginning, ``finish`` at epoch end.
+
+    It overrides ``on_train_batch_begin`` only: Keras 3 dispatches ``on_train_batch_end`` hooks to a
+    background thread unless a callback overrides them, and converting the logs there would sync every
+    step; a begin hook runs on the training thread and does nothing except at the clock's edges.
+    """
+
+    def __init__(self, runner, *, clock=None, steps=None):
+        super().__init__()
+        self.runner, self.clock, self.steps = runner, clock, steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.clock is not None:
+            self.clock.before_step(batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.clock is not None and self.steps is not None:
+            self.clock.finish(self.steps)
+
+
+class _EpochTimer(StepClockCallback):
+    """Synchronised epoch timestamps, steady-state windows, test accuracy after each epoch, profiler markers."""
 
     def __init__(self, runner, dataset, config, events):
-        super().__init__()
-        self.runner, self.dataset, self.config, self.events = runner, dataset, config, events
+        super().__init__(runner)
+        self.dataset, self.config, self.events = dataset, config, events
         self.results = []
         self._window = None
+        n, batch_size = len(dataset.x_train), config.batch_size
+        self.steps = math.ceil(n / batch_size)
+        self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=n % batch_size != 0)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.runner.sync()
-        self.started = self.runner.now()
+        # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
+        self.clock = StepClock(self.edges, sync=lambda: self.runner.sync(self.model))
+        self.clock.before_step(0)
+        self.started = self.clock.arrived[0]
         self.events.mark("epoch_begin", epoch=epoch)
         self._window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
         self._window.__enter__()
 
     def on_epoch_end(self, epoch, logs=None):
         loss = float(logs["loss"])  # Keras' mean over samples; fetching it waits for the last step
-        self.runner.sync()
+        trained = self.clock.finish(self.steps)
         self._window.__exit__(None, None, None)
-        trained = self.runner.now()
         with self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
             test_accuracy = self.runner.evaluate(self.model, self.dataset.x_test, self.dataset.y_test,
                                                  batch_size=self.config.eval_batch_size)
@@ -69,8 +109,8 @@ class _EpochTimer(keras.callbacks.Callback):
         self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
         self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
                                         train_time_s=trained - self.started, eval_time_s=ended - trained,
-                                        steps=math.ceil(len(self.dataset.x_train) / self.config.batch_size),
-                                        started_at=self.started, ended_at=ended))
+                                        steps=self.steps, started_at=self.started, ended_at=ended, trained_at=trained,
+                                        **self.clock.epoch_figures(self.config.timing_window)))
 
 
 def compile_model(model, config: TrainConfig, *, module=keras):
@@ -169,18 +209,38 @@ class KerasRunner(Runner):
                   callbacks=[timer])
         return timer.results
 
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
+        """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback."""
+        if not getattr(model, "compiled", False):
+            compile_model(model, config)
+        batches = FixedBatches(dataset.x_train, dataset.y_train,
+                               cycled_batches(len(dataset.x_train), config.batch_size, steps, seed=config.seed))
+        model.fit(batches, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[StepClockCallback(self, clock=clock, steps=steps)])
+
     # -- device ----------------------------------------------------------------------------------------------
-    def sync(self):
+    def sync(self, model=None):
+        """Wait for the device. With ``model``, also for the training steps dispatched for it so far."""
         if self.backend == "torch":
             import torch
 
             if torch.cuda.is_available():
-                torch.cuda.synchronize()
+                torch.cuda.synchronize()  # CPU tensors are computed synchronously
         elif self.backend == "jax":
             import jax
 
-            jax.effects_barrier()  # jitted steps are dispatched asynchronously
-        # tensorflow: reading a value (the loss in the logs, a prediction) waits for the work it depends on.
+            if model is not None:
+                # Inside fit, Keras keeps the newest training state in `model._jax_state` (its documented
+                # hook for callbacks) and writes it back to the variables only at the end of the epoch.
+                # (Keras wraps that dict and its lists in its own tracking types: unwrap them to plain lists.)
+                state = getattr(model, "_jax_state", None)
+                arrays = [a for values in state.values() for a in values] if state else [v.value for v in model.variables]
+                jax.block_until_ready(arrays)
+            else:
+                jax.effects_barrier()
+        elif self.backend == "tensorflow" and model is not None and getattr(model, "optimizer", None) is not None:
+            # Reading a variable waits for every pending write to it: the step counter is written by each step.
+            keras.ops.convert_to_numpy(model.optimizer.iterations)
 
     def memory_stats(self):
         if self.backend == "torch":
@@ -202,11 +262,17 @@ class KerasRunner(Runner):
                 return {"allocator": "jax", "peak_bytes": int(stats.get("peak_bytes_in_use", 0))}
         return {}
 
-    def describe(self):
+    def describe(self, model=None):
         return {
             "device": _keras_device(self.backend),
+            "keras_backend": keras.backend.backend(),
             "precision_policy": keras.config.dtype_policy().name,
             "image_data_format": keras.config.image_data_format(),
+            # compile(jit_compile="auto") resolves to XLA on jax, and on tensorflow when a GPU is present.
+            "jit_compile": bool(model.jit_compile) if model is not None and getattr(model, "compiled", False) else None,
+            "steps_per_execution": getattr(model, "steps_per_execution", None) if model is not None else None,
+            "tf32": _tf32(self.backend),
+            "threads": _threads(self.backend),
         }
 
 
@@ -228,3 +294,38 @@ def _keras_device(backend):
     import tensorflow as tf
 
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def _tf32(backend):
+    """Whether float32 matmuls/convolutions may run in TF32 (False is what ``setup`` asks for)."""
+    if backend == "torch":
+        import torch
+
+        return {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.experimental.tensor_float_32_execution_enabled()
+    import jax
+
+    # "highest" = full float32 matmuls on GPUs; JAX's default ("default") allows TF32 / bfloat16 passes.
+    return {"jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+
+
+def _threads(backend):
+    """The CPU thread pools the backend uses."""
+    import os
+
+    if backend == "torch":
+        import torch
+
+        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # 0 means "TensorFlow chooses" (from TF_NUM_*_THREADS or the number of cores).
+        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+                "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+                "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")}
+    return {"XLA_FLAGS": os.environ.get("XLA_FLAGS"), "cpu_count": os.cpu_count()}

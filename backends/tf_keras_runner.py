@@ -8,13 +8,14 @@ that follows twinbench's shared per-epoch order.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
 import data as datasets
-from backends.base import EpochResult, NullEvents, Runner, TrainConfig
+from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
 from backends.keras_runner import compile_model
 from models.weights import WeightMismatchError
 
@@ -39,24 +40,67 @@ class EpochBatches(tf_keras.utils.Sequence):
         self._batches = datasets.batch_indices(len(self.x), self.batch_size, epoch=self.epoch, seed=self.seed)
 
 
-class _EpochTimer(tf_keras.callbacks.Callback):
-    """Synchronised epoch timestamps, test accuracy after each epoch, and profiler markers."""
+class FixedBatches(tf_keras.utils.Sequence):
+    """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
+
+    def __init__(self, x, y, batches):
+        self.x, self.y, self.batches = x, y, batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        idx = self.batches[index]
+        return self.x[idx], self.y[idx]
+
+
+class StepClockCallback(tf_keras.callbacks.Callback):
+    """Drives a ``StepClock`` from ``fit``: ``before_step`` at each batch's beginning, ``finish`` at epoch end.
+
+    Defining a batch hook makes tf.keras call the batch hooks of every callback each step, and it would
+    convert the logs to numpy (a sync per step) unless each callback with batch hooks declares that it
+    accepts tensors; ``_supports_tf_logs = True`` is that declaration (this callback never reads them).
+    """
+
+    _supports_tf_logs = True
+
+    def __init__(self, runner, *, clock=None, steps=None):
+        super().__init__()
+        self.runner, self.clock, self.steps = runner, clock, steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.clock is not None:
+            self.clock.before_step(batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.clock is not None and self.steps is not None:
+            self.clock.finish(self.steps)
+
+
+class _EpochTimer(StepClockCallback):
+    """Synchronised epoch timestamps, steady-state windows, test accuracy after each epoch, profiler markers."""
 
     def __init__(self, runner, dataset, config, events):
-        super().__init__()
-        self.runner, self.dataset, self.config, self.events = runner, dataset, config, events
+        super().__init__(runner)
+        self.dataset, self.config, self.events = dataset, config, events
         self.results = []
+        n, batch_size = len(dataset.x_train), config.batch_size
+        self.steps = math.ceil(n / batch_size)
+        self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=n % batch_size != 0)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = self.runner.now()
+        # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
+        self.clock = StepClock(self.edges, sync=lambda: self.runner.sync(self.model))
+        self.clock.before_step(0)
+        self.started = self.clock.arrived[0]
         self.events.mark("epoch_begin", epoch=epoch)
         self._window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
         self._window.__enter__()
 
     def on_epoch_end(self, epoch, logs=None):
         loss = float(logs["loss"])  # tf.keras' mean over samples; fetching it waits for the last step
+        trained = self.clock.finish(self.steps)
         self._window.__exit__(None, None, None)
-        trained = self.runner.now()
         with self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
             test_accuracy = self.runner.evaluate(self.model, self.dataset.x_test, self.dataset.y_test,
                                                  batch_size=self.config.eval_batch_size)
@@ -66,8 +110,8 @@ class _EpochTimer(tf_keras.callbacks.Callback):
         self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
         self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
                                         train_time_s=trained - self.started, eval_time_s=ended - trained,
-                                        steps=math.ceil(len(self.dataset.x_train) / self.config.batch_size),
-                                        started_at=self.started, ended_at=ended))
+                                        steps=self.steps, started_at=self.started, ended_at=ended, trained_at=trained,
+                                        **self.clock.epoch_figures(self.config.timing_window)))
 
 
 def _leaf_layers(model):
@@ -141,18 +185,39 @@ class TfKerasRunner(Runner):
                   callbacks=[timer])
         return timer.results
 
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
+        """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback."""
+        if model.optimizer is None:
+            compile_model(model, config, module=tf_keras)
+        batches = FixedBatches(dataset.x_train, dataset.y_train,
+                               cycled_batches(len(dataset.x_train), config.batch_size, steps, seed=config.seed))
+        model.fit(batches, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[StepClockCallback(self, clock=clock, steps=steps)])
+
     # -- device ----------------------------------------------------------------------------------------------
+    def sync(self, model=None):
+        """Reading a variable waits for every pending write to it: the step counter is written by each step."""
+        if model is not None and getattr(model, "optimizer", None) is not None:
+            model.optimizer.iterations.numpy()
+
     def memory_stats(self):
         if tf.config.list_physical_devices("GPU"):
             info = tf.config.experimental.get_memory_info("GPU:0")
             return {"allocator": "tensorflow", "peak_bytes": int(info["peak"])}
         return {}
 
-    def describe(self):
+    def describe(self, model=None):
         return {
             "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
+            "keras_backend": "tensorflow (tf_keras, Keras 2)",
+            # tf.keras' default is jit_compile=None: plain tf.function graphs, no XLA.
+            "jit_compile": bool(model.jit_compile) if model is not None and model.optimizer is not None else None,
+            "run_eagerly": bool(model.run_eagerly) if model is not None and model.optimizer is not None else None,
             "precision_policy": tf_keras.mixed_precision.global_policy().name,
             "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+            # 0 means "TensorFlow chooses" (from TF_NUM_*_THREADS or the number of cores).
             "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+                        "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+                        "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")},
         }

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import data as datasets
-from backends.base import EpochResult, NullEvents, Runner, TrainConfig
+from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
@@ -150,19 +150,25 @@ class TorchRunner(Runner):
         optimizer = self._optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
         n = len(train_set)
+        steps_per_epoch = len(loader)
         results = []
         for epoch in range(config.epochs):
             bar = ProgressBar(epoch=epoch, epochs=config.epochs, steps=len(loader), samples=n,
                               batch_size=config.batch_size) if config.progress else None
             sampler.set_epoch(epoch)
             model.train()
-            self.sync()
-            started = self.now()
+            # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
+            clock = StepClock(epoch_edges(steps_per_epoch, config.timing_window,
+                                          last_batch_partial=n % config.batch_size != 0),
+                              sync=self.sync)
+            clock.before_step(0)
+            started = clock.arrived[0]
             events.mark("epoch_begin", epoch=epoch)
             total_loss = torch.zeros((), device=device)
             steps = 0
             with events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train"):
                 for images, labels in loader:
+                    clock.before_step(steps)
                     images = images.to(device, non_blocking=True)
                     labels = labels.to(device, non_blocking=True)
                     loss = train_step(model, optimizer, loss_fn, images, labels)
@@ -170,8 +176,7 @@ class TorchRunner(Runner):
                     steps += 1
                     if bar:
                         bar.update(steps, total_loss)
-                self.sync()
-            trained = self.now()
+                trained = clock.finish(steps)
             with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
                 test_accuracy = self.evaluate(model, dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
             ended = self.now()
@@ -181,11 +186,28 @@ class TorchRunner(Runner):
             events.mark("epoch_end", epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy)
             results.append(EpochResult(epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy,
                                        train_time_s=trained - started, eval_time_s=ended - trained, steps=steps,
-                                       started_at=started, ended_at=ended))
+                                       started_at=started, ended_at=ended, trained_at=trained,
+                                       **clock.epoch_figures(config.timing_window)))
         return results
 
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
+        """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""
+        device = self.device
+        train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
+        batches = cycled_batches(len(train_set), config.batch_size, steps, seed=config.seed)
+        loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
+        optimizer = self._optimizer(model, config)
+        loss_fn = nn.CrossEntropyLoss()
+        model.train()
+        for step, (images, labels) in enumerate(loader):
+            clock.before_step(step)
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            train_step(model, optimizer, loss_fn, images, labels)
+        clock.finish(steps)
+
     # -- device ------------------------------------------------------------------------------------------
-    def sync(self):
+    def sync(self, model=None):
         if self._device().type == "cuda":
             torch.cuda.synchronize()
 
@@ -195,14 +217,14 @@ class TorchRunner(Runner):
         return {"allocator": "torch.cuda", "peak_bytes": int(torch.cuda.max_memory_allocated()),
                 "current_bytes": int(torch.cuda.memory_allocated())}
 
-    def describe(self):
+    def describe(self, model=None):
         device = self._device()
         return {
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
             "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
-            "jit_compile": False,
+            "jit_compile": False,  # eager PyTorch; torch.compile is not used
             "precision_policy": "float32",
         }
 

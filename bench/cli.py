@@ -1,4 +1,4 @@
-"""``python -m bench``: list models, run one cell, run a matrix, compare results.
+"""``python -m bench``: list models, run one cell, run a matrix, benchmark throughput, compare results.
 
 Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
 ``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback.
@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--oom-retry", action="store_true",
                      help="on out-of-memory, retry with half the batch size (marked in the record)")
     _add_training_args(run)
+    _add_measurement_args(run)
+    run.add_argument("--timing-window", type=non_negative_int, default=10,
+                     help="steps per steady-state timing window, synchronised at its edges only (0: none)")
+    run.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
+    run.add_argument("--synthetic-test", type=positive_int, default=None)
 
     matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
     matrix.add_argument("--env", required=True, help=", ".join(ENVIRONMENT_CELLS))
@@ -105,8 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--oom-retry", action="store_true", help="retry out-of-memory cells at half the batch size")
     _add_training_args(matrix)
 
-    compare = sub.add_parser("compare", help="print the comparison table of a results directory")
-    compare.add_argument("results", nargs="?", default="results/compare")
+    compare = sub.add_parser("compare", help="print the comparison tables of results directories")
+    compare.add_argument("results", nargs="*", default=["results/compare"],
+                         help="directories of records; several runs of one cell are pooled")
+
+    _add_bench_parser(sub)
 
     report = sub.add_parser("report", help="write DIR/report.md and its figures (works on a partial matrix)")
     report.add_argument("results", nargs="?", default="results/compare")
@@ -124,11 +132,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_measurement_args(parser):
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads per framework thread pool (default: each framework's own choice)")
+    parser.add_argument("--no-profiler", dest="profile", action="store_false",
+                        help="no profiler sampling thread (windows and markers are still recorded)")
+    parser.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
+
+
+def _add_bench_parser(sub):
+    bench = sub.add_parser("bench", help="throughput benchmark on synthetic data: one cell, or an environment's cells")
+    which = bench.add_mutually_exclusive_group(required=True)
+    which.add_argument("--impl", help="torch, tf_keras or keras: run this one cell in this process")
+    which.add_argument("--env", help=f"{', '.join(ENVIRONMENT_CELLS)}: run its cells, each in its own process")
+    bench.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
+    bench.add_argument("--model", default="cifar_cnn")
+    bench.add_argument("--batch-size", type=positive_int, default=64)
+    bench.add_argument("--steps", type=positive_int, default=50, help="steps per timed window (one per repeat)")
+    bench.add_argument("--warmup", type=positive_int, default=10, help="steps before timing, the first included")
+    bench.add_argument("--repeats", type=positive_int, default=10, help="timed windows with the profiler on")
+    bench.add_argument("--overhead-repeats", type=non_negative_int, default=None,
+                       help="extra windows with the profiler off, to measure its cost (default: --repeats)")
+    bench.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    bench.add_argument("--num-classes", type=positive_int, default=None)
+    bench.add_argument("--seed", type=non_negative_int, default=0)
+    bench.add_argument("--lr", type=positive_float, default=1e-3)
+    bench.add_argument("--threads", type=positive_int, default=None,
+                       help="CPU threads per framework thread pool (default: each framework's own choice)")
+    bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
+    bench.add_argument("--out", default="results/bench", help="directory for the records")
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
-                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs}
+                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
@@ -216,7 +255,10 @@ def cmd_run(args) -> int:
     config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
                        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                        data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
-                       progress=args.progress)
+                       progress=args.progress, timing_window=args.timing_window, profile=args.profile,
+                       profile_interval_s=args.profile_interval, threads=args.threads,
+                       synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test)
+    _limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
     oom_attempts = []
@@ -255,6 +297,10 @@ def cmd_run(args) -> int:
     results = record["results"]
     print(f"{config.cell}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
           f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
+    step = record["timing"]["steady_step_s"]
+    if step:
+        print(f"{config.cell}: steady-state step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-"
+              f"{1e3 * step['q3']:.2f}, {step['n']} windows), first step {1e3 * record['timing']['first_step_s']:.0f} ms")
     return 0
 
 
@@ -303,17 +349,151 @@ def cmd_compare(args) -> int:
     from bench.records import load_records
     from bench.table import agreement_summary, results_table
 
-    if not Path(args.results).is_dir():
-        raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
-    records, skipped = load_records(args.results)
-    for line in skipped:
-        print(f"skipped {line}", file=sys.stderr)
+    directories = [args.results] if isinstance(args.results, str) else args.results
+    records = []
+    for directory in directories:
+        if not Path(directory).is_dir():
+            raise CliError(f"results directory {directory!r} does not exist; run the matrix first (nox -s compare)")
+        found, skipped = load_records(directory)
+        records += found
+        for line in skipped:
+            print(f"skipped {line}", file=sys.stderr)
     if not records:
-        raise CliError(f"no twinbench records in {args.results!r}")
-    print(results_table(records))
-    print()
-    for line in agreement_summary(records):
-        print(line)
+        raise CliError(f"no twinbench records in {', '.join(map(repr, directories))}")
+    trained = [r for r in records if r.get("kind", "train") == "train"]
+    if trained:
+        print(results_table(trained))
+        print()
+        for line in agreement_summary(trained):
+            print(line)
+    throughput = [r for r in records if r.get("kind") == "throughput"]
+    if throughput:
+        print(throughput_section(throughput))
+    if trained:
+        print(training_timing_section(trained))
+    return 0
+
+
+def throughput_section(records) -> str:
+    """``compare``'s text for throughput records: the table, the decomposition, the profiler's cost."""
+    from bench.decompose import decomposition, decomposition_table, throughput_rows
+    from bench.table import throughput_table
+
+    lines = ["Throughput (bench bench): seconds per step over repeats of N steps, synchronised at the edges only",
+             throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
+             decomposition_table(decomposition(records)), ""]
+    for row in throughput_rows(records):
+        overhead = row["profiler_overhead"]
+        if overhead:
+            busy = row["sampler_busy_fraction"]
+            busy_text = "" if busy is None else (f" The sampler thread was busy {100 * busy:.2f}% of the time "
+                                                 "(its own CPU time: an upper bound on what it takes from training).")
+            lines.append(f"profiler cost, {row['label']} (batch {row['batch_size']}): {_overhead_text(overhead)}."
+                         f"{busy_text}")
+    return "\n".join(lines)
+
+
+def _overhead_text(overhead: dict) -> str:
+    """The profiler's cost in words: both estimates and whether it is shown to be under the limit."""
+    limit = f"{overhead['limit_pct']:.0f}%"
+    text = (f"unpaired {overhead['overhead_pct']:+.2f}% of step time (95% CI {overhead['ci_pct'][0]:+.2f}% to "
+            f"{overhead['ci_pct'][1]:+.2f}%, {overhead['n_a']} windows on / {overhead['n_b']} off)")
+    paired = overhead.get("paired")
+    if paired:
+        text += (f"; paired {paired['overhead_pct']:+.2f}% (95% CI {paired['ci_pct'][0]:+.2f}% to "
+                 f"{paired['ci_pct'][1]:+.2f}%, {paired['n']} adjacent pairs)")
+    if overhead["shown_under_limit"]:
+        verdict = f"under {limit}: the whole CI is below it"
+    elif overhead["under_limit"]:
+        verdict = f"median under {limit}, but the CI reaches above it: not shown to be under"
+    else:
+        verdict = f"median NOT under {limit}"
+    return f"{text}: {verdict} ({overhead['decided_by']} estimate)"
+
+
+def training_timing_section(records) -> str:
+    """``compare``'s timing text for training records: per-cell figures and the decomposition by epoch time."""
+    from bench.decompose import decomposition, decomposition_table
+    from bench.table import timing_table
+
+    table = timing_table(records)
+    if not table:
+        return ""
+    return "\n".join(["", "Timing (bench run): median [IQR] over epochs after the first / over windows", table, "",
+                      "Overhead decomposition by epoch time (95% bootstrap CI):",
+                      decomposition_table(decomposition(records))])
+
+
+def _limit_threads(threads):
+    """``--threads``: cap the frameworks' thread pools before any of them is imported."""
+    if threads is not None:
+        from backends import limit_threads
+
+        limit_threads(threads)
+
+
+def cmd_bench(args) -> int:
+    from bench.throughput import ThroughputConfig, execute_throughput, run_env_cells
+    from models import check_choice
+
+    try:
+        if args.env is not None:
+            check_choice("environment", args.env, ENVIRONMENT_CELLS)
+            cells = ENVIRONMENT_CELLS[args.env]
+            for implementation, backend in cells:
+                _validate_cell(args.model, implementation, backend, "synthetic", args.input_shape)
+        else:
+            backend = _validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+
+    if args.env is not None:
+        bench_args = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                      "--repeats", str(args.repeats), "--seed", str(args.seed), "--lr", str(args.lr),
+                      "--profile-interval", str(args.profile_interval)]
+        for flag, value in (("--overhead-repeats", args.overhead_repeats), ("--num-classes", args.num_classes),
+                            ("--threads", args.threads)):
+            if value is not None:
+                bench_args += [flag, str(value)]
+        if args.input_shape:
+            bench_args += ["--input-shape", "x".join(map(str, args.input_shape))]
+        failures = run_env_cells(cells=cells, model=args.model, out_dir=args.out, bench_args=bench_args)
+        return EXIT_FAILED if failures else 0
+
+    from bench.run import write_record
+    from bench.throughput import base_record
+
+    config = ThroughputConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
+                              steps=args.steps, warmup=args.warmup, repeats=args.repeats,
+                              overhead_repeats=args.overhead_repeats, seed=args.seed, learning_rate=args.lr,
+                              input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
+                              profile_interval_s=args.profile_interval)
+    try:
+        _limit_threads(args.threads)
+        record = execute_throughput(config)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it
+        record = base_record(config)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        record.update(status="failed", error={"type": type(err).__name__, "message": message,
+                                              "traceback": traceback.format_exc()})
+        path = write_record(record, args.out)
+        print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)
+        return EXIT_FAILED
+    path = write_record(record, args.out)
+    timing, overhead = record["timing"], record["profiler_overhead"]
+    step, rate = timing["steady_step_s"], timing["throughput_images_per_s"]
+    print(f"{config.cell} batch {config.batch_size}: first step {1e3 * timing['first_step_s']:.0f} ms; "
+          f"steady step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-{1e3 * step['q3']:.2f}, "
+          f"95% CI {1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}, {step['n']} repeats x {config.steps} steps); "
+          f"{rate['median']:.0f} images/s")
+    if overhead:
+        print(f"{config.cell}: profiler cost {_overhead_text(overhead)}; record {path}")
+    else:
+        print(f"{config.cell}: record {path}")
     return 0
 
 

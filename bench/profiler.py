@@ -35,7 +35,7 @@ What the numbers mean, and what they do not:
   often reports host PIDs, so no match is found: the field is then ``None`` and the summary says
   ``attributed: false`` — read the device-wide figures instead.
 - **CPU %** is psutil's per-process figure over the last interval; it can exceed 100% when several
-  cores are busy. **Peak RSS** is the larger of the sampled RSS and ``getrusage``'s ``ru_maxrss``
+  cores are busy. The first sample has none (its interval is too short to mean anything). **Peak RSS** is the larger of the sampled RSS and ``getrusage``'s ``ru_maxrss``
   (the process's lifetime peak, which includes anything before the profiler started).
 - **Self-cost**: the time the sampler thread spends inside its own sampling calls is summed and
   reported as ``sampler_busy_s`` and ``sampler_busy_fraction``. The sampler runs in another thread and
@@ -425,7 +425,10 @@ class Profiler:
                 self._use_psutil(f"NVML failed during the run ({_describe(exc)})", at_s=sample["t_s"])
         try:
             with self._process.oneshot():
-                sample["cpu_percent"] = float(self._process.cpu_percent(None))
+                cpu_percent = float(self._process.cpu_percent(None))
+                # The first sample follows start() by microseconds: CPU time counted in clock ticks over
+                # so short an interval reads as 0% or thousands of %, so it is not recorded.
+                sample["cpu_percent"] = cpu_percent if self._samples else None
                 sample["rss_bytes"] = int(self._process.memory_info().rss)
         except Exception:
             sample["cpu_percent"] = sample["rss_bytes"] = None

@@ -1,5 +1,11 @@
 """One benchmark run (one matrix cell): build, load the canonical weights, evaluate, train, record.
 
+The shared profiler (``bench.profiler``) runs for the whole cell: its sampler thread records a timeline
+(CPU %, RSS, and the GPU through NVML where there is one) and ``fit`` marks every epoch's begin and end
+and opens a window for each epoch's training and evaluation. The record (schema v2, ``bench.records``)
+carries the timing figures with their spread (``bench.measure.train_timing``); the timeline goes into a
+sidecar file next to it.
+
 This module never imports a framework itself; it goes through ``backends.get_runner``.
 """
 
@@ -11,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.faults import maybe_inject_fault
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic
+from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic, write_timeline
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,12 @@ class RunConfig:
     input_shape: tuple[int, int, int] | None = None  # default: the model's own
     num_classes: int | None = None
     progress: bool = False
+    timing_window: int = 10  # steps per steady-state timing window (sync at its edges only); 0: none
+    profile: bool = True  # the profiler's sampler thread (windows and markers are recorded either way)
+    profile_interval_s: float = 0.15  # seconds between profiler samples
+    threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
+    synthetic_train: int | None = None  # samples of the synthetic dataset (default: data.synthetic's)
+    synthetic_test: int | None = None
 
     @property
     def cell(self) -> str:
@@ -44,6 +56,7 @@ def base_record(config: RunConfig) -> dict:
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
+        "kind": "train",
         "cell": {"model": config.model, "implementation": config.implementation,
                  "backend": config.backend, "dataset": config.dataset},
         "config": asdict(config),
@@ -52,33 +65,55 @@ def base_record(config: RunConfig) -> dict:
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
-    """Run one cell and return its record (status ``ok``); exceptions propagate to the caller."""
+    """Run one cell and return its record (status ``ok``); exceptions propagate to the caller.
+
+    ``events``: something with the profiler's ``mark``/``window`` methods to report to instead of the
+    run's own profiler (then the record has no ``profile`` and no timeline).
+    """
     import data as datasets
     from backends import get_runner
     from backends.base import TrainConfig
     from bench.environment import collect_environment
+    from bench.measure import host_load, memory_figures, timeline_segment, train_timing
+    from bench.profiler import Profiler
     from models import get_model_spec
 
+    load_before = host_load()
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     num_classes = config.num_classes or spec.num_classes
     dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
-                                    data_dir=config.data_dir, seed=config.seed)
+                                    data_dir=config.data_dir, seed=config.seed,
+                                    synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test)
     runner = get_runner(config.implementation, config.backend)
     runner.setup(seed=config.seed)
-
-    t0 = time.perf_counter()
-    model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes, seed=config.seed)
-    build_s = time.perf_counter() - t0
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
-                               learning_rate=config.learning_rate, seed=config.seed, progress=config.progress)
+                               learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,
+                               timing_window=config.timing_window)
 
-    t0 = time.perf_counter()
-    accuracy_before = runner.evaluate(model, dataset.x_test, dataset.y_test, batch_size=train_config.eval_batch_size)
-    eval_before_s = time.perf_counter() - t0
-    maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
-    epochs = runner.fit(model, dataset, train_config, events=events)
+    profiler = None
+    if events is None:
+        profiler = Profiler(interval_s=config.profile_interval_s, enabled=config.profile)
+        events = profiler.start()
+    try:
+        with events.window("build", phase="build"):
+            t0 = time.perf_counter()
+            model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes,
+                                   seed=config.seed)
+            build_s = time.perf_counter() - t0
+        with events.window("eval-before", phase="eval"):
+            t0 = time.perf_counter()
+            accuracy_before = runner.evaluate(model, dataset.x_test, dataset.y_test,
+                                              batch_size=train_config.eval_batch_size)
+            eval_before_s = time.perf_counter() - t0
+        maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
+        epochs = runner.fit(model, dataset, train_config, events=events)
+    finally:
+        if profiler is not None:
+            profiler.stop()
 
+    epoch_dicts = [e.as_dict() for e in epochs]
+    profile = profiler.summary() if profiler is not None else None
     record = base_record(config)
     record.update(
         status="ok",
@@ -92,19 +127,31 @@ def execute(config: RunConfig, *, events=None) -> dict:
             "accuracy_before": accuracy_before,
             "accuracy_after": epochs[-1].test_accuracy if epochs else accuracy_before,
             "final_loss": epochs[-1].loss if epochs else None,
-            "epochs": [e.as_dict() for e in epochs],
+            "epochs": epoch_dicts,
             "build_s": build_s,
             "eval_before_s": eval_before_s,
         },
-        device=runner.describe(),
-        memory=runner.memory_stats(),
+        timing=train_timing(epoch_dicts, batch_size=config.batch_size),
+        settings=runner.describe(model),
+        memory=memory_figures(runner.memory_stats(), profile),
+        profile=profile,
+        host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
     )
+    if profiler is not None:
+        record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record
     return record
 
 
 def write_record(record: dict, out_dir) -> Path:
-    """Atomically write ``record`` as ``OUT/<cell>.json``."""
+    """Atomically write ``record`` as ``OUT/<cell>.json``, its timeline (if any) as ``OUT/<cell>.timeline.json``.
+
+    The timeline is written first, so a record that names a sidecar always has it.
+    """
     cell = record["cell"]
     name = cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"])
-    return write_json_atomic(Path(out_dir) / f"{name}.json", record)
+    path = Path(out_dir) / f"{name}.json"
+    segments = record.pop("timeline", None)
+    if segments is not None:
+        record["timeline_file"] = write_timeline(path, record, segments).name
+    return write_json_atomic(path, record)

@@ -18,6 +18,11 @@ def _sort_key(record):
     return (cell["model"], cell["dataset"], IMPLEMENTATION_ORDER.get((cell["implementation"], cell["backend"]), 9))
 
 
+def sorted_records(records: list[dict]) -> list[dict]:
+    """Records by model, dataset, then torch, keras[torch], tf_keras, keras[tensorflow], keras[jax]."""
+    return sorted(records, key=_sort_key)
+
+
 def format_table(rows: list[list[str]], headers: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     line = lambda cells: "  ".join(str(c).rjust(w) if i >= 3 else str(c).ljust(w)  # noqa: E731
@@ -76,3 +81,56 @@ def agreement_summary(records: list[dict]) -> list[str]:
             f"final accuracy {100 * min(accuracies):.1f}-{100 * max(accuracies):.1f}% (spread {spread:.1f} points)"
         )
     return lines
+
+
+def _median_iqr(summary, scale=1.0, spec=".2f"):
+    """``12.30 [11.90-12.80]``: median and interquartile range of a ``summarize`` dict, scaled."""
+    if not summary:
+        return "—"
+    return (f"{format(summary['median'] * scale, spec)} "
+            f"[{format(summary['q1'] * scale, spec)}-{format(summary['q3'] * scale, spec)}]")
+
+
+def timing_table(records: list[dict]) -> str:
+    """The timing figures of training records (``bench run``): median [IQR] over epochs or windows."""
+    headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
+               "epoch (s) median [IQR]", "gap (ms)", "eval (ms)"]
+    rows = []
+    for record in sorted(records, key=_sort_key):
+        if record.get("status") != "ok" or "timing" not in record:
+            continue
+        cell, timing = record["cell"], record["timing"]
+        rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]),
+                     str((record.get("settings") or {}).get("jit_compile")),
+                     _fmt(timing["first_step_s"] and 1e3 * timing["first_step_s"], ".0f"),
+                     _median_iqr(timing["steady_step_s"], 1e3),
+                     _median_iqr(timing["epoch_time_s"]["later"]),
+                     _median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
+                     _median_iqr(timing["eval_time_s"], 1e3, ".0f")])
+    return format_table(rows, headers) if rows else ""
+
+
+def throughput_table(records: list[dict]) -> str:
+    """Throughput records (``bench bench``): one row per cell, pooled over runs, median [IQR] over repeats."""
+    from bench.decompose import throughput_rows
+
+    headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
+               "95% CI (ms)", "images/s", "profiler cost [95% CI]"]
+    rows = []
+    for row in throughput_rows(records):
+        step, overhead = row["steady_step_s"], row["profiler_overhead"]
+        cost = "—"
+        if overhead:  # the deciding estimate: paired when there are pairs
+            best = overhead["paired"] or overhead
+            cost = f"{best['overhead_pct']:+.2f}% [{best['ci_pct'][0]:+.1f}, {best['ci_pct'][1]:+.1f}]"
+        rows.append([row["model"], row["label"], str(row["batch_size"]), str(row["runs"]), str(row["jit_compile"]),
+                     f"{1e3 * row['first_step_s']:.0f}", _median_iqr(step, 1e3),
+                     f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
+                     f"{row['throughput_images_per_s']['median']:.0f}", cost])
+    failed = [r for r in records if r.get("status") != "ok"]
+    for record in sorted_records(failed):
+        cell = record["cell"]
+        reason = (record.get("error") or {}).get("message", "failed")
+        rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]), "", "", "",
+                     "FAILED", reason[:40], "", "", ""])
+    return format_table(rows, headers) if rows else ""

@@ -1,0 +1,178 @@
+"""Where a difference in speed comes from: the overhead decomposition, with confidence intervals.
+
+Five implementations of one model run the same training. Ratios between well-chosen pairs of them
+separate the causes of a difference:
+
+====================================  ===========================================================
+ratio (time / time)                   what it isolates
+====================================  ===========================================================
+keras[torch] / torch                  Keras 3's overhead on PyTorch (same framework underneath)
+keras[tensorflow] / tf_keras          Keras 3 versus Keras 2 (tf.keras) on TensorFlow
+keras[tensorflow] / keras[torch]      the backend's effect for one and the same model definition
+keras[jax] / keras[torch]             (the same, JAX against PyTorch)
+keras[jax] / keras[tensorflow]        (the same, JAX against TensorFlow)
+torch / tf_keras                      the gap between the two native implementations
+====================================  ===========================================================
+
+A ratio above 1 means the first is slower. Each ratio is ``bench.stats.ratio_ci``: the ratio of the
+medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
+
+Samples: for a throughput record (``bench bench``), seconds per step of each repeat with the profiler
+on; for a training record (``bench run``), the training time of each epoch after the first (the first
+one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
+"""
+
+from __future__ import annotations
+
+from bench.stats import ratio_ci
+
+# (numerator, denominator, what the ratio isolates); cells are (implementation, backend).
+DECOMPOSITION = (
+    (("keras", "torch"), ("torch", "torch"), "Keras 3 overhead on PyTorch"),
+    (("keras", "tensorflow"), ("tf_keras", "tensorflow"), "Keras 3 vs Keras 2 on TensorFlow"),
+    (("keras", "tensorflow"), ("keras", "torch"), "backend effect: tensorflow vs torch"),
+    (("keras", "jax"), ("keras", "torch"), "backend effect: jax vs torch"),
+    (("keras", "jax"), ("keras", "tensorflow"), "backend effect: jax vs tensorflow"),
+    (("torch", "torch"), ("tf_keras", "tensorflow"), "native gap: PyTorch vs tf.keras"),
+)
+
+
+def label(cell: tuple[str, str]) -> str:
+    implementation, backend = cell
+    return f"keras[{backend}]" if implementation == "keras" else implementation
+
+
+def time_samples(record: dict) -> tuple[list[float], str]:
+    """The timing samples a record contributes to a ratio, and what they are (in words)."""
+    if record.get("kind") == "throughput":
+        repeats = (record.get("timing") or {}).get("repeats") or []
+        return [r["step_s"] for r in repeats if r["profiler"]], "s/step per repeat"
+    epochs = (record.get("results") or {}).get("epochs") or []
+    return [e["train_time_s"] for e in epochs[1:]], "s/epoch, epochs after the first"
+
+
+def group_key(record: dict) -> tuple:
+    """Records compared with each other: same kind, model, dataset, batch size and input shape."""
+    config = record.get("config") or {}
+    return (record.get("kind", "train"), record["cell"]["model"], record["cell"]["dataset"],
+            config.get("batch_size"), tuple((record.get("model") or {}).get("input_shape") or ()))
+
+
+def pooled(records: list[dict]) -> dict[tuple, dict[tuple[str, str], list[dict]]]:
+    """Successful records by ``group_key``, then by cell ``(implementation, backend)``.
+
+    Several records of one cell (e.g. the rounds of ``tools/measure_cpu.sh``, each a separate process
+    run at a different time) are pooled: their samples are concatenated. Interleaving rounds of all
+    cells spreads a slow drift of a shared machine over every implementation instead of one.
+    """
+    groups: dict[tuple, dict[tuple[str, str], list[dict]]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            cell = (record["cell"]["implementation"], record["cell"]["backend"])
+            groups.setdefault(group_key(record), {}).setdefault(cell, []).append(record)
+    return dict(sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))))
+
+
+def pooled_samples(records: list[dict]) -> tuple[list[float], str]:
+    """``time_samples`` of several records of one cell, concatenated."""
+    samples, what = [], ""
+    for record in records:
+        more, what = time_samples(record)
+        samples += more
+    return samples, what
+
+
+def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
+    """The decomposition rows of every group of comparable records (failed records are left out).
+
+    Returns one dict per (group, ratio) that both cells have samples for: ``model, kind, dataset,
+    batch_size, numerator, denominator, meaning, samples, runs_a, runs_b`` (what was compared) and
+    ``ratio_ci``'s ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``. A ratio needs at least 2
+    samples per side.
+    """
+    rows = []
+    for (kind, model, dataset, batch_size, _), cells in pooled(records).items():
+        for numerator, denominator, meaning in DECOMPOSITION:
+            if numerator not in cells or denominator not in cells:
+                continue
+            a, what = pooled_samples(cells[numerator])
+            b, _ = pooled_samples(cells[denominator])
+            if len(a) < 2 or len(b) < 2:
+                continue
+            result = ratio_ci(a, b, seed=seed)
+            rows.append({"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
+                         "numerator": label(numerator), "denominator": label(denominator), "meaning": meaning,
+                         "samples": what, "runs_a": len(cells[numerator]), "runs_b": len(cells[denominator]),
+                         **result})
+    return rows
+
+
+def throughput_rows(records: list[dict]) -> list[dict]:
+    """Per cell of throughput records, pooled over runs: step time, throughput and the profiler's cost.
+
+    Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
+    ``throughput_images_per_s`` (``summarize`` of the pooled repeats with the profiler on),
+    ``profiler_overhead`` (``bench.throughput.profiler_overhead`` of the pooled on/off repeats and pairs),
+    ``jit_compile``.
+    """
+    import statistics
+
+    from bench.stats import summarize
+    from bench.throughput import overhead_pairs, profiler_overhead
+
+    rows = []
+    for (kind, model, _, batch_size, _), cells in pooled(records).items():
+        if kind != "throughput":
+            continue
+        for cell in sorted(cells, key=_cell_order):
+            runs = cells[cell]
+            repeats = [r for record in runs for r in record["timing"]["repeats"]]
+            on = [r["step_s"] for r in repeats if r["profiler"]]
+            off = [r["step_s"] for r in repeats if not r["profiler"]]
+            pairs = [pair for record in runs for pair in overhead_pairs(record["timing"]["repeats"])]
+            rows.append({
+                "model": model, "batch_size": batch_size, "label": label(cell), "runs": len(runs),
+                "first_step_s": statistics.median(r["timing"]["first_step_s"] for r in runs),
+                "steady_step_s": summarize(on),
+                "throughput_images_per_s": summarize([batch_size / s for s in on]),
+                "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
+                "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+                # Share of the time the sampler thread spent in its own calls (median over profiled windows).
+                "sampler_busy_fraction": statistics.median(
+                    busy for record in runs
+                    if (busy := (((record.get("profile") or {}).get("sampler_busy_fraction") or {}).get("median")))
+                    is not None) if any(record.get("profile") for record in runs) else None,
+            })
+    return rows
+
+
+def _cell_order(cell):
+    order = [("torch", "torch"), ("keras", "torch"), ("tf_keras", "tensorflow"), ("keras", "tensorflow"),
+             ("keras", "jax")]
+    return order.index(cell) if cell in order else len(order)
+
+
+def decomposition_table(rows: list[dict]) -> str:
+    """The decomposition as plain text, one line per ratio."""
+    if not rows:
+        return "(no decomposition: it needs two implementations with at least 2 samples each)"
+    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "verdict", "what it isolates"]
+    right = {"batch", "ratio", "95% CI", "n"}
+    table = [[row["model"], str(row["batch_size"]), f"{row['numerator']} / {row['denominator']}",
+              f"{row['ratio']:.3f}", f"{row['ci_low']:.3f}-{row['ci_high']:.3f}", f"{row['n_a']}/{row['n_b']}",
+              _short_verdict(row), row["meaning"]] for row in rows]
+    widths = [max(len(line[i]) for line in [headers, *table]) for i in range(len(headers))]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, headers, strict=True))
+
+    samples = sorted({row["samples"] for row in rows})
+    return "\n".join([line(headers).rstrip(), line(["-" * w for w in widths]), *(line(r).rstrip() for r in table),
+                      f"samples: {'; '.join(samples)}. ratio = median time of the first / the second (>1: slower); "
+                      "a difference is called only when the 95% CI excludes 1."])
+
+
+def _short_verdict(row: dict) -> str:
+    if not row["differs"]:
+        return "no measurable difference"
+    return f"{row['ratio']:.2f}x slower" if row["ratio"] > 1 else f"{1 / row['ratio']:.2f}x faster"

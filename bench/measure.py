@@ -1,0 +1,94 @@
+"""From raw timestamps to the figures a record carries, with their spread (framework-neutral).
+
+Both kinds of run use these helpers:
+
+- ``bench run`` (kind ``"train"``) trains for some epochs; ``train_timing`` turns its per-epoch
+  figures into: the first step (tracing/compilation), the steady-state step time (windows of many
+  steps, synchronised only at their edges), epoch wall time, the gap between epochs (end of one epoch's
+  training to the start of the next one's: evaluation, callbacks, the framework's own epoch handling),
+  evaluation time and throughput.
+- ``bench bench`` (kind ``"throughput"``, ``bench.throughput``) times repeats of N steps.
+
+Every figure that has several samples is a ``bench.stats.summarize`` dict (median, IQR, 95% CI, ...);
+figures with one sample are plain floats.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bench.stats import summarize
+
+
+def summarize_or_none(samples) -> dict | None:
+    """``summarize(samples)``, or ``None`` when there are no samples."""
+    samples = [s for s in samples if s is not None]
+    return summarize(samples) if samples else None
+
+
+def train_timing(epochs: list[dict], *, batch_size: int) -> dict:
+    """The timing figures of a training run from its per-epoch dicts (``EpochResult.as_dict()``).
+
+    Returns:
+        ``first_step_s`` (epoch 0's first step: includes tracing/compilation),
+        ``first_step_later_epochs_s`` (the first step of the other epochs, for comparison),
+        ``steady_step_s`` (seconds per step, one sample per full window of ``window_steps`` steps,
+        all epochs), ``throughput_images_per_s`` (one sample per window), ``epoch_time_s``
+        (``first``: epoch 0, includes compilation; ``later``: the other epochs), ``epoch_gap_s``
+        (one sample per pair of consecutive epochs), ``eval_time_s`` (test-set evaluation after each
+        epoch) and ``window_steps``.
+    """
+    if not epochs:
+        return {"first_step_s": None, "first_step_later_epochs_s": None, "steady_step_s": None,
+                "throughput_images_per_s": None, "epoch_time_s": {"first": None, "later": None},
+                "epoch_gap_s": None, "eval_time_s": None, "window_steps": None}
+    window = epochs[0].get("window_steps") or 0
+    step_times = [t / window for e in epochs for t in e.get("window_times_s") or []] if window else []
+    gaps = [later["started_at"] - earlier["trained_at"] for earlier, later in zip(epochs, epochs[1:], strict=False)
+            if later.get("started_at") is not None and earlier.get("trained_at") is not None]
+    return {
+        "first_step_s": epochs[0].get("first_step_s"),
+        "first_step_later_epochs_s": summarize_or_none(e.get("first_step_s") for e in epochs[1:]),
+        "steady_step_s": summarize_or_none(step_times),
+        "throughput_images_per_s": summarize_or_none(batch_size / t for t in step_times),
+        "epoch_time_s": {"first": epochs[0]["train_time_s"],
+                         "later": summarize_or_none(e["train_time_s"] for e in epochs[1:])},
+        "epoch_gap_s": summarize_or_none(gaps),
+        "eval_time_s": summarize_or_none(e["eval_time_s"] for e in epochs),
+        "window_steps": window,
+    }
+
+
+def memory_figures(allocator: dict, profile: dict | None) -> dict:
+    """Framework allocator peaks next to NVML's device memory and the host's peak RSS.
+
+    ``allocator`` is ``runner.memory_stats()`` (empty on CPU, where the frameworks keep no counters);
+    ``profile`` a ``Profiler.summary()``. ``attributed`` is NVML's word on whether our process was found
+    in the device's process list (``None`` without NVML): when it is ``False``, only the whole-device
+    figure is available.
+    """
+    fields = (profile or {}).get("fields") or {}
+    peak = lambda name: (fields.get(name) or {}).get("peak")  # noqa: E731
+    return {
+        "allocator": allocator or None,
+        "device_memory_used_peak_bytes": peak("memory_used_bytes"),
+        "process_gpu_memory_peak_bytes": peak("process_memory_bytes"),
+        "attributed": (profile or {}).get("attributed"),
+        "host_peak_rss_bytes": (profile or {}).get("host_peak_rss_bytes"),
+        "source": (profile or {}).get("source"),
+    }
+
+
+def host_load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (how busy the machine was; None where unavailable)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def timeline_segment(profiler, *, name: str, offset_s: float = 0.0) -> dict:
+    """One profiler's samples, windows and markers, for the timeline sidecar."""
+    summary = profiler.summary()
+    return {"name": name, "profiler_enabled": profiler.enabled, "offset_s": offset_s,
+            "samples": profiler.timeline(), "windows": summary["windows"], "markers": summary["markers"]}

@@ -1,0 +1,306 @@
+"""``python -m bench bench``: the throughput benchmark of one implementation on synthetic data.
+
+What it measures, in one process (one Keras backend per process, CONVENTIONS.md section 4):
+
+1. The first training step on its own: it traces and compiles (``tf.function``, XLA, ``jax.jit``), so it
+   is reported separately and never averaged into the steady state.
+2. ``warmup`` steps in all (the first one included), reported as one figure.
+3. ``repeats`` windows of ``steps`` steps each, with the device synchronised only at the edges of each
+   window; the shared profiler samples during every one of them. One sample per repeat: seconds per
+   step (window time / steps) and images per second; ``bench.stats.summarize`` gives the median, IQR
+   and 95% CI over repeats.
+4. ``overhead_repeats`` more windows with the profiler's sampler off, interleaved with the others in an
+   ABBA order (on, off, off, on, ...) so a slow drift of the machine affects both alike. The ratio of
+   median step times (on / off) with a bootstrap CI is the profiler's own cost.
+
+All steps run in one call of the implementation's real training path (``Runner.train_steps``: the
+PyTorch loop, or a single ``fit`` epoch for Keras and tf.keras) on full batches of the synthetic
+dataset, cycled in the shared order. Each window's profiler is started and stopped at the window's edges,
+between the two timestamps the ``StepClock`` takes there, so starting and joining its thread is not timed;
+what the sampler thread costs while the steps run is.
+
+This module never imports a framework itself; it goes through ``backends.get_runner``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from bench.records import SCHEMA, SCHEMA_VERSION, cell_id
+
+# The profiler must cost less than this share of a step (the issue's requirement).
+OVERHEAD_LIMIT = 0.01
+
+
+@dataclass(frozen=True)
+class ThroughputConfig:
+    """Everything that defines one throughput run; recorded verbatim."""
+
+    model: str
+    implementation: str
+    backend: str
+    batch_size: int = 64
+    steps: int = 50  # steps per timed window (one window per repeat)
+    warmup: int = 10  # steps before the first window, the first (compiling) step included
+    repeats: int = 10  # windows with the profiler sampling
+    overhead_repeats: int | None = None  # windows with the sampler off; None: as many as `repeats`
+    seed: int = 0
+    learning_rate: float = 1e-3
+    input_shape: tuple[int, int, int] | None = None  # default: the model's own
+    num_classes: int | None = None
+    threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
+    profile_interval_s: float = 0.15
+    synthetic_train: int | None = None  # default: enough for 16 distinct batches
+
+    dataset = "synthetic"
+
+    @property
+    def cell(self) -> str:
+        return cell_id(self.model, self.implementation, self.backend, self.dataset)
+
+    @property
+    def off_repeats(self) -> int:
+        return self.repeats if self.overhead_repeats is None else self.overhead_repeats
+
+
+def repeat_schedule(on: int, off: int) -> list[bool]:
+    """Which windows run with the profiler on: ABBA pairs (on, off, off, on, ...), leftovers at the end.
+
+    >>> repeat_schedule(3, 3)
+    [True, False, False, True, True, False]
+    >>> repeat_schedule(3, 0)
+    [True, True, True]
+    """
+    schedule = []
+    pairs = min(on, off)
+    for pair in range(pairs):
+        schedule += [True, False] if pair % 2 == 0 else [False, True]
+    return schedule + [True] * (on - pairs) + [False] * (off - pairs)
+
+
+def _now_iso():
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def base_record(config: ThroughputConfig) -> dict:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "kind": "throughput",
+        "cell": {"model": config.model, "implementation": config.implementation,
+                 "backend": config.backend, "dataset": config.dataset},
+        "config": asdict(config),
+        "started": _now_iso(),
+    }
+
+
+class _Windows:
+    """The clock's ``on_edge``: starts and stops one profiler per window, remembers which was which."""
+
+    def __init__(self, edges: list[int], schedule: list[bool], interval_s: float):
+        from bench.profiler import Profiler
+
+        self._profiler_class = Profiler
+        self.interval_s = interval_s
+        # Edge -> (name of the window that starts there, whether its profiler samples).
+        self.starts = {0: ("warmup", True)}
+        for index, enabled in enumerate(schedule):
+            self.starts[edges[index + 2]] = (f"repeat-{index}", enabled)
+        self.profilers: list[tuple[str, object, float]] = []  # (name, profiler, start time)
+        self._current = None
+
+    def __call__(self, edge: int) -> None:
+        if edge == 1 and edge not in self.starts:
+            return  # the end of the first step, inside the warm-up
+        if self._current is not None:
+            self._current.stop()
+            self._current = None
+        if edge in self.starts:
+            name, enabled = self.starts[edge]
+            profiler = self._profiler_class(interval_s=self.interval_s, enabled=enabled)
+            self.profilers.append((name, profiler, time.perf_counter()))
+            profiler.start()
+            profiler.mark("window_begin", window=name, edge=edge)
+            self._current = profiler
+
+
+def execute_throughput(config: ThroughputConfig) -> dict:
+    """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
+    import data as datasets
+    from backends import get_runner
+    from backends.base import StepClock, TrainConfig
+    from bench.environment import collect_environment
+    from bench.measure import host_load, memory_figures, summarize_or_none, timeline_segment
+    from bench.stats import ratio_ci
+    from models import get_model_spec
+
+    if config.warmup < 1 or config.steps < 1 or config.repeats < 1:
+        raise ValueError("warmup, steps and repeats must be at least 1.")
+    load_before = host_load()
+    spec = get_model_spec(config.model)
+    input_shape = tuple(config.input_shape or spec.input_shape)
+    num_classes = config.num_classes or spec.num_classes
+    train_size = config.synthetic_train or 16 * config.batch_size
+    dataset = datasets.load_dataset("synthetic", input_shape=input_shape, num_classes=num_classes,
+                                    seed=config.seed, synthetic_train=train_size, synthetic_test=config.batch_size)
+    runner = get_runner(config.implementation, config.backend)
+    runner.setup(seed=config.seed)
+    model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes, seed=config.seed)
+    train_config = TrainConfig(epochs=1, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                               seed=config.seed)
+
+    schedule = repeat_schedule(config.repeats, config.off_repeats)
+    # Edges: before step 0, after the first step, after the warm-up, then after each window.
+    edges = [0, 1, config.warmup] + [config.warmup + (i + 1) * config.steps for i in range(len(schedule))]
+    total_steps = edges[-1]
+    windows = _Windows(edges, schedule, config.profile_interval_s)
+    clock = StepClock(edges, sync=lambda: runner.sync(model), on_edge=windows)
+    runner.train_steps(model, dataset, train_config, steps=total_steps, clock=clock)
+
+    repeats = []
+    for index, enabled in enumerate(schedule):
+        seconds = clock.interval(edges[index + 2], edges[index + 3])
+        repeats.append({"repeat": index, "profiler": enabled, "steps": config.steps, "seconds": seconds,
+                        "step_s": seconds / config.steps, "images_per_s": config.steps * config.batch_size / seconds})
+    on = [r["step_s"] for r in repeats if r["profiler"]]
+    off = [r["step_s"] for r in repeats if not r["profiler"]]
+    first_step_s = clock.interval(0, 1)
+    warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
+
+    profiles = [(name, profiler.summary()) for name, profiler, _ in windows.profilers if profiler.enabled]
+    profile = _combine_profiles(profiles)
+    t_first = windows.profilers[0][2]
+    segments = [timeline_segment(profiler, name=name, offset_s=start - t_first)
+                for name, profiler, start in windows.profilers]
+
+    record = base_record(config)
+    record.update(
+        status="ok",
+        finished=_now_iso(),
+        model={"name": config.model, "params": runner.count_params(model),
+               "expected_params": spec.extra.get("params") if input_shape == tuple(spec.input_shape) else None,
+               "input_shape": list(input_shape), "num_classes": dataset.num_classes},
+        dataset={"name": "synthetic", "train": len(dataset.x_train), "batch_size": config.batch_size},
+        timing={
+            "first_step_s": first_step_s,
+            "warmup_steps": config.warmup,
+            "warmup_s": warmup_s,
+            "steps_per_repeat": config.steps,
+            "steady_step_s": summarize_or_none(on),
+            "throughput_images_per_s": summarize_or_none(config.batch_size / s for s in on),
+            "profiler_off_step_s": summarize_or_none(off),
+            "repeats": repeats,
+        },
+        profiler_overhead=profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=overhead_pairs(repeats)),
+        settings=runner.describe(model),
+        memory=memory_figures(runner.memory_stats(), profile),
+        profile=profile,
+        host_load={"before": load_before, "after": host_load()},
+        environment=collect_environment(),
+        timeline=segments,  # moved to a sidecar by bench.run.write_record
+    )
+    return record
+
+
+def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
+    """``(on, off)`` step times of the windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
+    pairs = []
+    for first, second in zip(repeats[0::2], repeats[1::2], strict=False):
+        if first["profiler"] != second["profiler"]:
+            on, off = (first, second) if first["profiler"] else (second, first)
+            pairs.append((on["step_s"], off["step_s"]))
+    return pairs
+
+
+def profiler_overhead(on: list[float], off: list[float], *, ratio_ci, pairs=()) -> dict | None:
+    """The profiler's cost: step time with the sampler on / off, with a 95% CI.
+
+    Two estimates. Unpaired: the ratio of the medians of all on and all off windows, with a bootstrap
+    CI (``ratio``, ``ci_low``, ``ci_high``, ``overhead_pct``, ``ci_pct``). Paired (``paired``): the
+    median of the per-pair ratios of windows run next to each other (``overhead_pairs``), with the
+    distribution-free CI of ``summarize``; a slow drift of the machine cancels within each pair, so it
+    is the sharper one on a busy machine, and it decides when there are at least 2 pairs.
+
+    ``under_limit`` says whether the deciding estimate is under ``OVERHEAD_LIMIT`` (1%);
+    ``shown_under_limit`` whether its whole CI is, i.e. whether the data *show* that the cost is under 1%
+    rather than merely fail to show that it is above.
+    """
+    from bench.stats import summarize
+
+    if not on or not off:
+        return None
+    result = ratio_ci(on, off)
+    limit = 1.0 + OVERHEAD_LIMIT
+    paired = None
+    if len(pairs) >= 2:
+        ratios = summarize([a / b for a, b in pairs])
+        paired = {"n": ratios["n"], "ratio": ratios["median"], "ci_low": ratios["ci_low"],
+                  "ci_high": ratios["ci_high"], "ci_method": ratios["ci_method"],
+                  "overhead_pct": 100.0 * (ratios["median"] - 1.0),
+                  "ci_pct": [100.0 * (ratios["ci_low"] - 1.0), 100.0 * (ratios["ci_high"] - 1.0)]}
+    deciding = paired or result
+    return {
+        **result,
+        "overhead_pct": 100.0 * (result["ratio"] - 1.0),
+        "ci_pct": [100.0 * (result["ci_low"] - 1.0), 100.0 * (result["ci_high"] - 1.0)],
+        "paired": paired,
+        "decided_by": "paired" if paired else "unpaired",
+        "limit_pct": 100.0 * OVERHEAD_LIMIT,
+        "under_limit": deciding["ratio"] < limit,
+        "shown_under_limit": deciding["ci_high"] < limit,
+    }
+
+
+def _combine_profiles(profiles: list[tuple[str, dict]]) -> dict | None:
+    """One summary of the per-window profilers that sampled: peaks over all, per-window energy and cost."""
+    if not profiles:
+        return None
+    summaries = [summary for _, summary in profiles]
+    fields = {}
+    for field in summaries[0]["fields"]:
+        peaks = [s["fields"][field]["peak"] for s in summaries if s["fields"][field]["peak"] is not None]
+        n = sum(s["fields"][field]["n"] for s in summaries)
+        means = [(s["fields"][field]["mean"], s["fields"][field]["n"]) for s in summaries
+                 if s["fields"][field]["mean"] is not None]
+        fields[field] = {"peak": max(peaks) if peaks else None,
+                         "mean": sum(m * k for m, k in means) / n if means and n else None, "n": n}
+    rss = [s["host_peak_rss_bytes"] for s in summaries if s["host_peak_rss_bytes"]]
+    attributed = [s["attributed"] for s in summaries if s["attributed"] is not None]
+    busy = [s["sampler_busy_fraction"] for s in summaries if s["sampler_busy_fraction"] is not None]
+    last = summaries[-1]
+    return {
+        "source": last["source"],
+        "fallback_reason": last["fallback_reason"],
+        "interval_s": last["interval_s"],
+        "gpu": last["gpu"],
+        "attributed": any(attributed) if attributed else None,
+        "unsupported_fields": last["unsupported_fields"],
+        "fields": fields,
+        "host_peak_rss_bytes": max(rss) if rss else None,
+        "windows_profiled": [name for name, _ in profiles],
+        "n_samples": sum(s["n_samples"] for s in summaries),
+        "energy_j_per_window": [s["energy_j"] for s in summaries],
+        "sampler_busy_fraction": {"median": sorted(busy)[len(busy) // 2] if busy else None,
+                                  "max": max(busy) if busy else None},
+        "sampler_errors": [s["sampler_error"] for s in summaries if s["sampler_error"]],
+        "note": "one profiler per window; peaks are over all profiled windows, means weighted by samples",
+    }
+
+
+def run_env_cells(*, cells, model: str, out_dir, bench_args=(), python=sys.executable) -> int:
+    """Run ``bench bench`` for each (implementation, backend) in its own process; returns the number failed."""
+    failures = 0
+    for implementation, backend in cells:
+        name = cell_id(model, implementation, backend, "synthetic")
+        command = [python, "-m", "bench", "bench", "--model", model, "--impl", implementation,
+                   "--backend", backend, "--out", str(out_dir), *bench_args]
+        print(f"[bench] {name}: running", flush=True)
+        code = subprocess.call(command)
+        if code != 0:
+            failures += 1
+            print(f"[bench] {name}: FAILED (exit code {code}); the others go on", flush=True)
+    return failures

@@ -1,0 +1,264 @@
+"""The measurement plumbing without any framework: the step clock, timing figures, records v2, the
+overhead decomposition and ``compare``'s output, on synthetic numbers whose answers are known."""
+
+
+import numpy as np
+import pytest
+
+from backends.base import StepClock, cycled_batches, epoch_edges
+from bench.cli import main
+from bench.decompose import DECOMPOSITION, decomposition, decomposition_table
+from bench.measure import memory_figures, train_timing
+from bench.records import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    RecordError,
+    load_records,
+    read_record,
+    read_timeline,
+    write_json_atomic,
+)
+from bench.run import write_record
+from bench.stats import ratio_ci
+from bench.throughput import overhead_pairs, profiler_overhead, repeat_schedule
+
+# ---------------------------------------------------------------------- the step clock
+
+
+def test_epoch_edges():
+    assert epoch_edges(10, 3) == [0, 1, 4, 7, 10]
+    assert epoch_edges(10, 3, last_batch_partial=True) == [0, 1, 4, 7, 9, 10]
+    assert epoch_edges(10, 0) == [0, 1, 10]  # no windows: only the first step and the epoch
+    assert epoch_edges(1, 5) == [0, 1]
+
+
+def test_clock_syncs_only_at_edges_and_keeps_on_edge_out_of_windows():
+    syncs, calls = [], []
+    clock = StepClock([0, 1, 4, 7], sync=lambda: syncs.append(len(calls)), on_edge=lambda edge: calls.append(edge))
+    for step in range(7):
+        clock.before_step(step)
+        clock.before_step(step)  # a second call at the same step does nothing
+    clock.finish(7)
+    assert calls == [0, 1, 4, 7]
+    assert len(syncs) == 4  # one sync per edge, none for the other steps
+    assert [(a, b) for a, b, _ in clock.windows()] == [(0, 1), (1, 4), (4, 7)]
+    for start, end, seconds in clock.windows():
+        assert seconds == clock.arrived[end] - clock.left[start] >= 0
+        assert clock.left[start] >= clock.arrived[start]  # on_edge ran between the two timestamps
+    figures = clock.epoch_figures(3)
+    assert figures["first_step_s"] == clock.interval(0, 1)
+    assert figures["window_times_s"] == [clock.interval(1, 4), clock.interval(4, 7)]
+
+
+def test_clock_finish_syncs_even_off_an_edge():
+    syncs = []
+    clock = StepClock([0], sync=lambda: syncs.append(1))
+    clock.before_step(0)
+    clock.before_step(1)
+    assert clock.finish(2) == clock.arrived[2]
+    assert len(syncs) == 2
+
+
+def test_cycled_batches_are_full_and_follow_the_shared_order():
+    batches = cycled_batches(10, 4, 5, seed=0)
+    assert [len(b) for b in batches] == [4] * 5  # the partial batch of 2 is skipped in each epoch
+    from data import batch_indices
+
+    epoch0 = batch_indices(10, 4, epoch=0, seed=0)
+    np.testing.assert_array_equal(batches[0], epoch0[0])
+    np.testing.assert_array_equal(batches[2], batch_indices(10, 4, epoch=1, seed=0)[0])
+    with pytest.raises(ValueError, match="full batch"):
+        cycled_batches(3, 4, 1, seed=0)
+
+
+# ---------------------------------------------------------------------- timing figures
+
+
+def epoch(index, *, started, train, eval_s, first=0.5, windows=(0.2, 0.2), window=4):
+    trained = started + train
+    return {"epoch": index, "train_time_s": train, "eval_time_s": eval_s, "started_at": started,
+            "trained_at": trained, "ended_at": trained + eval_s, "first_step_s": first,
+            "window_steps": window, "window_times_s": list(windows)}
+
+
+def test_train_timing_separates_first_step_epochs_gaps_and_eval():
+    epochs = [epoch(0, started=0.0, train=3.0, eval_s=0.5, first=2.0, windows=(0.4, 0.4)),
+              epoch(1, started=3.6, train=1.0, eval_s=0.5, first=0.1, windows=(0.4, 0.8)),
+              epoch(2, started=5.3, train=1.2, eval_s=0.7, first=0.1, windows=(0.4,))]
+    timing = train_timing(epochs, batch_size=32)
+    assert timing["first_step_s"] == 2.0  # epoch 0's, with compilation
+    assert timing["first_step_later_epochs_s"]["median"] == pytest.approx(0.1)
+    # One step-time sample per full window: 0.4 s / 4 steps = 0.1 s (four times), 0.8 / 4 = 0.2 s.
+    assert timing["steady_step_s"]["n"] == 5
+    assert timing["steady_step_s"]["median"] == pytest.approx(0.1)
+    assert timing["steady_step_s"]["max"] == pytest.approx(0.2)
+    assert timing["throughput_images_per_s"]["median"] == pytest.approx(320.0)
+    assert timing["epoch_time_s"]["first"] == 3.0
+    assert timing["epoch_time_s"]["later"]["median"] == pytest.approx(1.1)  # epochs after the first only
+    # Gaps: 3.6 - 3.0 and 5.3 - 4.6: from the end of one epoch's training to the next one's start.
+    assert timing["epoch_gap_s"]["n"] == 2
+    assert timing["epoch_gap_s"]["median"] == pytest.approx(0.65)
+    assert timing["eval_time_s"]["median"] == pytest.approx(0.5)
+    for key in ("median", "q1", "q3", "iqr", "ci_low", "ci_high", "ci_method"):
+        assert key in timing["steady_step_s"]
+
+
+def test_train_timing_of_one_epoch_has_no_gap_and_no_later_epochs():
+    timing = train_timing([epoch(0, started=0.0, train=1.0, eval_s=0.1)], batch_size=8)
+    assert timing["epoch_gap_s"] is None and timing["epoch_time_s"]["later"] is None
+    assert timing["steady_step_s"]["n"] == 2
+
+
+def test_memory_figures_without_nvml_say_so():
+    profile = {"fields": {"memory_used_bytes": {"peak": None}, "process_memory_bytes": {"peak": None}},
+               "attributed": None, "host_peak_rss_bytes": 123, "source": "psutil"}
+    figures = memory_figures({}, profile)
+    assert figures["allocator"] is None and figures["device_memory_used_peak_bytes"] is None
+    assert figures["host_peak_rss_bytes"] == 123 and figures["source"] == "psutil"
+
+
+# ---------------------------------------------------------------------- profiler cost
+
+
+def test_repeat_schedule_interleaves_abba():
+    assert repeat_schedule(4, 4) == [True, False, False, True, True, False, False, True]
+    assert repeat_schedule(2, 0) == [True, True]
+    assert repeat_schedule(1, 3) == [True, False, False, False]
+
+
+def test_profiler_overhead_flags():
+    off = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.0]
+    same = profiler_overhead(off, off, ratio_ci=ratio_ci)
+    assert same["overhead_pct"] == pytest.approx(0.0)
+    assert same["under_limit"] and same["shown_under_limit"] == (same["ci_high"] < 1.01)
+    slow = profiler_overhead([x * 1.05 for x in off], off, ratio_ci=ratio_ci)
+    assert slow["overhead_pct"] == pytest.approx(5.0)
+    assert not slow["under_limit"] and not slow["shown_under_limit"]
+    assert profiler_overhead(off, [], ratio_ci=ratio_ci) is None
+
+
+def test_paired_overhead_cancels_drift_between_pairs():
+    # The machine slows down 3x over the run; within each pair the sampler costs exactly 0.5%.
+    drift = np.linspace(1.0, 3.0, 8)
+    pairs = [(d * 1.005, d) for d in drift]
+    repeats = []
+    for i, (on, off) in enumerate(pairs):
+        first, second = ((on, True), (off, False)) if i % 2 == 0 else ((off, False), (on, True))
+        repeats += [{"profiler": first[1], "step_s": first[0]}, {"profiler": second[1], "step_s": second[0]}]
+    assert overhead_pairs(repeats) == pairs
+    result = profiler_overhead([a for a, _ in pairs], [b for _, b in pairs], ratio_ci=ratio_ci,
+                               pairs=overhead_pairs(repeats))
+    assert result["ci_high"] - result["ci_low"] > 0.5  # unpaired: the drift swamps a 0.5% effect
+    assert result["paired"]["overhead_pct"] == pytest.approx(0.5)
+    assert result["decided_by"] == "paired" and result["under_limit"] and result["shown_under_limit"]
+
+
+# ---------------------------------------------------------------------- decomposition
+
+CELLS = {"torch": ("torch", "torch"), "keras[torch]": ("keras", "torch"), "tf_keras": ("tf_keras", "tensorflow"),
+         "keras[tensorflow]": ("keras", "tensorflow"), "keras[jax]": ("keras", "jax")}
+
+
+def throughput_record(label, step_times, *, model="cifar_cnn", batch_size=64, off=(1000.0,) * 3):
+    """A throughput record; ``off``: the repeats with the profiler off (absurd by default: never a ratio's)."""
+    implementation, backend = CELLS[label]
+    repeats = [{"repeat": i, "profiler": True, "step_s": s} for i, s in enumerate(step_times)]
+    repeats += [{"repeat": 100 + i, "profiler": False, "step_s": s} for i, s in enumerate(off)]
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
+            "cell": {"model": model, "implementation": implementation, "backend": backend, "dataset": "synthetic"},
+            "config": {"batch_size": batch_size}, "model": {"input_shape": [32, 32, 3], "params": 1},
+            "timing": {"repeats": repeats}}
+
+
+def test_decomposition_recovers_known_ratios():
+    rng = np.random.default_rng(0)
+    base = 0.010 * (1 + 0.01 * rng.standard_normal(12))  # torch: 10 ms +- 1%
+    records = [
+        throughput_record("torch", base),
+        throughput_record("keras[torch]", base * 2.0),  # exactly twice as slow
+        throughput_record("tf_keras", base * 1.5),
+        throughput_record("keras[tensorflow]", base * 1.5),  # same as tf_keras
+        throughput_record("keras[jax]", base * 0.5),
+    ]
+    rows = {(r["numerator"], r["denominator"]): r for r in decomposition(records)}
+    assert len(rows) == len(DECOMPOSITION)
+    keras_torch = rows[("keras[torch]", "torch")]
+    assert keras_torch["ratio"] == pytest.approx(2.0)
+    assert keras_torch["differs"] and keras_torch["ci_low"] > 1.0
+    same = rows[("keras[tensorflow]", "tf_keras")]
+    assert same["ratio"] == pytest.approx(1.0) and not same["differs"]
+    assert rows[("keras[tensorflow]", "keras[torch]")]["ratio"] == pytest.approx(0.75)
+    assert rows[("keras[jax]", "keras[torch]")]["ratio"] == pytest.approx(0.25)
+    assert rows[("keras[jax]", "keras[tensorflow]")]["ratio"] == pytest.approx(1 / 3)
+    native = rows[("torch", "tf_keras")]
+    assert native["ratio"] == pytest.approx(1 / 1.5) and native["differs"] and native["ci_high"] < 1.0
+    assert keras_torch["n_a"] == 12  # only the repeats with the profiler on
+    text = decomposition_table(list(rows.values()))
+    assert "keras[torch] / torch" in text and "2.00x slower" in text and "no measurable difference" in text
+
+
+def test_decomposition_of_training_records_uses_epochs_after_the_first():
+    def train_record(label, times):
+        implementation, backend = CELLS[label]
+        return {"kind": "train", "status": "ok", "config": {"batch_size": 32}, "model": {"input_shape": [8, 8, 1]},
+                "cell": {"model": "mnist_cnn", "implementation": implementation, "backend": backend,
+                         "dataset": "digits"},
+                "results": {"epochs": [{"train_time_s": t} for t in times]}}
+
+    rows = decomposition([train_record("torch", [100.0, 1.0, 1.1, 0.9]),
+                          train_record("keras[torch]", [1.0, 3.0, 3.3, 2.7])])
+    assert len(rows) == 1
+    assert rows[0]["ratio"] == pytest.approx(3.0)  # the 100 s first epoch is left out
+    assert rows[0]["n_a"] == rows[0]["n_b"] == 3
+
+
+def test_decomposition_keeps_batch_sizes_apart_and_skips_failed_cells():
+    records = [throughput_record("torch", [1.0, 1.0, 1.0]), throughput_record("keras[torch]", [2.0, 2.0, 2.0],
+                                                                              batch_size=128)]
+    assert decomposition(records) == []
+    failed = throughput_record("keras[torch]", [2.0, 2.0, 2.0])
+    failed["status"] = "failed"
+    assert decomposition([records[0], failed]) == []
+
+
+# ---------------------------------------------------------------------- records v2 and compare
+
+
+def test_v1_records_are_skipped_with_a_reason_and_timelines_are_not_records(tmp_path):
+    old = throughput_record("torch", [1.0, 1.0])
+    old["schema_version"] = 1
+    write_json_atomic(tmp_path / "old.json", old)
+    record = throughput_record("keras[torch]", [1.0, 1.1])
+    record["timeline"] = [{"name": "run", "samples": [], "windows": [], "markers": []}]
+    path = write_record(record, tmp_path)
+    assert record["timeline_file"] == "cifar_cnn__keras__torch__synthetic.timeline.json"
+    assert "timeline" not in read_record(path)
+    assert read_timeline(path)["segments"][0]["name"] == "run"
+    records, skipped = load_records(tmp_path)
+    assert [r["cell"]["implementation"] for r in records] == ["keras"]
+    assert len(skipped) == 1 and "schema version 1" in skipped[0] and "reads 2" in skipped[0]
+    with pytest.raises(RecordError):
+        read_record(tmp_path / "old.json")
+
+
+def test_compare_prints_the_tables_the_decomposition_and_the_profiler_cost(tmp_path, capsys):
+    for label, factor in (("torch", 1.0), ("keras[torch]", 1.3)):
+        on = [0.01 * factor * (1 + 0.001 * i) for i in range(8)]
+        record = throughput_record(label, on, off=[t / 1.05 for t in on])  # the profiler costs 5%
+        record["timing"]["first_step_s"] = 0.5
+        record["settings"] = {"jit_compile": False}
+        write_json_atomic(tmp_path / f"{label}.json", record)
+    assert main(["compare", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "keras[torch] / torch" in out and "1.30x slower" in out
+    assert "Keras 3 overhead on PyTorch" in out
+    assert "profiler cost, keras[torch] (batch 64): unpaired +5.00%" in out and "median NOT under 1%" in out
+    assert "paired +5.00%" in out  # the ABBA neighbours: repeats 0-1, 2-3, ... of the 8 on / 8 off
+
+
+def test_several_runs_of_a_cell_are_pooled():
+    records = [throughput_record("torch", [1.0, 1.0, 1.0]), throughput_record("torch", [1.0, 1.0]),
+               throughput_record("keras[torch]", [2.0, 2.0, 2.0, 2.0])]
+    (row,) = decomposition(records)
+    assert (row["n_a"], row["n_b"], row["runs_a"], row["runs_b"]) == (4, 5, 1, 2)
+    assert row["ratio"] == pytest.approx(2.0)

@@ -1,0 +1,151 @@
+"""Real, tiny runs in this environment's implementations: ``bench run`` and ``bench bench`` write
+schema-v2 records with every figure and its spread, a timeline with epoch markers, and the step clock
+sees exactly the steps before each edge. Nothing here asserts a timing (CONVENTIONS.md section 4)."""
+
+import numpy as np
+import pytest
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
+
+from backends import get_runner
+from backends.base import StepClock, TrainConfig
+from bench.cli import main
+from bench.records import SCHEMA_VERSION, load_records, read_record, read_timeline
+
+pytestmark = requires_backend
+
+TINY = ["--model", "mnist_cnn", "--input-shape", "12x12x1", "--batch-size", "16"]
+SUMMARY_KEYS = {"n", "median", "q1", "q3", "iqr", "ci_low", "ci_high", "ci_method"}
+
+
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(pair, tmp_path, capsys):
+    implementation, backend = pair
+    code = main(["run", "--impl", implementation, "--backend", backend, *TINY, "--dataset", "synthetic",
+                 "--synthetic-train", "100", "--synthetic-test", "32", "--epochs", "2", "--timing-window", "2",
+                 "--profile-interval", "0.02", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    (record,), skipped = load_records(tmp_path)
+    assert skipped == []
+    assert record["schema_version"] == SCHEMA_VERSION == 2 and record["kind"] == "train"
+
+    # 100 samples / 16 = 7 steps, the last one partial: edges 0, 1, 3, 5, 6, 7 -> two full windows of 2.
+    for epoch in record["results"]["epochs"]:
+        assert epoch["steps"] == 7 and epoch["window_steps"] == 2 and len(epoch["window_times_s"]) == 2
+        assert epoch["started_at"] < epoch["trained_at"] < epoch["ended_at"]
+        assert epoch["first_step_s"] > 0
+    timing = record["timing"]
+    assert timing["first_step_s"] == record["results"]["epochs"][0]["first_step_s"]
+    assert SUMMARY_KEYS <= set(timing["steady_step_s"]) and timing["steady_step_s"]["n"] == 4
+    assert SUMMARY_KEYS <= set(timing["throughput_images_per_s"])
+    assert timing["epoch_gap_s"]["n"] == 1 and timing["epoch_gap_s"]["median"] > 0
+    assert timing["eval_time_s"]["n"] == 2 and timing["epoch_time_s"]["later"]["n"] == 1
+
+    settings = record["settings"]
+    for key in ("device", "jit_compile", "precision_policy", "tf32", "threads"):
+        assert key in settings, key
+    assert settings["precision_policy"] == "float32"
+    assert isinstance(settings["jit_compile"], bool)
+    if implementation == "keras":
+        assert settings["keras_backend"] == backend
+    environment = record["environment"]
+    assert environment["versions"]["python"] and environment["machine"]["cpu_model"] is not None
+    assert record["memory"]["host_peak_rss_bytes"] > 0
+    assert record["memory"]["source"] in ("nvml", "psutil")
+
+    # The profiler: epoch markers in order, train/eval windows, a timeline in the sidecar.
+    profile = record["profile"]
+    markers = [(m["name"], m["info"].get("epoch")) for m in profile["markers"]]
+    assert markers == [("epoch_begin", 0), ("epoch_end", 0), ("epoch_begin", 1), ("epoch_end", 1)]
+    names = [w["name"] for w in profile["windows"]]
+    assert names == ["build", "eval-before", "train-epoch-0", "eval-epoch-0", "train-epoch-1", "eval-epoch-1"]
+    timeline = read_timeline(tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic.json")
+    (segment,) = timeline["segments"]
+    assert segment["samples"] and segment["markers"] == profile["markers"]
+    assert {s["source"] for s in segment["samples"]} <= {"nvml", "psutil"}
+    assert [s["t_s"] for s in segment["samples"]] == sorted(s["t_s"] for s in segment["samples"])
+    assert any(s["phase"] is not None for s in segment["samples"])
+    assert "steady-state step" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, capsys):
+    implementation, backend = pair
+    code = main(["bench", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
+                 "--repeats", "3", "--overhead-repeats", "2", "--profile-interval", "0.02", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    path = tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic.json"
+    record = read_record(path)
+    assert record["kind"] == "throughput" and record["status"] == "ok"
+    timing = record["timing"]
+    assert [r["profiler"] for r in timing["repeats"]] == [True, False, False, True, True]
+    assert all(r["steps"] == 3 and r["seconds"] > 0 for r in timing["repeats"])
+    assert SUMMARY_KEYS <= set(timing["steady_step_s"]) and timing["steady_step_s"]["n"] == 3
+    assert timing["profiler_off_step_s"]["n"] == 2 and timing["throughput_images_per_s"]["n"] == 3
+    assert timing["first_step_s"] > 0 and timing["warmup_s"] >= timing["first_step_s"]
+    overhead = record["profiler_overhead"]
+    assert overhead["n_a"] == 3 and overhead["n_b"] == 2
+    assert overhead["overhead_pct"] == pytest.approx(100 * (overhead["ratio"] - 1))
+    assert isinstance(overhead["under_limit"], bool) and isinstance(overhead["shown_under_limit"], bool)
+    assert record["profile"]["windows_profiled"] == ["warmup", "repeat-0", "repeat-3", "repeat-4"]
+    segments = read_timeline(path)["segments"]
+    assert [(s["name"], s["profiler_enabled"]) for s in segments] == [
+        ("warmup", True), ("repeat-0", True), ("repeat-1", False), ("repeat-2", False), ("repeat-3", True),
+        ("repeat-4", True)]
+    assert all(s["samples"] == [] for s in segments if not s["profiler_enabled"])
+    assert [s["offset_s"] for s in segments] == sorted(s["offset_s"] for s in segments)
+    assert "profiler cost" in capsys.readouterr().out
+
+
+def step_counter(runner, model):
+    """Optimizer steps applied so far, read from the framework (reading a value waits for it)."""
+    if runner.implementation == "torch":
+        steps = [state["step"] for state in model.twinbench_optimizer.state.values()]
+        return int(max(steps)) if steps else 0
+    if runner.implementation == "tf_keras":
+        return int(model.optimizer.iterations.numpy())
+    import keras
+
+    state = getattr(model, "_jax_state", None)
+    if state:  # JAX inside fit: the newest state is not written back to the variables yet
+        index = next(i for i, v in enumerate(model.optimizer.variables) if v.path.endswith("iteration"))
+        return int(np.asarray(state["optimizer_variables"][index]))
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_clock_edges_fall_between_the_right_steps(pair):
+    """At edge i, exactly i optimizer steps have been applied: the clock is called before each step."""
+    from data import load_dataset
+
+    runner = get_runner(*pair)
+    runner.setup(seed=0)
+    model = runner.prepare("mnist_cnn", input_shape=(12, 12, 1), num_classes=10)
+    dataset = load_dataset("synthetic", input_shape=(12, 12, 1), num_classes=10, synthetic_train=64, synthetic_test=8)
+    seen = {}
+    clock = StepClock([0, 1, 3, 6], sync=lambda: runner.sync(model),
+                      on_edge=lambda edge: seen.setdefault(edge, step_counter(runner, model)))
+    runner.train_steps(model, dataset, TrainConfig(batch_size=16), steps=6, clock=clock)
+    assert seen == {0: 0, 1: 1, 3: 3, 6: 6}
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's asynchronous dispatch")
+def test_jax_sync_blocks_on_real_arrays(monkeypatch):
+    """``sync(model)`` inside fit must hand jax.Array leaves to block_until_ready, not Keras' wrappers
+    (which JAX would silently skip, leaving the steps unsynchronised)."""
+    import jax
+
+    from data import load_dataset
+
+    runner = get_runner("keras", "jax")
+    runner.setup(seed=0)
+    model = runner.prepare("mnist_cnn", input_shape=(12, 12, 1), num_classes=10)
+    dataset = load_dataset("synthetic", input_shape=(12, 12, 1), num_classes=10, synthetic_train=64, synthetic_test=8)
+    blocked = []
+    real = jax.block_until_ready
+    monkeypatch.setattr(jax, "block_until_ready", lambda x: blocked.append(jax.tree_util.tree_leaves(x)) or real(x))
+    clock = StepClock([0, 2, 4], sync=lambda: runner.sync(model))
+    runner.train_steps(model, dataset, TrainConfig(batch_size=16), steps=4, clock=clock)
+    assert len(blocked) == 3
+    for leaves in blocked:
+        assert leaves and all(isinstance(leaf, jax.Array) for leaf in leaves)
+    assert len(blocked[1]) > len(model.trainable_variables)  # the whole training state, optimizer included
