@@ -17,7 +17,7 @@ import pytest
 
 from bench.faults import is_out_of_memory
 from bench.matrix import ENVIRONMENT_CELLS
-from bench.records import read_record
+from bench.records import TIMELINE_SUFFIX, read_record
 from conftest import BACKEND, requires_backend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,9 @@ def _bench(*argv, env=None, **kwargs):
 
 
 def _records(directory):
-    return {p.name: read_record(p) for p in sorted(Path(directory).glob("*.json"))}
+    """Run records by file name (the profiler's ``*.timeline.json`` sidecars are not records)."""
+    return {p.name: read_record(p) for p in sorted(Path(directory).glob("*.json"))
+            if not p.name.endswith(TIMELINE_SUFFIX)}
 
 
 def test_out_of_memory_errors_of_every_framework_are_recognised():
@@ -89,7 +91,7 @@ def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
     proc = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
                   env={"TWINBENCH_INJECT_FAULT": "hang@mnist_cnn"}, start_new_session=True)
     deadline = time.monotonic() + 600
-    while len(list(tmp_path.glob("cifar_cnn*.json"))) < len(cells):  # first model done, second hangs
+    while len(_records(tmp_path)) < len(cells):  # first model done, second hangs
         assert proc.poll() is None and time.monotonic() < deadline, "matrix ended or took too long"
         time.sleep(0.5)
     time.sleep(1.0)
