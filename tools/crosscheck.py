@@ -3,9 +3,15 @@
 No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is trained the way one
 would time it by hand. Build the model, warm up, then time ``--steps`` training steps between two
 ``time.perf_counter()`` calls with a device sync before each; repeat. PyTorch runs its own loop;
-Keras 3 and tf.keras time one ``model.fit`` call on NumPy arrays (``fit`` returns after its last step:
-the epoch's loss is read back). If twinbench's harness distorted the timings, the ratios between
-implementations measured here would disagree with ``python -m bench bench``.
+Keras 3 and tf.keras time one ``model.fit`` call (``fit`` returns after its last step: the epoch's
+loss is read back). If twinbench's harness (step clock, callback, profiler) distorted the timings, the
+ratios between implementations measured here would disagree with ``python -m bench bench``.
+
+``--input`` chooses how batches are fed. ``loader`` (the default) uses each framework's standard batch
+container, the kind twinbench feeds too, so that only the measurement differs: a ``DataLoader`` over a
+``TensorDataset`` for PyTorch, a ``keras.utils.PyDataset`` for Keras 3, a ``tf_keras.utils.Sequence``
+for tf.keras. ``arrays`` feeds NumPy arrays to ``fit`` (Keras then builds a ``tf.data`` pipeline with
+a prefetch thread) and pre-cut tensors to the PyTorch loop.
 
 One implementation per process (one Keras backend per process)::
 
@@ -63,17 +69,33 @@ def time_torch(args, x, y):
     model = build_model(args.model, "torch", input_shape=args.input_shape, num_classes=10).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()
-    images = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device).split(args.batch_size)
-    labels = torch.from_numpy(y).to(device).split(args.batch_size)
+    images, labels = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
+    if args.input == "loader":
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                             batch_size=args.batch_size, shuffle=False)
+    else:
+        loader = list(zip(images.to(device).split(args.batch_size), labels.to(device).split(args.batch_size),
+                          strict=True))
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    def batches(n):
+        """``n`` batches, going round the data as often as needed."""
+        while n > 0:
+            for batch in loader:
+                if n == 0:
+                    return
+                n -= 1
+                yield batch
+
     def steps(n):
-        for i in range(n):
+        for images_batch, labels_batch in batches(n):
+            images_batch = images_batch.to(device, non_blocking=True)
+            labels_batch = labels_batch.to(device, non_blocking=True)
             optimizer.zero_grad()
-            loss = loss_fn(model(images[i % len(images)]), labels[i % len(labels)])
+            loss = loss_fn(model(images_batch), labels_batch)
             loss.backward()
             optimizer.step()
 
@@ -95,15 +117,35 @@ def time_keras_fit(args, x, y, module, model):
 
     model.compile(optimizer=module.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8),
                   loss=module.losses.SparseCategoricalCrossentropy(from_logits=True))
-    reps = -(-args.steps // args.batches)  # enough copies of the data for N steps
-    x_steps, y_steps = np.concatenate([x] * reps)[: args.steps * args.batch_size], np.concatenate([y] * reps)[
-        : args.steps * args.batch_size]
-    model.fit(x[: args.warmup * args.batch_size], y[: args.warmup * args.batch_size], batch_size=args.batch_size,
-              epochs=1, shuffle=False, verbose=0)
+    base = module.utils.PyDataset if hasattr(module.utils, "PyDataset") else module.utils.Sequence
+
+    class Batches(base):
+        """``steps`` batches of ``batch_size``, going round the data as often as needed."""
+
+        def __init__(self, steps):
+            super().__init__()
+            self.steps = steps
+
+        def __len__(self):
+            return self.steps
+
+        def __getitem__(self, index):
+            start = index % args.batches * args.batch_size
+            return x[start : start + args.batch_size], y[start : start + args.batch_size]
+
+    def fit(steps):
+        if args.input == "loader":
+            return model.fit(Batches(steps), epochs=1, shuffle=False, verbose=0)
+        reps = -(-steps // args.batches)  # enough copies of the data for the steps
+        n = steps * args.batch_size
+        return model.fit(np.concatenate([x] * reps)[:n], np.concatenate([y] * reps)[:n], batch_size=args.batch_size,
+                         epochs=1, shuffle=False, verbose=0)
+
+    fit(args.warmup)
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        history = model.fit(x_steps, y_steps, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
+        history = fit(args.steps)
         float(history.history["loss"][-1])  # already a Python float: fit waited for the last step
         times.append((time.perf_counter() - start) / args.steps)
     return times
@@ -137,7 +179,7 @@ def measure(args) -> dict:
         times = time_keras_fit(args, x, y, keras, build_model(args.model, "keras", input_shape=args.input_shape,
                                                               num_classes=10))
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
-            "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+            "input": args.input, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
             "input_shape": list(args.input_shape), "step_s": times, "median_step_s": statistics.median(times),
             "python": platform.python_version()}
 
@@ -152,15 +194,18 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
     from bench.stats import ratio_ci
 
     # Every result under the directories, subdirectories included; several runs of one cell are pooled.
-    hand = {}
+    hand, inputs = {}, set()
     for path in sorted(Path(crosscheck_dir).rglob("*.json")):
         result = json.loads(path.read_text())
         if not isinstance(result, dict) or result.get("tool") != "crosscheck":
             continue  # a twinbench record or timeline
+        inputs.add(result.get("input"))
         key = (result["model"], result["batch_size"], (result["implementation"], result["backend"]))
         pooled = hand.setdefault(key, {**result, "step_s": [], "runs": 0})
         pooled["step_s"] = pooled["step_s"] + result["step_s"]
         pooled["runs"] += 1
+    if len(inputs) > 1:
+        raise SystemExit(f"{crosscheck_dir} mixes --input kinds {sorted(map(str, inputs))}: compare one at a time")
     for result in hand.values():
         result["median_step_s"] = statistics.median(result["step_s"])
     records = []
@@ -206,6 +251,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batches", type=int, default=16, help="distinct synthetic batches, cycled")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--input", choices=["loader", "arrays"], default="loader",
+                        help="framework batch containers (as twinbench feeds) or plain arrays / pre-cut tensors")
     parser.add_argument("--out", default="results/crosscheck")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
     args = parser.parse_args(argv)
@@ -219,7 +266,7 @@ def main(argv=None) -> int:
     result = measure(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}.json"
+    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{args.input}.json"
     (out / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{name}: median {1e3 * result['median_step_s']:.2f} ms/step over {args.repeats} repeats of {args.steps} steps")
     return 0

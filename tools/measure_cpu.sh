@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The CPU measurements in docs/measurements.md: twinbench's throughput benchmark (python -m bench bench)
-# and the hand-written cross-check (tools/crosscheck.py), back to back for each implementation, in
-# ROUNDS interleaved rounds over all five implementations. Each run is its own process; the rounds are
-# pooled by `python -m bench compare` and `tools/crosscheck.py --compare`. On a shared machine this
-# spreads the background load's drift over every implementation instead of landing on one of them.
+# and the hand-written cross-check (tools/crosscheck.py, fed like twinbench and fed plain arrays), back
+# to back for each implementation, in ROUNDS interleaved rounds over all five implementations. Each run
+# is its own process; `python -m bench compare` and `tools/crosscheck.py --compare` pool the rounds. On
+# a shared machine this spreads the background load's drift over every implementation instead of
+# landing on one of them.
 #
 # Usage: tools/measure_cpu.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
 # The three pythons default to the interpreters of the nox environments (nox -s bench creates them).
 set -euo pipefail
 out=${1:?usage: tools/measure_cpu.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]}
-rounds=${2:-3}
+rounds=${2:-4}
 py_torch=${3:-.nox/bench_cells-torch/bin/python}
 py_tf=${4:-.nox/bench_cells-tensorflow/bin/python}
 py_jax=${5:-.nox/bench_cells-jax/bin/python}
-common=(--model cifar_cnn --batch-size 64 --steps 50 --warmup 10 --threads 1)
+common=(--model cifar_cnn --batch-size 64 --steps 50 --warmup 10 --repeats 4 --threads 1)
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for cell in "torch torch $py_torch" "keras torch $py_torch" "tf_keras tensorflow $py_tf" \
@@ -21,10 +22,15 @@ for round in $(seq 1 "$rounds"); do
         read -r impl backend python <<< "$cell"
         echo "== round $round: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
         KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
-            --repeats 4 --overhead-repeats 4 --out "$out/round-$round/bench"
-        KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" --repeats 4 \
-            --out "$out/round-$round/crosscheck"
+            --overhead-repeats 4 --out "$out/bench/round-$round"
+        for input in loader arrays; do
+            KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" --input "$input" \
+                --out "$out/crosscheck-$input/round-$round"
+        done
     done
 done
-python3 -m bench compare "$out"/round-*/bench
-python3 tools/crosscheck.py --compare "$out" "$out" || true
+python3 -m bench compare "$out"/bench/round-*
+for input in loader arrays; do
+    echo; echo "Cross-check, hand loop fed with --input $input:"
+    python3 tools/crosscheck.py --compare "$out/crosscheck-$input" "$out/bench" || true
+done
