@@ -47,8 +47,8 @@ def _draw(config: dict, class_name: str, shape, rng: np.random.Generator) -> np.
         return np.ones(shape)
     if class_name == "Constant":
         return np.full(shape, config["value"])
-    if class_name == "RandomNormal":
-        return rng.normal(config["mean"], config["stddev"], shape)
+    if class_name == "RandomNormal":  # drawn in float32: VGG19's 100M-weight fc1 takes 2x less time and memory
+        return config["mean"] + rng.standard_normal(shape, dtype=np.float32) * np.float32(config["stddev"])
     if class_name == "RandomUniform":
         return rng.uniform(config["minval"], config["maxval"], shape)
     if class_name == "TruncatedNormal":
@@ -62,7 +62,7 @@ def _draw(config: dict, class_name: str, shape, rng: np.random.Generator) -> np.
             # The constant is the std of a unit normal truncated to [-2, 2], as in Keras.
             return _truncated_normal(rng, shape) * math.sqrt(variance) / 0.87962566103423978
         if distribution == "untruncated_normal":
-            return rng.normal(0.0, math.sqrt(variance), shape)
+            return rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(variance))
         limit = math.sqrt(3.0 * variance)
         return rng.uniform(-limit, limit, shape)
     raise NotImplementedError(f"No NumPy version of Keras initializer {class_name} ({config}).")
