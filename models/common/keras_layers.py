@@ -69,12 +69,16 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         mean = ops.squeeze(mean, axis=axes)
         shape = ops.shape(x)
         n = ops.cast(math.prod(shape[axis] for axis in axes), variance.dtype)
-        unbiased = variance * n / ops.maximum(n - 1.0, 1.0)  # PyTorch refuses n = 1; we leave it biased
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + self.variance_for_moving_average(variance, n) * (1.0 - self.momentum))
         outputs = ops.batch_normalization(x, mean, variance, axis=self.axis, offset=self.beta, scale=self.gamma,
                                           epsilon=self.epsilon)
         return ops.cast(outputs, self.compute_dtype)
+
+    def variance_for_moving_average(self, variance, n):
+        """PyTorch's choice: the unbiased batch variance, ``variance * n / (n - 1)`` (n = 1 left biased)."""
+        return variance * n / ops.maximum(n - 1.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="twinbench")
@@ -107,6 +111,7 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "output_size": self.output_size}
+
 
 
 def kaiming_normal_fan_out():
