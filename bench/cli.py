@@ -123,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
 
+    effect = sub.add_parser("definition-effect",
+                            help="stock keras.applications vs matched Keras vs native twin: run an environment's "
+                                 "cells (--env), or print the table of --out")
+    effect.add_argument("--env", default=None, help=f"{', '.join(ENVIRONMENT_CELLS)}: run its cells, each in a process")
+    effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
+    effect.add_argument("--out", default="results/definition_effect", help="directory of the records")
+    effect.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3), help="HxWxC (default 32x32x3)")
+    effect.add_argument("--batch-size", type=positive_int, default=16)
+    effect.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
+    effect.add_argument("--warmup", type=positive_int, default=3)
+    effect.add_argument("--repeats", type=positive_int, default=6, help="timed windows per cell")
+    effect.add_argument("--threads", type=positive_int, default=None)
+
     report = sub.add_parser("report", help="write DIR/report.md and its figures (works on a partial matrix)")
     report.add_argument("results", nargs="?", default="results/compare")
     report.add_argument("--no-figures", action="store_true", help="the Markdown report only")
@@ -182,7 +196,7 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
                     "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench,
-                    "convert-weights": cmd_convert_weights}
+                    "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
@@ -568,6 +582,48 @@ def cmd_convert_weights(args) -> int:
         raise CliError(str(err)) from None
     print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
     return 0
+
+
+def cmd_definition_effect(args) -> int:
+    """Run one environment's cells (``--env``) or print the definition-effect table of ``--out``."""
+    from bench.definition_effect import (
+        ENV_CELLS,
+        FAMILIES,
+        STOCK,
+        definition_effect_table,
+        load_throughput_records,
+    )
+    from models import check_choice
+
+    families = [f for f in args.families.split(",") if f]
+    try:
+        for family in families:
+            check_choice("model family", family, FAMILIES)
+        if args.env is not None:
+            check_choice("environment", args.env, ENV_CELLS)
+            for family in families:
+                for role, implementation, backend in ENV_CELLS[args.env]:
+                    _validate_cell(family if role == "matched" else STOCK[family], implementation, backend,
+                                   "synthetic", args.input_shape)
+            check_writable(args.out)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    if args.env is None:
+        try:
+            records = load_throughput_records([args.out])
+        except FileNotFoundError as err:
+            raise CliError(f"{err}; run the cells first (nox -s definition_effect)") from None
+        print(definition_effect_table(records, markdown=args.markdown))
+        return 0
+    from bench.definition_effect import run_cells
+
+    bench_args = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                  "--repeats", str(args.repeats), "--overhead-repeats", "0",
+                  "--input-shape", "x".join(map(str, args.input_shape))]
+    if args.threads is not None:
+        bench_args += ["--threads", str(args.threads)]
+    failures = run_cells(args.env, families=families, out_dir=args.out, bench_args=bench_args)
+    return EXIT_FAILED if failures else 0
 
 
 def cmd_report(args) -> int:

@@ -149,6 +149,11 @@ def execute(config: RunConfig, *, events=None) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
     )
+    if record["timing"].get("throughput_images_per_s"):
+        from bench.throughput import run_efficiency
+
+        record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
+                                              num_classes=dataset.num_classes)
     if profiler is not None:
         record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record
     return record
