@@ -5,6 +5,7 @@
     nox -s tests        # the equivalence and correctness tests, in every backend environment
     nox -s report       # report.md + figures for results/compare (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
+    nox -s definition_effect   # stock keras.applications vs matched definitions vs native twins (benchmark)
     nox -l              # everything else
 
 Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3`` or
@@ -29,6 +30,7 @@ ENVIRONMENTS = {
 ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
 RESULTS = "results/compare"
 BENCH_RESULTS = "results/bench"
+DEFINITION_RESULTS = "results/definition_effect"
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -104,6 +106,24 @@ def bench(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
     session.install("-e", ".")
     session.run("python", "-m", "bench", "compare", BENCH_RESULTS)
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def definition_effect_cells(session: nox.Session, env: str) -> None:
+    """Time stock keras.applications, matched Keras and native twins of ResNet50/VGG19/MobileNetV2 here."""
+    _install(session, env)
+    # Options: --families, --input-shape (default 32x32x3), --batch-size, --steps, --warmup, --repeats, --threads.
+    session.run("python", "-m", "bench", "definition-effect", "--env", env, "--out", DEFINITION_RESULTS,
+                *session.posargs, env=_env_vars(env), success_codes=[0, 1])
+
+
+@nox.session(default=False, requires=["definition_effect_cells(torch)", "definition_effect_cells(tensorflow)",
+                                      "definition_effect_cells(jax)"])
+def definition_effect(session: nox.Session) -> None:
+    """The definition-effect table: stock vs matched definition per backend, matched vs native twin (a benchmark)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "definition-effect", "--out", DEFINITION_RESULTS, "--markdown")
 
 
 @nox.session

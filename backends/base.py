@@ -197,8 +197,10 @@ class Runner:
         """Seed every RNG, pick the device, switch TF32 off."""
         raise NotImplementedError
 
-    def build(self, model_name, *, input_shape, num_classes):
-        return build_model(model_name, self.implementation, input_shape=input_shape, num_classes=num_classes)
+    def build(self, model_name, *, input_shape, num_classes, **options):
+        """Build the model; ``options`` are extra builder arguments (e.g. ``dropout=0.0``)."""
+        return build_model(model_name, self.implementation, input_shape=input_shape, num_classes=num_classes,
+                           **options)
 
     def weight_shapes(self, model) -> dict[str, tuple]:
         """Neutral name -> Keras-layout shape of every weight the model has."""
@@ -249,18 +251,24 @@ class Runner:
         return {}
 
     # -- shared logic ----------------------------------------------------------------------------------
-    def prepare(self, model_name, *, input_shape, num_classes, seed: int = 0, weights=None):
-        """Build the model and load the canonical initial weights of the Keras definition (or ``weights``)."""
-        model = self.build(model_name, input_shape=input_shape, num_classes=num_classes)
+    def prepare(self, model_name, *, input_shape, num_classes, seed: int = 0, weights=None, options=None):
+        """Build the model and load the canonical initial weights of the Keras definition (or ``weights``).
+
+        ``options`` are extra builder arguments shared by every implementation (e.g. ``{"dropout": 0.0}``).
+        """
+        options = dict(options or {})
+        model = self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
         if weights is None:
-            weights = self.canonical_weights(model_name, input_shape=input_shape, num_classes=num_classes, seed=seed)
+            weights = self.canonical_weights(model_name, input_shape=input_shape, num_classes=num_classes, seed=seed,
+                                             options=options)
         check_weights(weights, self.weight_shapes(model))
         self.set_weights(model, weights)
         return model
 
-    def canonical_weights(self, model_name, *, input_shape, num_classes, seed: int = 0):
+    def canonical_weights(self, model_name, *, input_shape, num_classes, seed: int = 0, options=None):
         """The Keras definition's initial weights, drawn with NumPy: identical in every process."""
-        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes)
+        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes,
+                                **dict(options or {}))
         return canonical_weights(reference, seed=seed)
 
     def evaluate(self, model, x, y, *, batch_size: int = 256) -> float:

@@ -73,9 +73,9 @@ class TorchRunner(Runner):
         return self.device
 
     # -- model and weights -----------------------------------------------------------------------------
-    def build(self, model_name, *, input_shape, num_classes):
-        module = build_model(model_name, "torch", input_shape=input_shape, num_classes=num_classes)
-        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes)
+    def build(self, model_name, *, input_shape, num_classes, **options):
+        module = build_model(model_name, "torch", input_shape=input_shape, num_classes=num_classes, **options)
+        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
         spec = self.spec(model_name)
         key_fn = _resolve(spec.torch_keys) if spec.torch_keys else default_torch_key
         # How the neutral (Keras) names and layouts line up with this module's state_dict.

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="steps per steady-state timing window, synchronised at its edges only (0: none)")
     run.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
     run.add_argument("--synthetic-test", type=positive_int, default=None)
+    _add_weights_arg(run)
 
     matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
     matrix.add_argument("--env", required=True, help=", ".join(ENVIRONMENT_CELLS))
@@ -109,12 +110,32 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
     matrix.add_argument("--oom-retry", action="store_true", help="retry out-of-memory cells at half the batch size")
     _add_training_args(matrix)
+    _add_weights_arg(matrix)
+
+    convert = sub.add_parser("convert-weights", help="torchvision checkpoint (.pth) -> neutral .npz (torch env)")
+    convert.add_argument("checkpoint", help="a torchvision state_dict saved with torch.save")
+    convert.add_argument("out", help="the .npz to write; --weights takes it in every environment")
+    convert.add_argument("--model", required=True)
 
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
     compare.add_argument("results", nargs="*", default=["results/compare"],
                          help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
+
+    effect = sub.add_parser("definition-effect",
+                            help="stock keras.applications vs matched Keras vs native twin: run an environment's "
+                                 "cells (--env), or print the table of --out")
+    effect.add_argument("--env", default=None, help=f"{', '.join(ENVIRONMENT_CELLS)}: run its cells, each in a process")
+    effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
+    effect.add_argument("--out", default="results/definition_effect", help="directory of the records")
+    effect.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3), help="HxWxC (default 32x32x3)")
+    effect.add_argument("--batch-size", type=positive_int, default=16)
+    effect.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
+    effect.add_argument("--warmup", type=positive_int, default=3)
+    effect.add_argument("--repeats", type=positive_int, default=6, help="timed windows per cell")
+    effect.add_argument("--threads", type=positive_int, default=None)
 
     report = sub.add_parser("report", help="write DIR/report.md and its figures (works on a partial matrix)")
     report.add_argument("results", nargs="?", default="results/compare")
@@ -130,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="instead, compute this environment's layer tables and twin checks into docs/models/_data")
     docs.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
     return parser
+
+
+def _add_weights_arg(parser):
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="start from these weights, not the random initial ones: a torchvision checkpoint "
+                             "(.pth, torch environment) or a neutral .npz (any; see convert-weights). With "
+                             "another --num-classes than the checkpoint's, the classifier starts anew")
 
 
 def _add_measurement_args(parser):
@@ -167,7 +195,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
-                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench}
+                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench,
+                    "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
@@ -180,10 +209,11 @@ def main(argv=None) -> int:
 def _user_errors():
     """Exception types that mean 'bad input', reported as one line."""
     from backends import BackendError
+    from backends.checkpoints import CheckpointError
     from models import UnknownChoiceError
     from models.weights import WeightMismatchError
 
-    errors = [UnknownChoiceError, BackendError, WeightMismatchError]
+    errors = [UnknownChoiceError, BackendError, WeightMismatchError, CheckpointError]
     try:
         from data import DatasetError
 
@@ -230,6 +260,32 @@ def _validate_cell(model, implementation, backend, dataset, input_shape_=None):
     return backend
 
 
+def _validate_weights(path, model, backend) -> None:
+    """A ``--weights`` file that exists, has a known format and can be read in this environment."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    from backends.checkpoints import CheckpointError, checkpoint_format
+
+    kind = checkpoint_format(path)
+    if not Path(path).is_file():
+        raise CheckpointError(f"Checkpoint {path!r} does not exist.")
+    if kind == "torch" and backend != "torch":
+        raise CheckpointError(
+            f"A torchvision checkpoint is read with PyTorch (torch environment); for the {backend} backend "
+            f"convert it there first: python -m bench convert-weights {path} OUT.npz --model {model}"
+        )
+
+
+def env_cells(env: str, model: str) -> list[tuple[str, str]]:
+    """The cells of environment ``env`` that ``model`` has a builder for (keras.applications variants: no torch)."""
+    from models import get_model_spec
+
+    builders = get_model_spec(model).builders
+    return [(impl, backend) for impl, backend in ENVIRONMENT_CELLS[env] if impl in builders]
+
+
 def check_writable(directory) -> None:
     """Fail before any work is done if results cannot be written to ``directory``."""
     import tempfile
@@ -249,6 +305,7 @@ def cmd_run(args) -> int:
     # 1. Bad input: checked before any framework is imported; one line, exit code 2.
     try:
         backend = _validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape)
+        _validate_weights(args.weights, args.model, backend)
     except (*_user_errors(), ValueError) as err:
         raise CliError(str(err)) from None
     check_writable(args.out)
@@ -257,7 +314,8 @@ def cmd_run(args) -> int:
                        data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
-                       synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test)
+                       synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
+                       weights=args.weights)
     _limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -321,10 +379,11 @@ def cmd_matrix(args) -> int:
     try:
         check_choice("environment", args.env, ENVIRONMENT_CELLS)
         models = [m for m in args.models.split(",") if m]
-        cells = ENVIRONMENT_CELLS[args.env]
+        cells = {model: env_cells(args.env, model) for model in models}
         for model in models:
-            for implementation, backend in cells:
+            for implementation, backend in cells[model]:
                 _validate_cell(model, implementation, backend, args.dataset, args.input_shape)
+                _validate_weights(args.weights, model, backend)
         check_writable(args.out)
     except _user_errors() as err:
         raise CliError(str(err)) from None
@@ -338,8 +397,15 @@ def cmd_matrix(args) -> int:
         run_args += ["--num-classes", str(args.num_classes)]
     if args.oom_retry:
         run_args += ["--oom-retry"]
-    failures = run_matrix(cells=cells, models=models, dataset=args.dataset, out_dir=args.out,
-                          run_args=run_args, resume=args.resume)
+    if args.weights:
+        run_args += ["--weights", args.weights]
+    failures = 0
+    for model in models:
+        if not cells[model]:
+            print(f"[matrix] {model}: no implementation in the {args.env} environment, skipped", flush=True)
+            continue
+        failures += run_matrix(cells=cells[model], models=[model], dataset=args.dataset, out_dir=args.out,
+                               run_args=run_args, resume=args.resume)
     return EXIT_FAILED if failures else 0
 
 
@@ -434,12 +500,15 @@ def _limit_threads(threads):
 
 def cmd_bench(args) -> int:
     from bench.throughput import ThroughputConfig, execute_throughput, run_env_cells
-    from models import check_choice
+    from models import check_choice, get_model_spec
 
     try:
         if args.env is not None:
             check_choice("environment", args.env, ENVIRONMENT_CELLS)
-            cells = ENVIRONMENT_CELLS[args.env]
+            cells = env_cells(args.env, args.model)
+            if not cells:
+                raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment "
+                               f"(it has: {', '.join(get_model_spec(args.model).builders)}).")
             for implementation, backend in cells:
                 _validate_cell(args.model, implementation, backend, "synthetic", args.input_shape)
         else:
@@ -495,6 +564,66 @@ def cmd_bench(args) -> int:
     else:
         print(f"{config.cell}: record {path}")
     return 0
+
+
+def cmd_convert_weights(args) -> int:
+    """torchvision checkpoint -> neutral .npz, so the tensorflow and jax environments can load it."""
+    from backends import select_keras_backend
+    from backends.checkpoints import convert_checkpoint
+
+    try:
+        from models import get_model_spec
+
+        get_model_spec(args.model)
+        _validate_weights(args.checkpoint, args.model, "torch")
+        select_keras_backend("torch")  # the Keras definition gives the layout (names, Flatten order)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
+    return 0
+
+
+def cmd_definition_effect(args) -> int:
+    """Run one environment's cells (``--env``) or print the definition-effect table of ``--out``."""
+    from bench.definition_effect import (
+        ENV_CELLS,
+        FAMILIES,
+        STOCK,
+        definition_effect_table,
+        load_throughput_records,
+    )
+    from models import check_choice
+
+    families = [f for f in args.families.split(",") if f]
+    try:
+        for family in families:
+            check_choice("model family", family, FAMILIES)
+        if args.env is not None:
+            check_choice("environment", args.env, ENV_CELLS)
+            for family in families:
+                for role, implementation, backend in ENV_CELLS[args.env]:
+                    _validate_cell(family if role == "matched" else STOCK[family], implementation, backend,
+                                   "synthetic", args.input_shape)
+            check_writable(args.out)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    if args.env is None:
+        try:
+            records = load_throughput_records([args.out])
+        except FileNotFoundError as err:
+            raise CliError(f"{err}; run the cells first (nox -s definition_effect)") from None
+        print(definition_effect_table(records, markdown=args.markdown))
+        return 0
+    from bench.definition_effect import run_cells
+
+    bench_args = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                  "--repeats", str(args.repeats), "--overhead-repeats", "0",
+                  "--input-shape", "x".join(map(str, args.input_shape))]
+    if args.threads is not None:
+        bench_args += ["--threads", str(args.threads)]
+    failures = run_cells(args.env, families=families, out_dir=args.out, bench_args=bench_args)
+    return EXIT_FAILED if failures else 0
 
 
 def cmd_report(args) -> int:

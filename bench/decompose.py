@@ -137,6 +137,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
                 "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+                "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.mfu)
                 # Share of the time the sampler thread spent in its own calls (median over profiled windows).
                 "sampler_busy_fraction": statistics.median(
                     busy for record in runs

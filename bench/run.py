@@ -42,6 +42,7 @@ class RunConfig:
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
     synthetic_train: int | None = None  # samples of the synthetic dataset (default: data.synthetic's)
     synthetic_test: int | None = None
+    weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
 
     @property
     def cell(self) -> str:
@@ -98,8 +99,17 @@ def execute(config: RunConfig, *, events=None) -> dict:
     try:
         with events.window("build", phase="build"):
             t0 = time.perf_counter()
+            weights, weights_info = None, {"source": f"canonical initial weights (seed {config.seed})"}
+            if config.weights:  # the fine-tuning start: a checkpoint, with a new classifier if the classes differ
+                from backends.checkpoints import pretrained_weights
+
+                initial = runner.canonical_weights(config.model, input_shape=input_shape,
+                                                   num_classes=dataset.num_classes, seed=config.seed)
+                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial)
+                weights_info = {"source": "checkpoint", **weights_info}
             model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes,
-                                   seed=config.seed)
+                                   seed=config.seed, weights=weights)
+            del weights
             build_s = time.perf_counter() - t0
         with events.window("eval-before", phase="eval"):
             t0 = time.perf_counter()
@@ -123,6 +133,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
         dataset={"name": dataset.name, "train": len(dataset.x_train), "test": len(dataset.x_test),
                  **{k: v for k, v in dataset.meta.items() if isinstance(v, (str, int, float, bool, list))}},
+        weights=weights_info,
         results={
             "accuracy_before": accuracy_before,
             "accuracy_after": epochs[-1].test_accuracy if epochs else accuracy_before,
@@ -138,6 +149,11 @@ def execute(config: RunConfig, *, events=None) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
     )
+    if record["timing"].get("throughput_images_per_s"):
+        from bench.throughput import run_efficiency
+
+        record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
+                                              num_classes=dataset.num_classes)
     if profiler is not None:
         record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record
     return record

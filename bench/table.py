@@ -115,7 +115,7 @@ def throughput_table(records: list[dict]) -> str:
     from bench.decompose import throughput_rows
 
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
-               "95% CI (ms)", "images/s", "profiler cost [95% CI]"]
+               "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "profiler cost [95% CI]"]
     rows = []
     for row in throughput_rows(records):
         step, overhead = row["steady_step_s"], row["profiler_overhead"]
@@ -126,11 +126,22 @@ def throughput_table(records: list[dict]) -> str:
         rows.append([row["model"], row["label"], str(row["batch_size"]), str(row["runs"]), str(row["jit_compile"]),
                      f"{1e3 * row['first_step_s']:.0f}", _median_iqr(step, 1e3),
                      f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
-                     f"{row['throughput_images_per_s']['median']:.0f}", cost])
+                     f"{row['throughput_images_per_s']['median']:.0f}", *_flops_cells(row), cost])
     failed = [r for r in records if r.get("status") != "ok"]
     for record in sorted_records(failed):
         cell = record["cell"]
         reason = (record.get("error") or {}).get("message", "failed")
         rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]), "", "", "",
-                     "FAILED", reason[:40], "", "", ""])
+                     "FAILED", reason[:40], "", "", "", "", ""])
     return format_table(rows, headers) if rows else ""
+
+
+def _flops_cells(row) -> list[str]:
+    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.mfu)."""
+    eff = row.get("efficiency")
+    if not eff:
+        return ["—", "—"]
+    gflops = eff["train_flops_per_image"] * row["throughput_images_per_s"]["median"] / 1e9
+    peak = eff.get("peak")
+    mfu = f"{100 * gflops / (1e3 * peak['tflops']):.1f}%" if peak else "— (CPU)" if "CPU" in (eff.get("note") or "") else "—"
+    return [f"{gflops:.1f}", mfu]

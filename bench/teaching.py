@@ -412,55 +412,69 @@ def _torchvision_sources(model_name):
 def twin_checks(model_name: str, env: str) -> list[dict]:
     """The twin checks this environment can run, as plain dicts (see ``render_page`` for the columns).
 
-    In-process pairs (the native twin against the Keras definition on the same framework) go through
-    ``bench.parity.compare_twins``; every implementation is also compared with the PyTorch twin's committed
-    fingerprint (``tests/parity/<model>.npz``), which is how keras[jax] is tied to the others.
+    Each implementation is run at the model's parity case with the canonical weights and once more with
+    nudged ones (``bench.parity.observe_twin``: its float32 noise floor). In-process pairs (the native twin
+    against the Keras definition on the same framework) are compared tensor by tensor; every
+    implementation is also compared with the PyTorch twin's committed fingerprint
+    (``tests/parity/<model>.npz``), which is how keras[jax] is tied to the others.
     """
     import numpy as np
 
     from backends import get_runner
     from bench.parity import (
-        LOGITS_ATOL,
         ParityError,
+        combine_noise,
         compare_fingerprints,
-        compare_twins,
-        fingerprint,
-        parity_batch,
+        compare_observations,
+        fingerprint_noise,
+        fingerprint_of,
+        load_fingerprint,
+        logits_tolerance,
+        observe_twin,
+        parity_case,
+        parity_options,
     )
     from models import get_model_spec
 
     spec = get_model_spec(model_name)
-    input_shape = tuple(spec.extra.get("test_input_shape", spec.input_shape))
-    num_classes = spec.extra.get("test_num_classes", spec.num_classes)
-    x, y = parity_batch(input_shape, num_classes, batch=spec.extra.get("test_batch", 4))
+    input_shape, num_classes, x, _ = parity_case(model_name)
+    keras_backend = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[env]
+    weights = get_runner("keras", keras_backend).canonical_weights(
+        model_name, input_shape=input_shape, num_classes=num_classes, seed=0, options=parity_options(model_name))
+    observed = {}
 
-    # Builder options the twin tests use (e.g. {"dropout": 0.0}: dropout would make training-mode outputs random).
-    options = {"options": spec.extra["parity_options"]} if spec.extra.get("parity_options") else {}
+    def twin(implementation, backend):
+        if (implementation, backend) not in observed:
+            observed[(implementation, backend)] = observe_twin(implementation, backend, model_name, weights=weights)
+        return observed[(implementation, backend)]
 
-    def prepared(implementation, backend):
-        runner = get_runner(implementation, backend)
-        runner.setup(seed=0)
-        return runner, runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, seed=0, **options)
+    def outcome(check, run):
+        try:
+            check.update(run(), passed=True)
+        except ParityError as err:
+            check.update(passed=False, error=str(err))
+        return check
 
     checks = []
     pairs = [pair for pair in env_implementations(env) if pair[0] in spec.builders]
     for implementation, backend in pairs:
         if implementation == "keras":
             continue
-        reference, ref_model = prepared("keras", backend)
-        other, other_model = prepared(implementation, backend)
+        here, ref = twin(implementation, backend), twin("keras", backend)
+        noise = combine_noise(here.noise, ref.noise)
         check = {"a": _label(implementation, backend), "b": _label("keras", backend), "how": "same process",
-                 "batch": [len(x), *input_shape]}
-        logits_ref = reference.predict(ref_model, x)
-        check["max_abs_logits"] = float(np.abs(other.predict(other_model, x) - logits_ref).max())
-        check["tolerance"] = LOGITS_ATOL * max(1.0, float(np.abs(logits_ref).max()))
-        try:
-            report = compare_twins(reference, ref_model, other, other_model, x=x, y=y)
-            check.update(passed=True, abs_loss=abs(report.loss[0] - report.loss[1]),
-                         max_rel_grad=report.max_rel_grad)
-        except ParityError as err:
-            check.update(passed=False, error=str(err))
-        checks.append(check)
+                 "batch": [len(x), *input_shape],
+                 "max_abs_logits": float(np.abs(here.observation.logits - ref.observation.logits).max()),
+                 "tolerance": logits_tolerance(ref.observation.logits, noise),
+                 "abs_loss": abs(here.observation.loss - ref.observation.loss)}
+
+        def in_process(here=here, ref=ref, noise=noise):
+            if here.round_trip_error or here.params != ref.params:
+                raise ParityError(here.round_trip_error or f"parameter counts differ: {here.params} vs {ref.params}")
+            report = compare_observations(here.observation, ref.observation, lr=1e-3, noise=noise)
+            return {"max_rel_grad": report.max_rel_grad}
+
+        checks.append(outcome(check, in_process))
 
     path = FIXTURE_DIR / f"{model_name}.npz"
     for implementation, backend in pairs:
@@ -470,20 +484,19 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
         if not path.exists():
             checks.append({**check, "passed": False, "error": f"no fingerprint {relative(path)}"})
             continue
-        with np.load(path) as archive:
-            expected = {k: archive[k] for k in archive.files}
-        runner, model = prepared(implementation, backend)
-        actual = fingerprint(runner, model, x=expected["x"], y=expected["y"])
-        check["batch"] = list(expected["x"].shape)
-        check["max_abs_logits"] = float(np.abs(actual["logits"] - expected["logits"]).max())
-        check["tolerance"] = LOGITS_ATOL * max(1.0, float(np.abs(expected["logits"]).max()))
-        check["abs_loss"] = float(abs(actual["loss"] - expected["loss"]))
-        try:
+        expected, here = load_fingerprint(path), twin(implementation, backend)
+        actual = fingerprint_of(here.observation, x=here.x, y=here.y, noise=here.noise)
+        noise = combine_noise(here.noise, fingerprint_noise(expected))
+        check.update(batch=list(here.x.shape),
+                     max_abs_logits=float(np.abs(actual["logits"] - expected["logits"]).max()),
+                     tolerance=logits_tolerance(expected["logits"], noise),
+                     abs_loss=float(abs(actual["loss"] - expected["loss"])))
+
+        def against_fingerprint(actual=actual, expected=expected):
             compare_fingerprints(actual, expected, lr=1e-3)
-            check["passed"] = True
-        except ParityError as err:
-            check.update(passed=False, error=str(err))
-        checks.append(check)
+            return {}
+
+        checks.append(outcome(check, against_fingerprint))
     return checks
 
 
@@ -697,9 +710,11 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
     out += ["## Same network? The twin check", "",
             "Every twin is loaded with the same weights (the Keras definition's initial values, drawn once in NumPy "
             "and converted to each layout) and given the same batch, in float32 with TF32 off. "
-            "`bench.parity` then asserts equal parameter counts, logits, loss, every gradient and one Adam step; "
-            "the table shows the largest difference in logits. Pairs that cannot share a process are compared "
-            "with the PyTorch twin's committed fingerprint (`tests/parity/`).", ""]
+            "`bench.parity` then asserts equal parameter counts, logits, loss, every gradient, one Adam step and "
+            "the BatchNorm statistics after it, within fixed float32 tolerances or 10× the model's own measured "
+            "float32 noise floor (the run repeated with every weight nudged by 1e-6), whichever is larger; "
+            "the table shows the largest difference in logits and the tolerance it had. Pairs that cannot share "
+            "a process are compared with the PyTorch twin's committed fingerprint (`tests/parity/`).", ""]
     out += render_checks(data_by_env, spec.builders)
     out.append("")
 

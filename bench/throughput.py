@@ -203,7 +203,23 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         environment=collect_environment(),
         timeline=segments,  # moved to a sidecar by bench.run.write_record
     )
+    record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
+                                          num_classes=dataset.num_classes)
     return record
+
+
+def run_efficiency(record: dict, *, model_name, input_shape, num_classes) -> dict:
+    """Achieved FLOP/s and MFU of a record's steady-state throughput (``bench.mfu``; FLOPs from ``models.flops``).
+
+    Counts the FLOPs on the Keras definition, so the Keras backend must be chosen (it is, after ``get_runner``).
+    """
+    from bench.mfu import efficiency
+    from models.flops import model_flops
+
+    gpu = (record.get("environment") or {}).get("gpu") or {}
+    return efficiency(forward_flops=model_flops(model_name, input_shape=input_shape, num_classes=num_classes),
+                      images_per_s=record["timing"]["throughput_images_per_s"],
+                      device=str((record.get("settings") or {}).get("device", "cpu")), device_name=gpu.get("name"))
 
 
 def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:

@@ -50,7 +50,12 @@ class ModelSpec:
         torch_keys: optional ``"module:function"`` returning ``{keras_weight_path: torch_state_key}``
             for a given list of Keras weight paths; by default ``conv1/kernel`` -> ``conv1.weight``.
         min_input_size: smallest spatial size the model accepts.
-        extra: free-form metadata (e.g. the expected parameter count at the defaults).
+        extra: free-form metadata. Keys twinbench reads: ``params`` (parameter count at the defaults,
+            BatchNorm statistics excluded), ``forward_flops`` (``{"HxWxC": FLOPs per image}`` at the default
+            classes, see ``models.flops``), ``head`` (Keras name of the classifier layer, replaced when a
+            checkpoint has another class count), ``test_input_shape`` / ``test_num_classes`` /
+            ``test_batch`` (the twin tests' small case) and ``parity_options`` (builder options the twin
+            tests use, e.g. ``{"dropout": 0.0}``).
     """
 
     name: str
@@ -106,16 +111,18 @@ def get_model_spec(name: str) -> ModelSpec:
     return _MODELS[name]
 
 
-def build_model(name: str, implementation: str, *, input_shape=None, num_classes=None):
+def build_model(name: str, implementation: str, *, input_shape=None, num_classes=None, **options):
     """Build ``implementation`` of model ``name`` (defaults: the model's own input shape and classes).
 
+    ``options`` are extra keyword arguments of the model's builders, the same for every implementation
+    (e.g. ``dropout=0.0`` for VGG19 and MobileNetV2, as the twin tests use).
     The ``keras`` implementation needs the Keras backend chosen first (``backends.select_keras_backend``).
     """
     spec = get_model_spec(name)
     input_shape = tuple(input_shape or spec.input_shape)
     num_classes = int(num_classes or spec.num_classes)
     check_input_shape(spec, input_shape)
-    return spec.builder(implementation)(input_shape=input_shape, num_classes=num_classes)
+    return spec.builder(implementation)(input_shape=input_shape, num_classes=num_classes, **options)
 
 
 def check_input_shape(spec: ModelSpec, input_shape) -> None:

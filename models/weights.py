@@ -47,8 +47,8 @@ def _draw(config: dict, class_name: str, shape, rng: np.random.Generator) -> np.
         return np.ones(shape)
     if class_name == "Constant":
         return np.full(shape, config["value"])
-    if class_name == "RandomNormal":
-        return rng.normal(config["mean"], config["stddev"], shape)
+    if class_name == "RandomNormal":  # drawn in float32: VGG19's 100M-weight fc1 takes 2x less time and memory
+        return config["mean"] + rng.standard_normal(shape, dtype=np.float32) * np.float32(config["stddev"])
     if class_name == "RandomUniform":
         return rng.uniform(config["minval"], config["maxval"], shape)
     if class_name == "TruncatedNormal":
@@ -62,7 +62,7 @@ def _draw(config: dict, class_name: str, shape, rng: np.random.Generator) -> np.
             # The constant is the std of a unit normal truncated to [-2, 2], as in Keras.
             return _truncated_normal(rng, shape) * math.sqrt(variance) / 0.87962566103423978
         if distribution == "untruncated_normal":
-            return rng.normal(0.0, math.sqrt(variance), shape)
+            return rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(variance))
         limit = math.sqrt(3.0 * variance)
         return rng.uniform(-limit, limit, shape)
     raise NotImplementedError(f"No NumPy version of Keras initializer {class_name} ({config}).")
@@ -282,3 +282,35 @@ def load_weights(path) -> dict[str, np.ndarray]:
     """Read a neutral mapping written by ``save_weights``."""
     with np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+def merge_pretrained(checkpoint: dict, initial: dict, *, head: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Pretrained weights for a model whose own initial weights are ``initial``.
+
+    Every weight comes from ``checkpoint`` except the classifier layer ``head`` when its shape differs (a
+    checkpoint with another class count): those keep their initial values and are listed in the result.
+
+    Returns:
+        ``(weights, replaced)``: the mapping to load and the paths that kept their initial values.
+
+    Raises:
+        WeightMismatchError: naming the first tensor that is missing, unexpected or of the wrong shape.
+    """
+    weights, replaced = {}, []
+    for path, value in initial.items():
+        if path not in checkpoint:
+            raise WeightMismatchError(f"Weight {path!r} is missing from the checkpoint.")
+        if tuple(np.shape(checkpoint[path])) == tuple(np.shape(value)):
+            weights[path] = np.asarray(checkpoint[path], dtype=np.float32)
+        elif path.split("/")[0] == head:
+            weights[path] = value  # a new classifier for the new classes
+            replaced.append(path)
+        else:
+            raise WeightMismatchError(
+                f"Checkpoint tensor {path!r} has shape {tuple(np.shape(checkpoint[path]))}, "
+                f"the model needs {tuple(np.shape(value))}."
+            )
+    extra = sorted(set(checkpoint) - set(initial))
+    if extra:
+        raise WeightMismatchError(f"Checkpoint tensor {extra[0]!r} does not belong to this model.")
+    return weights, replaced

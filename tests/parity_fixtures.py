@@ -1,48 +1,80 @@
 """Fingerprints of the PyTorch twin, the reference that every other environment is compared with.
 
 keras[jax] and keras[tensorflow] cannot share a process (or an environment) with PyTorch, so the torch
-environment writes a small fingerprint per model (logits, loss, sampled gradients and one-step weight
-changes for a fixed batch and the canonical weights) to ``tests/parity/<model>.npz``. The torch tests
-check that the committed file still matches the PyTorch twin, so it cannot go stale silently.
+environment writes a small fingerprint per model (logits, loss, sampled gradients, one-step weight changes
+and BatchNorm state for a fixed batch and the canonical weights, plus the model's float32 noise floor, see
+``bench.parity``) to ``tests/parity/<model>.npz``. The torch tests check that the committed file still
+matches the PyTorch twin, so it cannot go stale silently. Models without a PyTorch twin (the
+keras.applications variants) have no fixture.
 
 Regenerate (torch environment):  nox -s parity_fixtures   or   KERAS_BACKEND=torch python -m tests.parity_fixtures
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
-import numpy as np
+from bench.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
+    TwinObservation,
+    fingerprint,
+    fingerprint_of,
+    observe_twin,
+    parity_case,
+    parity_options,
+    save_fingerprint,
+)
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "parity"
 FIXTURE_SEED = 0
 
 
-def parity_case(model_name):
-    """(input_shape, num_classes, x, y) of the fixed parity batch of a model."""
-    from bench.parity import parity_batch
+def has_torch_twin(model_name) -> bool:
     from models import get_model_spec
 
-    spec = get_model_spec(model_name)
-    input_shape = tuple(spec.extra.get("test_input_shape", spec.input_shape))
-    num_classes = spec.extra.get("test_num_classes", spec.num_classes)
-    x, y = parity_batch(input_shape, num_classes, batch=spec.extra.get("test_batch", 4))
-    return input_shape, num_classes, x, y
+    return "torch" in get_model_spec(model_name).builders
 
 
 def fixture_path(model_name) -> Path:
     return FIXTURE_DIR / f"{model_name}.npz"
 
 
-def torch_fingerprint(model_name):
+@functools.lru_cache(maxsize=1)
+def canonical(model_name):
+    """The canonical weights of the parity case, drawn once per process (VGG19's take seconds to draw)."""
     from backends import get_runner
-    from bench.parity import fingerprint
 
-    runner = get_runner("torch")
+    input_shape, num_classes, _, _ = parity_case(model_name)
+    return get_runner("keras").canonical_weights(model_name, input_shape=input_shape, num_classes=num_classes,
+                                                 seed=FIXTURE_SEED, options=parity_options(model_name))
+
+
+def prepared(implementation, backend, model_name, *, weights=None):
+    """(runner, model, x, y): ``implementation`` of ``model_name`` at its parity case, canonical weights."""
+    from backends import get_runner
+
+    runner = get_runner(implementation, backend)
     runner.setup(seed=0)
     input_shape, num_classes, x, y = parity_case(model_name)
-    model = runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, seed=FIXTURE_SEED)
+    model = runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, seed=FIXTURE_SEED,
+                           weights=canonical(model_name) if weights is None else weights,
+                           options=parity_options(model_name))
+    return runner, model, x, y
+
+
+@functools.lru_cache(maxsize=2)  # a native twin and the Keras definition of the model under test
+def observed(implementation, backend, model_name) -> TwinObservation:
+    """``bench.parity.observe_twin`` with the canonical weights, once per process and implementation."""
+    return observe_twin(implementation, backend, model_name, weights=canonical(model_name))
+
+
+def torch_fingerprint(model_name, *, with_noise=True):
+    """The PyTorch twin's fingerprint (with its noise floor unless ``with_noise=False``)."""
+    if with_noise:
+        result = observed("torch", "torch", model_name)
+        return fingerprint_of(result.observation, x=result.x, y=result.y, noise=result.noise)
+    runner, model, x, y = prepared("torch", "torch", model_name)
     return fingerprint(runner, model, x=x, y=y)
 
 
@@ -50,9 +82,12 @@ def main(names=None) -> int:
     from models import list_models
 
     FIXTURE_DIR.mkdir(exist_ok=True)
-    for name in names or list_models():
-        np.savez_compressed(fixture_path(name), **torch_fingerprint(name))
-        print(f"wrote {fixture_path(name)}")
+    for name in names or [m for m in list_models() if has_torch_twin(m)]:
+        if not has_torch_twin(name):
+            print(f"skipped {name}: no PyTorch twin")
+            continue
+        save_fingerprint(fixture_path(name), torch_fingerprint(name))
+        print(f"wrote {fixture_path(name)} ({fixture_path(name).stat().st_size:,} bytes)")
     return 0
 
 

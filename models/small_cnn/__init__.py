@@ -23,6 +23,7 @@ for _name, _cfg in SMALL_CNNS.items():
             paper=_PAPER,
             summary=_SUMMARY[_name],
             min_input_size=MIN_INPUT_SIZE,
-            extra={"params": _cfg["params"]},
+            extra={"params": _cfg["params"],
+                   "forward_flops": {"x".join(map(str, _cfg["input_shape"])): _cfg["forward_flops"]}},
         )
     )

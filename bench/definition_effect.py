@@ -1,0 +1,157 @@
+"""The definition effect: how much of "Keras vs PyTorch" is keras.applications defining another network.
+
+Popular comparisons time ``keras.applications.ResNet50`` against ``torchvision.models.resnet50`` and call
+the difference a framework effect. twinbench separates two ratios (time per training step, a ratio above
+1 means the first is slower):
+
+- **definition effect** = stock ``keras.applications`` model / the Keras definition matched to torchvision,
+  both run by Keras 3 on the *same* backend: only the definition differs;
+- **framework effect** = matched Keras definition / its native twin on the same framework (keras[torch] /
+  torchvision, keras[tensorflow] / tf.keras): the same network, only the framework layer differs.
+
+The stock and matched definitions do not cost the same arithmetic (ResNet50 v1 strides its 1x1 convolution,
+VGG19 without adaptive pooling has a 49x smaller first Dense layer at 32x32), so the table also gives the
+FLOP ratio and each cell's achieved GFLOP/s (``bench.mfu``): a definition may be faster because it computes
+less, or because it runs better.
+
+Measurement: each cell is one ``python -m bench bench`` process (``bench.throughput``: warm-up and first
+step reported apart, repeats of synchronised windows); samples are seconds per step of each repeat, ratios
+are ``bench.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
+excludes 1). This module imports no framework.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.decompose import label, pooled, pooled_samples
+from bench.stats import ratio_ci
+from bench.table import format_table
+
+# The matched definitions and their keras.applications variants (ModelSpec.extra["matched_definition"]).
+FAMILIES = ("resnet50", "vgg19", "mobilenet_v2")
+STOCK = {family: f"{family}_kerasapps" for family in FAMILIES}
+
+# What each environment runs: (model role, implementation, backend); role "matched" or "stock".
+ENV_CELLS = {
+    "torch": [("matched", "torch", "torch"), ("matched", "keras", "torch"), ("stock", "keras", "torch")],
+    "tensorflow": [("matched", "tf_keras", "tensorflow"), ("matched", "keras", "tensorflow"),
+                   ("stock", "keras", "tensorflow")],
+    "jax": [("matched", "keras", "jax"), ("stock", "keras", "jax")],
+}
+NATIVE = {"torch": ("torch", "torch"), "tensorflow": ("tf_keras", "tensorflow")}
+
+
+def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys.executable) -> int:
+    """Run this environment's cells for each family, each in its own ``bench bench`` process; returns failures."""
+    from bench.throughput import run_env_cells
+
+    failures = 0
+    for family in families:
+        for role, implementation, backend in ENV_CELLS[env]:
+            model = family if role == "matched" else STOCK[family]
+            failures += run_env_cells(cells=[(implementation, backend)], model=model, out_dir=out_dir,
+                                      bench_args=bench_args, python=python)
+    return failures
+
+
+def _cells_by_model(records):
+    """``{(model, batch_size, input_shape): {(impl, backend): [records]}}`` of throughput records."""
+    out = {}
+    for (kind, model, _, batch_size, shape), cells in pooled(records).items():
+        if kind == "throughput":
+            out[(model, batch_size, shape)] = cells
+    return out
+
+
+def _median_ms(samples):
+    import statistics
+
+    return 1e3 * statistics.median(samples)
+
+
+def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
+    """One row per (family, batch size, input shape, backend) with the definition and framework effects."""
+    by_model = _cells_by_model(records)
+    rows = []
+    for (model, batch_size, shape), matched_cells in sorted(by_model.items(), key=lambda i: tuple(map(str, i[0]))):
+        if model not in STOCK:
+            continue
+        stock_cells = by_model.get((STOCK[model], batch_size, shape), {})
+        for backend in ("torch", "tensorflow", "jax"):
+            row = {"family": model, "batch_size": batch_size, "input_shape": list(shape), "backend": backend}
+            matched = pooled_samples(matched_cells.get(("keras", backend), []))[0]
+            stock = pooled_samples(stock_cells.get(("keras", backend), []))[0]
+            native_cell = NATIVE.get(backend)
+            native = pooled_samples(matched_cells.get(native_cell, []))[0] if native_cell else []
+            if not matched:
+                continue
+            row["matched_ms"] = _median_ms(matched)
+            row["matched_efficiency"] = _efficiency(matched_cells.get(("keras", backend)))
+            if len(stock) >= 2 and len(matched) >= 2:
+                row["stock_ms"] = _median_ms(stock)
+                row["stock_efficiency"] = _efficiency(stock_cells.get(("keras", backend)))
+                row["definition_effect"] = ratio_ci(stock, matched, seed=seed)
+            if len(native) >= 2 and len(matched) >= 2:
+                row["native"] = label(native_cell)
+                row["native_ms"] = _median_ms(native)
+                row["framework_effect"] = ratio_ci(matched, native, seed=seed)
+            rows.append(row)
+    return rows
+
+
+def _efficiency(runs):
+    """FLOPs per image and achieved GFLOP/s (median over runs' medians) of a cell, from its records."""
+    import statistics
+
+    if not runs or not runs[0].get("efficiency"):
+        return None
+    eff = runs[0]["efficiency"]
+    gflops = [r["efficiency"]["achieved_gflops"]["median"] for r in runs
+              if (r.get("efficiency") or {}).get("achieved_gflops")]
+    mfu = [r["efficiency"]["mfu"]["median"] for r in runs if (r.get("efficiency") or {}).get("mfu")]
+    return {"forward_flops": eff["forward_flops_per_image"], "gflops": statistics.median(gflops) if gflops else None,
+            "mfu": statistics.median(mfu) if mfu else None}
+
+
+def _ratio_text(ci):
+    return f"{ci['ratio']:.2f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]{' *' if ci['differs'] else ''}"
+
+
+def definition_effect_table(records: list[dict], *, markdown: bool = False) -> str:
+    """The table (plain text, or Markdown with ``markdown=True``); ``*`` marks a CI that excludes 1."""
+    headers = ["model", "input", "batch", "backend", "stock keras.apps (ms/step)", "matched (ms/step)",
+               "definition effect: stock/matched [95% CI]", "FLOPs stock/matched", "GFLOP/s stock | matched",
+               "native twin (ms/step)", "framework effect: matched/native [95% CI]"]
+    lines = []
+    for row in definition_effect_rows(records):
+        stock_eff, matched_eff = row.get("stock_efficiency"), row.get("matched_efficiency")
+        flop_ratio = (f"{stock_eff['forward_flops'] / matched_eff['forward_flops']:.2f}"
+                      if stock_eff and matched_eff else "—")
+        gflops = " | ".join("—" if not e or e["gflops"] is None else f"{e['gflops']:.1f}"
+                            for e in (stock_eff, matched_eff))
+        lines.append([row["family"], "x".join(map(str, row["input_shape"])), str(row["batch_size"]),
+                      row["backend"], f"{row['stock_ms']:.1f}" if "stock_ms" in row else "—",
+                      f"{row['matched_ms']:.1f}",
+                      _ratio_text(row["definition_effect"]) if "definition_effect" in row else "—", flop_ratio,
+                      gflops, f"{row['native']} {row['native_ms']:.1f}" if "native" in row else "—",
+                      _ratio_text(row["framework_effect"]) if "framework_effect" in row else "—"])
+    if not lines:
+        return "(no definition-effect rows: the directory needs throughput records of a family and its _kerasapps variant)"
+    if markdown:
+        return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+                         + ["| " + " | ".join(cells) + " |" for cells in lines])
+    return format_table(lines, headers)
+
+
+def load_throughput_records(directories) -> list[dict]:
+    from bench.records import load_records
+
+    records = []
+    for directory in directories:
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
+        records += [r for r in load_records(directory)[0] if r.get("kind") == "throughput"]
+    return records
+

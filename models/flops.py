@@ -1,0 +1,73 @@
+"""Forward FLOPs of a model, counted from the layer shapes of its Keras definition (no framework calls).
+
+Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, appendix B):
+
+- one multiply-accumulate (MAC) is **2 FLOPs**;
+- only convolutions and Dense layers are counted, where the MACs are: a ``Conv2D`` output element costs
+  ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
+  output ``in_features``;
+- bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
+  (for the CNNs here they are well under 1% of the total).
+
+torchvision reports the same quantity in MACs (its weights' ``meta["_ops"]``, e.g. 4.089 "GFLOPS" for
+ResNet50 at 224x224), so our count is twice torchvision's figure. A training step costs about 3x the
+forward FLOPs (the backward pass computes gradients for activations and for weights: 2x forward).
+
+The count works on a built Keras 3 or tf.keras model (both expose ``layer.output.shape``).
+"""
+
+from __future__ import annotations
+
+import math
+
+FLOPS_PER_MAC = 2
+TRAIN_FLOPS_PER_FORWARD_FLOP = 3  # forward + backward (about 2x forward)
+
+# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element).
+_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization")
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _mro_names(layer):
+    return {cls.__name__ for cls in type(layer).__mro__}
+
+
+def layer_macs(layer) -> int:
+    """Multiply-accumulates of one layer for one input sample (0 for layers without MACs)."""
+    names = _mro_names(layer)
+    if "Conv2DTranspose" in names:
+        raise NotImplementedError(f"No FLOP count for transposed convolution {layer.name!r}.")
+    if "DepthwiseConv2D" in names:
+        kh, kw = layer.kernel_size
+        return math.prod(layer.output.shape[1:]) * kh * kw
+    if "Conv2D" in names:
+        kh, kw = layer.kernel_size
+        in_channels = layer.input.shape[-1]
+        return math.prod(layer.output.shape[1:]) * kh * kw * in_channels // getattr(layer, "groups", 1)
+    if "Dense" in names:
+        return math.prod(layer.output.shape[1:]) * layer.input.shape[-1]
+    if layer.weights and not names & set(_NO_MAC_LAYERS):
+        raise NotImplementedError(f"No FLOP count for layer {layer.name!r} of type {type(layer).__name__}.")
+    return 0
+
+
+def forward_flops(keras_model) -> int:
+    """FLOPs of one forward pass of one sample: 2 x the MACs of every convolution and Dense layer."""
+    return FLOPS_PER_MAC * sum(layer_macs(layer) for layer in _leaf_layers(keras_model))
+
+
+def model_flops(model_name: str, *, input_shape=None, num_classes=None) -> int:
+    """Forward FLOPs per sample of a registered model, counted on its Keras 3 definition.
+
+    Builds the Keras definition, so the Keras backend must already be chosen (``backends.select_keras_backend``).
+    """
+    from models import build_model
+
+    return forward_flops(build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes))
