@@ -187,10 +187,14 @@ class KerasRunner(Runner):
             non_trainable = [v.value for v in model.non_trainable_variables]
 
             def compute(trainable_values):
-                logits, _ = model.stateless_call(trainable_values, non_trainable, x, training=True)
-                return loss_fn(y, logits)
+                logits, new_non_trainable = model.stateless_call(trainable_values, non_trainable, x, training=True)
+                return loss_fn(y, logits), new_non_trainable
 
-            loss, jax_grads = jax.value_and_grad(compute)(trainable)
+            (loss, new_non_trainable), jax_grads = jax.value_and_grad(compute, has_aux=True)(trainable)
+            # A training-mode forward updates BatchNorm's moving statistics on every other backend (and in
+            # PyTorch); JAX returns the new state instead, so assign it to behave the same.
+            for variable, value in zip(model.non_trainable_variables, new_non_trainable, strict=True):
+                variable.assign(value)
             grads = [np.asarray(g) for g in jax_grads]
             loss_value = float(loss)
         return loss_value, {v.path: g for v, g in zip(variables, grads, strict=True)}

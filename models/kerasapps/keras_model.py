@@ -13,6 +13,11 @@ definitions in torchvision.
 import keras
 
 
+def _image(input_shape):
+    """A named input, so layer names do not depend on how many models the process built before."""
+    return keras.Input(shape=tuple(input_shape), name="image")
+
+
 def resnet50_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
     """``keras.applications.ResNet50`` (He et al., CVPR 2016, https://arxiv.org/abs/1512.03385), logits out.
 
@@ -29,7 +34,7 @@ def resnet50_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
       for convolutions, ``nn.Linear``'s uniform default for the classifier);
     - the padding is the same (explicit 3 and 1 pixels before the stem convolution and max-pool).
     """
-    return keras.applications.ResNet50(weights=None, include_top=True, input_shape=tuple(input_shape),
+    return keras.applications.ResNet50(weights=None, include_top=True, input_tensor=_image(input_shape),
                                        classes=num_classes, classifier_activation=None)
 
 
@@ -49,7 +54,7 @@ def vgg19_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
       ``normal_(0, 0.01)`` for the Dense layers);
     - the convolutions themselves are identical (3x3, padding 1, with bias, ReLU; 2x2 max-pools).
     """
-    return keras.applications.VGG19(weights=None, include_top=True, input_shape=tuple(input_shape),
+    return keras.applications.VGG19(weights=None, include_top=True, input_tensor=_image(input_shape),
                                     classes=num_classes, classifier_activation=None)
 
 
@@ -68,5 +73,5 @@ def mobilenet_v2_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
     - no Dropout before the classifier (torchvision: Dropout(0.2));
     - Glorot-uniform kernels (torchvision: ``kaiming_normal_(mode="fan_out")``, classifier ``normal_(0, 0.01)``).
     """
-    return keras.applications.MobileNetV2(weights=None, include_top=True, input_shape=tuple(input_shape),
+    return keras.applications.MobileNetV2(weights=None, include_top=True, input_tensor=_image(input_shape),
                                           classes=num_classes, classifier_activation=None)

@@ -22,21 +22,26 @@ def _unfused_batch_norm(model):
     return tf_keras.models.clone_model(model, clone_function=clone)
 
 
+def _image(input_shape):
+    """A named input, so layer names do not depend on how many models the process built before."""
+    return tf_keras.Input(shape=tuple(input_shape), name="image")
+
+
 def resnet50_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
     """``tf_keras.applications.ResNet50`` with unfused BatchNorm; 25,583,592 parameters at 1000 classes."""
     return _unfused_batch_norm(tf_keras.applications.ResNet50(
-        weights=None, include_top=True, input_shape=tuple(input_shape), classes=num_classes,
+        weights=None, include_top=True, input_tensor=_image(input_shape), classes=num_classes,
         classifier_activation=None))
 
 
 def vgg19_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
     """``tf_keras.applications.VGG19`` (no BatchNorm); 143,667,240 parameters at 224x224 and 1000 classes."""
-    return tf_keras.applications.VGG19(weights=None, include_top=True, input_shape=tuple(input_shape),
+    return tf_keras.applications.VGG19(weights=None, include_top=True, input_tensor=_image(input_shape),
                                        classes=num_classes, classifier_activation=None)
 
 
 def mobilenet_v2_kerasapps(*, input_shape=(224, 224, 3), num_classes=1000):
     """``tf_keras.applications.MobileNetV2`` with unfused BatchNorm; 3,504,872 parameters at 1000 classes."""
     return _unfused_batch_norm(tf_keras.applications.MobileNetV2(
-        weights=None, include_top=True, input_shape=tuple(input_shape), classes=num_classes,
+        weights=None, include_top=True, input_tensor=_image(input_shape), classes=num_classes,
         classifier_activation=None))
