@@ -2,16 +2,20 @@
 
 No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is trained the way one
 would time it by hand. Build the model, warm up, then time ``--steps`` training steps between two
-``time.perf_counter()`` calls with a device sync before each; repeat. PyTorch runs its own loop;
-Keras 3 and tf.keras time one ``model.fit`` call (``fit`` returns after its last step: the epoch's
-loss is read back). If twinbench's harness (step clock, callback, profiler) distorted the timings, the
-ratios between implementations measured here would disagree with ``python -m bench bench``.
+``time.perf_counter()`` calls with a device sync before each; repeat. If twinbench's harness (step
+clock, callback, profiler) distorted the timings, the ratios between implementations measured here
+would disagree with ``python -m bench bench``.
 
-``--input`` chooses how batches are fed. ``loader`` (the default) uses each framework's standard batch
-container, the kind twinbench feeds too, so that only the measurement differs: a ``DataLoader`` over a
-``TensorDataset`` for PyTorch, a ``keras.utils.PyDataset`` for Keras 3, a ``tf_keras.utils.Sequence``
-for tf.keras. ``arrays`` feeds NumPy arrays to ``fit`` (Keras then builds a ``tf.data`` pipeline with
-a prefetch thread) and pre-cut tensors to the PyTorch loop.
+- PyTorch: the tutorial loop over a ``DataLoader`` of a ``TensorDataset`` (``zero_grad``, forward,
+  loss, ``backward``, ``step``).
+- Keras 3 and tf.keras, ``--loop steps`` (the default): ``model.train_on_batch`` once per batch. It
+  returns the loss as a number, so every step ends synchronised; that costs little on a CPU, where the
+  steps run synchronously anyway, but would perturb a GPU.
+- Keras 3 and tf.keras, ``--loop fit``: one ``model.fit`` call over a ``PyDataset`` / ``Sequence`` of
+  ``--steps`` batches, timed from outside. This includes what ``fit`` does before the first step and
+  after the last (data adapter, input pipeline start and stop), which twinbench's steady-state windows
+  leave out by design; on this machine it made short ``fit`` calls on TensorFlow up to twice as slow per
+  step (see docs/measurements.md).
 
 One implementation per process (one Keras backend per process)::
 
@@ -70,12 +74,8 @@ def time_torch(args, x, y):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()
     images, labels = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
-    if args.input == "loader":
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
-                                             batch_size=args.batch_size, shuffle=False)
-    else:
-        loader = list(zip(images.to(device).split(args.batch_size), labels.to(device).split(args.batch_size),
-                          strict=True))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                         batch_size=args.batch_size, shuffle=False)
 
     def sync():
         if device.type == "cuda":
@@ -113,10 +113,13 @@ def time_torch(args, x, y):
 
 def time_keras_fit(args, x, y, module, model):
     """Keras 3 or tf.keras: ``compile`` + one ``fit`` call of N steps, timed from outside."""
-    import numpy as np
 
     model.compile(optimizer=module.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8),
                   loss=module.losses.SparseCategoricalCrossentropy(from_logits=True))
+    def batch(index):
+        start = index % args.batches * args.batch_size
+        return x[start : start + args.batch_size], y[start : start + args.batch_size]
+
     base = module.utils.PyDataset if hasattr(module.utils, "PyDataset") else module.utils.Sequence
 
     class Batches(base):
@@ -130,23 +133,21 @@ def time_keras_fit(args, x, y, module, model):
             return self.steps
 
         def __getitem__(self, index):
-            start = index % args.batches * args.batch_size
-            return x[start : start + args.batch_size], y[start : start + args.batch_size]
+            return batch(index)
 
-    def fit(steps):
-        if args.input == "loader":
-            return model.fit(Batches(steps), epochs=1, shuffle=False, verbose=0)
-        reps = -(-steps // args.batches)  # enough copies of the data for the steps
-        n = steps * args.batch_size
-        return model.fit(np.concatenate([x] * reps)[:n], np.concatenate([y] * reps)[:n], batch_size=args.batch_size,
-                         epochs=1, shuffle=False, verbose=0)
+    def steps(n):
+        if args.loop == "fit":
+            history = model.fit(Batches(n), epochs=1, shuffle=False, verbose=0)
+            return float(history.history["loss"][-1])  # a Python float: fit waited for its last step
+        for index in range(n):
+            loss = model.train_on_batch(*batch(index))  # returns a number: waits for the step
+        return float(loss)
 
-    fit(args.warmup)
+    steps(args.warmup)
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        history = fit(args.steps)
-        float(history.history["loss"][-1])  # already a Python float: fit waited for the last step
+        steps(args.steps)
         times.append((time.perf_counter() - start) / args.steps)
     return times
 
@@ -179,7 +180,7 @@ def measure(args) -> dict:
         times = time_keras_fit(args, x, y, keras, build_model(args.model, "keras", input_shape=args.input_shape,
                                                               num_classes=10))
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
-            "input": args.input, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+            "loop": "steps" if args.impl == "torch" else args.loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
             "input_shape": list(args.input_shape), "step_s": times, "median_step_s": statistics.median(times),
             "python": platform.python_version()}
 
@@ -194,18 +195,18 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
     from bench.stats import ratio_ci
 
     # Every result under the directories, subdirectories included; several runs of one cell are pooled.
-    hand, inputs = {}, set()
+    hand, loops = {}, set()
     for path in sorted(Path(crosscheck_dir).rglob("*.json")):
         result = json.loads(path.read_text())
         if not isinstance(result, dict) or result.get("tool") != "crosscheck":
             continue  # a twinbench record or timeline
-        inputs.add(result.get("input"))
+        loops.add(result.get("loop"))
         key = (result["model"], result["batch_size"], (result["implementation"], result["backend"]))
         pooled = hand.setdefault(key, {**result, "step_s": [], "runs": 0})
         pooled["step_s"] = pooled["step_s"] + result["step_s"]
         pooled["runs"] += 1
-    if len(inputs) > 1:
-        raise SystemExit(f"{crosscheck_dir} mixes --input kinds {sorted(map(str, inputs))}: compare one at a time")
+    if len(loops) > 1:
+        raise SystemExit(f"{crosscheck_dir} mixes --loop kinds {sorted(map(str, loops))}: compare one at a time")
     for result in hand.values():
         result["median_step_s"] = statistics.median(result["step_s"])
     records = []
@@ -251,8 +252,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batches", type=int, default=16, help="distinct synthetic batches, cycled")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--input", choices=["loader", "arrays"], default="loader",
-                        help="framework batch containers (as twinbench feeds) or plain arrays / pre-cut tensors")
+    parser.add_argument("--loop", choices=["steps", "fit"], default="steps",
+                        help="Keras: train_on_batch per step (default) or one timed fit call")
     parser.add_argument("--out", default="results/crosscheck")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
     args = parser.parse_args(argv)
@@ -266,7 +267,7 @@ def main(argv=None) -> int:
     result = measure(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{args.input}.json"
+    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{result['loop']}.json"
     (out / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{name}: median {1e3 * result['median_step_s']:.2f} ms/step over {args.repeats} repeats of {args.steps} steps")
     return 0
