@@ -48,6 +48,9 @@ CASES = [
     Case("native-wrong-backend", "A native twin asked to run on another backend",
          ("run", "--model", "cifar_cnn", "--impl", "torch", "--backend", "jax"),
          r"Implementation 'torch' runs on the torch backend only\. Received: backend='jax'"),
+    Case("impl-not-for-model", "An implementation a model does not have",
+         ("run", "--model", "resnet50_kerasapps", "--impl", "torch"),
+         r"Model 'resnet50_kerasapps' has no 'torch' implementation\. Valid choices: keras, tf_keras"),
     Case("unknown-dataset", "Unknown dataset", _run_args("--dataset", "imagenet"),
          r"Unknown dataset 'imagenet'\. Valid choices: digits, synthetic, cifar10, mnist"),
     Case("batch-size-zero", "Batch size 0", _run_args("--batch-size", "0"),
@@ -58,6 +61,17 @@ CASES = [
          r"argument --batch-size: must be an integer, got 'abc'"),
     Case("input-too-small", "An input shape the model cannot take", _run_args("--input-shape", "8x8x3"),
          r"Model 'cifar_cnn' needs inputs of at least 10x10 pixels\. Received: input_shape=\(8, 8, 3\)"),
+    Case("input-too-small-resnet", "8x8 images into ResNet50",
+         ("run", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "8x8x3"),
+         r"Model 'resnet50' needs inputs of at least 32x32 pixels\. Received: input_shape=\(8, 8, 3\)"),
+    Case("repeats-zero", "Zero repeats", ("bench", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
+         r"argument --repeats: must be a positive integer, got '0'"),
+    Case("checkpoint-mismatch", "A checkpoint that does not fit the model",
+         ("run", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
+          "--epochs", "0", "--input-shape", "32x32x3", "--dataset", "synthetic", "--synthetic-train", "8",
+          "--synthetic-test", "8", "--out", "{tmp}/out"),
+         r"Checkpoint tensor 'conv1/kernel' has shape \(3, 3, 3, 64\), the model needs \(7, 7, 3, 64\)",
+         prepare="bad_checkpoint"),
     Case("keras-backend-env", "KERAS_BACKEND disagreeing with the backend", _run_args(),
          r"KERAS_BACKEND=\w+ in the environment disagrees with backend '\w+'", env={"KERAS_BACKEND": "{other}"}),
     Case("data-dir-missing", "Dataset directory missing", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}/nope"),
@@ -108,6 +122,13 @@ def corrupt_npz(tmp: Path):
 def plain_file(tmp: Path):
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "file").write_text("a file where a directory should be\n")
+
+
+def bad_checkpoint(tmp: Path):
+    import numpy as np
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.savez(tmp / "ckpt.npz", **{"conv1/kernel": np.zeros((3, 3, 3, 64), np.float32)})
 
 
 def future_record(tmp: Path):
