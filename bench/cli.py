@@ -228,7 +228,7 @@ def cmd_list(args) -> int:
 
     for name in list_models():
         spec = get_model_spec(name)
-        print(f"{name:20s} {', '.join(spec.builders):24s} {spec.summary}")
+        print(f"{name:24s} {', '.join(spec.builders):24s} {spec.summary}")
     return 0
 
 
