@@ -8,14 +8,18 @@ would disagree with ``python -m bench bench``.
 
 - PyTorch: the tutorial loop over a ``DataLoader`` of a ``TensorDataset`` (``zero_grad``, forward,
   loss, ``backward``, ``step``).
-- Keras 3 and tf.keras, ``--loop steps`` (the default): ``model.train_on_batch`` once per batch. It
-  returns the loss as a number, so every step ends synchronised; that costs little on a CPU, where the
-  steps run synchronously anyway, but would perturb a GPU.
-- Keras 3 and tf.keras, ``--loop fit``: one ``model.fit`` call over a ``PyDataset`` / ``Sequence`` of
-  ``--steps`` batches, timed from outside. This includes what ``fit`` does before the first step and
-  after the last (data adapter, input pipeline start and stop), which twinbench's steady-state windows
-  leave out by design; on this machine it made short ``fit`` calls on TensorFlow up to twice as slow per
-  step (see docs/measurements.md).
+- Keras 3 and tf.keras, ``--loop fit`` (the default): one ``model.fit`` call over a ``PyDataset`` /
+  ``Sequence`` of warm-up + repeats x steps batches, and a ten-line stopwatch callback that reads
+  ``perf_counter()`` after the last step of each window, once the step's loss has been read (which waits
+  for it). Defining ``on_train_batch_end`` makes Keras convert the logs after every step, so unlike
+  twinbench this syncs every step; on a CPU that costs little. Without any sync the readings are
+  meaningless for JAX, whose dispatch runs ahead of the computation (we tried: windows of 10 steps read
+  from 0.15 to 10 ms per step).
+- ``--loop fit-call``: time whole ``fit`` calls of ``--steps`` batches from outside. This includes what
+  ``fit`` does before the first step and after the last (data adapter, input pipeline start and stop),
+  which steady-state windows leave out by design.
+- ``--loop train-on-batch``: ``model.train_on_batch`` once per batch; every call returns the loss as a
+  number (a sync), and tf.keras builds a one-batch dataset in every call.
 
 One implementation per process (one Keras backend per process)::
 
@@ -135,14 +139,34 @@ def time_keras_fit(args, x, y, module, model):
         def __getitem__(self, index):
             return batch(index)
 
-    def steps(n):
-        if args.loop == "fit":
-            history = model.fit(Batches(n), epochs=1, shuffle=False, verbose=0)
-            return float(history.history["loss"][-1])  # a Python float: fit waited for its last step
+    def fit_call(n):
+        history = model.fit(Batches(n), epochs=1, shuffle=False, verbose=0)
+        return float(history.history["loss"][-1])  # a Python float: fit waited for its last step
+
+    def train_on_batch(n):
         for index in range(n):
             loss = model.train_on_batch(*batch(index))  # returns a number: waits for the step
         return float(loss)
 
+    if args.loop == "fit":
+        # One fit call; window k ends after `warmup + k * steps` steps (window 0's end is the start of window 1).
+        edges = [args.warmup + k * args.steps for k in range(args.repeats + 1)]
+
+        class Stopwatch(module.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times = {}
+
+            def on_train_batch_end(self, batch, logs=None):
+                if batch + 1 in edges:
+                    float(logs["loss"])  # the step's loss: waits until the step is done
+                    self.times[batch + 1] = time.perf_counter()
+
+        stopwatch = Stopwatch()
+        model.fit(Batches(edges[-1]), epochs=1, shuffle=False, verbose=0, callbacks=[stopwatch])
+        return [(stopwatch.times[b] - stopwatch.times[a]) / args.steps for a, b in zip(edges, edges[1:], strict=False)]
+
+    steps = fit_call if args.loop == "fit-call" else train_on_batch
     steps(args.warmup)
     times = []
     for _ in range(args.repeats):
@@ -180,7 +204,7 @@ def measure(args) -> dict:
         times = time_keras_fit(args, x, y, keras, build_model(args.model, "keras", input_shape=args.input_shape,
                                                               num_classes=10))
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
-            "loop": "steps" if args.impl == "torch" else args.loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+            "loop": "loop" if args.impl == "torch" else args.loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
             "input_shape": list(args.input_shape), "step_s": times, "median_step_s": statistics.median(times),
             "python": platform.python_version()}
 
@@ -252,8 +276,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batches", type=int, default=16, help="distinct synthetic batches, cycled")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--loop", choices=["steps", "fit"], default="steps",
-                        help="Keras: train_on_batch per step (default) or one timed fit call")
+    parser.add_argument("--loop", choices=["fit", "fit-call", "train-on-batch"], default="fit",
+                        help="Keras: how steps are run and timed (see the module docstring)")
     parser.add_argument("--out", default="results/crosscheck")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
     args = parser.parse_args(argv)

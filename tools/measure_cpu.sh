@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU measurements in docs/measurements.md: twinbench's throughput benchmark (python -m bench bench)
-# and the hand-written cross-check (tools/crosscheck.py: a loop of steps; for Keras also one timed fit
-# call), back to back for each implementation, in ROUNDS interleaved rounds over all five implementations. Each run
+# and the hand-written cross-check (tools/crosscheck.py: the PyTorch loop; for Keras one fit call timed
+# by a stopwatch callback), back to back for each implementation, in ROUNDS interleaved rounds over all five implementations. Each run
 # is its own process; `python -m bench compare` and `tools/crosscheck.py --compare` pool the rounds. On
 # a shared machine this spreads the background load's drift over every implementation instead of
 # landing on one of them.
@@ -23,16 +23,10 @@ for round in $(seq 1 "$rounds"); do
         echo "== round $round: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
         KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
             --overhead-repeats 4 --out "$out/bench/round-$round"
-        KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" --loop steps \
-            --out "$out/crosscheck-steps/round-$round"
-        if [ "$impl" != torch ]; then
-            KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" --loop fit \
-                --out "$out/crosscheck-fit/round-$round"
-        fi
+        KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
+            --out "$out/crosscheck/round-$round"
     done
 done
 python3 -m bench compare "$out"/bench/round-*
-echo; echo "Cross-check, hand-written loop of steps:"
-python3 tools/crosscheck.py --compare "$out/crosscheck-steps" "$out/bench" || true
-echo; echo "Per-step time of one timed fit call (Keras), for comparison:"
-python3 tools/crosscheck.py --compare "$out/crosscheck-fit" "$out/bench" || true
+echo; echo "Cross-check with the hand-written timing:"
+python3 tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" || true
