@@ -34,7 +34,7 @@ from models.weights import canonical_weights, check_weights
 class TrainConfig:
     """The training settings every implementation shares (same optimizer, loss, batches, epochs)."""
 
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3  # Adam
     adam_epsilon: float = 1e-8  # PyTorch's default; Keras' own default is 1e-7, so it is set explicitly

@@ -72,7 +72,7 @@ def input_shape(text: str) -> tuple[int, int, int]:
 
 def _add_training_args(parser):
     parser.add_argument("--dataset", default="digits", help="digits (default), synthetic, cifar10, mnist")
-    parser.add_argument("--epochs", type=non_negative_int, default=10)
+    parser.add_argument("--epochs", type=non_negative_int, default=5)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--seed", type=non_negative_int, default=0)

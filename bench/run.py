@@ -28,7 +28,7 @@ class RunConfig:
     implementation: str
     backend: str
     dataset: str = "digits"
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
