@@ -4,12 +4,12 @@ sees exactly the steps before each edge. Nothing here asserts a timing (CONVENTI
 
 import numpy as np
 import pytest
-from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
 
 from backends import get_runner
 from backends.base import StepClock, TrainConfig
 from bench.cli import main
 from bench.records import SCHEMA_VERSION, load_records, read_record, read_timeline
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
 
 pytestmark = requires_backend
 
