@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from error_cases import CASES, message_line, missing_backend, run_case
 
 _FRAMEWORK_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl::InitializeLog)")
