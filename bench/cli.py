@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "cells (--env), or print the table of --out")
     effect.add_argument("--env", default=None, help=f"{', '.join(ENVIRONMENT_CELLS)}: run its cells, each in a process")
     effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
-    effect.add_argument("--out", default="results/definition_effect", help="directory of the records")
+    effect.add_argument("--out", default="results/definition_effect",
+                        help="directory of the records; the table pools it and its subdirectories (e.g. rounds)")
     effect.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3), help="HxWxC (default 32x32x3)")
     effect.add_argument("--batch-size", type=positive_int, default=16)

@@ -82,13 +82,19 @@ def pooled_samples(records: list[dict]) -> tuple[list[float], str]:
     return samples, what
 
 
+def run_labels(records: list[dict]) -> list[int]:
+    """For ``pooled_samples(records)``: the index of the record (run) each sample came from."""
+    return [index for index, record in enumerate(records) for _ in time_samples(record)[0]]
+
+
 def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
     """The decomposition rows of every group of comparable records (failed records are left out).
 
     Returns one dict per (group, ratio) that both cells have samples for: ``model, kind, dataset,
     batch_size, numerator, denominator, meaning, samples, runs_a, runs_b`` (what was compared) and
     ``ratio_ci``'s ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``. A ratio needs at least 2
-    samples per side.
+    samples per side. With several runs of a cell, the bootstrap resamples the runs as well as the
+    samples within them (``ratio_ci``'s ``runs_a``/``runs_b``), so the spread between processes counts.
     """
     rows = []
     for (kind, model, dataset, batch_size, _), cells in pooled(records).items():
@@ -99,7 +105,8 @@ def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
             b, _ = pooled_samples(cells[denominator])
             if len(a) < 2 or len(b) < 2:
                 continue
-            result = ratio_ci(a, b, seed=seed)
+            result = ratio_ci(a, b, seed=seed, runs_a=run_labels(cells[numerator]),
+                              runs_b=run_labels(cells[denominator]))
             rows.append({"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
                          "numerator": label(numerator), "denominator": label(denominator), "meaning": meaning,
                          "samples": what, "runs_a": len(cells[numerator]), "runs_b": len(cells[denominator]),
@@ -157,11 +164,11 @@ def decomposition_table(rows: list[dict]) -> str:
     """The decomposition as plain text, one line per ratio."""
     if not rows:
         return "(no decomposition: it needs two implementations with at least 2 samples each)"
-    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "verdict", "what it isolates"]
-    right = {"batch", "ratio", "95% CI", "n"}
+    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "runs", "verdict", "what it isolates"]
+    right = {"batch", "ratio", "95% CI", "n", "runs"}
     table = [[row["model"], str(row["batch_size"]), f"{row['numerator']} / {row['denominator']}",
               f"{row['ratio']:.3f}", f"{row['ci_low']:.3f}-{row['ci_high']:.3f}", f"{row['n_a']}/{row['n_b']}",
-              _short_verdict(row), row["meaning"]] for row in rows]
+              f"{row['runs_a']}/{row['runs_b']}", _short_verdict(row), row["meaning"]] for row in rows]
     widths = [max(len(line[i]) for line in [headers, *table]) for i in range(len(headers))]
 
     def line(cells):
@@ -170,7 +177,8 @@ def decomposition_table(rows: list[dict]) -> str:
     samples = sorted({row["samples"] for row in rows})
     return "\n".join([line(headers).rstrip(), line(["-" * w for w in widths]), *(line(r).rstrip() for r in table),
                       f"samples: {'; '.join(samples)}. ratio = median time of the first / the second (>1: slower); "
-                      "a difference is called only when the 95% CI excludes 1."])
+                      "a difference is called only when the 95% CI excludes 1; with several runs (processes) "
+                      "of a cell the bootstrap resamples the runs too."])
 
 
 def _short_verdict(row: dict) -> str:

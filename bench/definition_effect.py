@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.decompose import label, pooled, pooled_samples
+from bench.decompose import label, pooled, pooled_samples, run_labels
 from bench.stats import ratio_ci
 from bench.table import format_table
 
@@ -81,10 +81,11 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
         stock_cells = by_model.get((STOCK[model], batch_size, shape), {})
         for backend in ("torch", "tensorflow", "jax"):
             row = {"family": model, "batch_size": batch_size, "input_shape": list(shape), "backend": backend}
-            matched = pooled_samples(matched_cells.get(("keras", backend), []))[0]
-            stock = pooled_samples(stock_cells.get(("keras", backend), []))[0]
+            matched_runs = matched_cells.get(("keras", backend), [])
+            stock_runs = stock_cells.get(("keras", backend), [])
             native_cell = NATIVE.get(backend)
-            native = pooled_samples(matched_cells.get(native_cell, []))[0] if native_cell else []
+            native_runs = matched_cells.get(native_cell, []) if native_cell else []
+            matched, stock, native = (pooled_samples(runs)[0] for runs in (matched_runs, stock_runs, native_runs))
             if not matched:
                 continue
             row["matched_ms"] = _median_ms(matched)
@@ -92,11 +93,13 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
             if len(stock) >= 2 and len(matched) >= 2:
                 row["stock_ms"] = _median_ms(stock)
                 row["stock_efficiency"] = _efficiency(stock_cells.get(("keras", backend)))
-                row["definition_effect"] = ratio_ci(stock, matched, seed=seed)
+                row["definition_effect"] = ratio_ci(stock, matched, seed=seed, runs_a=run_labels(stock_runs),
+                                                    runs_b=run_labels(matched_runs))
             if len(native) >= 2 and len(matched) >= 2:
                 row["native"] = label(native_cell)
                 row["native_ms"] = _median_ms(native)
-                row["framework_effect"] = ratio_ci(matched, native, seed=seed)
+                row["framework_effect"] = ratio_ci(matched, native, seed=seed, runs_a=run_labels(matched_runs),
+                                                   runs_b=run_labels(native_runs))
             rows.append(row)
     return rows
 
@@ -146,12 +149,15 @@ def definition_effect_table(records: list[dict], *, markdown: bool = False) -> s
 
 
 def load_throughput_records(directories) -> list[dict]:
+    """Throughput records in each directory and its subdirectories (e.g. one per round), to be pooled."""
     from bench.records import load_records
 
     records = []
     for directory in directories:
         if not Path(directory).is_dir():
             raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
-        records += [r for r in load_records(directory)[0] if r.get("kind") == "throughput"]
+        folders = sorted({Path(directory), *(path.parent for path in Path(directory).rglob("*.json"))})
+        for folder in folders:
+            records += [r for r in load_records(folder)[0] if r.get("kind") == "throughput"]
     return records
 

@@ -12,11 +12,17 @@ interval (CI) to every figure it compares.
 - ``ratio_ci(a, b)`` compares two implementations: the ratio of medians ``median(a) / median(b)``
   with a bootstrap percentile CI (``a`` and ``b`` resampled independently). A difference is called
   only when the interval excludes 1.0 (CONVENTIONS.md section 4).
+- ``ratio_ci(a, b, runs_a=..., runs_b=...)``: when the samples come from several runs (processes),
+  the bootstrap resamples whole runs first and then the samples within each chosen run (a two-stage,
+  or cluster, bootstrap). Windows of one process share its state (memory layout, thread placement,
+  the machine's load at that time) and vary less among themselves than between processes; resampling
+  windows alone would then give an interval that is too narrow.
 
 Caveats a reader should keep in mind:
 
 - Repeats are assumed independent. Consecutive steps of one run are not quite independent (caches,
-  clocks, thermal state), so prefer repeats of whole windows or epochs as samples.
+  clocks, thermal state), so prefer repeats of whole windows or epochs as samples, and several runs
+  (processes) per implementation, passed with ``runs_a``/``runs_b`` so that their spread counts.
 - The bootstrap percentile interval is approximate for small samples; with fewer than ~10 repeats per
   side the interval is too narrow rather than too wide.
 - The median of an even number of samples is the mean of the two middle ones (numpy's convention).
@@ -89,6 +95,31 @@ def _bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator
     return np.median(values[indices], axis=1)
 
 
+def _two_stage_bootstrap_medians(values: np.ndarray, runs, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of ``n_boot`` two-stage resamples: runs with replacement, then samples within each run.
+
+    ``runs`` labels each value with the run (process) it came from. Each resample draws as many runs as
+    there are, with replacement, and from each drawn run as many samples as it has, with replacement.
+    """
+    labels = np.asarray(runs)
+    if labels.shape != values.shape:
+        raise ValueError(f"runs must label every sample. Received: {labels.size} labels for {values.size} samples")
+    groups = [values[labels == label] for label in dict.fromkeys(labels.tolist())]
+    medians = np.empty(n_boot)
+    for i in range(n_boot):
+        chosen = rng.integers(0, len(groups), size=len(groups))
+        medians[i] = np.median(np.concatenate(
+            [groups[g][rng.integers(0, groups[g].size, size=groups[g].size)] for g in chosen]))
+    return medians
+
+
+def _side_medians(values, runs, n_boot, rng):
+    """Bootstrap medians of one side of a ratio, and whether the runs were resampled."""
+    if runs is not None and len(set(np.asarray(runs).tolist())) >= 2:
+        return _two_stage_bootstrap_medians(values, runs, n_boot, rng), True
+    return _bootstrap_medians(values, n_boot, rng), False
+
+
 def summarize(samples, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict:
     """Describe one set of repeats: median, quartiles, spread and a CI of the median.
 
@@ -158,12 +189,16 @@ def ratio_ci(
     seed: int = 0,
     confidence: float = 0.95,
     labels: tuple[str, str] = ("slower", "faster"),
+    runs_a=None,
+    runs_b=None,
 ) -> dict:
     """Ratio of medians ``median(a) / median(b)`` with a bootstrap percentile confidence interval.
 
-    ``a`` and ``b`` are resampled independently ``n_boot`` times (vectorised); the CI is the
-    central ``confidence`` share of the resampled ratios. The result is deterministic for a given
-    ``seed``.
+    ``a`` and ``b`` are resampled independently ``n_boot`` times; the CI is the central
+    ``confidence`` share of the resampled ratios. When ``runs_a`` (``runs_b``) labels each sample of
+    ``a`` (``b``) with the run it came from and there are at least two runs, that side is resampled in
+    two stages, runs first (see the module docstring), so the spread between runs widens the interval
+    as it should. The result is deterministic for a given ``seed``.
 
     Args:
         a: samples of the implementation under study (e.g. seconds per epoch of the Keras model).
@@ -173,12 +208,14 @@ def ratio_ci(
         confidence: coverage of the interval.
         labels: words for a ratio above 1 and below 1. The default suits times (a larger time is
             slower); pass ``("faster", "slower")`` for throughputs.
+        runs_a: optional run label (any hashable) per sample of ``a``, e.g. the record it came from.
+        runs_b: the same for ``b``.
 
     Returns:
         A JSON-serialisable dict: ``ratio, ci_low, ci_high, confidence, differs`` (the CI excludes
         1.0), ``verdict`` (plain words, e.g. ``"1.23x slower (95% CI 1.10-1.37)"`` or
         ``"no measurable difference (95% CI 0.97-1.05)"``), ``median_a, median_b, n_a, n_b,
-        n_boot, seed, method``.
+        runs_resampled`` (whether runs were resampled on each side), ``n_boot, seed, method``.
     """
     a = _as_samples(a, "a")
     b = _as_samples(b, "b")
@@ -190,7 +227,9 @@ def ratio_ci(
         raise ValueError(f"n_boot must be at least 1. Received: n_boot={n_boot}")
 
     rng = np.random.default_rng(seed)
-    ratios = _bootstrap_medians(a, n_boot, rng) / _bootstrap_medians(b, n_boot, rng)
+    medians_a, two_stage_a = _side_medians(a, runs_a, n_boot, rng)
+    medians_b, two_stage_b = _side_medians(b, runs_b, n_boot, rng)
+    ratios = medians_a / medians_b
     alpha = 1.0 - confidence
     low, high = (float(x) for x in np.percentile(ratios, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
     median_a, median_b = float(np.median(a)), float(np.median(b))
@@ -219,5 +258,7 @@ def ratio_ci(
         "n_b": int(b.size),
         "n_boot": n_boot,
         "seed": seed,
-        "method": "ratio of medians, bootstrap percentile interval (a and b resampled independently)",
+        "runs_resampled": [two_stage_a, two_stage_b],
+        "method": "ratio of medians, bootstrap percentile interval (a and b resampled independently"
+                  + ("; runs, then samples within runs" if two_stage_a or two_stage_b else "") + ")",
     }

@@ -55,3 +55,20 @@ def test_every_environment_times_stock_and_matched():
 def test_cli_table_of_a_missing_directory_is_one_line(tmp_path, capsys):
     assert main(["definition-effect", "--out", str(tmp_path / "nothing")]) == 2
     assert "nox -s definition_effect" in capsys.readouterr().err
+
+
+def test_rounds_in_subdirectories_are_pooled_and_their_runs_resampled(tmp_path, records, capsys):
+    from bench.definition_effect import load_throughput_records
+    from bench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
+
+    for round_dir in ("round-1", "round-2"):
+        for index, record in enumerate(records):
+            write_json_atomic(tmp_path / round_dir / f"{index}.json", {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+                                                                       **record})
+    pooled = load_throughput_records([tmp_path])
+    assert len(pooled) == 2 * len(records)
+    torch_row = {row["backend"]: row for row in definition_effect_rows(pooled)}["torch"]
+    assert torch_row["definition_effect"]["n_a"] == 16  # 8 windows in each round
+    assert torch_row["definition_effect"]["runs_resampled"] == [True, True]
+    assert main(["definition-effect", "--out", str(tmp_path)]) == 0
+    assert "resnet50" in capsys.readouterr().out

@@ -262,3 +262,4 @@ def test_several_runs_of_a_cell_are_pooled():
     (row,) = decomposition(records)
     assert (row["n_a"], row["n_b"], row["runs_a"], row["runs_b"]) == (4, 5, 1, 2)
     assert row["ratio"] == pytest.approx(2.0)
+    assert row["runs_resampled"] == [False, True]  # the two torch runs are resampled as runs

@@ -117,3 +117,30 @@ def test_ratio_ci_is_deterministic_given_seed():
 def test_ratio_ci_rejects_non_positive_samples():
     with pytest.raises(ValueError):
         ratio_ci([1.0, 2.0], [0.0, 1.0])
+
+
+def test_runs_are_resampled_so_the_spread_between_processes_widens_the_interval():
+    # Four runs (processes) per side; the windows of each run agree closely, the runs do not.
+    rng = np.random.default_rng(3)
+    run_means_a, run_means_b = [1.00, 1.04, 1.06, 1.10], [0.96, 0.99, 1.01, 1.04]
+    a = np.concatenate([rng.normal(m, 0.002, size=6) for m in run_means_a])
+    b = np.concatenate([rng.normal(m, 0.002, size=6) for m in run_means_b])
+    runs = np.repeat(np.arange(4), 6)
+
+    windows_only = ratio_ci(a, b)
+    two_stage = ratio_ci(a, b, runs_a=runs, runs_b=runs)
+    assert two_stage["ratio"] == windows_only["ratio"]  # the point estimate does not change
+    assert two_stage["runs_resampled"] == [True, True] and windows_only["runs_resampled"] == [False, False]
+    assert "runs, then samples within runs" in two_stage["method"]
+    width = two_stage["ci_high"] - two_stage["ci_low"]
+    assert width > 2 * (windows_only["ci_high"] - windows_only["ci_low"])
+    # Resampling windows alone calls a 5% difference that four runs a side do not support.
+    assert windows_only["differs"] and not two_stage["differs"]
+
+
+def test_one_run_per_side_is_the_plain_bootstrap_and_labels_must_match():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(1.1, 0.1, size=12), rng.normal(1.0, 0.1, size=12)
+    assert ratio_ci(a, b, runs_a=[0] * 12, runs_b=[7] * 12) == {**ratio_ci(a, b)}
+    with pytest.raises(ValueError, match="runs must label every sample"):
+        ratio_ci(a, b, runs_a=[0, 1], runs_b=[0] * 12)

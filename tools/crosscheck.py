@@ -226,8 +226,9 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
             continue  # a twinbench record or timeline
         loops.add(result.get("loop"))
         key = (result["model"], result["batch_size"], (result["implementation"], result["backend"]))
-        pooled = hand.setdefault(key, {**result, "step_s": [], "runs": 0})
+        pooled = hand.setdefault(key, {**result, "step_s": [], "run_of_sample": [], "runs": 0})
         pooled["step_s"] = pooled["step_s"] + result["step_s"]
+        pooled["run_of_sample"] = pooled["run_of_sample"] + [pooled["runs"]] * len(result["step_s"])
         pooled["runs"] += 1
     if len(loops) > 1:
         raise SystemExit(f"{crosscheck_dir} mixes --loop kinds {sorted(map(str, loops))}: compare one at a time")
@@ -249,7 +250,8 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
             ours = harness.get((label(numerator), label(denominator), model, batch))
             if a is None or b is None or ours is None:
                 continue
-            theirs = ratio_ci(a["step_s"], b["step_s"])
+            # Runs resampled too, like twinbench's decomposition (bench.stats.ratio_ci).
+            theirs = ratio_ci(a["step_s"], b["step_s"], runs_a=a["run_of_sample"], runs_b=b["run_of_sample"])
             agreement = theirs["ratio"] / ours["ratio"]
             agree = abs(agreement - 1) <= tolerance
             all_agree &= agree
