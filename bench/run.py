@@ -53,7 +53,7 @@ def _now_iso():
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def base_record(config: RunConfig) -> dict:
+def base_record(config: RunConfig, *, started: str | None = None) -> dict:
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -61,7 +61,7 @@ def base_record(config: RunConfig) -> dict:
         "cell": {"model": config.model, "implementation": config.implementation,
                  "backend": config.backend, "dataset": config.dataset},
         "config": asdict(config),
-        "started": _now_iso(),
+        "started": started or _now_iso(),  # the caller's start time; now for a record of a failure
     }
 
 
@@ -79,6 +79,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
     from bench.profiler import Profiler
     from models import get_model_spec
 
+    started = _now_iso()
     load_before = host_load()
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
@@ -124,7 +125,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
-    record = base_record(config)
+    record = base_record(config, started=started)
     record.update(
         status="ok",
         finished=_now_iso(),

@@ -86,7 +86,7 @@ def _now_iso():
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def base_record(config: ThroughputConfig) -> dict:
+def base_record(config: ThroughputConfig, *, started: str | None = None) -> dict:
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -94,7 +94,7 @@ def base_record(config: ThroughputConfig) -> dict:
         "cell": {"model": config.model, "implementation": config.implementation,
                  "backend": config.backend, "dataset": config.dataset},
         "config": asdict(config),
-        "started": _now_iso(),
+        "started": started or _now_iso(),  # the caller's start time; now for a record of a failure
     }
 
 
@@ -140,6 +140,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
 
     if config.warmup < 1 or config.steps < 1 or config.repeats < 1:
         raise ValueError("warmup, steps and repeats must be at least 1.")
+    started = _now_iso()
     load_before = host_load()
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
@@ -177,7 +178,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     segments = [timeline_segment(profiler, name=name, offset_s=start - t_first)
                 for name, profiler, start in windows.profilers]
 
-    record = base_record(config)
+    record = base_record(config, started=started)
     record.update(
         status="ok",
         finished=_now_iso(),

@@ -17,9 +17,18 @@ TINY = ["--model", "mnist_cnn", "--input-shape", "12x12x1", "--batch-size", "16"
 SUMMARY_KEYS = {"n", "median", "q1", "q3", "iqr", "ci_low", "ci_high", "ci_method"}
 
 
+def _ticking_clock(monkeypatch, module):
+    """Make ``module._now_iso`` return 00:00:00, 00:00:01, ... so a record shows when each stamp was taken."""
+    ticks = iter(range(60))
+    monkeypatch.setattr(module, "_now_iso", lambda: f"2026-01-01T00:00:{next(ticks):02d}")
+
+
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
-def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(pair, tmp_path, capsys):
+def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(pair, tmp_path, capsys, monkeypatch):
+    import bench.run
+
     implementation, backend = pair
+    _ticking_clock(monkeypatch, bench.run)
     code = main(["run", "--impl", implementation, "--backend", backend, *TINY, "--dataset", "synthetic",
                  "--synthetic-train", "100", "--synthetic-test", "32", "--epochs", "2", "--timing-window", "2",
                  "--profile-interval", "0.02", "--out", str(tmp_path)])
@@ -27,6 +36,7 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
     (record,), skipped = load_records(tmp_path)
     assert skipped == []
     assert record["schema_version"] == SCHEMA_VERSION == 2 and record["kind"] == "train"
+    assert record["started"] == "2026-01-01T00:00:00" < record["finished"]  # stamped before the run, not after
 
     # 100 samples / 16 = 7 steps, the last one partial: edges 0, 1, 3, 5, 6, 7 -> two full windows of 2.
     for epoch in record["results"]["epochs"]:
@@ -68,14 +78,18 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
 
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
-def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, capsys):
+def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, capsys, monkeypatch):
+    import bench.throughput
+
     implementation, backend = pair
+    _ticking_clock(monkeypatch, bench.throughput)
     code = main(["bench", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
                  "--repeats", "3", "--overhead-repeats", "2", "--profile-interval", "0.02", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     path = tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic.json"
     record = read_record(path)
     assert record["kind"] == "throughput" and record["status"] == "ok"
+    assert record["started"] == "2026-01-01T00:00:00" < record["finished"]  # stamped before the run, not after
     timing = record["timing"]
     assert [r["profiler"] for r in timing["repeats"]] == [True, False, False, True, True]
     assert all(r["steps"] == 3 and r["seconds"] > 0 for r in timing["repeats"])
