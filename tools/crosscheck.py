@@ -224,7 +224,8 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
         result = json.loads(path.read_text())
         if not isinstance(result, dict) or result.get("tool") != "crosscheck":
             continue  # a twinbench record or timeline
-        loops.add(result.get("loop"))
+        if result["implementation"] != "torch":  # the PyTorch loop is always "loop"; Keras has three kinds
+            loops.add(result.get("loop"))
         key = (result["model"], result["batch_size"], (result["implementation"], result["backend"]))
         pooled = hand.setdefault(key, {**result, "step_s": [], "run_of_sample": [], "runs": 0})
         pooled["step_s"] = pooled["step_s"] + result["step_s"]

@@ -1,32 +1,45 @@
 #!/usr/bin/env bash
-# The CPU measurements in docs/measurements.md: twinbench's throughput benchmark (python -m bench bench)
-# and the hand-written cross-check (tools/crosscheck.py: the PyTorch loop; for Keras one fit call timed
-# by a stopwatch callback), back to back for each implementation, in ROUNDS interleaved rounds over all five implementations. Each run
-# is its own process; `python -m bench compare` and `tools/crosscheck.py --compare` pool the rounds. On
-# a shared machine this spreads the background load's drift over every implementation instead of
-# landing on one of them.
+# The CPU measurements in docs/measurements.md, in two parts, every run its own process:
+#
+# 1. The overhead decomposition and its cross-check: twinbench's throughput benchmark (python -m bench
+#    bench) and the hand-written timing loop (tools/crosscheck.py: the PyTorch loop; for Keras one fit call
+#    timed by a stopwatch callback), back to back for each implementation, in ROUNDS interleaved rounds over
+#    all five implementations. `python -m bench compare` and `tools/crosscheck.py --compare` pool the rounds.
+#    On a shared machine this spreads the background load's drift over every implementation instead of
+#    landing on one of them; the spread between processes is part of the confidence intervals.
+# 2. The profiler's own cost: one benchmark per implementation with many short windows, the sampler on and
+#    off in ABBA order (paired estimate), so a slow drift cancels within each pair.
 #
 # Usage: tools/measure_cpu.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
 # The three pythons default to the interpreters of the nox environments (nox -s bench creates them).
 set -euo pipefail
 out=${1:?usage: tools/measure_cpu.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]}
-rounds=${2:-4}
+rounds=${2:-6}
 py_torch=${3:-.nox/bench_cells-torch/bin/python}
 py_tf=${4:-.nox/bench_cells-tensorflow/bin/python}
 py_jax=${5:-.nox/bench_cells-jax/bin/python}
-common=(--model cifar_cnn --batch-size 64 --steps 50 --warmup 10 --repeats 4 --threads 1)
+common=(--model cifar_cnn --batch-size 64 --warmup 10 --threads 1)
+cells=("torch torch $py_torch" "keras torch $py_torch" "tf_keras tensorflow $py_tf" "keras tensorflow $py_tf"
+       "keras jax $py_jax")
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
-    for cell in "torch torch $py_torch" "keras torch $py_torch" "tf_keras tensorflow $py_tf" \
-                "keras tensorflow $py_tf" "keras jax $py_jax"; do
+    for cell in "${cells[@]}"; do
         read -r impl backend python <<< "$cell"
         echo "== round $round: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
         KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
-            --overhead-repeats 4 --out "$out/bench/round-$round"
+            --steps 40 --repeats 4 --overhead-repeats 0 --out "$out/bench/round-$round"
         KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
-            --out "$out/crosscheck/round-$round"
+            --steps 40 --repeats 4 --out "$out/crosscheck/round-$round"
     done
 done
-python3 -m bench compare "$out"/bench/round-*
+for cell in "${cells[@]}"; do
+    read -r impl backend python <<< "$cell"
+    echo "== profiler cost: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
+        --steps 20 --repeats 12 --overhead-repeats 12 --out "$out/profiler-cost"
+done
+"$py_torch" -m bench compare "$out"/bench/round-*
 echo; echo "Cross-check with the hand-written timing:"
-python3 tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" || true
+"$py_torch" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" || true
+echo; echo "The profiler's own cost:"
+"$py_torch" -m bench compare "$out/profiler-cost"
