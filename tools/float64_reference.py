@@ -1,0 +1,81 @@
+"""How far PyTorch's own float32 gradients are from float64 ones: the floor under any twin comparison.
+
+The twin check (``bench/parity.py``) compares two frameworks in float32. How closely can they agree at
+best? This script runs the PyTorch twin of a model once in float32 and once in float64 (the same weights,
+the same batch, training mode, so BatchNorm uses batch statistics) and reports, per parameter tensor,
+``max |g32 - g64| / max |g64|``: the error of float32 arithmetic alone, in one framework, relative to the
+tensor's largest gradient. No two frameworks can be expected to agree more closely than that.
+
+    KERAS_BACKEND=torch python tools/float64_reference.py --model resnet50 --batch-size 8 --input-size 32
+    KERAS_BACKEND=torch python tools/float64_reference.py --model cifar_cnn
+
+Runs in the torch environment (torchvision builds the big models); CPU only, a few seconds per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def gradient_errors(model_name: str, *, batch_size: int, input_size: int, seed: int) -> list[tuple[str, float]]:
+    """``(parameter name, max |g32 - g64| / max |g64|)`` for every parameter, largest first."""
+    import torch
+    import torch.nn.functional as F
+
+    from models import build_model, get_model_spec
+
+    torch.manual_seed(seed)
+    spec = get_model_spec(model_name)
+    channels = spec.input_shape[-1]
+    # The twin tests' builder options: e.g. no dropout, whose random masks would differ between the two runs.
+    model32 = build_model(model_name, "torch", input_shape=(input_size, input_size, channels), num_classes=10,
+                          **spec.extra.get("parity_options", {}))
+    model64 = copy.deepcopy(model32).double()
+    x = torch.rand(batch_size, channels, input_size, input_size)
+    y = torch.randint(0, 10, (batch_size,))
+    for model, inputs in ((model32, x), (model64, x.double())):
+        model.train()
+        F.cross_entropy(model(inputs), y).backward()
+    errors = []
+    for (name, p32), (_, p64) in zip(model32.named_parameters(), model64.named_parameters(), strict=True):
+        scale = p64.grad.abs().max().item()
+        error = (p32.grad.double() - p64.grad).abs().max().item()
+        errors.append((name, error / scale if scale > 0 else 0.0))
+    return sorted(errors, key=lambda item: -item[1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", help="registered model (repeatable; default: all with a torch twin)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import statistics
+
+    import torch
+
+    from backends import select_keras_backend
+    from models import get_model_spec, list_models
+
+    select_keras_backend("torch")  # the registry's builders need the Keras backend chosen first
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    names = args.model or [m for m in list_models() if "torch" in get_model_spec(m).builders]
+    print(f"torch {torch.__version__}, batch {args.batch_size}, {args.input_size}x{args.input_size} inputs, "
+          f"training mode, seed {args.seed}: max |g32 - g64| / max |g64| per parameter tensor")
+    print(f"{'model':14s} {'tensors':>7s} {'median':>9s} {'largest':>9s}  largest at")
+    for name in names:
+        errors = gradient_errors(name, batch_size=args.batch_size, input_size=args.input_size, seed=args.seed)
+        median = statistics.median(e for _, e in errors)
+        print(f"{name:14s} {len(errors):7d} {median:9.2e} {errors[0][1]:9.2e}  {errors[0][0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

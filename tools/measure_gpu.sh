@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU measurements of the measurement issue: torch, keras[torch] and keras[jax] (TensorFlow runs on
+# CPU only where we have GPUs), twinbench's benchmark and the hand-written cross-check back to back, in
+# ROUNDS interleaved rounds, each run its own process; then the decomposition and the cross-check.
+#
+# Made for the lent GPU machine, which has PyTorch (CUDA), JAX (CUDA) and nvidia-ml-py but no keras and no
+# nox: tools/device_wheels.sh (run here, with network) puts the keras, namex and optree wheels into .whl/,
+# which this script installs into a scratch directory when keras is missing. One device call, e.g.
+#
+#     bash tools/measure_gpu.sh "$OUT/gpu" 2        (carry: [".whl"], timeout ~ 9 minutes)
+#
+# Usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]; MODEL, BATCH, STEPS, REPEATS override the defaults.
+set -euo pipefail
+out=${1:?usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]}
+rounds=${2:-2}
+python=${3:-python3}
+model=${MODEL:-cifar_cnn}
+common=(--model "$model" --batch-size "${BATCH:-64}" --steps "${STEPS:-100}" --warmup 20 --repeats "${REPEATS:-10}")
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
+if ! "$python" -c "import keras" 2>/dev/null; then
+    ls .whl/*.whl >/dev/null 2>&1 || { echo "keras is not installed and .whl/ has no wheels: run tools/device_wheels.sh"; exit 2; }
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+mkdir -p "$out"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+  "$python" -c "import sys, torch, jax, keras; print('python', sys.version.split()[0], 'torch', torch.__version__,
+'cuda', torch.version.cuda, 'jax', jax.__version__, 'keras', keras.__version__, 'devices', jax.devices())"
+} | tee "$out/machine.txt"
+for round in $(seq 1 "$rounds"); do
+    for cell in "torch torch" "keras torch" "keras jax"; do
+        read -r impl backend <<< "$cell"
+        echo "== round $round: $impl [$backend]"
+        KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
+            --overhead-repeats "${REPEATS:-10}" --out "$out/bench/round-$round"
+        KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
+            --out "$out/crosscheck/round-$round"
+    done
+done
+"$python" -m bench compare "$out"/bench/round-* | tee "$out/compare.txt"
+echo; echo "Cross-check with the hand-written timing:"
+"$python" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" | tee "$out/crosscheck.txt" || true
