@@ -14,8 +14,9 @@ cannot share a process (keras[jax] and the PyTorch twin) are still compared.
 
 **The noise floor.** Fixed float32 tolerances suit a small network. A deep network with BatchNorm in
 training mode amplifies float32 rounding enormously at initialisation: for ResNet50 at 32x32 with a batch
-of 8, PyTorch's own float32 gradients differ from its float64 gradients by up to 40% of some tensors'
-largest value (``docs/definition_effect.md``), so no two frameworks can agree more closely. twinbench
+of 8, PyTorch's own float32 gradients differ from its float64 gradients by up to 33% of a tensor's largest
+value, 4.7% in the median tensor (``tools/float64_reference.py``, ``docs/definition_effect.md``), so no two
+frameworks can agree more closely. twinbench
 therefore measures each model's own float32 noise floor: it runs an implementation a second time with
 every weight nudged by a relative ``NOISE_REL`` (1e-6, a few float32 rounding steps) and records how far
 each compared quantity moves (``measure_noise``). Twins must agree within the fixed tolerance or
