@@ -17,14 +17,14 @@ python=${3:-python3}
 model=${MODEL:-cifar_cnn}
 common=(--model "$model" --batch-size "${BATCH:-64}" --steps "${STEPS:-100}" --warmup 20 --repeats "${REPEATS:-10}")
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
-if ! "$python" -c "import keras" 2>/dev/null; then
+if ! KERAS_BACKEND=torch "$python" -c "import keras" 2>/dev/null; then
     ls .whl/*.whl >/dev/null 2>&1 || { echo "keras is not installed and .whl/ has no wheels: run tools/device_wheels.sh"; exit 2; }
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 mkdir -p "$out"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
-  "$python" -c "import sys, torch, jax, keras; print('python', sys.version.split()[0], 'torch', torch.__version__,
+  KERAS_BACKEND=torch "$python" -c "import sys, torch, jax, keras; print('python', sys.version.split()[0], 'torch', torch.__version__,
 'cuda', torch.version.cuda, 'jax', jax.__version__, 'keras', keras.__version__, 'devices', jax.devices())"
 } | tee "$out/machine.txt"
 for round in $(seq 1 "$rounds"); do
