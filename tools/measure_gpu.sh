@@ -7,7 +7,7 @@
 # nox: tools/device_wheels.sh (run here, with network) puts the keras, namex and optree wheels into .whl/,
 # which this script installs into a scratch directory when keras is missing. One device call, e.g.
 #
-#     bash tools/measure_gpu.sh "$OUT/gpu" 2        (carry: [".whl"], timeout ~ 9 minutes)
+#     bash tools/measure_gpu.sh "$OUT/gpu" 2        (carry: [".whl"]; not yet timed on a GPU: leave room for a rerun)
 #
 # Usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]; MODEL, BATCH, STEPS, REPEATS override the defaults.
 set -euo pipefail
