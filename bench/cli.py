@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
+    _add_profiler_cost_parser(sub)
 
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
@@ -192,12 +193,115 @@ def _add_bench_parser(sub):
     bench.add_argument("--out", default="results/bench", help="directory for the records")
 
 
+def interval_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive seconds, e.g. 0.15,0.015, got {text!r}")
+    return values
+
+
+def _add_profiler_cost_parser(sub):
+    from bench.profiler_cost import DEFAULT_INTERVALS_S
+
+    cost = sub.add_parser("profiler-cost",
+                          help="the shared profiler's own cost: bracketed on/off windows at several sampling "
+                               "intervals (one cell in this process), or print the results of directories")
+    which = cost.add_mutually_exclusive_group(required=True)
+    which.add_argument("--impl", help="torch, tf_keras or keras: run the experiment for this cell")
+    which.add_argument("--show", nargs="+", metavar="DIR", help="print the profiler-cost records in these directories")
+    cost.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
+    cost.add_argument("--model", default="cifar_cnn")
+    cost.add_argument("--batch-size", type=positive_int, default=64)
+    cost.add_argument("--steps", type=positive_int, default=10, help="steps per window")
+    cost.add_argument("--cycles", type=positive_int, default=20,
+                      help="cycles of one sampled window per interval, each between two unsampled ones")
+    cost.add_argument("--intervals", type=interval_list, default=DEFAULT_INTERVALS_S,
+                      help="sampling intervals in seconds, comma-separated (default: "
+                           f"{','.join(map(str, DEFAULT_INTERVALS_S))}); the first is the production one")
+    cost.add_argument("--warmup", type=positive_int, default=10)
+    cost.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    cost.add_argument("--num-classes", type=positive_int, default=None)
+    cost.add_argument("--seed", type=non_negative_int, default=0)
+    cost.add_argument("--threads", type=positive_int, default=None,
+                      help="CPU threads per framework thread pool (default: each framework's own choice)")
+    cost.add_argument("--out", default="results/profiler-cost", help="directory for the record")
+
+
+def cmd_profiler_cost(args) -> int:
+    from pathlib import Path
+
+    from bench.profiler_cost import CostConfig, cost_text, execute_cost, record_path
+    from bench.records import SCHEMA, SCHEMA_VERSION, load_records, write_json_atomic
+
+    if args.show:
+        for directory in args.show:
+            if not Path(directory).is_dir():
+                raise CliError(f"results directory {directory!r} does not exist")
+        records = [r for directory in args.show for r in load_records(directory)[0] if r.get("kind") == "profiler_cost"]
+        if not records:
+            raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
+                           "write them with python -m bench profiler-cost --impl ...")
+        print(profiler_cost_section(records))
+        return 0
+    try:
+        backend = _validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    config = CostConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
+                        steps=args.steps, cycles=args.cycles, intervals_s=args.intervals,
+                        production_interval_s=args.intervals[0], warmup=args.warmup, seed=args.seed,
+                        input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads)
+    try:
+        _limit_threads(args.threads)
+        record = execute_cost(config)
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it, in one line on the terminal
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        record = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "profiler_cost",
+                  "cell": {"model": config.model, "implementation": config.implementation, "backend": backend,
+                           "dataset": config.dataset},
+                  "config": dataclasses.asdict(config), "status": "failed",
+                  "error": {"type": type(err).__name__, "message": message, "traceback": traceback.format_exc()}}
+        path = write_json_atomic(record_path(args.out, config), record)
+        print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)
+        return EXIT_FAILED
+    path = write_json_atomic(record_path(args.out, config), record)
+    print("\n".join(cost_text(record_label(record), record["analysis"])))
+    print(f"record {path}")
+    return 0
+
+
+def profiler_cost_section(records) -> str:
+    """The profiler-cost records in words, each analysis recomputed from the record's windows."""
+    from bench.profiler_cost import cost_text, pooled_text, reanalyse
+
+    lines = []
+    for record in records:
+        if record.get("status") != "ok":
+            lines.append(f"profiler cost, {record_label(record)}: failed ({record['error']['message']})")
+        else:
+            lines += cost_text(record_label(record), reanalyse(record))
+    return "\n".join(lines + pooled_text([r for r in records if r.get("status") == "ok"]))
+
+
+def record_label(record) -> str:
+    from bench.table import implementation_label
+
+    cell = record["cell"]
+    return f"{cell['model']} {implementation_label(cell['implementation'], cell['backend'])}"
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
                     "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench,
-                    "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect}
+                    "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
+                    "profiler-cost": cmd_profiler_cost}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
@@ -438,6 +542,10 @@ def cmd_compare(args) -> int:
         print(throughput_section(throughput))
     if trained:
         print(training_timing_section(trained))
+    costs = [r for r in records if r.get("kind") == "profiler_cost"]
+    if costs:
+        print("\nThe profiler's own cost (bench profiler-cost):")
+        print(profiler_cost_section(costs))
     return 0
 
 

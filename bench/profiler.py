@@ -256,6 +256,11 @@ class Profiler:
         return time.perf_counter() - self._t0
 
     @property
+    def started_at(self) -> float:
+        """``time.perf_counter()`` at ``start()`` (at creation before that): every ``t_s`` counts from it."""
+        return self._t0
+
+    @property
     def current_phase(self) -> str | None:
         """Name of the innermost open window (the most recently opened one still open), or None."""
         with self._lock:

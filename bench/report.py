@@ -318,7 +318,8 @@ def build_report(directory, *, figures: bool = True) -> Path:
         raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
     records, skipped = load_records(directory)
     skipped = [line for line in skipped if ".timeline.json:" not in line]  # profiler sidecars belong to records
-    groups = group_records(records)
+    # Profiler-cost experiments are not runs of a cell to compare; `bench profiler-cost --show` prints them.
+    groups = group_records([r for r in records if r.get("kind", "train") in ("train", "throughput")])
     figure_dir = directory / "figures"
     drawn: dict[str, Path] = {}
     if figures and groups:

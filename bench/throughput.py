@@ -128,11 +128,32 @@ class _Windows:
             self._current = profiler
 
 
-def execute_throughput(config: ThroughputConfig) -> dict:
-    """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
+def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, input_shape=None, num_classes=None,
+                      learning_rate=1e-3, synthetic_train=None):
+    """``(runner, model, dataset, train_config)`` for timing steps on synthetic data of the model's shape.
+
+    The dataset has ``synthetic_train`` samples (default: 16 full batches), cycled in the shared order.
+    """
     import data as datasets
     from backends import get_runner
-    from backends.base import StepClock, TrainConfig
+    from backends.base import TrainConfig
+    from models import get_model_spec
+
+    spec = get_model_spec(model_name)
+    input_shape = tuple(input_shape or spec.input_shape)
+    dataset = datasets.load_dataset("synthetic", input_shape=input_shape, num_classes=num_classes or spec.num_classes,
+                                    seed=seed, synthetic_train=synthetic_train or 16 * batch_size,
+                                    synthetic_test=batch_size)
+    runner = get_runner(implementation, backend)
+    runner.setup(seed=seed)
+    model = runner.prepare(model_name, input_shape=input_shape, num_classes=dataset.num_classes, seed=seed)
+    train_config = TrainConfig(epochs=1, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    return runner, model, dataset, train_config
+
+
+def execute_throughput(config: ThroughputConfig) -> dict:
+    """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
+    from backends.base import StepClock
     from bench.environment import collect_environment
     from bench.measure import host_load, memory_figures, summarize_or_none, timeline_segment
     from bench.stats import ratio_ci
@@ -144,15 +165,10 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     load_before = host_load()
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
-    num_classes = config.num_classes or spec.num_classes
-    train_size = config.synthetic_train or 16 * config.batch_size
-    dataset = datasets.load_dataset("synthetic", input_shape=input_shape, num_classes=num_classes,
-                                    seed=config.seed, synthetic_train=train_size, synthetic_test=config.batch_size)
-    runner = get_runner(config.implementation, config.backend)
-    runner.setup(seed=config.seed)
-    model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes, seed=config.seed)
-    train_config = TrainConfig(epochs=1, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                               seed=config.seed)
+    runner, model, dataset, train_config = prepare_synthetic(
+        config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
+        input_shape=input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
+        synthetic_train=config.synthetic_train)
 
     schedule = repeat_schedule(config.repeats, config.off_repeats)
     # Edges: before step 0, after the first step, after the warm-up, then after each window.

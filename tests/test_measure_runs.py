@@ -163,3 +163,27 @@ def test_jax_sync_blocks_on_real_arrays(monkeypatch):
     for leaves in blocked:
         assert leaves and all(isinstance(leaf, jax.Array) for leaf in leaves)
     assert len(blocked[1]) > len(model.trainable_variables)  # the whole training state, optimizer included
+
+
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_profiler_cost_brackets_every_sampled_window_and_counts_samples_inside_it(pair, tmp_path, capsys):
+    implementation, backend = pair
+    code = main(["profiler-cost", "--impl", implementation, "--backend", backend, *TINY, "--steps", "2",
+                 "--warmup", "2", "--cycles", "2", "--intervals", "0.15,0.002", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    record = read_record(tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic__profiler_cost.json")
+    assert record["kind"] == "profiler_cost" and record["status"] == "ok"
+    windows = record["windows"]
+    assert [w["interval_s"] is None for w in windows] == [True, False] * 4 + [True]
+    assert sorted(w["interval_s"] for w in windows if w["cycle"] == 1 and w["interval_s"]) == [0.002, 0.15]
+    assert all(w["seconds"] > 0 and w["steps"] == 2 for w in windows)
+    assert all(w["samples"] == w["samples_total"] == 0 for w in windows if w["interval_s"] is None)
+    # Inside the timed interval: never more than the profiler took (its last sample, at stop, is outside).
+    assert all(w["samples"] < w["samples_total"] for w in windows if w["interval_s"])
+    analysis = record["analysis"]
+    assert analysis["n_windows_on"] == 4 and analysis["per_sample_s"]["ci"] is None  # 2 cycles: no interval
+    assert [row["interval_s"] for row in analysis["per_interval"]] == [0.15, 0.002]
+    out = capsys.readouterr().out
+    assert "nothing shown" in out and "measured directly at 0.15 s" in out
+    assert main(["profiler-cost", "--show", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == out.splitlines()[0]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of the measurement issue: torch, keras[torch] and keras[jax] (TensorFlow runs on
 # CPU only where we have GPUs), twinbench's benchmark and the hand-written cross-check back to back, in
-# ROUNDS interleaved rounds, each run its own process; then the decomposition and the cross-check.
+# ROUNDS interleaved rounds, each run its own process; then the profiler's cost (bench profiler-cost, windows
+# of COST_STEPS steps, COST_CYCLES cycles), the decomposition and the cross-check.
 #
 # Made for the lent GPU machine, which has PyTorch (CUDA), JAX (CUDA) and nvidia-ml-py but no keras and no
 # nox: tools/device_wheels.sh (run here, with network) puts the keras, namex and optree wheels into .whl/,
@@ -9,7 +10,8 @@
 #
 #     bash tools/measure_gpu.sh "$OUT/gpu" 2        (carry: [".whl"]; not yet timed on a GPU: leave room for a rerun)
 #
-# Usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]; MODEL, BATCH, STEPS, REPEATS override the defaults.
+# Usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]; MODEL, BATCH, STEPS, REPEATS, COST_STEPS, COST_CYCLES
+# override the defaults.
 set -euo pipefail
 out=${1:?usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]}
 rounds=${2:-2}
@@ -37,6 +39,13 @@ for round in $(seq 1 "$rounds"); do
             --out "$out/crosscheck/round-$round"
     done
 done
+for cell in "torch torch" "keras torch" "keras jax"; do
+    read -r impl backend <<< "$cell"
+    echo "== profiler cost: $impl [$backend]"
+    KERAS_BACKEND=$backend "$python" -m bench profiler-cost --impl "$impl" --backend "$backend" --model "$model" \
+        --batch-size "${BATCH:-64}" --steps "${COST_STEPS:-100}" --cycles "${COST_CYCLES:-10}" --out "$out/profiler-cost"
+done
 "$python" -m bench compare "$out"/bench/round-* | tee "$out/compare.txt"
 echo; echo "Cross-check with the hand-written timing:"
 "$python" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" | tee "$out/crosscheck.txt" || true
+echo; "$python" -m bench profiler-cost --show "$out/profiler-cost" | tee "$out/profiler-cost.txt"
