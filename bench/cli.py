@@ -285,7 +285,8 @@ def profiler_cost_section(records) -> str:
             lines.append(f"profiler cost, {record_label(record)}: failed ({record['error']['message']})")
         else:
             lines += cost_text(record_label(record), reanalyse(record))
-    return "\n".join(lines + pooled_text([r for r in records if r.get("status") == "ok"]))
+    label = lambda cell: record_label({"cell": cell})  # noqa: E731
+    return "\n".join(lines + pooled_text([r for r in records if r.get("status") == "ok"], label=label))
 
 
 def record_label(record) -> str:

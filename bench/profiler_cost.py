@@ -1,36 +1,34 @@
 """``python -m bench profiler-cost``: the shared profiler's own cost, measured finely enough to resolve 1%.
 
 Every ``bench bench`` record already carries an on/off comparison (``profiler_overhead``: windows with the
-sampler on and off in ABBA order). On a quiet GPU machine that is enough. On a shared 2-core VM, adjacent
-windows of the *same* configuration differ by 5-25% (the machine's load drifts over seconds), so that
-comparison resolves a few percent, not the 1% the profiler must stay under. This experiment sharpens it
-in two ways.
+sampler on and off in ABBA order). On a quiet GPU machine that may be enough. On a shared 2-core VM,
+adjacent windows of the *same* configuration differ by 5-25% (the machine's load drifts over seconds), so
+that comparison resolves a few percent, not the 1% the profiler must stay under. This experiment is
+built for that.
 
 1. **Bracketing.** Windows alternate: off, on, off, on, ..., off. Each window with the sampler on is
    compared with the mean of the two off windows on either side of it, so a drift that is linear over
-   three windows cancels.
-2. **Dose-response.** Each "on" window samples at one of several intervals: the production interval
-   (0.15 s, what ``bench run`` and ``bench bench`` use) and much shorter ones (down to a few
-   milliseconds), in a new random order in every cycle. The sampler does the same work for every
-   sample, so the share of a window's time that it takes from the steps is proportional to the rate
-   at which it samples:
+   three windows cancels. What is compared is the *share of the window's time lost*,
+   ``1 - (bracketing off windows' mean time) / (window time)``; a slowdown is ``share / (1 - share)``.
+2. **Several sampling intervals.** Each "on" window samples at one of the intervals: the production one
+   (0.15 s, what ``bench run`` and ``bench bench`` use) and, to make the cost large enough to see, much
+   shorter ones (down to 2 ms), in a new random order in every cycle.
 
-       1 - (time of the bracketing off windows) / (window time)  =  cost per sample (s) x samples per second
+The data answer two questions.
 
-   Running the sampler 30-75 times faster than in production amplifies its cost far above the
-   machine's noise. A least-squares line through the origin over all "on" windows gives the cost per
-   sample; a bootstrap over whole cycles gives its 95% CI. At the production interval the sampler
-   takes the share ``c / 0.15 s``, so the steps take ``1 / (1 - c / 0.15 s)`` times as long.
-   The samples per second are counted in each window (samples inside the timed interval / its time),
-   not taken from the nominal interval. Both sides are shares of the window's own time, so a window
-   that is slow for another reason (and so takes more samples) does not bias the line.
-
-The line through the origin is an assumption with a physical reason: a sampler that takes no sample
-does nothing (it waits on an ``Event``), and starting and joining its thread happens at the window
-edges, outside the timed interval (``StepClock``'s ``on_edge``). The report shows whether the data
-follow the line: for each interval, the measured median slowdown (bracketed, with its distribution-free
-CI) next to the line's prediction. The direct estimate at the production interval is reported too, with
-its (wide) CI; it is what the amplified estimate must agree with.
+- **What does the sampler cost at the production interval?** Measured directly: the mean share lost by
+  the windows sampled at 0.15 s, with a bootstrap over cycles. This estimate needs no model, and it
+  decides. One experiment gives it within a few percent on the VM; ``pooled_direct`` pools the
+  experiments of several implementations (the profiler is the same code for all of them), and a run
+  with ``--intervals 0.15`` and many cycles spends all its windows on it.
+- **How does the cost grow with the sampling rate?** A least-squares line of the share lost on samples
+  per second (counted in each window: samples inside the timed interval / its time). Through the
+  origin, its slope is the cost of one sample in seconds, and it predicts the cost at 0.15 s under the
+  assumption that the cost is proportional to the number of samples (a sampler that takes no sample
+  does nothing: it waits on an ``Event``; its thread is started and joined at the window edges,
+  outside the timed interval). Fitted with an intercept, it checks that assumption: a cost that does
+  not come from samples shows as an intercept above zero. The report puts each interval's measured
+  mean next to the line's prediction, so a reader sees whether the line fits.
 
 Samples are counted by the time they were taken: only those inside the timed interval of their window.
 
@@ -213,15 +211,20 @@ def analyse(windows: list[dict], *, production_interval_s: float = PRODUCTION_IN
     if direct:
         direct.update(limit_pct=100 * limit, under_limit=direct["slowdown_pct"] < 100 * limit,
                       shown_under_limit=direct["ci_pct"] is not None and direct["ci_pct"][1] < 100 * limit)
-    return {"method": "bracketed windows; shares of time lost, least squares on samples per second; "
-                      "bootstrap over cycles",
-            "n_windows_on": len(rows), "n_cycles": len(cycles),
-            "per_sample_s": {"value": slope, "ci": slope_ci, "n_boot": n_boot},
-            "production": production,
-            "with_intercept": {"intercept_pct": 100 * intercept,
-                               "intercept_ci_pct": None if intercept_ci is None else [100 * v for v in intercept_ci],
-                               "per_sample_s": slope1, "per_sample_ci": slope1_ci},
-            "direct": direct, "per_interval": per_interval}
+    result = {"method": "bracketed windows; shares of time lost, least squares on samples per second; "
+                        "bootstrap over cycles",
+              "n_windows_on": len(rows), "n_cycles": len(cycles),
+              "per_sample_s": {"value": slope, "ci": slope_ci, "n_boot": n_boot},
+              "production": production,
+              "with_intercept": {"intercept_pct": 100 * intercept,
+                                 "intercept_ci_pct": None if intercept_ci is None else [100 * v for v in intercept_ci],
+                                 "per_sample_s": slope1, "per_sample_ci": slope1_ci},
+              "direct": direct, "per_interval": per_interval}
+    if len(per_interval) < 2:  # one sampling rate: no line to fit, only the direct estimate
+        result.update(per_sample_s=None, production=None, with_intercept=None)
+        for row in per_interval:
+            row["predicted_pct"] = None
+    return result
 
 
 def _slowdown(share: float) -> float:
@@ -261,14 +264,28 @@ def pooled_direct(records: list[dict], *, limit: float = 0.01, n_boot: int = 200
             "under_limit": _slowdown(total_y / total_n) < limit, "shown_under_limit": _slowdown(float(high)) < limit}
 
 
-def pooled_text(records: list[dict]) -> list[str]:
-    """``pooled_direct`` in words (nothing when fewer than two records sampled at their production interval)."""
-    pooled = pooled_direct(records)
-    if not pooled or pooled["n_records"] < 2:
-        return []
-    return [f"all {pooled['n_records']} experiments pooled, measured directly at the production interval: "
-            f"{pooled['slowdown_pct']:+.2f}% (95% CI {pooled['ci_pct'][0]:+.2f}% to {pooled['ci_pct'][1]:+.2f}%, "
-            f"{pooled['n']} windows): {_verdict(pooled)}"]
+def pooled_text(records: list[dict], *, label=lambda cell: cell) -> list[str]:
+    """``pooled_direct`` in words: per cell that has several experiments, then over all of them.
+
+    Nothing is printed for a pool of fewer than two experiments that sampled at their production interval.
+    ``label(cell_dict)`` names a cell.
+    """
+    def line(what, pool):
+        return (f"{what}, measured directly at the production interval: {pool['slowdown_pct']:+.2f}% (95% CI "
+                f"{pool['ci_pct'][0]:+.2f}% to {pool['ci_pct'][1]:+.2f}%, {pool['n']} windows): {_verdict(pool)}")
+
+    lines = []
+    cells = {}
+    for record in records:
+        cells.setdefault(cell_id(**record["cell"]), []).append(record)
+    for group in cells.values():
+        pool = pooled_direct(group)
+        if pool and pool["n_records"] >= 2:
+            lines.append(line(f"{label(group[0]['cell'])}, {pool['n_records']} experiments pooled", pool))
+    pool = pooled_direct(records)
+    if pool and pool["n_records"] >= 2 and len(cells) >= 2:
+        lines.append(line(f"all {pool['n_records']} experiments pooled", pool))
+    return lines
 
 
 def cost_text(cell: str, analysis: dict) -> list[str]:
@@ -279,19 +296,25 @@ def cost_text(cell: str, analysis: dict) -> list[str]:
              f"  {'interval':>9} {'samples/s':>9}  {'slowdown: mean [95% CI]':<26} {'median':>7} {'line':>7}"]
     for row in analysis["per_interval"]:
         ci = "" if row["ci_pct"] is None else f"[{row['ci_pct'][0]:+5.2f}, {row['ci_pct'][1]:+5.2f}]"
+        line = "" if row["predicted_pct"] is None else f" {row['predicted_pct']:+6.2f}%"
         lines.append(f"  {1e3 * row['interval_s']:7.1f}ms {row['samples_per_s']:9.1f}  {row['slowdown_pct']:+6.2f}% "
-                     f"{ci:<18} {row['median_slowdown_pct']:+6.2f}% {row['predicted_pct']:+6.2f}%")
-    at = f"  at the production interval ({production['interval_s']:g} s), by the line: {production['pct']:+.3f}%"
-    if sample["ci"] is None:
+                     f"{ci:<18} {row['median_slowdown_pct']:+6.2f}%{line}")
+    if sample is None:
+        pass  # one sampling interval: the direct estimate only
+    elif sample["ci"] is None:
+        at = (f"  at the production interval ({production['interval_s']:g} s), by the line through the origin: "
+              f"{production['pct']:+.3f}%")
         lines.append(f"  cost per sample {1e6 * sample['value']:.1f} us")
         lines.append(f"{at}; no confidence interval from {analysis['n_cycles']} cycles (at least {MIN_CYCLES} "
                      "needed): nothing shown")
     else:
+        at = (f"  at the production interval ({production['interval_s']:g} s), by the line through the origin: "
+              f"{production['pct']:+.3f}%")
         fit = analysis["with_intercept"]
         lines.append(f"  cost per sample {1e6 * sample['value']:.1f} us (95% CI {1e6 * sample['ci'][0]:.1f} to "
-                     f"{1e6 * sample['ci'][1]:.1f} us); fitted with an intercept: {fit['intercept_pct']:+.2f}% "
-                     f"(95% CI {fit['intercept_ci_pct'][0]:+.2f}% to {fit['intercept_ci_pct'][1]:+.2f}%) "
-                     f"+ {1e6 * fit['per_sample_s']:.1f} us per sample")
+                     f"{1e6 * sample['ci'][1]:.1f} us); fitted with an intercept: intercept {fit['intercept_pct']:+.2f}% "
+                     f"(95% CI {fit['intercept_ci_pct'][0]:+.2f}% to {fit['intercept_ci_pct'][1]:+.2f}%), slope "
+                     f"{1e6 * fit['per_sample_s']:.1f} us per sample")
         lines.append(f"{at} (95% CI {production['ci_pct'][0]:+.3f}% to {production['ci_pct'][1]:+.3f}%): "
                      f"{_verdict(production)}")
     if direct:

@@ -4,6 +4,8 @@ The analysis must recover a per-sample cost that was put into the windows, cance
 machine, call a cost over 1% a cost over 1%, and fail loudly on windows it cannot bracket.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ from bench.profiler_cost import (
     reanalyse,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 STEP_S = 0.07  # seconds per step of the pretend machine
 STEPS = 10
 
@@ -127,12 +130,52 @@ def test_the_intercept_check_finds_a_cost_per_window_that_the_line_through_the_o
 
 
 def test_pooling_experiments_narrows_the_direct_estimate():
-    records = [{"config": {"production_interval_s": 0.15}, "windows": _windows(2e-4, seed=seed)} for seed in range(5)]
+    cells = [("torch", "torch"), ("keras", "torch"), ("tf_keras", "tensorflow"), ("keras", "jax"), ("keras", "jax")]
+    records = [{"config": {"production_interval_s": 0.15}, "windows": _windows(2e-4, seed=seed),
+                "cell": {"model": "cifar_cnn", "implementation": impl, "backend": backend, "dataset": "synthetic"}}
+               for seed, (impl, backend) in enumerate(cells)]
     one = pooled_direct(records[:1], n_boot=500)
     five = pooled_direct(records, n_boot=500)
     assert one["n"] == 20 and one["n_records"] == 1 and five["n"] == 100 and five["n_records"] == 5
     assert (five["ci_pct"][1] - five["ci_pct"][0]) < 0.7 * (one["ci_pct"][1] - one["ci_pct"][0])
     assert five["ci_pct"][0] < 100 * 2e-4 / 0.15 < five["ci_pct"][1]
     assert pooled_text(records[:1]) == []  # one experiment is not a pool
-    assert pooled_text(records)[0].startswith("all 5 experiments pooled, measured directly at the production interval")
+    lines = pooled_text(records, label=lambda cell: f"{cell['implementation']}[{cell['backend']}]")
+    assert len(lines) == 2  # the one cell with two experiments, then all of them
+    assert lines[0].startswith("keras[jax], 2 experiments pooled, measured directly at the production interval: ")
+    assert "40 windows): " in lines[0]
+    assert lines[1].startswith("all 5 experiments pooled, measured directly at the production interval: ")
     assert pooled_direct([{"config": {"production_interval_s": 0.5}, "windows": _windows(0.0)}]) is None
+
+
+def test_one_interval_gives_the_direct_estimate_and_no_line():
+    result = analyse(_windows(0.0, intervals=(0.15,), cycles=40), n_boot=300)
+    assert result["per_sample_s"] is None and result["production"] is None and result["with_intercept"] is None
+    assert result["direct"]["n"] == 40 and result["per_interval"][0]["predicted_pct"] is None
+    text = "\n".join(cost_text("cifar_cnn torch", result))
+    assert "cost per sample" not in text and "measured directly at 0.15 s" in text
+
+
+MEASURED = ROOT / "docs" / "measurements" / "profiler-cost-2026-12-01"
+
+
+def _committed(*parts):
+    from bench.records import load_records
+
+    return [record for part in parts for record in load_records(MEASURED / part)[0]]
+
+
+def test_committed_records_carry_the_analysis_this_code_computes():
+    records = _committed("one-thread", "direct/round-1", "direct/round-2", "all-threads")
+    assert len(records) == 16 and all(r["kind"] == "profiler_cost" and r["status"] == "ok" for r in records)
+    for record in records:
+        assert reanalyse(record) == record["analysis"], record["cell"]
+
+
+def test_the_page_shows_what_the_committed_records_say():
+    from bench.cli import profiler_cost_section
+
+    page = (ROOT / "docs" / "profiler_cost.md").read_text()
+    shown = "\n".join([profiler_cost_section(_committed("one-thread", "direct/round-1", "direct/round-2")),
+                       profiler_cost_section(_committed("all-threads"))])
+    assert f"```\n{shown}\n```" in page
