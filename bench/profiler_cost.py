@@ -238,12 +238,13 @@ def pooled_direct(records: list[dict], *, limit: float = 0.01, n_boot: int = 200
 
     The profiler is the same code for every implementation, so pooling asks: what does it cost on average
     over these implementations? Returns ``n``, ``n_records``, ``slowdown_pct``, ``ci_pct``,
-    ``shown_under_limit``; None when no record sampled at its production interval.
+    ``shown_under_limit``; None when no record sampled at its production interval. With fewer than
+    ``MIN_CYCLES`` cycles in any of the records there is no CI (``ci_pct`` None) and nothing is shown.
     """
     rng = np.random.default_rng(seed)
     total_n = total_y = 0.0
     boot_n, boot_y = np.zeros(n_boot), np.zeros(n_boot)
-    used = 0
+    used, too_few = 0, False
     for record in records:
         production = record["config"]["production_interval_s"]
         rows = [r for r in bracketed(record["windows"]) if np.isclose(r["interval_s"], production)]
@@ -251,6 +252,7 @@ def pooled_direct(records: list[dict], *, limit: float = 0.01, n_boot: int = 200
             continue
         used += 1
         cycles = sorted({r["cycle"] for r in rows})
+        too_few = too_few or len(cycles) < MIN_CYCLES
         n = np.array([sum(1.0 for r in rows if r["cycle"] == c) for c in cycles])
         y = np.array([sum(r["lost_share"] for r in rows if r["cycle"] == c) for c in cycles])
         counts = rng.multinomial(len(cycles), np.full(len(cycles), 1.0 / len(cycles)), size=n_boot)
@@ -258,10 +260,14 @@ def pooled_direct(records: list[dict], *, limit: float = 0.01, n_boot: int = 200
         boot_n, boot_y = boot_n + counts @ n, boot_y + counts @ y
     if not used:
         return None
-    low, high = np.percentile(boot_y / boot_n, [2.5, 97.5])
-    return {"n": int(total_n), "n_records": used, "slowdown_pct": 100 * _slowdown(total_y / total_n),
-            "ci_pct": [100 * _slowdown(float(low)), 100 * _slowdown(float(high))], "limit_pct": 100 * limit,
-            "under_limit": _slowdown(total_y / total_n) < limit, "shown_under_limit": _slowdown(float(high)) < limit}
+    estimate = {"n": int(total_n), "n_records": used, "slowdown_pct": 100 * _slowdown(total_y / total_n),
+                "ci_pct": None, "limit_pct": 100 * limit, "under_limit": _slowdown(total_y / total_n) < limit,
+                "shown_under_limit": False}
+    if not too_few:  # every experiment has enough cycles for its share of the bootstrap to mean something
+        low, high = np.percentile(boot_y / boot_n, [2.5, 97.5])
+        estimate.update(ci_pct=[100 * _slowdown(float(low)), 100 * _slowdown(float(high))],
+                        shown_under_limit=_slowdown(float(high)) < limit)
+    return estimate
 
 
 def pooled_text(records: list[dict], *, label=lambda cell: cell) -> list[str]:
@@ -271,6 +277,9 @@ def pooled_text(records: list[dict], *, label=lambda cell: cell) -> list[str]:
     ``label(cell_dict)`` names a cell.
     """
     def line(what, pool):
+        if pool["ci_pct"] is None:
+            return (f"{what}, measured directly at the production interval: {pool['slowdown_pct']:+.2f}% (no CI: "
+                    f"fewer than {MIN_CYCLES} cycles in an experiment, {pool['n']} windows): nothing shown")
         return (f"{what}, measured directly at the production interval: {pool['slowdown_pct']:+.2f}% (95% CI "
                 f"{pool['ci_pct'][0]:+.2f}% to {pool['ci_pct'][1]:+.2f}%, {pool['n']} windows): {_verdict(pool)}")
 

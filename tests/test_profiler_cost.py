@@ -146,6 +146,11 @@ def test_pooling_experiments_narrows_the_direct_estimate():
     assert "40 windows): " in lines[0]
     assert lines[1].startswith("all 5 experiments pooled, measured directly at the production interval: ")
     assert pooled_direct([{"config": {"production_interval_s": 0.5}, "windows": _windows(0.0)}]) is None
+    # An experiment of too few cycles leaves the pool without an interval: nothing is shown.
+    short = dict(records[1], windows=_windows(2e-4, cycles=MIN_CYCLES - 1))
+    thin = pooled_direct([records[0], short], n_boot=100)
+    assert thin["ci_pct"] is None and not thin["shown_under_limit"]
+    assert pooled_text([records[0], short])[-1].endswith("nothing shown")
 
 
 def test_one_interval_gives_the_direct_estimate_and_no_line():
