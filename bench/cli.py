@@ -233,8 +233,8 @@ def _add_profiler_cost_parser(sub):
 def cmd_profiler_cost(args) -> int:
     from pathlib import Path
 
-    from bench.profiler_cost import CostConfig, cost_text, execute_cost, record_path
-    from bench.records import SCHEMA, SCHEMA_VERSION, load_records, write_json_atomic
+    from bench.profiler_cost import CostConfig, base_record, cost_text, execute_cost, record_path
+    from bench.records import load_records, write_json_atomic
 
     if args.show:
         for directory in args.show:
@@ -261,10 +261,7 @@ def cmd_profiler_cost(args) -> int:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: record it, in one line on the terminal
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        record = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "profiler_cost",
-                  "cell": {"model": config.model, "implementation": config.implementation, "backend": backend,
-                           "dataset": config.dataset},
-                  "config": dataclasses.asdict(config), "status": "failed",
+        record = {**base_record(config), "status": "failed",
                   "error": {"type": type(err).__name__, "message": message, "traceback": traceback.format_exc()}}
         path = write_json_atomic(record_path(args.out, config), record)
         print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)

@@ -2,8 +2,8 @@
 
 Every ``bench bench`` record already carries an on/off comparison (``profiler_overhead``: windows with the
 sampler on and off in ABBA order). On a quiet GPU machine that may be enough. On a shared 2-core VM,
-adjacent windows of the *same* configuration differ by 5-25% (the machine's load drifts over seconds), so
-that comparison resolves a few percent, not the 1% the profiler must stay under. This experiment is
+two consecutive windows of the *same* configuration differ by a median 6%, one pair in ten by more than 16%
+(docs/profiler_cost.md; the machine's load drifts over seconds), so that comparison resolves a few percent, not the 1% the profiler must stay under. This experiment is
 built for that.
 
 1. **Bracketing.** Windows alternate: off, on, off, on, ..., off. Each window with the sampler on is
@@ -411,13 +411,7 @@ def execute_cost(config: CostConfig) -> dict:
     busy_per_sample = sum(w["sampler_busy_s"] for w in on) / max(1, sum(w["samples_total"] for w in on))
     off_steps = [w["seconds"] / w["steps"] for w in windows if w["interval_s"] is None]
     return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "kind": "profiler_cost",
-        "cell": {"model": config.model, "implementation": config.implementation, "backend": config.backend,
-                 "dataset": config.dataset},
-        "config": asdict(config),
-        "started": started,
+        **base_record(config, started=started),
         "status": "ok",
         "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "timing": {"first_steps_s": clock.interval(0, config.warmup), "off_step_s": float(np.median(off_steps))},
@@ -431,14 +425,22 @@ def execute_cost(config: CostConfig) -> dict:
     }
 
 
-def record_path(out_dir, config_or_record) -> str:
+def base_record(config: CostConfig, *, started: str | None = None) -> dict:
+    """What every profiler-cost record starts with, a failed one too (``started``: now when not given)."""
+    import datetime as _dt
+
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "profiler_cost",
+            "cell": {"model": config.model, "implementation": config.implementation, "backend": config.backend,
+                     "dataset": config.dataset},
+            "config": asdict(config),
+            "started": started or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+
+
+def record_path(out_dir, config: CostConfig) -> str:
     """``OUT/<cell>__profiler_cost.json``: apart from the ``bench bench`` record of the same cell."""
     from pathlib import Path
 
-    cell = config_or_record["cell"] if isinstance(config_or_record, dict) else None
-    name = (cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"]) if cell
-            else config_or_record.cell)
-    return str(Path(out_dir) / f"{name}__profiler_cost.json")
+    return str(Path(out_dir) / f"{config.cell}__profiler_cost.json")
 
 
 def reanalyse(record: dict) -> dict:

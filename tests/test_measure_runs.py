@@ -187,3 +187,23 @@ def test_profiler_cost_brackets_every_sampled_window_and_counts_samples_inside_i
     assert "nothing shown" in out and "measured directly at 0.15 s" in out
     assert main(["profiler-cost", "--show", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == out.splitlines()[0]
+
+
+def test_a_failed_profiler_cost_run_is_recorded_and_said_in_one_line(tmp_path, capsys, monkeypatch):
+    import bench.profiler_cost
+
+    implementation, backend = IMPLEMENTATIONS_HERE[0]
+
+    def broken(config):
+        raise RuntimeError("the machine went away\nsecond line")
+
+    monkeypatch.setattr(bench.profiler_cost, "execute_cost", broken)
+    code = main(["profiler-cost", "--impl", implementation, "--backend", backend, *TINY, "--out", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("twinbench: run failed: RuntimeError: the machine went away (recorded in ") and "\n" not in err
+    record = read_record(tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic__profiler_cost.json")
+    assert record["kind"] == "profiler_cost" and record["status"] == "failed" and record["started"]
+    assert record["error"]["message"] == "the machine went away"
+    assert main(["profiler-cost", "--show", str(tmp_path)]) == 0
+    assert "failed (the machine went away)" in capsys.readouterr().out
