@@ -265,6 +265,14 @@ class Runner:
         self.set_weights(model, weights)
         return model
 
+    def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
+        """``prepare`` with every weight and every computation in float64: the twin check's exact reference.
+
+        Only implementations whose arithmetic really is float64 end to end offer it (``bench.parity``).
+        """
+        raise NotImplementedError(f"{self.implementation}[{self.backend}] cannot compute in float64; "
+                                  "the twin check takes its reference from the PyTorch twin or Keras on TensorFlow")
+
     def canonical_weights(self, model_name, *, input_shape, num_classes, seed: int = 0, options=None):
         """The Keras definition's initial weights, drawn with NumPy: identical in every process."""
         reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes,

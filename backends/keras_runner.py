@@ -159,9 +159,24 @@ class KerasRunner(Runner):
     def count_params(self, model) -> int:
         return int(sum(np.prod(v.shape) for v in model.trainable_weights)) + _bn_free_non_trainable(model)
 
+    def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
+        """The Keras definition built under the float64 dtype policy (TensorFlow, or JAX with x64 enabled;
+        on the torch backend some Keras reductions stay float32)."""
+        if self.backend == "torch" or (self.backend == "jax" and not _jax_x64()):
+            return super().prepare_float64(model_name, input_shape=input_shape, num_classes=num_classes,
+                                           weights=weights, options=options)
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float64")
+        try:
+            return self.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights,
+                                options=options)
+        finally:
+            keras.config.set_dtype_policy(policy)
+
     # -- forward, gradients, one step ----------------------------------------------------------------------
     def predict(self, model, x, *, batch_size=256):
-        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+        logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+        return logits if logits.dtype == np.float64 else logits.astype(np.float32)  # float64: prepare_float64
 
     def loss_and_grads(self, model, x, y):
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -284,6 +299,12 @@ def _bn_free_non_trainable(model) -> int:
     """Non-trainable weights that are parameters (not BatchNorm moving statistics)."""
     return int(sum(np.prod(v.shape) for v in model.non_trainable_weights
                    if not v.path.endswith(("moving_mean", "moving_variance"))))
+
+
+def _jax_x64() -> bool:
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
 
 
 def _keras_device(backend):

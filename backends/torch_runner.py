@@ -104,6 +104,11 @@ class TorchRunner(Runner):
     def count_params(self, model) -> int:
         return sum(p.numel() for p in model.parameters())
 
+    def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
+        model = self.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights,
+                             options=options)
+        return model.double()  # float64 inputs follow: to_nchw keeps the array's dtype
+
     # -- forward, gradients, one step --------------------------------------------------------------------
     def predict(self, model, x, *, batch_size=256):
         model.eval()

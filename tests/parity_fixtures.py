@@ -2,8 +2,9 @@
 
 keras[jax] and keras[tensorflow] cannot share a process (or an environment) with PyTorch, so the torch
 environment writes a small fingerprint per model (logits, loss, sampled gradients, one-step weight changes
-and BatchNorm state for a fixed batch and the canonical weights, plus the model's float32 noise floor, see
-``bench.parity``) to ``tests/parity/<model>.npz``. The torch tests check that the committed file still
+and BatchNorm state for a fixed batch and the canonical weights, plus its float32 error against a float64 run
+of the same computation, the envelope every environment's tolerances come from, see ``bench.parity``) to
+``tests/parity/<model>.npz``. The torch tests check that the committed file still
 matches the PyTorch twin, so it cannot go stale silently. Models without a PyTorch twin (the
 keras.applications variants) have no fixture.
 
@@ -14,19 +15,19 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 
 from bench.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
+    FINGERPRINT_DIR,
     TwinObservation,
-    fingerprint,
+    committed_noise,
     fingerprint_of,
+    fingerprint_path,
     observe_twin,
     parity_case,
     parity_options,
     save_fingerprint,
 )
 
-FIXTURE_DIR = Path(__file__).resolve().parent / "parity"
 FIXTURE_SEED = 0
 
 
@@ -36,8 +37,7 @@ def has_torch_twin(model_name) -> bool:
     return "torch" in get_model_spec(model_name).builders
 
 
-def fixture_path(model_name) -> Path:
-    return FIXTURE_DIR / f"{model_name}.npz"
+fixture_path = fingerprint_path
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,23 +65,28 @@ def prepared(implementation, backend, model_name, *, weights=None):
 
 @functools.lru_cache(maxsize=2)  # a native twin and the Keras definition of the model under test
 def observed(implementation, backend, model_name) -> TwinObservation:
-    """``bench.parity.observe_twin`` with the canonical weights, once per process and implementation."""
-    return observe_twin(implementation, backend, model_name, weights=canonical(model_name))
+    """``bench.parity.observe_twin`` with the canonical weights, once per process and implementation.
+
+    The tolerances come from the committed fingerprint's float64 envelope; a model without a PyTorch twin
+    takes them from its Keras definition run in float64 here (TensorFlow computes it; the native twin is then
+    observed after the Keras definition).
+    """
+    noise = committed_noise(model_name)
+    if noise is None and implementation != "keras":
+        noise = observed("keras", backend, model_name).noise
+    return observe_twin(implementation, backend, model_name, weights=canonical(model_name), noise=noise)
 
 
-def torch_fingerprint(model_name, *, with_noise=True):
-    """The PyTorch twin's fingerprint (with its noise floor unless ``with_noise=False``)."""
-    if with_noise:
-        result = observed("torch", "torch", model_name)
-        return fingerprint_of(result.observation, x=result.x, y=result.y, noise=result.noise)
-    runner, model, x, y = prepared("torch", "torch", model_name)
-    return fingerprint(runner, model, x=x, y=y)
+def torch_fingerprint(model_name):
+    """The PyTorch twin's fingerprint with its float32 error, measured here against its float64 copy."""
+    result = observe_twin("torch", "torch", model_name, weights=canonical(model_name))
+    return fingerprint_of(result.observation, x=result.x, y=result.y, noise=result.noise)
 
 
 def main(names=None) -> int:
     from models import list_models
 
-    FIXTURE_DIR.mkdir(exist_ok=True)
+    FINGERPRINT_DIR.mkdir(exist_ok=True)
     for name in names or [m for m in list_models() if has_torch_twin(m)]:
         if not has_torch_twin(name):
             print(f"skipped {name}: no PyTorch twin")

@@ -85,11 +85,11 @@ def test_twin_without_hidden_relu_is_caught_by_the_logits():
 def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatch):
     """The BatchNorm trap: Keras' biased moving variance instead of PyTorch's unbiased one.
 
-    MobileNetV2's training-mode outputs are noisy in float32 (``bench.parity``, the noise floor), so the
-    tolerances widen; the moving variance after one step must still give the twin away (32x32 images
-    leave 1x1 maps, so with a batch of 8 the unbiased variance is 8/7 of the biased one).
+    MobileNetV2's training-mode outputs are noisy in float32 (``bench.parity``: its float32 error against
+    float64), so the tolerances widen; the moving variance after one step must still give the twin away
+    (32x32 images leave 1x1 maps, so with a batch of 8 the unbiased variance is 8/7 of the biased one).
     """
-    from bench.parity import compare_fingerprints, fingerprint_of, load_fingerprint, observe_twin
+    from bench.parity import compare_fingerprints, committed_noise, fingerprint_of, load_fingerprint, observe_twin
     from models.common import keras_layers
     from parity_fixtures import canonical, fixture_path
 
@@ -98,7 +98,8 @@ def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatc
             return variance  # what keras.layers.BatchNormalization does
 
     monkeypatch.setattr("models.mobilenet_v2.keras_model.TorchBatchNormalization", BiasedMovingVariance)
-    twin = observe_twin("keras", "torch", "mobilenet_v2", weights=canonical("mobilenet_v2"))
+    twin = observe_twin("keras", "torch", "mobilenet_v2", weights=canonical("mobilenet_v2"),
+                        noise=committed_noise("mobilenet_v2"))
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
     with pytest.raises(ParityError, match="state after one step '.*moving_variance'"):
         compare_fingerprints(actual, load_fingerprint(fixture_path("mobilenet_v2")), lr=1e-3)
