@@ -13,7 +13,8 @@ import importlib.util
 import os
 import sys
 
-from models._registry import IMPLEMENTATIONS, check_choice
+from models import IMPLEMENTATIONS
+from models.choices import check_choice
 
 BACKENDS = ("torch", "tensorflow", "jax")
 

@@ -11,9 +11,10 @@ and, for the throughput benchmark, ``runner.train_steps(model, dataset, config, 
 
 Every figure a runner returns is framework-neutral (floats, numpy arrays, the neutral weight mapping).
 
-Timing (CONVENTIONS.md section 4): a ``StepClock`` takes timestamps at a few chosen step boundaries
-("edges") and synchronises the device only there, so asynchronous frameworks (CUDA streams, JAX's
-asynchronous dispatch) are not serialised by a sync after every step. Each training loop calls
+Timing: time is taken with ``time.perf_counter()`` after the framework's sync, and the first step
+(tracing/compilation) is kept apart from the steady state. A ``StepClock`` takes timestamps at a few chosen
+step boundaries ("edges") and synchronises the device only there, so asynchronous frameworks (CUDA streams,
+JAX's asynchronous dispatch) are not serialised by a sync after every step. Each training loop calls
 ``clock.before_step(i)`` before step ``i`` and ``clock.finish(n)`` after the last one.
 """
 

@@ -10,7 +10,7 @@ Two formats:
 
 Nothing is ever downloaded. ``pretrained_weights`` puts the checkpoint into the run's model: when the run has
 another class count than the checkpoint (ImageNet's 1000 -> CIFAR-10's 10), the classifier layer
-(``ModelSpec.extra["head"]``) keeps the model's own initial weights and the record says so; any other
+(``ModelSpec.head``) keeps the model's own initial weights and the record says so; any other
 missing, unexpected or misshapen tensor is a ``WeightMismatchError`` naming it.
 """
 
@@ -47,9 +47,9 @@ def checkpoint_format(path) -> str:
 
 def _head_bias(model_name) -> str:
     spec = get_model_spec(model_name)
-    if "head" not in spec.extra:
+    if spec.head is None:
         raise CheckpointError(f"Model {model_name!r} declares no classifier head; it cannot load checkpoints.")
-    return f"{spec.extra['head']}/bias"
+    return f"{spec.head}/bias"
 
 
 def read_torch_state_dict(path) -> dict[str, np.ndarray]:
@@ -131,7 +131,7 @@ def pretrained_weights(model_name, path, *, canonical: dict[str, np.ndarray]) ->
     values because the checkpoint has another class count.
     """
     checkpoint, info = read_checkpoint(path, model_name)
-    weights, replaced = merge_pretrained(checkpoint, canonical, head=get_model_spec(model_name).extra["head"])
+    weights, replaced = merge_pretrained(checkpoint, canonical, head=get_model_spec(model_name).head)
     return weights, {**info, "replaced": replaced}
 
 

@@ -8,109 +8,17 @@ the test set, the same work the PyTorch loop does after each epoch.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
-import data as datasets
-from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from backends.base import NullEvents, TrainConfig
+from backends.keras_fit import KerasFitRunner, fit_classes
 from models.weights import WeightMismatchError
 
-
-class EpochBatches(keras.utils.PyDataset):
-    """Training batches in the shared order; ``on_epoch_end`` moves to the next epoch's permutation."""
-
-    def __init__(self, x, y, batch_size, *, seed):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.epoch = 0
-        self._batches = datasets.batch_indices(len(x), batch_size, epoch=0, seed=seed)
-
-    def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, index):
-        idx = self._batches[index]
-        return self.x[idx], self.y[idx]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._batches = datasets.batch_indices(len(self.x), self.batch_size, epoch=self.epoch, seed=self.seed)
-
-
-class FixedBatches(keras.utils.PyDataset):
-    """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
-
-    def __init__(self, x, y, batches):
-        super().__init__()
-        self.x, self.y, self.batches = x, y, batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, index):
-        idx = self.batches[index]
-        return self.x[idx], self.y[idx]
-
-
-class StepClockCallback(keras.callbacks.Callback):
-    """Drives a ``StepClock`` from ``fit``: ``before_step`` at each batch's beginning, ``finish`` at epoch end.
-
-    It overrides ``on_train_batch_begin`` only: Keras 3 dispatches ``on_train_batch_end`` hooks to a
-    background thread unless a callback overrides them, and converting the logs there would sync every
-    step; a begin hook runs on the training thread and does nothing except at the clock's edges.
-    """
-
-    def __init__(self, runner, *, clock=None, steps=None):
-        super().__init__()
-        self.runner, self.clock, self.steps = runner, clock, steps
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.clock is not None:
-            self.clock.before_step(batch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.clock is not None and self.steps is not None:
-            self.clock.finish(self.steps)
-
-
-class _EpochTimer(StepClockCallback):
-    """Synchronised epoch timestamps, steady-state windows, test accuracy after each epoch, profiler markers."""
-
-    def __init__(self, runner, dataset, config, events):
-        super().__init__(runner)
-        self.dataset, self.config, self.events = dataset, config, events
-        self.results = []
-        self._window = None
-        n, batch_size = len(dataset.x_train), config.batch_size
-        self.steps = math.ceil(n / batch_size)
-        self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=n % batch_size != 0)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
-        self.clock = StepClock(self.edges, sync=lambda: self.runner.sync(self.model))
-        self.clock.before_step(0)
-        self.started = self.clock.arrived[0]
-        self.events.mark("epoch_begin", epoch=epoch)
-        self._window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
-        self._window.__enter__()
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = float(logs["loss"])  # Keras' mean over samples; fetching it waits for the last step
-        trained = self.clock.finish(self.steps)
-        self._window.__exit__(None, None, None)
-        with self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
-            test_accuracy = self.runner.evaluate(self.model, self.dataset.x_test, self.dataset.y_test,
-                                                 batch_size=self.config.eval_batch_size)
-        ended = self.runner.now()
-        if self.config.progress:
-            print(f"  test accuracy {test_accuracy:.4f}")
-        self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
-        self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
-                                        train_time_s=trained - self.started, eval_time_s=ended - trained,
-                                        steps=self.steps, started_at=self.started, ended_at=ended, trained_at=trained,
-                                        **self.clock.epoch_figures(self.config.timing_window)))
+# The batches and callbacks fit uses, shared with tf.keras (backends/keras_fit.py), made for Keras 3.
+_classes = fit_classes(keras)
+EpochBatches, _EpochTimer = _classes.EpochBatches, _classes.EpochTimer
+StepClockCallback = _classes.StepClockCallback  # tools/callback_cost.py times it alone
 
 
 def compile_model(model, config: TrainConfig, *, module=keras):
@@ -121,8 +29,9 @@ def compile_model(model, config: TrainConfig, *, module=keras):
     )
 
 
-class KerasRunner(Runner):
+class KerasRunner(KerasFitRunner):
     implementation = "keras"
+    keras_module = keras
 
     def __init__(self, backend: str):
         self.backend = backend
@@ -173,11 +82,7 @@ class KerasRunner(Runner):
         finally:
             keras.config.set_dtype_policy(policy)
 
-    # -- forward, gradients, one step ----------------------------------------------------------------------
-    def predict(self, model, x, *, batch_size=256):
-        logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-        return logits if logits.dtype == np.float64 else logits.astype(np.float32)  # float64: prepare_float64
-
+    # -- gradients, one step -------------------------------------------------------------------------------
     def loss_and_grads(self, model, x, y):
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         variables = model.trainable_variables
@@ -214,11 +119,6 @@ class KerasRunner(Runner):
             loss_value = float(loss)
         return loss_value, {v.path: g for v, g in zip(variables, grads, strict=True)}
 
-    def train_step(self, model, x, y, config):
-        if not getattr(model, "compiled", False):
-            compile_model(model, config)
-        return float(model.train_on_batch(x, y))
-
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         compile_model(model, config)
@@ -228,14 +128,9 @@ class KerasRunner(Runner):
                   callbacks=[timer])
         return timer.results
 
-    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
-        """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback."""
+    def ensure_compiled(self, model, config: TrainConfig) -> None:
         if not getattr(model, "compiled", False):
             compile_model(model, config)
-        batches = FixedBatches(dataset.x_train, dataset.y_train,
-                               cycled_batches(len(dataset.x_train), config.batch_size, steps, seed=config.seed))
-        model.fit(batches, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[StepClockCallback(self, clock=clock, steps=steps)])
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):

@@ -29,7 +29,7 @@ from bench.decompose import label, pooled, pooled_samples, run_labels
 from bench.stats import ratio_ci
 from bench.table import format_table
 
-# The matched definitions and their keras.applications variants (ModelSpec.extra["matched_definition"]).
+# The matched definitions and their keras.applications variants.
 FAMILIES = ("resnet50", "vgg19", "mobilenet_v2")
 STOCK = {family: f"{family}_kerasapps" for family in FAMILIES}
 

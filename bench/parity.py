@@ -118,9 +118,9 @@ def parity_case(model_name):
     from models import get_model_spec
 
     spec = get_model_spec(model_name)
-    input_shape = tuple(spec.extra.get("test_input_shape", spec.input_shape))
-    num_classes = spec.extra.get("test_num_classes", spec.num_classes)
-    x, y = parity_batch(input_shape, num_classes, batch=spec.extra.get("test_batch", 4))
+    input_shape = tuple(spec.twin_case.input_shape or spec.input_shape)
+    num_classes = spec.twin_case.num_classes or spec.num_classes
+    x, y = parity_batch(input_shape, num_classes, batch=spec.twin_case.batch)
     return input_shape, num_classes, x, y
 
 
@@ -129,7 +129,7 @@ def parity_options(model_name) -> dict:
     frameworks, so training-mode outputs would be random)."""
     from models import get_model_spec
 
-    return dict(get_model_spec(model_name).extra.get("parity_options", {}))
+    return dict(get_model_spec(model_name).twin_case.options)
 
 
 def combine_noise(*floors: dict) -> dict[str, float]:

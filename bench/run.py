@@ -130,7 +130,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
         status="ok",
         finished=_now_iso(),
         model={"name": config.model, "params": runner.count_params(model),
-               "expected_params": spec.extra.get("params") if input_shape == tuple(spec.input_shape) else None,
+               "expected_params": spec.params if input_shape == tuple(spec.input_shape) else None,
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
         dataset={"name": dataset.name, "train": len(dataset.x_train), "test": len(dataset.x_test),
                  **{k: v for k, v in dataset.meta.items() if isinstance(v, (str, int, float, bool, list))}},

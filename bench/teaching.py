@@ -684,7 +684,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
            f"{spec.summary}.", "",
            f"- Paper: {spec.paper}",
            f"- Defaults: input {h}×{w}×{c} (height × width × channels), {spec.num_classes} classes"
-           + (f", {spec.extra['params']:,} parameters" if "params" in spec.extra else ""),
+           + f", {spec.params:,} parameters",
            f"- Try it: `python -m bench show {model_name}`; "
            f"`python -m bench run --model {model_name} --impl {impls[0]} --progress`"
            + (f" (or {', '.join(f'`--impl {i}`' for i in impls[1:])})" if impls[1:] else ""),
@@ -806,7 +806,7 @@ def render_index() -> str:
     for name in list_models():
         spec = get_model_spec(name)
         h, w, c = spec.input_shape
-        params = f"{spec.extra['params']:,}" if "params" in spec.extra else "?"
+        params = f"{spec.params:,}"
         twin = "torchvision" if model_sources(name).torchvision else "hand-written"
         out.append(f"| [{name}]({name}.md) | {h}×{w}×{c} | {spec.num_classes} | {params} | {twin} | {spec.summary} |")
     out += ["", f"Regenerate: {REGENERATE}."]

@@ -199,7 +199,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         status="ok",
         finished=_now_iso(),
         model={"name": config.model, "params": runner.count_params(model),
-               "expected_params": spec.extra.get("params") if input_shape == tuple(spec.input_shape) else None,
+               "expected_params": spec.params if input_shape == tuple(spec.input_shape) else None,
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
         dataset={"name": "synthetic", "train": len(dataset.x_train), "batch_size": config.batch_size},
         timing={

@@ -38,7 +38,7 @@ from data.transforms import (
     resize_bilinear,
     to_input_shape,
 )
-from models._registry import UnknownChoiceError, check_choice
+from models.choices import UnknownChoiceError, check_choice
 
 DATASETS = ("digits", "synthetic", "cifar10", "mnist")
 

@@ -9,14 +9,14 @@
 from models._registry import (
     IMPLEMENTATIONS,
     ModelSpec,
-    UnknownChoiceError,
+    TwinCase,
     build_model,
-    check_choice,
     check_input_shape,
     get_model_spec,
     list_models,
     register_model,
 )
+from models.choices import UnknownChoiceError, check_choice
 
 # Importing a family registers its models (the families import no framework at module level).
 from models import small_cnn  # noqa: E402,F401  isort: skip
@@ -25,6 +25,7 @@ from models import resnet, vgg, mobilenet_v2, kerasapps  # noqa: E402,F401  isor
 __all__ = [
     "IMPLEMENTATIONS",
     "ModelSpec",
+    "TwinCase",
     "UnknownChoiceError",
     "build_model",
     "check_choice",

@@ -19,25 +19,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.choices import UnknownChoiceError, check_choice
+
 IMPLEMENTATIONS = ("torch", "tf_keras", "keras")
 
 
-class UnknownChoiceError(ValueError):
-    """A name that is not one of the valid choices; the message lists them on one line."""
+@dataclass(frozen=True, kw_only=True)
+class TwinCase:
+    """The small case the twin tests run a model on (``bench.parity``): small enough for a CPU.
+
+    Attributes:
+        input_shape: input shape ``(H, W, C)``; ``None`` means the model's default.
+        num_classes: number of classes; ``None`` means the model's default.
+        batch: images in the fixed batch.
+        options: builder options the twin tests use, the same for every implementation, e.g.
+            ``{"dropout": 0.0}`` (dropout masks cannot match across frameworks).
+    """
+
+    input_shape: tuple[int, int, int] | None = None
+    num_classes: int | None = None
+    batch: int = 4
+    options: dict[str, Any] = field(default_factory=dict)
 
 
-def check_choice(kind: str, value: Any, choices) -> None:
-    """Raise ``UnknownChoiceError`` unless ``value`` is one of ``choices``."""
-    choices = list(choices)
-    if value not in choices:
-        raise UnknownChoiceError(
-            f"Unknown {kind} {value!r}. Valid choices: {', '.join(map(str, choices))}."
-        )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """Everything the rest of twinbench needs to know about one registered model.
+
+    Every field is typed and fixed: an unknown keyword is a ``TypeError``, so metadata cannot hide under a
+    misspelt key, and ``tests/test_registry.py`` checks that every registered model fills the fields with
+    valid values.
 
     Attributes:
         name: registry name, e.g. ``"cifar_cnn"``.
@@ -47,15 +58,16 @@ class ModelSpec:
         num_classes: default number of classes.
         paper: where the architecture comes from.
         summary: one line for listings.
+        params: parameter count at the default input shape and classes, BatchNorm statistics excluded
+            (every implementation must have exactly this many).
+        forward_flops: ``{"HxWxC": FLOPs per image}`` at the default classes (``models.flops`` counts them);
+            the default input shape is always one of the sizes.
         torch_keys: optional ``"module:function"`` returning ``{keras_weight_path: torch_state_key}``
             for a given list of Keras weight paths; by default ``conv1/kernel`` -> ``conv1.weight``.
         min_input_size: smallest spatial size the model accepts.
-        extra: free-form metadata. Keys twinbench reads: ``params`` (parameter count at the defaults,
-            BatchNorm statistics excluded), ``forward_flops`` (``{"HxWxC": FLOPs per image}`` at the default
-            classes, see ``models.flops``), ``head`` (Keras name of the classifier layer, replaced when a
-            checkpoint has another class count), ``test_input_shape`` / ``test_num_classes`` /
-            ``test_batch`` (the twin tests' small case) and ``parity_options`` (builder options the twin
-            tests use, e.g. ``{"dropout": 0.0}``).
+        head: Keras name of the classifier layer, whose weights keep their initial values when a
+            checkpoint has another class count; ``None``: the model cannot load checkpoints.
+        twin_case: the twin tests' small case.
     """
 
     name: str
@@ -64,9 +76,12 @@ class ModelSpec:
     num_classes: int
     paper: str
     summary: str
+    params: int
+    forward_flops: dict[str, int]
     torch_keys: str | None = None
     min_input_size: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    head: str | None = None
+    twin_case: TwinCase = field(default_factory=TwinCase)
 
     def check_implementation(self, implementation: str) -> None:
         """Raise ``UnknownChoiceError`` unless this model has ``implementation``."""

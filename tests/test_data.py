@@ -32,7 +32,7 @@ from data import (
     resize_bilinear,
 )
 from data.transforms import interpolation_matrix
-from models._registry import UnknownChoiceError
+from models.choices import UnknownChoiceError
 
 CIFAR_PER_BATCH = 10  # images per tiny CIFAR batch: 50 train, 10 test
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")

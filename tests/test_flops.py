@@ -41,10 +41,10 @@ def test_layers_it_cannot_count_are_refused():
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="layer shapes are the same on every backend: counted once (builds are fastest on torch)")
-@pytest.mark.parametrize("model_name", [m for m in list_models() if "forward_flops" in get_model_spec(m).extra])
+@pytest.mark.parametrize("model_name", list_models())
 def test_registry_flops_are_the_count(model_name):
     spec = get_model_spec(model_name)
-    for size, expected in spec.extra["forward_flops"].items():
+    for size, expected in spec.forward_flops.items():
         shape = tuple(int(d) for d in size.split("x"))
         assert forward_flops(build_model(model_name, "keras", input_shape=shape)) == expected, size
 
@@ -58,5 +58,5 @@ def test_flops_are_twice_torchvision_published_macs(model_name, weights_enum):
     import torchvision
 
     published_gmacs = getattr(torchvision.models, weights_enum).IMAGENET1K_V1.meta["_ops"]
-    ours = get_model_spec(model_name).extra["forward_flops"]["224x224x3"]
+    ours = get_model_spec(model_name).forward_flops["224x224x3"]
     assert round(ours / FLOPS_PER_MAC / 1e9, 3) == pytest.approx(published_gmacs, abs=1e-3)

@@ -62,7 +62,7 @@ def test_parameter_count_matches_registry(model_name, pair):
     spec = get_model_spec(model_name)
     runner = get_runner(*pair)
     model = runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
-    assert runner.count_params(model) == spec.extra["params"]
+    assert runner.count_params(model) == spec.params
 
 
 @pytest.mark.parametrize(("model_name", "pair"), _cases(with_a_reference=True))

@@ -7,6 +7,7 @@ import threading
 import time
 import types
 
+import numpy as np
 import pytest
 
 from bench.profiler import GPU_FIELDS, SAMPLER_THREAD_NAME, Profiler, gpu_info
@@ -206,7 +207,6 @@ def test_disabled_profiler_takes_no_samples_but_records_windows():
 
 
 def test_info_values_are_made_json_serialisable(no_nvml):
-    np = pytest.importorskip("numpy")
     with Profiler(enabled=False) as prof:
         prof.mark("m", lr=np.float32(0.5), shape=(2, 3), obj=object())
     info = prof.summary()["markers"][0]["info"]

@@ -41,7 +41,7 @@ def gradient_errors(model_name: str, *, batch_size: int, input_size: int, seed: 
     channels = spec.input_shape[-1]
     # The twin tests' builder options: e.g. no dropout, whose random masks would differ between the two runs.
     model32 = build_model(model_name, "torch", input_shape=(input_size, input_size, channels), num_classes=10,
-                          **spec.extra.get("parity_options", {}))
+                          **spec.twin_case.options)
     model64 = copy.deepcopy(model32).double()
     x = torch.rand(batch_size, channels, input_size, input_size)
     y = torch.randint(0, 10, (batch_size,))

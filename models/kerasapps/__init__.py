@@ -4,7 +4,7 @@ They exist to measure the *definition effect*: how much of a "Keras vs PyTorch" 
 keras.applications defining a different network than torchvision. Each builder's docstring lists how.
 """
 
-from models._registry import ModelSpec, register_model
+from models._registry import ModelSpec, TwinCase, register_model
 
 _VARIANTS = {
     # name: (paper, summary, parameters at 224x224x3 and 1000 classes, forward FLOPs per image at 1000 classes)
@@ -42,15 +42,11 @@ for _name, (_paper, _summary, _params, _flops) in _VARIANTS.items():
             num_classes=1000,
             paper=_paper,
             summary=_summary,
+            params=_params,
+            forward_flops=_flops,
             min_input_size=32,
-            extra={
-                "params": _params,
-                "forward_flops": _flops,
-                "head": "predictions",
-                "test_input_shape": (32, 32, 3),
-                "test_num_classes": 10,
-                "test_batch": 2 if _name.startswith("vgg") else 8,  # BatchNorm nets: see models/resnet
-                "matched_definition": _name.removesuffix("_kerasapps"),
-            },
+            head="predictions",
+            twin_case=TwinCase(input_shape=(32, 32, 3), num_classes=10,
+                               batch=2 if _name.startswith("vgg") else 8),  # BatchNorm nets: see models/resnet
         )
     )

@@ -1,6 +1,6 @@
 """ResNet50: a Keras 3 definition matching torchvision's, its tf.keras twin, and torchvision itself."""
 
-from models._registry import ModelSpec, register_model
+from models._registry import ModelSpec, TwinCase, register_model
 from models.resnet.config import PARAMS_IMAGENET
 
 register_model(
@@ -16,17 +16,13 @@ register_model(
         paper="He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition, CVPR 2016 "
               "(arXiv:1512.03385); torchvision's v1.5 variant",
         summary="ResNet50 as torchvision defines it (v1.5, no conv bias, BN eps 1e-5)",
+        params=PARAMS_IMAGENET,
+        forward_flops={"224x224x3": 8_178_368_512, "32x32x3": 170_917_888},  # at 1000 classes; models/flops.py
         torch_keys="models.resnet.config:torch_key",
         min_input_size=32,
-        extra={
-            "params": PARAMS_IMAGENET,
-            "forward_flops": {"224x224x3": 8_178_368_512, "32x32x3": 170_917_888},  # at 1000 classes; models/flops.py
-            "head": "fc",
-            "test_input_shape": (32, 32, 3),
-            "test_num_classes": 10,
-            # 8 images: with 2, training-mode BatchNorm over a 1x1 map is a sign function of the difference
-            # of two numbers, and float32 rounding flips it (bench/parity.py, "the noise floor")
-            "test_batch": 8,
-        },
+        head="fc",
+        # 8 images: with 2, training-mode BatchNorm over a 1x1 map is a sign function of the difference
+        # of two numbers, and float32 rounding flips it (bench/parity.py, "the noise floor")
+        twin_case=TwinCase(input_shape=(32, 32, 3), num_classes=10, batch=8),
     )
 )

@@ -22,8 +22,8 @@ for _name, _cfg in SMALL_CNNS.items():
             num_classes=_cfg["num_classes"],
             paper=_PAPER,
             summary=_SUMMARY[_name],
+            params=_cfg["params"],
+            forward_flops={"x".join(map(str, _cfg["input_shape"])): _cfg["forward_flops"]},
             min_input_size=MIN_INPUT_SIZE,
-            extra={"params": _cfg["params"],
-                   "forward_flops": {"x".join(map(str, _cfg["input_shape"])): _cfg["forward_flops"]}},
         )
     )

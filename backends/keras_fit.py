@@ -1,0 +1,177 @@
+"""The ``fit`` machinery the Keras 3 and tf.keras runners share, written once for either Keras module.
+
+Keras 3 (``keras``) and Keras 2 (``tf_keras``) train the same way, ``compile`` + ``fit`` over a dataset
+object with callbacks, so one piece of code serves both; only the module differs. ``fit_classes(keras)``
+and ``fit_classes(tf_keras)`` make, on that module's own base classes:
+
+- ``EpochBatches``       the training batches in twinbench's shared per-epoch order;
+- ``FixedBatches``       a fixed list of index batches, one epoch long (the throughput benchmark's
+  ``cycled_batches``);
+- ``StepClockCallback``  drives a ``StepClock`` from ``fit``;
+- ``EpochTimer``         synchronised epoch timestamps, steady-state windows, test accuracy after each
+  epoch (the same work the PyTorch loop does after each epoch), profiler markers.
+
+``KerasFitRunner`` is the runners' common base: prediction, one optimizer step and the throughput
+benchmark's steps, through ``fit`` of the runner's ``keras_module``. Each runner keeps its own ``fit``
+(what the teaching pages show). Neither Keras module is imported here: each runner passes its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+import data as datasets
+from backends.base import EpochResult, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+
+
+@dataclass(frozen=True)
+class FitClasses:
+    """The batches and callbacks of one Keras module (see the module docstring)."""
+
+    EpochBatches: type
+    FixedBatches: type
+    StepClockCallback: type
+    EpochTimer: type
+
+
+@functools.cache
+def fit_classes(module: ModuleType) -> FitClasses:
+    """The batches and callbacks for the Keras module ``module`` (``keras`` or ``tf_keras``), made once each."""
+
+    # Keras 3's PyDataset is exported under the Keras 2 name Sequence too, so one base serves both modules.
+    class EpochBatches(module.utils.Sequence):
+        """Training batches in the shared order; ``on_epoch_end`` moves to the next epoch's permutation."""
+
+        def __init__(self, x, y, batch_size, *, seed):
+            super().__init__()
+            self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+            self.epoch = 0
+            self._batches = datasets.batch_indices(len(x), batch_size, epoch=0, seed=seed)
+
+        def __len__(self):
+            return math.ceil(len(self.x) / self.batch_size)
+
+        def __getitem__(self, index):
+            idx = self._batches[index]
+            return self.x[idx], self.y[idx]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._batches = datasets.batch_indices(len(self.x), self.batch_size, epoch=self.epoch, seed=self.seed)
+
+    class FixedBatches(module.utils.Sequence):
+        """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
+
+        def __init__(self, x, y, batches):
+            super().__init__()
+            self.x, self.y, self.batches = x, y, batches
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, index):
+            idx = self.batches[index]
+            return self.x[idx], self.y[idx]
+
+    class StepClockCallback(module.callbacks.Callback):
+        """Drives a ``StepClock`` from ``fit``: ``before_step`` at each batch's beginning, ``finish`` at epoch end.
+
+        A batch hook must not cost a sync per step. Keras 3 dispatches ``on_train_batch_end`` hooks to a
+        background thread unless a callback overrides them, and converting the logs there would sync every
+        step, so this callback overrides ``on_train_batch_begin`` only: it runs on the training thread and
+        does nothing except at the clock's edges. tf.keras calls the batch hooks of every callback once
+        one defines a batch hook, and would convert the logs to numpy (a sync per step) unless each
+        callback with batch hooks declares that it accepts tensors: ``_supports_tf_logs = True`` is that
+        declaration (this callback never reads them; Keras 3 has no such attribute and ignores it).
+        """
+
+        _supports_tf_logs = True
+
+        def __init__(self, runner, *, clock=None, steps=None):
+            super().__init__()
+            self.runner, self.clock, self.steps = runner, clock, steps
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.clock is not None:
+                self.clock.before_step(batch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.clock is not None and self.steps is not None:
+                self.clock.finish(self.steps)
+
+    class EpochTimer(StepClockCallback):
+        """Synchronised epoch timestamps, steady-state windows, test accuracy after each epoch, profiler markers."""
+
+        def __init__(self, runner, dataset, config, events):
+            super().__init__(runner)
+            self.dataset, self.config, self.events = dataset, config, events
+            self.results = []
+            self._window = None
+            n, batch_size = len(dataset.x_train), config.batch_size
+            self.steps = math.ceil(n / batch_size)
+            self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=n % batch_size != 0)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
+            self.clock = StepClock(self.edges, sync=lambda: self.runner.sync(self.model))
+            self.clock.before_step(0)
+            self.started = self.clock.arrived[0]
+            self.events.mark("epoch_begin", epoch=epoch)
+            self._window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
+            self._window.__enter__()
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = float(logs["loss"])  # the mean over samples; fetching it waits for the last step
+            trained = self.clock.finish(self.steps)
+            self._window.__exit__(None, None, None)
+            with self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
+                test_accuracy = self.runner.evaluate(self.model, self.dataset.x_test, self.dataset.y_test,
+                                                     batch_size=self.config.eval_batch_size)
+            ended = self.runner.now()
+            if self.config.progress:
+                print(f"  test accuracy {test_accuracy:.4f}")
+            self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
+            self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
+                                            train_time_s=trained - self.started, eval_time_s=ended - trained,
+                                            steps=self.steps, started_at=self.started, ended_at=ended,
+                                            trained_at=trained, **self.clock.epoch_figures(self.config.timing_window)))
+
+    return FitClasses(EpochBatches=EpochBatches, FixedBatches=FixedBatches, StepClockCallback=StepClockCallback,
+                      EpochTimer=EpochTimer)
+
+
+class KerasFitRunner(Runner):
+    """What the Keras 3 and tf.keras runners do alike, through ``fit`` of their ``keras_module``.
+
+    Subclasses set ``keras_module`` and define ``ensure_compiled`` (each module says differently whether a
+    model is compiled) and ``fit``.
+    """
+
+    keras_module: ModuleType
+
+    def ensure_compiled(self, model, config: TrainConfig) -> None:
+        """Compile ``model`` with the shared training settings unless it is compiled already."""
+        raise NotImplementedError
+
+    def predict(self, model, x, *, batch_size=256):
+        logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+        return logits if logits.dtype == np.float64 else logits.astype(np.float32)  # float64: prepare_float64
+
+    def train_step(self, model, x, y, config):
+        self.ensure_compiled(model, config)
+        return float(model.train_on_batch(x, y))
+
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
+        """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback."""
+        self.ensure_compiled(model, config)
+        classes = fit_classes(self.keras_module)
+        batches = classes.FixedBatches(dataset.x_train, dataset.y_train,
+                                       cycled_batches(len(dataset.x_train), config.batch_size, steps,
+                                                      seed=config.seed))
+        model.fit(batches, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[classes.StepClockCallback(self, clock=clock, steps=steps)])
