@@ -80,7 +80,9 @@ def report(session: nox.Session) -> None:
 def docs_data(session: nox.Session, env: str) -> None:
     """Compute this environment's share of the model pages: layer tables and twin checks (docs/models/_data)."""
     _install(session, env)
-    session.run("python", "-m", "bench", "docs", "--collect", *session.posargs, env=_env_vars(env))
+    # The twin checks compare definitions: TensorFlow's reference CPU kernels, as in the tests (tests/conftest.py).
+    session.run("python", "-m", "bench", "docs", "--collect", *session.posargs,
+                env={**_env_vars(env), "TF_ENABLE_ONEDNN_OPTS": "0"})
 
 
 @nox.session(default=False, requires=["docs_data(torch)", "docs_data(tensorflow)", "docs_data(jax)"])

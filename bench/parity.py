@@ -20,10 +20,14 @@ frameworks can agree more closely, and *how* close two float32 runs land depends
 summation orders. twinbench therefore takes each model's tolerances from a **float64 reference of the same
 computation**: the reference twin is run once more in float64 from the same weights and batch, and the
 distance of its float32 result from that float64 one, quantity by quantity (``float64_noise``), is the
-float32 error of one framework. Twins must agree within the fixed tolerance or ``NOISE_FACTOR`` times that
-error, whichever is larger: the other framework's own float32 error may be a few times larger (other kernels,
-other orders, a ReLU or BatchNorm tie that rounds the other way), but a twin that is a different network
-misses by far more (``tests/test_mismatched_twin.py``). The reference is the PyTorch twin where the model has
+float32 error of one framework. Twins must agree within the fixed tolerance or a few times that error,
+whichever is larger (``NOISE_FACTOR`` against the reference twin, ``NOISE_FACTOR_NEITHER`` between two others):
+another framework's own float32 error may be a few times larger (other kernels, other orders, a ReLU or
+BatchNorm tie that rounds the other way), but a twin that is a different network misses by far more
+(``tests/test_mismatched_twin.py``). The twin case must be well conditioned for that to hold: at 32x32,
+ResNet50's last stage normalises a handful of values per channel, and tf.keras' fused BatchNorm kernel then
+lands up to 18 times further from float64 than Keras 3 does on the same backend, so ResNet50 is checked at
+64x64. The reference is the PyTorch twin where the model has
 one (its float64 errors travel in the committed fingerprint, ``tests/parity/``, so every environment and every
 machine uses the same tolerances) and otherwise the Keras 3 definition on a backend that computes in float64
 (TensorFlow; JAX with ``jax_enable_x64``). A gradient norm is allowed the L2 norm of the reference's error
@@ -52,13 +56,17 @@ STATE_ATOL, STATE_RTOL = 1e-4, 1e-3  # non-trainable state after one step (Batch
 # PyTorch puts it inside: for gradients much larger than eps the first step is lr * sign(g) in both.
 # With eps = 1e-8 the first Keras step is lr * g / (|g| + 3.2e-7), the PyTorch one lr * g / (|g| + 1e-8):
 # above |g| = 5e-5 they agree within 0.7% of lr; below it only |Δw| <= lr is asserted.
-STEP_ATOL = 2e-2  # times the learning rate, where |g| > STEP_GRAD_FLOOR (+ NOISE_FACTOR x gradient noise)
+STEP_ATOL = 2e-2  # times the learning rate, where |g| > STEP_GRAD_FLOOR (+ the tolerance factor x gradient noise)
 STEP_GRAD_FLOOR = 5e-5
 
-# Twins must agree within this many float32 errors of the float64-checked reference, where that exceeds the fixed
-# tolerance: |a - b| <= |a - exact| + |b - exact|, and another framework's float32 error is allowed to be up to
-# three times the reference's (measured: keras[jax]'s ResNet50 gradients are closer to float64 than PyTorch's).
-NOISE_FACTOR = 4.0
+# How many times the reference twin's float32 error (against float64) another implementation's own may reach: other
+# kernels and summation orders. Measured by `tools/float64_reference.py --compare` at the twin cases: up to 7.3x for
+# keras[jax] (ResNet50, a layer4 BatchNorm shift) and ~9x between the two TensorFlow twins (ResNet50, layer4_1_conv1).
+OTHER_ERROR = 10.0
+# Twins a and b must agree within |a - exact| + |b - exact|, where that exceeds the fixed tolerance: NOISE_FACTOR
+# times the reference's error when one of them is the reference twin, NOISE_FACTOR_NEITHER when not.
+NOISE_FACTOR = 1.0 + OTHER_ERROR
+NOISE_FACTOR_NEITHER = 2 * OTHER_ERROR
 # A gradient below this share of the model's largest gradient norm is zero up to float32 rounding: e.g. the shift
 # (beta) of MobileNetV2's project BatchNorms, whose output reaches the next training-mode BatchNorm only through a
 # linear convolution, so that BatchNorm subtracts any constant shift again (tools/float64_reference.py counts 17 such
@@ -231,8 +239,9 @@ def observe_twin(implementation, backend, model_name, *, weights, config=None, n
     return TwinObservation(observation, dict(noise), x, y, params, round_trip_error)
 
 
-def _tolerance(fixed: float, noise: dict | None, key: str, report: ParityReport | None = None) -> float:
-    floor = NOISE_FACTOR * float((noise or {}).get(key, 0.0))
+def _tolerance(fixed: float, noise: dict | None, key: str, report: ParityReport | None = None, *,
+               factor: float = NOISE_FACTOR) -> float:
+    floor = factor * float((noise or {}).get(key, 0.0))
     if floor > fixed and report is not None:
         report.noise_widened.append(key)
     return max(fixed, floor)
@@ -264,10 +273,10 @@ def _check_logits(what, actual, expected, noise, key, report=None):
                                                                                  report=report))
 
 
-def check_step(name, delta, delta_ref, grad_ref, lr, *, grad_noise=0.0):
+def check_step(name, delta, delta_ref, grad_ref, lr, *, grad_noise=0.0, factor=NOISE_FACTOR):
     """One optimizer step: weight changes agree where the gradient is well above Adam's epsilon and the noise."""
     delta, delta_ref = np.asarray(delta, np.float64), np.asarray(delta_ref, np.float64)
-    strong = np.abs(np.asarray(grad_ref, np.float64)) > STEP_GRAD_FLOOR + NOISE_FACTOR * grad_noise
+    strong = np.abs(np.asarray(grad_ref, np.float64)) > STEP_GRAD_FLOOR + factor * grad_noise
     worst = _check_close("step of", name, delta[strong], delta_ref[strong], atol=STEP_ATOL * lr)
     if np.abs(delta).max(initial=0) > lr * 1.001 + 1e-12:
         raise ParityError(f"step of {name!r} moved a weight by {np.abs(delta).max():.3g} > lr = {lr}")
@@ -275,13 +284,14 @@ def check_step(name, delta, delta_ref, grad_ref, lr, *, grad_noise=0.0):
 
 
 def compare_observations(actual: Observation, expected: Observation, *, lr: float, noise=None,
-                         report: ParityReport | None = None) -> ParityReport:
-    """Assert two observations agree (``expected`` is the reference); ``noise`` from ``float64_noise``."""
+                         report: ParityReport | None = None, factor: float = NOISE_FACTOR) -> ParityReport:
+    """Assert two observations agree; ``noise`` from ``float64_noise``, ``factor`` times it allowed (``NOISE_FACTOR``
+    when one of the two is the twin whose float32 error ``noise`` is, ``NOISE_FACTOR_NEITHER`` when not)."""
     report = report or ParityReport()
     report.max_abs_logits = _check_logits("logits", actual.logits, expected.logits, noise, "logits", report)
     report.loss = (actual.loss, expected.loss)
     _check_close("loss", "cross-entropy", actual.loss, expected.loss,
-                 atol=_tolerance(LOSS_ATOL + LOSS_RTOL * abs(expected.loss), noise, "loss", report))
+                 atol=_tolerance(LOSS_ATOL + LOSS_RTOL * abs(expected.loss), noise, "loss", report, factor=factor))
     if set(actual.grads) != set(expected.grads):
         missing = sorted(set(expected.grads) ^ set(actual.grads))[0]
         raise ParityError(f"gradient {missing!r} exists in only one implementation")
@@ -289,18 +299,18 @@ def compare_observations(actual: Observation, expected: Observation, *, lr: floa
                                      default=0.0)
     for name, grad_ref in expected.grads.items():
         tensor_scale = float(np.abs(grad_ref).max()) or 1.0
-        atol = _tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}", report)
+        atol = _tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}", report, factor=factor)
         diff = _check_close("gradient", name, actual.grads[name], grad_ref, atol=atol, rtol=GRAD_RTOL)
         report.max_rel_grad = max(report.max_rel_grad, diff / tensor_scale)
     for name, step_ref in expected.steps.items():
         grad_noise = float((noise or {}).get(f"grad:{name}", 0.0))
         report.max_step = max(report.max_step, check_step(name, actual.steps[name], step_ref, expected.grads[name],
-                                                          lr, grad_noise=grad_noise))
+                                                          lr, grad_noise=grad_noise, factor=factor))
     if set(actual.state) != set(expected.state):
         raise ParityError(f"state {sorted(set(expected.state) ^ set(actual.state))[0]!r} exists in only one implementation")
     for name, value_ref in expected.state.items():  # non-trainable state, e.g. BatchNorm moving statistics
         _check_close("state after one step", name, actual.state[name], value_ref,
-                     atol=_tolerance(STATE_ATOL, noise, f"state:{name}", report), rtol=STATE_RTOL)
+                     atol=_tolerance(STATE_ATOL, noise, f"state:{name}", report, factor=factor), rtol=STATE_RTOL)
     return report
 
 

@@ -89,7 +89,13 @@ def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatc
     float64), so the tolerances widen; the moving variance after one step must still give the twin away
     (32x32 images leave 1x1 maps, so with a batch of 8 the unbiased variance is 8/7 of the biased one).
     """
-    from bench.parity import compare_fingerprints, committed_noise, fingerprint_of, load_fingerprint, observe_twin
+    from bench.parity import (
+        committed_noise,
+        compare_fingerprints,
+        fingerprint_of,
+        load_fingerprint,
+        observe_twin,
+    )
     from models.common import keras_layers
     from parity_fixtures import canonical, fixture_path
 
@@ -103,3 +109,30 @@ def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatc
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
     with pytest.raises(ParityError, match="state after one step '.*moving_variance'"):
         compare_fingerprints(actual, load_fingerprint(fixture_path("mobilenet_v2")), lr=1e-3)
+
+
+def test_keras_batchnorm_epsilon_in_resnet50_is_caught_despite_wide_gradient_tolerances(monkeypatch):
+    """The porting mistake: Keras' BatchNorm epsilon (1e-3) instead of PyTorch's 1e-5, in ResNet50.
+
+    ResNet50's float32 training-mode gradients are a few percent from float64 in every framework, so its gradient
+    tolerances are wide (``bench.parity``); the inference-mode logits are well conditioned, and give it away.
+    """
+    from bench.parity import (
+        committed_noise,
+        compare_fingerprints,
+        fingerprint_of,
+        load_fingerprint,
+        observe_twin,
+    )
+    from models.common import keras_layers
+    from parity_fixtures import canonical, fixture_path
+
+    class KerasEpsilon(keras_layers.TorchBatchNormalization):
+        def __init__(self, **kwargs):
+            super().__init__(epsilon=1e-3, **kwargs)
+
+    monkeypatch.setattr("models.resnet.keras_model.TorchBatchNormalization", KerasEpsilon)
+    twin = observe_twin("keras", "torch", "resnet50", weights=canonical("resnet50"), noise=committed_noise("resnet50"))
+    actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
+    with pytest.raises(ParityError, match="logits"):
+        compare_fingerprints(actual, load_fingerprint(fixture_path("resnet50")), lr=1e-3)

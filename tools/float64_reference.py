@@ -10,6 +10,15 @@ tensor's largest gradient. No two frameworks can be expected to agree more close
     KERAS_BACKEND=torch python tools/float64_reference.py --model cifar_cnn
 
 Runs in the torch environment (torchvision builds the big models); CPU only, a few seconds per model.
+
+``--compare`` asks the question behind the twin check's tolerances, in any environment: at each model's twin
+case, how far is every implementation of this environment from the exact (float64) answer, measured in units of
+the PyTorch twin's own float32 error (the envelope in the committed fingerprint, ``tests/parity/``)? The exact
+answer is computed here: the PyTorch twin in float64 (torch environment), the Keras definition under the float64
+policy on TensorFlow or on JAX (``jax_enable_x64``). It also compares that float64 result with the PyTorch
+twin's committed float32 values: for the same network they lie within about one envelope of each other.
+
+    KERAS_BACKEND=jax python tools/float64_reference.py --compare --model resnet50
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # of a BatchNorm whose output feeds a linear conv and a training-mode BatchNorm, which subtracts any constant
 # shift again. Its relative error is rounding divided by rounding; such tensors are counted, not compared.
 ZERO_GRADIENT = 1e-9
+FIXED_DECIDES = 1e-6  # --compare: an envelope below this share of a tensor's largest gradient is floored here
 
 
 def gradient_errors(model_name: str, *, batch_size: int, input_size: int, seed: int):
@@ -60,13 +70,86 @@ def gradient_errors(model_name: str, *, batch_size: int, input_size: int, seed: 
     return sorted(errors, key=lambda item: -item[1]), zero
 
 
+def compare(names, backend: str) -> None:
+    """Print, per model and implementation here, the worst ``|g32 - g64| / envelope`` over gradient tensors."""
+    import numpy as np
+
+    from backends import get_runner
+    from bench.parity import (
+        committed_noise,
+        fingerprint_path,
+        float64_noise,
+        load_fingerprint,
+        observe,
+        observe_twin,
+        parity_case,
+        parity_options,
+        sketch,
+    )
+    from models import build_model, get_model_spec
+    from models.weights import canonical_weights
+
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # before any array exists; Keras keeps float32 where asked
+    exact_by = ("torch", "torch") if backend == "torch" else ("keras", backend)
+    here = [("torch", "torch"), ("keras", "torch")] if backend == "torch" else (
+        [("tf_keras", "tensorflow"), ("keras", "tensorflow")] if backend == "tensorflow" else [("keras", "jax")])
+    print(f"{'model':14s} {'implementation':18s} worst |g32 - g64| / envelope (tensor)      "
+          "float64 vs PyTorch's committed float32, in envelopes")
+    for name in names:
+        noise = committed_noise(name)
+        if noise is None:
+            continue
+        input_shape, num_classes, x, y = parity_case(name)
+        reference = build_model(name, "keras", input_shape=input_shape, num_classes=num_classes, **parity_options(name))
+        weights = canonical_weights(reference, seed=0)
+        runner = get_runner(*exact_by)
+        runner.setup(seed=0)
+        exact = observe(runner, runner.prepare_float64(name, input_shape=input_shape, num_classes=num_classes,
+                                                       weights=weights, options=parity_options(name)),
+                        x=x.astype(np.float64), y=y, step=False)
+        fixture = load_fingerprint(fingerprint_path(name))
+        # The fingerprint samples elements of each gradient (bench.parity.sketch): compare the float64 ones.
+        vs_torch = max((np.abs(sketch(k, g)[:-2].astype(np.float64) - fixture[f"grad:{k}"][:-2]).max()
+                        / max(noise[f"grad:{k}"], 1e-30), k) for k, g in exact.grads.items())
+        for pair in here:
+            if pair[0] not in get_model_spec(name).builders:
+                continue
+            twin = observe_twin(*pair, name, weights=weights, noise=noise)
+            errors = float64_noise(twin.observation, exact)
+            # Below a millionth of the tensor's largest gradient the fixed tolerances decide, not the envelope.
+            worst = max((errors[f"grad:{k}"] / max(noise[f"grad:{k}"], FIXED_DECIDES * np.abs(g).max(), 1e-30), k)
+                        for k, g in exact.grads.items())
+            label = pair[0] if pair[0] != "keras" else f"keras[{pair[1]}]"
+            print(f"{name:14s} {label:18s} {worst[0]:8.2f} ({worst[1]}){'':10s} {vs_torch[0]:6.2f} ({vs_torch[1]})")
+            tensor = "layer1_0_bn1/gamma"  # the tensor of the keras[jax] question (docs: the noise floor)
+            if tensor in exact.grads:
+                norms = (np.linalg.norm(twin.observation.grads[tensor]), np.linalg.norm(exact.grads[tensor]))
+                print(f"{'':33s}|gradient| of {tensor}: {norms[0]:.4f} here, {norms[1]:.4f} in float64, "
+                      f"{float(fixture['grad:' + tensor][-2]):.4f} PyTorch float32")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", action="store_true",
+                        help="this environment's implementations against float64, in units of the committed envelope")
     parser.add_argument("--model", action="append", help="registered model (repeatable; default: all with a torch twin)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.compare:
+        import os
+
+        from backends import select_keras_backend
+        from models import list_models
+
+        backend = os.environ.get("KERAS_BACKEND", "torch")
+        select_keras_backend(backend)
+        compare(args.model or list_models(), backend)
+        return 0
 
     import statistics
 
