@@ -21,13 +21,17 @@ nox.options.default_venv_backend = "virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests", "lint"]
 
-# The nox environments: the extra each installs and the Keras backend its processes use.
-ENVIRONMENTS = {
-    "torch": "torch",  # runs: torch (native twin) and keras[torch]
-    "tensorflow": "tensorflow",  # runs: tf_keras (native twin) and keras[tensorflow]
-    "jax": "jax",  # runs: keras[jax]
-}
+# The nox environments: the extra each installs and the Keras backend its processes use. Which cells each one
+# runs is bench/cell.py's ENVIRONMENTS (python -m bench cells); tests/test_cell.py asserts the names agree.
+ENVIRONMENTS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
+
+
+def _each_env(session_name: str) -> list[str]:
+    """``["NAME(torch)", "NAME(tensorflow)", "NAME(jax)"]``: a parametrized session in every environment."""
+    return [f"{session_name}({env})" for env in ENVIRONMENTS]
+
+
 RESULTS = "results/compare"
 BENCH_RESULTS = "results/bench"
 DEFINITION_RESULTS = "results/definition_effect"
@@ -60,7 +64,7 @@ def matrix(session: nox.Session, env: str) -> None:
                 env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(requires=["matrix(torch)", "matrix(tensorflow)", "matrix(jax)"])
+@nox.session(requires=_each_env("matrix"))
 def compare(session: nox.Session) -> None:
     """Run the default matrix (both CNNs, every implementation, digits), print the table, write the report."""
     session.install("-e", ".")
@@ -83,7 +87,7 @@ def docs_data(session: nox.Session, env: str) -> None:
     session.run("python", "-m", "bench", "docs", "--collect", *session.posargs, env=_env_vars(env))
 
 
-@nox.session(default=False, requires=["docs_data(torch)", "docs_data(tensorflow)", "docs_data(jax)"])
+@nox.session(default=False, requires=_each_env("docs_data"))
 def docs(session: nox.Session) -> None:
     """Regenerate docs/models/: a page per registered model (three styles, layers, twin check) and the index."""
     session.install("-e", ".")
@@ -101,7 +105,7 @@ def bench_cells(session: nox.Session, env: str) -> None:
                 env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(default=False, requires=["bench_cells(torch)", "bench_cells(tensorflow)", "bench_cells(jax)"])
+@nox.session(default=False, requires=_each_env("bench_cells"))
 def bench(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
     session.install("-e", ".")
@@ -118,8 +122,7 @@ def definition_effect_cells(session: nox.Session, env: str) -> None:
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(default=False, requires=["definition_effect_cells(torch)", "definition_effect_cells(tensorflow)",
-                                      "definition_effect_cells(jax)"])
+@nox.session(default=False, requires=_each_env("definition_effect_cells"))
 def definition_effect(session: nox.Session) -> None:
     """The definition-effect table: stock vs matched definition per backend, matched vs native twin (a benchmark)."""
     session.install("-e", ".")

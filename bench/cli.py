@@ -9,10 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import traceback
 
+from bench.cell import (
+    ENVIRONMENTS,
+    Cell,
+    add_cell_arguments,
+    add_env_argument,
+    environment_cells,
+    implementation_label,
+)
 from bench.faults import is_out_of_memory
-from bench.matrix import DEFAULT_MODELS, ENVIRONMENT_CELLS
+from bench.matrix import DEFAULT_MODELS
 
 EXIT_USAGE = 2  # bad input
 EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
@@ -87,10 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the registered models")
 
+    cells = sub.add_parser("cells", help="list the cells each environment runs: ENVIRONMENT IMPLEMENTATION BACKEND "
+                                         "LABEL, one a line")
+    cells.add_argument("--env", action="append", choices=list(ENVIRONMENTS),
+                       help="only this environment's cells (repeatable; default: all)")
+    cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
+
     run = sub.add_parser("run", help="run one cell and write its JSON record")
-    run.add_argument("--model", required=True)
-    run.add_argument("--impl", required=True, help="torch, tf_keras or keras")
-    run.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
+    add_cell_arguments(run)
     run.add_argument("--out", default="results/run", help="directory for the record")
     run.add_argument("--progress", action="store_true", help="per-epoch progress bars")
     run.add_argument("--oom-retry", action="store_true",
@@ -104,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_arg(run)
 
     matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
-    matrix.add_argument("--env", required=True, help=", ".join(ENVIRONMENT_CELLS))
+    add_env_argument(matrix, required=True)
     matrix.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     matrix.add_argument("--out", default="results/compare")
     matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
@@ -127,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
                                  "cells (--env), or print the table of --out")
-    effect.add_argument("--env", default=None, help=f"{', '.join(ENVIRONMENT_CELLS)}: run its cells, each in a process")
+    add_env_argument(effect, default=None)
     effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
     effect.add_argument("--out", default="results/definition_effect",
                         help="directory of the records; the table pools it and its subdirectories (e.g. rounds)")
@@ -139,8 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     effect.add_argument("--repeats", type=positive_int, default=6, help="timed windows per cell")
     effect.add_argument("--threads", type=positive_int, default=None)
 
-    report = sub.add_parser("report", help="write DIR/report.md and its figures (works on a partial matrix)")
-    report.add_argument("results", nargs="?", default="results/compare")
+    report = sub.add_parser("report", help="write report.md and its figures for results directories (works on a "
+                                           "partial matrix; several runs of one cell are pooled)")
+    report.add_argument("results", nargs="*", default=["results/compare"], help="directories of records")
+    report.add_argument("--out", default=None,
+                        help="where report.md and figures/ go (default: the directory, or the one that holds them all)")
     report.add_argument("--no-figures", action="store_true", help="the Markdown report only")
 
     show = sub.add_parser("show", help="print a model's teaching page: three styles, layer table, twin check")
@@ -173,10 +187,8 @@ def _add_measurement_args(parser):
 def _add_bench_parser(sub):
     bench = sub.add_parser("bench", help="throughput benchmark on synthetic data: one cell, or an environment's cells")
     which = bench.add_mutually_exclusive_group(required=True)
-    which.add_argument("--impl", help="torch, tf_keras or keras: run this one cell in this process")
-    which.add_argument("--env", help=f"{', '.join(ENVIRONMENT_CELLS)}: run its cells, each in its own process")
-    bench.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
-    bench.add_argument("--model", default="cifar_cnn")
+    add_cell_arguments(bench, impl_group=which, model_default="cifar_cnn")
+    add_env_argument(which)
     bench.add_argument("--batch-size", type=positive_int, default=64)
     bench.add_argument("--steps", type=positive_int, default=50, help="steps per timed window (one per repeat)")
     bench.add_argument("--warmup", type=positive_int, default=10, help="steps before timing, the first included")
@@ -210,10 +222,8 @@ def _add_profiler_cost_parser(sub):
                           help="the shared profiler's own cost: bracketed on/off windows at several sampling "
                                "intervals (one cell in this process), or print the results of directories")
     which = cost.add_mutually_exclusive_group(required=True)
-    which.add_argument("--impl", help="torch, tf_keras or keras: run the experiment for this cell")
+    add_cell_arguments(cost, impl_group=which, model_default="cifar_cnn")
     which.add_argument("--show", nargs="+", metavar="DIR", help="print the profiler-cost records in these directories")
-    cost.add_argument("--backend", default=None, help="torch, tensorflow or jax (for --impl keras)")
-    cost.add_argument("--model", default="cifar_cnn")
     cost.add_argument("--batch-size", type=positive_int, default=64)
     cost.add_argument("--steps", type=positive_int, default=10, help="steps per window")
     cost.add_argument("--cycles", type=positive_int, default=20,
@@ -233,14 +243,14 @@ def _add_profiler_cost_parser(sub):
 def cmd_profiler_cost(args) -> int:
     from pathlib import Path
 
-    from bench.profiler_cost import CostConfig, base_record, cost_text, execute_cost, record_path
-    from bench.records import load_records, write_json_atomic
+    from bench.profiler_cost import CostConfig, cost_text, execute_cost
+    from bench.records import failed_record, load_records, write_record
 
     if args.show:
         for directory in args.show:
             if not Path(directory).is_dir():
                 raise CliError(f"results directory {directory!r} does not exist")
-        records = [r for directory in args.show for r in load_records(directory)[0] if r.get("kind") == "profiler_cost"]
+        records = [r for r in load_records(*args.show)[0] if r.get("kind") == "profiler_cost"]
         if not records:
             raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
                            "write them with python -m bench profiler-cost --impl ...")
@@ -260,13 +270,12 @@ def cmd_profiler_cost(args) -> int:
     except _user_errors() as err:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: record it, in one line on the terminal
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        record = {**base_record(config), "status": "failed",
-                  "error": {"type": type(err).__name__, "message": message, "traceback": traceback.format_exc()}}
-        path = write_json_atomic(record_path(args.out, config), record)
-        print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)
+        record = failed_record("profiler_cost", config, err)
+        path = write_record(record, args.out)
+        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+              file=sys.stderr)
         return EXIT_FAILED
-    path = write_json_atomic(record_path(args.out, config), record)
+    path = write_record(record, args.out)
     print("\n".join(cost_text(record_label(record), record["analysis"])))
     print(f"record {path}")
     return 0
@@ -287,16 +296,14 @@ def profiler_cost_section(records) -> str:
 
 
 def record_label(record) -> str:
-    from bench.table import implementation_label
-
-    cell = record["cell"]
-    return f"{cell['model']} {implementation_label(cell['implementation'], cell['backend'])}"
+    cell = Cell.of(record)
+    return f"{cell.model} {cell.label}"
 
 
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"list": cmd_list, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
+        commands = {"list": cmd_list, "cells": cmd_cells, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
                     "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost}
@@ -332,6 +339,19 @@ def cmd_list(args) -> int:
     for name in list_models():
         spec = get_model_spec(name)
         print(f"{name:24s} {', '.join(spec.builders):24s} {spec.summary}")
+    return 0
+
+
+def cmd_cells(args) -> int:
+    """The cells of each environment, for scripts: ``ENVIRONMENT IMPLEMENTATION BACKEND LABEL`` a line."""
+    try:
+        for env in (env for env in ENVIRONMENTS if not args.env or env in args.env):
+            pairs = ([cell.pair for cell in environment_cells(env, args.model)] if args.model
+                     else ENVIRONMENTS[env])
+            for implementation, backend in pairs:
+                print(env, implementation, backend, implementation_label(implementation, backend))
+    except _user_errors() as err:
+        raise CliError(str(err)) from None
     return 0
 
 
@@ -381,14 +401,6 @@ def _validate_weights(path, model, backend) -> None:
         )
 
 
-def env_cells(env: str, model: str) -> list[tuple[str, str]]:
-    """The cells of environment ``env`` that ``model`` has a builder for (keras.applications variants: no torch)."""
-    from models import get_model_spec
-
-    builders = get_model_spec(model).builders
-    return [(impl, backend) for impl, backend in ENVIRONMENT_CELLS[env] if impl in builders]
-
-
 def check_writable(directory) -> None:
     """Fail before any work is done if results cannot be written to ``directory``."""
     import tempfile
@@ -403,7 +415,8 @@ def check_writable(directory) -> None:
 
 
 def cmd_run(args) -> int:
-    from bench.run import RunConfig, base_record, execute, write_record
+    from bench.records import failed_record, write_record
+    from bench.run import RunConfig, execute
 
     # 1. Bad input: checked before any framework is imported; one line, exit code 2.
     try:
@@ -439,10 +452,7 @@ def cmd_run(args) -> int:
                 config = dataclasses.replace(config, batch_size=config.batch_size // 2)
                 _free_memory()
                 continue
-            record = base_record(config)
-            record.update(status="failed", error={
-                "type": type(err).__name__, "message": message, "out_of_memory": out_of_memory,
-                "batch_size": config.batch_size, "traceback": traceback.format_exc()})
+            record = failed_record("train", config, err, out_of_memory=out_of_memory, batch_size=config.batch_size)
             if oom_attempts:
                 record["oom_retries"] = oom_attempts
             path = write_record(record, args.out)
@@ -456,11 +466,11 @@ def cmd_run(args) -> int:
                                        "batch_size": config.batch_size}
     path = write_record(record, args.out)
     results = record["results"]
-    print(f"{config.cell}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
+    print(f"{config.cell.file_id}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
           f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
     step = record["timing"]["steady_step_s"]
     if step:
-        print(f"{config.cell}: steady-state step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-"
+        print(f"{config.cell.file_id}: steady-state step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-"
               f"{1e3 * step['q3']:.2f}, {step['n']} windows), first step {1e3 * record['timing']['first_step_s']:.0f} ms")
     return 0
 
@@ -477,16 +487,14 @@ def _free_memory():
 
 def cmd_matrix(args) -> int:
     from bench.matrix import run_matrix
-    from models import check_choice
 
     try:
-        check_choice("environment", args.env, ENVIRONMENT_CELLS)
         models = [m for m in args.models.split(",") if m]
-        cells = {model: env_cells(args.env, model) for model in models}
+        cells = {model: environment_cells(args.env, model, dataset=args.dataset) for model in models}
         for model in models:
-            for implementation, backend in cells[model]:
-                _validate_cell(model, implementation, backend, args.dataset, args.input_shape)
-                _validate_weights(args.weights, model, backend)
+            for cell in cells[model]:
+                _validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape)
+                _validate_weights(args.weights, model, cell.backend)
         check_writable(args.out)
     except _user_errors() as err:
         raise CliError(str(err)) from None
@@ -507,8 +515,7 @@ def cmd_matrix(args) -> int:
         if not cells[model]:
             print(f"[matrix] {model}: no implementation in the {args.env} environment, skipped", flush=True)
             continue
-        failures += run_matrix(cells=cells[model], models=[model], dataset=args.dataset, out_dir=args.out,
-                               run_args=run_args, resume=args.resume)
+        failures += run_matrix(cells=cells[model], out_dir=args.out, run_args=run_args, resume=args.resume)
     return EXIT_FAILED if failures else 0
 
 
@@ -519,14 +526,12 @@ def cmd_compare(args) -> int:
     from bench.table import agreement_summary, results_table
 
     directories = [args.results] if isinstance(args.results, str) else args.results
-    records = []
     for directory in directories:
         if not Path(directory).is_dir():
             raise CliError(f"results directory {directory!r} does not exist; run the matrix first (nox -s compare)")
-        found, skipped = load_records(directory)
-        records += found
-        for line in skipped:
-            print(f"skipped {line}", file=sys.stderr)
+    records, skipped = load_records(*directories)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
     if not records:
         raise CliError(f"no twinbench records in {', '.join(map(repr, directories))}")
     trained = [r for r in records if r.get("kind", "train") == "train"]
@@ -607,17 +612,16 @@ def _limit_threads(threads):
 
 def cmd_bench(args) -> int:
     from bench.throughput import ThroughputConfig, execute_throughput, run_env_cells
-    from models import check_choice, get_model_spec
+    from models import get_model_spec
 
     try:
         if args.env is not None:
-            check_choice("environment", args.env, ENVIRONMENT_CELLS)
-            cells = env_cells(args.env, args.model)
+            cells = environment_cells(args.env, args.model, dataset="synthetic")
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment "
                                f"(it has: {', '.join(get_model_spec(args.model).builders)}).")
-            for implementation, backend in cells:
-                _validate_cell(args.model, implementation, backend, "synthetic", args.input_shape)
+            for cell in cells:
+                _validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape)
         else:
             backend = _validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
     except _user_errors() as err:
@@ -633,11 +637,10 @@ def cmd_bench(args) -> int:
                 bench_args += [flag, str(value)]
         if args.input_shape:
             bench_args += ["--input-shape", "x".join(map(str, args.input_shape))]
-        failures = run_env_cells(cells=cells, model=args.model, out_dir=args.out, bench_args=bench_args)
+        failures = run_env_cells(cells=cells, out_dir=args.out, bench_args=bench_args)
         return EXIT_FAILED if failures else 0
 
-    from bench.run import write_record
-    from bench.throughput import base_record
+    from bench.records import failed_record, write_record
 
     config = ThroughputConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
                               steps=args.steps, warmup=args.warmup, repeats=args.repeats,
@@ -652,24 +655,22 @@ def cmd_bench(args) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: record it
-        record = base_record(config)
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        record.update(status="failed", error={"type": type(err).__name__, "message": message,
-                                              "traceback": traceback.format_exc()})
+        record = failed_record("throughput", config, err)
         path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {message} (recorded in {path})", file=sys.stderr)
+        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+              file=sys.stderr)
         return EXIT_FAILED
     path = write_record(record, args.out)
     timing, overhead = record["timing"], record["profiler_overhead"]
     step, rate = timing["steady_step_s"], timing["throughput_images_per_s"]
-    print(f"{config.cell} batch {config.batch_size}: first step {1e3 * timing['first_step_s']:.0f} ms; "
+    print(f"{config.cell.file_id} batch {config.batch_size}: first step {1e3 * timing['first_step_s']:.0f} ms; "
           f"steady step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-{1e3 * step['q3']:.2f}, "
           f"95% CI {1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}, {step['n']} repeats x {config.steps} steps); "
           f"{rate['median']:.0f} images/s")
     if overhead:
-        print(f"{config.cell}: profiler cost {_overhead_text(overhead)}; record {path}")
+        print(f"{config.cell.file_id}: profiler cost {_overhead_text(overhead)}; record {path}")
     else:
-        print(f"{config.cell}: record {path}")
+        print(f"{config.cell.file_id}: record {path}")
     return 0
 
 
@@ -734,14 +735,21 @@ def cmd_definition_effect(args) -> int:
 
 
 def cmd_report(args) -> int:
+    import os
     from pathlib import Path
 
     from bench.report import build_report
 
-    if not Path(args.results).is_dir():
-        raise CliError(f"results directory {args.results!r} does not exist; run the matrix first (nox -s compare)")
-    check_writable(args.results)  # report.md and figures/ go next to the records
-    path = build_report(args.results, figures=not args.no_figures)
+    directories = [args.results] if isinstance(args.results, str) else args.results
+    for directory in directories:
+        if not Path(directory).is_dir():
+            raise CliError(f"results directory {directory!r} does not exist; run the matrix first (nox -s compare)")
+    try:  # several directories: the one that holds them all
+        out = args.out or os.path.commonpath(directories)
+    except ValueError:  # relative and absolute paths mixed
+        out = os.path.commonpath([str(Path(d).resolve()) for d in directories])
+    check_writable(out)  # report.md and figures/ go next to the records
+    path = build_report(*directories, out_dir=out, figures=not args.no_figures)
     print(f"wrote {path}")
     return 0
 

@@ -24,6 +24,7 @@ one compiles). Several records of the same cell are pooled (``pooled``). This mo
 
 from __future__ import annotations
 
+from bench.cell import implementation_label, order
 from bench.stats import ratio_ci
 
 # (numerator, denominator, what the ratio isolates); cells are (implementation, backend).
@@ -38,8 +39,8 @@ DECOMPOSITION = (
 
 
 def label(cell: tuple[str, str]) -> str:
-    implementation, backend = cell
-    return f"keras[{backend}]" if implementation == "keras" else implementation
+    """The label of an (implementation, backend) pair: ``keras[torch]``."""
+    return implementation_label(*cell)
 
 
 def time_samples(record: dict) -> tuple[list[float], str]:
@@ -131,7 +132,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     for (kind, model, _, batch_size, _), cells in pooled(records).items():
         if kind != "throughput":
             continue
-        for cell in sorted(cells, key=_cell_order):
+        for cell in sorted(cells, key=lambda pair: order(*pair)):
             runs = cells[cell]
             repeats = [r for record in runs for r in record["timing"]["repeats"]]
             on = [r["step_s"] for r in repeats if r["profiler"]]
@@ -152,12 +153,6 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                     is not None) if any(record.get("profile") for record in runs) else None,
             })
     return rows
-
-
-def _cell_order(cell):
-    order = [("torch", "torch"), ("keras", "torch"), ("tf_keras", "tensorflow"), ("keras", "tensorflow"),
-             ("keras", "jax")]
-    return order.index(cell) if cell in order else len(order)
 
 
 def decomposition_table(rows: list[dict]) -> str:

@@ -25,7 +25,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bench.cell import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, Cell
 from bench.decompose import label, pooled, pooled_samples, run_labels
+from bench.records import load_records
 from bench.stats import ratio_ci
 from bench.table import format_table
 
@@ -33,14 +35,12 @@ from bench.table import format_table
 FAMILIES = ("resnet50", "vgg19", "mobilenet_v2")
 STOCK = {family: f"{family}_kerasapps" for family in FAMILIES}
 
-# What each environment runs: (model role, implementation, backend); role "matched" or "stock".
-ENV_CELLS = {
-    "torch": [("matched", "torch", "torch"), ("matched", "keras", "torch"), ("stock", "keras", "torch")],
-    "tensorflow": [("matched", "tf_keras", "tensorflow"), ("matched", "keras", "tensorflow"),
-                   ("stock", "keras", "tensorflow")],
-    "jax": [("matched", "keras", "jax"), ("stock", "keras", "jax")],
-}
-NATIVE = {"torch": ("torch", "torch"), "tensorflow": ("tf_keras", "tensorflow")}
+# What each environment runs: (model role, implementation, backend); role "matched" or "stock". The matched
+# definition runs in every cell of the environment (bench.cell.ENVIRONMENTS), the stock one on Keras 3 only.
+ENV_CELLS = {env: [*(("matched", *pair) for pair in pairs), ("stock", "keras", env)]
+             for env, pairs in ENVIRONMENTS.items()}
+# The native twin of each backend that has one: (implementation, backend).
+NATIVE = {backend: (implementation, backend) for implementation, backend in NATIVE_BACKEND.items()}
 
 
 def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys.executable) -> int:
@@ -51,7 +51,7 @@ def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys
     for family in families:
         for role, implementation, backend in ENV_CELLS[env]:
             model = family if role == "matched" else STOCK[family]
-            failures += run_env_cells(cells=[(implementation, backend)], model=model, out_dir=out_dir,
+            failures += run_env_cells(cells=[Cell(model, implementation, backend, "synthetic")], out_dir=out_dir,
                                       bench_args=bench_args, python=python)
     return failures
 
@@ -79,7 +79,7 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
         if model not in STOCK:
             continue
         stock_cells = by_model.get((STOCK[model], batch_size, shape), {})
-        for backend in ("torch", "tensorflow", "jax"):
+        for backend in BACKENDS:
             row = {"family": model, "batch_size": batch_size, "input_shape": list(shape), "backend": backend}
             matched_runs = matched_cells.get(("keras", backend), [])
             stock_runs = stock_cells.get(("keras", backend), [])
@@ -150,14 +150,8 @@ def definition_effect_table(records: list[dict], *, markdown: bool = False) -> s
 
 def load_throughput_records(directories) -> list[dict]:
     """Throughput records in each directory and its subdirectories (e.g. one per round), to be pooled."""
-    from bench.records import load_records
-
-    records = []
     for directory in directories:
         if not Path(directory).is_dir():
             raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
-        folders = sorted({Path(directory), *(path.parent for path in Path(directory).rglob("*.json"))})
-        for folder in folders:
-            records += [r for r in load_records(folder)[0] if r.get("kind") == "throughput"]
-    return records
+    return [r for r in load_records(*directories)[0] if r.get("kind") == "throughput"]
 

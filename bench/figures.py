@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import report
-from bench.report import LABELS, MISSING, Group
+from bench.cell import LABELS
+from bench.report import MISSING, Group
 
 STYLE = {  # label -> (colour, native twin?)
     "torch": ("#c0392b", True),

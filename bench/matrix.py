@@ -10,41 +10,32 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.records import RecordError, cell_id, read_record
-
-# Which cells each nox environment can run: (implementation, backend).
-ENVIRONMENT_CELLS = {
-    "torch": [("torch", "torch"), ("keras", "torch")],
-    "tensorflow": [("tf_keras", "tensorflow"), ("keras", "tensorflow")],
-    "jax": [("keras", "jax")],
-}
+from bench.cell import Cell
+from bench.records import load_records
 
 DEFAULT_MODELS = ("cifar_cnn", "mnist_cnn")
 
 
-def completed(out_dir, model, implementation, backend, dataset) -> bool:
-    """True if the cell already has a successful record in ``out_dir``."""
-    path = Path(out_dir) / f"{cell_id(model, implementation, backend, dataset)}.json"
-    try:
-        return read_record(path).get("status") == "ok"
-    except RecordError:
+def completed(out_dir, cell: Cell) -> bool:
+    """True if the cell already has a successful training record (any run of it) in ``out_dir``."""
+    if not Path(out_dir).is_dir():
         return False
+    return any(record.get("kind", "train") == "train" and record.get("status") == "ok" and Cell.of(record) == cell
+               for record in load_records(out_dir)[0])
 
 
-def run_matrix(*, cells, models, dataset, out_dir, run_args=(), resume=False, python=sys.executable) -> int:
-    """Run every (model, cell) in a child ``python -m bench run``; returns the number of failed cells."""
+def run_matrix(*, cells: list[Cell], out_dir, run_args=(), resume=False, python=sys.executable) -> int:
+    """Run every cell in a child ``python -m bench run``; returns the number of failed cells."""
     failures = 0
-    for model in models:
-        for implementation, backend in cells:
-            name = cell_id(model, implementation, backend, dataset)
-            if resume and completed(out_dir, model, implementation, backend, dataset):
-                print(f"[matrix] {name}: done already, skipped (--resume)", flush=True)
-                continue
-            command = [python, "-m", "bench", "run", "--model", model, "--impl", implementation,
-                       "--backend", backend, "--dataset", dataset, "--out", str(out_dir), *run_args]
-            print(f"[matrix] {name}: running", flush=True)
-            code = subprocess.call(command)
-            if code != 0:
-                failures += 1
-                print(f"[matrix] {name}: FAILED (exit code {code}); the matrix goes on", flush=True)
+    for cell in cells:
+        if resume and completed(out_dir, cell):
+            print(f"[matrix] {cell.file_id}: done already, skipped (--resume)", flush=True)
+            continue
+        command = [python, "-m", "bench", "run", "--model", cell.model, "--impl", cell.implementation,
+                   "--backend", cell.backend, "--dataset", cell.dataset, "--out", str(out_dir), *run_args]
+        print(f"[matrix] {cell.file_id}: running", flush=True)
+        code = subprocess.call(command)
+        if code != 0:
+            failures += 1
+            print(f"[matrix] {cell.file_id}: FAILED (exit code {code}); the matrix goes on", flush=True)
     return failures

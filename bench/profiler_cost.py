@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id
+from bench.cell import Cell
+from bench.records import new_record, now_iso
 
 PRODUCTION_INTERVAL_S = 0.15  # the default of bench run / bench bench (Profiler's default)
 DEFAULT_INTERVALS_S = (0.15, 0.05, 0.015, 0.005, 0.002)
@@ -73,8 +74,8 @@ class CostConfig:
     dataset = "synthetic"
 
     @property
-    def cell(self) -> str:
-        return cell_id(self.model, self.implementation, self.backend, self.dataset)
+    def cell(self) -> Cell:
+        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
 
 def cost_schedule(intervals, cycles: int, *, seed: int = 0) -> list[tuple[int, float | None]]:
@@ -286,7 +287,7 @@ def pooled_text(records: list[dict], *, label=lambda cell: cell) -> list[str]:
     lines = []
     cells = {}
     for record in records:
-        cells.setdefault(cell_id(**record["cell"]), []).append(record)
+        cells.setdefault(Cell.of(record), []).append(record)
     for group in cells.values():
         pool = pooled_direct(group)
         if pool and pool["n_records"] >= 2:
@@ -372,8 +373,6 @@ class _Switch:
 
 def execute_cost(config: CostConfig) -> dict:
     """Run the experiment in this process and return its record (``kind: profiler_cost``)."""
-    import datetime as _dt
-
     from backends.base import StepClock
     from bench.environment import collect_environment
     from bench.measure import host_load
@@ -383,7 +382,7 @@ def execute_cost(config: CostConfig) -> dict:
         raise ValueError("steps, cycles and warmup must be at least 1.")
     if not config.intervals_s or min(config.intervals_s) <= 0:
         raise ValueError(f"intervals must be positive seconds. Received: {config.intervals_s}")
-    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    started = now_iso()
     load_before = host_load()
     runner, model, dataset, train_config = prepare_synthetic(
         config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
@@ -411,9 +410,9 @@ def execute_cost(config: CostConfig) -> dict:
     busy_per_sample = sum(w["sampler_busy_s"] for w in on) / max(1, sum(w["samples_total"] for w in on))
     off_steps = [w["seconds"] / w["steps"] for w in windows if w["interval_s"] is None]
     return {
-        **base_record(config, started=started),
+        **new_record("profiler_cost", config, started=started),
         "status": "ok",
-        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "finished": now_iso(),
         "timing": {"first_steps_s": clock.interval(0, config.warmup), "off_step_s": float(np.median(off_steps))},
         "windows": windows,
         "analysis": analysis,
@@ -423,24 +422,6 @@ def execute_cost(config: CostConfig) -> dict:
         "environment": collect_environment(),
         "clock": {"perf_counter_resolution_s": time.get_clock_info("perf_counter").resolution},
     }
-
-
-def base_record(config: CostConfig, *, started: str | None = None) -> dict:
-    """What every profiler-cost record starts with, a failed one too (``started``: now when not given)."""
-    import datetime as _dt
-
-    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "profiler_cost",
-            "cell": {"model": config.model, "implementation": config.implementation, "backend": config.backend,
-                     "dataset": config.dataset},
-            "config": asdict(config),
-            "started": started or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-
-
-def record_path(out_dir, config: CostConfig) -> str:
-    """``OUT/<cell>__profiler_cost.json``: apart from the ``bench bench`` record of the same cell."""
-    from pathlib import Path
-
-    return str(Path(out_dir) / f"{config.cell}__profiler_cost.json")
 
 
 def reanalyse(record: dict) -> dict:

@@ -1,7 +1,9 @@
-"""``python -m bench report DIR``: ``DIR/report.md`` and its figures, from the result records in ``DIR``.
+"""``python -m bench report DIR...``: ``report.md`` and its figures, from the result records in the directories.
 
-The report reads whatever records the directory holds and works on a partial matrix: a cell that is
-missing or failed is shown as such in every table and figure, never a crash. It shows
+The report reads whatever records the directories hold (with their subdirectories, e.g. one per round) and
+works on a partial matrix: a cell that is missing or failed is shown as such in every table and figure, never
+a crash. Several runs of one cell are pooled as ``bench.records`` says: the decomposition uses every run, the
+per-cell figures its latest successful one. It shows
 
 1. step time and throughput per implementation, with their 95% confidence intervals;
 2. the overhead decomposition (ratios of step times with a CI and a verdict in plain words);
@@ -11,9 +13,8 @@ missing or failed is shown as such in every table and figure, never a crash. It 
 5. peak memory per implementation (framework allocator, whole device, host);
 6. the environment each record came from.
 
-Records of schema v1 (per-epoch times only) and v2 (``timing`` with step-time statistics, ``profile`` and
-a timeline sidecar, from the measurement work) are both read; each figure uses the best figures a record
-has and says which. The figures are drawn by ``bench.figures`` (matplotlib, imported only there).
+Each figure uses the best figures a record has and says which. The figures are drawn by ``bench.figures``
+(matplotlib, imported only there).
 """
 
 from __future__ import annotations
@@ -23,14 +24,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.matrix import ENVIRONMENT_CELLS
-from bench.records import load_records
-from bench.stats import ratio_ci, summarize
-from bench.table import implementation_label, results_table
-
-# Every implementation the matrix can run, in the order of the tables: (implementation, backend).
-CELLS = [cell for env in ("torch", "tensorflow", "jax") for cell in ENVIRONMENT_CELLS[env]]
-LABELS = [implementation_label(*cell) for cell in CELLS]
+from bench.cell import LABELS, Cell, implementation_label
+from bench.decompose import DECOMPOSITION, decomposition
+from bench.records import latest_runs, load_records
+from bench.stats import summarize
+from bench.table import results_table
 
 MISSING = "missing"
 
@@ -42,7 +40,8 @@ class Group:
     kind: str  # "train" (bench run) or "throughput" (bench bench)
     model: str
     dataset: str
-    records: dict[str, dict] = field(default_factory=dict)  # label -> record (ok or failed)
+    records: dict[str, dict] = field(default_factory=dict)  # label -> its latest run (ok if one is)
+    runs: dict[str, list[dict]] = field(default_factory=dict)  # label -> every run (ok or failed)
 
     @property
     def title(self) -> str:
@@ -56,6 +55,10 @@ class Group:
     def ok(self) -> dict[str, dict]:
         return {label: r for label, r in self.records.items() if r.get("status") == "ok"}
 
+    def ok_runs(self) -> list[dict]:
+        """Every successful run of every cell: what pooled statistics use."""
+        return [r for runs in self.runs.values() for r in runs if r.get("status") == "ok"]
+
     def status(self, label: str) -> str:
         """``ok``, ``failed: <reason>`` or ``missing``."""
         record = self.records.get(label)
@@ -67,17 +70,19 @@ class Group:
 
 
 def label_of(record: dict) -> str:
-    cell = record["cell"]
-    return implementation_label(cell["implementation"], cell["backend"])
+    return Cell.of(record).label
 
 
 def group_records(records: list[dict]) -> list[Group]:
+    """Records by (kind, model, dataset); within a group, every run of each cell and its latest one."""
     groups: dict[tuple, Group] = {}
     for record in records:
         cell = record["cell"]
         key = (record.get("kind", "train"), cell["model"], cell["dataset"])
-        group = groups.setdefault(key, Group(*key))
-        group.records[label_of(record)] = record
+        groups.setdefault(key, Group(*key)).runs.setdefault(label_of(record), []).append(record)
+    for record in latest_runs(records):
+        cell = record["cell"]
+        groups[(record.get("kind", "train"), cell["model"], cell["dataset"])].records[label_of(record)] = record
     return [groups[key] for key in sorted(groups)]
 
 
@@ -171,11 +176,15 @@ class Timeline:
 
 
 def timeline(record: dict, directory: Path) -> Timeline | None:
-    """The timeline of a record: its sidecar file (v2), an inline one, or the epochs' own timestamps (v1)."""
+    """The timeline of a record: its sidecar file, an inline one, or the epochs' own timestamps.
+
+    The sidecar lies beside the record (``record_dir``, set by ``load_records``; else ``directory``).
+    """
     segments = record.get("timeline")
     if segments is None and record.get("timeline_file"):
+        where = Path(record.get("record_dir") or directory)
         try:
-            segments = json.loads((Path(directory) / record["timeline_file"]).read_text()).get("segments")
+            segments = json.loads((where / record["timeline_file"]).read_text()).get("segments")
         except (OSError, json.JSONDecodeError):
             segments = None
     if segments is None and (record.get("profile") or {}).get("timeline") is not None:
@@ -228,56 +237,29 @@ def machines(records) -> str:
 # The overhead decomposition.
 # ----------------------------------------------------------------------------------------------------------
 
-# The four questions of the issue; (numerator, denominator, what the ratio isolates). Used only until the
-# measurement module (bench.decompose.decomposition, schema v2) is there: then its rows are used.
-_RATIOS = (
-    ("keras[torch]", "torch", "Keras 3 overhead on PyTorch"),
-    ("keras[tensorflow]", "tf_keras", "Keras 3 overhead on TensorFlow (vs tf.keras)"),
-    ("keras[tensorflow]", "keras[torch]", "backend effect: tensorflow vs torch"),
-    ("keras[jax]", "keras[torch]", "backend effect: jax vs torch"),
-    ("torch", "tf_keras", "native gap: PyTorch vs tf.keras"),
-)
-
-
 def decomposition_rows(groups: list[Group]) -> list[dict]:
-    """One row per (group, ratio): ``numerator, denominator, meaning, model, kind, dataset`` and either
-    ``bench.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``) or
-    ``missing`` (why there is no ratio)."""
-    try:  # the measurement module's decomposition (schema v2), when it is there
-        from bench.decompose import DECOMPOSITION, decomposition, label
-
-        ratios = [(label(numerator), label(denominator), meaning) for numerator, denominator, meaning in DECOMPOSITION]
-    except ImportError:
-        decomposition, ratios = None, _RATIOS
+    """One row per (group, ratio of ``bench.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
+    model, kind, dataset`` and either ``bench.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
+    verdict, n_a, n_b``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio)."""
     rows = []
     for group in groups:
         ok = group.ok()
-        computed = {}
-        if decomposition is not None:
-            for row in decomposition(list(ok.values())):
-                computed[(row["numerator"], row["denominator"])] = row
-        for numerator, denominator, meaning in ratios:
+        computed = {(row["numerator"], row["denominator"]): row for row in decomposition(group.ok_runs())}
+        for numerator, denominator, meaning in DECOMPOSITION:
+            numerator, denominator = implementation_label(*numerator), implementation_label(*denominator)
             row = {"model": group.model, "kind": group.kind, "dataset": group.dataset, "group": group.title,
                    "numerator": numerator, "denominator": denominator, "meaning": meaning}
             if (numerator, denominator) in computed:
                 rows.append({**computed[(numerator, denominator)], **row})
                 continue
-            absent = [label for label in (numerator, denominator) if label not in ok]
+            absent = [name for name in (numerator, denominator) if name not in ok]
             if absent:
                 rows.append({**row, "missing": ", ".join(
-                    f"{label} {'failed' if label in group.records else 'missing'}" for label in absent)})
+                    f"{name} {'failed' if name in group.records else 'missing'}" for name in absent)})
                 continue
-            a, b = (_time_samples(ok[label]) for label in (numerator, denominator))
-            if len(a) < 2 or len(b) < 2:
-                rows.append({**row, "missing": "fewer than 2 timing samples per side (train for 3+ epochs)"})
-                continue
-            rows.append({**row, **ratio_ci(a, b), "samples": "s/step per epoch after the first"})
+            rows.append({**row, "missing": "fewer than 2 timing samples per side (train for 3+ epochs), or "
+                                           "different batch sizes or input shapes"})
     return rows
-
-
-def _time_samples(record: dict) -> list[float]:
-    epochs = (record.get("results") or {}).get("epochs") or []
-    return [e["train_time_s"] / e["steps"] for e in epochs[1:] if e.get("steps") and e.get("train_time_s")]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -307,17 +289,18 @@ def _table(headers, rows) -> list[str]:
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
 
 
-def build_report(directory, *, figures: bool = True) -> Path:
-    """Write ``DIR/report.md`` and ``DIR/figures/*.png``; returns the report's path.
+def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
+    """Write ``OUT/report.md`` and ``OUT/figures/*.png`` from the records in ``directories`` (and their
+    subdirectories); ``out_dir`` defaults to the first directory. Returns the report's path.
 
-    Raises ``FileNotFoundError`` if ``directory`` does not exist. A directory with no readable record
-    still gets a report that says so (and lists the files it skipped, with the reason).
+    Raises ``FileNotFoundError`` if a directory does not exist. Directories with no readable record still
+    get a report that says so (and lists the files it skipped, with the reason).
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
-    records, skipped = load_records(directory)
-    skipped = [line for line in skipped if ".timeline.json:" not in line]  # profiler sidecars belong to records
+    for path in directories:
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"results directory {str(path)!r} does not exist")
+    directory = Path(out_dir or directories[0])
+    records, skipped = load_records(*directories)
     # Profiler-cost experiments are not runs of a cell to compare; `bench profiler-cost --show` prints them.
     groups = group_records([r for r in records if r.get("kind", "train") in ("train", "throughput")])
     figure_dir = directory / "figures"
@@ -335,7 +318,8 @@ def build_report(directory, *, figures: bool = True) -> Path:
         return [f"![{alt}]({path.relative_to(directory).as_posix()})", ""] if path else []
 
     ok_count = sum(1 for r in records if r.get("status") == "ok")
-    out = [f"# twinbench report: `{directory.as_posix()}`", "",
+    sources = ", ".join(f"`{Path(d).as_posix()}`" for d in directories)
+    out = [f"# twinbench report: {sources}", "",
            f"{len(records)} records ({ok_count} ok, {len(records) - ok_count} failed) in {len(groups)} group(s); "
            f"{machines(records)}. Written by `python -m bench report` on "
            f"{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.", ""]
@@ -346,7 +330,9 @@ def build_report(directory, *, figures: bool = True) -> Path:
     if groups:
         out += ["## Cells", "", "Each group needs every implementation; a cell not run yet is *missing*.", ""]
         out += _table(["group", *LABELS], [[g.title, *(g.status(label) for label in LABELS)] for g in groups])
-        out += ["", "```", results_table(records), "```", ""]
+        trained = [r for r in records if r.get("kind", "train") == "train"]
+        if trained:
+            out += ["", "```", results_table(trained), "```", ""]
 
     # -- speed --
     if groups:

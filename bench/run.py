@@ -2,7 +2,7 @@
 
 The shared profiler (``bench.profiler``) runs for the whole cell: its sampler thread records a timeline
 (CPU %, RSS, and the GPU through NVML where there is one) and ``fit`` marks every epoch's begin and end
-and opens a window for each epoch's training and evaluation. The record (schema v2, ``bench.records``)
+and opens a window for each epoch's training and evaluation. The record (``bench.records``)
 carries the timing figures with their spread (``bench.measure.train_timing``); the timeline goes into a
 sidecar file next to it.
 
@@ -11,13 +11,13 @@ This module never imports a framework itself; it goes through ``backends.get_run
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
+from bench.cell import Cell
 from bench.faults import maybe_inject_fault
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic, write_timeline
+from bench.records import new_record
+from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
 
 
 @dataclass(frozen=True)
@@ -45,24 +45,8 @@ class RunConfig:
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
 
     @property
-    def cell(self) -> str:
-        return cell_id(self.model, self.implementation, self.backend, self.dataset)
-
-
-def _now_iso():
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def base_record(config: RunConfig, *, started: str | None = None) -> dict:
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "kind": "train",
-        "cell": {"model": config.model, "implementation": config.implementation,
-                 "backend": config.backend, "dataset": config.dataset},
-        "config": asdict(config),
-        "started": started or _now_iso(),  # the caller's start time; now for a record of a failure
-    }
+    def cell(self) -> Cell:
+        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -125,7 +109,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
-    record = base_record(config, started=started)
+    record = new_record("train", config, started=started)
     record.update(
         status="ok",
         finished=_now_iso(),
@@ -159,16 +143,3 @@ def execute(config: RunConfig, *, events=None) -> dict:
         record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record
     return record
 
-
-def write_record(record: dict, out_dir) -> Path:
-    """Atomically write ``record`` as ``OUT/<cell>.json``, its timeline (if any) as ``OUT/<cell>.timeline.json``.
-
-    The timeline is written first, so a record that names a sidecar always has it.
-    """
-    cell = record["cell"]
-    name = cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"])
-    path = Path(out_dir) / f"{name}.json"
-    segments = record.pop("timeline", None)
-    if segments is not None:
-        record["timeline_file"] = write_timeline(path, record, segments).name
-    return write_json_atomic(path, record)

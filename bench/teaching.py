@@ -32,6 +32,8 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cell import BACKENDS, ENVIRONMENTS, implementation_label
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_DIR = ROOT / "docs" / "models"
 DATA_DIR = DOCS_DIR / "_data"
@@ -39,7 +41,7 @@ FIXTURE_DIR = ROOT / "tests" / "parity"  # the PyTorch twin's fingerprints (test
 
 STYLES = ("keras", "torch", "tf_keras")
 STYLE_TITLES = {"keras": "Keras 3", "torch": "PyTorch", "tf_keras": "tf.keras"}
-ENVS = ("torch", "tensorflow", "jax")
+ENVS = BACKENDS  # one environment per Keras backend (bench.cell.ENVIRONMENTS)
 REGENERATE = "run `nox -s docs` (or, for source changes only, `python -m bench docs`)"
 
 # The training code each style needs, as twinbench runs it: "module:qualified.name", read from the source.
@@ -305,16 +307,10 @@ def current_env() -> str | None:
 
 def env_implementations(env: str) -> list[tuple[str, str]]:
     """The (implementation, backend) pairs an environment runs (as in the matrix)."""
-    from bench.matrix import ENVIRONMENT_CELLS
-
-    pairs = list(ENVIRONMENT_CELLS[env])
+    pairs = list(ENVIRONMENTS[env])
     if ("tf_keras", "tensorflow") in pairs and importlib.util.find_spec("tf_keras") is None:
         pairs.remove(("tf_keras", "tensorflow"))
     return pairs
-
-
-def _label(implementation, backend):
-    return f"keras[{backend}]" if implementation == "keras" else implementation
 
 
 def _versions(env):
@@ -462,7 +458,8 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
             continue
         here, ref = twin(implementation, backend), twin("keras", backend)
         noise = combine_noise(here.noise, ref.noise)
-        check = {"a": _label(implementation, backend), "b": _label("keras", backend), "how": "same process",
+        check = {"a": implementation_label(implementation, backend), "b": implementation_label("keras", backend),
+                 "how": "same process",
                  "batch": [len(x), *input_shape],
                  "max_abs_logits": float(np.abs(here.observation.logits - ref.observation.logits).max()),
                  "tolerance": logits_tolerance(ref.observation.logits, noise),
@@ -480,7 +477,7 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
     for implementation, backend in pairs:
         if implementation == "torch" or "torch" not in spec.builders:
             continue  # the fingerprint is the PyTorch twin itself (a model without one has none)
-        check = {"a": _label(implementation, backend), "b": "torch", "how": "PyTorch fingerprint"}
+        check = {"a": implementation_label(implementation, backend), "b": "torch", "how": "PyTorch fingerprint"}
         if not path.exists():
             checks.append({**check, "passed": False, "error": f"no fingerprint {relative(path)}"})
             continue
@@ -628,12 +625,13 @@ def _env_line(env, data):
 
 def expected_checks(styles) -> dict[str, list[tuple[str, str]]]:
     """The twin checks each environment runs for a model with these implementations: (twin, against)."""
-    native = {"torch": [("torch", "keras[torch]")] if "torch" in styles else [],
-              "tensorflow": [("tf_keras", "keras[tensorflow]")] if "tf_keras" in styles else [], "jax": []}
+    keras = {env: implementation_label("keras", env) for env in ENVS}
+    native = {"torch": [("torch", keras["torch"])] if "torch" in styles else [],
+              "tensorflow": [("tf_keras", keras["tensorflow"])] if "tf_keras" in styles else [], "jax": []}
     if "torch" in styles:  # the PyTorch twin's fingerprint ties the environments together
         native["tensorflow"] += [("tf_keras", "torch")] if "tf_keras" in styles else []
-        native["tensorflow"].append(("keras[tensorflow]", "torch"))
-        native["jax"].append(("keras[jax]", "torch"))
+        native["tensorflow"].append((keras["tensorflow"], "torch"))
+        native["jax"].append((keras["jax"], "torch"))
     return native
 
 
@@ -648,7 +646,7 @@ def render_checks(data_by_env: dict[str, dict], styles=STYLES) -> list[str]:
                 lines.append(f"| {a} | {b} | | | missing | | | not computed: needs the {env} environment |")
             continue
         if not expected[env]:
-            label = "keras[jax]" if env == "jax" else _label("keras", env)
+            label = implementation_label("keras", env)
             lines.append(f"| {label} | — | | | | | | no check: this model has no PyTorch twin to compare with |")
         for check in data["checks"]:
             result = "same network ✓" if check.get("passed") else f"**DIFFERENT**: {check.get('error', '?')}"

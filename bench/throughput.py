@@ -24,13 +24,14 @@ This module never imports a framework itself; it goes through ``backends.get_run
 
 from __future__ import annotations
 
-import datetime as _dt
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id
+from bench.cell import Cell
+from bench.records import new_record
+from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
 
 # The profiler must cost less than this share of a step (the issue's requirement).
 OVERHEAD_LIMIT = 0.01
@@ -59,8 +60,8 @@ class ThroughputConfig:
     dataset = "synthetic"
 
     @property
-    def cell(self) -> str:
-        return cell_id(self.model, self.implementation, self.backend, self.dataset)
+    def cell(self) -> Cell:
+        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
     @property
     def off_repeats(self) -> int:
@@ -80,22 +81,6 @@ def repeat_schedule(on: int, off: int) -> list[bool]:
     for pair in range(pairs):
         schedule += [True, False] if pair % 2 == 0 else [False, True]
     return schedule + [True] * (on - pairs) + [False] * (off - pairs)
-
-
-def _now_iso():
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def base_record(config: ThroughputConfig, *, started: str | None = None) -> dict:
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "kind": "throughput",
-        "cell": {"model": config.model, "implementation": config.implementation,
-                 "backend": config.backend, "dataset": config.dataset},
-        "config": asdict(config),
-        "started": started or _now_iso(),  # the caller's start time; now for a record of a failure
-    }
 
 
 class _Windows:
@@ -194,7 +179,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     segments = [timeline_segment(profiler, name=name, offset_s=start - t_first)
                 for name, profiler, start in windows.profilers]
 
-    record = base_record(config, started=started)
+    record = new_record("throughput", config, started=started)
     record.update(
         status="ok",
         finished=_now_iso(),
@@ -218,7 +203,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         profile=profile,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
-        timeline=segments,  # moved to a sidecar by bench.run.write_record
+        timeline=segments,  # moved to a sidecar by bench.records.write_record
     )
     record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
                                           num_classes=dataset.num_classes)
@@ -324,13 +309,13 @@ def _combine_profiles(profiles: list[tuple[str, dict]]) -> dict | None:
     }
 
 
-def run_env_cells(*, cells, model: str, out_dir, bench_args=(), python=sys.executable) -> int:
-    """Run ``bench bench`` for each (implementation, backend) in its own process; returns the number failed."""
+def run_env_cells(*, cells: list[Cell], out_dir, bench_args=(), python=sys.executable) -> int:
+    """Run ``bench bench`` for each cell in its own process; returns the number failed."""
     failures = 0
-    for implementation, backend in cells:
-        name = cell_id(model, implementation, backend, "synthetic")
-        command = [python, "-m", "bench", "bench", "--model", model, "--impl", implementation,
-                   "--backend", backend, "--out", str(out_dir), *bench_args]
+    for cell in cells:
+        name = cell.file_id
+        command = [python, "-m", "bench", "bench", "--model", cell.model, "--impl", cell.implementation,
+                   "--backend", cell.backend, "--out", str(out_dir), *bench_args]
         print(f"[bench] {name}: running", flush=True)
         code = subprocess.call(command)
         if code != 0:

@@ -139,10 +139,11 @@ def bad_checkpoint(tmp: Path):
 
 
 def future_record(tmp: Path):
-    from bench.run import RunConfig, base_record
+    from bench.records import new_record
+    from bench.run import RunConfig
 
     tmp.mkdir(parents=True, exist_ok=True)
-    record = base_record(RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
+    record = new_record("train", RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
     record.update(status="failed", error={"type": "Example", "message": "kept for the table"})
     (tmp / "cifar_cnn__torch__torch__digits.json").write_text(json.dumps(record))
     (tmp / "future.json").write_text(json.dumps({**record, "schema_version": 99}))

@@ -17,8 +17,8 @@ from bench.records import (
     read_record,
     read_timeline,
     write_json_atomic,
+    write_record,
 )
-from bench.run import write_record
 from bench.stats import ratio_ci
 from bench.throughput import overhead_pairs, profiler_overhead, repeat_schedule
 

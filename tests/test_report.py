@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from bench import report
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic
+from bench.cell import Cell
+from bench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
 from conftest import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,9 +50,7 @@ def _record(model, implementation, backend, *, epoch_s=(3.0, 1.0, 1.1, 0.9), sta
 
 
 def _write(directory, record):
-    cell = record["cell"]
-    name = cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"])
-    return write_json_atomic(directory / f"{name}.json", record)
+    return write_json_atomic(directory / f"{Cell.of(record).file_id}.json", record)
 
 
 @pytest.fixture

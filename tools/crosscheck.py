@@ -235,9 +235,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
         raise SystemExit(f"{crosscheck_dir} mixes --loop kinds {sorted(map(str, loops))}: compare one at a time")
     for result in hand.values():
         result["median_step_s"] = statistics.median(result["step_s"])
-    records = []
-    for directory in sorted({path.parent for path in Path(bench_dir).rglob("*.json")}):
-        records += load_records(directory)[0]
+    records = load_records(bench_dir)[0]
     harness = {(r["numerator"], r["denominator"], r["model"], r["batch_size"]): r
                for r in decomposition([r for r in records if r.get("kind") == "throughput"])}
     lines, all_agree = [], True
