@@ -1,4 +1,4 @@
-"""``python -m bench``: list models, run one cell, run a matrix, benchmark throughput, compare results.
+"""``python -m bench``: list models and cells, train cells, benchmark their throughput, compare the results.
 
 Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
 ``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback.
@@ -20,6 +20,7 @@ from bench.cell import (
 )
 from bench.faults import is_out_of_memory
 from bench.matrix import DEFAULT_MODELS
+from bench.records import RESULTS
 
 EXIT_USAGE = 2  # bad input
 EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
@@ -100,28 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this environment's cells (repeatable; default: all)")
     cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
 
-    run = sub.add_parser("run", help="run one cell and write its JSON record")
-    add_cell_arguments(run)
-    run.add_argument("--out", default="results/run", help="directory for the record")
-    run.add_argument("--progress", action="store_true", help="per-epoch progress bars")
-    run.add_argument("--oom-retry", action="store_true",
-                     help="on out-of-memory, retry with half the batch size (marked in the record)")
-    _add_training_args(run)
-    _add_measurement_args(run)
-    run.add_argument("--timing-window", type=non_negative_int, default=10,
-                     help="steps per steady-state timing window, synchronised at its edges only (0: none)")
-    run.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
-    run.add_argument("--synthetic-test", type=positive_int, default=None)
-    _add_weights_arg(run)
-
-    matrix = sub.add_parser("matrix", help="run the cells of one environment, each in its own process")
-    add_env_argument(matrix, required=True)
-    matrix.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
-    matrix.add_argument("--out", default="results/compare")
-    matrix.add_argument("--resume", action="store_true", help="skip cells that already have a successful record")
-    matrix.add_argument("--oom-retry", action="store_true", help="retry out-of-memory cells at half the batch size")
-    _add_training_args(matrix)
-    _add_weights_arg(matrix)
+    # `run` (one cell) and `matrix` (an environment's cells) are the names of twinbench 0.x: kept for one release.
+    train = sub.add_parser("train", aliases=["run", "matrix"],
+                           help="train one cell (--impl) or an environment's cells (--env), each in its own process")
+    which = train.add_mutually_exclusive_group(required=True)
+    add_cell_arguments(train, impl_group=which, model_default="")
+    add_env_argument(which)
+    train.add_argument("--models", default=",".join(DEFAULT_MODELS), help="with --env: comma-separated model names")
+    train.add_argument("--out", default=RESULTS["train"], help="directory for the records")
+    train.add_argument("--resume", action="store_true",
+                       help="with --env: skip cells that already have a successful record")
+    train.add_argument("--progress", action="store_true", help="per-epoch progress bars")
+    train.add_argument("--oom-retry", action="store_true",
+                       help="on out-of-memory, retry with half the batch size (marked in the record)")
+    _add_training_args(train)
+    _add_measurement_args(train)
+    train.add_argument("--timing-window", type=non_negative_int, default=10,
+                       help="steps per steady-state timing window, synchronised at its edges only (0: none)")
+    train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
+    train.add_argument("--synthetic-test", type=positive_int, default=None)
+    _add_weights_arg(train)
+    train.set_defaults(parser=train)
 
     convert = sub.add_parser("convert-weights", help="torchvision checkpoint (.pth) -> neutral .npz (torch env)")
     convert.add_argument("checkpoint", help="a torchvision state_dict saved with torch.save")
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--model", required=True)
 
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
-    compare.add_argument("results", nargs="*", default=["results/compare"],
+    compare.add_argument("results", nargs="*", default=[RESULTS["train"]],
                          help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "cells (--env), or print the table of --out")
     add_env_argument(effect, default=None)
     effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
-    effect.add_argument("--out", default="results/definition_effect",
+    effect.add_argument("--out", default=RESULTS["definition_effect"],
                         help="directory of the records; the table pools it and its subdirectories (e.g. rounds)")
     effect.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3), help="HxWxC (default 32x32x3)")
@@ -149,10 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     effect.add_argument("--warmup", type=positive_int, default=3)
     effect.add_argument("--repeats", type=positive_int, default=6, help="timed windows per cell")
     effect.add_argument("--threads", type=positive_int, default=None)
+    effect.set_defaults(parser=effect)
 
     report = sub.add_parser("report", help="write report.md and its figures for results directories (works on a "
                                            "partial matrix; several runs of one cell are pooled)")
-    report.add_argument("results", nargs="*", default=["results/compare"], help="directories of records")
+    report.add_argument("results", nargs="*", default=[RESULTS["train"]], help="directories of records")
     report.add_argument("--out", default=None,
                         help="where report.md and figures/ go (default: the directory, or the one that holds them all)")
     report.add_argument("--no-figures", action="store_true", help="the Markdown report only")
@@ -185,7 +186,9 @@ def _add_measurement_args(parser):
 
 
 def _add_bench_parser(sub):
-    bench = sub.add_parser("bench", help="throughput benchmark on synthetic data: one cell, or an environment's cells")
+    # `bench` is the name of twinbench 0.x: kept for one release.
+    bench = sub.add_parser("throughput", aliases=["bench"],
+                           help="throughput benchmark on synthetic data: one cell, or an environment's cells")
     which = bench.add_mutually_exclusive_group(required=True)
     add_cell_arguments(bench, impl_group=which, model_default="cifar_cnn")
     add_env_argument(which)
@@ -202,7 +205,32 @@ def _add_bench_parser(sub):
     bench.add_argument("--threads", type=positive_int, default=None,
                        help="CPU threads per framework thread pool (default: each framework's own choice)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
-    bench.add_argument("--out", default="results/bench", help="directory for the records")
+    bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")
+    bench.set_defaults(parser=bench)
+
+
+def child_args(args, *, leave_out=()) -> list[str]:
+    """The options of ``args`` as a command line for a child process that runs one of the command's cells.
+
+    Read from the command's own parser (``args.parser``), so an option added there reaches the children.
+    """
+    argv = []
+    for action in args.parser._actions:
+        if not action.option_strings or action.dest in (*leave_out, "help"):
+            continue
+        value, flag = getattr(args, action.dest), max(action.option_strings, key=len)
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            argv += [flag] if value != action.default else []
+        elif value is not None:
+            argv += [flag, _option_text(value)]
+    return argv
+
+
+def _option_text(value) -> str:
+    """An option's value as it is typed: ``32x32x3`` for a shape, ``0.15,0.015`` for intervals."""
+    if isinstance(value, tuple):
+        return ("x" if all(isinstance(v, int) for v in value) else ",").join(map(str, value))
+    return str(value)
 
 
 def interval_list(text: str) -> tuple[float, ...]:
@@ -237,7 +265,7 @@ def _add_profiler_cost_parser(sub):
     cost.add_argument("--seed", type=non_negative_int, default=0)
     cost.add_argument("--threads", type=positive_int, default=None,
                       help="CPU threads per framework thread pool (default: each framework's own choice)")
-    cost.add_argument("--out", default="results/profiler-cost", help="directory for the record")
+    cost.add_argument("--out", default=RESULTS["profiler_cost"], help="directory for the record")
 
 
 def cmd_profiler_cost(args) -> int:
@@ -303,8 +331,9 @@ def record_label(record) -> str:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"list": cmd_list, "cells": cmd_cells, "run": cmd_run, "matrix": cmd_matrix, "compare": cmd_compare,
-                    "report": cmd_report, "show": cmd_show, "docs": cmd_docs, "bench": cmd_bench,
+        commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train, "run": cmd_train, "matrix": cmd_train,
+                    "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
+                    "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost}
         return commands[args.command](args)
@@ -378,7 +407,7 @@ def _validate_cell(model, implementation, backend, dataset, input_shape_=None):
     if missing:
         raise BackendError(
             f"The {backend} backend needs the package(s) {', '.join(missing)}, which this environment lacks: "
-            f"pip install -e '.[{backend}]', or use its nox environment (nox -s matrix({backend}))."
+            f"pip install -e '.[{backend}]', or use its nox environment (nox -s 'train({backend})')."
         )
     return backend
 
@@ -414,7 +443,16 @@ def check_writable(directory) -> None:
         raise CliError(f"results directory {str(directory)!r} is not writable ({err.strerror or err})") from None
 
 
-def cmd_run(args) -> int:
+def cmd_train(args) -> int:
+    """One cell in this process (``--impl``), or an environment's cells each in its own (``--env``)."""
+    if args.env is not None:
+        return _train_env(args)
+    if not args.model:
+        raise CliError("the following arguments are required with --impl: --model")
+    return _train_cell(args)
+
+
+def _train_cell(args) -> int:
     from bench.records import failed_record, write_record
     from bench.run import RunConfig, execute
 
@@ -485,11 +523,11 @@ def _free_memory():
         torch.cuda.empty_cache()
 
 
-def cmd_matrix(args) -> int:
+def _train_env(args) -> int:
     from bench.matrix import run_matrix
 
     try:
-        models = [m for m in args.models.split(",") if m]
+        models = [args.model] if args.model else [m for m in args.models.split(",") if m]
         cells = {model: environment_cells(args.env, model, dataset=args.dataset) for model in models}
         for model in models:
             for cell in cells[model]:
@@ -498,22 +536,11 @@ def cmd_matrix(args) -> int:
         check_writable(args.out)
     except _user_errors() as err:
         raise CliError(str(err)) from None
-    run_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-                "--seed", str(args.seed)]
-    if args.data_dir:
-        run_args += ["--data-dir", args.data_dir]
-    if args.input_shape:
-        run_args += ["--input-shape", "x".join(map(str, args.input_shape))]
-    if args.num_classes:
-        run_args += ["--num-classes", str(args.num_classes)]
-    if args.oom_retry:
-        run_args += ["--oom-retry"]
-    if args.weights:
-        run_args += ["--weights", args.weights]
+    run_args = child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))
     failures = 0
     for model in models:
         if not cells[model]:
-            print(f"[matrix] {model}: no implementation in the {args.env} environment, skipped", flush=True)
+            print(f"[train] {model}: no implementation in the {args.env} environment, skipped", flush=True)
             continue
         failures += run_matrix(cells=cells[model], out_dir=args.out, run_args=run_args, resume=args.resume)
     return EXIT_FAILED if failures else 0
@@ -557,7 +584,7 @@ def throughput_section(records) -> str:
     from bench.decompose import decomposition, decomposition_table, throughput_rows
     from bench.table import throughput_table
 
-    lines = ["Throughput (bench bench): seconds per step over repeats of N steps, synchronised at the edges only",
+    lines = ["Throughput (bench throughput): seconds per step over repeats of N steps, synchronised at the edges only",
              throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
              decomposition_table(decomposition(records)), ""]
     for row in throughput_rows(records):
@@ -597,7 +624,7 @@ def training_timing_section(records) -> str:
     table = timing_table(records)
     if not table:
         return ""
-    return "\n".join(["", "Timing (bench run): median [IQR] over epochs after the first / over windows", table, "",
+    return "\n".join(["", "Timing (bench train): median [IQR] over epochs after the first / over windows", table, "",
                       "Overhead decomposition by epoch time (95% bootstrap CI):",
                       decomposition_table(decomposition(records))])
 
@@ -610,7 +637,7 @@ def _limit_threads(threads):
         limit_threads(threads)
 
 
-def cmd_bench(args) -> int:
+def cmd_throughput(args) -> int:
     from bench.throughput import ThroughputConfig, execute_throughput, run_env_cells
     from models import get_model_spec
 
@@ -628,15 +655,7 @@ def cmd_bench(args) -> int:
         raise CliError(str(err)) from None
 
     if args.env is not None:
-        bench_args = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-                      "--repeats", str(args.repeats), "--seed", str(args.seed), "--lr", str(args.lr),
-                      "--profile-interval", str(args.profile_interval)]
-        for flag, value in (("--overhead-repeats", args.overhead_repeats), ("--num-classes", args.num_classes),
-                            ("--threads", args.threads)):
-            if value is not None:
-                bench_args += [flag, str(value)]
-        if args.input_shape:
-            bench_args += ["--input-shape", "x".join(map(str, args.input_shape))]
+        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out"))
         failures = run_env_cells(cells=cells, out_dir=args.out, bench_args=bench_args)
         return EXIT_FAILED if failures else 0
 
@@ -725,11 +744,7 @@ def cmd_definition_effect(args) -> int:
         return 0
     from bench.definition_effect import run_cells
 
-    bench_args = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-                  "--repeats", str(args.repeats), "--overhead-repeats", "0",
-                  "--input-shape", "x".join(map(str, args.input_shape))]
-    if args.threads is not None:
-        bench_args += ["--threads", str(args.threads)]
+    bench_args = [*child_args(args, leave_out=("env", "families", "out", "markdown")), "--overhead-repeats", "0"]
     failures = run_cells(args.env, families=families, out_dir=args.out, bench_args=bench_args)
     return EXIT_FAILED if failures else 0
 

@@ -17,8 +17,8 @@ torch / tf_keras                      the gap between the two native implementat
 A ratio above 1 means the first is slower. Each ratio is ``bench.stats.ratio_ci``: the ratio of the
 medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
 
-Samples: for a throughput record (``bench bench``), seconds per step of each repeat with the profiler
-on; for a training record (``bench run``), the training time of each epoch after the first (the first
+Samples: for a throughput record (``bench throughput``), seconds per step of each repeat with the profiler
+on; for a training record (``bench train``), the training time of each epoch after the first (the first
 one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
 """
 

@@ -14,7 +14,7 @@ VGG19 without adaptive pooling has a 49x smaller first Dense layer at 32x32), so
 FLOP ratio and each cell's achieved GFLOP/s (``bench.mfu``): a definition may be faster because it computes
 less, or because it runs better.
 
-Measurement: each cell is one ``python -m bench bench`` process (``bench.throughput``: warm-up and first
+Measurement: each cell is one ``python -m bench throughput`` process (``bench.throughput``: warm-up and first
 step reported apart, repeats of synchronised windows); samples are seconds per step of each repeat, ratios
 are ``bench.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
 excludes 1). This module imports no framework.
@@ -44,7 +44,7 @@ NATIVE = {backend: (implementation, backend) for implementation, backend in NATI
 
 
 def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys.executable) -> int:
-    """Run this environment's cells for each family, each in its own ``bench bench`` process; returns failures."""
+    """Run this environment's cells for each family, each in its own ``bench throughput`` process; returns failures."""
     from bench.throughput import run_env_cells
 
     failures = 0

@@ -1,4 +1,5 @@
-"""The matrix: many cells, each in its own process (one Keras backend per process).
+"""Training an environment's cells (``python -m bench train --env``), each in its own process (one Keras
+backend per process).
 
 A cell that fails, crashes or is killed is recorded as failed and the matrix goes on; ``resume`` skips
 cells that already have a successful record, so an interrupted matrix is finished, not restarted.
@@ -25,17 +26,17 @@ def completed(out_dir, cell: Cell) -> bool:
 
 
 def run_matrix(*, cells: list[Cell], out_dir, run_args=(), resume=False, python=sys.executable) -> int:
-    """Run every cell in a child ``python -m bench run``; returns the number of failed cells."""
+    """Run every cell in a child ``python -m bench train``; returns the number of failed cells."""
     failures = 0
     for cell in cells:
         if resume and completed(out_dir, cell):
-            print(f"[matrix] {cell.file_id}: done already, skipped (--resume)", flush=True)
+            print(f"[train] {cell.file_id}: done already, skipped (--resume)", flush=True)
             continue
-        command = [python, "-m", "bench", "run", "--model", cell.model, "--impl", cell.implementation,
+        command = [python, "-m", "bench", "train", "--model", cell.model, "--impl", cell.implementation,
                    "--backend", cell.backend, "--dataset", cell.dataset, "--out", str(out_dir), *run_args]
-        print(f"[matrix] {cell.file_id}: running", flush=True)
+        print(f"[train] {cell.file_id}: running", flush=True)
         code = subprocess.call(command)
         if code != 0:
             failures += 1
-            print(f"[matrix] {cell.file_id}: FAILED (exit code {code}); the matrix goes on", flush=True)
+            print(f"[train] {cell.file_id}: FAILED (exit code {code}); the others go on", flush=True)
     return failures

@@ -2,9 +2,9 @@
 
 A **record** is one run's result: one process that ran one cell (``bench.cell.Cell``). Kinds (``KINDS``):
 
-- ``train``: ``python -m bench run`` (``bench.run``): accuracy before/after, per-epoch loss, accuracy and times,
+- ``train``: ``python -m bench train`` (``bench.run``): accuracy before/after, per-epoch loss, accuracy and times,
   timing windows during the epochs;
-- ``throughput``: ``python -m bench bench`` (``bench.throughput``): the first step, warm-up, repeats of timed
+- ``throughput``: ``python -m bench throughput`` (``bench.throughput``): the first step, warm-up, repeats of timed
   windows with the profiler on and off, throughput, FLOP/s;
 - ``profiler_cost``: ``python -m bench profiler-cost`` (``bench.profiler_cost``): windows with the profiler's
   sampler on, each between two with it off, at several sampling intervals.
@@ -51,12 +51,16 @@ SCHEMA_VERSION = 2
 TIMELINE_SCHEMA = "twinbench.timeline"
 TIMELINE_SUFFIX = ".timeline.json"
 
-# The kinds of record: the command that writes them, and what their file name adds to the cell's file id.
+# The kinds of record: the command that writes them, its default results directory (nox's too), and what the
+# file name adds to the cell's file id.
 KINDS = {
-    "train": {"command": "python -m bench run", "suffix": ""},
-    "throughput": {"command": "python -m bench bench", "suffix": ""},
-    "profiler_cost": {"command": "python -m bench profiler-cost", "suffix": "__profiler_cost"},
+    "train": {"command": "python -m bench train", "results": "results/train", "suffix": ""},
+    "throughput": {"command": "python -m bench throughput", "results": "results/throughput", "suffix": ""},
+    "profiler_cost": {"command": "python -m bench profiler-cost", "results": "results/profiler_cost",
+                      "suffix": "__profiler_cost"},
 }
+# Results directories: one per kind, and the definition-effect study's (throughput records of its cells).
+RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect"}
 
 
 def now_iso() -> str:

@@ -37,7 +37,7 @@ MISSING = "missing"
 class Group:
     """The records that are compared with each other: one kind of run of one model on one dataset."""
 
-    kind: str  # "train" (bench run) or "throughput" (bench bench)
+    kind: str  # "train" (bench train) or "throughput" (bench throughput)
     model: str
     dataset: str
     records: dict[str, dict] = field(default_factory=dict)  # label -> its latest run (ok if one is)

@@ -86,7 +86,7 @@ def _median_iqr(summary, scale=1.0, spec=".2f"):
 
 
 def timing_table(records: list[dict]) -> str:
-    """The timing figures of training records (``bench run``): median [IQR] over epochs or windows."""
+    """The timing figures of training records (``bench train``): median [IQR] over epochs or windows."""
     headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
                "epoch (s) median [IQR]", "gap (ms)", "eval (ms)"]
     rows = []
@@ -105,7 +105,7 @@ def timing_table(records: list[dict]) -> str:
 
 
 def throughput_table(records: list[dict]) -> str:
-    """Throughput records (``bench bench``): one row per cell, pooled over runs, median [IQR] over repeats."""
+    """Throughput records (``bench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
     from bench.decompose import throughput_rows
 
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",

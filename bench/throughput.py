@@ -1,4 +1,4 @@
-"""``python -m bench bench``: the throughput benchmark of one implementation on synthetic data.
+"""``python -m bench throughput``: the throughput benchmark of one implementation on synthetic data.
 
 What it measures, in one process (one Keras backend per process, CONVENTIONS.md section 4):
 
@@ -310,15 +310,15 @@ def _combine_profiles(profiles: list[tuple[str, dict]]) -> dict | None:
 
 
 def run_env_cells(*, cells: list[Cell], out_dir, bench_args=(), python=sys.executable) -> int:
-    """Run ``bench bench`` for each cell in its own process; returns the number failed."""
+    """Run ``python -m bench throughput`` for each cell in its own process; returns the number failed."""
     failures = 0
     for cell in cells:
         name = cell.file_id
-        command = [python, "-m", "bench", "bench", "--model", cell.model, "--impl", cell.implementation,
+        command = [python, "-m", "bench", "throughput", "--model", cell.model, "--impl", cell.implementation,
                    "--backend", cell.backend, "--out", str(out_dir), *bench_args]
-        print(f"[bench] {name}: running", flush=True)
+        print(f"[throughput] {name}: running", flush=True)
         code = subprocess.call(command)
         if code != 0:
             failures += 1
-            print(f"[bench] {name}: FAILED (exit code {code}); the others go on", flush=True)
+            print(f"[throughput] {name}: FAILED (exit code {code}); the others go on", flush=True)
     return failures

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from bench.cell import AXES, BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, ORDER, Cell, environment_cells, order
+from bench.records import RESULTS
 from bench.table import sorted_records
 from conftest import ROOT
 
@@ -51,11 +52,16 @@ def test_environment_table_and_what_is_derived_from_it():
     assert [c.label for c in environment_cells("torch", "vgg19_kerasapps")] == ["keras[torch]"]  # no torch twin
 
 
-def test_noxfile_environments_agree_with_the_cell_table():
+def _noxfile_constant(name: str):
     tree = ast.parse((ROOT / "noxfile.py").read_text())
     (value,) = [node.value for node in tree.body if isinstance(node, ast.Assign)
-                and any(getattr(t, "id", None) == "ENVIRONMENTS" for t in node.targets)]
-    assert list(ast.literal_eval(value)) == list(ENVIRONMENTS)
+                and any(getattr(t, "id", None) == name for t in node.targets)]
+    return ast.literal_eval(value)
+
+
+def test_noxfile_environments_and_results_directories_agree_with_bench():
+    assert list(_noxfile_constant("ENVIRONMENTS")) == list(ENVIRONMENTS)
+    assert all(RESULTS[kind] == path for kind, path in _noxfile_constant("RESULTS").items())
 
 
 def test_cells_command_lists_the_table_for_scripts():

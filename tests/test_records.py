@@ -119,7 +119,7 @@ def test_report_of_several_directories_renders_the_committed_rounds(tmp_path, ca
 @requires_backend
 def test_a_real_cell_run_twice_into_one_directory_keeps_both_records(tmp_path, capsys):
     implementation, backend = IMPLEMENTATIONS_HERE[0]
-    run = ["run", "--impl", implementation, "--backend", backend, "--model", "mnist_cnn", "--input-shape", "12x12x1",
+    run = ["train", "--impl", implementation, "--backend", backend, "--model", "mnist_cnn", "--input-shape", "12x12x1",
            "--batch-size", "16", "--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test", "16",
            "--epochs", "3", "--no-profiler", "--out", str(tmp_path)]
     assert main(run) == 0 and main(run) == 0

@@ -4,7 +4,7 @@ No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is
 would time it by hand. Build the model, warm up, then time ``--steps`` training steps between two
 ``time.perf_counter()`` calls with a device sync before each; repeat. If twinbench's harness (step
 clock, callback, profiler) distorted the timings, the ratios between implementations measured here
-would disagree with ``python -m bench bench``.
+would disagree with ``python -m bench throughput``.
 
 - PyTorch: the tutorial loop over a ``DataLoader`` of a ``TensorDataset`` (``zero_grad``, forward,
   loss, ``backward``, ``step``).
@@ -29,7 +29,7 @@ One implementation per process (one Keras backend per process)::
     KERAS_BACKEND=tensorflow python tools/crosscheck.py --impl keras    --out results/crosscheck
     KERAS_BACKEND=jax        python tools/crosscheck.py --impl keras    --out results/crosscheck
 
-    python tools/crosscheck.py --compare results/crosscheck results/bench   # both sets of ratios
+    python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
 ``--compare`` reads every result under both directories (subdirectories included) and pools several
 runs of one cell, like ``python -m bench compare DIR [DIR ...]``.

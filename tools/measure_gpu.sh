@@ -36,7 +36,7 @@ for round in $(seq 1 "$rounds"); do
     for cell in "${cells[@]}"; do
         read -r _ impl backend _ <<< "$cell"
         echo "== round $round: $impl [$backend]"
-        KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
+        KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
             --overhead-repeats "${REPEATS:-10}" --out "$out/bench/round-$round"
         KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
             --out "$out/crosscheck/round-$round"

@@ -13,15 +13,15 @@
 # Usage: tools/measure_profiler_cost.sh OUT_DIR [CYCLES [DIRECT_CYCLES [DIRECT_ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]]]
 # PARTS="lines direct all-threads" (the default) chooses the parts; a record that exists is not measured
 # again, so a run that stopped can be resumed with the same command. The three pythons default to the
-# interpreters of the nox environments (nox -s bench_cells --install-only creates them).
+# interpreters of the nox environments (nox -s throughput --install-only creates them).
 set -euo pipefail
 out=${1:?usage: tools/measure_profiler_cost.sh OUT_DIR [CYCLES [DIRECT_CYCLES [DIRECT_ROUNDS [PYTHONS...]]]]}
 cycles=${2:-30}
 direct_cycles=${3:-100}
 direct_rounds=${4:-2}
-py_torch=${5:-.nox/bench_cells-torch/bin/python}
-py_tf=${6:-.nox/bench_cells-tensorflow/bin/python}
-py_jax=${7:-.nox/bench_cells-jax/bin/python}
+py_torch=${5:-.nox/throughput-torch/bin/python}
+py_tf=${6:-.nox/throughput-tensorflow/bin/python}
+py_jax=${7:-.nox/throughput-jax/bin/python}
 parts=${PARTS:-lines direct all-threads}
 common=(--model cifar_cnn --batch-size 64 --steps 10 --warmup 10)
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
