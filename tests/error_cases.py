@@ -139,8 +139,8 @@ def bad_checkpoint(tmp: Path):
 
 
 def future_record(tmp: Path):
+    from bench.measuring.train import RunConfig
     from bench.records import new_record
-    from bench.run import RunConfig
 
     tmp.mkdir(parents=True, exist_ok=True)
     record = new_record("train", RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))

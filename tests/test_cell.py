@@ -15,7 +15,7 @@ import pytest
 
 from bench.cell import AXES, BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, ORDER, Cell, environment_cells, order
 from bench.records import RESULTS
-from bench.table import sorted_records
+from bench.results.table import sorted_records
 from conftest import ROOT
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.cell import ENVIRONMENTS
-from bench.faults import is_out_of_memory
+from bench.measuring.faults import is_out_of_memory
 from bench.records import TIMELINE_SUFFIX, read_record
 from conftest import BACKEND, requires_backend
 

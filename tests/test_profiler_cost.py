@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.profiler_cost import (
+from bench.studies.profiler_cost import (
     MIN_CYCLES,
     analyse,
     bracketed,
@@ -178,7 +178,7 @@ def test_committed_records_carry_the_analysis_this_code_computes():
 
 
 def test_the_page_shows_what_the_committed_records_say():
-    from bench.cli import profiler_cost_section
+    from bench.studies.profiler_cost import profiler_cost_section
 
     page = (ROOT / "docs" / "profiler_cost.md").read_text()
     shown = "\n".join([profiler_cost_section(_committed("one-thread", "direct/round-1", "direct/round-2")),

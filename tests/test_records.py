@@ -9,7 +9,8 @@ import pytest
 
 from bench.cell import Cell
 from bench.cli import main
-from bench.matrix import completed
+from bench.measuring.children import completed
+from bench.measuring.train import RunConfig
 from bench.records import (
     KINDS,
     SCHEMA,
@@ -22,7 +23,6 @@ from bench.records import (
     write_json_atomic,
     write_record,
 )
-from bench.run import RunConfig
 from conftest import IMPLEMENTATIONS_HERE, ROOT, requires_backend
 
 MEASURED = ROOT / "docs" / "measurements" / "cpu-2026-12-01" / "bench"

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from bench import report
 from bench.cell import Cell
 from bench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
+from bench.results import report, views
 from conftest import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -118,7 +118,7 @@ def test_step_time_prefers_the_measured_statistics_of_a_v2_record():
 
 def test_timeline_reads_the_sidecar_and_falls_back_to_epoch_timestamps(tmp_path):
     record = _record("cifar_cnn", "torch", "torch")
-    fallback = report.timeline(record, tmp_path)
+    fallback = views.timeline(record, tmp_path)
     assert fallback.source == "epochs only" and not fallback.samples
     assert fallback.windows[0] == {"name": "train-epoch-0", "start_s": 0.0, "end_s": 3.0}
     samples = [{"t_s": t / 10, "source": "psutil", "cpu_percent": 90.0, "rss_bytes": 2**30} for t in range(30)]
@@ -127,7 +127,7 @@ def test_timeline_reads_the_sidecar_and_falls_back_to_epoch_timestamps(tmp_path)
          "windows": [{"name": "train-epoch-0", "start_s": 0.5, "end_s": 2.0}]},
         {"offset_s": 5.0, "samples": samples[:2], "markers": [], "windows": []}]}))
     record["timeline_file"] = "side.timeline.json"
-    line = report.timeline(record, tmp_path)
+    line = views.timeline(record, tmp_path)
     assert line.source == "psutil" and not line.has_gpu
     assert len(line.samples) == 32 and line.samples[-1]["t_s"] == pytest.approx(5.1)
 
@@ -158,7 +158,7 @@ def test_gpu_records_draw_utilisation_device_memory_and_allocator_peaks(tmp_path
     assert "Test GPU 80GB" in text
     assert "| torch | 3,072 MiB | 5,120 MiB | 2,048 MiB |" in text
     groups = report.group_records(report.load_records(tmp_path)[0])
-    line = report.timeline(groups[0].ok()["torch"], tmp_path)
+    line = views.timeline(groups[0].ok()["torch"], tmp_path)
     assert line.has_gpu and line.source == "nvml"
     for kind in ("timeline", "memory", "speed"):
         assert (tmp_path / "figures" / f"{kind}__cifar_cnn__digits.png").read_bytes()[:8] == PNG_MAGIC

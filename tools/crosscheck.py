@@ -214,9 +214,9 @@ def measure(args) -> dict:
 
 def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
     """Both sets of ratios side by side; True when every ratio agrees within ``tolerance``."""
-    from bench.decompose import DECOMPOSITION, decomposition, label
     from bench.records import load_records
-    from bench.stats import ratio_ci
+    from bench.results.decompose import DECOMPOSITION, decomposition, label
+    from bench.results.stats import ratio_ci
 
     # Every result under the directories, subdirectories included; several runs of one cell are pooled.
     hand, loops = {}, set()
@@ -249,7 +249,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
             ours = harness.get((label(numerator), label(denominator), model, batch))
             if a is None or b is None or ours is None:
                 continue
-            # Runs resampled too, like twinbench's decomposition (bench.stats.ratio_ci).
+            # Runs resampled too, like twinbench's decomposition (bench.results.stats.ratio_ci).
             theirs = ratio_ci(a["step_s"], b["step_s"], runs_a=a["run_of_sample"], runs_b=b["run_of_sample"])
             agreement = theirs["ratio"] / ours["ratio"]
             agree = abs(agreement - 1) <= tolerance

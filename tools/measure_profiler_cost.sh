@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The profiler's own cost in docs/measurements.md: `python -m bench profiler-cost` (bench/profiler_cost.py),
+# The profiler's own cost in docs/measurements.md: `python -m bench profiler-cost` (bench/studies/profiler_cost.py),
 # cifar_cnn, batch 64, windows of 10 steps, the sampler off in every other window; each run its own process.
 #
 #   lines:       the five implementations, one CPU thread each, the sampler on at 0.15 s (production), 50, 15,

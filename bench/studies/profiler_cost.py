@@ -43,8 +43,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backends.base import StepClock
 from bench.cell import Cell
+from bench.measuring.environment import collect_environment
+from bench.measuring.profiler import Profiler
+from bench.measuring.throughput import prepare_synthetic
+from bench.measuring.timing import host_load
 from bench.records import new_record, now_iso
+from bench.results.text import record_label
 
 PRODUCTION_INTERVAL_S = 0.15  # the default of bench train / bench throughput (Profiler's default)
 DEFAULT_INTERVALS_S = (0.15, 0.05, 0.015, 0.005, 0.002)
@@ -352,8 +358,6 @@ class _Switch:
     """The clock's ``on_edge``: at each window's start, a new profiler at that window's interval (or off)."""
 
     def __init__(self, starts: dict[int, float | None]):
-        from bench.profiler import Profiler
-
         self._profiler_class = Profiler
         self.starts = starts
         self.profilers: dict[int, object] = {}  # start edge -> profiler
@@ -373,11 +377,6 @@ class _Switch:
 
 def execute_cost(config: CostConfig) -> dict:
     """Run the experiment in this process and return its record (``kind: profiler_cost``)."""
-    from backends.base import StepClock
-    from bench.environment import collect_environment
-    from bench.measure import host_load
-    from bench.throughput import prepare_synthetic
-
     if config.steps < 1 or config.cycles < 1 or config.warmup < 1:
         raise ValueError("steps, cycles and warmup must be at least 1.")
     if not config.intervals_s or min(config.intervals_s) <= 0:
@@ -429,3 +428,15 @@ def reanalyse(record: dict) -> dict:
     config = record["config"]
     return analyse(record["windows"], production_interval_s=config["production_interval_s"],
                    n_boot=config["n_boot"], seed=config["seed"])
+
+
+def profiler_cost_section(records) -> str:
+    """The profiler-cost records in words, each analysis recomputed from the record's windows."""
+    lines = []
+    for record in records:
+        if record.get("status") != "ok":
+            lines.append(f"profiler cost, {record_label(record)}: failed ({record['error']['message']})")
+        else:
+            lines += cost_text(record_label(record), reanalyse(record))
+    label = lambda cell: record_label({"cell": cell})  # noqa: E731
+    return "\n".join(lines + pooled_text([r for r in records if r.get("status") == "ok"], label=label))

@@ -10,6 +10,7 @@ import statistics
 
 from bench.cell import Cell
 from bench.records import latest_runs
+from bench.results.decompose import throughput_rows
 
 
 def sorted_records(records: list[dict]) -> list[dict]:
@@ -106,8 +107,6 @@ def timing_table(records: list[dict]) -> str:
 
 def throughput_table(records: list[dict]) -> str:
     """Throughput records (``bench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
-    from bench.decompose import throughput_rows
-
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
                "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "profiler cost [95% CI]"]
     rows = []
@@ -131,7 +130,7 @@ def throughput_table(records: list[dict]) -> str:
 
 
 def _flops_cells(row) -> list[str]:
-    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.mfu)."""
+    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.measuring.mfu)."""
     eff = row.get("efficiency")
     if not eff:
         return ["—", "—"]

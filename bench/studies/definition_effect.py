@@ -11,25 +11,27 @@ the difference a framework effect. twinbench separates two ratios (time per trai
 
 The stock and matched definitions do not cost the same arithmetic (ResNet50 v1 strides its 1x1 convolution,
 VGG19 without adaptive pooling has a 49x smaller first Dense layer at 32x32), so the table also gives the
-FLOP ratio and each cell's achieved GFLOP/s (``bench.mfu``): a definition may be faster because it computes
+FLOP ratio and each cell's achieved GFLOP/s (``bench.measuring.mfu``): a definition may be faster because it computes
 less, or because it runs better.
 
-Measurement: each cell is one ``python -m bench throughput`` process (``bench.throughput``: warm-up and first
+Measurement: each cell is one ``python -m bench throughput`` process (``bench.measuring.throughput``: warm-up and first
 step reported apart, repeats of synchronised windows); samples are seconds per step of each repeat, ratios
-are ``bench.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
+are ``bench.results.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
 excludes 1). This module imports no framework.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
 from bench.cell import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, Cell
-from bench.decompose import label, pooled, pooled_samples, run_labels
+from bench.measuring import children
 from bench.records import load_records
-from bench.stats import ratio_ci
-from bench.table import format_table
+from bench.results.decompose import label, pooled, pooled_samples, run_labels
+from bench.results.stats import ratio_ci
+from bench.results.table import format_table
 
 # The matched definitions and their keras.applications variants (ModelSpec.extra["matched_definition"]).
 FAMILIES = ("resnet50", "vgg19", "mobilenet_v2")
@@ -44,16 +46,10 @@ NATIVE = {backend: (implementation, backend) for implementation, backend in NATI
 
 
 def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys.executable) -> int:
-    """Run this environment's cells for each family, each in its own ``bench throughput`` process; returns failures."""
-    from bench.throughput import run_env_cells
-
-    failures = 0
-    for family in families:
-        for role, implementation, backend in ENV_CELLS[env]:
-            model = family if role == "matched" else STOCK[family]
-            failures += run_env_cells(cells=[Cell(model, implementation, backend, "synthetic")], out_dir=out_dir,
-                                      bench_args=bench_args, python=python)
-    return failures
+    """Run this environment's cells for each family, each in its own throughput process; returns failures."""
+    cells = [Cell(family if role == "matched" else STOCK[family], implementation, backend, "synthetic")
+             for family in families for role, implementation, backend in ENV_CELLS[env]]
+    return children.run_cells("throughput", cells, out_dir=out_dir, child_args=bench_args, python=python)
 
 
 def _cells_by_model(records):
@@ -66,8 +62,6 @@ def _cells_by_model(records):
 
 
 def _median_ms(samples):
-    import statistics
-
     return 1e3 * statistics.median(samples)
 
 
@@ -106,8 +100,6 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
 
 def _efficiency(runs):
     """FLOPs per image and achieved GFLOP/s (median over runs' medians) of a cell, from its records."""
-    import statistics
-
     if not runs or not runs[0].get("efficiency"):
         return None
     eff = runs[0]["efficiency"]

@@ -1,9 +1,9 @@
 """One benchmark run (one matrix cell): build, load the canonical weights, evaluate, train, record.
 
-The shared profiler (``bench.profiler``) runs for the whole cell: its sampler thread records a timeline
+The shared profiler (``bench.measuring.profiler``) runs for the whole cell: its sampler thread records a timeline
 (CPU %, RSS, and the GPU through NVML where there is one) and ``fit`` marks every epoch's begin and end
 and opens a window for each epoch's training and evaluation. The record (``bench.records``)
-carries the timing figures with their spread (``bench.measure.train_timing``); the timeline goes into a
+carries the timing figures with their spread (``bench.measuring.timing.train_timing``); the timeline goes into a
 sidecar file next to it.
 
 This module never imports a framework itself; it goes through ``backends.get_runner``.
@@ -14,10 +14,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import data as datasets
+from backends import get_runner
+from backends.base import TrainConfig
+from backends.checkpoints import pretrained_weights
 from bench.cell import Cell
-from bench.faults import maybe_inject_fault
+from bench.measuring import mfu
+from bench.measuring.environment import collect_environment
+from bench.measuring.faults import maybe_inject_fault
+from bench.measuring.profiler import Profiler
+from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
+from models import get_model_spec
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,6 @@ def execute(config: RunConfig, *, events=None) -> dict:
     ``events``: something with the profiler's ``mark``/``window`` methods to report to instead of the
     run's own profiler (then the record has no ``profile`` and no timeline).
     """
-    import data as datasets
-    from backends import get_runner
-    from backends.base import TrainConfig
-    from bench.environment import collect_environment
-    from bench.measure import host_load, memory_figures, timeline_segment, train_timing
-    from bench.profiler import Profiler
-    from models import get_model_spec
 
     started = _now_iso()
     load_before = host_load()
@@ -86,7 +88,6 @@ def execute(config: RunConfig, *, events=None) -> dict:
             t0 = time.perf_counter()
             weights, weights_info = None, {"source": f"canonical initial weights (seed {config.seed})"}
             if config.weights:  # the fine-tuning start: a checkpoint, with a new classifier if the classes differ
-                from backends.checkpoints import pretrained_weights
 
                 initial = runner.canonical_weights(config.model, input_shape=input_shape,
                                                    num_classes=dataset.num_classes, seed=config.seed)
@@ -135,10 +136,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
         environment=collect_environment(),
     )
     if record["timing"].get("throughput_images_per_s"):
-        from bench.throughput import run_efficiency
-
-        record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
-                                              num_classes=dataset.num_classes)
+        record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
+                                                  num_classes=dataset.num_classes)
     if profiler is not None:
         record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record
     return record
