@@ -196,7 +196,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
            f"- Defaults: input {h}×{w}×{c} (height × width × channels), {spec.num_classes} classes"
            + (f", {spec.extra['params']:,} parameters" if "params" in spec.extra else ""),
            f"- Try it: `python -m bench show {model_name}`; "
-           f"`python -m bench run --model {model_name} --impl {impls[0]} --progress`"
+           f"`python -m bench train --model {model_name} --impl {impls[0]} --progress`"
            + (f" (or {', '.join(f'`--impl {i}`' for i in impls[1:])})" if impls[1:] else ""),
            ""]
 
