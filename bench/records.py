@@ -2,10 +2,10 @@
 
 A **record** is one run's result: one process that ran one cell (``bench.cell.Cell``). Kinds (``KINDS``):
 
-- ``train``: ``python -m bench train`` (``bench.measuring.train``): accuracy before/after, per-epoch loss, accuracy and times,
-  timing windows during the epochs;
-- ``throughput``: ``python -m bench throughput`` (``bench.measuring.throughput``): the first step, warm-up, repeats of timed
-  windows with the profiler on and off, throughput, FLOP/s;
+- ``train``: ``python -m bench train`` (``bench.measuring.train``): accuracy before/after, per-epoch loss,
+  accuracy and times, timing windows during the epochs;
+- ``throughput``: ``python -m bench throughput`` (``bench.measuring.throughput``): the first step, warm-up,
+  repeats of timed windows with the profiler on and off, throughput, FLOP/s;
 - ``profiler_cost``: ``python -m bench profiler-cost`` (``bench.studies.profiler_cost``): windows with the profiler's
   sampler on, each between two with it off, at several sampling intervals.
 
@@ -20,9 +20,9 @@ directory adds its run id to the name (``<cell file id>.<run id>.json``), so bot
 
 Runs of one cell are pooled (``compare``, ``report``, ``definition-effect``), wherever they lie: the timing
 samples of every successful run are concatenated and the bootstrap resamples the runs as well as the samples
-within them (``bench.results.decompose.pooled``); a table that shows one figure per cell (accuracy, loss, epoch time)
-shows the cell's latest successful run (``latest_runs``) and a failed run only when the cell has no successful
-one. ``--resume`` counts a cell as done when it has any successful record.
+within them (``bench.results.decompose.pooled``); a table that shows one figure per cell (accuracy, loss, epoch
+time) shows the cell's latest successful run (``latest_runs``) and a failed run only when the cell has no
+successful one. ``--resume`` counts a cell as done when it has any successful record.
 
 Schema history (``schema_version``): 1 had no ``kind``, ``timing``, ``settings`` or profiler; 2 (read here) adds
 ``kind``, ``timing`` (median/IQR/CI from ``bench.results.stats.summarize``), ``settings`` (Keras backend, resolved

@@ -92,7 +92,6 @@ class _Windows:
     """The clock's ``on_edge``: starts and stops one profiler per window, remembers which was which."""
 
     def __init__(self, edges: list[int], schedule: list[bool], interval_s: float):
-        self._profiler_class = Profiler
         self.interval_s = interval_s
         # Edge -> (name of the window that starts there, whether its profiler samples).
         self.starts = {0: ("warmup", True)}
@@ -109,7 +108,7 @@ class _Windows:
             self._current = None
         if edge in self.starts:
             name, enabled = self.starts[edge]
-            profiler = self._profiler_class(interval_s=self.interval_s, enabled=enabled)
+            profiler = Profiler(interval_s=self.interval_s, enabled=enabled)
             self.profilers.append((name, profiler, time.perf_counter()))
             profiler.start()
             profiler.mark("window_begin", window=name, edge=edge)

@@ -358,7 +358,6 @@ class _Switch:
     """The clock's ``on_edge``: at each window's start, a new profiler at that window's interval (or off)."""
 
     def __init__(self, starts: dict[int, float | None]):
-        self._profiler_class = Profiler
         self.starts = starts
         self.profilers: dict[int, object] = {}  # start edge -> profiler
         self._current = None
@@ -369,7 +368,7 @@ class _Switch:
             self._current = None
         if edge in self.starts:
             interval = self.starts[edge]
-            profiler = self._profiler_class(interval_s=interval or PRODUCTION_INTERVAL_S, enabled=interval is not None)
+            profiler = Profiler(interval_s=interval or PRODUCTION_INTERVAL_S, enabled=interval is not None)
             profiler.start()
             self.profilers[edge] = profiler
             self._current = profiler
