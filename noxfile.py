@@ -118,7 +118,7 @@ def compare_throughput(session: nox.Session) -> None:
 
 @nox.session(default=False, requires=["compare_throughput"])
 def bench(session: nox.Session) -> None:
-    """The name of compare_throughput in twinbench 0.x, kept for one release."""
+    """The earlier name of compare_throughput, kept for one release."""
     session.log("nox -s bench is now nox -s compare_throughput")
 
 

@@ -92,3 +92,12 @@ def test_label_order_and_table_are_defined_in_one_module_only():
                 found["table"].append(name)
     assert found == {"label": ["bench/cell.py"], "table": ["bench/cell.py"]}
     assert _literal_tables(ast.parse((ROOT / "bench" / "cell.py").read_text())) == ["ENVIRONMENTS"]
+
+
+def test_earlier_command_spellings_still_parse_for_one_release():
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    for old, new in (("run", "train"), ("matrix", "train"), ("bench", "throughput")):
+        which = ["--env", "torch"] if old == "matrix" else ["--model", "cifar_cnn", "--impl", "torch"]
+        assert parser.parse_args([old, *which]).parser is parser.parse_args([new, *which]).parser

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this environment's cells (repeatable; default: all)")
     cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
 
-    # `run` (one cell) and `matrix` (an environment's cells) are the names of twinbench 0.x: kept for one release.
+    # `run` (one cell) and `matrix` (an environment's cells) are the earlier spellings: kept for one release.
     train = sub.add_parser("train", aliases=["run", "matrix"],
                            help="train one cell (--impl) or an environment's cells (--env), each in its own process")
     which = train.add_mutually_exclusive_group(required=True)
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench_parser(sub):
-    # `bench` is the name of twinbench 0.x: kept for one release.
+    # `bench` is the earlier spelling: kept for one release.
     bench = sub.add_parser("throughput", aliases=["bench"],
                            help="throughput benchmark on synthetic data: one cell, or an environment's cells")
     which = bench.add_mutually_exclusive_group(required=True)
