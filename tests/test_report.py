@@ -109,10 +109,10 @@ def test_no_measurable_difference_when_the_intervals_overlap(tmp_path):
 
 def test_step_time_prefers_the_measured_statistics_of_a_v2_record():
     record = _record("cifar_cnn", "torch", "torch")
-    assert report.step_time(record)[0]["median"] == pytest.approx(1.0 / 45)
+    assert views.step_time(record)[0]["median"] == pytest.approx(1.0 / 45)
     measured = {"median": 0.01, "ci_low": 0.009, "ci_high": 0.011, "n": 12}
     record["timing"] = {"steady_step_s": measured, "window_steps": 10}
-    summary, what = report.step_time(record)
+    summary, what = views.step_time(record)
     assert summary is measured and "window of 10 steps" in what
 
 

@@ -100,9 +100,10 @@ def _hbar(ax, values: dict, *, scale=1.0, unit="", fmt="{:.3g}", group: Group):
 
 def speed_figure(plt, group: Group, title: str):
     """Time per step and throughput per implementation: median and 95% CI."""
-    steps = {label: views.step_time(r)[0] for label, r in group.ok().items()}
-    rates = {label: views.throughput(r) for label, r in group.ok().items()}
-    what = sorted({views.step_time(r)[1] for r in group.ok().values()})
+    speeds = {label: views.speed(group.ok_runs(label)) for label in group.ok()}
+    steps = {label: step for label, (step, _, _) in speeds.items()}
+    rates = {label: rate for label, (_, rate, _) in speeds.items()}
+    what = sorted({what for _, _, what in speeds.values()})
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     largest = max((s["median"] for s in steps.values() if s), default=1.0)
     scale, unit = (1e3, "ms") if largest < 1 else (1.0, "s")

@@ -2,8 +2,8 @@
 
 The report reads whatever records the directories hold (with their subdirectories, e.g. one per round) and
 works on a partial matrix: a cell that is missing or failed is shown as such in every table and figure, never
-a crash. Several runs of one cell are pooled as ``bench.records`` says: the decomposition uses every run, the
-per-cell figures its latest successful one. It shows
+a crash. Several runs of one cell are pooled as ``bench.records`` says: step time, throughput and the
+decomposition use the windows of every successful run, the other per-cell figures its latest one. It shows
 
 1. step time and throughput per implementation, with their 95% confidence intervals;
 2. the overhead decomposition (ratios of step times with a CI and a verdict in plain words);
@@ -35,8 +35,7 @@ from bench.results.views import (
     machines,
     memory_peaks,
     phase_times,
-    step_time,
-    throughput,
+    speed,
 )
 
 # ----------------------------------------------------------------------------------------------------------
@@ -122,8 +121,8 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                 if record is None:
                     rows.append([label, group.status(label), "", ""])
                     continue
-                summary, what = step_time(record)
-                rows.append([label, _fmt_seconds(summary), _fmt_rate(throughput(record)), what])
+                summary, rate, what = speed(group.ok_runs(label))
+                rows.append([label, _fmt_seconds(summary), _fmt_rate(rate), what])
             out += _table(["implementation", "time per step (95% CI)", "images/s (95% CI)", "samples"], rows) + [""]
 
         out += ["## Where the time goes: the overhead decomposition", "",

@@ -40,9 +40,10 @@ class Group:
     def ok(self) -> dict[str, dict]:
         return {label: r for label, r in self.records.items() if r.get("status") == "ok"}
 
-    def ok_runs(self) -> list[dict]:
-        """Every successful run of every cell: what pooled statistics use."""
-        return [r for runs in self.runs.values() for r in runs if r.get("status") == "ok"]
+    def ok_runs(self, label: str | None = None) -> list[dict]:
+        """Every successful run of the cell ``label`` (of every cell: None): what pooled statistics use."""
+        labels = [label] if label is not None else list(self.runs)
+        return [r for name in labels for r in self.runs.get(name, []) if r.get("status") == "ok"]
 
     def status(self, label: str) -> str:
         """``ok``, ``failed: <reason>`` or ``missing``."""
@@ -99,6 +100,29 @@ def throughput(record: dict) -> dict | None:
     epochs = (record.get("results") or {}).get("epochs") or []
     n = (record.get("dataset") or {}).get("train")
     return _summary(n / e["train_time_s"] for e in epochs[1:] if n and e.get("train_time_s"))
+
+
+def window_step_times(record: dict) -> list[float]:
+    """Seconds per step, one sample per timed window: a throughput record's repeats with the profiler on, a
+    training record's windows within its epochs (none when it ran without timing windows)."""
+    timing = record.get("timing") or {}
+    if record.get("kind") == "throughput":
+        return [r["step_s"] for r in timing.get("repeats") or [] if r.get("profiler")]
+    window = timing.get("window_steps") or 0
+    epochs = (record.get("results") or {}).get("epochs") or []
+    return [t / window for e in epochs for t in e.get("window_times_s") or []] if window else []
+
+
+def speed(runs: list[dict]) -> tuple[dict | None, dict | None, str]:
+    """Step time and images per second (``summarize`` dicts) of a cell's successful runs, and what the samples
+    are: one run's own figures, or the windows of several runs pooled (``bench.records``: how runs are pooled)."""
+    pooled = [s for run in runs for s in window_step_times(run)]
+    if len(runs) < 2 or len(pooled) < 2:
+        summary, what = step_time(runs[-1])
+        return summary, throughput(runs[-1]), what
+    batch_size = (runs[-1].get("config") or {}).get("batch_size")
+    rates = _summary(batch_size / s for s in pooled) if batch_size else None
+    return _summary(pooled), rates, f"steady-state step time, one sample per window, {len(runs)} runs pooled"
 
 
 def phase_times(record: dict) -> dict:
