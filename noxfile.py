@@ -1,15 +1,19 @@
 """twinbench's task runner: one virtualenv per backend (their pins conflict), one process per backend.
 
-    nox -s compare      # the default matrix on the embedded digits data, then one comparison table
-    nox -s bench        # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
+    nox -s compare      # train the default cells on the embedded digits data, then one comparison table + report
     nox -s tests        # the equivalence and correctness tests, in every backend environment
-    nox -s report       # report.md + figures for results/compare (also the last step of compare)
+    nox -s compare_throughput   # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
+    nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
-    nox -s definition_effect   # stock keras.applications vs matched definitions vs native twins (benchmark)
+    nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
     nox -l              # everything else
 
+A run of each kind has one name everywhere: ``train`` (command ``python -m bench train``, session
+``train(ENV)``, records of kind ``train``, ``results/train``) and ``throughput`` (``python -m bench throughput``,
+``throughput(ENV)``, kind ``throughput``, ``results/throughput``); the ``compare*`` sessions print the tables.
+
 Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3`` or
-``nox -s bench -- --model mnist_cnn --batch-size 128 --steps 100 --repeats 20 --threads 1``.
+``nox -s compare_throughput -- --model mnist_cnn --batch-size 128 --steps 100 --repeats 20 --threads 1``.
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ nox.options.default_venv_backend = "virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests", "lint"]
 
-# The nox environments: the extra each installs and the Keras backend its processes use.
-ENVIRONMENTS = {
-    "torch": "torch",  # runs: torch (native twin) and keras[torch]
-    "tensorflow": "tensorflow",  # runs: tf_keras (native twin) and keras[tensorflow]
-    "jax": "jax",  # runs: keras[jax]
-}
+# The nox environments: the extra each installs and the Keras backend its processes use. Which cells each one
+# runs is bench/cell.py's ENVIRONMENTS (python -m bench cells); tests/test_cell.py asserts the names agree.
+ENVIRONMENTS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
-RESULTS = "results/compare"
-BENCH_RESULTS = "results/bench"
-DEFINITION_RESULTS = "results/definition_effect"
+
+
+def _each_env(session_name: str) -> list[str]:
+    """``["NAME(torch)", "NAME(tensorflow)", "NAME(jax)"]``: a parametrized session in every environment."""
+    return [f"{session_name}({env})" for env in ENVIRONMENTS]
+
+
+# The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
+RESULTS = {"train": "results/train", "throughput": "results/throughput",
+           "definition_effect": "results/definition_effect"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -52,27 +60,27 @@ def tests(session: nox.Session, env: str) -> None:
 
 @nox.session
 @nox.parametrize("env", ENV_PARAMS)
-def matrix(session: nox.Session, env: str) -> None:
+def train(session: nox.Session, env: str) -> None:
     """Train every model with this environment's implementations; one JSON record per cell."""
     _install(session, env)
-    # A failed cell is recorded and the matrix goes on; exit code 1 only says some cell failed.
-    session.run("python", "-m", "bench", "matrix", "--env", env, "--out", RESULTS, *session.posargs,
+    # A failed cell is recorded and the others go on; exit code 1 only says some cell failed.
+    session.run("python", "-m", "bench", "train", "--env", env, "--out", RESULTS["train"], *session.posargs,
                 env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(requires=["matrix(torch)", "matrix(tensorflow)", "matrix(jax)"])
+@nox.session(requires=_each_env("train"))
 def compare(session: nox.Session) -> None:
-    """Run the default matrix (both CNNs, every implementation, digits), print the table, write the report."""
+    """Train the default cells (both CNNs, every implementation, digits), print the table, write the report."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "compare", RESULTS)
-    session.run("python", "-m", "bench", "report", RESULTS)
+    session.run("python", "-m", "bench", "compare", RESULTS["train"])
+    session.run("python", "-m", "bench", "report", RESULTS["train"])
 
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """Write report.md and its figures for a results directory (default results/compare; cells may be missing)."""
+    """Write report.md and its figures for results directories (default results/train; cells may be missing)."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "report", *(session.posargs or [RESULTS]))
+    session.run("python", "-m", "bench", "report", *(session.posargs or [RESULTS["train"]]))
 
 
 @nox.session(default=False)
@@ -85,7 +93,7 @@ def docs_data(session: nox.Session, env: str) -> None:
                 env={**_env_vars(env), "TF_ENABLE_ONEDNN_OPTS": "0"})
 
 
-@nox.session(default=False, requires=["docs_data(torch)", "docs_data(tensorflow)", "docs_data(jax)"])
+@nox.session(default=False, requires=_each_env("docs_data"))
 def docs(session: nox.Session) -> None:
     """Regenerate docs/models/: a page per registered model (three styles, layers, twin check) and the index."""
     session.install("-e", ".")
@@ -94,38 +102,43 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
-def bench_cells(session: nox.Session, env: str) -> None:
+def throughput(session: nox.Session, env: str) -> None:
     """Throughput benchmark of this environment's implementations, each in its own process."""
     _install(session, env)
     # Timings live here, never in pass/fail tests. Options: --model, --batch-size, --steps, --warmup,
-    # --repeats, --overhead-repeats, --threads, --input-shape (python -m bench bench --help).
-    session.run("python", "-m", "bench", "bench", "--env", env, "--out", BENCH_RESULTS, *session.posargs,
-                env=_env_vars(env), success_codes=[0, 1])
+    # --repeats, --overhead-repeats, --threads, --input-shape (python -m bench throughput --help).
+    session.run("python", "-m", "bench", "throughput", "--env", env, "--out", RESULTS["throughput"],
+                *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(default=False, requires=["bench_cells(torch)", "bench_cells(tensorflow)", "bench_cells(jax)"])
-def bench(session: nox.Session) -> None:
+@nox.session(default=False, requires=_each_env("throughput"))
+def compare_throughput(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "compare", BENCH_RESULTS)
+    session.run("python", "-m", "bench", "compare", RESULTS["throughput"])
+
+
+@nox.session(default=False, requires=["compare_throughput"])
+def bench(session: nox.Session) -> None:
+    """The earlier name of compare_throughput, kept for one release."""
+    session.log("nox -s bench is now nox -s compare_throughput")
 
 
 @nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
-def definition_effect_cells(session: nox.Session, env: str) -> None:
+def definition_effect(session: nox.Session, env: str) -> None:
     """Time stock keras.applications, matched Keras and native twins of ResNet50/VGG19/MobileNetV2 here."""
     _install(session, env)
     # Options: --families, --input-shape (default 32x32x3), --batch-size, --steps, --warmup, --repeats, --threads.
-    session.run("python", "-m", "bench", "definition-effect", "--env", env, "--out", DEFINITION_RESULTS,
+    session.run("python", "-m", "bench", "definition-effect", "--env", env, "--out", RESULTS["definition_effect"],
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(default=False, requires=["definition_effect_cells(torch)", "definition_effect_cells(tensorflow)",
-                                      "definition_effect_cells(jax)"])
-def definition_effect(session: nox.Session) -> None:
+@nox.session(default=False, requires=_each_env("definition_effect"))
+def compare_definition_effect(session: nox.Session) -> None:
     """The definition-effect table: stock vs matched definition per backend, matched vs native twin (a benchmark)."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "definition-effect", "--out", DEFINITION_RESULTS, "--markdown")
+    session.run("python", "-m", "bench", "definition-effect", "--out", RESULTS["definition_effect"], "--markdown")
 
 
 @nox.session

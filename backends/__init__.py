@@ -13,13 +13,9 @@ import importlib.util
 import os
 import sys
 
+from bench.cell import BACKENDS, NATIVE_BACKEND  # the cells and their environments: one table, in bench.cell
 from models import IMPLEMENTATIONS
 from models.choices import check_choice
-
-BACKENDS = ("torch", "tensorflow", "jax")
-
-# The Keras backend each native twin shares its process (and its environment) with.
-NATIVE_BACKEND = {"torch": "torch", "tf_keras": "tensorflow"}
 
 # The Python packages an implementation/backend needs, and the extra that installs them.
 _PACKAGES = {"torch": ["torch", "keras"], "tensorflow": ["tensorflow", "keras"], "jax": ["jax", "keras"]}

@@ -1,42 +1,124 @@
-"""Result records: one JSON file per run, written atomically, with a versioned schema.
+"""Result records: one JSON file per run, of every kind; the one module that creates, writes and loads them.
 
-A record is never half-written: it goes to a temporary file in the same directory and is moved into
-place with ``os.replace`` (atomic on POSIX), so an interrupted run leaves either the old record or the
-new one, never a broken file.
+A **record** is one run's result: one process that ran one cell (``bench.cell.Cell``). Kinds (``KINDS``):
 
-Schema history (``schema_version``):
+- ``train``: ``python -m bench train`` (``bench.measuring.train``): accuracy before/after, per-epoch loss,
+  accuracy and times, timing windows during the epochs;
+- ``throughput``: ``python -m bench throughput`` (``bench.measuring.throughput``): the first step, warm-up,
+  repeats of timed windows with the profiler on and off, throughput, FLOP/s;
+- ``profiler_cost``: ``python -m bench profiler-cost`` (``bench.studies.profiler_cost``): windows with the profiler's
+  sampler on, each between two with it off, at several sampling intervals.
 
-- 1: cell, config, model, dataset, results (accuracy, per-epoch times), device, memory, environment.
-- 2: adds ``kind`` (``"train"``: ``bench run``; ``"throughput"``: ``bench bench``), ``timing`` (first
-  step, steady-state step time, epoch time, gap between epochs, evaluation time, throughput, each with
-  median/IQR/CI from ``bench.stats.summarize``), ``settings`` (Keras backend, resolved ``jit_compile``,
-  precision policy, TF32, thread counts, device; replaces v1's ``device``), ``memory`` (framework allocator next to NVML and host
-  RSS), ``profile`` (the shared profiler's summary), ``profiler_overhead`` (throughput runs),
-  ``host_load`` and ``timeline_file``: the profiler's samples in a sidecar ``<cell>.timeline.json``.
+Every record starts the same way (``new_record``): ``schema``, ``schema_version``, ``kind``, ``cell``,
+``run_id``, ``config`` (the run's settings, verbatim) and ``started``; then ``status`` (``ok`` or ``failed``,
+with ``error``: ``failed_record``) and what its kind measured.
 
-Records of another version are skipped with a reason, never half-read.
+Written atomically: a record goes to a temporary file in the same directory and is then moved into place, so an
+interrupted run leaves either no record or a whole one. Never overwritten: a record is named after its cell
+(``<cell file id>.json``, ``<cell file id>__profiler_cost.json``); a later run of the same cell in the same
+directory adds its run id to the name (``<cell file id>.<run id>.json``), so both are kept.
+
+Runs of one cell are pooled (``compare``, ``report``, ``definition-effect``), wherever they lie: the timing
+samples of every successful run are concatenated and the bootstrap resamples the runs as well as the samples
+within them (``bench.results.decompose.pooled``); a table that shows one figure per cell (accuracy, loss, epoch
+time) shows the cell's latest successful run (``latest_runs``) and a failed run only when the cell has no
+successful one. ``--resume`` counts a cell as done when it has any successful record.
+
+Schema history (``schema_version``): 1 had no ``kind``, ``timing``, ``settings`` or profiler; 2 (read here) adds
+``kind``, ``timing`` (median/IQR/CI from ``bench.results.stats.summarize``), ``settings`` (Keras backend, resolved
+``jit_compile``, precision, TF32, threads, device), ``memory`` (framework allocator, NVML, host RSS), ``profile``,
+``profiler_overhead`` (throughput), ``host_load`` and ``timeline_file``: the profiler's samples in a sidecar
+``<record name>.timeline.json``. ``run_id`` came later within version 2; records without one still read.
+Records of another version are listed as skipped with the reason, never half-read.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import itertools
 import json
 import os
+import secrets
 import tempfile
+import traceback
+from dataclasses import asdict
 from pathlib import Path
+
+from bench.cell import Cell
 
 SCHEMA = "twinbench.run"
 SCHEMA_VERSION = 2
 TIMELINE_SCHEMA = "twinbench.timeline"
 TIMELINE_SUFFIX = ".timeline.json"
 
+# The kinds of record: the command that writes them, its default results directory (nox's too), and what the
+# file name adds to the cell's file id.
+KINDS = {
+    "train": {"command": "python -m bench train", "results": "results/train", "suffix": ""},
+    "throughput": {"command": "python -m bench throughput", "results": "results/throughput", "suffix": ""},
+    "profiler_cost": {"command": "python -m bench profiler-cost", "results": "results/profiler_cost",
+                      "suffix": "__profiler_cost"},
+}
+# Results directories: one per kind, and the definition-effect study's (throughput records of its cells).
+RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect"}
 
-def cell_id(model: str, implementation: str, backend: str, dataset: str) -> str:
-    """The file stem of one matrix cell, e.g. ``cifar_cnn__keras__jax__digits``."""
-    return f"{model}__{implementation}__{backend}__{dataset}"
+
+def now_iso() -> str:
+    """The time now, UTC, to the second: what ``started`` and ``finished`` hold."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path, payload: dict) -> Path:
-    """Write ``payload`` as JSON to ``path`` atomically (temp file + fsync + ``os.replace``)."""
+def new_run_id() -> str:
+    """``20261202T001800Z-3f2a9c``: when the run started, and six random hex digits."""
+    return f"{_dt.datetime.now(_dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def new_record(kind: str, config, *, started: str | None = None) -> dict:
+    """What every record starts with, a failed one too. ``config``: the run's frozen dataclass, with a
+    ``cell`` property (``bench.cell.Cell``); ``started``: the run's start time (now when not given)."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown record kind {kind!r}. Valid choices: {', '.join(KINDS)}.")
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "cell": config.cell.as_dict(),
+            "run_id": new_run_id(), "config": asdict(config), "started": started or now_iso()}
+
+
+def failed_record(kind: str, config, err: BaseException, **error_fields) -> dict:
+    """The record of a run that failed with ``err``: its first line as the message, the traceback kept."""
+    text = str(err).strip()
+    message = text.splitlines()[0] if text else type(err).__name__
+    return {**new_record(kind, config), "status": "failed",
+            "error": {"type": type(err).__name__, "message": message, **error_fields,
+                      "traceback": "".join(traceback.format_exception(err))}}
+
+
+def write_record(record: dict, out_dir) -> Path:
+    """Write ``record`` into ``out_dir`` under a name no other record there has, and return its path.
+
+    Its timeline, if it has one (``record["timeline"]``), goes first into the sidecar ``<name>.timeline.json``,
+    so a record that names a sidecar always has it.
+    """
+    stem = Cell.of(record).file_id + KINDS[record.get("kind", "train")]["suffix"]
+    segments = record.pop("timeline", None)
+    record.setdefault("run_id", new_run_id())
+    for attempt in itertools.count():
+        if attempt > 1:  # the name with this run id is taken too (another process, the same second)
+            record["run_id"] = new_run_id()
+        path = Path(out_dir) / (f"{stem}.json" if attempt == 0 else f"{stem}.{record['run_id']}.json")
+        if path.exists():  # an earlier run of this cell: this one adds its run id to the name
+            continue
+        if segments is not None:
+            record["timeline_file"] = write_timeline(path, record, segments).name
+        try:
+            return write_json_atomic(path, record, overwrite=False)
+        except FileExistsError:  # taken between the check and the write
+            continue
+
+
+def write_json_atomic(path, payload: dict, *, overwrite: bool = True) -> Path:
+    """Write ``payload`` as JSON to ``path`` atomically (temp file + fsync + rename into place).
+
+    ``overwrite=False``: ``FileExistsError`` if ``path`` exists (the move is a hard link, which never replaces).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -46,10 +128,12 @@ def write_json_atomic(path, payload: dict) -> Path:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -66,18 +150,22 @@ class RecordError(ValueError):
     """A file in a results directory that is not a record twinbench can read."""
 
 
-def read_record(path) -> dict:
-    """Load one record; ``RecordError`` for unreadable JSON or an unknown schema/version."""
+def read_record(path, *, name: str | None = None) -> dict:
+    """Load one record; ``RecordError`` for unreadable JSON or an unknown schema/version.
+
+    ``name``: how the file is called in the error (default: its file name).
+    """
     path = Path(path)
+    name = name or path.name
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise RecordError(f"{path.name}: not readable JSON ({err.__class__.__name__})") from None
+        raise RecordError(f"{name}: not readable JSON ({err.__class__.__name__})") from None
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise RecordError(f"{path.name}: not a twinbench run record")
+        raise RecordError(f"{name}: not a twinbench run record")
     if record.get("schema_version") != SCHEMA_VERSION:
         raise RecordError(
-            f"{path.name}: schema version {record.get('schema_version')!r}, this twinbench reads {SCHEMA_VERSION}"
+            f"{name}: schema version {record.get('schema_version')!r}, this twinbench reads {SCHEMA_VERSION}"
         )
     return record
 
@@ -111,17 +199,43 @@ def read_timeline(record_path) -> dict:
     return payload
 
 
-def load_records(directory) -> tuple[list[dict], list[str]]:
-    """All readable records in ``directory`` (sorted by file name) and a list of 'file: why skipped' lines.
+def load_records(*paths) -> tuple[list[dict], list[str]]:
+    """Every readable record in ``paths`` (record files, or directories searched with their subdirectories,
+    e.g. one per round) and a list of 'file: why skipped' lines, directory by directory in name order.
 
-    Timeline sidecars (``*.timeline.json``) belong to their records and are not listed as skipped.
+    Timeline sidecars (``*.timeline.json``) belong to their records and are not listed as skipped; a
+    directory's ``report.md`` figures are no JSON. Each record gets ``record_dir``, the directory it lies in
+    (not written back: where its sidecar is).
     """
     records, skipped = [], []
-    for path in sorted(Path(directory).glob("*.json")):
-        if path.name.endswith(TIMELINE_SUFFIX):
-            continue
-        try:
-            records.append(read_record(path))
-        except RecordError as err:
-            skipped.append(str(err))
+    for root in map(Path, paths):
+        files = [root] if root.is_file() else sorted(root.rglob("*.json"), key=lambda p: (p.parent, p.name))
+        for path in files:
+            if path.name.endswith(TIMELINE_SUFFIX):
+                continue
+            name = path.name if root.is_file() else path.relative_to(root).as_posix()
+            try:
+                records.append({**read_record(path, name=name), "record_dir": str(path.parent)})
+            except RecordError as err:
+                skipped.append(str(err))
     return records, skipped
+
+
+def latest_runs(records: list[dict]) -> list[dict]:
+    """One record per (kind, cell): its latest successful run, or its latest run if none succeeded.
+
+    For tables that show one figure per cell; pooled statistics use every run (module docstring).
+    """
+    def rank(record):
+        return record.get("status") == "ok", record.get("started") or "", record.get("run_id") or ""
+
+    chosen = {id(max(runs, key=rank)) for runs in runs_of(records).values()}
+    return [record for record in records if id(record) in chosen]
+
+
+def runs_of(records: list[dict]) -> dict[tuple, list[dict]]:
+    """``{(kind, cell): [its records]}``: every run of each cell, in the order given."""
+    runs: dict[tuple, list[dict]] = {}
+    for record in records:
+        runs.setdefault((record.get("kind", "train"), Cell.of(record)), []).append(record)
+    return runs

@@ -1,11 +1,7 @@
 """Test setup: one Keras backend per test process, chosen before anything imports keras.
 
 Each nox environment runs the suite with its own ``KERAS_BACKEND``; the implementations that live in
-that environment are tested there:
-
-    torch       -> torch (native twin) and keras[torch]
-    tensorflow  -> tf_keras (native twin) and keras[tensorflow]
-    jax         -> keras[jax]
+that environment (``bench.cell.ENVIRONMENTS``) are tested there.
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from backends import BACKENDS, select_keras_backend  # noqa: E402
+from bench.cell import ENVIRONMENTS, implementation_label  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND") or next(
     (b for b in BACKENDS if importlib.util.find_spec(b) is not None), None
@@ -36,19 +33,16 @@ BACKEND = os.environ.get("KERAS_BACKEND") or next(
 if BACKEND is not None:
     select_keras_backend(BACKEND)
 
-# The implementations this process can run, as (implementation, backend) pairs.
-IMPLEMENTATIONS_HERE = []
-if BACKEND == "torch":
-    IMPLEMENTATIONS_HERE += [("torch", "torch")]
-if BACKEND == "tensorflow" and importlib.util.find_spec("tf_keras") is not None:
-    IMPLEMENTATIONS_HERE += [("tf_keras", "tensorflow")]
-if BACKEND is not None:
-    IMPLEMENTATIONS_HERE += [("keras", BACKEND)]
+# The implementations this process can run, as (implementation, backend) pairs: its environment's cells
+# (bench.cell.ENVIRONMENTS), tf_keras only where the tf-keras package is installed.
+IMPLEMENTATIONS_HERE = [
+    (implementation, backend) for implementation, backend in ENVIRONMENTS.get(BACKEND, ())
+    if implementation != "tf_keras" or importlib.util.find_spec("tf_keras") is not None
+]
 
 
 def impl_id(pair):
-    implementation, backend = pair
-    return f"keras[{backend}]" if implementation == "keras" else implementation
+    return implementation_label(*pair)
 
 
 requires_backend = pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed in this environment")

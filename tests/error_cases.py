@@ -35,21 +35,21 @@ class Case:
 
 def _run_args(*extra):
     # {impl}/{backend}: an implementation this environment can run (shown as torch in the README).
-    return ("run", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/out", *extra)
+    return ("train", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/out", *extra)
 
 
 CASES = [
-    Case("unknown-model", "Unknown model", ("run", "--model", "resnet5", "--impl", "torch"),
+    Case("unknown-model", "Unknown model", ("train", "--model", "resnet5", "--impl", "torch"),
          r"Unknown model 'resnet5'\. Valid choices: cifar_cnn, mnist_cnn"),
-    Case("unknown-impl", "Unknown implementation", ("run", "--model", "cifar_cnn", "--impl", "pytorch"),
+    Case("unknown-impl", "Unknown implementation", ("train", "--model", "cifar_cnn", "--impl", "pytorch"),
          r"Unknown implementation 'pytorch'\. Valid choices: torch, tf_keras, keras"),
-    Case("unknown-backend", "Unknown backend", ("run", "--model", "cifar_cnn", "--impl", "keras", "--backend", "mxnet"),
+    Case("unknown-backend", "Unknown backend", ("train", "--model", "cifar_cnn", "--impl", "keras", "--backend", "mxnet"),
          r"Unknown backend 'mxnet'\. Valid choices: torch, tensorflow, jax"),
     Case("native-wrong-backend", "A native twin asked to run on another backend",
-         ("run", "--model", "cifar_cnn", "--impl", "torch", "--backend", "jax"),
+         ("train", "--model", "cifar_cnn", "--impl", "torch", "--backend", "jax"),
          r"Implementation 'torch' runs on the torch backend only\. Received: backend='jax'"),
     Case("impl-not-for-model", "An implementation a model does not have",
-         ("run", "--model", "resnet50_kerasapps", "--impl", "torch"),
+         ("train", "--model", "resnet50_kerasapps", "--impl", "torch"),
          r"Model 'resnet50_kerasapps' has no 'torch' implementation\. Valid choices: keras, tf_keras"),
     Case("unknown-dataset", "Unknown dataset", _run_args("--dataset", "imagenet"),
          r"Unknown dataset 'imagenet'\. Valid choices: digits, synthetic, cifar10, mnist"),
@@ -62,9 +62,9 @@ CASES = [
     Case("input-too-small", "An input shape the model cannot take", _run_args("--input-shape", "8x8x3"),
          r"Model 'cifar_cnn' needs inputs of at least 10x10 pixels\. Received: input_shape=\(8, 8, 3\)"),
     Case("input-too-small-resnet", "8x8 images into ResNet50",
-         ("run", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "8x8x3"),
+         ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "8x8x3"),
          r"Model 'resnet50' needs inputs of at least 32x32 pixels\. Received: input_shape=\(8, 8, 3\)"),
-    Case("repeats-zero", "Zero repeats", ("bench", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
+    Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
     Case("bad-intervals", "Sampling intervals that are not positive seconds",
          ("profiler-cost", "--impl", "{impl}", "--intervals", "0.15,0"),
@@ -74,7 +74,7 @@ CASES = [
          r"no profiler-cost records in '.*'; write them with python -m bench profiler-cost --impl \.\.\.",
          prepare="empty_dir"),
     Case("checkpoint-mismatch", "A checkpoint that does not fit the model",
-         ("run", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
+         ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
           "--epochs", "0", "--input-shape", "32x32x3", "--dataset", "synthetic", "--synthetic-train", "8",
           "--synthetic-test", "8", "--out", "{tmp}/out"),
          r"Checkpoint tensor 'conv1/kernel' has shape \(3, 3, 3, 64\), the model needs \(7, 7, 3, 64\)",
@@ -90,7 +90,7 @@ CASES = [
     Case("corrupt-npz", "Corrupt archive", _run_args("--dataset", "mnist", "--data-dir", "{tmp}"),
          r"mnist\.npz", prepare="corrupt_npz"),
     Case("unwritable-results", "Results directory not writable",
-         ("run", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/file/results"),
+         ("train", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/file/results"),
          r"results directory '.*file/results' is not writable", prepare="plain_file"),
     Case("unknown-schema", "A results directory with records of an unknown schema version",
          ("compare", "{tmp}"), r"skipped future\.json: schema version 99, this twinbench reads \d+",
@@ -139,10 +139,11 @@ def bad_checkpoint(tmp: Path):
 
 
 def future_record(tmp: Path):
-    from bench.run import RunConfig, base_record
+    from bench.measuring.train import RunConfig
+    from bench.records import new_record
 
     tmp.mkdir(parents=True, exist_ok=True)
-    record = base_record(RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
+    record = new_record("train", RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
     record.update(status="failed", error={"type": "Example", "message": "kept for the table"})
     (tmp / "cifar_cnn__torch__torch__digits.json").write_text(json.dumps(record))
     (tmp / "future.json").write_text(json.dumps({**record, "schema_version": 99}))

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bench import teaching
+from bench.twins import env_data, sources, teaching
 from conftest import BACKEND, ROOT
 from models import list_models
 
@@ -32,7 +32,7 @@ def _first_difference(expected: str, actual: str) -> str:
 def test_every_model_has_a_complete_page(model_name):
     page = teaching.page_path(model_name)
     assert page.exists(), f"no page {page.relative_to(ROOT)} for registered model {model_name!r}: {HOW}"
-    missing = [env for env in teaching.ENVS if not teaching.data_path(model_name, env).exists()]
+    missing = [env for env in teaching.ENVS if not env_data.data_path(model_name, env).exists()]
     assert not missing, f"{model_name}: no layer/twin data from the {', '.join(missing)} environment(s): {HOW}"
 
 
@@ -42,7 +42,7 @@ def test_committed_page_is_current(model_name):
     page = teaching.page_path(model_name)
     if not page.exists():
         pytest.fail(f"no page {page.relative_to(ROOT)}: {HOW}")
-    expected = teaching.render_page(model_name, teaching.load_data(model_name))
+    expected = teaching.render_page(model_name, env_data.load_data(model_name))
     committed = page.read_text()
     assert committed == expected, f"{page.relative_to(ROOT)} is stale: {HOW}\n{_first_difference(expected, committed)}"
 
@@ -58,7 +58,7 @@ def test_index_lists_every_model_and_is_current():
 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_committed_twin_checks_passed(model_name):
-    for env, data in teaching.load_data(model_name).items():
+    for env, data in env_data.load_data(model_name).items():
         for check in data.get("checks", []):
             assert check["passed"], f"{model_name} ({env}): {check['a']} vs {check['b']}: {check.get('error')}"
             assert check["max_abs_logits"] <= check["tolerance"]
@@ -68,11 +68,11 @@ def test_committed_twin_checks_passed(model_name):
 @pytest.mark.parametrize("model_name", MODELS)
 def test_layer_tables_match_this_environment(model_name):
     """Recompute this environment's layer rows (no twin checks) and compare with its committed data."""
-    path = teaching.data_path(model_name, BACKEND)
+    path = env_data.data_path(model_name, BACKEND)
     if not path.exists():
         pytest.fail(f"no {path.relative_to(ROOT)}: {HOW}")
-    fresh = teaching.collect(model_name, BACKEND, checks=False)
-    committed = teaching.load_data(model_name)[BACKEND]
+    fresh = env_data.collect(model_name, BACKEND, checks=False)
+    committed = env_data.load_data(model_name)[BACKEND]
     for style, rows in fresh["layers"].items():
         assert committed["layers"].get(style) == rows, f"{model_name}: the {style} layer table changed: {HOW}"
 
@@ -81,19 +81,19 @@ def test_layer_tables_match_this_environment(model_name):
 
 def test_a_changed_definition_makes_the_page_stale(monkeypatch, tmp_path):
     """Edit a copy of the Keras definition (one filter count) and point the generator at it: the page differs."""
-    original = teaching.module_path("models.small_cnn.keras_model")
+    original = sources.module_path("models.small_cnn.keras_model")
     edited = tmp_path / "keras_model.py"
     edited.write_text(original.read_text().replace('name="conv1"', 'name="conv1", use_bias=False'))
-    real = teaching.module_path
-    monkeypatch.setattr(teaching, "module_path",
+    real = sources.module_path
+    monkeypatch.setattr(sources, "module_path",
                         lambda name: edited if name == "models.small_cnn.keras_model" else real(name))
-    page = teaching.render_page("cifar_cnn", teaching.load_data("cifar_cnn"))
+    page = teaching.render_page("cifar_cnn", env_data.load_data("cifar_cnn"))
     assert "use_bias=False" in page
     assert page != teaching.page_path("cifar_cnn").read_text()
 
 
 def test_excerpt_keeps_what_the_builder_needs_and_nothing_else():
-    part = teaching.excerpt("models.small_cnn.keras_model", ["cifar_cnn"])
+    part = sources.excerpt("models.small_cnn.keras_model", ["cifar_cnn"])
     assert "def cifar_cnn(" in part.text and "def _small_cnn(" in part.text
     assert "def mnist_cnn(" not in part.text  # the other model of the family
     assert "from models.small_cnn.config import" in part.text
@@ -111,7 +111,7 @@ def f(x):
     return (y +
             1)
 '''
-    assert teaching.count_code_lines(source) == 4  # def, y = ..., and the two lines of the return
+    assert sources.count_code_lines(source) == 4  # def, y = ..., and the two lines of the return
 
 
 def test_torchvision_builders_are_found_and_linked(tmp_path, monkeypatch):
@@ -120,9 +120,9 @@ def test_torchvision_builders_are_found_and_linked(tmp_path, monkeypatch):
                       "def resnet50(*, input_shape, num_classes):\n"
                       "    return torchvision.models.resnet50(weights=None, num_classes=num_classes)\n\n\n"
                       "def vgg(*, input_shape, num_classes):\n    return _vgg19(num_classes=num_classes)\n")
-    monkeypatch.setattr(teaching, "module_path", lambda name: module)
-    part = teaching.excerpt("tv_twin", ["resnet50", "vgg"])
-    assert sorted(teaching._torchvision_names(part)) == ["torchvision.models.resnet50", "torchvision.models.vgg19"]
+    monkeypatch.setattr(sources, "module_path", lambda name: module)
+    part = sources.excerpt("tv_twin", ["resnet50", "vgg"])
+    assert sorted(sources._torchvision_names(part)) == ["torchvision.models.resnet50", "torchvision.models.vgg19"]
     note = "\n".join(teaching._torchvision_note(["torchvision.models.resnet50"],
                                                  {"version": "0.29.2", "files": {"torchvision.models.resnet50":
                                                                                  "torchvision/models/resnet.py"}}))
@@ -130,7 +130,7 @@ def test_torchvision_builders_are_found_and_linked(tmp_path, monkeypatch):
 
 
 def test_missing_environment_data_is_said_not_crashed():
-    data = teaching.load_data("cifar_cnn")
+    data = env_data.load_data("cifar_cnn")
     data.pop("tensorflow", None)
     page = teaching.render_page("cifar_cnn", data)
     assert "The tf.keras column is missing" in page

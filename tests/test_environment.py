@@ -1,4 +1,4 @@
-"""bench.environment: the record of where a result came from."""
+"""bench.measuring.environment: the record of where a result came from."""
 
 import importlib.metadata
 import json
@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bench.environment as environment
-from bench.environment import ENV_VARS, PACKAGES, collect_environment, package_version
+import bench.measuring.environment as environment
+from bench.measuring.environment import ENV_VARS, PACKAGES, collect_environment, package_version
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -71,8 +71,8 @@ def test_git_state_in_and_outside_a_checkout(tmp_path):
 
 def test_no_framework_is_imported():
     code = (
-        "import sys; from bench.environment import collect_environment; collect_environment(); "
-        "import bench.profiler, bench.stats; "
+        "import sys; from bench.measuring.environment import collect_environment; collect_environment(); "
+        "import bench.measuring.profiler, bench.results.stats; "
         "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'tf_keras') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.faults import is_out_of_memory
-from bench.matrix import ENVIRONMENT_CELLS
+from bench.cell import ENVIRONMENTS
+from bench.measuring.faults import is_out_of_memory
 from bench.records import TIMELINE_SUFFIX, read_record
 from conftest import BACKEND, requires_backend
 
@@ -60,7 +60,7 @@ def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1, output  # some cell failed, reported, not a crash
     records = _records(tmp_path)
-    cells = ENVIRONMENT_CELLS[BACKEND]
+    cells = ENVIRONMENTS[BACKEND]
     assert len(records) == 2 * len(cells)
     for name, record in records.items():
         if name.startswith("cifar_cnn"):
@@ -74,7 +74,7 @@ def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
 @matrix_env_only
 def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
     env = {"TWINBENCH_INJECT_FAULT": "oom-above:64"}
-    implementation, backend = ENVIRONMENT_CELLS[BACKEND][0]
+    implementation, backend = ENVIRONMENTS[BACKEND][0]
     proc = _bench("run", "--model", "mnist_cnn", "--impl", implementation, "--backend", backend, "--oom-retry",
                   "--out", str(tmp_path), *QUICK, env=env)
     output, _ = proc.communicate(timeout=600)
@@ -87,7 +87,7 @@ def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
 
 @matrix_env_only
 def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
-    cells = ENVIRONMENT_CELLS[BACKEND]
+    cells = ENVIRONMENTS[BACKEND]
     proc = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
                   env={"TWINBENCH_INJECT_FAULT": "hang@mnist_cnn"}, start_new_session=True)
     deadline = time.monotonic() + 600

@@ -7,8 +7,8 @@ import pytest
 
 from backends.base import StepClock, cycled_batches, epoch_edges
 from bench.cli import main
-from bench.decompose import DECOMPOSITION, decomposition, decomposition_table
-from bench.measure import memory_figures, train_timing
+from bench.measuring.throughput import repeat_schedule
+from bench.measuring.timing import memory_figures, train_timing
 from bench.records import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -17,10 +17,16 @@ from bench.records import (
     read_record,
     read_timeline,
     write_json_atomic,
+    write_record,
 )
-from bench.run import write_record
-from bench.stats import ratio_ci
-from bench.throughput import overhead_pairs, profiler_overhead, repeat_schedule
+from bench.results.decompose import (
+    DECOMPOSITION,
+    decomposition,
+    decomposition_table,
+    overhead_pairs,
+    profiler_overhead,
+)
+from bench.results.stats import ratio_ci
 
 # ---------------------------------------------------------------------- the step clock
 

@@ -26,10 +26,10 @@ def _ticking_clock(monkeypatch, module):
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(pair, tmp_path, capsys, monkeypatch):
-    import bench.run
+    import bench.measuring.train
 
     implementation, backend = pair
-    _ticking_clock(monkeypatch, bench.run)
+    _ticking_clock(monkeypatch, bench.measuring.train)
     code = main(["run", "--impl", implementation, "--backend", backend, *TINY, "--dataset", "synthetic",
                  "--synthetic-train", "100", "--synthetic-test", "32", "--epochs", "2", "--timing-window", "2",
                  "--profile-interval", "0.02", "--out", str(tmp_path)])
@@ -80,10 +80,10 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, capsys, monkeypatch):
-    import bench.throughput
+    import bench.measuring.throughput
 
     implementation, backend = pair
-    _ticking_clock(monkeypatch, bench.throughput)
+    _ticking_clock(monkeypatch, bench.measuring.throughput)
     code = main(["bench", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
                  "--repeats", "3", "--overhead-repeats", "2", "--profile-interval", "0.02", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
@@ -191,14 +191,14 @@ def test_profiler_cost_brackets_every_sampled_window_and_counts_samples_inside_i
 
 
 def test_a_failed_profiler_cost_run_is_recorded_and_said_in_one_line(tmp_path, capsys, monkeypatch):
-    import bench.profiler_cost
+    import bench.studies.profiler_cost
 
     implementation, backend = IMPLEMENTATIONS_HERE[0]
 
     def broken(config):
         raise RuntimeError("the machine went away\nsecond line")
 
-    monkeypatch.setattr(bench.profiler_cost, "execute_cost", broken)
+    monkeypatch.setattr(bench.studies.profiler_cost, "execute_cost", broken)
     code = main(["profiler-cost", "--impl", implementation, "--backend", backend, *TINY, "--out", str(tmp_path)])
     assert code == 1
     err = capsys.readouterr().err.strip()

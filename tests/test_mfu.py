@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.mfu import efficiency, find_peak
+from bench.measuring.mfu import efficiency, find_peak
 
 
 @pytest.mark.parametrize(("name", "label"), [

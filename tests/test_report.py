@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from bench import report
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic
+from bench.cell import Cell
+from bench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
+from bench.results import report, views
 from conftest import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,9 +50,7 @@ def _record(model, implementation, backend, *, epoch_s=(3.0, 1.0, 1.1, 0.9), sta
 
 
 def _write(directory, record):
-    cell = record["cell"]
-    name = cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"])
-    return write_json_atomic(directory / f"{name}.json", record)
+    return write_json_atomic(directory / f"{Cell.of(record).file_id}.json", record)
 
 
 @pytest.fixture
@@ -110,16 +109,16 @@ def test_no_measurable_difference_when_the_intervals_overlap(tmp_path):
 
 def test_step_time_prefers_the_measured_statistics_of_a_v2_record():
     record = _record("cifar_cnn", "torch", "torch")
-    assert report.step_time(record)[0]["median"] == pytest.approx(1.0 / 45)
+    assert views.step_time(record)[0]["median"] == pytest.approx(1.0 / 45)
     measured = {"median": 0.01, "ci_low": 0.009, "ci_high": 0.011, "n": 12}
     record["timing"] = {"steady_step_s": measured, "window_steps": 10}
-    summary, what = report.step_time(record)
+    summary, what = views.step_time(record)
     assert summary is measured and "window of 10 steps" in what
 
 
 def test_timeline_reads_the_sidecar_and_falls_back_to_epoch_timestamps(tmp_path):
     record = _record("cifar_cnn", "torch", "torch")
-    fallback = report.timeline(record, tmp_path)
+    fallback = views.timeline(record, tmp_path)
     assert fallback.source == "epochs only" and not fallback.samples
     assert fallback.windows[0] == {"name": "train-epoch-0", "start_s": 0.0, "end_s": 3.0}
     samples = [{"t_s": t / 10, "source": "psutil", "cpu_percent": 90.0, "rss_bytes": 2**30} for t in range(30)]
@@ -128,7 +127,7 @@ def test_timeline_reads_the_sidecar_and_falls_back_to_epoch_timestamps(tmp_path)
          "windows": [{"name": "train-epoch-0", "start_s": 0.5, "end_s": 2.0}]},
         {"offset_s": 5.0, "samples": samples[:2], "markers": [], "windows": []}]}))
     record["timeline_file"] = "side.timeline.json"
-    line = report.timeline(record, tmp_path)
+    line = views.timeline(record, tmp_path)
     assert line.source == "psutil" and not line.has_gpu
     assert len(line.samples) == 32 and line.samples[-1]["t_s"] == pytest.approx(5.1)
 
@@ -159,7 +158,7 @@ def test_gpu_records_draw_utilisation_device_memory_and_allocator_peaks(tmp_path
     assert "Test GPU 80GB" in text
     assert "| torch | 3,072 MiB | 5,120 MiB | 2,048 MiB |" in text
     groups = report.group_records(report.load_records(tmp_path)[0])
-    line = report.timeline(groups[0].ok()["torch"], tmp_path)
+    line = views.timeline(groups[0].ok()["torch"], tmp_path)
     assert line.has_gpu and line.source == "nvml"
     for kind in ("timeline", "memory", "speed"):
         assert (tmp_path / "figures" / f"{kind}__cifar_cnn__digits.png").read_bytes()[:8] == PNG_MAGIC

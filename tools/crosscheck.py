@@ -4,7 +4,7 @@ No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is
 would time it by hand. Build the model, warm up, then time ``--steps`` training steps between two
 ``time.perf_counter()`` calls with a device sync before each; repeat. If twinbench's harness (step
 clock, callback, profiler) distorted the timings, the ratios between implementations measured here
-would disagree with ``python -m bench bench``.
+would disagree with ``python -m bench throughput``.
 
 - PyTorch: the tutorial loop over a ``DataLoader`` of a ``TensorDataset`` (``zero_grad``, forward,
   loss, ``backward``, ``step``).
@@ -29,7 +29,7 @@ One implementation per process (one Keras backend per process)::
     KERAS_BACKEND=tensorflow python tools/crosscheck.py --impl keras    --out results/crosscheck
     KERAS_BACKEND=jax        python tools/crosscheck.py --impl keras    --out results/crosscheck
 
-    python tools/crosscheck.py --compare results/crosscheck results/bench   # both sets of ratios
+    python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
 ``--compare`` reads every result under both directories (subdirectories included) and pools several
 runs of one cell, like ``python -m bench compare DIR [DIR ...]``.
@@ -214,9 +214,9 @@ def measure(args) -> dict:
 
 def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
     """Both sets of ratios side by side; True when every ratio agrees within ``tolerance``."""
-    from bench.decompose import DECOMPOSITION, decomposition, label
     from bench.records import load_records
-    from bench.stats import ratio_ci
+    from bench.results.decompose import DECOMPOSITION, decomposition, label
+    from bench.results.stats import ratio_ci
 
     # Every result under the directories, subdirectories included; several runs of one cell are pooled.
     hand, loops = {}, set()
@@ -235,9 +235,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
         raise SystemExit(f"{crosscheck_dir} mixes --loop kinds {sorted(map(str, loops))}: compare one at a time")
     for result in hand.values():
         result["median_step_s"] = statistics.median(result["step_s"])
-    records = []
-    for directory in sorted({path.parent for path in Path(bench_dir).rglob("*.json")}):
-        records += load_records(directory)[0]
+    records = load_records(bench_dir)[0]
     harness = {(r["numerator"], r["denominator"], r["model"], r["batch_size"]): r
                for r in decomposition([r for r in records if r.get("kind") == "throughput"])}
     lines, all_agree = [], True
@@ -251,7 +249,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
             ours = harness.get((label(numerator), label(denominator), model, batch))
             if a is None or b is None or ours is None:
                 continue
-            # Runs resampled too, like twinbench's decomposition (bench.stats.ratio_ci).
+            # Runs resampled too, like twinbench's decomposition (bench.results.stats.ratio_ci).
             theirs = ratio_ci(a["step_s"], b["step_s"], runs_a=a["run_of_sample"], runs_b=b["run_of_sample"])
             agreement = theirs["ratio"] / ours["ratio"]
             agree = abs(agreement - 1) <= tolerance

@@ -11,31 +11,35 @@
 #    off in ABBA order (paired estimate), so a slow drift cancels within each pair.
 #
 # Usage: tools/measure_cpu.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
-# The three pythons default to the interpreters of the nox environments (nox -s bench creates them).
+# The three pythons default to the interpreters of the nox environments (nox -s throughput --install-only creates them).
 set -euo pipefail
 out=${1:?usage: tools/measure_cpu.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]}
 rounds=${2:-6}
-py_torch=${3:-.nox/bench_cells-torch/bin/python}
-py_tf=${4:-.nox/bench_cells-tensorflow/bin/python}
-py_jax=${5:-.nox/bench_cells-jax/bin/python}
+py_torch=${3:-.nox/throughput-torch/bin/python}
+py_tf=${4:-.nox/throughput-tensorflow/bin/python}
+py_jax=${5:-.nox/throughput-jax/bin/python}
 common=(--model cifar_cnn --batch-size 64 --warmup 10 --threads 1)
-cells=("torch torch $py_torch" "keras torch $py_torch" "tf_keras tensorflow $py_tf" "keras tensorflow $py_tf"
-       "keras jax $py_jax")
+python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
+# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
+mapfile -t cells < <("$py_torch" -m bench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for cell in "${cells[@]}"; do
-        read -r impl backend python <<< "$cell"
+        read -r env impl backend _ <<< "$cell"
+        python=$(python_for "$env")
         echo "== round $round: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
-        KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
+        KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
             --steps 40 --repeats 4 --overhead-repeats 0 --out "$out/bench/round-$round"
         KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
             --steps 40 --repeats 4 --out "$out/crosscheck/round-$round"
     done
 done
 for cell in "${cells[@]}"; do
-    read -r impl backend python <<< "$cell"
+    read -r env impl backend _ <<< "$cell"
+    python=$(python_for "$env")
     echo "== profiler cost: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
+    KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
         --steps 20 --repeats 12 --overhead-repeats 12 --out "$out/profiler-cost"
 done
 "$py_torch" -m bench compare "$out"/bench/round-*

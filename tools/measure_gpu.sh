@@ -25,22 +25,25 @@ if ! KERAS_BACKEND=torch "$python" -c "import keras" 2>/dev/null; then
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 mkdir -p "$out"
+# The cells of the torch and jax environments (TensorFlow has no GPU here), one a line, from bench/cell.py.
+mapfile -t cells < <(KERAS_BACKEND=torch "$python" -m bench cells --env torch --env jax)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
   KERAS_BACKEND=torch "$python" -c "import sys, torch, jax, keras; print('python', sys.version.split()[0], 'torch', torch.__version__,
 'cuda', torch.version.cuda, 'jax', jax.__version__, 'keras', keras.__version__, 'devices', jax.devices())"
 } | tee "$out/machine.txt"
 for round in $(seq 1 "$rounds"); do
-    for cell in "torch torch" "keras torch" "keras jax"; do
-        read -r impl backend <<< "$cell"
+    for cell in "${cells[@]}"; do
+        read -r _ impl backend _ <<< "$cell"
         echo "== round $round: $impl [$backend]"
-        KERAS_BACKEND=$backend "$python" -m bench bench --impl "$impl" --backend "$backend" "${common[@]}" \
+        KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
             --overhead-repeats "${REPEATS:-10}" --out "$out/bench/round-$round"
         KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
             --out "$out/crosscheck/round-$round"
     done
 done
-for cell in "torch torch" "keras torch" "keras jax"; do
-    read -r impl backend <<< "$cell"
+for cell in "${cells[@]}"; do
+    read -r _ impl backend _ <<< "$cell"
     echo "== profiler cost: $impl [$backend]"
     KERAS_BACKEND=$backend "$python" -m bench profiler-cost --impl "$impl" --backend "$backend" --model "$model" \
         --batch-size "${BATCH:-64}" --steps "${COST_STEPS:-100}" --cycles "${COST_CYCLES:-10}" --out "$out/profiler-cost"

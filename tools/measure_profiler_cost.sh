@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The profiler's own cost in docs/measurements.md: `python -m bench profiler-cost` (bench/profiler_cost.py),
+# The profiler's own cost in docs/measurements.md: `python -m bench profiler-cost` (bench/studies/profiler_cost.py),
 # cifar_cnn, batch 64, windows of 10 steps, the sampler off in every other window; each run its own process.
 #
 #   lines:       the five implementations, one CPU thread each, the sampler on at 0.15 s (production), 50, 15,
@@ -13,25 +13,28 @@
 # Usage: tools/measure_profiler_cost.sh OUT_DIR [CYCLES [DIRECT_CYCLES [DIRECT_ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]]]
 # PARTS="lines direct all-threads" (the default) chooses the parts; a record that exists is not measured
 # again, so a run that stopped can be resumed with the same command. The three pythons default to the
-# interpreters of the nox environments (nox -s bench_cells --install-only creates them).
+# interpreters of the nox environments (nox -s throughput --install-only creates them).
 set -euo pipefail
 out=${1:?usage: tools/measure_profiler_cost.sh OUT_DIR [CYCLES [DIRECT_CYCLES [DIRECT_ROUNDS [PYTHONS...]]]]}
 cycles=${2:-30}
 direct_cycles=${3:-100}
 direct_rounds=${4:-2}
-py_torch=${5:-.nox/bench_cells-torch/bin/python}
-py_tf=${6:-.nox/bench_cells-tensorflow/bin/python}
-py_jax=${7:-.nox/bench_cells-jax/bin/python}
+py_torch=${5:-.nox/throughput-torch/bin/python}
+py_tf=${6:-.nox/throughput-tensorflow/bin/python}
+py_jax=${7:-.nox/throughput-jax/bin/python}
 parts=${PARTS:-lines direct all-threads}
 common=(--model cifar_cnn --batch-size 64 --steps 10 --warmup 10)
-cells=("torch torch $py_torch" "keras torch $py_torch" "tf_keras tensorflow $py_tf" "keras tensorflow $py_tf"
-       "keras jax $py_jax")
+python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
+# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
+mapfile -t cells < <("$py_torch" -m bench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 done_already() { [[ -f "$1/cifar_cnn__$2__$3__synthetic__profiler_cost.json" ]] && echo "== $1: $2 [$3] done already"; }
 if [[ " $parts " == *" lines "* ]]; then
     for cell in "${cells[@]}"; do
-        read -r impl backend python <<< "$cell"
+        read -r env impl backend _ <<< "$cell"
+        python=$(python_for "$env")
         done_already "$out/one-thread" "$impl" "$backend" && continue
         echo "== profiler cost, lines: $impl [$backend], one thread, load average $(load)"
         KERAS_BACKEND=$backend "$python" -m bench profiler-cost --impl "$impl" --backend "$backend" "${common[@]}" \
@@ -41,7 +44,8 @@ fi
 if [[ " $parts " == *" direct "* ]]; then
     for round in $(seq 1 "$direct_rounds"); do
         for cell in "${cells[@]}"; do
-            read -r impl backend python <<< "$cell"
+            read -r env impl backend _ <<< "$cell"
+            python=$(python_for "$env")
             done_already "$out/direct/round-$round" "$impl" "$backend" && continue
             echo "== profiler cost, direct, round $round: $impl [$backend], one thread, load average $(load)"
             KERAS_BACKEND=$backend "$python" -m bench profiler-cost --impl "$impl" --backend "$backend" "${common[@]}" \

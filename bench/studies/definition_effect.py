@@ -11,49 +11,45 @@ the difference a framework effect. twinbench separates two ratios (time per trai
 
 The stock and matched definitions do not cost the same arithmetic (ResNet50 v1 strides its 1x1 convolution,
 VGG19 without adaptive pooling has a 49x smaller first Dense layer at 32x32), so the table also gives the
-FLOP ratio and each cell's achieved GFLOP/s (``bench.mfu``): a definition may be faster because it computes
+FLOP ratio and each cell's achieved GFLOP/s (``bench.measuring.mfu``): a definition may be faster because it computes
 less, or because it runs better.
 
-Measurement: each cell is one ``python -m bench bench`` process (``bench.throughput``: warm-up and first
+Measurement: each cell is one ``python -m bench throughput`` process (``bench.measuring.throughput``: warm-up and first
 step reported apart, repeats of synchronised windows); samples are seconds per step of each repeat, ratios
-are ``bench.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
+are ``bench.results.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
 excludes 1). This module imports no framework.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
-from bench.decompose import label, pooled, pooled_samples, run_labels
-from bench.stats import ratio_ci
-from bench.table import format_table
+from bench.cell import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, Cell
+from bench.measuring import children
+from bench.records import load_records
+from bench.results.decompose import label, pooled, pooled_samples, run_labels
+from bench.results.stats import ratio_ci
+from bench.results.table import format_table
 
 # The matched definitions and their keras.applications variants.
 FAMILIES = ("resnet50", "vgg19", "mobilenet_v2")
 STOCK = {family: f"{family}_kerasapps" for family in FAMILIES}
 
-# What each environment runs: (model role, implementation, backend); role "matched" or "stock".
-ENV_CELLS = {
-    "torch": [("matched", "torch", "torch"), ("matched", "keras", "torch"), ("stock", "keras", "torch")],
-    "tensorflow": [("matched", "tf_keras", "tensorflow"), ("matched", "keras", "tensorflow"),
-                   ("stock", "keras", "tensorflow")],
-    "jax": [("matched", "keras", "jax"), ("stock", "keras", "jax")],
-}
-NATIVE = {"torch": ("torch", "torch"), "tensorflow": ("tf_keras", "tensorflow")}
+# What each environment runs: (model role, implementation, backend); role "matched" or "stock". The matched
+# definition runs in every cell of the environment (bench.cell.ENVIRONMENTS), the stock one on Keras 3 only.
+ENV_CELLS = {env: [*(("matched", *pair) for pair in pairs), ("stock", "keras", env)]
+             for env, pairs in ENVIRONMENTS.items()}
+# The native twin of each backend that has one: (implementation, backend).
+NATIVE = {backend: (implementation, backend) for implementation, backend in NATIVE_BACKEND.items()}
 
 
 def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys.executable) -> int:
-    """Run this environment's cells for each family, each in its own ``bench bench`` process; returns failures."""
-    from bench.throughput import run_env_cells
-
-    failures = 0
-    for family in families:
-        for role, implementation, backend in ENV_CELLS[env]:
-            model = family if role == "matched" else STOCK[family]
-            failures += run_env_cells(cells=[(implementation, backend)], model=model, out_dir=out_dir,
-                                      bench_args=bench_args, python=python)
-    return failures
+    """Run this environment's cells for each family, each in its own throughput process; returns failures."""
+    cells = [Cell(family if role == "matched" else STOCK[family], implementation, backend, "synthetic")
+             for family in families for role, implementation, backend in ENV_CELLS[env]]
+    return children.run_cells("throughput", cells, out_dir=out_dir, child_args=bench_args, python=python)
 
 
 def _cells_by_model(records):
@@ -66,8 +62,6 @@ def _cells_by_model(records):
 
 
 def _median_ms(samples):
-    import statistics
-
     return 1e3 * statistics.median(samples)
 
 
@@ -79,7 +73,7 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
         if model not in STOCK:
             continue
         stock_cells = by_model.get((STOCK[model], batch_size, shape), {})
-        for backend in ("torch", "tensorflow", "jax"):
+        for backend in BACKENDS:
             row = {"family": model, "batch_size": batch_size, "input_shape": list(shape), "backend": backend}
             matched_runs = matched_cells.get(("keras", backend), [])
             stock_runs = stock_cells.get(("keras", backend), [])
@@ -106,8 +100,6 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
 
 def _efficiency(runs):
     """FLOPs per image and achieved GFLOP/s (median over runs' medians) of a cell, from its records."""
-    import statistics
-
     if not runs or not runs[0].get("efficiency"):
         return None
     eff = runs[0]["efficiency"]
@@ -150,14 +142,8 @@ def definition_effect_table(records: list[dict], *, markdown: bool = False) -> s
 
 def load_throughput_records(directories) -> list[dict]:
     """Throughput records in each directory and its subdirectories (e.g. one per round), to be pooled."""
-    from bench.records import load_records
-
-    records = []
     for directory in directories:
         if not Path(directory).is_dir():
             raise FileNotFoundError(f"results directory {str(directory)!r} does not exist")
-        folders = sorted({Path(directory), *(path.parent for path in Path(directory).rglob("*.json"))})
-        for folder in folders:
-            records += [r for r in load_records(folder)[0] if r.get("kind") == "throughput"]
-    return records
+    return [r for r in load_records(*directories)[0] if r.get("kind") == "throughput"]
 

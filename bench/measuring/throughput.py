@@ -1,13 +1,13 @@
-"""``python -m bench bench``: the throughput benchmark of one implementation on synthetic data.
+"""``python -m bench throughput``: the throughput benchmark of one implementation on synthetic data.
 
-What it measures, in one process (one Keras backend per process, CONVENTIONS.md section 4):
+What it measures, in one process (one Keras backend per process):
 
 1. The first training step on its own: it traces and compiles (``tf.function``, XLA, ``jax.jit``), so it
    is reported separately and never averaged into the steady state.
 2. ``warmup`` steps in all (the first one included), reported as one figure.
 3. ``repeats`` windows of ``steps`` steps each, with the device synchronised only at the edges of each
    window; the shared profiler samples during every one of them. One sample per repeat: seconds per
-   step (window time / steps) and images per second; ``bench.stats.summarize`` gives the median, IQR
+   step (window time / steps) and images per second; ``bench.results.stats.summarize`` gives the median, IQR
    and 95% CI over repeats.
 4. ``overhead_repeats`` more windows with the profiler's sampler off, interleaved with the others in an
    ABBA order (on, off, off, on, ...) so a slow drift of the machine affects both alike. The ratio of
@@ -24,16 +24,22 @@ This module never imports a framework itself; it goes through ``backends.get_run
 
 from __future__ import annotations
 
-import datetime as _dt
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id
-
-# The profiler must cost less than this share of a step (the issue's requirement).
-OVERHEAD_LIMIT = 0.01
+import data as datasets
+from backends import get_runner
+from backends.base import StepClock, TrainConfig
+from bench.cell import Cell
+from bench.measuring import mfu
+from bench.measuring.environment import collect_environment
+from bench.measuring.profiler import Profiler
+from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
+from bench.records import new_record
+from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
+from bench.results.decompose import overhead_pairs, profiler_overhead
+from bench.results.stats import ratio_ci
+from models import get_model_spec
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,8 @@ class ThroughputConfig:
     dataset = "synthetic"
 
     @property
-    def cell(self) -> str:
-        return cell_id(self.model, self.implementation, self.backend, self.dataset)
+    def cell(self) -> Cell:
+        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
     @property
     def off_repeats(self) -> int:
@@ -82,29 +88,10 @@ def repeat_schedule(on: int, off: int) -> list[bool]:
     return schedule + [True] * (on - pairs) + [False] * (off - pairs)
 
 
-def _now_iso():
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def base_record(config: ThroughputConfig, *, started: str | None = None) -> dict:
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "kind": "throughput",
-        "cell": {"model": config.model, "implementation": config.implementation,
-                 "backend": config.backend, "dataset": config.dataset},
-        "config": asdict(config),
-        "started": started or _now_iso(),  # the caller's start time; now for a record of a failure
-    }
-
-
 class _Windows:
     """The clock's ``on_edge``: starts and stops one profiler per window, remembers which was which."""
 
     def __init__(self, edges: list[int], schedule: list[bool], interval_s: float):
-        from bench.profiler import Profiler
-
-        self._profiler_class = Profiler
         self.interval_s = interval_s
         # Edge -> (name of the window that starts there, whether its profiler samples).
         self.starts = {0: ("warmup", True)}
@@ -121,7 +108,7 @@ class _Windows:
             self._current = None
         if edge in self.starts:
             name, enabled = self.starts[edge]
-            profiler = self._profiler_class(interval_s=self.interval_s, enabled=enabled)
+            profiler = Profiler(interval_s=self.interval_s, enabled=enabled)
             self.profilers.append((name, profiler, time.perf_counter()))
             profiler.start()
             profiler.mark("window_begin", window=name, edge=edge)
@@ -134,10 +121,6 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
 
     The dataset has ``synthetic_train`` samples (default: 16 full batches), cycled in the shared order.
     """
-    import data as datasets
-    from backends import get_runner
-    from backends.base import TrainConfig
-    from models import get_model_spec
 
     spec = get_model_spec(model_name)
     input_shape = tuple(input_shape or spec.input_shape)
@@ -153,12 +136,6 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
 
 def execute_throughput(config: ThroughputConfig) -> dict:
     """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
-    from backends.base import StepClock
-    from bench.environment import collect_environment
-    from bench.measure import host_load, memory_figures, summarize_or_none, timeline_segment
-    from bench.stats import ratio_ci
-    from models import get_model_spec
-
     if config.warmup < 1 or config.steps < 1 or config.repeats < 1:
         raise ValueError("warmup, steps and repeats must be at least 1.")
     started = _now_iso()
@@ -194,7 +171,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     segments = [timeline_segment(profiler, name=name, offset_s=start - t_first)
                 for name, profiler, start in windows.profilers]
 
-    record = base_record(config, started=started)
+    record = new_record("throughput", config, started=started)
     record.update(
         status="ok",
         finished=_now_iso(),
@@ -218,74 +195,11 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         profile=profile,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
-        timeline=segments,  # moved to a sidecar by bench.run.write_record
+        timeline=segments,  # moved to a sidecar by bench.records.write_record
     )
-    record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
-                                          num_classes=dataset.num_classes)
+    record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
+                                              num_classes=dataset.num_classes)
     return record
-
-
-def run_efficiency(record: dict, *, model_name, input_shape, num_classes) -> dict:
-    """Achieved FLOP/s and MFU of a record's steady-state throughput (``bench.mfu``; FLOPs from ``models.flops``).
-
-    Counts the FLOPs on the Keras definition, so the Keras backend must be chosen (it is, after ``get_runner``).
-    """
-    from bench.mfu import efficiency
-    from models.flops import model_flops
-
-    gpu = (record.get("environment") or {}).get("gpu") or {}
-    return efficiency(forward_flops=model_flops(model_name, input_shape=input_shape, num_classes=num_classes),
-                      images_per_s=record["timing"]["throughput_images_per_s"],
-                      device=str((record.get("settings") or {}).get("device", "cpu")), device_name=gpu.get("name"))
-
-
-def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
-    """``(on, off)`` step times of the windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
-    pairs = []
-    for first, second in zip(repeats[0::2], repeats[1::2], strict=False):
-        if first["profiler"] != second["profiler"]:
-            on, off = (first, second) if first["profiler"] else (second, first)
-            pairs.append((on["step_s"], off["step_s"]))
-    return pairs
-
-
-def profiler_overhead(on: list[float], off: list[float], *, ratio_ci, pairs=()) -> dict | None:
-    """The profiler's cost: step time with the sampler on / off, with a 95% CI.
-
-    Two estimates. Unpaired: the ratio of the medians of all on and all off windows, with a bootstrap
-    CI (``ratio``, ``ci_low``, ``ci_high``, ``overhead_pct``, ``ci_pct``). Paired (``paired``): the
-    median of the per-pair ratios of windows run next to each other (``overhead_pairs``), with the
-    distribution-free CI of ``summarize``; a slow drift of the machine cancels within each pair, so it
-    is the sharper one on a busy machine, and it decides when there are at least 2 pairs.
-
-    ``under_limit`` says whether the deciding estimate is under ``OVERHEAD_LIMIT`` (1%);
-    ``shown_under_limit`` whether its whole CI is, i.e. whether the data *show* that the cost is under 1%
-    rather than merely fail to show that it is above.
-    """
-    from bench.stats import summarize
-
-    if not on or not off:
-        return None
-    result = ratio_ci(on, off)
-    limit = 1.0 + OVERHEAD_LIMIT
-    paired = None
-    if len(pairs) >= 2:
-        ratios = summarize([a / b for a, b in pairs])
-        paired = {"n": ratios["n"], "ratio": ratios["median"], "ci_low": ratios["ci_low"],
-                  "ci_high": ratios["ci_high"], "ci_method": ratios["ci_method"],
-                  "overhead_pct": 100.0 * (ratios["median"] - 1.0),
-                  "ci_pct": [100.0 * (ratios["ci_low"] - 1.0), 100.0 * (ratios["ci_high"] - 1.0)]}
-    deciding = paired or result
-    return {
-        **result,
-        "overhead_pct": 100.0 * (result["ratio"] - 1.0),
-        "ci_pct": [100.0 * (result["ci_low"] - 1.0), 100.0 * (result["ci_high"] - 1.0)],
-        "paired": paired,
-        "decided_by": "paired" if paired else "unpaired",
-        "limit_pct": 100.0 * OVERHEAD_LIMIT,
-        "under_limit": deciding["ratio"] < limit,
-        "shown_under_limit": deciding["ci_high"] < limit,
-    }
 
 
 def _combine_profiles(profiles: list[tuple[str, dict]]) -> dict | None:
@@ -322,18 +236,3 @@ def _combine_profiles(profiles: list[tuple[str, dict]]) -> dict | None:
         "sampler_errors": [s["sampler_error"] for s in summaries if s["sampler_error"]],
         "note": "one profiler per window; peaks are over all profiled windows, means weighted by samples",
     }
-
-
-def run_env_cells(*, cells, model: str, out_dir, bench_args=(), python=sys.executable) -> int:
-    """Run ``bench bench`` for each (implementation, backend) in its own process; returns the number failed."""
-    failures = 0
-    for implementation, backend in cells:
-        name = cell_id(model, implementation, backend, "synthetic")
-        command = [python, "-m", "bench", "bench", "--model", model, "--impl", implementation,
-                   "--backend", backend, "--out", str(out_dir), *bench_args]
-        print(f"[bench] {name}: running", flush=True)
-        code = subprocess.call(command)
-        if code != 0:
-            failures += 1
-            print(f"[bench] {name}: FAILED (exit code {code}); the others go on", flush=True)
-    return failures

@@ -2,14 +2,14 @@
 
 Both kinds of run use these helpers:
 
-- ``bench run`` (kind ``"train"``) trains for some epochs; ``train_timing`` turns its per-epoch
+- ``bench train`` (kind ``"train"``) trains for some epochs; ``train_timing`` turns its per-epoch
   figures into: the first step (tracing/compilation), the steady-state step time (windows of many
   steps, synchronised only at their edges), epoch wall time, the gap between epochs (end of one epoch's
   training to the start of the next one's: evaluation, callbacks, the framework's own epoch handling),
   evaluation time and throughput.
-- ``bench bench`` (kind ``"throughput"``, ``bench.throughput``) times repeats of N steps.
+- ``bench throughput`` (kind ``"throughput"``, ``bench.measuring.throughput``) times repeats of N steps.
 
-Every figure that has several samples is a ``bench.stats.summarize`` dict (median, IQR, 95% CI, ...);
+Every figure that has several samples is a ``bench.results.stats.summarize`` dict (median, IQR, 95% CI, ...);
 figures with one sample are plain floats.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from bench.stats import summarize
+from bench.results.stats import summarize
 
 
 def summarize_or_none(samples) -> dict | None:

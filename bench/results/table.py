@@ -1,26 +1,21 @@
-"""Plain-text tables of result records (no framework imports: runs in any environment)."""
+"""Plain-text tables of result records (no framework imports: runs in any environment).
+
+A cell run several times shows once: its latest successful run where a table has one figure per cell, every
+successful run pooled where it has statistics (``bench.records``: how runs are pooled).
+"""
 
 from __future__ import annotations
 
 import statistics
 
-IMPLEMENTATION_ORDER = {("torch", "torch"): 0, ("keras", "torch"): 1, ("tf_keras", "tensorflow"): 2,
-                        ("keras", "tensorflow"): 3, ("keras", "jax"): 4}
-
-
-def implementation_label(implementation: str, backend: str) -> str:
-    """``keras[jax]`` for the Keras 3 definition, the plain name for native twins."""
-    return f"keras[{backend}]" if implementation == "keras" else implementation
-
-
-def _sort_key(record):
-    cell = record["cell"]
-    return (cell["model"], cell["dataset"], IMPLEMENTATION_ORDER.get((cell["implementation"], cell["backend"]), 9))
+from bench.cell import Cell
+from bench.records import latest_runs
+from bench.results.decompose import throughput_rows
 
 
 def sorted_records(records: list[dict]) -> list[dict]:
-    """Records by model, dataset, then torch, keras[torch], tf_keras, keras[tensorflow], keras[jax]."""
-    return sorted(records, key=_sort_key)
+    """Records in the order of ``Cell.sort_key``: by model, dataset, then torch, keras[torch], tf_keras, ..."""
+    return sorted(records, key=lambda record: Cell.of(record).sort_key)
 
 
 def format_table(rows: list[list[str]], headers: list[str]) -> str:
@@ -45,13 +40,13 @@ def _fmt(value, spec):
 
 
 def results_table(records: list[dict]) -> str:
-    """The comparison table: one row per (model, implementation, backend)."""
+    """The comparison table: one row per (model, implementation, backend), from its latest successful run."""
     headers = ["model", "implementation", "backend", "params", "acc before", "acc after", "final loss",
                "epoch 1 (s)", "epoch time (s)"]
     rows = []
-    for record in sorted(records, key=_sort_key):
+    for record in sorted_records(latest_runs(records)):
         cell = record["cell"]
-        label = implementation_label(cell["implementation"], cell["backend"])
+        label = Cell.of(record).label
         if record.get("status") != "ok":
             reason = (record.get("error") or {}).get("message", "failed")
             rows.append([cell["model"], label, cell["backend"], "FAILED", reason[:60], "", "", "", ""])
@@ -68,7 +63,7 @@ def agreement_summary(records: list[dict]) -> list[str]:
     """Per model: are parameter counts equal, and how far apart are the final accuracies?"""
     lines = []
     by_model: dict[str, list[dict]] = {}
-    for record in records:
+    for record in latest_runs(records):
         if record.get("status") == "ok":
             by_model.setdefault(record["cell"]["model"], []).append(record)
     for model, group in sorted(by_model.items()):
@@ -92,15 +87,15 @@ def _median_iqr(summary, scale=1.0, spec=".2f"):
 
 
 def timing_table(records: list[dict]) -> str:
-    """The timing figures of training records (``bench run``): median [IQR] over epochs or windows."""
+    """The timing figures of training records (``bench train``): median [IQR] over epochs or windows."""
     headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
                "epoch (s) median [IQR]", "gap (ms)", "eval (ms)"]
     rows = []
-    for record in sorted(records, key=_sort_key):
+    for record in sorted_records(latest_runs(records)):
         if record.get("status") != "ok" or "timing" not in record:
             continue
         cell, timing = record["cell"], record["timing"]
-        rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]),
+        rows.append([cell["model"], Cell.of(record).label,
                      str((record.get("settings") or {}).get("jit_compile")),
                      _fmt(timing["first_step_s"] and 1e3 * timing["first_step_s"], ".0f"),
                      _median_iqr(timing["steady_step_s"], 1e3),
@@ -111,9 +106,7 @@ def timing_table(records: list[dict]) -> str:
 
 
 def throughput_table(records: list[dict]) -> str:
-    """Throughput records (``bench bench``): one row per cell, pooled over runs, median [IQR] over repeats."""
-    from bench.decompose import throughput_rows
-
+    """Throughput records (``bench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
                "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "profiler cost [95% CI]"]
     rows = []
@@ -127,17 +120,17 @@ def throughput_table(records: list[dict]) -> str:
                      f"{1e3 * row['first_step_s']:.0f}", _median_iqr(step, 1e3),
                      f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
                      f"{row['throughput_images_per_s']['median']:.0f}", *_flops_cells(row), cost])
-    failed = [r for r in records if r.get("status") != "ok"]
+    failed = [r for r in latest_runs(records) if r.get("status") != "ok"]  # cells without a successful run
     for record in sorted_records(failed):
         cell = record["cell"]
         reason = (record.get("error") or {}).get("message", "failed")
-        rows.append([cell["model"], implementation_label(cell["implementation"], cell["backend"]), "", "", "",
+        rows.append([cell["model"], Cell.of(record).label, "", "", "",
                      "FAILED", reason[:40], "", "", "", "", ""])
     return format_table(rows, headers) if rows else ""
 
 
 def _flops_cells(row) -> list[str]:
-    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.mfu)."""
+    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.measuring.mfu)."""
     eff = row.get("efficiency")
     if not eff:
         return ["—", "—"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from models.flops import TRAIN_FLOPS_PER_FORWARD_FLOP
+from models.flops import TRAIN_FLOPS_PER_FORWARD_FLOP, model_flops
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def efficiency(*, forward_flops: int, images_per_s: dict | None, device: str, de
 
     Args:
         forward_flops: forward FLOPs per image (``models.flops``).
-        images_per_s: ``bench.stats.summarize`` of the training throughput (median and CI are used).
+        images_per_s: ``bench.results.stats.summarize`` of the training throughput (median and CI are used).
         device: ``"cpu"`` or a GPU device string (``"cuda"``, ``"gpu"``).
         device_name: the GPU's name (NVML), for the peak table.
         precision: the arithmetic the run used: ``fp32`` (twinbench's setting: float32, TF32 off).
@@ -90,10 +90,21 @@ def efficiency(*, forward_flops: int, images_per_s: dict | None, device: str, de
     if on_cpu:
         out["note"] = "CPU: no peak FLOP/s in the table, so no MFU; the achieved GFLOP/s is reported"
     elif peak is None or precision not in peak.tflops:
-        out["note"] = f"no {precision} peak for device {device_name!r} in bench.mfu.PEAKS; achieved GFLOP/s only"
+        out["note"] = f"no {precision} peak for device {device_name!r} in bench.measuring.mfu.PEAKS; achieved GFLOP/s only"
     else:
         out["peak"] = {"label": peak.label, "precision": precision, "tflops": peak.tflops[precision],
                        "source": peak.source}
         if out["achieved_gflops"]:
             out["mfu"] = {key: value / (1e3 * peak.tflops[precision]) for key, value in out["achieved_gflops"].items()}
     return out
+
+
+def run_efficiency(record: dict, *, model_name, input_shape, num_classes) -> dict:
+    """Achieved FLOP/s and MFU of a record's steady-state throughput (FLOPs from ``models.flops``).
+
+    Counts the FLOPs on the Keras definition, so the Keras backend must be chosen (it is, after ``get_runner``).
+    """
+    gpu = (record.get("environment") or {}).get("gpu") or {}
+    return efficiency(forward_flops=model_flops(model_name, input_shape=input_shape, num_classes=num_classes),
+                      images_per_s=record["timing"]["throughput_images_per_s"],
+                      device=str((record.get("settings") or {}).get("device", "cpu")), device_name=gpu.get("name"))

@@ -1,9 +1,9 @@
 """One benchmark run (one matrix cell): build, load the canonical weights, evaluate, train, record.
 
-The shared profiler (``bench.profiler``) runs for the whole cell: its sampler thread records a timeline
+The shared profiler (``bench.measuring.profiler``) runs for the whole cell: its sampler thread records a timeline
 (CPU %, RSS, and the GPU through NVML where there is one) and ``fit`` marks every epoch's begin and end
-and opens a window for each epoch's training and evaluation. The record (schema v2, ``bench.records``)
-carries the timing figures with their spread (``bench.measure.train_timing``); the timeline goes into a
+and opens a window for each epoch's training and evaluation. The record (``bench.records``)
+carries the timing figures with their spread (``bench.measuring.timing.train_timing``); the timeline goes into a
 sidecar file next to it.
 
 This module never imports a framework itself; it goes through ``backends.get_runner``.
@@ -11,13 +11,22 @@ This module never imports a framework itself; it goes through ``backends.get_run
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-from bench.faults import maybe_inject_fault
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id, write_json_atomic, write_timeline
+import data as datasets
+from backends import get_runner
+from backends.base import TrainConfig
+from backends.checkpoints import pretrained_weights
+from bench.cell import Cell
+from bench.measuring import mfu
+from bench.measuring.environment import collect_environment
+from bench.measuring.faults import maybe_inject_fault
+from bench.measuring.profiler import Profiler
+from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
+from bench.records import new_record
+from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
+from models import get_model_spec
 
 
 @dataclass(frozen=True)
@@ -45,24 +54,8 @@ class RunConfig:
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
 
     @property
-    def cell(self) -> str:
-        return cell_id(self.model, self.implementation, self.backend, self.dataset)
-
-
-def _now_iso():
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def base_record(config: RunConfig, *, started: str | None = None) -> dict:
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "kind": "train",
-        "cell": {"model": config.model, "implementation": config.implementation,
-                 "backend": config.backend, "dataset": config.dataset},
-        "config": asdict(config),
-        "started": started or _now_iso(),  # the caller's start time; now for a record of a failure
-    }
+    def cell(self) -> Cell:
+        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -71,13 +64,6 @@ def execute(config: RunConfig, *, events=None) -> dict:
     ``events``: something with the profiler's ``mark``/``window`` methods to report to instead of the
     run's own profiler (then the record has no ``profile`` and no timeline).
     """
-    import data as datasets
-    from backends import get_runner
-    from backends.base import TrainConfig
-    from bench.environment import collect_environment
-    from bench.measure import host_load, memory_figures, timeline_segment, train_timing
-    from bench.profiler import Profiler
-    from models import get_model_spec
 
     started = _now_iso()
     load_before = host_load()
@@ -102,7 +88,6 @@ def execute(config: RunConfig, *, events=None) -> dict:
             t0 = time.perf_counter()
             weights, weights_info = None, {"source": f"canonical initial weights (seed {config.seed})"}
             if config.weights:  # the fine-tuning start: a checkpoint, with a new classifier if the classes differ
-                from backends.checkpoints import pretrained_weights
 
                 initial = runner.canonical_weights(config.model, input_shape=input_shape,
                                                    num_classes=dataset.num_classes, seed=config.seed)
@@ -125,7 +110,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
-    record = base_record(config, started=started)
+    record = new_record("train", config, started=started)
     record.update(
         status="ok",
         finished=_now_iso(),
@@ -151,24 +136,9 @@ def execute(config: RunConfig, *, events=None) -> dict:
         environment=collect_environment(),
     )
     if record["timing"].get("throughput_images_per_s"):
-        from bench.throughput import run_efficiency
-
-        record["efficiency"] = run_efficiency(record, model_name=config.model, input_shape=input_shape,
-                                              num_classes=dataset.num_classes)
+        record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
+                                                  num_classes=dataset.num_classes)
     if profiler is not None:
         record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record
     return record
 
-
-def write_record(record: dict, out_dir) -> Path:
-    """Atomically write ``record`` as ``OUT/<cell>.json``, its timeline (if any) as ``OUT/<cell>.timeline.json``.
-
-    The timeline is written first, so a record that names a sidecar always has it.
-    """
-    cell = record["cell"]
-    name = cell_id(cell["model"], cell["implementation"], cell["backend"], cell["dataset"])
-    path = Path(out_dir) / f"{name}.json"
-    segments = record.pop("timeline", None)
-    if segments is not None:
-        record["timeline_file"] = write_timeline(path, record, segments).name
-    return write_json_atomic(path, record)

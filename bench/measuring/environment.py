@@ -1,8 +1,7 @@
 """Where a result came from: machine, GPU, package versions, thread settings and git commit.
 
 Every result record carries ``collect_environment()`` so that two numbers are only ever compared
-knowing whether they came from the same machine, driver, framework versions and thread settings
-(CONVENTIONS.md section 4).
+knowing whether they came from the same machine, driver, framework versions and thread settings.
 
 This module never imports a framework: versions are read from the installed package metadata with
 ``importlib.metadata``, which is cheap and cannot change how a framework starts (importing ``keras``
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.profiler import gpu_info
+from bench.measuring.profiler import gpu_info
 
 # Distribution names as pip knows them (``tf-keras``, not ``tf_keras``; ``nvidia-ml-py``, not ``pynvml``).
 PACKAGES = (
@@ -55,7 +54,7 @@ ENV_VARS = (
     "TF_FORCE_GPU_ALLOW_GROWTH",
 )
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]
 
 
 def package_version(distribution: str) -> str | None:

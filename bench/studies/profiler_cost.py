@@ -1,6 +1,6 @@
 """``python -m bench profiler-cost``: the shared profiler's own cost, measured finely enough to resolve 1%.
 
-Every ``bench bench`` record already carries an on/off comparison (``profiler_overhead``: windows with the
+Every ``bench throughput`` record already carries an on/off comparison (``profiler_overhead``: windows with the
 sampler on and off in ABBA order). On a quiet GPU machine that may be enough. On a shared 2-core VM,
 two consecutive windows of the *same* configuration differ by a median 6%, one pair in ten by more than 16%
 (docs/profiler_cost.md; the machine's load drifts over seconds), so that comparison resolves a few percent, not the 1% the profiler must stay under. This experiment is
@@ -11,7 +11,7 @@ built for that.
    three windows cancels. What is compared is the *share of the window's time lost*,
    ``1 - (bracketing off windows' mean time) / (window time)``; a slowdown is ``share / (1 - share)``.
 2. **Several sampling intervals.** Each "on" window samples at one of the intervals: the production one
-   (0.15 s, what ``bench run`` and ``bench bench`` use) and, to make the cost large enough to see, much
+   (0.15 s, what ``bench train`` and ``bench throughput`` use) and, to make the cost large enough to see, much
    shorter ones (down to 2 ms), in a new random order in every cycle.
 
 The data answer two questions.
@@ -39,13 +39,20 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from bench.records import SCHEMA, SCHEMA_VERSION, cell_id
+from backends.base import StepClock
+from bench.cell import Cell
+from bench.measuring.environment import collect_environment
+from bench.measuring.profiler import Profiler
+from bench.measuring.throughput import prepare_synthetic
+from bench.measuring.timing import host_load
+from bench.records import new_record, now_iso
+from bench.results.text import record_label
 
-PRODUCTION_INTERVAL_S = 0.15  # the default of bench run / bench bench (Profiler's default)
+PRODUCTION_INTERVAL_S = 0.15  # the default of bench train / bench throughput (Profiler's default)
 DEFAULT_INTERVALS_S = (0.15, 0.05, 0.015, 0.005, 0.002)
 MIN_CYCLES = 5  # fewer cycles give no confidence interval (and so no verdict that the cost is shown small)
 
@@ -73,8 +80,8 @@ class CostConfig:
     dataset = "synthetic"
 
     @property
-    def cell(self) -> str:
-        return cell_id(self.model, self.implementation, self.backend, self.dataset)
+    def cell(self) -> Cell:
+        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
 
 def cost_schedule(intervals, cycles: int, *, seed: int = 0) -> list[tuple[int, float | None]]:
@@ -286,7 +293,7 @@ def pooled_text(records: list[dict], *, label=lambda cell: cell) -> list[str]:
     lines = []
     cells = {}
     for record in records:
-        cells.setdefault(cell_id(**record["cell"]), []).append(record)
+        cells.setdefault(Cell.of(record), []).append(record)
     for group in cells.values():
         pool = pooled_direct(group)
         if pool and pool["n_records"] >= 2:
@@ -351,9 +358,6 @@ class _Switch:
     """The clock's ``on_edge``: at each window's start, a new profiler at that window's interval (or off)."""
 
     def __init__(self, starts: dict[int, float | None]):
-        from bench.profiler import Profiler
-
-        self._profiler_class = Profiler
         self.starts = starts
         self.profilers: dict[int, object] = {}  # start edge -> profiler
         self._current = None
@@ -364,7 +368,7 @@ class _Switch:
             self._current = None
         if edge in self.starts:
             interval = self.starts[edge]
-            profiler = self._profiler_class(interval_s=interval or PRODUCTION_INTERVAL_S, enabled=interval is not None)
+            profiler = Profiler(interval_s=interval or PRODUCTION_INTERVAL_S, enabled=interval is not None)
             profiler.start()
             self.profilers[edge] = profiler
             self._current = profiler
@@ -372,18 +376,11 @@ class _Switch:
 
 def execute_cost(config: CostConfig) -> dict:
     """Run the experiment in this process and return its record (``kind: profiler_cost``)."""
-    import datetime as _dt
-
-    from backends.base import StepClock
-    from bench.environment import collect_environment
-    from bench.measure import host_load
-    from bench.throughput import prepare_synthetic
-
     if config.steps < 1 or config.cycles < 1 or config.warmup < 1:
         raise ValueError("steps, cycles and warmup must be at least 1.")
     if not config.intervals_s or min(config.intervals_s) <= 0:
         raise ValueError(f"intervals must be positive seconds. Received: {config.intervals_s}")
-    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    started = now_iso()
     load_before = host_load()
     runner, model, dataset, train_config = prepare_synthetic(
         config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
@@ -411,9 +408,9 @@ def execute_cost(config: CostConfig) -> dict:
     busy_per_sample = sum(w["sampler_busy_s"] for w in on) / max(1, sum(w["samples_total"] for w in on))
     off_steps = [w["seconds"] / w["steps"] for w in windows if w["interval_s"] is None]
     return {
-        **base_record(config, started=started),
+        **new_record("profiler_cost", config, started=started),
         "status": "ok",
-        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "finished": now_iso(),
         "timing": {"first_steps_s": clock.interval(0, config.warmup), "off_step_s": float(np.median(off_steps))},
         "windows": windows,
         "analysis": analysis,
@@ -425,26 +422,20 @@ def execute_cost(config: CostConfig) -> dict:
     }
 
 
-def base_record(config: CostConfig, *, started: str | None = None) -> dict:
-    """What every profiler-cost record starts with, a failed one too (``started``: now when not given)."""
-    import datetime as _dt
-
-    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "profiler_cost",
-            "cell": {"model": config.model, "implementation": config.implementation, "backend": config.backend,
-                     "dataset": config.dataset},
-            "config": asdict(config),
-            "started": started or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-
-
-def record_path(out_dir, config: CostConfig) -> str:
-    """``OUT/<cell>__profiler_cost.json``: apart from the ``bench bench`` record of the same cell."""
-    from pathlib import Path
-
-    return str(Path(out_dir) / f"{config.cell}__profiler_cost.json")
-
-
 def reanalyse(record: dict) -> dict:
     """A record's analysis recomputed from its windows by this code, with the record's own settings."""
     config = record["config"]
     return analyse(record["windows"], production_interval_s=config["production_interval_s"],
                    n_boot=config["n_boot"], seed=config["seed"])
+
+
+def profiler_cost_section(records) -> str:
+    """The profiler-cost records in words, each analysis recomputed from the record's windows."""
+    lines = []
+    for record in records:
+        if record.get("status") != "ok":
+            lines.append(f"profiler cost, {record_label(record)}: failed ({record['error']['message']})")
+        else:
+            lines += cost_text(record_label(record), reanalyse(record))
+    label = lambda cell: record_label({"cell": cell})  # noqa: E731
+    return "\n".join(lines + pooled_text([r for r in records if r.get("status") == "ok"], label=label))

@@ -14,17 +14,23 @@ keras[jax] / keras[tensorflow]        (the same, JAX against TensorFlow)
 torch / tf_keras                      the gap between the two native implementations
 ====================================  ===========================================================
 
-A ratio above 1 means the first is slower. Each ratio is ``bench.stats.ratio_ci``: the ratio of the
+A ratio above 1 means the first is slower. Each ratio is ``bench.results.stats.ratio_ci``: the ratio of the
 medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
 
-Samples: for a throughput record (``bench bench``), seconds per step of each repeat with the profiler
-on; for a training record (``bench run``), the training time of each epoch after the first (the first
+Samples: for a throughput record (``bench throughput``), seconds per step of each repeat with the profiler
+on; for a training record (``bench train``), the training time of each epoch after the first (the first
 one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
 """
 
 from __future__ import annotations
 
-from bench.stats import ratio_ci
+import statistics
+
+from bench.cell import implementation_label, order
+from bench.results.stats import ratio_ci, summarize
+
+# The profiler must cost less than this share of a step.
+OVERHEAD_LIMIT = 0.01
 
 # (numerator, denominator, what the ratio isolates); cells are (implementation, backend).
 DECOMPOSITION = (
@@ -38,8 +44,8 @@ DECOMPOSITION = (
 
 
 def label(cell: tuple[str, str]) -> str:
-    implementation, backend = cell
-    return f"keras[{backend}]" if implementation == "keras" else implementation
+    """The label of an (implementation, backend) pair: ``keras[torch]``."""
+    return implementation_label(*cell)
 
 
 def time_samples(record: dict) -> tuple[list[float], str]:
@@ -119,19 +125,14 @@ def throughput_rows(records: list[dict]) -> list[dict]:
 
     Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
     ``throughput_images_per_s`` (``summarize`` of the pooled repeats with the profiler on),
-    ``profiler_overhead`` (``bench.throughput.profiler_overhead`` of the pooled on/off repeats and pairs),
+    ``profiler_overhead`` (``profiler_overhead`` of the pooled on/off repeats and pairs),
     ``jit_compile``.
     """
-    import statistics
-
-    from bench.stats import summarize
-    from bench.throughput import overhead_pairs, profiler_overhead
-
     rows = []
     for (kind, model, _, batch_size, _), cells in pooled(records).items():
         if kind != "throughput":
             continue
-        for cell in sorted(cells, key=_cell_order):
+        for cell in sorted(cells, key=lambda pair: order(*pair)):
             runs = cells[cell]
             repeats = [r for record in runs for r in record["timing"]["repeats"]]
             on = [r["step_s"] for r in repeats if r["profiler"]]
@@ -144,7 +145,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
                 "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
-                "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.mfu)
+                "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.measuring.mfu)
                 # Share of the time the sampler thread spent in its own calls (median over profiled windows).
                 "sampler_busy_fraction": statistics.median(
                     busy for record in runs
@@ -152,12 +153,6 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                     is not None) if any(record.get("profile") for record in runs) else None,
             })
     return rows
-
-
-def _cell_order(cell):
-    order = [("torch", "torch"), ("keras", "torch"), ("tf_keras", "tensorflow"), ("keras", "tensorflow"),
-             ("keras", "jax")]
-    return order.index(cell) if cell in order else len(order)
 
 
 def decomposition_table(rows: list[dict]) -> str:
@@ -185,3 +180,54 @@ def _short_verdict(row: dict) -> str:
     if not row["differs"]:
         return "no measurable difference"
     return f"{row['ratio']:.2f}x slower" if row["ratio"] > 1 else f"{1 / row['ratio']:.2f}x faster"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The profiler's cost in a throughput record: windows with its sampler on against windows with it off.
+# ----------------------------------------------------------------------------------------------------------
+
+def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
+    """``(on, off)`` step times of the windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
+    pairs = []
+    for first, second in zip(repeats[0::2], repeats[1::2], strict=False):
+        if first["profiler"] != second["profiler"]:
+            on, off = (first, second) if first["profiler"] else (second, first)
+            pairs.append((on["step_s"], off["step_s"]))
+    return pairs
+
+
+def profiler_overhead(on: list[float], off: list[float], *, ratio_ci, pairs=()) -> dict | None:
+    """The profiler's cost: step time with the sampler on / off, with a 95% CI.
+
+    Two estimates. Unpaired: the ratio of the medians of all on and all off windows, with a bootstrap
+    CI (``ratio``, ``ci_low``, ``ci_high``, ``overhead_pct``, ``ci_pct``). Paired (``paired``): the
+    median of the per-pair ratios of windows run next to each other (``overhead_pairs``), with the
+    distribution-free CI of ``summarize``; a slow drift of the machine cancels within each pair, so it
+    is the sharper one on a busy machine, and it decides when there are at least 2 pairs.
+
+    ``under_limit`` says whether the deciding estimate is under ``OVERHEAD_LIMIT`` (1%);
+    ``shown_under_limit`` whether its whole CI is, i.e. whether the data *show* that the cost is under 1%
+    rather than merely fail to show that it is above.
+    """
+    if not on or not off:
+        return None
+    result = ratio_ci(on, off)
+    limit = 1.0 + OVERHEAD_LIMIT
+    paired = None
+    if len(pairs) >= 2:
+        ratios = summarize([a / b for a, b in pairs])
+        paired = {"n": ratios["n"], "ratio": ratios["median"], "ci_low": ratios["ci_low"],
+                  "ci_high": ratios["ci_high"], "ci_method": ratios["ci_method"],
+                  "overhead_pct": 100.0 * (ratios["median"] - 1.0),
+                  "ci_pct": [100.0 * (ratios["ci_low"] - 1.0), 100.0 * (ratios["ci_high"] - 1.0)]}
+    deciding = paired or result
+    return {
+        **result,
+        "overhead_pct": 100.0 * (result["ratio"] - 1.0),
+        "ci_pct": [100.0 * (result["ci_low"] - 1.0), 100.0 * (result["ci_high"] - 1.0)],
+        "paired": paired,
+        "decided_by": "paired" if paired else "unpaired",
+        "limit_pct": 100.0 * OVERHEAD_LIMIT,
+        "under_limit": deciding["ratio"] < limit,
+        "shown_under_limit": deciding["ci_high"] < limit,
+    }

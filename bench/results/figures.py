@@ -5,15 +5,16 @@ keeps one slot per implementation: a cell that is missing or failed is written a
 would be, so a partial matrix reads as partial. Colours: one hue per framework underneath (PyTorch red,
 TensorFlow orange, JAX blue); the native twin is solid, the Keras 3 definition hatched or dashed.
 
-``bench.report`` calls ``draw_all``; this is the only module that imports matplotlib.
+``bench.results.report`` calls ``draw_all``; this is the only module that imports matplotlib.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench import report
-from bench.report import LABELS, MISSING, Group
+from bench.cell import LABELS
+from bench.results import views
+from bench.results.views import MISSING, Group, decomposition_rows
 
 STYLE = {  # label -> (colour, native twin?)
     "torch": ("#c0392b", True),
@@ -41,11 +42,11 @@ def _plt():
 
 
 def draw_all(groups: list[Group], *, directory: Path, out_dir: Path) -> dict[str, Path]:
-    """Draw every figure of every group; returns ``{name: path}`` (names as ``bench.report`` links them)."""
+    """Draw every figure of every group; returns ``{name: path}`` (names as ``bench.results.report`` links them)."""
     plt = _plt()
     drawn = {}
     for group in groups:
-        title = f"{group.title} — {report.machines(group.records.values())}"
+        title = f"{group.title} — {views.machines(group.records.values())}"
         figures = {
             f"speed__{group.slug}": speed_figure(plt, group, title),
             f"decomposition__{group.slug}": decomposition_figure(plt, group, title),
@@ -99,9 +100,10 @@ def _hbar(ax, values: dict, *, scale=1.0, unit="", fmt="{:.3g}", group: Group):
 
 def speed_figure(plt, group: Group, title: str):
     """Time per step and throughput per implementation: median and 95% CI."""
-    steps = {label: report.step_time(r)[0] for label, r in group.ok().items()}
-    rates = {label: report.throughput(r) for label, r in group.ok().items()}
-    what = sorted({report.step_time(r)[1] for r in group.ok().values()})
+    speeds = {label: views.speed(group.ok_runs(label)) for label in group.ok()}
+    steps = {label: step for label, (step, _, _) in speeds.items()}
+    rates = {label: rate for label, (_, rate, _) in speeds.items()}
+    what = sorted({what for _, _, what in speeds.values()})
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     largest = max((s["median"] for s in steps.values() if s), default=1.0)
     scale, unit = (1e3, "ms") if largest < 1 else (1.0, "s")
@@ -122,7 +124,6 @@ def decomposition_figure(plt, group: Group, title: str):
     """The overhead ratios of one group as a forest plot on a log axis, with the line of no difference."""
     from matplotlib.ticker import NullFormatter
 
-    from bench.report import decomposition_rows
 
     rows = decomposition_rows([group])
     if not rows:
@@ -190,12 +191,12 @@ def _cpu_limit(record) -> float | None:
 def timeline_figure(plt, group: Group, title: str, directory: Path):
     """Utilisation and memory against time, one row per implementation, shared time axis, epochs shaded.
 
-    Records without profiler samples (schema v1) still have their epochs' timestamps: if no record of the
+    Records without profiler samples still have their epochs' timestamps: if no record of the
     group has samples, one column shows the epochs alone.
     """
     from matplotlib.patches import Patch
 
-    timelines = {label: report.timeline(r, directory) for label, r in group.ok().items()}
+    timelines = {label: views.timeline(r, directory) for label, r in group.ok().items()}
     sampled = any(t and t.samples for t in timelines.values())
     gpu = any(t and t.has_gpu for t in timelines.values())
     use_name, use_key = ("GPU utilisation (%)", "utilization_gpu") if gpu else (
@@ -248,8 +249,7 @@ def timeline_figure(plt, group: Group, title: str, directory: Path):
         axes[0][0].set_title(use_name)
         axes[0][1].set_title(mem_name)
     else:
-        axes[0][0].set_title("training and evaluation of each epoch (these records carry no profiler samples: "
-                             "schema v1)")
+        axes[0][0].set_title("training and evaluation of each epoch (these records carry no profiler samples)")
     for ax in axes[-1]:
         ax.set_xlabel("time since the run started (s)")
     handles = [Patch(color=SHADES["build"], label="build model"), Patch(color=SHADES["train"], label="training epoch"),
@@ -267,7 +267,7 @@ def curves_figure(plt, group: Group, title: str):
     absent = []
     for label in LABELS:
         record = group.ok().get(label)
-        curve = report.epoch_curves(record) if record else []
+        curve = views.epoch_curves(record) if record else []
         if not curve:
             absent.append(f"{label} ({group.status(label)})" if group.status(label) != "ok" else f"{label} (no epochs)")
             continue
@@ -307,11 +307,11 @@ def memory_figure(plt, group: Group, title: str):
 
     kinds = [("allocator", "framework allocator", "#5d6d7e"), ("device", "device (NVML)", "#16a085"),
              ("host", "host RSS", "#8e44ad")]
-    peaks = {label: report.memory_peaks(r) for label, r in group.ok().items()}
+    peaks = {label: views.memory_peaks(r) for label, r in group.ok().items()}
     absent = [name for key, name, _ in kinds if not any(p[key] for p in peaks.values())]
     kinds = [kind for kind in kinds if kind[1] not in absent]
     if not kinds:
-        return None  # nothing measured (schema v1 records on a CPU machine): the report says so
+        return None  # nothing measured (no profiler on a CPU machine): the report says so
     fig, ax = plt.subplots(figsize=(11, (0.3 + 0.25 * len(kinds)) * len(LABELS) + 1.4))
     height = 0.8 / len(kinds)
     top = max(v for p in peaks.values() for v in p.values() if v) / 2**20

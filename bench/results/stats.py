@@ -11,7 +11,7 @@ interval (CI) to every figure it compares.
   percentile interval and says so in ``ci_method`` (with 5 repeats or fewer, treat it as a rough guide).
 - ``ratio_ci(a, b)`` compares two implementations: the ratio of medians ``median(a) / median(b)``
   with a bootstrap percentile CI (``a`` and ``b`` resampled independently). A difference is called
-  only when the interval excludes 1.0 (CONVENTIONS.md section 4).
+  only when the interval excludes 1.0.
 - ``ratio_ci(a, b, runs_a=..., runs_b=...)``: when the samples come from several runs (processes),
   the bootstrap resamples whole runs first and then the samples within each chosen run (a two-stage,
   or cluster, bootstrap). Windows of one process share its state (memory layout, thread placement,

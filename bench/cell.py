@@ -1,0 +1,142 @@
+"""A cell: the identity of one run, and the one table of which environment runs which cell.
+
+A cell is model x implementation x backend x dataset, plus the axes that further runs will vary (compilation,
+precision, data layout, device count). Each axis has a default that means what twinbench does today, so a
+record that does not name an axis ran with its default. Everything that names, orders, files or selects
+cells asks this module: the label ("keras[torch]"), the file id, the sort order, the command-line options
+and ``ENVIRONMENTS``. Adding an axis is one field of ``Cell`` (and its default in ``AXES``).
+
+This module imports no framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from models import IMPLEMENTATIONS, check_choice, get_model_spec
+
+# The nox environments (one virtualenv each: the frameworks' pins conflict) and the cells each one runs, as
+# (implementation, backend) in the order of every table. An environment is named after its Keras backend.
+ENVIRONMENTS = {
+    "torch": (("torch", "torch"), ("keras", "torch")),
+    "tensorflow": (("tf_keras", "tensorflow"), ("keras", "tensorflow")),
+    "jax": (("keras", "jax"),),
+}
+BACKENDS = tuple(ENVIRONMENTS)
+# Every (implementation, backend) twinbench runs, in table order: torch, keras[torch], tf_keras, ...
+ORDER = tuple(pair for pairs in ENVIRONMENTS.values() for pair in pairs)
+# The backend each native twin shares its process (and its environment) with.
+NATIVE_BACKEND = {implementation: backend for implementation, backend in ORDER if implementation != "keras"}
+
+# The axes beyond the first four, with the default that means today's behaviour. A record, a label and a
+# file id name an axis only where a cell leaves its default.
+AXES = {
+    "jit": None,  # None: each framework's own default (Keras "auto", eager PyTorch, tf.function for tf.keras)
+    "precision": "float32",
+    "data_format": "channels_last",
+    "replicas": 1,  # devices one step runs on
+}
+
+
+def implementation_label(implementation: str, backend: str) -> str:
+    """``keras[jax]`` for the Keras 3 definition, the plain name for a native twin."""
+    return f"keras[{backend}]" if implementation == "keras" else implementation
+
+
+def order(implementation: str, backend: str) -> int:
+    """The place of an (implementation, backend) in every table; unknown pairs go last."""
+    pair = (implementation, backend)
+    return ORDER.index(pair) if pair in ORDER else len(ORDER)
+
+
+LABELS = tuple(implementation_label(*pair) for pair in ORDER)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run's identity. ``Cell.of(record)`` reads it back from a record."""
+
+    model: str
+    implementation: str
+    backend: str
+    dataset: str = "digits"
+    jit: str | None = AXES["jit"]
+    precision: str = AXES["precision"]
+    data_format: str = AXES["data_format"]
+    replicas: int = AXES["replicas"]
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """``(implementation, backend)``: the cell without its model, dataset and axes."""
+        return self.implementation, self.backend
+
+    @property
+    def environment(self) -> str:
+        """The nox environment that runs this cell (named after its backend)."""
+        return self.backend
+
+    @property
+    def axes(self) -> dict:
+        """The axes this cell sets to other values than their defaults."""
+        return {name: getattr(self, name) for name, default in AXES.items() if getattr(self, name) != default}
+
+    @property
+    def label(self) -> str:
+        """``keras[torch]``, with any axis off its default: ``keras[torch] jit=xla``."""
+        axes = " ".join(f"{name}={value}" for name, value in self.axes.items())
+        return " ".join(filter(None, [implementation_label(self.implementation, self.backend), axes]))
+
+    @property
+    def file_id(self) -> str:
+        """The file stem of the cell's records, e.g. ``cifar_cnn__keras__jax__digits`` (axes appended)."""
+        parts = [self.model, self.implementation, self.backend, self.dataset]
+        parts += [f"{name}-{value}" for name, value in self.axes.items()]
+        return "__".join(parts)
+
+    @property
+    def sort_key(self) -> tuple:
+        """By model, dataset, then torch, keras[torch], tf_keras, keras[tensorflow], keras[jax], then axes."""
+        return (self.model, self.dataset, order(self.implementation, self.backend),
+                tuple((name, str(value)) for name, value in self.axes.items()))
+
+    def as_dict(self) -> dict:
+        """The ``cell`` of a record: the four names, and the axes off their defaults."""
+        return {"model": self.model, "implementation": self.implementation, "backend": self.backend,
+                "dataset": self.dataset, **self.axes}
+
+    @classmethod
+    def of(cls, record_or_cell: dict) -> Cell:
+        """The cell of a record (or of a record's ``cell`` dict); absent axes take their defaults."""
+        cell = record_or_cell.get("cell", record_or_cell)
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in cell.items() if key in names})
+
+
+def environment_cells(env: str, model: str, **fields) -> list[Cell]:
+    """The cells environment ``env`` runs for ``model``: those it has a builder for (keras.applications
+    variants have no torch twin). ``fields``: the dataset and axes, as ``Cell`` takes them."""
+    check_choice("environment", env, ENVIRONMENTS)
+    builders = get_model_spec(model).builders
+    return [Cell(model, implementation, backend, **fields)
+            for implementation, backend in ENVIRONMENTS[env] if implementation in builders]
+
+
+def add_cell_arguments(parser, *, impl_group=None, model_default: str | None = None) -> None:
+    """``--model``, ``--impl`` and ``--backend``: the options that name one cell (the dataset: the command's).
+
+    ``impl_group``: a mutually exclusive group for ``--impl`` (beside ``--env``); without one it is required.
+    """
+    if model_default is None:
+        parser.add_argument("--model", required=True)
+    else:
+        parser.add_argument("--model", default=model_default)
+    (impl_group or parser).add_argument("--impl", required=impl_group is None,
+                                        help=f"{', '.join(IMPLEMENTATIONS)}: run this one cell in this process")
+    parser.add_argument("--backend", default=None, help=f"{', '.join(BACKENDS)} (for --impl keras)")
+
+
+def add_env_argument(parser, **kwargs) -> None:
+    """``--env``: run an environment's cells, each in its own process."""
+    parser.add_argument("--env", help=f"{', '.join(ENVIRONMENTS)}: run its cells, each in its own process",
+                        **kwargs)

@@ -1,0 +1,184 @@
+"""``python -m bench``: list models and cells, train cells, benchmark their throughput, compare the results.
+
+Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
+``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback. This package only
+parses, checks and delegates: the work is done by ``bench.measuring``, ``bench.results``, ``bench.twins`` and
+``bench.studies``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument
+from bench.cli.options import (
+    EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
+    EXIT_USAGE,
+    CliError,
+    Parser,
+    add_measurement_args,
+    add_training_args,
+    add_weights_arg,
+    input_shape,
+    interval_list,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from bench.cli.run_commands import (
+    cmd_convert_weights,
+    cmd_definition_effect,
+    cmd_profiler_cost,
+    cmd_throughput,
+    cmd_train,
+)
+from bench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
+from bench.measuring.children import DEFAULT_MODELS
+from bench.records import RESULTS
+from bench.studies.profiler_cost import DEFAULT_INTERVALS_S
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    sub.add_parser("list", help="list the registered models")
+
+    cells = sub.add_parser("cells", help="list the cells each environment runs: ENVIRONMENT IMPLEMENTATION BACKEND "
+                                         "LABEL, one a line")
+    cells.add_argument("--env", action="append", choices=list(ENVIRONMENTS),
+                       help="only this environment's cells (repeatable; default: all)")
+    cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
+
+    # `run` (one cell) and `matrix` (an environment's cells) are the earlier spellings: kept for one release.
+    train = sub.add_parser("train", aliases=["run", "matrix"],
+                           help="train one cell (--impl) or an environment's cells (--env), each in its own process")
+    which = train.add_mutually_exclusive_group(required=True)
+    add_cell_arguments(train, impl_group=which, model_default="")
+    add_env_argument(which)
+    train.add_argument("--models", default=",".join(DEFAULT_MODELS), help="with --env: comma-separated model names")
+    train.add_argument("--out", default=RESULTS["train"], help="directory for the records")
+    train.add_argument("--resume", action="store_true",
+                       help="with --env: skip cells that already have a successful record")
+    train.add_argument("--progress", action="store_true", help="per-epoch progress bars")
+    train.add_argument("--oom-retry", action="store_true",
+                       help="on out-of-memory, retry with half the batch size (marked in the record)")
+    add_training_args(train)
+    add_measurement_args(train)
+    train.add_argument("--timing-window", type=non_negative_int, default=10,
+                       help="steps per steady-state timing window, synchronised at its edges only (0: none)")
+    train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
+    train.add_argument("--synthetic-test", type=positive_int, default=None)
+    add_weights_arg(train)
+    train.set_defaults(parser=train)
+
+    convert = sub.add_parser("convert-weights", help="torchvision checkpoint (.pth) -> neutral .npz (torch env)")
+    convert.add_argument("checkpoint", help="a torchvision state_dict saved with torch.save")
+    convert.add_argument("out", help="the .npz to write; --weights takes it in every environment")
+    convert.add_argument("--model", required=True)
+
+    compare = sub.add_parser("compare", help="print the comparison tables of results directories")
+    compare.add_argument("results", nargs="*", default=[RESULTS["train"]],
+                         help="directories of records; several runs of one cell are pooled")
+
+    _add_bench_parser(sub)
+    _add_profiler_cost_parser(sub)
+
+    effect = sub.add_parser("definition-effect",
+                            help="stock keras.applications vs matched Keras vs native twin: run an environment's "
+                                 "cells (--env), or print the table of --out")
+    add_env_argument(effect, default=None)
+    effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
+    effect.add_argument("--out", default=RESULTS["definition_effect"],
+                        help="directory of the records; the table pools it and its subdirectories (e.g. rounds)")
+    effect.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3), help="HxWxC (default 32x32x3)")
+    effect.add_argument("--batch-size", type=positive_int, default=16)
+    effect.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
+    effect.add_argument("--warmup", type=positive_int, default=3)
+    effect.add_argument("--repeats", type=positive_int, default=6, help="timed windows per cell")
+    effect.add_argument("--threads", type=positive_int, default=None)
+    effect.set_defaults(parser=effect)
+
+    report = sub.add_parser("report", help="write report.md and its figures for results directories (works on a "
+                                           "partial matrix; several runs of one cell are pooled)")
+    report.add_argument("results", nargs="*", default=[RESULTS["train"]], help="directories of records")
+    report.add_argument("--out", default=None,
+                        help="where report.md and figures/ go (default: the directory, or the one that holds them all)")
+    report.add_argument("--no-figures", action="store_true", help="the Markdown report only")
+
+    show = sub.add_parser("show", help="print a model's teaching page: three styles, layer table, twin check")
+    show.add_argument("model")
+    show.add_argument("--offline", action="store_true",
+                      help="use only the committed data (docs/models/_data), compute nothing in this environment")
+
+    docs = sub.add_parser("docs", help="regenerate docs/models/ (pages and index) from the source and the data")
+    docs.add_argument("--collect", action="store_true",
+                      help="instead, compute this environment's layer tables and twin checks into docs/models/_data")
+    docs.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
+    return parser
+
+
+def _add_bench_parser(sub):
+    # `bench` is the earlier spelling: kept for one release.
+    bench = sub.add_parser("throughput", aliases=["bench"],
+                           help="throughput benchmark on synthetic data: one cell, or an environment's cells")
+    which = bench.add_mutually_exclusive_group(required=True)
+    add_cell_arguments(bench, impl_group=which, model_default="cifar_cnn")
+    add_env_argument(which)
+    bench.add_argument("--batch-size", type=positive_int, default=64)
+    bench.add_argument("--steps", type=positive_int, default=50, help="steps per timed window (one per repeat)")
+    bench.add_argument("--warmup", type=positive_int, default=10, help="steps before timing, the first included")
+    bench.add_argument("--repeats", type=positive_int, default=10, help="timed windows with the profiler on")
+    bench.add_argument("--overhead-repeats", type=non_negative_int, default=None,
+                       help="extra windows with the profiler off, to measure its cost (default: --repeats)")
+    bench.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    bench.add_argument("--num-classes", type=positive_int, default=None)
+    bench.add_argument("--seed", type=non_negative_int, default=0)
+    bench.add_argument("--lr", type=positive_float, default=1e-3)
+    bench.add_argument("--threads", type=positive_int, default=None,
+                       help="CPU threads per framework thread pool (default: each framework's own choice)")
+    bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
+    bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")
+    bench.set_defaults(parser=bench)
+
+
+def _add_profiler_cost_parser(sub):
+    cost = sub.add_parser("profiler-cost",
+                          help="the shared profiler's own cost: bracketed on/off windows at several sampling "
+                               "intervals (one cell in this process), or print the results of directories")
+    which = cost.add_mutually_exclusive_group(required=True)
+    add_cell_arguments(cost, impl_group=which, model_default="cifar_cnn")
+    which.add_argument("--show", nargs="+", metavar="DIR", help="print the profiler-cost records in these directories")
+    cost.add_argument("--batch-size", type=positive_int, default=64)
+    cost.add_argument("--steps", type=positive_int, default=10, help="steps per window")
+    cost.add_argument("--cycles", type=positive_int, default=20,
+                      help="cycles of one sampled window per interval, each between two unsampled ones")
+    cost.add_argument("--intervals", type=interval_list, default=DEFAULT_INTERVALS_S,
+                      help="sampling intervals in seconds, comma-separated (default: "
+                           f"{','.join(map(str, DEFAULT_INTERVALS_S))}); the first is the production one")
+    cost.add_argument("--warmup", type=positive_int, default=10)
+    cost.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    cost.add_argument("--num-classes", type=positive_int, default=None)
+    cost.add_argument("--seed", type=non_negative_int, default=0)
+    cost.add_argument("--threads", type=positive_int, default=None,
+                      help="CPU threads per framework thread pool (default: each framework's own choice)")
+    cost.add_argument("--out", default=RESULTS["profiler_cost"], help="directory for the record")
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train, "run": cmd_train, "matrix": cmd_train,
+                    "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
+                    "throughput": cmd_throughput, "bench": cmd_throughput,
+                    "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
+                    "profiler-cost": cmd_profiler_cost}
+        return commands[args.command](args)
+    except CliError as err:
+        print(f"twinbench: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("twinbench: interrupted; records already written are intact", file=sys.stderr)
+        return 130

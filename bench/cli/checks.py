@@ -1,0 +1,72 @@
+"""Checks of the user's input before any framework is imported: a bad name, number, file or environment
+is one line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import backends
+import data
+from backends import BackendError, missing_packages, resolve_backend
+from backends.checkpoints import CheckpointError, checkpoint_format
+from bench.cli.options import CliError
+from data import DatasetError
+from models import UnknownChoiceError, check_choice, check_input_shape, get_model_spec
+from models.weights import WeightMismatchError
+
+# Exception types that mean 'bad input', reported as one line.
+USER_ERRORS = (UnknownChoiceError, BackendError, WeightMismatchError, CheckpointError, DatasetError)
+
+
+def validate_cell(model, implementation, backend, dataset, input_shape=None) -> str:
+    """Check names, numbers and the environment before any framework is imported; returns the backend."""
+    spec = get_model_spec(model)
+    spec.check_implementation(implementation)
+    backend = resolve_backend(implementation, backend)
+    check_choice("dataset", dataset, data.DATASETS)
+    check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)
+    env_backend = os.environ.get("KERAS_BACKEND")
+    if env_backend and env_backend != backend:
+        raise BackendError(
+            f"KERAS_BACKEND={env_backend} in the environment disagrees with backend {backend!r} "
+            f"({implementation} runs on {backend}): unset KERAS_BACKEND or make them agree."
+        )
+    missing = missing_packages(backend)
+    if missing:
+        raise BackendError(
+            f"The {backend} backend needs the package(s) {', '.join(missing)}, which this environment lacks: "
+            f"pip install -e '.[{backend}]', or use its nox environment (nox -s 'train({backend})')."
+        )
+    return backend
+
+
+def validate_weights(path, model, backend) -> None:
+    """A ``--weights`` file that exists, has a known format and can be read in this environment."""
+    if path is None:
+        return
+    kind = checkpoint_format(path)
+    if not Path(path).is_file():
+        raise CheckpointError(f"Checkpoint {path!r} does not exist.")
+    if kind == "torch" and backend != "torch":
+        raise CheckpointError(
+            f"A torchvision checkpoint is read with PyTorch (torch environment); for the {backend} backend "
+            f"convert it there first: python -m bench convert-weights {path} OUT.npz --model {model}"
+        )
+
+
+def check_writable(directory) -> None:
+    """Fail before any work is done if results cannot be written to ``directory``."""
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise CliError(f"results directory {str(directory)!r} is not writable ({err.strerror or err})") from None
+
+
+def limit_threads(threads) -> None:
+    """``--threads``: cap the frameworks' thread pools before any of them is imported."""
+    if threads is not None:
+        backends.limit_threads(threads)

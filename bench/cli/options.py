@@ -1,0 +1,121 @@
+"""The command line's vocabulary: exit codes, the one-line error, argument types, the option groups that several
+commands share, and the command line of a child process, built from the options of its parent."""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_USAGE = 2  # bad input
+EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
+
+
+class CliError(Exception):
+    """A user error; printed as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that names the valid choices."""
+
+    def error(self, message):
+        raise CliError(message)
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def input_shape(text: str) -> tuple[int, int, int]:
+    try:
+        parts = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"must be HxWxC, e.g. 32x32x3, got {text!r}")
+    return parts
+
+
+def interval_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive seconds, e.g. 0.15,0.015, got {text!r}")
+    return values
+
+
+def add_training_args(parser):
+    parser.add_argument("--dataset", default="digits", help="digits (default), synthetic, cifar10, mnist")
+    parser.add_argument("--epochs", type=non_negative_int, default=5)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--data-dir", default=None, help="directory with the dataset files (or TWINBENCH_DATA_DIR)")
+    parser.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    parser.add_argument("--num-classes", type=positive_int, default=None)
+
+
+def add_weights_arg(parser):
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="start from these weights, not the random initial ones: a torchvision checkpoint "
+                             "(.pth, torch environment) or a neutral .npz (any; see convert-weights). With "
+                             "another --num-classes than the checkpoint's, the classifier starts anew")
+
+
+def add_measurement_args(parser):
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads per framework thread pool (default: each framework's own choice)")
+    parser.add_argument("--no-profiler", dest="profile", action="store_false",
+                        help="no profiler sampling thread (windows and markers are still recorded)")
+    parser.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
+
+
+def child_args(args, *, leave_out=()) -> list[str]:
+    """The options of ``args`` as a command line for a child process that runs one of the command's cells.
+
+    Read from the command's own parser (``args.parser``), so an option added there reaches the children.
+    """
+    argv = []
+    for action in args.parser._actions:
+        if not action.option_strings or action.dest in (*leave_out, "help"):
+            continue
+        value, flag = getattr(args, action.dest), max(action.option_strings, key=len)
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            argv += [flag] if value != action.default else []
+        elif value is not None:
+            argv += [flag, _option_text(value)]
+    return argv
+
+
+def _option_text(value) -> str:
+    """An option's value as it is typed: ``32x32x3`` for a shape, ``0.15,0.015`` for intervals."""
+    if isinstance(value, tuple):
+        return ("x" if all(isinstance(v, int) for v in value) else ",").join(map(str, value))
+    return str(value)

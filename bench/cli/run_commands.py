@@ -1,0 +1,250 @@
+"""The commands that run cells: ``train``, ``throughput``, ``profiler-cost``, ``definition-effect`` (and
+``convert-weights``, which prepares their weights). Each checks its input, runs one cell here or an
+environment's cells in child processes, and records a failure before it reports it."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import sys
+from pathlib import Path
+
+from backends import select_keras_backend
+from backends.checkpoints import convert_checkpoint
+from bench.cell import environment_cells
+from bench.cli.checks import USER_ERRORS, check_writable, limit_threads, validate_cell, validate_weights
+from bench.cli.options import EXIT_FAILED, CliError, child_args
+from bench.measuring import children
+from bench.measuring.faults import is_out_of_memory
+from bench.measuring.throughput import ThroughputConfig, execute_throughput
+from bench.measuring.train import RunConfig, execute
+from bench.records import failed_record, load_records, write_record
+from bench.results.text import overhead_text, record_label
+from bench.studies import definition_effect, profiler_cost
+from bench.studies.profiler_cost import CostConfig, cost_text, profiler_cost_section
+from models import check_choice, get_model_spec
+
+
+def cmd_train(args) -> int:
+    """One cell in this process (``--impl``), or an environment's cells each in its own (``--env``)."""
+    if args.env is not None:
+        return _train_env(args)
+    if not args.model:
+        raise CliError("the following arguments are required with --impl: --model")
+    return _train_cell(args)
+
+
+def _train_cell(args) -> int:
+    # 1. Bad input: checked before any framework is imported; one line, exit code 2.
+    try:
+        backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape)
+        validate_weights(args.weights, args.model, backend)
+    except (*USER_ERRORS, ValueError) as err:
+        raise CliError(str(err)) from None
+    check_writable(args.out)
+    config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                       data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
+                       progress=args.progress, timing_window=args.timing_window, profile=args.profile,
+                       profile_interval_s=args.profile_interval, threads=args.threads,
+                       synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
+                       weights=args.weights)
+    limit_threads(args.threads)
+    # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
+    #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
+    oom_attempts = []
+    while True:
+        try:
+            record = execute(config)
+            break
+        except USER_ERRORS as err:
+            raise CliError(str(err)) from None
+        except Exception as err:
+            out_of_memory = is_out_of_memory(err)
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if out_of_memory and args.oom_retry and config.batch_size > 1:
+                oom_attempts.append({"batch_size": config.batch_size, "error": message})
+                print(f"twinbench: out of memory at batch size {config.batch_size}; retrying with "
+                      f"{config.batch_size // 2}", file=sys.stderr)
+                config = dataclasses.replace(config, batch_size=config.batch_size // 2)
+                _free_memory()
+                continue
+            record = failed_record("train", config, err, out_of_memory=out_of_memory, batch_size=config.batch_size)
+            if oom_attempts:
+                record["oom_retries"] = oom_attempts
+            path = write_record(record, args.out)
+            kind = "out of memory" if out_of_memory else "run failed"
+            print(f"twinbench: {kind}: {type(err).__name__}: {message} at batch size {config.batch_size} "
+                  f"(recorded in {path})", file=sys.stderr)
+            return EXIT_FAILED
+    if oom_attempts:  # clearly marked: this cell did not run at the requested batch size
+        record["oom_retries"] = oom_attempts
+        record["retried_after_oom"] = {"requested_batch_size": oom_attempts[0]["batch_size"],
+                                       "batch_size": config.batch_size}
+    path = write_record(record, args.out)
+    results = record["results"]
+    print(f"{config.cell.file_id}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
+          f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
+    step = record["timing"]["steady_step_s"]
+    if step:
+        print(f"{config.cell.file_id}: steady-state step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-"
+              f"{1e3 * step['q3']:.2f}, {step['n']} windows), first step {1e3 * record['timing']['first_step_s']:.0f} ms")
+    return 0
+
+
+def _free_memory():
+    """Give memory back between out-of-memory retries (framework caches included)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _train_env(args) -> int:
+    try:
+        models = [args.model] if args.model else [m for m in args.models.split(",") if m]
+        cells = {model: environment_cells(args.env, model, dataset=args.dataset) for model in models}
+        for model in models:
+            for cell in cells[model]:
+                validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape)
+                validate_weights(args.weights, model, cell.backend)
+        check_writable(args.out)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    run_args = child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))
+    failures = 0
+    for model in models:
+        if not cells[model]:
+            print(f"[train] {model}: no implementation in the {args.env} environment, skipped", flush=True)
+            continue
+        failures += children.run_cells("train", cells[model], out_dir=args.out, child_args=run_args,
+                                       resume=args.resume)
+    return EXIT_FAILED if failures else 0
+
+
+def cmd_throughput(args) -> int:
+    try:
+        if args.env is not None:
+            cells = environment_cells(args.env, args.model, dataset="synthetic")
+            if not cells:
+                raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment "
+                               f"(it has: {', '.join(get_model_spec(args.model).builders)}).")
+            for cell in cells:
+                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape)
+        else:
+            backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+
+    if args.env is not None:
+        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out"))
+        failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args)
+        return EXIT_FAILED if failures else 0
+
+    config = ThroughputConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
+                              steps=args.steps, warmup=args.warmup, repeats=args.repeats,
+                              overhead_repeats=args.overhead_repeats, seed=args.seed, learning_rate=args.lr,
+                              input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
+                              profile_interval_s=args.profile_interval)
+    try:
+        limit_threads(args.threads)
+        record = execute_throughput(config)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it
+        record = failed_record("throughput", config, err)
+        path = write_record(record, args.out)
+        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    path = write_record(record, args.out)
+    timing, overhead = record["timing"], record["profiler_overhead"]
+    step, rate = timing["steady_step_s"], timing["throughput_images_per_s"]
+    print(f"{config.cell.file_id} batch {config.batch_size}: first step {1e3 * timing['first_step_s']:.0f} ms; "
+          f"steady step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-{1e3 * step['q3']:.2f}, "
+          f"95% CI {1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}, {step['n']} repeats x {config.steps} steps); "
+          f"{rate['median']:.0f} images/s")
+    if overhead:
+        print(f"{config.cell.file_id}: profiler cost {overhead_text(overhead)}; record {path}")
+    else:
+        print(f"{config.cell.file_id}: record {path}")
+    return 0
+
+
+def cmd_profiler_cost(args) -> int:
+    if args.show:
+        for directory in args.show:
+            if not Path(directory).is_dir():
+                raise CliError(f"results directory {directory!r} does not exist")
+        records = [r for r in load_records(*args.show)[0] if r.get("kind") == "profiler_cost"]
+        if not records:
+            raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
+                           "write them with python -m bench profiler-cost --impl ...")
+        print(profiler_cost_section(records))
+        return 0
+    try:
+        backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    config = CostConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
+                        steps=args.steps, cycles=args.cycles, intervals_s=args.intervals,
+                        production_interval_s=args.intervals[0], warmup=args.warmup, seed=args.seed,
+                        input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads)
+    try:
+        limit_threads(args.threads)
+        record = profiler_cost.execute_cost(config)  # looked up here: tests replace it
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it, in one line on the terminal
+        record = failed_record("profiler_cost", config, err)
+        path = write_record(record, args.out)
+        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    path = write_record(record, args.out)
+    print("\n".join(cost_text(record_label(record), record["analysis"])))
+    print(f"record {path}")
+    return 0
+
+
+def cmd_definition_effect(args) -> int:
+    """Run one environment's cells (``--env``) or print the definition-effect table of ``--out``."""
+    families = [f for f in args.families.split(",") if f]
+    try:
+        for family in families:
+            check_choice("model family", family, definition_effect.FAMILIES)
+        if args.env is not None:
+            check_choice("environment", args.env, definition_effect.ENV_CELLS)
+            for family in families:
+                for role, implementation, backend in definition_effect.ENV_CELLS[args.env]:
+                    validate_cell(family if role == "matched" else definition_effect.STOCK[family], implementation, backend,
+                                   "synthetic", args.input_shape)
+            check_writable(args.out)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    if args.env is None:
+        try:
+            records = definition_effect.load_throughput_records([args.out])
+        except FileNotFoundError as err:
+            raise CliError(f"{err}; run the cells first (nox -s definition_effect)") from None
+        print(definition_effect.definition_effect_table(records, markdown=args.markdown))
+        return 0
+
+    bench_args = [*child_args(args, leave_out=("env", "families", "out", "markdown")), "--overhead-repeats", "0"]
+    failures = definition_effect.run_cells(args.env, families=families, out_dir=args.out, bench_args=bench_args)
+    return EXIT_FAILED if failures else 0
+
+
+def cmd_convert_weights(args) -> int:
+    """torchvision checkpoint -> neutral .npz, so the tensorflow and jax environments can load it."""
+    try:
+        get_model_spec(args.model)
+        validate_weights(args.checkpoint, args.model, "torch")
+        select_keras_backend("torch")  # the Keras definition gives the layout (names, Flatten order)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
+    return 0

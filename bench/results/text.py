@@ -1,0 +1,57 @@
+"""``compare``'s text: the sections it prints for throughput and training records (tables from
+``bench.results.table``, the decomposition from ``bench.results.decompose``)."""
+
+from __future__ import annotations
+
+from bench.cell import Cell
+from bench.results.decompose import decomposition, decomposition_table, throughput_rows
+from bench.results.table import throughput_table, timing_table
+
+
+def throughput_section(records) -> str:
+    """``compare``'s text for throughput records: the table, the decomposition, the profiler's cost."""
+    lines = ["Throughput (bench throughput): seconds per step over repeats of N steps, synchronised at the edges only",
+             throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
+             decomposition_table(decomposition(records)), ""]
+    for row in throughput_rows(records):
+        overhead = row["profiler_overhead"]
+        if overhead:
+            busy = row["sampler_busy_fraction"]
+            busy_text = "" if busy is None else (f" The sampler thread was busy {100 * busy:.2f}% of the time "
+                                                 "(its own CPU time: an upper bound on what it takes from training).")
+            lines.append(f"profiler cost, {row['label']} (batch {row['batch_size']}): {overhead_text(overhead)}."
+                         f"{busy_text}")
+    return "\n".join(lines)
+
+
+def overhead_text(overhead: dict) -> str:
+    """The profiler's cost in words: both estimates and whether it is shown to be under the limit."""
+    limit = f"{overhead['limit_pct']:.0f}%"
+    text = (f"unpaired {overhead['overhead_pct']:+.2f}% of step time (95% CI {overhead['ci_pct'][0]:+.2f}% to "
+            f"{overhead['ci_pct'][1]:+.2f}%, {overhead['n_a']} windows on / {overhead['n_b']} off)")
+    paired = overhead.get("paired")
+    if paired:
+        text += (f"; paired {paired['overhead_pct']:+.2f}% (95% CI {paired['ci_pct'][0]:+.2f}% to "
+                 f"{paired['ci_pct'][1]:+.2f}%, {paired['n']} adjacent pairs)")
+    if overhead["shown_under_limit"]:
+        verdict = f"under {limit}: the whole CI is below it"
+    elif overhead["under_limit"]:
+        verdict = f"median under {limit}, but the CI reaches above it: not shown to be under"
+    else:
+        verdict = f"median NOT under {limit}"
+    return f"{text}: {verdict} ({overhead['decided_by']} estimate)"
+
+
+def training_timing_section(records) -> str:
+    """``compare``'s timing text for training records: per-cell figures and the decomposition by epoch time."""
+    table = timing_table(records)
+    if not table:
+        return ""
+    return "\n".join(["", "Timing (bench train): median [IQR] over epochs after the first / over windows", table, "",
+                      "Overhead decomposition by epoch time (95% bootstrap CI):",
+                      decomposition_table(decomposition(records))])
+
+
+def record_label(record) -> str:
+    cell = Cell.of(record)
+    return f"{cell.model} {cell.label}"

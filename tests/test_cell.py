@@ -1,0 +1,103 @@
+"""The cell: one type, one label, one file id, one sort order, one table of environments (bench.cell).
+
+Framework-free: runs in every environment.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench.cell import AXES, BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, ORDER, Cell, environment_cells, order
+from bench.records import RESULTS
+from bench.results.table import sorted_records
+from conftest import ROOT
+
+
+def test_label_file_id_and_record_round_trip():
+    cell = Cell("cifar_cnn", "keras", "torch")
+    assert cell.label == "keras[torch]" and Cell("cifar_cnn", "tf_keras", "tensorflow").label == "tf_keras"
+    assert cell.file_id == "cifar_cnn__keras__torch__digits"
+    assert cell.as_dict() == {"model": "cifar_cnn", "implementation": "keras", "backend": "torch", "dataset": "digits"}
+    assert Cell.of({"cell": cell.as_dict()}) == cell == Cell.of(cell.as_dict())
+    assert cell.environment == "torch"
+
+
+def test_an_axis_off_its_default_is_named_everywhere_and_read_back():
+    cell = Cell("cifar_cnn", "keras", "jax", "synthetic", jit="xla")
+    assert cell.label == "keras[jax] jit=xla"
+    assert cell.file_id == "cifar_cnn__keras__jax__synthetic__jit-xla"
+    assert cell.as_dict()["jit"] == "xla" and Cell.of(cell.as_dict()) == cell
+    assert set(AXES) <= {field for field in Cell.__dataclass_fields__}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cell.jit = None
+
+
+def test_one_sort_order_for_every_table():
+    records = [{"cell": Cell("cifar_cnn", implementation, backend).as_dict()} for implementation, backend in ORDER]
+    labels = [Cell.of(r).label for r in sorted_records(list(reversed(records)))]
+    assert labels == ["torch", "keras[torch]", "tf_keras", "keras[tensorflow]", "keras[jax]"]
+    assert order("keras", "mxnet") == len(ORDER)
+
+
+def test_environment_table_and_what_is_derived_from_it():
+    assert BACKENDS == ("torch", "tensorflow", "jax")
+    assert NATIVE_BACKEND == {"torch": "torch", "tf_keras": "tensorflow"}
+    assert [c.label for c in environment_cells("torch", "cifar_cnn")] == ["torch", "keras[torch]"]
+    assert [c.label for c in environment_cells("torch", "vgg19_kerasapps")] == ["keras[torch]"]  # no torch twin
+
+
+def _noxfile_constant(name: str):
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    (value,) = [node.value for node in tree.body if isinstance(node, ast.Assign)
+                and any(getattr(t, "id", None) == name for t in node.targets)]
+    return ast.literal_eval(value)
+
+
+def test_noxfile_environments_and_results_directories_agree_with_bench():
+    assert list(_noxfile_constant("ENVIRONMENTS")) == list(ENVIRONMENTS)
+    assert all(RESULTS[kind] == path for kind, path in _noxfile_constant("RESULTS").items())
+
+
+def test_cells_command_lists_the_table_for_scripts():
+    out = subprocess.run([sys.executable, "-m", "bench", "cells", "--env", "jax", "--env", "torch"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["torch torch torch torch", "torch keras torch keras[torch]", "jax keras jax keras[jax]"]
+
+
+def _literal_tables(tree) -> list[str]:
+    """Module-level names bound to a written-out dict/list/tuple whose name says environment or order."""
+    named = re.compile(r"ENV\w*CELLS|ENVIRONMENTS|ORDER")
+    return [target.id for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Dict, ast.List, ast.Tuple))
+            for target in node.targets if isinstance(target, ast.Name) and named.search(target.id)]
+
+
+def test_label_order_and_table_are_defined_in_one_module_only():
+    """The label ("keras[" + backend) is built, and the environment table and the order are written out, in
+    bench/cell.py alone; everything else derives from them."""
+    label = re.compile(r"keras\[\{|keras\[' \+|keras\[\" \+")
+    found = {"label": [], "table": []}
+    for package in ("models", "backends", "data", "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text, name = path.read_text(), path.relative_to(ROOT).as_posix()
+            if label.search(text):
+                found["label"].append(name)
+            if _literal_tables(ast.parse(text)):
+                found["table"].append(name)
+    assert found == {"label": ["bench/cell.py"], "table": ["bench/cell.py"]}
+    assert _literal_tables(ast.parse((ROOT / "bench" / "cell.py").read_text())) == ["ENVIRONMENTS"]
+
+
+def test_earlier_command_spellings_still_parse_for_one_release():
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    for old, new in (("run", "train"), ("matrix", "train"), ("bench", "throughput")):
+        which = ["--env", "torch"] if old == "matrix" else ["--model", "cifar_cnn", "--impl", "torch"]
+        assert parser.parse_args([old, *which]).parser is parser.parse_args([new, *which]).parser

@@ -1,0 +1,131 @@
+"""The record API (bench.records): a record is never overwritten, runs of a cell are pooled, directories are
+read with their subdirectories. Framework-free except the one real run at the end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.cell import Cell
+from bench.cli import main
+from bench.measuring.children import completed
+from bench.measuring.train import RunConfig
+from bench.records import (
+    KINDS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    failed_record,
+    latest_runs,
+    load_records,
+    new_record,
+    read_timeline,
+    write_json_atomic,
+    write_record,
+)
+from conftest import IMPLEMENTATIONS_HERE, ROOT, requires_backend
+
+MEASURED = ROOT / "docs" / "measurements" / "cpu-2026-12-01" / "bench"
+
+
+def throughput_record(implementation, backend, step_times, *, started="2026-01-01T00:00:00"):
+    repeats = [{"repeat": i, "profiler": True, "step_s": s} for i, s in enumerate(step_times)]
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
+            "started": started, "cell": Cell("cifar_cnn", implementation, backend, "synthetic").as_dict(),
+            "config": {"batch_size": 64}, "model": {"input_shape": [32, 32, 3], "params": 1},
+            "timing": {"repeats": repeats, "first_step_s": 1.0}}
+
+
+def test_new_and_failed_records_share_one_header():
+    config = RunConfig(model="cifar_cnn", implementation="keras", backend="jax")
+    record = new_record("train", config)
+    assert {"schema", "schema_version", "kind", "cell", "run_id", "config", "started"} <= set(record)
+    assert record["cell"] == Cell("cifar_cnn", "keras", "jax").as_dict() and record["config"]["epochs"] == 5
+    failed = failed_record("train", config, RuntimeError("out of luck\nsecond line"), batch_size=32)
+    assert failed["status"] == "failed" and failed["error"]["message"] == "out of luck"
+    assert failed["error"]["batch_size"] == 32 and "RuntimeError" in failed["error"]["traceback"]
+    assert set(KINDS) == {"train", "throughput", "profiler_cost"}
+    with pytest.raises(ValueError, match="Unknown record kind"):
+        new_record("training", config)
+
+
+def test_a_second_run_of_a_cell_gets_its_own_file_and_timeline(tmp_path):
+    first, second = (throughput_record("torch", "torch", [1.0, 1.1]) for _ in range(2))
+    for record in (first, second):
+        record["timeline"] = [{"name": "run", "samples": [], "windows": [], "markers": []}]
+    path_1, path_2 = write_record(first, tmp_path), write_record(second, tmp_path)
+    assert path_1.name == "cifar_cnn__torch__torch__synthetic.json"  # the first run: the cell's own name
+    assert path_2.name == f"cifar_cnn__torch__torch__synthetic.{second['run_id']}.json"
+    assert read_timeline(path_1)["cell"] == read_timeline(path_2)["cell"]
+    assert path_1.with_name(first["timeline_file"]) != path_2.with_name(second["timeline_file"])
+    records, skipped = load_records(tmp_path)
+    assert len(records) == 2 and skipped == []
+    with pytest.raises(FileExistsError):
+        write_json_atomic(path_1, {"overwritten": True}, overwrite=False)
+    assert json.loads(path_1.read_text())["run_id"] == first["run_id"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_load_reads_files_and_directories_recursively_and_lists_what_it_skips(tmp_path):
+    write_record(throughput_record("torch", "torch", [1.0, 1.0]), tmp_path / "round-1")
+    write_record(throughput_record("torch", "torch", [1.0, 1.0]), tmp_path / "round-2")
+    future = tmp_path / "round-2" / "future.json"
+    future.write_text(json.dumps({"schema": SCHEMA, "schema_version": 99}))
+    (tmp_path / "round-2" / "x.timeline.json").write_text("{}")
+    records, skipped = load_records(tmp_path)
+    assert [r["record_dir"] for r in records] == [str(tmp_path / "round-1"), str(tmp_path / "round-2")]
+    assert skipped == ["round-2/future.json: schema version 99, this twinbench reads 2"]
+    assert len(load_records(tmp_path / "round-1", future)[0]) == 1
+    assert load_records(future)[1] == ["future.json: schema version 99, this twinbench reads 2"]
+
+
+def test_latest_successful_run_stands_for_the_cell_and_a_failure_only_without_one():
+    early = throughput_record("torch", "torch", [1.0], started="2026-01-01T00:00:00")
+    late = throughput_record("torch", "torch", [2.0], started="2026-01-02T00:00:00")
+    failed_later = {**throughput_record("torch", "torch", [], started="2026-01-03T00:00:00"), "status": "failed"}
+    only_failed = {**throughput_record("keras", "jax", []), "status": "failed"}
+    assert latest_runs([early, failed_later, late, only_failed]) == [late, only_failed]
+
+
+def test_running_one_cell_twice_keeps_both_and_compare_pools_them(tmp_path, capsys):
+    for step in (1.0, 1.2):
+        write_record(throughput_record("torch", "torch", [step, step]), tmp_path)
+        write_record(throughput_record("keras", "torch", [2 * step, 2 * step]), tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 4
+    assert main(["compare", str(tmp_path)]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("cifar_cnn")]
+    assert [(row[1], row[3]) for row in lines[:2]] == [("torch", "2"), ("keras[torch]", "2")]  # once, 2 runs
+    ratio = lines[2]
+    assert ratio[2:5] == ["keras[torch]", "/", "torch"] and ratio[7:9] == ["4/4", "2/2"]  # samples, runs pooled
+
+
+def test_resume_counts_any_successful_record_of_the_cell(tmp_path):
+    cell = Cell("cifar_cnn", "torch", "torch")
+    config = RunConfig(model="cifar_cnn", implementation="torch", backend="torch")
+    write_record(failed_record("train", config, RuntimeError("first try")), tmp_path)
+    assert not completed(tmp_path, cell)
+    write_record({**new_record("train", config), "status": "ok"}, tmp_path)  # the second run: a run id name
+    assert completed(tmp_path, cell) and not completed(tmp_path, Cell("cifar_cnn", "keras", "torch"))
+
+
+def test_report_of_several_directories_renders_the_committed_rounds(tmp_path, capsys):
+    rounds = sorted(str(path) for path in MEASURED.glob("round-*"))
+    assert main(["report", *rounds, "--out", str(tmp_path), "--no-figures"]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "30 records (30 ok, 0 failed) in 1 group(s)" in text
+    assert "| keras[torch] / torch | Keras 3 overhead on PyTorch | 1.482 (1.387–1.670) |" in text
+
+
+@requires_backend
+def test_a_real_cell_run_twice_into_one_directory_keeps_both_records(tmp_path, capsys):
+    implementation, backend = IMPLEMENTATIONS_HERE[0]
+    run = ["train", "--impl", implementation, "--backend", backend, "--model", "mnist_cnn", "--input-shape", "12x12x1",
+           "--batch-size", "16", "--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test", "16",
+           "--epochs", "3", "--no-profiler", "--out", str(tmp_path)]
+    assert main(run) == 0 and main(run) == 0
+    records, skipped = load_records(tmp_path)
+    assert len(records) == 2 and skipped == [] and records[0]["run_id"] != records[1]["run_id"]
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert len(table) == 3  # the header, its rule and the cell once
