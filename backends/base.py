@@ -266,10 +266,15 @@ class Runner:
         self.set_weights(model, weights)
         return model
 
+    def float64(self):
+        """A context in which float64 arrays exist (JAX needs x64 switched on); build and run float64 models in it."""
+        return contextlib.nullcontext()
+
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         """``prepare`` with every weight and every computation in float64: the twin check's exact reference.
 
-        Only implementations whose arithmetic really is float64 end to end offer it (``bench.parity``).
+        Only implementations whose arithmetic really is float64 end to end offer it (``bench.parity``); call it
+        and run the model inside ``with runner.float64():``.
         """
         raise NotImplementedError(f"{self.implementation}[{self.backend}] cannot compute in float64; "
                                   "the twin check takes its reference from the PyTorch twin or Keras on TensorFlow")

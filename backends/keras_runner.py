@@ -68,8 +68,15 @@ class KerasRunner(KerasFitRunner):
     def count_params(self, model) -> int:
         return int(sum(np.prod(v.shape) for v in model.trainable_weights)) + _bn_free_non_trainable(model)
 
+    def float64(self):
+        if self.backend == "jax":
+            import jax
+
+            return jax.enable_x64(True)
+        return super().float64()
+
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
-        """The Keras definition built under the float64 dtype policy (TensorFlow, or JAX with x64 enabled;
+        """The Keras definition built under the float64 dtype policy (TensorFlow, or JAX inside ``float64()``;
         on the torch backend some Keras reductions stay float32)."""
         if self.backend == "torch" or (self.backend == "jax" and not _jax_x64()):
             return super().prepare_float64(model_name, input_shape=input_shape, num_classes=num_classes,
@@ -199,7 +206,7 @@ def _bn_free_non_trainable(model) -> int:
 def _jax_x64() -> bool:
     import jax
 
-    return bool(jax.config.jax_enable_x64)
+    return bool(jax.config.read("jax_enable_x64"))
 
 
 def _keras_device(backend):

@@ -24,13 +24,10 @@ import pytest
 
 from backends import get_runner
 from bench.parity import (
-    NOISE_FACTOR,
-    NOISE_FACTOR_NEITHER,
     ParityError,
     batch_checksum,
-    compare_fingerprints,
-    compare_observations,
-    fingerprint_of,
+    check_against_fingerprint,
+    check_in_process,
     load_fingerprint,
 )
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
@@ -77,20 +74,15 @@ def test_twin_parity(model_name, pair):
         assert path.exists(), f"no PyTorch fingerprint for {model_name}: run `nox -s parity_fixtures`"
         expected = load_fingerprint(path)
         assert batch_checksum(here.x) == expected["x_crc32"], "the parity batch has changed: regenerate the fixtures"
-        actual = fingerprint_of(here.observation, x=here.x, y=here.y, noise=here.noise)
         try:
-            compare_fingerprints(actual, expected, lr=1e-3)
+            check_against_fingerprint(here, expected, lr=1e-3)
         except ParityError as err:
             raise ParityError(f"{impl_id(pair)} vs the PyTorch fingerprint: {err}") from None
 
     if pair[0] != "keras":
         keras_here = observed("keras", BACKEND, model_name)
-        # The envelope is the float32 error of the PyTorch twin, or of the Keras definition for a model without one.
-        factor = NOISE_FACTOR if pair[0] == "torch" or not has_torch_twin(model_name) else NOISE_FACTOR_NEITHER
-        assert here.params == keras_here.params, f"parameter counts differ: {here.params:,} vs {keras_here.params:,}"
-        try:
-            compare_observations(here.observation, keras_here.observation, lr=1e-3,
-                                 noise=keras_here.noise, factor=factor)
+        try:  # the envelope is the PyTorch twin's float32 error, or the Keras definition's for a model without one
+            check_in_process(here, keras_here, lr=1e-3, with_reference=pair[0] == "torch" or not has_torch_twin(model_name))
         except ParityError as err:
             raise ParityError(f"{impl_id(pair)} vs keras[{BACKEND}] in-process: {err}") from None
 

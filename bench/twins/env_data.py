@@ -16,13 +16,10 @@ from backends.introspect import keras_layer_rows, torch_layer_rows
 from bench.cell import BACKENDS, ENVIRONMENTS, implementation_label
 from bench.measuring.environment import package_version
 from bench.parity import (
-    NOISE_FACTOR,
-    NOISE_FACTOR_NEITHER,
     ParityError,
+    check_against_fingerprint,
+    check_in_process,
     committed_noise,
-    compare_fingerprints,
-    compare_observations,
-    fingerprint_of,
     fingerprint_path,
     load_fingerprint,
     logits_tolerance,
@@ -164,7 +161,7 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
             if noise is None and implementation != "keras":
                 noise = twin("keras", backend).noise
             observed[(implementation, backend)] = observe_twin(implementation, backend, model_name, weights=weights,
-                                                               noise=noise)
+                                                               noise=noise, float64=implementation != "torch")
         return observed[(implementation, backend)]
 
     def outcome(check, run):
@@ -181,21 +178,19 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
             continue
         ref = twin("keras", backend)
         here = twin(implementation, backend)
-        noise = ref.noise
         check = {"a": implementation_label(implementation, backend), "b": implementation_label("keras", backend),
                  "how": "same process",
                  "batch": [len(x), *input_shape],
                  "max_abs_logits": float(np.abs(here.observation.logits - ref.observation.logits).max()),
-                 "tolerance": logits_tolerance(ref.observation.logits, noise),
+                 "tolerance": logits_tolerance(ref.observation.logits, ref.noise),
                  "abs_loss": abs(here.observation.loss - ref.observation.loss)}
 
-        # The envelope is the PyTorch twin's float32 error, or the Keras definition's for a model without one.
-        factor = NOISE_FACTOR if implementation == "torch" or "torch" not in spec.builders else NOISE_FACTOR_NEITHER
-
-        def in_process(here=here, ref=ref, noise=noise, factor=factor):
-            if here.round_trip_error or here.params != ref.params:
-                raise ParityError(here.round_trip_error or f"parameter counts differ: {here.params} vs {ref.params}")
-            report = compare_observations(here.observation, ref.observation, lr=1e-3, noise=noise, factor=factor)
+        def in_process(here=here, ref=ref, implementation=implementation):
+            if here.round_trip_error:
+                raise ParityError(here.round_trip_error)
+            # The envelope is the PyTorch twin's float32 error, or the Keras definition's for a model without one.
+            report = check_in_process(here, ref, lr=1e-3,
+                                      with_reference=implementation == "torch" or "torch" not in spec.builders)
             return {"max_rel_grad": report.max_rel_grad}
 
         checks.append(outcome(check, in_process))
@@ -209,15 +204,13 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
             checks.append({**check, "passed": False, "error": f"no fingerprint {relative(path)}"})
             continue
         expected, here = load_fingerprint(path), twin(implementation, backend)
-        actual = fingerprint_of(here.observation, x=here.x, y=here.y, noise=here.noise)
-        noise = here.noise
         check.update(batch=list(here.x.shape),
-                     max_abs_logits=float(np.abs(actual["logits"] - expected["logits"]).max()),
-                     tolerance=logits_tolerance(expected["logits"], noise),
-                     abs_loss=float(abs(actual["loss"] - expected["loss"])))
+                     max_abs_logits=float(np.abs(here.observation.logits - expected["logits"]).max()),
+                     tolerance=logits_tolerance(expected["logits"], here.noise),
+                     abs_loss=float(abs(here.observation.loss - expected["loss"])))
 
-        def against_fingerprint(actual=actual, expected=expected):
-            compare_fingerprints(actual, expected, lr=1e-3)
+        def against_fingerprint(here=here, expected=expected):
+            check_against_fingerprint(here, expected, lr=1e-3)
             return {}
 
         checks.append(outcome(check, against_fingerprint))
