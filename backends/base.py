@@ -273,7 +273,7 @@ class Runner:
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         """``prepare`` with every weight and every computation in float64: the twin check's exact reference.
 
-        Only implementations whose arithmetic really is float64 end to end offer it (``bench.parity``); call it
+        Only implementations whose arithmetic really is float64 end to end offer it (``bench.twins.parity``); call it
         and run the model inside ``with runner.float64():``.
         """
         raise NotImplementedError(f"{self.implementation}[{self.backend}] cannot compute in float64; "

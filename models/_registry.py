@@ -26,7 +26,7 @@ IMPLEMENTATIONS = ("torch", "tf_keras", "keras")
 
 @dataclass(frozen=True, kw_only=True)
 class TwinCase:
-    """The small case the twin tests run a model on (``bench.parity``): small enough for a CPU.
+    """The small case the twin tests run a model on (``bench.twins.parity``): small enough for a CPU.
 
     Attributes:
         input_shape: input shape ``(H, W, C)``; ``None`` means the model's default.

@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
 # The twin checks compare definitions, so TensorFlow runs its reference CPU kernels: where TensorFlow turns on
 # its oneDNN kernels by itself (CPUs with AVX512-VNNI/BF16 or AMX), their training-mode BatchNorm gradient of a
 # near-degenerate channel is far from float64 (ResNet50 at 32x32: 0.043 where PyTorch's float32 error in that
-# tensor is 0.006; bench/parity.py, "the noise floor"), which would make the tests depend on the CPU.
+# tensor is 0.006; bench/twins/parity.py, "the noise floor"), which would make the tests depend on the CPU.
 # Benchmarks keep TensorFlow's default. Set before anything imports TensorFlow; subprocesses inherit it.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 

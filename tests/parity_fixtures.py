@@ -3,7 +3,7 @@
 keras[jax] and keras[tensorflow] cannot share a process (or an environment) with PyTorch, so the torch
 environment writes a small fingerprint per model (logits, loss, sampled gradients, one-step weight changes
 and BatchNorm state for a fixed batch and the canonical weights, plus its float32 error against a float64 run
-of the same computation, the envelope every environment's tolerances come from, see ``bench.parity``) to
+of the same computation, the envelope every environment's tolerances come from, see ``bench.twins.parity``) to
 ``tests/parity/<model>.npz``. The torch tests check that the committed file still
 matches the PyTorch twin, so it cannot go stale silently. Models without a PyTorch twin (the
 keras.applications variants) have no fixture.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from bench.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
+from bench.twins.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
     FINGERPRINT_DIR,
     TwinObservation,
     committed_noise,
@@ -65,7 +65,7 @@ def prepared(implementation, backend, model_name, *, weights=None):
 
 @functools.lru_cache(maxsize=2)  # a native twin and the Keras definition of the model under test
 def observed(implementation, backend, model_name) -> TwinObservation:
-    """``bench.parity.observe_twin`` with the canonical weights, once per process and implementation.
+    """``bench.twins.parity.observe_twin`` with the canonical weights, once per process and implementation.
 
     The tolerances come from the committed fingerprint's float64 envelope; a model without a PyTorch twin
     takes them from its Keras definition run in float64 here (TensorFlow computes it; the native twin is then

@@ -96,7 +96,7 @@ def test_pretrained_twins_give_the_same_logits(torchvision_checkpoint):
     import torchvision
 
     from backends import get_runner
-    from bench.parity import LOGITS_ATOL, parity_batch
+    from bench.twins.parity import LOGITS_ATOL, parity_batch
 
     path, _ = torchvision_checkpoint
     reference = torchvision.models.mobilenet_v2(weights=None, num_classes=1000)

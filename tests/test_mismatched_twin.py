@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.parity import ParityError, compare_twins
+from bench.twins.parity import ParityError, compare_twins
 from conftest import BACKEND
 from parity_fixtures import parity_case
 
@@ -85,11 +85,11 @@ def test_twin_without_hidden_relu_is_caught_by_the_logits():
 def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatch):
     """The BatchNorm trap: Keras' biased moving variance instead of PyTorch's unbiased one.
 
-    MobileNetV2's training-mode outputs are noisy in float32 (``bench.parity``: its float32 error against
+    MobileNetV2's training-mode outputs are noisy in float32 (``bench.twins.parity``: its float32 error against
     float64), so the tolerances widen; the moving variance after one step must still give the twin away
     (32x32 images leave 1x1 maps, so with a batch of 8 the unbiased variance is 8/7 of the biased one).
     """
-    from bench.parity import (
+    from bench.twins.parity import (
         committed_noise,
         compare_fingerprints,
         fingerprint_of,
@@ -115,9 +115,9 @@ def test_keras_batchnorm_epsilon_in_resnet50_is_caught_despite_wide_gradient_tol
     """The porting mistake: Keras' BatchNorm epsilon (1e-3) instead of PyTorch's 1e-5, in ResNet50.
 
     ResNet50's float32 training-mode gradients are a few percent from float64 in every framework, so its gradient
-    tolerances are wide (``bench.parity``); the inference-mode logits are well conditioned, and give it away.
+    tolerances are wide (``bench.twins.parity``); the inference-mode logits are well conditioned, and give it away.
     """
-    from bench.parity import (
+    from bench.twins.parity import (
         committed_noise,
         compare_fingerprints,
         fingerprint_of,

@@ -5,7 +5,7 @@ this test process can run (see conftest.py) that the model has builders for.
 
 ``test_twin_parity`` runs one implementation at the model's small parity case once and checks, in turn
 (tolerances: the fixed float32 ones, or a few times the reference twin's float32 error against float64 where
-that is larger, see ``bench.parity``):
+that is larger, see ``bench.twins.parity``):
 
 1. the canonical weights come back exactly as loaded (the weight mapping is lossless);
 2. for a model with a PyTorch twin: agreement with the committed fingerprint of that twin
@@ -23,7 +23,7 @@ from __future__ import annotations
 import pytest
 
 from backends import get_runner
-from bench.parity import (
+from bench.twins.parity import (
     ParityError,
     batch_checksum,
     check_against_fingerprint,

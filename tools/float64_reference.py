@@ -1,6 +1,6 @@
 """How far PyTorch's own float32 gradients are from float64 ones: the floor under any twin comparison.
 
-The twin check (``bench/parity.py``) compares two frameworks in float32. How closely can they agree at
+The twin check (``bench/twins/parity.py``) compares two frameworks in float32. How closely can they agree at
 best? This script runs the PyTorch twin of a model once in float32 and once in float64 (the same weights,
 the same batch, training mode, so BatchNorm uses batch statistics) and reports, per parameter tensor,
 ``max |g32 - g64| / max |g64|``: the error of float32 arithmetic alone, in one framework, relative to the
@@ -75,7 +75,7 @@ def compare(names, backend: str) -> None:
     import numpy as np
 
     from backends import get_runner
-    from bench.parity import (
+    from bench.twins.parity import (
         committed_noise,
         fingerprint_path,
         float64_noise,
@@ -111,7 +111,7 @@ def compare(names, backend: str) -> None:
                                                        weights=weights, options=parity_options(name)),
                         x=x.astype(np.float64), y=y, step=False)
         fixture = load_fingerprint(fingerprint_path(name))
-        # The fingerprint samples elements of each gradient (bench.parity.sketch): compare the float64 ones.
+        # The fingerprint samples elements of each gradient (bench.twins.parity.sketch): compare the float64 ones.
         vs_torch = max((np.abs(sketch(k, g)[:-2].astype(np.float64) - fixture[f"grad:{k}"][:-2]).max()
                         / max(noise[f"grad:{k}"], 1e-30), k) for k, g in exact.grads.items())
         for pair in here:

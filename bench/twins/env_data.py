@@ -15,7 +15,8 @@ from backends import get_runner
 from backends.introspect import keras_layer_rows, torch_layer_rows
 from bench.cell import BACKENDS, ENVIRONMENTS, implementation_label
 from bench.measuring.environment import package_version
-from bench.parity import (
+from bench.records import write_json_atomic
+from bench.twins.parity import (
     ParityError,
     check_against_fingerprint,
     check_in_process,
@@ -27,7 +28,6 @@ from bench.parity import (
     parity_case,
     parity_options,
 )
-from bench.records import write_json_atomic
 from bench.twins.sources import ROOT, model_sources, relative
 from models import get_model_spec, list_models
 
@@ -141,8 +141,8 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
     """The twin checks this environment can run, as plain dicts (see ``render_page`` for the columns).
 
     Each implementation is run at the model's parity case with the canonical weights
-    (``bench.parity.observe_twin``), its tolerances widened by the reference twin's float32 error against
-    float64 where that is larger (``bench.parity``, the noise floor). In-process pairs (the native twin
+    (``bench.twins.parity.observe_twin``), its tolerances widened by the reference twin's float32 error against
+    float64 where that is larger (``bench.twins.parity``, the noise floor). In-process pairs (the native twin
     against the Keras definition on the same framework) are compared tensor by tensor; every
     implementation is also compared with the PyTorch twin's committed fingerprint
     (``tests/parity/<model>.npz``), which is how keras[jax] is tied to the others.

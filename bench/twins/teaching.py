@@ -6,7 +6,7 @@
 2. the training code each style needs, taken from ``backends/`` (what twinbench really runs);
 3. lines of code per style (not counting blank lines, comments or docstrings);
 4. a layer-by-layer table (name, output shape, parameters) lined up across the three twins;
-5. the twin check: the largest difference in logits for the same weights (``bench.parity``).
+5. the twin check: the largest difference in logits for the same weights (``bench.twins.parity``).
 
 Parts 1-3 are read from the source with ``ast``, so they work in any environment and never drift from
 the code. Parts 4-5 need the frameworks, and no environment has all three (their pins conflict), so each
@@ -26,8 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.cell import implementation_label
-from bench.parity import NOISE_FACTOR
 from bench.twins.env_data import ENVS, REGENERATE, collect, current_env, data_path, load_data
+from bench.twins.parity import NOISE_FACTOR
 from bench.twins.sources import (
     ROOT,
     STYLES,
@@ -227,7 +227,7 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
     out += ["## Same network? The twin check", "",
             "Every twin is loaded with the same weights (the Keras definition's initial values, drawn once in NumPy "
             "and converted to each layout) and given the same batch, in float32 with TF32 off. "
-            "`bench.parity` then asserts equal parameter counts, logits, loss, every gradient, one Adam step and "
+            "`bench.twins.parity` then asserts equal parameter counts, logits, loss, every gradient, one Adam step and "
             "the BatchNorm statistics after it, within fixed float32 tolerances or "
             f"{NOISE_FACTOR:g}× the reference twin's float32 error measured against a float64 run of the same "
             "computation (the PyTorch twin where there is one), whichever is larger; "

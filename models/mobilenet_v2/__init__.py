@@ -22,7 +22,7 @@ register_model(
         min_input_size=32,
         head="classifier",
         # 8 images: with 2, training-mode BatchNorm over a 1x1 map is a sign function of the difference
-        # of two numbers, and float32 rounding flips it (bench/parity.py, "the noise floor");
+        # of two numbers, and float32 rounding flips it (bench/twins/parity.py, "the noise floor");
         # no dropout: dropout masks cannot match across frameworks
         twin_case=TwinCase(input_shape=(32, 32, 3), num_classes=10, batch=8, options={"dropout": 0.0}),
     )

@@ -23,7 +23,7 @@ register_model(
         head="fc",
         # 64x64, 8 images: at 32x32 the last stage's training-mode BatchNorms see 8-32 values per channel, and
         # float32 kernels (tf.keras' fused one most) land up to 18x further from float64 than PyTorch does
-        # (bench/parity.py, "the noise floor"); with 2 images, BatchNorm over a 1x1 map is a sign function.
+        # (bench/twins/parity.py, "the noise floor"); with 2 images, BatchNorm over a 1x1 map is a sign function.
         twin_case=TwinCase(input_shape=(64, 64, 3), num_classes=10, batch=8),
     )
 )

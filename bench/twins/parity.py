@@ -493,7 +493,7 @@ def fingerprint_noise(fp: dict) -> dict[str, float]:
     return {key[len("noise:"):]: float(value) for key, value in fp.items() if key.startswith("noise:")}
 
 
-FINGERPRINT_DIR = Path(__file__).resolve().parent.parent / "tests" / "parity"  # written by tests/parity_fixtures.py
+FINGERPRINT_DIR = Path(__file__).resolve().parents[2] / "tests" / "parity"  # written by tests/parity_fixtures.py
 
 
 def fingerprint_path(model_name) -> Path:
