@@ -428,16 +428,11 @@ def sketch(name: str, tensor, *, k: int = SKETCH_SIZE) -> np.ndarray:
     return np.concatenate([flat[idx], [np.linalg.norm(flat), flat.sum()]]).astype(np.float32)
 
 
-def fingerprint(runner, model, *, x, y, config=None, noise=None) -> dict[str, np.ndarray]:
-    """Logits, loss, and sketches of the gradients, one-step weight changes and state of one implementation.
+def fingerprint_of(obs: Observation, *, x, y, noise=None) -> dict[str, np.ndarray]:
+    """Logits, loss, and sketches of the gradients, one-step weight changes and state of one observation.
 
     ``noise`` (from ``float64_noise``) is stored with it as ``noise:<quantity>`` scalars.
     """
-    return fingerprint_of(observe(runner, model, x=x, y=y, config=config), x=x, y=y, noise=noise)
-
-
-def fingerprint_of(obs: Observation, *, x, y, noise=None) -> dict[str, np.ndarray]:
-    """The fingerprint of an ``Observation`` already made (see ``fingerprint``)."""
     out = {"x": x, "y": y, "logits": obs.logits, "loss": np.array(obs.loss)}
     for name, g in obs.grads.items():
         out[f"grad:{name}"] = sketch(name, g)
