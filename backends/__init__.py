@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 
-from bench.cell import BACKENDS, NATIVE_BACKEND  # the cells and their environments: one table, in bench.cell
+from bench.cell import BACKENDS, DEFAULT_MODE, NATIVE_BACKEND, Mode  # the cells, their environments, modes
 from models import IMPLEMENTATIONS
 from models.choices import check_choice
 
@@ -45,6 +46,23 @@ def resolve_backend(implementation: str, backend: str | None = None) -> str:
             raise BackendError("No Keras backend is installed here: install one of twinbench[torch], [tensorflow], [jax].")
         check_choice("KERAS_BACKEND", backend, BACKENDS)
     return backend
+
+
+def check_mode_here(mode: Mode, *, who: str, gpu: bool, compiler: bool = False) -> None:
+    """Raise ``BackendError`` (one line, before any training) if ``who`` cannot run ``mode`` on this machine.
+
+    (Every framework here trains in bfloat16 and float16 on a CPU too, float16 slowly: no check needed.)
+
+    Args:
+        gpu: whether a GPU runs the model (TF32 exists only there).
+        compiler: whether ``--jit on`` needs a C++ compiler here (torch.compile's CPU code generator does).
+    """
+    if mode.precision == "tf32" and not gpu:
+        raise BackendError("--precision tf32 cannot run here: TF32 is a GPU tensor-core format and no GPU runs "
+                           f"{who} here. Available here: float32, mixed_bfloat16, mixed_float16.")
+    if mode.jit == "on" and compiler and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
+        raise BackendError(f"--jit on cannot run here: {who} compiles with torch.compile, whose CPU code generator "
+                           "needs a C++ compiler (g++), and none is installed. Available here: --jit default, off.")
 
 
 def missing_packages(backend: str) -> list[str]:
@@ -115,18 +133,23 @@ def limit_threads(threads: int) -> dict[str, str]:
     return settings
 
 
-def get_runner(implementation: str, backend: str | None = None):
-    """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition)."""
+def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = DEFAULT_MODE):
+    """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition), running in ``mode``
+    (``bench.cell.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can)."""
     backend = resolve_backend(implementation, backend)
+    mode.check(implementation)
     select_keras_backend(backend)  # every runner builds the Keras definition for the canonical weights
     if implementation == "torch":
         from backends.torch_runner import TorchRunner
 
-        return TorchRunner()
-    if implementation == "tf_keras":
+        runner = TorchRunner()
+    elif implementation == "tf_keras":
         from backends.tf_keras_runner import TfKerasRunner
 
-        return TfKerasRunner()
-    from backends.keras_runner import KerasRunner
+        runner = TfKerasRunner()
+    else:
+        from backends.keras_runner import KerasRunner
 
-    return KerasRunner(backend)
+        runner = KerasRunner(backend)
+    runner.mode = mode
+    return runner

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import data as datasets
+from bench.cell import DEFAULT_MODE, Mode
 from models import build_model, get_model_spec
 from models.weights import canonical_weights, check_weights
 
@@ -192,10 +193,14 @@ class Runner:
 
     implementation: str = ""
     backend: str = ""
+    mode: Mode = DEFAULT_MODE  # how it runs: compilation, precision, layout (set by ``backends.get_runner``)
 
     # -- framework hooks ---------------------------------------------------------------------------------
     def setup(self, *, seed: int = 0) -> None:
-        """Seed every RNG, pick the device, switch TF32 off."""
+        """Seed every RNG, pick the device, apply the mode's precision (TF32 off unless ``tf32``).
+
+        Raises ``BackendError`` (one line, before any training) if this machine cannot run the mode.
+        """
         raise NotImplementedError
 
     def build(self, model_name, *, input_shape, num_classes, **options):

@@ -153,24 +153,34 @@ class KerasFitRunner(Runner):
     """
 
     keras_module: ModuleType
+    JIT_COMPILE: dict  # --jit -> the compile(jit_compile=...) argument of this Keras module
+
+    @property
+    def jit_compile(self):
+        """The ``compile(jit_compile=...)`` argument the mode asks for."""
+        return self.JIT_COMPILE[self.mode.jit]
+
+    def model_inputs(self, x):
+        """Images as the model takes them (channels last unless a subclass builds channels first)."""
+        return x
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         """Compile ``model`` with the shared training settings unless it is compiled already."""
         raise NotImplementedError
 
     def predict(self, model, x, *, batch_size=256):
-        logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+        logits = np.asarray(model.predict(self.model_inputs(x), batch_size=batch_size, verbose=0))
         return logits if logits.dtype == np.float64 else logits.astype(np.float32)  # float64: prepare_float64
 
     def train_step(self, model, x, y, config):
         self.ensure_compiled(model, config)
-        return float(model.train_on_batch(x, y))
+        return float(model.train_on_batch(self.model_inputs(x), y))
 
     def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
         """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback."""
         self.ensure_compiled(model, config)
         classes = fit_classes(self.keras_module)
-        batches = classes.FixedBatches(dataset.x_train, dataset.y_train,
+        batches = classes.FixedBatches(self.model_inputs(dataset.x_train), dataset.y_train,
                                        cycled_batches(len(dataset.x_train), config.batch_size, steps,
                                                       seed=config.seed))
         model.fit(batches, epochs=1, shuffle=False, verbose=0,

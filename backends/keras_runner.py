@@ -4,15 +4,27 @@ The backend was chosen before ``keras`` was imported (``backends.select_keras_ba
 from a ``keras.utils.PyDataset`` that follows twinbench's shared per-epoch order, so Keras sees exactly
 the batches the PyTorch loop sees. Test accuracy is measured after each epoch by a callback that predicts
 the test set, the same work the PyTorch loop does after each epoch.
+
+The mode (``bench.cell.Mode``) is applied the way Keras users do it: ``compile(jit_compile=...)``, a global
+dtype policy (``mixed_bfloat16``, ``mixed_float16``: ``compile`` then wraps the optimizer in a
+``LossScaleOptimizer``) and ``keras.config.set_image_data_format`` while the model is built. twinbench's arrays
+stay channels last: a channels-first model gets its batches transposed once. Its weights are the neutral ones
+as they are: Keras kernels are HWIO in either layout, and Keras' ``Flatten`` turns a channels-first map channels
+last before flattening (so that weights survive a change of layout), which the graph records
+(``models.weights.flatten_inputs``).
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 
+from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
+from models import build_model
 from models.weights import WeightMismatchError
 
 # The batches and callbacks fit uses, shared with tf.keras (backends/keras_fit.py), made for Keras 3.
@@ -21,36 +33,82 @@ EpochBatches, _EpochTimer = _classes.EpochBatches, _classes.EpochTimer
 StepClockCallback = _classes.StepClockCallback  # tools/callback_cost.py times it alone
 
 
-def compile_model(model, config: TrainConfig, *, module=keras):
+def compile_model(model, config: TrainConfig, *, module=keras, jit_compile="auto", loss=None):
     """The shared training settings in Keras terms (also used for tf.keras, passing ``module=tf_keras``)."""
     model.compile(
         optimizer=module.optimizers.Adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon),
-        loss=module.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss or module.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
+
+
+@contextlib.contextmanager
+def mixed_policy(module, precision: str):
+    """Under ``mixed_bfloat16``/``mixed_float16``, make it the global dtype policy of ``module`` (``keras`` or
+    ``tf_keras``) while the model is built; the process keeps its own policy outside."""
+    if not precision.startswith("mixed"):
+        yield
+        return
+    mixed_precision = module.mixed_precision
+    before = mixed_precision.global_policy()
+    mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        mixed_precision.set_global_policy(before)
+
+
+@contextlib.contextmanager
+def image_data_format(data_format: str):
+    """Build Keras layers in ``data_format``; the process keeps channels last (twinbench's arrays) outside."""
+    before = keras.config.image_data_format()
+    keras.config.set_image_data_format(data_format)
+    try:
+        yield
+    finally:
+        keras.config.set_image_data_format(before)
 
 
 class KerasRunner(KerasFitRunner):
     implementation = "keras"
     keras_module = keras
+    JIT_COMPILE = {"default": "auto", "off": False, "on": True}  # --jit -> compile(jit_compile=...)
 
     def __init__(self, backend: str):
         self.backend = backend
 
     def setup(self, *, seed: int = 0) -> None:
+        device = _keras_device(self.backend)
+        check_mode_here(self.mode, who=f"Keras on {self.backend}", gpu=device in ("cuda", "gpu"),
+                        compiler=self.backend == "torch" and device == "cpu")
         keras.utils.set_random_seed(seed)
+        tf32 = self.mode.precision == "tf32"
         if self.backend == "torch":
             import torch
 
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         elif self.backend == "tensorflow":
             import tensorflow as tf
 
-            tf.config.experimental.enable_tensor_float_32_execution(False)
+            tf.config.experimental.enable_tensor_float_32_execution(tf32)
         elif self.backend == "jax":
             import jax
 
-            jax.config.update("jax_default_matmul_precision", "highest")
+            jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+
+    # -- model, layout -------------------------------------------------------------------------------------
+    def build(self, model_name, *, input_shape, num_classes, **options):
+        """The definition built in the mode's layout and, under mixed precision, its dtype policy (variables
+        float32, computations in bfloat16/float16), as ``keras.config.set_dtype_policy`` would make it."""
+        with image_data_format(self.mode.data_format), mixed_policy(keras, self.mode.precision):
+            return build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
+
+    def model_inputs(self, x):
+        """Channels-last images as the model takes them: transposed once to (N, C, H, W) when it is channels first."""
+        if self.mode.data_format == "channels_first" and np.ndim(x) == 4:
+            return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+        return x
 
     # -- weights -------------------------------------------------------------------------------------------
     def weight_shapes(self, model):
@@ -92,6 +150,7 @@ class KerasRunner(KerasFitRunner):
     # -- gradients, one step -------------------------------------------------------------------------------
     def loss_and_grads(self, model, x, y):
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        x = self.model_inputs(x)
         variables = model.trainable_variables
         if self.backend == "torch":
             for v in variables:
@@ -117,8 +176,10 @@ class KerasRunner(KerasFitRunner):
                 logits, new_non_trainable = model.stateless_call(trainable_values, non_trainable, x, training=True)
                 return loss_fn(y, logits), new_non_trainable
 
-            # Compiled once, as a train step is: op by op, a deep model's first gradient takes ~35x longer.
-            (loss, new_non_trainable), jax_grads = jax.jit(jax.value_and_grad(compute, has_aux=True))(trainable)
+            # Compiled once, as a train step is (op by op, a deep model's first gradient takes ~35x longer), unless
+            # the mode asks for op-by-op execution.
+            gradient = jax.value_and_grad(compute, has_aux=True)
+            (loss, new_non_trainable), jax_grads = (gradient if self.mode.jit == "off" else jax.jit(gradient))(trainable)
             # A training-mode forward updates BatchNorm's moving statistics on every other backend (and in
             # PyTorch); JAX returns the new state instead, so assign it to behave the same.
             for variable, value in zip(model.non_trainable_variables, new_non_trainable, strict=True):
@@ -129,16 +190,16 @@ class KerasRunner(KerasFitRunner):
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        compile_model(model, config)
+        compile_model(model, config, jit_compile=self.jit_compile)
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
-        batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed)
+        batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if not getattr(model, "compiled", False):
-            compile_model(model, config)
+            compile_model(model, config, jit_compile=self.jit_compile)
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -188,14 +249,45 @@ class KerasRunner(KerasFitRunner):
         return {
             "device": _keras_device(self.backend),
             "keras_backend": keras.backend.backend(),
-            "precision_policy": keras.config.dtype_policy().name,
-            "image_data_format": keras.config.image_data_format(),
+            "precision_policy": model.dtype_policy.name if model is not None else keras.config.dtype_policy().name,
+            "compute_dtype": model.compute_dtype if model is not None else None,
+            "variable_dtype": model.variable_dtype if model is not None else None,
+            "loss_scaling": _loss_scaling(model),
+            "image_data_format": self.mode.data_format,
             # compile(jit_compile="auto") resolves to XLA on jax, and on tensorflow when a GPU is present.
             "jit_compile": bool(model.jit_compile) if model is not None and getattr(model, "compiled", False) else None,
+            "jit": _jit_engine(self.backend, model),
+            "torch_compile": _torch_compile_stats(self.backend, model),
             "steps_per_execution": getattr(model, "steps_per_execution", None) if model is not None else None,
             "tf32": _tf32(self.backend),
             "threads": _threads(self.backend),
         }
+
+
+def _loss_scaling(model):
+    """The LossScaleOptimizer that ``compile`` wrapped around Adam under ``mixed_float16`` (None otherwise)."""
+    optimizer = getattr(model, "optimizer", None) if model is not None else None
+    if optimizer is None or type(optimizer).__name__ != "LossScaleOptimizer":
+        return None
+    return {"optimizer": "keras.optimizers.LossScaleOptimizer",
+            "scale": float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))}
+
+
+def _jit_engine(backend, model):
+    """What compiled the train step: torch.compile, XLA, jax.jit, or nothing (eager / plain tf.function)."""
+    if model is None or not getattr(model, "compiled", False):
+        return None
+    if not model.jit_compile:
+        return {"torch": "eager", "tensorflow": "tf.function (no XLA)", "jax": "op by op (no jax.jit)"}[backend]
+    return {"torch": "torch.compile", "tensorflow": "XLA", "jax": "jax.jit (XLA)"}[backend]
+
+
+def _torch_compile_stats(backend, model):
+    if backend != "torch" or model is None or not getattr(model, "jit_compile", False):
+        return None
+    from backends.torch_runner import compile_stats
+
+    return compile_stats()
 
 
 def _bn_free_non_trainable(model) -> int:

@@ -13,15 +13,26 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
-from backends.keras_runner import compile_model
+from backends.keras_runner import compile_model, mixed_policy
+from models import build_model
 from models.weights import WeightMismatchError
 
 # The batches and callbacks fit uses, shared with Keras 3 (backends/keras_fit.py), made for tf.keras.
 _classes = fit_classes(tf_keras)
 EpochBatches, _EpochTimer = _classes.EpochBatches, _classes.EpochTimer
 StepClockCallback = _classes.StepClockCallback  # tools/callback_cost.py times it alone
+
+
+class Float32CrossEntropy(tf_keras.losses.SparseCategoricalCrossentropy):
+    """The shared loss on float32 logits. Under a mixed policy tf.keras computes a loss in the logits' dtype
+    (bfloat16: a loss rounded to 3 significant digits), where Keras 3 and ``torch.autocast`` compute it in float32;
+    tf.keras' guide casts the model's output to float32 for that reason, and so does this loss."""
+
+    def call(self, y_true, y_pred):
+        return super().call(y_true, tf.cast(y_pred, tf.float32))
 
 
 def _leaf_layers(model):
@@ -48,10 +59,19 @@ class TfKerasRunner(KerasFitRunner):
     implementation = "tf_keras"
     backend = "tensorflow"
     keras_module = tf_keras
+    # --jit -> compile(jit_compile=...): tf.keras' default None is a plain tf.function graph (no XLA), as is False.
+    JIT_COMPILE = {"default": None, "off": False, "on": True}
 
     def setup(self, *, seed: int = 0) -> None:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        check_mode_here(self.mode, who="tf.keras", gpu=gpu)
         tf_keras.utils.set_random_seed(seed)
-        tf.config.experimental.enable_tensor_float_32_execution(False)
+        tf.config.experimental.enable_tensor_float_32_execution(self.mode.precision == "tf32")
+
+    def build(self, model_name, *, input_shape, num_classes, **options):
+        """The twin built under the mode's dtype policy (``tf_keras.mixed_precision``) when it is a mixed one."""
+        with mixed_policy(tf_keras, self.mode.precision):
+            return build_model(model_name, "tf_keras", input_shape=input_shape, num_classes=num_classes, **options)
 
     # -- weights -------------------------------------------------------------------------------------------
     def weight_shapes(self, model):
@@ -72,7 +92,7 @@ class TfKerasRunner(KerasFitRunner):
 
     # -- gradients, one step -------------------------------------------------------------------------------
     def loss_and_grads(self, model, x, y):
-        loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        loss_fn = Float32CrossEntropy(from_logits=True)
         names = {id(v): n for n, v in neutral_variables(model).items()}
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
@@ -81,7 +101,8 @@ class TfKerasRunner(KerasFitRunner):
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        compile_model(model, config, module=tf_keras)
+        compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
+                      loss=Float32CrossEntropy(from_logits=True))
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
         batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
@@ -90,7 +111,8 @@ class TfKerasRunner(KerasFitRunner):
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if model.optimizer is None:
-            compile_model(model, config, module=tf_keras)
+            compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
+                          loss=Float32CrossEntropy(from_logits=True))
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -111,7 +133,15 @@ class TfKerasRunner(KerasFitRunner):
             # tf.keras' default is jit_compile=None: plain tf.function graphs, no XLA.
             "jit_compile": bool(model.jit_compile) if model is not None and model.optimizer is not None else None,
             "run_eagerly": bool(model.run_eagerly) if model is not None and model.optimizer is not None else None,
-            "precision_policy": tf_keras.mixed_precision.global_policy().name,
+            "precision_policy": (model.dtype_policy.name if model is not None
+                                 else tf_keras.mixed_precision.global_policy().name),
+            "compute_dtype": model.compute_dtype if model is not None else None,
+            "variable_dtype": model.variable_dtype if model is not None else None,
+            "loss_scaling": ({"optimizer": "tf_keras.mixed_precision.LossScaleOptimizer",
+                              "scale": float(model.optimizer.loss_scale.numpy())}
+                             if model is not None and type(model.optimizer).__name__.startswith("LossScaleOptimizer") else None),
+            "jit": (None if model is None or model.optimizer is None
+                    else "XLA" if model.jit_compile else "tf.function (no XLA)"),
             "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
             # 0 means "TensorFlow chooses" (from TF_NUM_*_THREADS or the number of cores).
             "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

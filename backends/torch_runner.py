@@ -4,10 +4,16 @@ Images arrive channels last (N, H, W, C) like every twinbench array and are turn
 (N, C, H, W) once, before training. The loop is the tutorial loop: ``zero_grad`` -> forward -> loss ->
 ``backward`` -> ``step`` over a ``DataLoader``; the epoch loss is accumulated on the device (no per-step
 ``.item()`` sync) and reported as the mean over samples, like Keras reports it.
+
+The mode (``bench.cell.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
+``torch.compile(model)``; mixed precision runs the forward pass and the loss under ``torch.autocast`` and, for
+float16, scales the loss with a ``GradScaler`` (PyTorch's AMP recipe; the scaler is a pass-through otherwise);
+``--memory-format channels_last`` moves the weights and every batch to ``torch.channels_last``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -18,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import data as datasets
+from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
 from models import build_model
 from models._registry import _resolve
@@ -44,13 +51,19 @@ def to_nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
-def train_step(model, optimizer, loss_fn, images, labels):
-    """One step of the classic loop; returns the (device) batch loss."""
+# --precision as PyTorch spells it: the dtype torch.autocast computes in (None: no autocast, full float32).
+AUTOCAST_DTYPES = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
+
+
+def train_step(model, optimizer, loss_fn, images, labels, *, scaler, autocast_dtype=None):
+    """One step of the classic loop (PyTorch's AMP recipe under mixed precision); returns the (device) batch loss."""
     optimizer.zero_grad()
-    logits = model(images)
-    loss = loss_fn(logits, labels)
-    loss.backward()
-    optimizer.step()
+    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits = model(images)
+        loss = loss_fn(logits, labels)
+    scaler.scale(loss).backward()  # the GradScaler scales only for float16; otherwise it passes the loss through
+    scaler.step(optimizer)
+    scaler.update()
     return loss.detach()
 
 
@@ -62,8 +75,14 @@ class TorchRunner(Runner):
         torch.manual_seed(seed)
         np.random.seed(seed)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        check_mode_here(self.mode, who="PyTorch", gpu=self.device.type == "cuda", compiler=self.device.type == "cpu")
+        tf32 = self.mode.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        self.autocast_dtype = AUTOCAST_DTYPES.get(self.mode.precision)
+        self.memory_format = (torch.channels_last if self.mode.memory_format == "channels_last"
+                              else torch.contiguous_format)
+        self._compiled = {}  # id(model) -> torch.compile(model), made once
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
 
@@ -81,7 +100,26 @@ class TorchRunner(Runner):
         # How the neutral (Keras) names and layouts line up with this module's state_dict.
         module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
         module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
-        return module.to(self._device())
+        return module.to(self._device(), memory_format=self.memory_format)
+
+    def network(self, model):
+        """What the loop calls: ``model`` itself, or ``torch.compile(model)`` under ``--jit on`` (made once; it
+        shares the parameters, so weights are still read and written through ``model``)."""
+        if self.mode.jit != "on":
+            return model
+        if id(model) not in self._compiled:
+            self._compiled[id(model)] = torch.compile(model)
+        return self._compiled[id(model)]
+
+    def autocast(self):
+        """``torch.autocast`` in the mode's precision (nothing under float32 and tf32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._device().type, dtype=self.autocast_dtype)
+
+    def to_device(self, images):
+        """A batch of NCHW images on the device, in the mode's memory format."""
+        return images.to(self.device, non_blocking=True, memory_format=self.memory_format)
 
     def weight_shapes(self, model):
         return dict(model.twinbench_shapes)
@@ -112,16 +150,20 @@ class TorchRunner(Runner):
     # -- forward, gradients, one step --------------------------------------------------------------------
     def predict(self, model, x, *, batch_size=256):
         model.eval()
+        network = self.network(model)
         outputs = []
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             for idx in datasets.eval_batches(len(x), batch_size):
-                outputs.append(model(to_nchw(x[idx]).to(self.device)).cpu())
-        return torch.cat(outputs).numpy()
+                outputs.append(network(self.to_device(to_nchw(x[idx]))).cpu())
+        logits = torch.cat(outputs)
+        return (logits.float() if self.autocast_dtype is not None else logits).numpy()  # bfloat16 has no numpy
 
     def loss_and_grads(self, model, x, y):
         model.train()
         model.zero_grad()
-        loss = nn.CrossEntropyLoss()(model(to_nchw(x).to(self.device)), torch.from_numpy(y).to(self.device))
+        with self.autocast():
+            loss = nn.CrossEntropyLoss()(self.network(model)(self.to_device(to_nchw(x))),
+                                         torch.from_numpy(y).to(self.device))
         loss.backward()
         grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
         # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient.
@@ -132,16 +174,20 @@ class TorchRunner(Runner):
         return float(loss.detach()), from_torch_state(grads, sub_layout, shapes)
 
     def _optimizer(self, model, config):
+        """The model's Adam and its GradScaler (enabled under float16 only), made once."""
         if not hasattr(model, "twinbench_optimizer"):
             model.twinbench_optimizer = torch.optim.Adam(
                 model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon
             )
-        return model.twinbench_optimizer
+            model.twinbench_scaler = torch.amp.GradScaler(self._device().type,
+                                                          enabled=self.mode.precision == "mixed_float16")
+        return model.twinbench_optimizer, model.twinbench_scaler
 
     def train_step(self, model, x, y, config):
         model.train()
-        loss = train_step(model, self._optimizer(model, config), nn.CrossEntropyLoss(),
-                          to_nchw(x).to(self.device), torch.from_numpy(y).to(self.device))
+        optimizer, scaler = self._optimizer(model, config)
+        loss = train_step(self.network(model), optimizer, nn.CrossEntropyLoss(), self.to_device(to_nchw(x)),
+                          torch.from_numpy(y).to(self.device), scaler=scaler, autocast_dtype=self.autocast_dtype)
         return float(loss)
 
     # -- training ----------------------------------------------------------------------------------------
@@ -152,8 +198,9 @@ class TorchRunner(Runner):
         sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
         # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
         loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=device.type == "cuda")
-        optimizer = self._optimizer(model, config)
+        optimizer, scaler = self._optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
+        network = self.network(model)  # torch.compile(model) under --jit on
         n = len(train_set)
         steps_per_epoch = len(loader)
         results = []
@@ -174,9 +221,10 @@ class TorchRunner(Runner):
             with events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train"):
                 for images, labels in loader:
                     clock.before_step(steps)
-                    images = images.to(device, non_blocking=True)
+                    images = self.to_device(images)
                     labels = labels.to(device, non_blocking=True)
-                    loss = train_step(model, optimizer, loss_fn, images, labels)
+                    loss = train_step(network, optimizer, loss_fn, images, labels, scaler=scaler,
+                                      autocast_dtype=self.autocast_dtype)
                     total_loss += loss * labels.shape[0]
                     steps += 1
                     if bar:
@@ -201,14 +249,15 @@ class TorchRunner(Runner):
         train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
         batches = cycled_batches(len(train_set), config.batch_size, steps, seed=config.seed)
         loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
-        optimizer = self._optimizer(model, config)
+        optimizer, scaler = self._optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
+        network = self.network(model)
         model.train()
         for step, (images, labels) in enumerate(loader):
             clock.before_step(step)
-            images = images.to(device, non_blocking=True)
+            images = self.to_device(images)
             labels = labels.to(device, non_blocking=True)
-            train_step(model, optimizer, loss_fn, images, labels)
+            train_step(network, optimizer, loss_fn, images, labels, scaler=scaler, autocast_dtype=self.autocast_dtype)
         clock.finish(steps)
 
     # -- device ------------------------------------------------------------------------------------------
@@ -229,9 +278,36 @@ class TorchRunner(Runner):
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
             "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
-            "jit_compile": False,  # eager PyTorch; torch.compile is not used
-            "precision_policy": "float32",
+            "jit_compile": self.mode.jit == "on",  # torch.compile(model); default and off: eager PyTorch
+            "jit": "torch.compile (inductor)" if self.mode.jit == "on" else "eager",
+            "torch_compile": compile_stats() if self.mode.jit == "on" else None,
+            "precision_policy": self.mode.precision if self.autocast_dtype is not None else "float32",
+            "compute_dtype": str(self.autocast_dtype or torch.float32).removeprefix("torch."),
+            "variable_dtype": str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else None,
+            "loss_scaling": _loss_scaling(model),
+            "memory_format": self.mode.memory_format,
         }
+
+
+def compile_stats() -> dict:
+    """What torch.compile did in this process (``torch._dynamo``'s counters): frames compiled (every compilation
+    after a frame's first is a recompilation, e.g. for a new batch shape or train/eval mode), graphs and graph
+    breaks with their most frequent reasons."""
+    from torch._dynamo.utils import counters
+
+    breaks = counters.get("graph_break", {})
+    return {"frames_compiled": int(counters.get("frames", {}).get("ok", 0)),
+            "unique_graphs": int(counters.get("stats", {}).get("unique_graphs", 0)),
+            "graph_breaks": int(sum(breaks.values())),
+            "graph_break_reasons": [reason[:160] for reason, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:5]]}
+
+
+def _loss_scaling(model):
+    """The GradScaler's state (float16 only), or None."""
+    scaler = getattr(model, "twinbench_scaler", None)
+    if scaler is None or not scaler.is_enabled():
+        return None
+    return {"scaler": "torch.amp.GradScaler", "scale": float(scaler.get_scale())}
 
 
 class ProgressBar:

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from models import IMPLEMENTATIONS, check_choice, get_model_spec
+from models.choices import UnknownChoiceError
 
 # The nox environments (one virtualenv each: the frameworks' pins conflict) and the cells each one runs, as
 # (implementation, backend) in the order of every table. An environment is named after its Keras backend.
@@ -29,14 +30,74 @@ ORDER = tuple(pair for pairs in ENVIRONMENTS.values() for pair in pairs)
 # The backend each native twin shares its process (and its environment) with.
 NATIVE_BACKEND = {implementation: backend for implementation, backend in ORDER if implementation != "keras"}
 
+# The execution mode: the axes of a cell that say *how* a model runs, each with the default that means what twinbench
+# did before modes existed (eager or the framework's own default, full float32 with TF32 off, channels-last Keras
+# definitions, contiguous PyTorch tensors). ``backends`` applies a mode; a record names an axis only where it
+# leaves its default.
+@dataclass(frozen=True)
+class Mode:
+    """How a cell runs: compilation, precision and memory layout (``python -m bench train --help``).
+
+    Attributes:
+        jit: ``default`` (each framework's own: eager PyTorch, Keras ``jit_compile="auto"``, tf.keras' plain
+            ``tf.function``), ``off`` or ``on`` (``torch.compile``; Keras ``jit_compile=True``: torch.compile, XLA
+            or ``jax.jit`` by backend; tf.keras: XLA). The record says what it resolved to.
+        precision: ``float32`` (TF32 off everywhere), ``tf32`` (on everywhere; GPUs only), ``mixed_bfloat16`` or
+            ``mixed_float16`` (Keras dtype policies; ``torch.autocast``, with a ``GradScaler`` for float16).
+        data_format: the Keras definition's image layout (``keras.config.set_image_data_format``).
+        memory_format: the PyTorch twin's tensor layout (``torch.channels_last`` or contiguous NCHW).
+    """
+
+    jit: str = "default"
+    precision: str = "float32"
+    data_format: str = "channels_last"
+    memory_format: str = "contiguous"
+
+    def __post_init__(self):
+        for name, choices in MODE_CHOICES.items():
+            check_choice(name.replace("_", "-"), getattr(self, name), choices)
+
+    def check(self, implementation: str) -> None:
+        """Raise ``UnknownChoiceError`` if an axis is set that ``implementation`` has no such knob for."""
+        for name, implementations in MODE_APPLIES_TO.items():
+            if getattr(self, name) != getattr(DEFAULT_MODE, name) and implementation not in implementations:
+                raise UnknownChoiceError(
+                    f"--{name.replace('_', '-')} applies to {' and '.join(implementations)} only, not to "
+                    f"{implementation}. Received: {name}={getattr(self, name)!r}.")
+
+
+MODE_CHOICES = {
+    "jit": ("default", "off", "on"),
+    "precision": ("float32", "tf32", "mixed_bfloat16", "mixed_float16"),
+    "data_format": ("channels_last", "channels_first"),
+    "memory_format": ("contiguous", "channels_last"),
+}
+# The axes only some implementations have: the Keras definitions' image layout, the PyTorch tensors' memory format.
+MODE_APPLIES_TO = {"data_format": ("keras",), "memory_format": ("torch",)}
+DEFAULT_MODE = Mode()
+
 # The axes beyond the first four, with the default that means today's behaviour. A record, a label and a
 # file id name an axis only where a cell leaves its default.
 AXES = {
-    "jit": None,  # None: each framework's own default (Keras "auto", eager PyTorch, tf.function for tf.keras)
-    "precision": "float32",
-    "data_format": "channels_last",
+    **dataclasses.asdict(DEFAULT_MODE),
     "replicas": 1,  # devices one step runs on
 }
+
+
+def add_mode_arguments(parser) -> None:
+    """``--jit``, ``--precision``, ``--data-format``, ``--memory-format``: the cell's execution mode."""
+    helps = {"jit": "compile: default (the framework's own), off, on (torch.compile / XLA / jax.jit)",
+             "precision": "float32 (TF32 off), tf32 (GPU), mixed_bfloat16, mixed_float16",
+             "data_format": "image layout of the Keras definition (keras only)",
+             "memory_format": "tensor layout of the PyTorch twin (torch only)"}
+    for name, choices in MODE_CHOICES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=AXES[name],
+                            help=f"{helps[name]} (default {AXES[name]})")
+
+
+def mode_of(args) -> Mode:
+    """The ``Mode`` of parsed ``add_mode_arguments`` options."""
+    return Mode(**{name: getattr(args, name) for name in MODE_CHOICES})
 
 
 def implementation_label(implementation: str, backend: str) -> str:
@@ -61,15 +122,21 @@ class Cell:
     implementation: str
     backend: str
     dataset: str = "digits"
-    jit: str | None = AXES["jit"]
+    jit: str = AXES["jit"]
     precision: str = AXES["precision"]
     data_format: str = AXES["data_format"]
+    memory_format: str = AXES["memory_format"]
     replicas: int = AXES["replicas"]
 
     @property
     def pair(self) -> tuple[str, str]:
         """``(implementation, backend)``: the cell without its model, dataset and axes."""
         return self.implementation, self.backend
+
+    @property
+    def mode(self) -> Mode:
+        """The cell's execution mode (its axes but the device count)."""
+        return Mode(**{name: getattr(self, name) for name in MODE_CHOICES})
 
     @property
     def environment(self) -> str:
@@ -83,7 +150,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """``keras[torch]``, with any axis off its default: ``keras[torch] jit=xla``."""
+        """``keras[torch]``, with any axis off its default: ``keras[torch] jit=on``."""
         axes = " ".join(f"{name}={value}" for name, value in self.axes.items())
         return " ".join(filter(None, [implementation_label(self.implementation, self.backend), axes]))
 
@@ -113,13 +180,21 @@ class Cell:
         return cls(**{key: value for key, value in cell.items() if key in names})
 
 
-def environment_cells(env: str, model: str, **fields) -> list[Cell]:
-    """The cells environment ``env`` runs for ``model``: those it has a builder for (keras.applications
-    variants have no torch twin). ``fields``: the dataset and axes, as ``Cell`` takes them."""
+def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mode = DEFAULT_MODE) -> list[Cell]:
+    """The cells environment ``env`` runs for ``model`` in ``mode``: those it has a builder for (keras.applications
+    variants have no torch twin) and that have every axis ``mode`` sets (``--memory-format`` only the PyTorch twin)."""
     check_choice("environment", env, ENVIRONMENTS)
     builders = get_model_spec(model).builders
-    return [Cell(model, implementation, backend, **fields)
-            for implementation, backend in ENVIRONMENTS[env] if implementation in builders]
+    cells = []
+    for implementation, backend in ENVIRONMENTS[env]:
+        if implementation not in builders:
+            continue
+        try:
+            mode.check(implementation)
+        except UnknownChoiceError:
+            continue
+        cells.append(Cell(model, implementation, backend, dataset, **dataclasses.asdict(mode)))
+    return cells
 
 
 def add_cell_arguments(parser, *, impl_group=None, model_default: str | None = None) -> None:

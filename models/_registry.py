@@ -68,6 +68,8 @@ class ModelSpec:
         head: Keras name of the classifier layer, whose weights keep their initial values when a
             checkpoint has another class count; ``None``: the model cannot load checkpoints.
         twin_case: the twin tests' small case.
+        data_formats: the image layouts the Keras definition can be built in (``--data-format``); inputs and
+            weights stay channels last, the runner transposes them (``backends.keras_runner``).
     """
 
     name: str
@@ -82,6 +84,14 @@ class ModelSpec:
     min_input_size: int = 1
     head: str | None = None
     twin_case: TwinCase = field(default_factory=TwinCase)
+    data_formats: tuple[str, ...] = ("channels_last",)
+
+    def check_data_format(self, data_format: str) -> None:
+        """Raise ``UnknownChoiceError`` unless the Keras definition can be built in ``data_format``."""
+        if data_format not in self.data_formats:
+            raise UnknownChoiceError(
+                f"Model {self.name!r} has no {data_format} Keras definition. Valid choices: "
+                f"{', '.join(self.data_formats)}.")
 
     def check_implementation(self, implementation: str) -> None:
         """Raise ``UnknownChoiceError`` unless this model has ``implementation``."""

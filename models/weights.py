@@ -168,14 +168,40 @@ class TorchLayout:
 def torch_layout(keras_model, *, key_fn=default_torch_key) -> TorchLayout:
     """Derive the PyTorch layout from the Keras definition (names, and which Dense follows a Flatten)."""
     keys = {v.path: key_fn(v.path) for v in keras_model.weights}
-    flatten_inputs = {}
+    return TorchLayout(keys=keys, flatten_inputs=flatten_inputs(keras_model))
+
+
+def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
+    """Neutral path of every Dense kernel fed by a Flatten -> the ``(H, W, C)`` map that Flatten flattens.
+
+    Read from the graph: the Flatten's input shape in its own layout. Keras' Flatten orders its output ``(H, W, C)``
+    in either layout (a channels-first map is turned channels last first, so that weights survive a change of
+    layout), so the neutral kernel's rows are ``(H, W, C)`` whichever layout the model was built in.
+    """
+    found = {}
     for layer in _all_layers(keras_model):
         if type(layer).__name__ != "Dense":
             continue
         producer = layer.input._keras_history.operation
         if type(producer).__name__ == "Flatten":
-            flatten_inputs[layer.kernel.path] = tuple(int(d) for d in producer.input.shape[1:])
-    return TorchLayout(keys=keys, flatten_inputs=flatten_inputs)
+            shape = tuple(int(d) for d in producer.input.shape[1:])
+            if getattr(producer, "data_format", "channels_last") == "channels_first":
+                shape = (*shape[1:], shape[0])
+            found[layer.kernel.path] = shape
+    return found
+
+
+def hwc_rows_to_chw(kernel, flatten_input) -> np.ndarray:
+    """A Dense kernel after a Flatten, its rows reordered from ``(H, W, C)`` (Keras channels last) to ``(C, H, W)``
+    (PyTorch, and Keras channels first)."""
+    h, w, c = flatten_input
+    return np.asarray(kernel).reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+
+
+def chw_rows_to_hwc(kernel, flatten_input) -> np.ndarray:
+    """Inverse of ``hwc_rows_to_chw``."""
+    h, w, c = flatten_input
+    return np.asarray(kernel).reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
 
 
 def keras_to_torch_array(array, torch_shape, *, flatten_input=None) -> np.ndarray:
@@ -189,8 +215,7 @@ def keras_to_torch_array(array, torch_shape, *, flatten_input=None) -> np.ndarra
             converted = array.transpose(2, 3, 0, 1).reshape(c * m, 1, h, w)
     elif array.ndim == 2:
         if flatten_input is not None:  # rows ordered (H, W, C) in Keras, (C, H, W) in PyTorch
-            h, w, c = flatten_input
-            array = array.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+            array = hwc_rows_to_chw(array, flatten_input)
         converted = array.T
     else:
         converted = array
@@ -210,8 +235,7 @@ def torch_to_keras_array(array, keras_shape, *, flatten_input=None) -> np.ndarra
     elif array.ndim == 2:
         converted = array.T
         if flatten_input is not None:
-            h, w, c = flatten_input
-            converted = converted.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
+            converted = chw_rows_to_hwc(converted, flatten_input)
     else:
         converted = array
     return np.ascontiguousarray(converted)

@@ -13,10 +13,22 @@ import sys
 
 import pytest
 
-from bench.cell import AXES, BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, ORDER, Cell, environment_cells, order
+from bench.cell import (
+    AXES,
+    BACKENDS,
+    DEFAULT_MODE,
+    ENVIRONMENTS,
+    NATIVE_BACKEND,
+    ORDER,
+    Cell,
+    Mode,
+    environment_cells,
+    order,
+)
 from bench.records import RESULTS
 from bench.results.table import sorted_records
 from conftest import ROOT
+from models import UnknownChoiceError
 
 
 def test_label_file_id_and_record_round_trip():
@@ -29,13 +41,32 @@ def test_label_file_id_and_record_round_trip():
 
 
 def test_an_axis_off_its_default_is_named_everywhere_and_read_back():
-    cell = Cell("cifar_cnn", "keras", "jax", "synthetic", jit="xla")
-    assert cell.label == "keras[jax] jit=xla"
-    assert cell.file_id == "cifar_cnn__keras__jax__synthetic__jit-xla"
-    assert cell.as_dict()["jit"] == "xla" and Cell.of(cell.as_dict()) == cell
+    cell = Cell("cifar_cnn", "keras", "jax", "synthetic", jit="on", precision="mixed_bfloat16")
+    assert cell.label == "keras[jax] jit=on precision=mixed_bfloat16"
+    assert cell.file_id == "cifar_cnn__keras__jax__synthetic__jit-on__precision-mixed_bfloat16"
+    assert cell.as_dict()["jit"] == "on" and Cell.of(cell.as_dict()) == cell
+    assert cell.mode == Mode(jit="on", precision="mixed_bfloat16")
     assert set(AXES) <= {field for field in Cell.__dataclass_fields__}
     with pytest.raises(dataclasses.FrozenInstanceError):
         cell.jit = None
+    # A record written before modes existed names no axis: it ran in the default mode.
+    assert Cell.of({"cell": {"model": "cifar_cnn", "implementation": "torch", "backend": "torch",
+                             "dataset": "digits"}}).mode == DEFAULT_MODE
+
+
+def test_a_mode_checks_its_values_and_which_implementations_have_each_axis():
+    with pytest.raises(UnknownChoiceError, match="Unknown jit 'xla'. Valid choices: default, off, on"):
+        Mode(jit="xla")
+    with pytest.raises(UnknownChoiceError, match="--data-format applies to keras only, not to torch"):
+        Mode(data_format="channels_first").check("torch")
+    with pytest.raises(UnknownChoiceError, match="--memory-format applies to torch only, not to tf_keras"):
+        Mode(memory_format="channels_last").check("tf_keras")
+    Mode(jit="on", precision="mixed_float16").check("tf_keras")  # every implementation has these
+    # An environment's cells in a mode: only those that have every axis it sets.
+    cells = environment_cells("torch", "cifar_cnn", mode=Mode(data_format="channels_first"))
+    assert [c.label for c in cells] == ["keras[torch] data_format=channels_first"]
+    assert [c.label for c in environment_cells("torch", "cifar_cnn", mode=Mode(jit="on"))] == \
+        ["torch jit=on", "keras[torch] jit=on"]
 
 
 def test_one_sort_order_for_every_table():

@@ -12,13 +12,14 @@ import dataclasses
 
 import pytest
 
+from bench.cell import MODE_CHOICES
 from models import IMPLEMENTATIONS, ModelSpec, TwinCase, UnknownChoiceError, get_model_spec, list_models
 
 MODELS = list_models()
 
 # Every field of ModelSpec and of its twin case: a field added or renamed must be checked below too.
 SPEC_FIELDS = {"name", "builders", "input_shape", "num_classes", "paper", "summary", "params", "forward_flops",
-               "torch_keys", "min_input_size", "head", "twin_case"}
+               "torch_keys", "min_input_size", "head", "twin_case", "data_formats"}
 TWIN_CASE_FIELDS = {"input_shape", "num_classes", "batch", "options"}
 
 
@@ -74,6 +75,8 @@ def test_every_model_has_valid_metadata(model_name):
     assert isinstance(spec.summary, str) and spec.summary
     assert _is_positive_int(spec.params)
     assert _is_positive_int(spec.min_input_size) and spec.min_input_size <= min(spec.input_shape[:2])
+    assert isinstance(spec.data_formats, tuple) and "channels_last" in spec.data_formats
+    assert set(spec.data_formats) <= set(MODE_CHOICES["data_format"])
 
     assert isinstance(spec.forward_flops, dict) and spec.forward_flops
     for size, flops in spec.forward_flops.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument
+from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
 from bench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--oom-retry", action="store_true",
                        help="on out-of-memory, retry with half the batch size (marked in the record)")
     add_training_args(train)
+    add_mode_arguments(train)
     add_measurement_args(train)
     train.add_argument("--timing-window", type=non_negative_int, default=10,
                        help="steps per steady-state timing window, synchronised at its edges only (0: none)")
@@ -140,6 +141,7 @@ def _add_bench_parser(sub):
     bench.add_argument("--threads", type=positive_int, default=None,
                        help="CPU threads per framework thread pool (default: each framework's own choice)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
+    add_mode_arguments(bench)
     bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")
     bench.set_defaults(parser=bench)
 

@@ -11,6 +11,7 @@ import backends
 import data
 from backends import BackendError, missing_packages, resolve_backend
 from backends.checkpoints import CheckpointError, checkpoint_format
+from bench.cell import DEFAULT_MODE, Mode
 from bench.cli.options import CliError
 from data import DatasetError
 from models import UnknownChoiceError, check_choice, check_input_shape, get_model_spec
@@ -20,10 +21,17 @@ from models.weights import WeightMismatchError
 USER_ERRORS = (UnknownChoiceError, BackendError, WeightMismatchError, CheckpointError, DatasetError)
 
 
-def validate_cell(model, implementation, backend, dataset, input_shape=None) -> str:
-    """Check names, numbers and the environment before any framework is imported; returns the backend."""
+def validate_cell(model, implementation, backend, dataset, input_shape=None, mode: Mode = DEFAULT_MODE) -> str:
+    """Check names, numbers, the mode and the environment before any framework is imported; returns the backend.
+
+    (Whether this machine can run the mode, e.g. TF32 without a GPU, is checked by the runner's ``setup``, which
+    needs the framework.)
+    """
     spec = get_model_spec(model)
     spec.check_implementation(implementation)
+    mode.check(implementation)
+    if implementation == "keras":
+        spec.check_data_format(mode.data_format)
     backend = resolve_backend(implementation, backend)
     check_choice("dataset", dataset, data.DATASETS)
     check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from backends import select_keras_backend
 from backends.checkpoints import convert_checkpoint
-from bench.cell import environment_cells
+from bench.cell import environment_cells, mode_of
 from bench.cli.checks import USER_ERRORS, check_writable, limit_threads, validate_cell, validate_weights
 from bench.cli.options import EXIT_FAILED, CliError, child_args
 from bench.measuring import children
@@ -37,7 +37,8 @@ def cmd_train(args) -> int:
 def _train_cell(args) -> int:
     # 1. Bad input: checked before any framework is imported; one line, exit code 2.
     try:
-        backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape)
+        mode = mode_of(args)
+        backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, mode)
         validate_weights(args.weights, args.model, backend)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
@@ -48,7 +49,7 @@ def _train_cell(args) -> int:
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights)
+                       weights=args.weights, mode=mode)
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -103,10 +104,11 @@ def _free_memory():
 def _train_env(args) -> int:
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
-        cells = {model: environment_cells(args.env, model, dataset=args.dataset) for model in models}
+        mode = mode_of(args)
+        cells = {model: environment_cells(args.env, model, dataset=args.dataset, mode=mode) for model in models}
         for model in models:
             for cell in cells[model]:
-                validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape)
+                validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape, mode)
                 validate_weights(args.weights, model, cell.backend)
         check_writable(args.out)
     except USER_ERRORS as err:
@@ -115,7 +117,7 @@ def _train_env(args) -> int:
     failures = 0
     for model in models:
         if not cells[model]:
-            print(f"[train] {model}: no implementation in the {args.env} environment, skipped", flush=True)
+            print(f"[train] {model}: no implementation in the {args.env} environment runs this mode, skipped", flush=True)
             continue
         failures += children.run_cells("train", cells[model], out_dir=args.out, child_args=run_args,
                                        resume=args.resume)
@@ -124,15 +126,16 @@ def _train_env(args) -> int:
 
 def cmd_throughput(args) -> int:
     try:
+        mode = mode_of(args)
         if args.env is not None:
-            cells = environment_cells(args.env, args.model, dataset="synthetic")
+            cells = environment_cells(args.env, args.model, dataset="synthetic", mode=mode)
             if not cells:
-                raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment "
-                               f"(it has: {', '.join(get_model_spec(args.model).builders)}).")
+                raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
+                               f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
             for cell in cells:
-                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape)
+                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, mode)
         else:
-            backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
+            backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
 
@@ -145,7 +148,7 @@ def cmd_throughput(args) -> int:
                               steps=args.steps, warmup=args.warmup, repeats=args.repeats,
                               overhead_repeats=args.overhead_repeats, seed=args.seed, learning_rate=args.lr,
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
-                              profile_interval_s=args.profile_interval)
+                              profile_interval_s=args.profile_interval, mode=mode)
     try:
         limit_threads(args.threads)
         record = execute_throughput(config)

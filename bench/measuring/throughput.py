@@ -24,13 +24,14 @@ This module never imports a framework itself; it goes through ``backends.get_run
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import data as datasets
 from backends import get_runner
 from backends.base import StepClock, TrainConfig
-from bench.cell import Cell
+from bench.cell import DEFAULT_MODE, Cell, Mode
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment
 from bench.measuring.profiler import Profiler
@@ -61,12 +62,13 @@ class ThroughputConfig:
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
     profile_interval_s: float = 0.15
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
+    mode: Mode = DEFAULT_MODE  # compilation, precision, layout
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset)
+        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
 
     @property
     def off_repeats(self) -> int:
@@ -116,7 +118,7 @@ class _Windows:
 
 
 def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, input_shape=None, num_classes=None,
-                      learning_rate=1e-3, synthetic_train=None):
+                      learning_rate=1e-3, synthetic_train=None, mode=DEFAULT_MODE):
     """``(runner, model, dataset, train_config)`` for timing steps on synthetic data of the model's shape.
 
     The dataset has ``synthetic_train`` samples (default: 16 full batches), cycled in the shared order.
@@ -127,7 +129,7 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
     dataset = datasets.load_dataset("synthetic", input_shape=input_shape, num_classes=num_classes or spec.num_classes,
                                     seed=seed, synthetic_train=synthetic_train or 16 * batch_size,
                                     synthetic_test=batch_size)
-    runner = get_runner(implementation, backend)
+    runner = get_runner(implementation, backend, mode=mode)
     runner.setup(seed=seed)
     model = runner.prepare(model_name, input_shape=input_shape, num_classes=dataset.num_classes, seed=seed)
     train_config = TrainConfig(epochs=1, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
@@ -145,7 +147,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     runner, model, dataset, train_config = prepare_synthetic(
         config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
         input_shape=input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
-        synthetic_train=config.synthetic_train)
+        synthetic_train=config.synthetic_train, mode=config.mode)
 
     schedule = repeat_schedule(config.repeats, config.off_repeats)
     # Edges: before step 0, after the first step, after the warm-up, then after each window.

@@ -11,6 +11,7 @@ This module never imports a framework itself; it goes through ``backends.get_run
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ import data as datasets
 from backends import get_runner
 from backends.base import TrainConfig
 from backends.checkpoints import pretrained_weights
-from bench.cell import Cell
+from bench.cell import DEFAULT_MODE, Cell, Mode
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment
 from bench.measuring.faults import maybe_inject_fault
@@ -52,10 +53,11 @@ class RunConfig:
     synthetic_train: int | None = None  # samples of the synthetic dataset (default: data.synthetic's)
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
+    mode: Mode = DEFAULT_MODE  # compilation, precision, layout
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset)
+        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -73,7 +75,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
     dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
                                     data_dir=config.data_dir, seed=config.seed,
                                     synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test)
-    runner = get_runner(config.implementation, config.backend)
+    runner = get_runner(config.implementation, config.backend, mode=config.mode)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,

@@ -17,6 +17,13 @@ torch / tf_keras                      the gap between the two native implementat
 A ratio above 1 means the first is slower. Each ratio is ``bench.results.stats.ratio_ci``: the ratio of the
 medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
 
+Cells in another execution mode (``bench.cell.Mode``: ``--jit``, ``--precision``, ``--data-format``,
+``--memory-format``) are never compared across modes silently: the ratios above are taken within one mode
+(``keras[torch] jit=on / torch jit=on``), and the **mode effects** compare one implementation with itself in two
+modes that differ in one axis (``MODE_EFFECTS``): the compile effect (``jit=on`` over not compiled: ``jit=off``, or
+the default where it resolved to no compilation), the precision effect (mixed over float32) and the layout effect
+(Keras channels first over channels last; PyTorch ``channels_last`` over contiguous).
+
 Samples: for a throughput record (``bench throughput``), seconds per step of each repeat with the profiler
 on; for a training record (``bench train``), the training time of each epoch after the first (the first
 one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.cell import implementation_label, order
+from bench.cell import AXES, Cell, implementation_label, order
 from bench.results.stats import ratio_ci, summarize
 
 # The profiler must cost less than this share of a step.
@@ -43,9 +50,24 @@ DECOMPOSITION = (
 )
 
 
-def label(cell: tuple[str, str]) -> str:
-    """The label of an (implementation, backend) pair: ``keras[torch]``."""
-    return implementation_label(*cell)
+# (axis, value, baseline, what the ratio value / baseline isolates): one implementation against itself.
+MODE_EFFECTS = (
+    ("jit", "on", "off", "compile effect: compiled / not compiled"),
+    ("precision", "mixed_bfloat16", "float32", "precision effect: mixed bfloat16 / float32"),
+    ("precision", "mixed_float16", "float32", "precision effect: mixed float16 / float32"),
+    ("data_format", "channels_first", "channels_last", "layout effect: Keras channels first / channels last"),
+    ("memory_format", "channels_last", "contiguous", "layout effect: torch.channels_last / contiguous"),
+)
+
+
+def label(cell: tuple[str, str], axes: tuple = ()) -> str:
+    """The label of an (implementation, backend) pair in a mode (``axes_key``): ``keras[torch] jit=on``."""
+    return " ".join([implementation_label(*cell), *(f"{name}={value}" for name, value in axes)])
+
+
+def axes_key(record: dict) -> tuple:
+    """The axes a record's cell sets off their defaults, as a sortable tuple: ``(("jit", "on"),)``."""
+    return tuple(Cell.of(record).axes.items())
 
 
 def time_samples(record: dict) -> tuple[list[float], str]:
@@ -58,14 +80,14 @@ def time_samples(record: dict) -> tuple[list[float], str]:
 
 
 def group_key(record: dict) -> tuple:
-    """Records compared with each other: same kind, model, dataset, batch size and input shape."""
+    """Records compared with each other: same kind, model, dataset, batch size, input shape and mode (``axes_key``)."""
     config = record.get("config") or {}
     return (record.get("kind", "train"), record["cell"]["model"], record["cell"]["dataset"],
-            config.get("batch_size"), tuple((record.get("model") or {}).get("input_shape") or ()))
+            config.get("batch_size"), tuple((record.get("model") or {}).get("input_shape") or ()), axes_key(record))
 
 
 def pooled(records: list[dict]) -> dict[tuple, dict[tuple[str, str], list[dict]]]:
-    """Successful records by ``group_key``, then by cell ``(implementation, backend)``.
+    """Successful records by ``group_key`` (its last item: the mode), then by cell ``(implementation, backend)``.
 
     Several records of one cell (e.g. the rounds of ``tools/measure_cpu.sh``, each a separate process
     run at a different time) are pooled: their samples are concatenated. Interleaving rounds of all
@@ -103,21 +125,58 @@ def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
     samples within them (``ratio_ci``'s ``runs_a``/``runs_b``), so the spread between processes counts.
     """
     rows = []
-    for (kind, model, dataset, batch_size, _), cells in pooled(records).items():
+    groups = pooled(records)
+    for (kind, model, dataset, batch_size, _, axes), cells in groups.items():
         for numerator, denominator, meaning in DECOMPOSITION:
-            if numerator not in cells or denominator not in cells:
+            if numerator in cells and denominator in cells:
+                rows += _ratio_row(cells[numerator], cells[denominator], seed=seed, meaning=meaning,
+                                   labels=(label(numerator, axes), label(denominator, axes)),
+                                   where=(model, kind, dataset, batch_size))
+    return rows + mode_effects(groups, seed=seed)
+
+
+def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where) -> list[dict]:
+    """``[row]`` of the ratio of two cells' pooled samples, or ``[]`` with fewer than 2 samples on a side."""
+    a, what = pooled_samples(a_runs)
+    b, _ = pooled_samples(b_runs)
+    if len(a) < 2 or len(b) < 2:
+        return []
+    result = ratio_ci(a, b, seed=seed, runs_a=run_labels(a_runs), runs_b=run_labels(b_runs))
+    model, kind, dataset, batch_size = where
+    return [{"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
+             "numerator": labels[0], "denominator": labels[1], "meaning": meaning, "samples": what,
+             "runs_a": len(a_runs), "runs_b": len(b_runs), **result}]
+
+
+def mode_effects(groups: dict, *, seed: int = 0) -> list[dict]:
+    """The ``MODE_EFFECTS`` rows of ``pooled`` groups: each implementation in a mode over itself in the mode that
+    differs from it in that one axis only. Not compiled (``jit=off``) may be the default mode's run where the
+    record says compilation resolved to off (eager PyTorch, Keras' "auto" on torch and on a CPU's tensorflow)."""
+    rows = []
+    for (kind, model, dataset, batch_size, input_shape, axes), cells in groups.items():
+        for axis, value, baseline, meaning in MODE_EFFECTS:
+            if dict(axes).get(axis) != value:
                 continue
-            a, what = pooled_samples(cells[numerator])
-            b, _ = pooled_samples(cells[denominator])
-            if len(a) < 2 or len(b) < 2:
-                continue
-            result = ratio_ci(a, b, seed=seed, runs_a=run_labels(cells[numerator]),
-                              runs_b=run_labels(cells[denominator]))
-            rows.append({"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
-                         "numerator": label(numerator), "denominator": label(denominator), "meaning": meaning,
-                         "samples": what, "runs_a": len(cells[numerator]), "runs_b": len(cells[denominator]),
-                         **result})
+            base_axes = tuple((name, v) for name, v in _with_axis(axes, axis, baseline))
+            for pair, runs in sorted(cells.items(), key=lambda item: order(*item[0])):
+                base_runs = groups.get((kind, model, dataset, batch_size, input_shape, base_axes), {}).get(pair)
+                if not base_runs and axis == "jit":  # the default mode, where it compiled nothing
+                    default_axes = _with_axis(axes, "jit", AXES["jit"])
+                    base_runs = [r for r in groups.get((kind, model, dataset, batch_size, input_shape, default_axes),
+                                                       {}).get(pair, [])
+                                 if (r.get("settings") or {}).get("jit_compile") is False]
+                    base_axes = default_axes
+                if base_runs:
+                    rows += _ratio_row(runs, base_runs, seed=seed, meaning=meaning,
+                                       labels=(label(pair, axes), label(pair, base_axes)),
+                                       where=(model, kind, dataset, batch_size))
     return rows
+
+
+def _with_axis(axes: tuple, axis: str, value) -> tuple:
+    """``axes`` (an ``axes_key``) with ``axis`` set to ``value`` (left out at its default), in ``AXES`` order."""
+    changed = {**dict(axes), axis: value}
+    return tuple((name, changed[name]) for name in AXES if name in changed and changed[name] != AXES[name])
 
 
 def throughput_rows(records: list[dict]) -> list[dict]:
@@ -129,7 +188,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     ``jit_compile``.
     """
     rows = []
-    for (kind, model, _, batch_size, _), cells in pooled(records).items():
+    for (kind, model, _, batch_size, _, axes), cells in pooled(records).items():
         if kind != "throughput":
             continue
         for cell in sorted(cells, key=lambda pair: order(*pair)):
@@ -139,7 +198,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
             off = [r["step_s"] for r in repeats if not r["profiler"]]
             pairs = [pair for record in runs for pair in overhead_pairs(record["timing"]["repeats"])]
             rows.append({
-                "model": model, "batch_size": batch_size, "label": label(cell), "runs": len(runs),
+                "model": model, "batch_size": batch_size, "label": label(cell, axes), "runs": len(runs),
                 "first_step_s": statistics.median(r["timing"]["first_step_s"] for r in runs),
                 "steady_step_s": summarize(on),
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),

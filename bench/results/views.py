@@ -249,15 +249,18 @@ def machines(records) -> str:
 def decomposition_rows(groups: list[Group]) -> list[dict]:
     """One row per (group, ratio of ``bench.results.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
     model, kind, dataset`` and either ``bench.results.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
-    verdict, n_a, n_b``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio)."""
+    verdict, n_a, n_b``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio).
+    Then the ratios the group has in other modes and the mode effects (``decompose.MODE_EFFECTS``), where measured."""
     rows = []
     for group in groups:
         ok = group.ok()
         computed = {(row["numerator"], row["denominator"]): row for row in decomposition(group.ok_runs())}
+        shown = set()
         for numerator, denominator, meaning in DECOMPOSITION:
             numerator, denominator = implementation_label(*numerator), implementation_label(*denominator)
             row = {"model": group.model, "kind": group.kind, "dataset": group.dataset, "group": group.title,
                    "numerator": numerator, "denominator": denominator, "meaning": meaning}
+            shown.add((numerator, denominator))
             if (numerator, denominator) in computed:
                 rows.append({**computed[(numerator, denominator)], **row})
                 continue
@@ -268,4 +271,5 @@ def decomposition_rows(groups: list[Group]) -> list[dict]:
                 continue
             rows.append({**row, "missing": "fewer than 2 timing samples per side (train for 3+ epochs), or "
                                            "different batch sizes or input shapes"})
+        rows += [{**row, "group": group.title} for key, row in computed.items() if key not in shown]
     return rows

@@ -21,6 +21,27 @@ from keras import ops
 
 from models.common.pooling import adaptive_pool_matrix
 
+
+def channels_first() -> bool:
+    """Whether the definition is being built channels first (``keras.config.image_data_format()``)."""
+    return keras.config.image_data_format() == "channels_first"
+
+
+def image_input(input_shape, *, name="image"):
+    """``keras.Input`` for ``(H, W, C)`` images in the configured layout: ``(C, H, W)`` when channels first.
+
+    Every layer that has a layout (Conv2D, pooling, padding, Flatten) takes it from the same setting when it is
+    created; BatchNorm's axis is ``channel_axis()``.
+    """
+    height, width, channels = input_shape
+    return keras.Input(shape=(channels, height, width) if channels_first() else (height, width, channels), name=name)
+
+
+def channel_axis() -> int:
+    """The channel axis of the configured layout: 1 channels first, -1 channels last."""
+    return 1 if channels_first() else -1
+
+
 # torch.nn.BatchNorm2d defaults in Keras terms: Keras keeps `momentum` of the old value, torch mixes in
 # `momentum` of the new one, so torch's 0.1 is Keras' 0.9.
 TORCH_BN_EPSILON = 1e-5
@@ -50,12 +71,13 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
 
     Args:
         momentum: Keras momentum (weight of the old moving value); 0.9 is torch's ``momentum=0.1``.
+        axis: the channel axis; by default the configured layout's (``channel_axis()``).
         epsilon: added to the variance; torch's default is 1e-5 (Keras' is 1e-3).
         **kwargs: the other ``keras.layers.BatchNormalization`` arguments (e.g. ``name``).
     """
 
-    def __init__(self, *, momentum=TORCH_BN_MOMENTUM, epsilon=TORCH_BN_EPSILON, **kwargs):
-        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
+    def __init__(self, *, momentum=TORCH_BN_MOMENTUM, epsilon=TORCH_BN_EPSILON, axis=None, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, axis=channel_axis() if axis is None else axis, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or mask is not None or self.renorm:

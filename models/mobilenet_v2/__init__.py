@@ -25,5 +25,6 @@ register_model(
         # of two numbers, and float32 rounding flips it (bench/twins/parity.py, "the noise floor");
         # no dropout: dropout masks cannot match across frameworks
         twin_case=TwinCase(input_shape=(32, 32, 3), num_classes=10, batch=8, options={"dropout": 0.0}),
+        data_formats=("channels_last", "channels_first"),
     )
 )

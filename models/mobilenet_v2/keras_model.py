@@ -22,6 +22,7 @@ from keras import layers
 
 from models.common.keras_layers import (
     TorchBatchNormalization,
+    image_input,
     kaiming_normal_fan_out,
     kaiming_normal_fan_out_depthwise,
     normal_001,
@@ -71,7 +72,7 @@ def mobilenet_v2(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT
     Returns:
         A ``keras.Model`` mapping images to logits; 3,504,872 parameters at 1000 classes.
     """
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = image_input(input_shape)
     x = _conv_bn(inputs, make_divisible(STEM_CHANNELS), 3, strides=2, name="stem")
     for index, in_channels, out_channels, stride, t in blocks():
         x = inverted_residual(x, in_channels=in_channels, out_channels=out_channels, stride=stride,

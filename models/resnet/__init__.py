@@ -25,5 +25,6 @@ register_model(
         # float32 kernels (tf.keras' fused one most) land up to 18x further from float64 than PyTorch does
         # (bench/twins/parity.py, "the noise floor"); with 2 images, BatchNorm over a 1x1 map is a sign function.
         twin_case=TwinCase(input_shape=(64, 64, 3), num_classes=10, batch=8),
+        data_formats=("channels_last", "channels_first"),
     )
 )

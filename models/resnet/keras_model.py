@@ -23,6 +23,7 @@ from keras import layers
 
 from models.common.keras_layers import (
     TorchBatchNormalization,
+    image_input,
     kaiming_normal_fan_out,
     torch_linear_bias,
     torch_linear_kernel,
@@ -71,7 +72,7 @@ def resnet50(*, input_shape=(224, 224, 3), num_classes=1000):
         A ``keras.Model`` mapping images to logits; 25,557,032 parameters at 1000 classes, the same as
         ``torchvision.models.resnet50()``.
     """
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = image_input(input_shape)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     x = _conv(STEM_CHANNELS, 7, strides=2, name="conv1")(x)
     x = TorchBatchNormalization(name="bn1")(x)

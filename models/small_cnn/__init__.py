@@ -25,5 +25,6 @@ for _name, _cfg in SMALL_CNNS.items():
             params=_cfg["params"],
             forward_flops={"x".join(map(str, _cfg["input_shape"])): _cfg["forward_flops"]},
             min_input_size=MIN_INPUT_SIZE,
+            data_formats=("channels_last", "channels_first"),
         )
     )

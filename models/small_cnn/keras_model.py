@@ -7,11 +7,12 @@ PyTorch twin's attribute names and the tf.keras twin's layer names, so weights m
 import keras
 from keras import layers
 
+from models.common.keras_layers import image_input
 from models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS
 
 
 def _small_cnn(*, input_shape, num_classes, filters, dense_units, name):
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = image_input(input_shape)
     x = layers.Conv2D(filters[0], KERNEL_SIZE, activation="relu", name="conv1")(inputs)
     x = layers.MaxPooling2D(POOL_SIZE, name="pool1")(x)
     x = layers.Conv2D(filters[1], KERNEL_SIZE, activation="relu", name="conv2")(x)
