@@ -107,7 +107,7 @@ def canonical_weights(keras_model, *, seed: int = 0) -> dict[str, np.ndarray]:
     layers were created or on the backend's RNG.
     """
     weights = {}
-    for layer in _all_layers(keras_model):
+    for layer in leaf_layers(keras_model):
         for variable in layer.weights:
             if variable.path in weights:
                 continue  # shared layers appear once
@@ -123,11 +123,11 @@ def canonical_weights(keras_model, *, seed: int = 0) -> dict[str, np.ndarray]:
     return weights
 
 
-def _all_layers(model):
+def leaf_layers(model):
     """Every leaf layer of a (possibly nested) Keras model, in definition order."""
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
-            yield from _all_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
 
@@ -168,14 +168,25 @@ class TorchLayout:
 def torch_layout(keras_model, *, key_fn=default_torch_key) -> TorchLayout:
     """Derive the PyTorch layout from the Keras definition (names, and which Dense follows a Flatten)."""
     keys = {v.path: key_fn(v.path) for v in keras_model.weights}
-    flatten_inputs = {}
-    for layer in _all_layers(keras_model):
+    return TorchLayout(keys=keys, flatten_inputs=flatten_inputs(keras_model))
+
+
+def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
+    """Dense kernel path -> the ``(H, W, C)`` that the Flatten feeding it flattens, read from the Keras graph.
+
+    A subclassed Keras model has no graph to read: its Dense layers are not known to follow a Flatten.
+    """
+    found = {}
+    for layer in leaf_layers(keras_model):
         if type(layer).__name__ != "Dense":
             continue
-        producer = layer.input._keras_history.operation
-        if type(producer).__name__ == "Flatten":
-            flatten_inputs[layer.kernel.path] = tuple(int(d) for d in producer.input.shape[1:])
-    return TorchLayout(keys=keys, flatten_inputs=flatten_inputs)
+        try:
+            producer = layer.input._keras_history.operation
+        except (AttributeError, ValueError):  # no graph: a subclassed model
+            continue
+        if type(producer).__name__ == "Flatten" and len(producer.input.shape) == 4:
+            found[layer.kernel.path] = tuple(int(d) for d in producer.input.shape[1:])
+    return found
 
 
 def keras_to_torch_array(array, torch_shape, *, flatten_input=None) -> np.ndarray:
