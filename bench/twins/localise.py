@@ -171,20 +171,52 @@ def first_divergence(keras_calls, torch_calls, pairs, *, mode, flatten_inputs=No
             if mine is None or theirs is None:
                 continue
             theirs = to_keras_layout(theirs, mine, flattened=flattened if where == "input" else None)
+            if where == "input":
+                theirs = _with_conv_padding(other.owner, theirs, mine)
             if where == "output":
                 theirs = _with_fused_activation(call.owner, theirs)
             exact_value = None if exact is None else getattr(exact, where)
             if exact_value is not None:
                 exact_value = to_keras_layout(exact_value, mine, flattened=flattened if where == "input" else None)
+                if where == "input":
+                    exact_value = _with_conv_padding(other.owner, exact_value, mine)
                 if where == "output":
                     exact_value = _with_fused_activation(call.owner, exact_value.astype(np.float32))
             found = _compare(mine, theirs, exact_value)
             if found is not None:
+                if where == "input":  # the graph knows which layers feed this one; execution order guesses
+                    agreed, between = _feeding(call.owner, pairs) or (agreed, between)
                 return Divergence(mode, call.name, module, where, tuple(mine.shape), tuple(theirs.shape), *found,
                                   agreed=agreed if where == "input" else None,
                                   between=between if where == "input" else [])
         agreed, between = (call.name, module), []
     return None
+
+
+def _feeding(layer, pairs):
+    """``(the nearest paired layer upstream, the unpaired Keras layers on the way)`` read from the Keras graph,
+    or ``None`` where there is no graph (a subclassed model)."""
+    between, agreed, queue = [], None, [layer]
+    while queue:
+        producers = _producers(queue.pop(0))
+        if producers is None:
+            return None
+        for producer in producers:
+            if producer.name in pairs:
+                agreed = agreed or (producer.name, pairs[producer.name])
+            elif type(producer).__name__ != "InputLayer" and producer.name not in between:
+                between.insert(0, producer.name)
+                queue.append(producer)
+    return agreed, between
+
+
+def _producers(layer):
+    try:
+        inputs = layer.input
+    except (AttributeError, ValueError):
+        return None
+    inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+    return [t._keras_history.operation for t in inputs if hasattr(t, "_keras_history")]
 
 
 def _compare(mine, theirs, exact) -> tuple[float, float, float] | None:
@@ -197,6 +229,19 @@ def _compare(mine, theirs, exact) -> tuple[float, float, float] | None:
     noise = 0.0 if exact is None else float(np.abs(theirs64 - np.asarray(exact, np.float64)).max(initial=0.0))
     tolerance = max(LOGITS_ATOL * (scale or 1.0), NOISE_FACTOR * noise)
     return (diff, scale, tolerance) if diff > tolerance else None
+
+
+def _with_conv_padding(module, array, like):
+    """A PyTorch convolution pads its input itself (``padding=1``) where Keras pads in a layer before it
+    (``ZeroPadding2D`` + ``padding="valid"``): pad PyTorch's input the same way when that explains the shapes."""
+    padding = getattr(module, "padding", None)
+    if array.ndim != 4 or array.shape == like.shape or not isinstance(padding, tuple) or len(padding) != 2:
+        return array
+    (ph, pw), mode = padding, getattr(module, "padding_mode", "zeros")
+    if mode != "zeros" or like.shape != (array.shape[0], array.shape[1] + 2 * ph, array.shape[2] + 2 * pw,
+                                         array.shape[3]):
+        return array
+    return np.pad(array, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
 
 
 def _with_fused_activation(layer, array):

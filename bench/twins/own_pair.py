@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,10 +76,13 @@ def load_pair_file(path) -> PairFile:
         raise PairError(f"Pair file {str(path)!r} does not exist.")
     spec = importlib.util.spec_from_file_location(f"twinbench_pair_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))  # its folder is importable from it, as for a script
     try:
         spec.loader.exec_module(module)
     except Exception as err:  # the user's code: any error is theirs to fix, reported in one line
         raise PairError(f"Pair file {str(path)!r} could not be imported: {_one_line(err)}") from None
+    finally:
+        sys.path.remove(str(path.resolve().parent))
     missing = [name for name in ("keras_model", "torch_model") if not callable(getattr(module, name, None))]
     if missing:
         raise PairError(f"Pair file {str(path)!r} must define {' and '.join(missing)}(*, input_shape, num_classes).")
@@ -107,8 +111,10 @@ class CheckReport:
     def __str__(self) -> str:
         lines = [self.verdict, *(f"  {line}" for line in self.details)]
         if not self.identical:
-            where = [d.describe() for d in (self.divergence, self.gradient_divergence) if d is not None]
-            lines += [f"  {line}" for line in where or ["no single layer stands out (every paired layer agrees)"]]
+            lines.append("  " + (self.divergence.describe() if self.divergence is not None else
+                                 "activations: every paired layer's input and output agree, in both modes"))
+            lines.append("  " + (self.gradient_divergence.describe() if self.gradient_divergence is not None else
+                                 "gradients (training mode): every paired layer's within tolerance"))
         return "\n".join(lines)
 
 
@@ -184,6 +190,7 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
 
 def check_file(path, *, input_shape=None, num_classes=None) -> CheckReport:
     """``check`` of a pair file; ``input_shape`` / ``num_classes`` override its ``INPUT_SHAPE`` / ``NUM_CLASSES``."""
+    require_torch()
     pair = load_pair_file(path)
     input_shape = tuple(input_shape or pair.input_shape or ())
     num_classes = num_classes or pair.num_classes
@@ -272,12 +279,17 @@ def _localise(report, keras_model, module, weights, x, runners, keys, *, grads, 
                                                                     noise=noise)
 
 
-def _torch_runner():
+def require_torch() -> None:
+    """Raise ``BackendError`` (one line, what to do) where PyTorch is not installed."""
     from backends import BackendError
 
     if importlib.util.find_spec("torch") is None:
         raise BackendError("bench check compares with PyTorch, which this environment lacks: run it in the torch "
                            "environment (pip install 'twinbench[torch]').")
+
+
+def _torch_runner():
+    require_torch()
     from backends.torch_runner import TorchRunner
 
     runner = TorchRunner()
