@@ -163,9 +163,9 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
     module.twinbench_layout = layout  # what TorchRunner reads to convert weights and gradients
     module.twinbench_shapes = {v.path: tuple(v.shape) for v in keras_model.weights}
 
-    from backends.keras_runner import compile_model  # the shared optimizer and loss, whatever the user compiled
+    from backends.keras_runner import compile_model
 
-    compile_model(keras_model, config)
+    compile_model(keras_model, config)  # the shared optimizer and loss, whatever the user compiled
     keras_runner.set_weights(keras_model, weights)
     torch_runner.set_weights(module, weights)
     exact_module = copy.deepcopy(module).double()  # the float64 copy: how far float32 may honestly be off
