@@ -69,11 +69,7 @@ class PairFile:
 
 def load_pair_file(path) -> PairFile:
     """Import a pair file (run the Keras backend choice first: the file imports keras)."""
-    path = Path(path)
-    if path.suffix != ".py":
-        raise PairError(f"A pair file is a Python file (FILE.py). Received: {str(path)!r}.")
-    if not path.is_file():
-        raise PairError(f"Pair file {str(path)!r} does not exist.")
+    path = _pair_path(path)
     spec = importlib.util.spec_from_file_location(f"twinbench_pair_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.resolve().parent))  # its folder is importable from it, as for a script
@@ -90,6 +86,15 @@ def load_pair_file(path) -> PairFile:
                     input_shape=getattr(module, "INPUT_SHAPE", None), num_classes=getattr(module, "NUM_CLASSES", None),
                     torch_keys=getattr(module, "torch_keys", None),
                     tf_keras_model=getattr(module, "tf_keras_model", None))
+
+
+def _pair_path(path) -> Path:
+    path = Path(path)
+    if path.suffix != ".py":
+        raise PairError(f"A pair file is a Python file (FILE.py). Received: {str(path)!r}.")
+    if not path.is_file():
+        raise PairError(f"Pair file {str(path)!r} does not exist.")
+    return path
 
 
 def _one_line(err: BaseException) -> str:
@@ -190,6 +195,7 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
 
 def check_file(path, *, input_shape=None, num_classes=None) -> CheckReport:
     """``check`` of a pair file; ``input_shape`` / ``num_classes`` override its ``INPUT_SHAPE`` / ``NUM_CLASSES``."""
+    _pair_path(path)  # a missing file is reported first, in any environment
     require_torch()
     pair = load_pair_file(path)
     input_shape = tuple(input_shape or pair.input_shape or ())
