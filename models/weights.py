@@ -107,7 +107,7 @@ def canonical_weights(keras_model, *, seed: int = 0) -> dict[str, np.ndarray]:
     layers were created or on the backend's RNG.
     """
     weights = {}
-    for layer in _all_layers(keras_model):
+    for layer in leaf_layers(keras_model):
         for variable in layer.weights:
             if variable.path in weights:
                 continue  # shared layers appear once
@@ -123,11 +123,11 @@ def canonical_weights(keras_model, *, seed: int = 0) -> dict[str, np.ndarray]:
     return weights
 
 
-def _all_layers(model):
+def leaf_layers(model):
     """Every leaf layer of a (possibly nested) Keras model, in definition order."""
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
-            yield from _all_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
 
@@ -176,14 +176,18 @@ def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
 
     Read from the graph: the Flatten's input shape in its own layout. Keras' Flatten orders its output ``(H, W, C)``
     in either layout (a channels-first map is turned channels last first, so that weights survive a change of
-    layout), so the neutral kernel's rows are ``(H, W, C)`` whichever layout the model was built in.
+    layout), so the neutral kernel's rows are ``(H, W, C)`` whichever layout the model was built in. A subclassed
+    Keras model has no graph to read: its Dense layers are not known to follow a Flatten.
     """
     found = {}
-    for layer in _all_layers(keras_model):
+    for layer in leaf_layers(keras_model):
         if type(layer).__name__ != "Dense":
             continue
-        producer = layer.input._keras_history.operation
-        if type(producer).__name__ == "Flatten":
+        try:
+            producer = layer.input._keras_history.operation
+        except (AttributeError, ValueError):  # no graph: a subclassed model
+            continue
+        if type(producer).__name__ == "Flatten" and len(producer.input.shape) == 4:
             shape = tuple(int(d) for d in producer.input.shape[1:])
             if getattr(producer, "data_format", "channels_last") == "channels_first":
                 shape = (*shape[1:], shape[0])
@@ -192,8 +196,7 @@ def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
 
 
 def hwc_rows_to_chw(kernel, flatten_input) -> np.ndarray:
-    """A Dense kernel after a Flatten, its rows reordered from ``(H, W, C)`` (Keras channels last) to ``(C, H, W)``
-    (PyTorch, and Keras channels first)."""
+    """A Dense kernel after a Flatten, its rows reordered from ``(H, W, C)`` (Keras) to ``(C, H, W)`` (PyTorch)."""
     h, w, c = flatten_input
     return np.asarray(kernel).reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
 

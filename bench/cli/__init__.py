@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
+from bench.cli.check_command import add_check_parser, cmd_check
 from bench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
+    add_check_parser(sub)
     _add_profiler_cost_parser(sub)
 
     effect = sub.add_parser("definition-effect",
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
-                    "profiler-cost": cmd_profiler_cost}
+                    "profiler-cost": cmd_profiler_cost, "check": cmd_check}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
