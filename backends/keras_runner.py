@@ -21,7 +21,7 @@ import contextlib
 import keras
 import numpy as np
 
-from backends import check_mode_here
+from backends import BackendError, check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
 from models import build_model
@@ -81,6 +81,13 @@ class KerasRunner(KerasFitRunner):
         device = _keras_device(self.backend)
         check_mode_here(self.mode, who=f"Keras on {self.backend}", gpu=device in ("cuda", "gpu"),
                         compiler=self.backend == "torch" and device == "cpu")
+        if self.backend == "tensorflow" and device == "cpu" and self.mode.data_format == "channels_first":
+            from tensorflow.python.util import _pywrap_util_port
+
+            if not _pywrap_util_port.IsMklEnabled():  # TensorFlow's own CPU Conv2D is NHWC only
+                raise BackendError("--data-format channels_first cannot run here: TensorFlow's CPU convolutions take "
+                                   "channels_first only through its oneDNN kernels, which TF_ENABLE_ONEDNN_OPTS=0 "
+                                   "switched off. Available here: channels_last.")
         keras.utils.set_random_seed(seed)
         tf32 = self.mode.precision == "tf32"
         if self.backend == "torch":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 
+from bench.cell import DEFAULT_MODE, Mode
 from bench.twins.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
     FINGERPRINT_DIR,
     TwinObservation,
@@ -29,6 +30,9 @@ from bench.twins.parity import (  # noqa: F401  (parity_case is re-exported for 
 )
 
 FIXTURE_SEED = 0
+# Fingerprints in other execution modes: the PyTorch twin under torch.autocast, its error against float64 the envelope
+# that the twins' mixed-precision checks are measured against (tests/test_modes.py).
+MODE_FIXTURES = {"cifar_cnn": (Mode(precision="mixed_bfloat16"),)}
 
 
 def has_torch_twin(model_name) -> bool:
@@ -80,9 +84,10 @@ def observed(implementation, backend, model_name) -> TwinObservation:
                         float64=implementation != "torch")
 
 
-def torch_fingerprint(model_name):
-    """The PyTorch twin's fingerprint with its float32 error, measured here against its float64 copy."""
-    result = observe_twin("torch", "torch", model_name, weights=canonical(model_name))
+def torch_fingerprint(model_name, mode=DEFAULT_MODE):
+    """The PyTorch twin's fingerprint in ``mode`` with its error (float32's, or the mode's), measured here against
+    its float64 copy."""
+    result = observe_twin("torch", "torch", model_name, weights=canonical(model_name), mode=mode)
     return fingerprint_of(result.observation, x=result.x, y=result.y, noise=result.noise)
 
 
@@ -94,8 +99,10 @@ def main(names=None) -> int:
         if not has_torch_twin(name):
             print(f"skipped {name}: no PyTorch twin")
             continue
-        save_fingerprint(fixture_path(name), torch_fingerprint(name))
-        print(f"wrote {fixture_path(name)} ({fixture_path(name).stat().st_size:,} bytes)")
+        for mode in (DEFAULT_MODE, *MODE_FIXTURES.get(name, ())):
+            path = fixture_path(name, mode)
+            save_fingerprint(path, torch_fingerprint(name, mode))
+            print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
 
 

@@ -47,6 +47,7 @@ float32-only.)
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.base import TrainConfig
+from bench.cell import DEFAULT_MODE, Cell, Mode
 
 # Tolerances (float32 arithmetic, different kernels and summation orders).
 LOGITS_ATOL = 1e-4  # times max |logit| of the reference
@@ -222,7 +224,7 @@ class TwinObservation:
 
 
 def observe_twin(implementation, backend, model_name, *, weights, config=None, noise=None,
-                 float64=True) -> TwinObservation:
+                 float64=True, mode=DEFAULT_MODE) -> TwinObservation:
     """Run ``implementation`` of ``model_name`` at its parity case with ``weights``, and in float64 where it can.
 
     Args:
@@ -233,11 +235,13 @@ def observe_twin(implementation, backend, model_name, *, weights, config=None, n
         noise: the model's float32 error envelope (e.g. from its committed fingerprint); ``None`` makes this
             implementation's own float32 error the envelope, which only one that computes in float64 has.
         float64: also run the float64 copy where the implementation has one (``own_noise``, ``exact``).
+        mode: the execution mode (``bench.cell.Mode``) the implementation runs in; its float64 copy runs in the
+            default mode (no compilation, no mixed policy), so ``own_noise`` is this mode's error against exact.
     """
     from backends import get_runner
 
     input_shape, num_classes, x, y = parity_case(model_name)
-    runner = get_runner(implementation, backend)
+    runner = get_runner(implementation, backend, mode=mode)
     runner.setup(seed=0)
     build = {"input_shape": input_shape, "num_classes": num_classes, "options": parity_options(model_name)}
     model = runner.prepare(model_name, weights=weights, **build)
@@ -252,6 +256,9 @@ def observe_twin(implementation, backend, model_name, *, weights, config=None, n
     del model  # VGG19 holds ~0.5 GB per copy
     exact = own_noise = None
     if float64 or noise is None:
+        if mode != DEFAULT_MODE:
+            runner = get_runner(implementation, backend)
+            runner.setup(seed=0)
         exact = observe_float64(runner, model_name, weights=weights, x=x, y=y, config=config, build=build,
                                 required=noise is None)
         own_noise = None if exact is None else float64_noise(observation, exact)
@@ -491,15 +498,17 @@ def fingerprint_noise(fp: dict) -> dict[str, float]:
 FINGERPRINT_DIR = Path(__file__).resolve().parents[2] / "tests" / "parity"  # written by tests/parity_fixtures.py
 
 
-def fingerprint_path(model_name) -> Path:
-    """Where the PyTorch twin's committed fingerprint of ``model_name`` lives (models without one have none)."""
-    return FINGERPRINT_DIR / f"{model_name}.npz"
+def fingerprint_path(model_name, mode: Mode = DEFAULT_MODE) -> Path:
+    """Where the PyTorch twin's committed fingerprint of ``model_name`` in ``mode`` lives (models without one have
+    none): ``cifar_cnn.npz``, ``cifar_cnn__precision-mixed_bfloat16.npz`` (the mode's axes as in a cell's file id)."""
+    axes = Cell(model_name, "torch", "torch", **dataclasses.asdict(mode)).axes
+    return FINGERPRINT_DIR / ("__".join([model_name, *(f"{name}-{value}" for name, value in axes.items())]) + ".npz")
 
 
-def committed_noise(model_name) -> dict[str, float] | None:
-    """The model's float32 error envelope from its committed PyTorch fingerprint (``None`` without one): the
-    same tolerances on every machine and in every environment."""
-    path = fingerprint_path(model_name)
+def committed_noise(model_name, mode: Mode = DEFAULT_MODE) -> dict[str, float] | None:
+    """The model's error envelope in ``mode`` (float32's by default) from its committed PyTorch fingerprint (``None``
+    without one): the same tolerances on every machine and in every environment."""
+    path = fingerprint_path(model_name, mode)
     return fingerprint_noise(load_fingerprint(path)) if path.exists() else None
 
 
