@@ -165,15 +165,48 @@ CELLS = {"torch": ("torch", "torch"), "keras[torch]": ("keras", "torch"), "tf_ke
          "keras[tensorflow]": ("keras", "tensorflow"), "keras[jax]": ("keras", "jax")}
 
 
-def throughput_record(label, step_times, *, model="cifar_cnn", batch_size=64, off=(1000.0,) * 3):
-    """A throughput record; ``off``: the repeats with the profiler off (absurd by default: never a ratio's)."""
+def throughput_record(label, step_times, *, model="cifar_cnn", batch_size=64, off=(1000.0,) * 3, axes=None,
+                      jit_compile=None):
+    """A throughput record; ``off``: the repeats with the profiler off (absurd by default: never a ratio's);
+    ``axes``: the cell's mode axes off their defaults; ``jit_compile``: what the record says compilation resolved to."""
     implementation, backend = CELLS[label]
     repeats = [{"repeat": i, "profiler": True, "step_s": s} for i, s in enumerate(step_times)]
     repeats += [{"repeat": 100 + i, "profiler": False, "step_s": s} for i, s in enumerate(off)]
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
-            "cell": {"model": model, "implementation": implementation, "backend": backend, "dataset": "synthetic"},
+            "cell": {"model": model, "implementation": implementation, "backend": backend, "dataset": "synthetic",
+                     **(axes or {})},
             "config": {"batch_size": batch_size}, "model": {"input_shape": [32, 32, 3], "params": 1},
-            "timing": {"repeats": repeats}}
+            "timing": {"repeats": repeats}, "settings": {"jit_compile": jit_compile}}
+
+
+def test_modes_are_compared_within_a_mode_and_against_each_other_one_axis_at_a_time():
+    rng = np.random.default_rng(1)
+    base = 0.010 * (1 + 0.01 * rng.standard_normal(12))
+    records = [
+        throughput_record("torch", base, jit_compile=False),
+        throughput_record("keras[torch]", base * 2.0, jit_compile=False),
+        throughput_record("torch", base * 0.5, axes={"jit": "on"}, jit_compile=True),
+        throughput_record("keras[torch]", base * 0.8, axes={"jit": "on"}, jit_compile=True),
+        throughput_record("keras[torch]", base * 3.0, axes={"data_format": "channels_first"}, jit_compile=False),
+        throughput_record("torch", base * 0.25, axes={"precision": "mixed_bfloat16"}, jit_compile=False),
+        # keras[jax] compiles by default: its default run is no "not compiled" baseline, only an explicit jit=off is
+        throughput_record("keras[jax]", base, jit_compile=True),
+        throughput_record("keras[jax]", base, axes={"jit": "on"}, jit_compile=True),
+    ]
+    rows = {(r["numerator"], r["denominator"]): r for r in decomposition(records)}
+    assert rows[("keras[torch]", "torch")]["ratio"] == pytest.approx(2.0)
+    assert rows[("keras[torch] jit=on", "torch jit=on")]["ratio"] == pytest.approx(1.6)  # within one mode
+    assert rows[("torch jit=on", "torch")]["ratio"] == pytest.approx(0.5)  # compile effect (default = eager)
+    assert rows[("keras[torch] jit=on", "keras[torch]")]["meaning"].startswith("compile effect")
+    assert rows[("keras[torch] data_format=channels_first", "keras[torch]")]["ratio"] == pytest.approx(1.5)
+    assert rows[("torch precision=mixed_bfloat16", "torch")]["ratio"] == pytest.approx(0.25)
+    assert ("keras[jax] jit=on", "keras[jax]") not in rows  # its default compiled too: not a compile effect
+    assert not [key for key in rows if ("jit=on" in key[0]) != ("jit=on" in key[1]) and "torch" not in key[0]]
+    # never across modes silently: no row compares e.g. torch jit=on with keras[torch] (eager)
+    assert ("keras[torch]", "torch jit=on") not in rows and ("keras[torch] jit=on", "torch") not in rows
+    records.append(throughput_record("keras[jax]", base * 4.0, axes={"jit": "off"}, jit_compile=False))
+    rows = {(r["numerator"], r["denominator"]): r for r in decomposition(records)}
+    assert rows[("keras[jax] jit=on", "keras[jax] jit=off")]["ratio"] == pytest.approx(0.25)
 
 
 def test_decomposition_recovers_known_ratios():

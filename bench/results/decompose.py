@@ -98,7 +98,8 @@ def pooled(records: list[dict]) -> dict[tuple, dict[tuple[str, str], list[dict]]
         if record.get("status") == "ok":
             cell = (record["cell"]["implementation"], record["cell"]["backend"])
             groups.setdefault(group_key(record), {}).setdefault(cell, []).append(record)
-    return dict(sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))))
+    # The default mode first, then modes that set one axis, two, ...
+    return dict(sorted(groups.items(), key=lambda item: (*map(str, item[0][:-1]), len(item[0][-1]), str(item[0][-1]))))
 
 
 def pooled_samples(records: list[dict]) -> tuple[list[float], str]:
@@ -157,15 +158,14 @@ def mode_effects(groups: dict, *, seed: int = 0) -> list[dict]:
         for axis, value, baseline, meaning in MODE_EFFECTS:
             if dict(axes).get(axis) != value:
                 continue
-            base_axes = tuple((name, v) for name, v in _with_axis(axes, axis, baseline))
             for pair, runs in sorted(cells.items(), key=lambda item: order(*item[0])):
+                base_axes = _with_axis(axes, axis, baseline)
                 base_runs = groups.get((kind, model, dataset, batch_size, input_shape, base_axes), {}).get(pair)
                 if not base_runs and axis == "jit":  # the default mode, where it compiled nothing
-                    default_axes = _with_axis(axes, "jit", AXES["jit"])
-                    base_runs = [r for r in groups.get((kind, model, dataset, batch_size, input_shape, default_axes),
+                    base_axes = _with_axis(axes, "jit", AXES["jit"])
+                    base_runs = [r for r in groups.get((kind, model, dataset, batch_size, input_shape, base_axes),
                                                        {}).get(pair, [])
                                  if (r.get("settings") or {}).get("jit_compile") is False]
-                    base_axes = default_axes
                 if base_runs:
                     rows += _ratio_row(runs, base_runs, seed=seed, meaning=meaning,
                                        labels=(label(pair, axes), label(pair, base_axes)),
