@@ -10,8 +10,12 @@
 #
 #     bash tools/measure_gpu.sh "$OUT/gpu" 2        (carry: [".whl"]; not yet timed on a GPU: leave room for a rerun)
 #
-# Usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]; MODEL, BATCH, STEPS, REPEATS, COST_STEPS, COST_CYCLES
-# override the defaults.
+# Then the execution modes (docs/modes.md), each cell in every mode of MODES (default: TF32 on, mixed bfloat16,
+# compiled), MODE_ROUNDS interleaved rounds (default 1), into "$OUT/modes/round-N"; `compare` prints their
+# decomposition per mode and the mode effects against the float32 eager runs of the first part.
+#
+# Usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]; MODEL, BATCH, STEPS, REPEATS, COST_STEPS, COST_CYCLES,
+# MODES (e.g. "--precision tf32;--jit on"), MODE_ROUNDS override the defaults.
 set -euo pipefail
 out=${1:?usage: tools/measure_gpu.sh OUT_DIR [ROUNDS [PYTHON]]}
 rounds=${2:-2}
@@ -48,7 +52,21 @@ for cell in "${cells[@]}"; do
     KERAS_BACKEND=$backend "$python" -m bench profiler-cost --impl "$impl" --backend "$backend" --model "$model" \
         --batch-size "${BATCH:-64}" --steps "${COST_STEPS:-100}" --cycles "${COST_CYCLES:-10}" --out "$out/profiler-cost"
 done
+IFS=';' read -r -a modes <<< "${MODES:---precision tf32;--precision mixed_bfloat16;--jit on}"
+for round in $(seq 1 "${MODE_ROUNDS:-1}"); do
+    for cell in "${cells[@]}"; do
+        read -r _ impl backend _ <<< "$cell"
+        for mode in "${modes[@]}"; do
+            read -r -a mode_args <<< "$mode"
+            echo "== modes, round $round: $impl [$backend] $mode"
+            KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
+                "${mode_args[@]}" --overhead-repeats 0 --out "$out/modes/round-$round" || echo "   (failed: recorded)"
+        done
+    done
+done
 "$python" -m bench compare "$out"/bench/round-* | tee "$out/compare.txt"
+echo; echo "Execution modes (against the float32 eager runs above):"
+"$python" -m bench compare "$out"/bench/round-* "$out"/modes/round-* | tee "$out/compare-modes.txt"
 echo; echo "Cross-check with the hand-written timing:"
 "$python" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" | tee "$out/crosscheck.txt" || true
 echo; "$python" -m bench profiler-cost --show "$out/profiler-cost" | tee "$out/profiler-cost.txt"

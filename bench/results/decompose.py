@@ -53,6 +53,7 @@ DECOMPOSITION = (
 # (axis, value, baseline, what the ratio value / baseline isolates): one implementation against itself.
 MODE_EFFECTS = (
     ("jit", "on", "off", "compile effect: compiled / not compiled"),
+    ("precision", "tf32", "float32", "precision effect: TF32 / float32"),
     ("precision", "mixed_bfloat16", "float32", "precision effect: mixed bfloat16 / float32"),
     ("precision", "mixed_float16", "float32", "precision effect: mixed float16 / float32"),
     ("data_format", "channels_first", "channels_last", "layout effect: Keras channels first / channels last"),

@@ -35,6 +35,13 @@ computation** (``float64_noise``: quantity by quantity, how far a float32 result
   float64 than the reference (measured). A twin that is a different network misses by far more: inference-mode
   logits are well conditioned even in ResNet50 (``tests/test_mismatched_twin.py``).
 
+**In other execution modes** (``bench.cell.Mode``) the same check runs with the mode applied to every implementation
+(``observe_twin(..., mode=...)``; ``tests/test_modes.py``). Compiling and another layout change kernels, not the
+arithmetic's precision: they are held to the float32 envelope. Mixed precision is held to its own envelope, measured
+the same way: the PyTorch twin's bfloat16 error (``torch.autocast``) against its float64 copy, committed in
+``tests/parity/cifar_cnn__precision-mixed_bfloat16.npz`` (``fingerprint_path(model, mode)``); an implementation's
+own error is measured against its float64 copy run in the default mode.
+
 The twin case must be well conditioned for that to hold: at 32x32, ResNet50's last stage normalises a handful of
 values per channel, and tf.keras' fused BatchNorm kernel then lands up to 18 times further from float64 than
 Keras 3 does on the same backend, so ResNet50 is checked at 64x64. A gradient norm is allowed the L2 norm of the
