@@ -53,10 +53,10 @@ def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys
 
 
 def _cells_by_model(records):
-    """``{(model, batch_size, input_shape): {(impl, backend): [records]}}`` of throughput records."""
+    """``{(model, batch_size, input_shape): {(impl, backend): [records]}}`` of throughput records (default mode)."""
     out = {}
-    for (kind, model, _, batch_size, shape), cells in pooled(records).items():
-        if kind == "throughput":
+    for (kind, model, _, batch_size, shape, axes), cells in pooled(records).items():
+        if kind == "throughput" and not axes:
             out[(model, batch_size, shape)] = cells
     return out
 
