@@ -13,6 +13,7 @@ import sys
 
 from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
 from bench.cli.check_command import add_check_parser, cmd_check
+from bench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from bench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     add_check_parser(sub)
+    add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
 
     effect = sub.add_parser("definition-effect",
@@ -178,7 +180,8 @@ def main(argv=None) -> int:
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
-                    "profiler-cost": cmd_profiler_cost, "check": cmd_check}
+                    "profiler-cost": cmd_profiler_cost, "check": cmd_check,
+                    "equivalence": cmd_equivalence}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
