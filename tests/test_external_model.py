@@ -70,6 +70,10 @@ def test_a_model_file_registers_its_models_once(model_file, monkeypatch):
     assert get_model_spec(f"{model_file}:ext_tiny").params == 162  # loading again is no duplicate registration
     assert "ext_tiny" in list_models()
     assert os.environ[_registry.MODELS_VARIABLE] == str(model_file.resolve())  # child processes load it too
+    from bench.twins.sources import model_sources  # `bench show`'s excerpts: the builders are functions here
+
+    sources = model_sources("ext_tiny")
+    assert "def torch_model" in "\n".join(part.text for part in sources.definitions["torch"])
 
 
 @pytest.mark.parametrize(("reference", "message"), [
