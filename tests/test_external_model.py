@@ -109,3 +109,22 @@ def test_an_external_model_runs_in_train_throughput_compare_and_report(model_fil
     done = _bench("report", str(out), "--no-figures", "--out", str(tmp_path / "report"), env=known)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ext_tiny" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_an_entry_point_can_give_a_model_spec(monkeypatch):
+    from models import ModelSpec, _registry, get_model_spec
+
+    spec = ModelSpec(name="ep_model", builders={"keras": "nowhere:build"}, input_shape=(8, 8, 3), num_classes=10,
+                     paper="a test", summary="from an entry point", params=1, forward_flops={"8x8x3": 1})
+
+    class EntryPoint:
+        def load(self):
+            return spec
+
+    groups = []
+    monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))
+    monkeypatch.setattr(_registry, "_LOADED_ENTRY_POINTS", [])
+    monkeypatch.setattr(_registry.importlib.metadata, "entry_points",
+                        lambda *, group: groups.append(group) or [EntryPoint()])
+    assert get_model_spec("ep_model") is spec
+    assert groups == ["twinbench.models"]
