@@ -11,15 +11,16 @@ Nothing in this package imports a framework at module level; it calls ``backends
 """
 
 
-def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=None, name="your pair"):
+def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=None, name="your pair", steps=0):
     """Check that your Keras 3 model and your PyTorch module are the same network; name the layer where they part.
 
     ``bench.check(keras_model, torch_model, input_shape=(32, 32, 3), num_classes=10)`` takes two builders
     ``build(*, input_shape, num_classes)``; ``torch_keys`` optionally maps Keras weight paths to PyTorch state keys
-    (a dict or a function). Returns a report: ``report.identical``, and ``print(report)`` for the verdict and
+    (a dict or a function); ``steps=K`` also trains both K steps and checks that they stay within the float64
+    envelope (``bench.twins.trajectory``). Returns a report: ``report.identical``, and ``print(report)`` for the verdict and
     details. The same as ``python -m bench check FILE.py``; see ``bench.twins.own_pair``.
     """
     from bench.twins.own_pair import check as check_pair
 
     return check_pair(keras_builder, torch_builder, input_shape=input_shape, num_classes=num_classes,
-                      torch_keys=torch_keys, name=name)
+                      torch_keys=torch_keys, name=name, steps=steps)

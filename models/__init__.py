@@ -14,6 +14,7 @@ from models._registry import (
     check_input_shape,
     get_model_spec,
     list_models,
+    load_model_file,
     register_model,
 )
 from models.choices import UnknownChoiceError, check_choice
@@ -32,5 +33,6 @@ __all__ = [
     "check_input_shape",
     "get_model_spec",
     "list_models",
+    "load_model_file",
     "register_model",
 ]

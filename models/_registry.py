@@ -10,13 +10,24 @@ An *implementation* is one way of running a model:
 - ``tf_keras`` the native tf.keras twin (Keras 2, package ``tf-keras``).
 
 Builders are imported lazily, so listing models never imports a framework.
+
+Models from outside the repository join the registry the same way (``load_model_file``, ``external_models``): a
+Python file that calls ``register_model`` (``python -m bench train --model FILE.py:NAME``, or the files listed in
+``TWINBENCH_MODELS``), or an installed package's entry point in the group ``twinbench.models``, which names a module
+that registers its models or a ``ModelSpec``. Their builders may be the functions themselves instead of
+``"module:function"``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from models.choices import UnknownChoiceError, check_choice
@@ -52,7 +63,7 @@ class ModelSpec:
 
     Attributes:
         name: registry name, e.g. ``"cifar_cnn"``.
-        builders: implementation -> ``"module:function"``; each function is keyword-only,
+        builders: implementation -> ``"module:function"`` (or, for a model from outside, the function); each function is keyword-only,
             ``build(*, input_shape, num_classes)``, and returns a model that outputs logits.
         input_shape: default input shape, channels last ``(H, W, C)``.
         num_classes: default number of classes.
@@ -73,14 +84,14 @@ class ModelSpec:
     """
 
     name: str
-    builders: dict[str, str]
+    builders: dict[str, str | Callable[..., Any]]
     input_shape: tuple[int, int, int]
     num_classes: int
     paper: str
     summary: str
     params: int
     forward_flops: dict[str, int]
-    torch_keys: str | None = None
+    torch_keys: str | Callable[..., Any] | None = None
     min_input_size: int = 1
     head: str | None = None
     twin_case: TwinCase = field(default_factory=TwinCase)
@@ -110,7 +121,9 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 
 
-def _resolve(target: str) -> Callable[..., Any]:
+def _resolve(target) -> Callable[..., Any]:
+    if callable(target):  # a model from outside the repository may give the function itself
+        return target
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -126,14 +139,80 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 
 def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
+    """Names of all registered models, sorted (models from outside included: ``external_models``)."""
+    external_models()
     return sorted(_MODELS)
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """The registered ``ModelSpec`` for ``name``; unknown names list the valid ones."""
+    """The registered ``ModelSpec`` for ``name`` (or ``FILE.py:NAME``, which loads FILE first); unknown names list
+    the valid ones."""
+    if _is_file_reference(name):
+        name = load_model_file(name)
     check_choice("model", name, list_models())
     return _MODELS[name]
+
+
+# -- models from outside the repository -------------------------------------------------------------------------
+MODELS_VARIABLE = "TWINBENCH_MODELS"  # model files to load, separated by os.pathsep; child processes inherit it
+ENTRY_POINT_GROUP = "twinbench.models"
+_LOADED_FILES: dict[Path, set[str]] = {}  # each file is imported once: {file: the names it registered}
+_LOADED_ENTRY_POINTS: list[bool] = []
+
+
+def _is_file_reference(name: str) -> bool:
+    return ":" in name and name.partition(":")[0].endswith(".py")
+
+
+def load_model_file(reference: str) -> str:
+    """Load ``FILE.py:NAME`` (a file that calls ``register_model``) and return NAME, the model's registry name.
+
+    The file is added to ``TWINBENCH_MODELS``, so that the child processes of ``--env`` runs find the model too.
+    """
+    path_text, _, name = reference.partition(":")
+    path = Path(path_text).resolve()
+    if not path.is_file():
+        raise UnknownChoiceError(f"Model file {path_text!r} does not exist (--model FILE.py:NAME).")
+    registered = _load_file(path)
+    if name not in registered:
+        raise UnknownChoiceError(f"Model file {path_text!r} registers no model {name!r}. Valid choices: "
+                                 f"{', '.join(sorted(registered)) or '(none: it must call models.register_model)'}.")
+    listed = [p for p in os.environ.get(MODELS_VARIABLE, "").split(os.pathsep) if p]
+    if str(path) not in listed:
+        os.environ[MODELS_VARIABLE] = os.pathsep.join([*listed, str(path)])
+    return name
+
+
+def _load_file(path: Path) -> set[str]:
+    if path in _LOADED_FILES:
+        return _LOADED_FILES[path]
+    before = set(_MODELS)
+    module_name = f"twinbench_models_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # "twinbench_models_<stem>:function" builders resolve
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's code: reported in one line
+        del sys.modules[module_name]
+        raise UnknownChoiceError(f"Model file {str(path)!r} could not be imported: {type(err).__name__}: "
+                                 f"{' '.join(str(err).split())[:300]}") from None
+    _LOADED_FILES[path] = set(_MODELS) - before
+    return _LOADED_FILES[path]
+
+
+def external_models() -> None:
+    """Register the models of ``TWINBENCH_MODELS`` files and of ``twinbench.models`` entry points (once)."""
+    for path_text in filter(None, os.environ.get(MODELS_VARIABLE, "").split(os.pathsep)):
+        path = Path(path_text).resolve()
+        if path.is_file():
+            _load_file(path)
+    if not _LOADED_ENTRY_POINTS:
+        _LOADED_ENTRY_POINTS.append(True)
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            loaded = entry_point.load()  # a module that registers its models, or a ModelSpec
+            if isinstance(loaded, ModelSpec) and loaded.name not in _MODELS:
+                register_model(loaded)
 
 
 def build_model(name: str, implementation: str, *, input_shape=None, num_classes=None, **options):

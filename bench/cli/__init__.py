@@ -13,6 +13,7 @@ import sys
 
 from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
 from bench.cli.check_command import add_check_parser, cmd_check
+from bench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from bench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -38,6 +39,7 @@ from bench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, 
 from bench.measuring.children import DEFAULT_MODELS
 from bench.records import RESULTS
 from bench.studies.profiler_cost import DEFAULT_INTERVALS_S
+from models import UnknownChoiceError, load_model_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     add_check_parser(sub)
+    add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
 
     effect = sub.add_parser("definition-effect",
@@ -171,14 +174,27 @@ def _add_profiler_cost_parser(sub):
     cost.add_argument("--out", default=RESULTS["profiler_cost"], help="directory for the record")
 
 
+def _load_model_files(args) -> None:
+    """``--model FILE.py:NAME`` (and in ``--models``): load the file, which registers NAME, and go on with NAME."""
+    for dest in ("model", "models"):
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and ".py:" in value:
+            try:
+                setattr(args, dest, ",".join(load_model_file(m) if ".py:" in m else m for m in value.split(",")))
+            except UnknownChoiceError as err:
+                raise CliError(str(err)) from None
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _load_model_files(args)
         commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train, "run": cmd_train, "matrix": cmd_train,
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
-                    "profiler-cost": cmd_profiler_cost, "check": cmd_check}
+                    "profiler-cost": cmd_profiler_cost, "check": cmd_check,
+                    "equivalence": cmd_equivalence}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

@@ -4,7 +4,7 @@ they part? Exit code 0 when identical, 1 when not, 2 for input that cannot be ch
 from __future__ import annotations
 
 from bench.cli.checks import USER_ERRORS
-from bench.cli.options import EXIT_FAILED, CliError, input_shape, positive_int
+from bench.cli.options import EXIT_FAILED, CliError, input_shape, non_negative_int, positive_int
 
 
 def add_check_parser(sub):
@@ -17,6 +17,9 @@ def add_check_parser(sub):
     which.add_argument("--model", default=None, help="a registered model: its Keras definition vs its PyTorch twin")
     check.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the file's INPUT_SHAPE")
     check.add_argument("--num-classes", type=positive_int, default=None, help="default: the file's NUM_CLASSES")
+    check.add_argument("--steps", type=non_negative_int, default=0, metavar="K",
+                       help="also train both K SGD steps and check that losses and weights stay within the "
+                            "envelope of the PyTorch model's own float32 drift from float64 (e.g. 50)")
 
 
 def cmd_check(args) -> int:
@@ -30,8 +33,9 @@ def cmd_check(args) -> int:
                 raise CliError("--input-shape and --num-classes go with FILE.py; --model uses the model's twin-test case")
             get_model_spec(args.model).check_implementation("torch")
         select_keras_backend(resolve_backend("keras"))  # before the pair file imports keras
-        report = (check_registered(args.model) if args.model is not None
-                  else check_file(args.file, input_shape=args.input_shape, num_classes=args.num_classes))
+        report = (check_registered(args.model, steps=args.steps) if args.model is not None
+                  else check_file(args.file, input_shape=args.input_shape, num_classes=args.num_classes,
+                                  steps=args.steps))
     except (*USER_ERRORS, PairError) as err:
         raise CliError(str(err)) from None
     print(report)

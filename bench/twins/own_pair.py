@@ -47,6 +47,7 @@ from bench.twins.parity import (
     observe,
     parity_batch,
 )
+from bench.twins.trajectory import Trajectory, run_trajectory
 from models.weights import WeightMismatchError, canonical_weights, leaf_layers
 
 
@@ -112,9 +113,12 @@ class CheckReport:
     details: list[str] = field(default_factory=list)
     divergence: localise.Divergence | None = None
     gradient_divergence: localise.GradientDivergence | None = None
+    trajectory: Trajectory | None = None
 
     def __str__(self) -> str:
         lines = [self.verdict, *(f"  {line}" for line in self.details)]
+        if self.trajectory is not None:
+            lines += [f"  {self.trajectory.verdict()}", *(f"    {line}" for line in self.trajectory.curve())]
         if not self.identical:
             lines.append("  " + (self.divergence.describe() if self.divergence is not None else
                                  "activations: every paired layer's input and output agree, in both modes"))
@@ -124,7 +128,7 @@ class CheckReport:
 
 
 def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=None, name="your pair", batch=4,
-          config=None) -> CheckReport:
+          config=None, steps=0) -> CheckReport:
     """Check that ``keras_builder``'s model and ``torch_builder``'s module are the same network.
 
     Args:
@@ -136,6 +140,8 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
         name: what the verdict calls the pair.
         batch: images in the checked batch.
         config: the optimizer step's settings (default ``TrainConfig()``: Adam, lr 1e-3).
+        steps: if above 0, also train both ``steps`` SGD steps and check that they stay within the float64
+            envelope (``bench.twins.trajectory``); the report then carries the curve.
 
     Returns:
         A ``CheckReport``; ``str(report)`` is the verdict and its details.
@@ -188,12 +194,20 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
         report = CheckReport(name, False, f"{name}: NOT identical: {err}", details)
         _localise(report, keras_model, module, weights, x, (keras_runner, torch_runner), keys,
                   grads=(actual.grads, reference.grads), noise=noise)
-        return report
-    details.append("gradients, one Adam step and the BatchNorm statistics after it: within tolerance")
-    return CheckReport(name, True, f"{name}: identical (float32, within the float32 floor)", details)
+    else:
+        details.append("gradients, one Adam step and the BatchNorm statistics after it: within tolerance")
+        report = CheckReport(name, True, f"{name}: identical (float32, within the float32 floor)", details)
+    if steps:
+        report.trajectory = run_trajectory((keras_runner, torch_runner), keras_model, module, weights,
+                                           input_shape=input_shape, num_classes=num_classes, steps=steps,
+                                           batch=batch)
+        if report.identical and not report.trajectory.inside:
+            report.identical = False
+            report.verdict = f"{name}: NOT identical after {steps} steps: {report.trajectory.verdict()}"
+    return report
 
 
-def check_file(path, *, input_shape=None, num_classes=None) -> CheckReport:
+def check_file(path, *, input_shape=None, num_classes=None, steps=0) -> CheckReport:
     """``check`` of a pair file; ``input_shape`` / ``num_classes`` override its ``INPUT_SHAPE`` / ``NUM_CLASSES``."""
     _pair_path(path)  # a missing file is reported first, in any environment
     require_torch()
@@ -204,13 +218,13 @@ def check_file(path, *, input_shape=None, num_classes=None) -> CheckReport:
         raise PairError(f"Pair file {pair.path!r} sets no INPUT_SHAPE = (H, W, C) and NUM_CLASSES: define them there "
                         "or pass --input-shape HxWxC --num-classes N.")
     report = check(pair.keras_model, pair.torch_model, input_shape=input_shape, num_classes=int(num_classes),
-                   torch_keys=pair.torch_keys, name=Path(pair.path).name)
+                   torch_keys=pair.torch_keys, name=Path(pair.path).name, steps=steps)
     if pair.tf_keras_model is not None:
         report.details.append("tf_keras_model: defined, not checked (this check compares Keras 3 with PyTorch)")
     return report
 
 
-def check_registered(model_name) -> CheckReport:
+def check_registered(model_name, *, steps=0) -> CheckReport:
     """``check`` of a registered model's Keras definition against its PyTorch twin, at its twin-test case."""
     import functools
 
@@ -224,7 +238,7 @@ def check_registered(model_name) -> CheckReport:
     options = parity_options(model_name)
     return check(functools.partial(spec.builder("keras"), **options), functools.partial(spec.builder("torch"), **options),
                  input_shape=input_shape, num_classes=num_classes, name=model_name, batch=spec.twin_case.batch,
-                 torch_keys=_resolve(spec.torch_keys) if spec.torch_keys else None)
+                 torch_keys=_resolve(spec.torch_keys) if spec.torch_keys else None, steps=steps)
 
 
 def pair_weights(keras_model, module, *, torch_keys, keras_calls, torch_calls) -> tuple[dict[str, str], str]:

@@ -189,6 +189,11 @@ class ModelSources:
     torchvision: list[str]  # torchvision names the PyTorch twin calls, e.g. "torchvision.models.resnet50"
 
 
+def _builder_target(builder) -> str:
+    """``"module:function"`` of a builder, also where a model from outside registered the function itself."""
+    return builder if isinstance(builder, str) else f"{builder.__module__}:{builder.__name__}"
+
+
 def model_sources(model_name: str) -> ModelSources:
     """Excerpts of the three twins of ``model_name`` and of the project modules they import."""
     spec = get_model_spec(model_name)
@@ -196,7 +201,7 @@ def model_sources(model_name: str) -> ModelSources:
     for style in STYLES:
         if style not in spec.builders:
             continue
-        module_name, _, function = spec.builders[style].partition(":")
+        module_name, _, function = _builder_target(spec.builders[style]).partition(":")
         wanted[style] = {module_name: {function}}
         # Follow imports into project modules (architecture tables, shared blocks) until nothing new appears.
         changed = True
@@ -216,7 +221,7 @@ def model_sources(model_name: str) -> ModelSources:
     shared_modules = [m for m, styles in users.items() if len(styles) > 1]
     definitions = {}
     for style, modules in wanted.items():
-        builder_module = spec.builders[style].partition(":")[0]
+        builder_module = _builder_target(spec.builders[style]).partition(":")[0]
         order = [builder_module] + sorted(m for m in modules if m != builder_module and m not in shared_modules)
         definitions[style] = [excerpt(m, sorted(modules[m])) for m in order if modules[m]]
     shared = [excerpt(m, sorted(set().union(*(wanted[s][m] for s in users[m])))) for m in sorted(shared_modules)]
