@@ -25,6 +25,16 @@ def _bench(*args):
                           timeout=300)
 
 
+def _bench_here(capsys, monkeypatch, *args):
+    """``python -m bench ARGS`` in this process (no second framework start-up): (exit code, stdout, stderr)."""
+    from bench.cli import main
+
+    monkeypatch.chdir(ROOT)
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture(scope="module")
 def tiny_resnet():
     pytest.importorskip("torch")
@@ -153,22 +163,22 @@ def test_cli_broken_pair_exits_1_and_names_the_layer(tiny_resnet):
     (("check", "README.md"), r"A pair file is a Python file \(FILE.py\)\. Received: 'README.md'\."),
     (("check",), r"one of the arguments FILE.py --model is required"),
 ], ids=["missing-file", "not-python", "nothing-to-check"])
-def test_cli_bad_input_is_one_line(args, expect):
+def test_cli_bad_input_is_one_line(args, expect, capsys, monkeypatch):
     import re
 
-    done = _bench(*args)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("twinbench: error: ")]
-    assert len(lines) == 1 and re.search(expect, lines[0]), done.stderr
+    code, _, err = _bench_here(capsys, monkeypatch, *args)
+    assert code == 2
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("twinbench: error: ")]
+    assert len(lines) == 1 and re.search(expect, lines[0]), err
 
 
-def test_cli_without_pytorch_says_where_to_run(tmp_path):
+def test_cli_without_pytorch_says_where_to_run(capsys, monkeypatch):
     import importlib.util
 
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("PyTorch is installed here")
-    done = _bench("check", str(EXAMPLE))
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "twinbench: error: " in done.stderr
-    assert "bench check compares with PyTorch, which this environment lacks" in done.stderr
+    code, _, err = _bench_here(capsys, monkeypatch, "check", str(EXAMPLE))
+    assert code == 2 and "Traceback" not in err
+    assert "twinbench: error: " in err
+    assert "bench check compares with PyTorch, which this environment lacks" in err
