@@ -6,7 +6,8 @@ the Keras layouts (conv kernels HWIO, dense kernels ``(in, out)``). Loading into
 - conv kernels HWIO -> OIHW; depthwise kernels ``(H, W, C, M)`` -> ``(C*M, 1, H, W)``;
 - dense kernels are transposed;
 - the first dense kernel after a Flatten is *permuted*: Keras flattens ``(H, W, C)``, PyTorch ``(C, H, W)``;
-- BatchNorm ``gamma/beta/moving_mean/moving_variance`` -> ``weight/bias/running_mean/running_var``.
+- BatchNorm ``gamma/beta/moving_mean/moving_variance`` -> ``weight/bias/running_mean/running_var``;
+- embedding tables ``(num_embeddings, dim)`` are the same in both (``embeddings`` -> ``weight``, never transposed).
 
 ``canonical_weights`` realises the Keras definition's own initializers in NumPy with a fixed seed, so every
 implementation, on every backend, starts from the very same numbers (each backend's RNG differs).
@@ -143,7 +144,9 @@ _TORCH_SUFFIX = {
     "beta": "bias",
     "moving_mean": "running_mean",
     "moving_variance": "running_var",
+    "embeddings": "weight",  # nn.Embedding: (num_embeddings, dim) in both frameworks, never transposed
 }
+EMBEDDING_SUFFIX = "/embeddings"
 
 
 def default_torch_key(path: str) -> str:
@@ -172,7 +175,8 @@ def torch_layout(keras_model, *, key_fn=default_torch_key) -> TorchLayout:
 
 
 def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
-    """Neutral path of every Dense kernel fed by a Flatten -> the ``(H, W, C)`` map that Flatten flattens.
+    """Neutral path of every Dense kernel fed by a Flatten (through Dropout layers, if any) -> the ``(H, W, C)`` map
+    that Flatten flattens.
 
     Read from the graph: the Flatten's input shape in its own layout. Keras' Flatten orders its output ``(H, W, C)``
     in either layout (a channels-first map is turned channels last first, so that weights survive a change of
@@ -185,6 +189,8 @@ def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
             continue
         try:
             producer = layer.input._keras_history.operation
+            while type(producer).__name__ == "Dropout":  # element-wise: keeps the Flatten's order (AlexNet)
+                producer = producer.input._keras_history.operation
         except (AttributeError, ValueError):  # no graph: a subclassed model
             continue
         if type(producer).__name__ == "Flatten" and len(producer.input.shape) == 4:
@@ -256,7 +262,8 @@ def to_torch_state(weights: dict, layout: TorchLayout, torch_shapes: dict[str, t
             )
         expected = tuple(torch_shapes[key])
         try:
-            array = keras_to_torch_array(weights[path], expected, flatten_input=layout.flatten_inputs.get(path))
+            array = (np.ascontiguousarray(weights[path]) if path.endswith(EMBEDDING_SUFFIX)
+                     else keras_to_torch_array(weights[path], expected, flatten_input=layout.flatten_inputs.get(path)))
         except ValueError as err:  # a reshape that cannot work: the twin is not the same network
             raise WeightMismatchError(
                 f"Weight {path!r} {tuple(np.shape(weights[path]))} cannot become {key!r} {expected}: {err}"
@@ -276,7 +283,8 @@ def from_torch_state(state: dict, layout: TorchLayout, keras_shapes: dict[str, t
     for path, key in layout.keys.items():
         if key not in state:
             raise WeightMismatchError(f"PyTorch key {key!r} (for {path!r}) is missing from the state dict.")
-        array = torch_to_keras_array(state[key], keras_shapes[path], flatten_input=layout.flatten_inputs.get(path))
+        array = (np.ascontiguousarray(state[key]) if path.endswith(EMBEDDING_SUFFIX)
+                 else torch_to_keras_array(state[key], keras_shapes[path], flatten_input=layout.flatten_inputs.get(path)))
         if array.shape != tuple(keras_shapes[path]):
             raise WeightMismatchError(
                 f"PyTorch tensor {key!r} has shape {tuple(np.shape(state[key]))}, "
