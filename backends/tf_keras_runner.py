@@ -125,7 +125,9 @@ class TfKerasRunner(KerasFitRunner):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), {names[id(v)]: g.numpy() for v, g in zip(model.trainable_variables, grads, strict=True)}
+        # An embedding's gradient is a tf.IndexedSlices (sparse rows): made dense to compare.
+        return float(loss), {names[id(v)]: tf.convert_to_tensor(g).numpy()
+                             for v, g in zip(model.trainable_variables, grads, strict=True)}
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
@@ -177,4 +179,7 @@ class TfKerasRunner(KerasFitRunner):
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                         "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
                         "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")},
+            **({"embedding_gradients": "sparse (tf.IndexedSlices)"}
+               if model is not None and any(type(layer).__name__ == "Embedding" for layer in _leaf_layers(model))
+               else {}),
         }

@@ -218,7 +218,7 @@ class TorchRunner(Runner):
         layout = model.twinbench_layout
         trainable = {path: key for path, key in layout.keys.items() if key in grads}
         shapes = {path: model.twinbench_shapes[path] for path in trainable}
-        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs)
+        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs, same_layout=layout.same_layout)
         return float(loss.detach()), from_torch_state(grads, sub_layout, shapes)
 
     def _optimizer(self, model, config):

@@ -17,7 +17,7 @@ def torch_key(path: str) -> str:
     layer, variable = path.rsplit("/", 1)
     if layer.startswith("mlp_") and layer[4:].isdigit():
         layer = f"mlp.{layer[4:]}"
-    return default_torch_key(f"{layer}/{variable}")
+    return default_torch_key(f"{layer}/{'weight' if variable == 'embeddings' else variable}")  # nn.Embedding
 
 
 def check_arguments(input_shape, num_classes, mlp_layers) -> tuple[int, int]:
