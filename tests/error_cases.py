@@ -40,7 +40,7 @@ def _run_args(*extra):
 
 CASES = [
     Case("unknown-model", "Unknown model", ("train", "--model", "resnet5", "--impl", "torch"),
-         r"Unknown model 'resnet5'\. Valid choices: cifar_cnn, mnist_cnn"),
+         r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, mnist_cnn"),
     Case("unknown-impl", "Unknown implementation", ("train", "--model", "cifar_cnn", "--impl", "pytorch"),
          r"Unknown implementation 'pytorch'\. Valid choices: torch, tf_keras, keras"),
     Case("unknown-backend", "Unknown backend", ("train", "--model", "cifar_cnn", "--impl", "keras", "--backend", "mxnet"),
@@ -64,6 +64,18 @@ CASES = [
     Case("input-too-small-resnet", "8x8 images into ResNet50",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "8x8x3"),
          r"Model 'resnet50' needs inputs of at least 32x32 pixels\. Received: input_shape=\(8, 8, 3\)"),
+    Case("input-too-small-alexnet", "32x32 images into AlexNet (its pools leave nothing below 63x63)",
+         ("train", "--model", "alexnet", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "32x32x3"),
+         r"Model 'alexnet' needs inputs of at least 63x63 pixels\. Received: input_shape=\(32, 32, 3\)"),
+    Case("dataset-wrong-kind", "A dataset of another kind than the model takes",
+         ("train", "--model", "ncf", "--impl", "{impl}", "--backend", "{backend}", "--dataset", "digits"),
+         r"Dataset 'digits' is image_classification data, but model 'ncf' takes recommendation data\. "
+         r"Valid choices: implicit, movielens"),
+    Case("movielens-missing", "MovieLens files missing",
+         ("train", "--model", "ncf", "--impl", "{impl}", "--backend", "{backend}", "--dataset", "movielens",
+          "--data-dir", "{tmp}", "--out", "{tmp}/out"),
+         r"Dataset 'movielens' needs the MovieLens ratings file ml-1m/ratings\.dat or ml-latest-small/ratings\.csv, "
+         r"not found in", prepare="empty_dir"),
     Case("unknown-jit", "A compilation mode that does not exist", _run_args("--jit", "xla"),
          r"argument --jit: invalid choice: 'xla' \(choose from '?default'?, '?off'?, '?on'?\)"),
     Case("mode-axis-not-for-impl", "A layout axis of another implementation",
@@ -111,7 +123,7 @@ CASES = [
     Case("report-no-directory", "A report of a results directory that does not exist", ("report", "{tmp}/nope"),
          r"results directory '.*nope' does not exist; run the matrix first \(nox -s compare\)"),
     Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
-         r"Unknown model 'resnet5'\. Valid choices: cifar_cnn, mnist_cnn"),
+         r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, mnist_cnn"),
 ]
 
 

@@ -105,6 +105,10 @@ def run_efficiency(record: dict, *, model_name, input_shape, num_classes) -> dic
     Counts the FLOPs on the Keras definition, so the Keras backend must be chosen (it is, after ``get_runner``).
     """
     gpu = (record.get("environment") or {}).get("gpu") or {}
-    return efficiency(forward_flops=model_flops(model_name, input_shape=input_shape, num_classes=num_classes),
+    try:
+        forward_flops = model_flops(model_name, input_shape=input_shape, num_classes=num_classes)
+    except NotImplementedError as err:  # a layer models.flops cannot count (e.g. a recurrent one)
+        return {"unavailable": str(err)}
+    return efficiency(forward_flops=forward_flops,
                       images_per_s=record["timing"]["throughput_images_per_s"],
                       device=str((record.get("settings") or {}).get("device", "cpu")), device_name=gpu.get("name"))

@@ -132,7 +132,7 @@ def throughput_table(records: list[dict]) -> str:
 def _flops_cells(row) -> list[str]:
     """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.measuring.mfu)."""
     eff = row.get("efficiency")
-    if not eff:
+    if not eff or "train_flops_per_image" not in eff:  # none, or {"unavailable": why} (bench.measuring.mfu)
         return ["—", "—"]
     gflops = eff["train_flops_per_image"] * row["throughput_images_per_s"]["median"] / 1e9
     peak = eff.get("peak")
