@@ -56,12 +56,14 @@ def keras_layer_rows(model) -> list[dict]:
     return rows
 
 
-def torch_layer_rows(module, *, input_shape) -> list[dict]:
+def torch_layer_rows(module, *, input_shape, inputs=None) -> list[dict]:
     """Rows for a PyTorch module: forward hooks on the leaf modules record one sample's output shapes.
 
     Args:
         module: an ``nn.Module`` taking ``(N, C, H, W)`` images.
         input_shape: ``(H, W, C)``, as everywhere in twinbench.
+        inputs: for a model of another task (``data.tasks``): one sample's inputs as a tuple of tensors, passed
+            as ``module(*inputs)`` instead of a zero image.
     """
     import torch
 
@@ -75,13 +77,16 @@ def torch_layer_rows(module, *, input_shape) -> list[dict]:
         return hook
 
     handles = [m.register_forward_hook(hook_for(name)) for name, m in leaves]
-    height, width, channels = input_shape
     device = next(module.parameters()).device
     was_training = module.training
     try:
         module.eval()
         with torch.no_grad():
-            module(torch.zeros(1, channels, height, width, device=device))
+            if inputs is not None:
+                module(*(t.to(device) for t in inputs))
+            else:
+                height, width, channels = input_shape
+                module(torch.zeros(1, channels, height, width, device=device))
     finally:
         for handle in handles:
             handle.remove()

@@ -84,6 +84,7 @@ def load_dataset(
     synthetic_train: int | None = None,
     synthetic_test: int | None = None,
     verify_checksums: bool = True,
+    task: str = DEFAULT_TASK,
 ) -> Dataset:
     """Load dataset ``name`` converted to ``input_shape``.
 
@@ -99,6 +100,7 @@ def load_dataset(
         synthetic_train: number of ``synthetic`` training samples (default 2,048); ignored by the others.
         synthetic_test: number of ``synthetic`` test samples (default 512); ignored by the others.
         verify_checksums: check files of the official size against the official digests (``data.checksums``).
+        task: the model's task (``data.tasks``): ``synthetic`` data are random data of that kind.
 
     Returns:
         A ``Dataset`` with float32 NHWC images in [0, 1] of shape ``(N, *input_shape)`` and int64 labels.
@@ -113,6 +115,10 @@ def load_dataset(
     seed = check_int("seed", seed, 0)
     if name not in IMAGE_DATASETS:
         return _load_other(name, data_dir=data_dir, seed=seed)
+    if name == "synthetic" and task != DEFAULT_TASK:  # random ids of the task's kind, at the model's shape
+        return synthetic.load_task(task, input_shape=tuple(input_shape), num_classes=num_classes or 1, seed=seed,
+                                   train_size=synthetic.DEFAULT_TRAIN if synthetic_train is None else synthetic_train,
+                                   test_size=synthetic.DEFAULT_TEST if synthetic_test is None else synthetic_test)
     input_shape = _check_input_shape(input_shape)
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, 1)

@@ -113,9 +113,12 @@ def all_datasets() -> tuple[str, ...]:
 
 
 def check_dataset_for_task(dataset: str, task_name: str, *, model: str) -> None:
-    """One-line ``UnknownChoiceError`` when ``dataset`` is not data of the kind model ``model`` takes."""
+    """One-line ``UnknownChoiceError`` when ``dataset`` is not data of the kind model ``model`` takes.
+
+    ``synthetic`` (random data for throughput runs) exists for every task (``data.synthetic.load_task``).
+    """
     task, given = get_task(task_name), task_of_dataset(dataset)
-    if given.name != task.name:
+    if given.name != task.name and dataset != "synthetic":
         raise UnknownChoiceError(
             f"Dataset {dataset!r} is {given.name} data, but model {model!r} takes {task.name} data. "
             f"Valid choices: {', '.join(task.datasets)}.")

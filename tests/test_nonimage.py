@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_data import assert_one_line_error
 
 import data
+from conftest import BACKEND, requires_backend
 from data import recommendation, seq2seq, tasks
 from data.base import DatasetError
 from models import UnknownChoiceError, get_model_spec
-from test_data import assert_one_line_error
-
-from conftest import BACKEND, requires_backend
 
 
 # --- tasks ----------------------------------------------------------------------------------------------------

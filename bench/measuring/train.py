@@ -79,7 +79,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
     num_classes = config.num_classes or spec.num_classes
     dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
                                     data_dir=config.data_dir, seed=config.seed,
-                                    synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test)
+                                    synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test,
+                                    task=spec.task)
     if spec.task != datasets.tasks.DEFAULT_TASK:
         input_shape = dataset.input_shape  # token lengths, users x items: the data's (data.tasks)
     runner = get_runner(config.implementation, config.backend, mode=config.mode)

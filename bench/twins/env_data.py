@@ -29,6 +29,7 @@ from bench.twins.parity import (
     parity_options,
 )
 from bench.twins.sources import ROOT, model_sources, relative
+from data.tasks import DEFAULT_TASK, random_batch
 from models import get_model_spec, list_models
 
 DATA_DIR = ROOT / "docs" / "models" / "_data"
@@ -57,6 +58,11 @@ def _versions(env):
     return {name: package_version(name) for name in names}
 
 
+def _batch_shape(x) -> list:
+    """The parity batch's shape (a list of shapes for a tuple of inputs, ``data.tasks``)."""
+    return [list(a.shape) for a in x] if isinstance(x, tuple) else list(x.shape)
+
+
 def collect(model_name: str, env: str, *, checks: bool = True) -> dict:
     """This environment's share of a model page: layer rows per style here, and the twin checks here.
 
@@ -77,7 +83,13 @@ def collect(model_name: str, env: str, *, checks: bool = True) -> dict:
     if ("torch", "torch") in pairs and "torch" in spec.builders:
         runner = get_runner("torch")
         module = runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
-        rows = torch_layer_rows(module, input_shape=spec.input_shape)
+        inputs = None
+        if spec.task != DEFAULT_TASK:  # one sample of the task's inputs (token or id arrays)
+            from backends.torch_runner import to_torch_inputs
+
+            x, _ = random_batch(spec.task, spec.input_shape, spec.num_classes, batch=1, seed=0)
+            inputs = to_torch_inputs(x if isinstance(x, tuple) else (x,))
+        rows = torch_layer_rows(module, input_shape=spec.input_shape, inputs=inputs)
         layers["torch"] = _align_torch(rows, keras_rows, module.twinbench_layout.keys)
     if ("tf_keras", "tensorflow") in pairs and "tf_keras" in spec.builders:
         runner = get_runner("tf_keras")
@@ -180,7 +192,7 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
         here = twin(implementation, backend)
         check = {"a": implementation_label(implementation, backend), "b": implementation_label("keras", backend),
                  "how": "same process",
-                 "batch": [len(x), *input_shape],
+                 "batch": _batch_shape(x),
                  "max_abs_logits": float(np.abs(here.observation.logits - ref.observation.logits).max()),
                  "tolerance": logits_tolerance(ref.observation.logits, ref.noise),
                  "abs_loss": abs(here.observation.loss - ref.observation.loss)}
@@ -204,7 +216,7 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
             checks.append({**check, "passed": False, "error": f"no fingerprint {relative(path)}"})
             continue
         expected, here = load_fingerprint(path), twin(implementation, backend)
-        check.update(batch=list(here.x.shape),
+        check.update(batch=_batch_shape(here.x),
                      max_abs_logits=float(np.abs(here.observation.logits - expected["logits"]).max()),
                      tolerance=logits_tolerance(expected["logits"], here.noise),
                      abs_loss=float(abs(here.observation.loss - expected["loss"])))
