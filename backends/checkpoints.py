@@ -45,11 +45,11 @@ def checkpoint_format(path) -> str:
     )
 
 
-def _head_bias(model_name) -> str:
+def _head_bias(model_name) -> str | None:
+    """The neutral path of the classifier's bias, or None for a model that declares no classifier head (its
+    checkpoints must then fit it exactly: no new classifier for another class count)."""
     spec = get_model_spec(model_name)
-    if spec.head is None:
-        raise CheckpointError(f"Model {model_name!r} declares no classifier head; it cannot load checkpoints.")
-    return f"{spec.head}/bias"
+    return None if spec.head is None else f"{spec.head}/bias"
 
 
 def read_torch_state_dict(path) -> dict[str, np.ndarray]:
@@ -91,11 +91,14 @@ def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[s
             f"give a neutral .npz written from this definition."
         )
     key_fn = _resolve(spec.torch_keys) if spec.torch_keys else default_torch_key
-    head_key = key_fn(_head_bias(model_name))
-    if head_key not in state:
-        raise WeightMismatchError(f"PyTorch key {head_key!r} (the classifier of {model_name}) is missing from "
-                                  f"the checkpoint: is it a {model_name} checkpoint?")
-    num_classes = int(state[head_key].shape[0])
+    head = _head_bias(model_name)
+    num_classes = spec.num_classes  # without a declared head the checkpoint must have the default class count
+    if head is not None:
+        head_key = key_fn(head)
+        if head_key not in state:
+            raise WeightMismatchError(f"PyTorch key {head_key!r} (the classifier of {model_name}) is missing from "
+                                      f"the checkpoint: is it a {model_name} checkpoint?")
+        num_classes = int(state[head_key].shape[0])
     reference = build_model(model_name, "keras", input_shape=spec.input_shape, num_classes=num_classes)
     layout = torch_layout(reference, key_fn=key_fn)
     unexpected = sorted(set(state) - set(layout.keys.values()))
@@ -120,7 +123,7 @@ def read_checkpoint(path, model_name) -> tuple[dict[str, np.ndarray], dict]:
             raise CheckpointError(f"Cannot read {str(path)!r} as a neutral .npz: {err}".splitlines()[0]) from None
     head = _head_bias(model_name)
     info = {"path": str(path), "format": {"torch": "torchvision state_dict", "neutral": "neutral npz"}[kind],
-            "num_classes": int(np.shape(weights[head])[0]) if head in weights else None}
+            "num_classes": int(np.shape(weights[head])[0]) if head is not None and head in weights else None}
     return weights, info
 
 

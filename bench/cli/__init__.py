@@ -21,6 +21,7 @@ from bench.cli.options import (
     Parser,
     add_measurement_args,
     add_training_args,
+    add_save_weights_arg,
     add_weights_arg,
     input_shape,
     interval_list,
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
     train.add_argument("--synthetic-test", type=positive_int, default=None)
     add_weights_arg(train)
+    add_save_weights_arg(train)
     train.set_defaults(parser=train)
 
     convert = sub.add_parser("convert-weights", help="torchvision checkpoint (.pth) -> neutral .npz (torch env)")

@@ -12,7 +12,14 @@ from pathlib import Path
 from backends import select_keras_backend
 from backends.checkpoints import convert_checkpoint
 from bench.cell import environment_cells, mode_of
-from bench.cli.checks import USER_ERRORS, check_writable, limit_threads, validate_cell, validate_weights
+from bench.cli.checks import (
+    USER_ERRORS,
+    check_writable,
+    limit_threads,
+    validate_cell,
+    validate_save_weights,
+    validate_weights,
+)
 from bench.cli.options import EXIT_FAILED, CliError, child_args
 from bench.measuring import children
 from bench.measuring.faults import is_out_of_memory
@@ -40,6 +47,7 @@ def _train_cell(args) -> int:
         mode = mode_of(args)
         backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, mode)
         validate_weights(args.weights, args.model, backend)
+        validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
     check_writable(args.out)
@@ -49,7 +57,7 @@ def _train_cell(args) -> int:
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, mode=mode)
+                       weights=args.weights, mode=mode, save_weights=args.save_weights)
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -102,6 +110,8 @@ def _free_memory():
 
 
 def _train_env(args) -> int:
+    if args.save_weights:
+        raise CliError("--save-weights writes one cell's weights: give --impl (and --backend), not --env")
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
         mode = mode_of(args)

@@ -28,6 +28,7 @@ from bench.measuring.timing import host_load, memory_figures, timeline_segment, 
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
 from models import get_model_spec
+from models.weights import save_weights
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class RunConfig:
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
+    save_weights: str | None = None  # write the trained weights here (neutral .npz, BatchNorm statistics included)
 
     @property
     def cell(self) -> Cell:
@@ -110,6 +112,9 @@ def execute(config: RunConfig, *, events=None) -> dict:
         if profiler is not None:
             profiler.stop()
 
+    if config.save_weights:  # the trained model, loadable by every implementation (--weights)
+        save_weights(config.save_weights, runner.get_weights(model))
+        weights_info = {**weights_info, "saved_to": str(config.save_weights)}
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
     record = new_record("train", config, started=started)

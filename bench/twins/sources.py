@@ -20,14 +20,16 @@ STYLES = ("keras", "torch", "tf_keras")  # the implementations, as a page shows 
 # The training code each style needs, as twinbench runs it: "module:qualified.name", read from the source.
 TRAINING_CODE = {
     "keras": ["backends.keras_runner:compile_model", "backends.keras_runner:KerasRunner.fit"],
-    "torch": ["backends.torch_runner:train_step", "backends.torch_runner:TorchRunner.fit"],
+    "torch": ["backends.torch_runner:train_step", "backends.torch_runner:evaluate", "backends.torch_runner:train",
+              "backends.torch_runner:TorchRunner.fit"],
     "tf_keras": ["backends.keras_runner:compile_model", "backends.tf_keras_runner:TfKerasRunner.fit"],
 }
 # Helpers the training code above calls that exist only to make the comparison fair (shared batch order,
 # synchronised timing); named on the page, not shown.
 TRAINING_HELPERS = {
     "keras": "`EpochBatches` (a `PyDataset` in the shared batch order) and `_EpochTimer` (timing callback)",
-    "torch": "`EpochBatchSampler` (the shared batch order) and `ProgressBar` (Keras-style progress)",
+    "torch": "`EpochBatchSampler` (the shared batch order) and `LoopHooks` (timing hooks, with a Keras-style "
+             "`ProgressBar`)",
     "tf_keras": "`EpochBatches` (a `Sequence` in the shared batch order) and `_EpochTimer` (timing callback)",
 }
 

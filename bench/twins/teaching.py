@@ -219,9 +219,14 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
         out.append("| shared architecture table | " + " | ".join(
             f"{shared_loc[s]} (shared)" if shared_loc[s] else "—" for s in STYLES) + " |")
     out.append("| training code | " + " | ".join(str(training_loc[s]) for s in STYLES) + " |")
-    out += ["", "The training code is what twinbench runs. The PyTorch loop includes twinbench's timing and "
-            "profiler hooks, which the Keras styles keep in a callback (not counted); tf.keras reuses "
-            "`compile_model` from the Keras 3 runner.", ""]
+    out += ["", "The training code is what twinbench runs, counted the same way in every style: the functions "
+            "shown below, whole. Every style's measurement (step clock, epoch timing, profiler markers, progress) is "
+            "attached from outside and not counted: Keras and tf.keras pass the `_EpochTimer` callback to `fit`, the "
+            "PyTorch loop calls `LoopHooks` around each step and epoch. Counted in every style: the lines that "
+            "attach it (making the callback or the hooks, `callbacks=[timer]`, the `hooks.on_...` calls) and "
+            "the code that serves twinbench's shared batch order (not counted: the order's own classes, named "
+            "under each listing). The PyTorch count includes what `fit` does for you in Keras: moving batches to "
+            "the device and the evaluation loop. tf.keras reuses `compile_model` from the Keras 3 runner.", ""]
 
     # -- equivalence --
     out += ["## Same network? The twin check", "",
