@@ -54,9 +54,9 @@ TIMELINE_SUFFIX = ".timeline.json"
 # The kinds of record: the command that writes them, its default results directory (nox's too), and what the
 # file name adds to the cell's file id.
 KINDS = {
-    "train": {"command": "python -m bench train", "results": "results/train", "suffix": ""},
-    "throughput": {"command": "python -m bench throughput", "results": "results/throughput", "suffix": ""},
-    "profiler_cost": {"command": "python -m bench profiler-cost", "results": "results/profiler_cost",
+    "train": {"command": "twinbench train", "results": "results/train", "suffix": ""},
+    "throughput": {"command": "twinbench throughput", "results": "results/throughput", "suffix": ""},
+    "profiler_cost": {"command": "twinbench profiler-cost", "results": "results/profiler_cost",
                       "suffix": "__profiler_cost"},
 }
 # Results directories: one per kind, and the definition-effect study's (throughput records of its cells).

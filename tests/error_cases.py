@@ -82,7 +82,7 @@ CASES = [
          r"argument --intervals: must be comma-separated positive seconds, e\.g\. 0\.15,0\.015, got '0\.15,0'"),
     Case("no-cost-records", "Showing profiler-cost results where there are none",
          ("profiler-cost", "--show", "{tmp}"),
-         r"no profiler-cost records in '.*'; write them with python -m bench profiler-cost --impl \.\.\.",
+         r"no profiler-cost records in '.*'; write them with twinbench profiler-cost --impl \.\.\.",
          prepare="empty_dir"),
     Case("checkpoint-mismatch", "A checkpoint that does not fit the model",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
@@ -209,7 +209,7 @@ def markdown_table() -> str:
         with tempfile.TemporaryDirectory() as tmp:
             code, _, stderr = run_case(case, Path(tmp) / case.id)
             line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
-        command = _fill(" ".join(["python -m bench", *case.argv]), README_VALUES)
+        command = _fill(" ".join(["twinbench", *case.argv]), README_VALUES)
         env = " ".join(f"{k}={_fill(v, README_VALUES)}" for k, v in case.env.items())
         rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
     return "\n".join(rows)

@@ -1,4 +1,4 @@
-"""``python -m bench``: list models and cells, train cells, benchmark their throughput, compare the results.
+"""``twinbench`` (or ``python -m bench``): list models and cells, train cells, benchmark their throughput, compare the results.
 
 Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
 ``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback. This package only
@@ -20,8 +20,8 @@ from bench.cli.options import (
     CliError,
     Parser,
     add_measurement_args,
-    add_training_args,
     add_save_weights_arg,
+    add_training_args,
     add_weights_arg,
     input_shape,
     interval_list,
@@ -44,7 +44,9 @@ from models import UnknownChoiceError, load_model_file
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="twinbench", description="List models and cells, train cells, benchmark their throughput, "
+                                                  "compare the results; carry weights across frameworks and export "
+                                                  "models (also: python -m bench).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("list", help="list the registered models")
@@ -79,10 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_save_weights_arg(train)
     train.set_defaults(parser=train)
 
-    convert = sub.add_parser("convert-weights", help="torchvision checkpoint (.pth) -> neutral .npz (torch env)")
-    convert.add_argument("checkpoint", help="a torchvision state_dict saved with torch.save")
-    convert.add_argument("out", help="the .npz to write; --weights takes it in every environment")
+    convert = sub.add_parser("convert-weights", help="weights from one format to another: neutral .npz, torchvision "
+                                                     "state_dict (.pth, torch env), Keras .weights.h5")
+    convert.add_argument("checkpoint", help="the weights to read: .npz, .pth/.pt or .weights.h5")
+    convert.add_argument("out", help="the file to write, its format from its name; --weights takes each of them")
     convert.add_argument("--model", required=True)
+    convert.add_argument("--num-classes", type=positive_int, default=None,
+                         help="the class count of a .weights.h5 to read (default: the model's)")
 
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
     compare.add_argument("results", nargs="*", default=[RESULTS["train"]],

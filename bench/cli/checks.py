@@ -60,7 +60,7 @@ def validate_weights(path, model, backend) -> None:
     if kind == "torch" and backend != "torch":
         raise CheckpointError(
             f"A torchvision checkpoint is read with PyTorch (torch environment); for the {backend} backend "
-            f"convert it there first: python -m bench convert-weights {path} OUT.npz --model {model}"
+            f"convert it there first: twinbench convert-weights {path} OUT.npz --model {model}"
         )
 
 

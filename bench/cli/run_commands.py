@@ -9,8 +9,8 @@ import gc
 import sys
 from pathlib import Path
 
-from backends import select_keras_backend
-from backends.checkpoints import convert_checkpoint
+from backends import missing_packages, resolve_backend, select_keras_backend
+from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_format, convert_checkpoint
 from bench.cell import environment_cells, mode_of
 from bench.cli.checks import (
     USER_ERRORS,
@@ -194,7 +194,7 @@ def cmd_profiler_cost(args) -> int:
         records = [r for r in load_records(*args.show)[0] if r.get("kind") == "profiler_cost"]
         if not records:
             raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
-                           "write them with python -m bench profiler-cost --impl ...")
+                           "write them with twinbench profiler-cost --impl ...")
         print(profiler_cost_section(records))
         return 0
     try:
@@ -251,13 +251,20 @@ def cmd_definition_effect(args) -> int:
 
 
 def cmd_convert_weights(args) -> int:
-    """torchvision checkpoint -> neutral .npz, so the tensorflow and jax environments can load it."""
+    """Any weights format -> any other: neutral .npz, torchvision state_dict (torch environment), Keras .weights.h5."""
     try:
         get_model_spec(args.model)
-        validate_weights(args.checkpoint, args.model, "torch")
-        select_keras_backend("torch")  # the Keras definition gives the layout (names, Flatten order)
-        path, info = convert_checkpoint(args.checkpoint, args.out, args.model)
+        kinds = {checkpoint_format(args.checkpoint), checkpoint_format(args.out)}
+        backend = "torch" if "torch" in kinds else resolve_backend("keras")
+        validate_weights(args.checkpoint, args.model, backend)
+        if "torch" in kinds and missing_packages("torch"):
+            raise CheckpointError("A torchvision state_dict is read and written with PyTorch, which this environment "
+                                  "lacks: convert in the torch environment.")
+        check_writable(Path(args.out).parent)
+        select_keras_backend(backend)  # the Keras definition gives the layout (names, Flatten order)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model, num_classes=args.num_classes)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
+    print(f"wrote {path} ({FORMAT_NAMES[checkpoint_format(path)]}; {args.model}, {info['num_classes'] or 'its'} "
+          f"classes, from the {info['format']} {args.checkpoint})")
     return 0

@@ -196,8 +196,8 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
            f"- Paper: {spec.paper}",
            f"- Defaults: input {h}×{w}×{c} (height × width × channels), {spec.num_classes} classes"
            + f", {spec.params:,} parameters",
-           f"- Try it: `python -m bench show {model_name}`; "
-           f"`python -m bench train --model {model_name} --impl {impls[0]} --progress`"
+           f"- Try it: `twinbench show {model_name}`; "
+           f"`twinbench train --model {model_name} --impl {impls[0]} --progress`"
            + (f" (or {', '.join(f'`--impl {i}`' for i in impls[1:])})" if impls[1:] else ""),
            ""]
 
