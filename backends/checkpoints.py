@@ -85,7 +85,7 @@ def read_torch_state_dict(path) -> dict[str, np.ndarray]:
     return {key: value.detach().cpu().numpy() for key, value in state.items() if torch.is_tensor(value)}
 
 
-def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def neutral_from_torch_state(model_name, state: dict[str, np.ndarray], *, input_shape=None) -> dict[str, np.ndarray]:
     """A torchvision ``state_dict`` -> the neutral mapping (Keras paths and layouts) at its own class count.
 
     Builds the Keras definition at the checkpoint's class count (read from the classifier bias) to get the
@@ -109,7 +109,7 @@ def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[s
             raise WeightMismatchError(f"PyTorch key {head_key!r} (the classifier of {model_name}) is missing from "
                                       f"the checkpoint: is it a {model_name} checkpoint?")
         num_classes = int(state[head_key].shape[0])
-    reference = build_model(model_name, "keras", input_shape=spec.input_shape, num_classes=num_classes)
+    reference = build_model(model_name, "keras", input_shape=input_shape or spec.input_shape, num_classes=num_classes)
     layout = torch_layout(reference, key_fn=key_fn)
     unexpected = sorted(set(state) - set(layout.keys.values()))
     unexpected = [key for key in unexpected if not key.endswith("num_batches_tracked")]
@@ -119,18 +119,20 @@ def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[s
     return from_torch_state(state, layout, {v.path: tuple(v.shape) for v in reference.weights})
 
 
-def read_checkpoint(path, model_name, *, num_classes=None) -> tuple[dict[str, np.ndarray], dict]:
+def read_checkpoint(path, model_name, *, num_classes=None, input_shape=None) -> tuple[dict[str, np.ndarray], dict]:
     """The neutral weights in ``path`` for ``model_name``, and a description of the file for the record.
 
-    ``num_classes``: the class count to try first for a Keras ``.weights.h5`` (which does not record it).
+    ``num_classes``: the class count to try first for a Keras ``.weights.h5`` (which does not record it);
+    ``input_shape``: the one the weights were made for where it changes their shapes (a Dense after a Flatten);
+    default: the model's own.
     """
     kind = checkpoint_format(path)
     if not Path(path).is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist.")
     if kind == "torch":
-        weights = neutral_from_torch_state(model_name, read_torch_state_dict(path))
+        weights = neutral_from_torch_state(model_name, read_torch_state_dict(path), input_shape=input_shape)
     elif kind == "keras":
-        weights = read_keras_weights(path, model_name, num_classes=num_classes)
+        weights = read_keras_weights(path, model_name, num_classes=num_classes, input_shape=input_shape)
     else:
         try:
             weights = load_weights(path)
@@ -142,7 +144,7 @@ def read_checkpoint(path, model_name, *, num_classes=None) -> tuple[dict[str, np
     return weights, info
 
 
-def pretrained_weights(model_name, path, *, canonical: dict[str, np.ndarray]) -> tuple[dict, dict]:
+def pretrained_weights(model_name, path, *, canonical: dict[str, np.ndarray], input_shape=None) -> tuple[dict, dict]:
     """The checkpoint in ``path`` fitted to a model whose own initial weights are ``canonical``.
 
     Returns ``(weights, info)``; ``info["replaced"]`` lists the classifier weights that kept their initial
@@ -150,12 +152,13 @@ def pretrained_weights(model_name, path, *, canonical: dict[str, np.ndarray]) ->
     """
     head = _head_bias(model_name)
     checkpoint, info = read_checkpoint(path, model_name,
-                                       num_classes=int(np.shape(canonical[head])[0]) if head in canonical else None)
+                                       num_classes=int(np.shape(canonical[head])[0]) if head in canonical else None,
+                                       input_shape=input_shape)
     weights, replaced = merge_pretrained(checkpoint, canonical, head=get_model_spec(model_name).head)
     return weights, {**info, "replaced": replaced}
 
 
-def read_keras_weights(path, model_name, *, num_classes=None) -> dict[str, np.ndarray]:
+def read_keras_weights(path, model_name, *, num_classes=None, input_shape=None) -> dict[str, np.ndarray]:
     """A Keras 3 ``.weights.h5`` of ``model_name``'s definition -> the neutral mapping (needs keras, any backend).
 
     Tried at ``num_classes`` first, then at the model's default class count.
@@ -165,7 +168,7 @@ def read_keras_weights(path, model_name, *, num_classes=None) -> dict[str, np.nd
         raise CheckpointError(f"Model {model_name!r} has no Keras 3 definition to read {Path(path).name!r} with.")
     tried, last_error = [], None
     for classes in dict.fromkeys(c for c in (num_classes, spec.num_classes) if c):
-        model = build_model(model_name, "keras", input_shape=spec.input_shape, num_classes=classes)
+        model = build_model(model_name, "keras", input_shape=input_shape or spec.input_shape, num_classes=classes)
         try:
             model.load_weights(path)
         except (ValueError, OSError, KeyError) as err:
@@ -179,7 +182,7 @@ def read_keras_weights(path, model_name, *, num_classes=None) -> dict[str, np.nd
                           f"{' or '.join(map(str, tried))} classes: {last_error}")
 
 
-def write_checkpoint(path, weights: dict[str, np.ndarray], model_name) -> None:
+def write_checkpoint(path, weights: dict[str, np.ndarray], model_name, *, input_shape=None) -> None:
     """Write the neutral mapping ``weights`` of ``model_name`` to ``path`` in the format its name says (atomically).
 
     A torchvision ``state_dict`` needs PyTorch, a Keras ``.weights.h5`` needs keras (the backend chosen already).
@@ -198,26 +201,25 @@ def write_checkpoint(path, weights: dict[str, np.ndarray], model_name) -> None:
     partial = path.with_name(f".{path.stem}.partial{''.join(path.suffixes)}")  # Keras wants the .weights.h5 ending
     try:
         if kind == "keras":
-            _write_keras_weights(partial, weights, model_name, num_classes)
+            _write_keras_weights(partial, weights, model_name, num_classes, input_shape or spec.input_shape)
         else:
-            _write_torch_state_dict(partial, weights, model_name, num_classes)
+            _write_torch_state_dict(partial, weights, model_name, num_classes, input_shape or spec.input_shape)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def _write_keras_weights(path, weights, model_name, num_classes):
+def _write_keras_weights(path, weights, model_name, num_classes, input_shape):
     from models.weights import check_weights
 
-    spec = get_model_spec(model_name)
-    model = build_model(model_name, "keras", input_shape=spec.input_shape, num_classes=num_classes)
+    model = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes)
     check_weights(weights, {v.path: tuple(v.shape) for v in model.weights})
     for variable in model.weights:
         variable.assign(np.asarray(weights[variable.path], dtype=variable.dtype))
     model.save_weights(str(path))
 
 
-def _write_torch_state_dict(path, weights, model_name, num_classes):
+def _write_torch_state_dict(path, weights, model_name, num_classes, input_shape):
     if importlib.util.find_spec("torch") is None:
         raise CheckpointError(f"Writing {Path(path).name!r} needs PyTorch, which this environment lacks: convert in "
                               "the torch environment.")
@@ -229,18 +231,17 @@ def _write_torch_state_dict(path, weights, model_name, num_classes):
 
     runner = TorchRunner()
     runner.setup()
-    spec = get_model_spec(model_name)
-    module = runner.prepare(model_name, input_shape=spec.input_shape, num_classes=num_classes, weights=weights)
+    module = runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights)
     torch.save({key: value.detach().cpu() for key, value in module.state_dict().items()}, path)
 
 
-def convert_checkpoint(path, out, model_name, *, num_classes=None) -> tuple[Path, dict]:
+def convert_checkpoint(path, out, model_name, *, num_classes=None, input_shape=None) -> tuple[Path, dict]:
     """Read ``path`` in any format and write ``out`` in any other: neutral ``.npz``, torchvision ``state_dict``,
     Keras ``.weights.h5`` (each through the neutral mapping). Returns the path written and what was read."""
     kind, out_kind = checkpoint_format(path), checkpoint_format(out)
     if kind == out_kind:
         raise CheckpointError(f"{str(path)!r} and {str(out)!r} are both a {FORMAT_NAMES[kind]}: give another "
                               f"output format (.npz, .pth or .weights.h5).")
-    weights, info = read_checkpoint(path, model_name, num_classes=num_classes)
-    write_checkpoint(out, weights, model_name)
+    weights, info = read_checkpoint(path, model_name, num_classes=num_classes, input_shape=input_shape)
+    write_checkpoint(out, weights, model_name, input_shape=input_shape)
     return Path(out), info

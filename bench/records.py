@@ -59,8 +59,10 @@ KINDS = {
     "profiler_cost": {"command": "twinbench profiler-cost", "results": "results/profiler_cost",
                       "suffix": "__profiler_cost"},
 }
-# Results directories: one per kind, and the definition-effect study's (throughput records of its cells).
-RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect"}
+# Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
+# models' (twinbench export: artifacts, not records).
+RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect",
+           "export": "results/export"}
 
 
 def now_iso() -> str:

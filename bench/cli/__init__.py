@@ -14,6 +14,7 @@ import sys
 from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
 from bench.cli.check_command import add_check_parser, cmd_check
 from bench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
+from bench.cli.export_command import add_export_parser, cmd_export
 from bench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--model", required=True)
     convert.add_argument("--num-classes", type=positive_int, default=None,
                          help="the class count of a .weights.h5 to read (default: the model's)")
+    convert.add_argument("--input-shape", type=input_shape, default=None,
+                         help="HxWxC the weights were made for, where it changes their shapes (default: the model's)")
 
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
     compare.add_argument("results", nargs="*", default=[RESULTS["train"]],
@@ -95,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     add_check_parser(sub)
+    add_export_parser(sub)
     add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
 
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "check": cmd_check,
-                    "equivalence": cmd_equivalence}
+                    "equivalence": cmd_equivalence, "export": cmd_export}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

@@ -262,7 +262,8 @@ def cmd_convert_weights(args) -> int:
                                   "lacks: convert in the torch environment.")
         check_writable(Path(args.out).parent)
         select_keras_backend(backend)  # the Keras definition gives the layout (names, Flatten order)
-        path, info = convert_checkpoint(args.checkpoint, args.out, args.model, num_classes=args.num_classes)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model, num_classes=args.num_classes,
+                                        input_shape=args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
     print(f"wrote {path} ({FORMAT_NAMES[checkpoint_format(path)]}; {args.model}, {info['num_classes'] or 'its'} "

@@ -95,7 +95,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
                 initial = runner.canonical_weights(config.model, input_shape=input_shape,
                                                    num_classes=dataset.num_classes, seed=config.seed)
-                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial)
+                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial,
+                                                           input_shape=input_shape)
                 weights_info = {"source": "checkpoint", **weights_info}
             model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes,
                                    seed=config.seed, weights=weights)
