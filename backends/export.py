@@ -51,12 +51,15 @@ class ExportError(ValueError):
     """An export this implementation cannot make here; one line naming what it can."""
 
 
-def check_format(implementation: str, backend: str, fmt: str) -> None:
-    """Raise ``ExportError`` (one line) unless ``implementation`` on ``backend`` can produce ``fmt`` here."""
+def check_format(implementation: str, backend: str, fmt: str, *, packages: bool = True) -> None:
+    """Raise ``ExportError`` (one line) unless ``implementation`` on ``backend`` can produce ``fmt`` (and, with
+    ``packages``, unless this environment has the packages that format needs)."""
     label = implementation_label(implementation, backend)
     formats = EXPORT_FORMATS[(implementation, backend)]
     if fmt not in formats:
         raise ExportError(f"{label} cannot export {fmt!r}. Valid choices for {label}: {', '.join(formats)}.")
+    if not packages:
+        return
     missing = [p for p in _NEEDS.get((fmt, backend), ()) if importlib.util.find_spec(p) is None]
     if missing:
         raise ExportError(f"Exporting {fmt} from {label} needs the package(s) {', '.join(missing)}, which this "

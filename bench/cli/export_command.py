@@ -33,13 +33,17 @@ def add_export_parser(sub):
 
 
 def cmd_export(args) -> int:
+    from backends import resolve_backend
     from backends.export import EXPORT_FORMATS, ExportError, check_format, export_cell
 
     try:
-        backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
-        validate_weights(args.weights, args.model, backend)
+        backend = resolve_backend(args.impl, args.backend)
         formats = EXPORT_FORMATS[(args.impl, backend)]
         formats = list(formats) if args.format == "all" else [args.format or formats[0]]
+        for fmt in formats:  # what the implementation can produce at all, before this environment is checked
+            check_format(args.impl, backend, fmt, packages=False)
+        validate_cell(args.model, args.impl, backend, "synthetic", args.input_shape)
+        validate_weights(args.weights, args.model, backend)
         for fmt in formats:
             check_format(args.impl, backend, fmt)
         check_writable(args.out)

@@ -108,7 +108,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
                                               batch_size=train_config.eval_batch_size)
             eval_before_s = time.perf_counter() - t0
         maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
-        epochs = runner.fit(model, dataset, train_config, events=events)
+        # --epochs 0 evaluates only (e.g. weights loaded with --weights); tf.keras' fit refuses zero epochs
+        epochs = runner.fit(model, dataset, train_config, events=events) if config.epochs else []
     finally:
         if profiler is not None:
             profiler.stop()

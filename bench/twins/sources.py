@@ -33,6 +33,10 @@ TRAINING_HELPERS = {
     "tf_keras": "`EpochBatches` (a `Sequence` in the shared batch order) and `_EpochTimer` (timing callback)",
 }
 
+# The name through which each style's training code reaches twinbench's measurement (a Keras callback, the PyTorch
+# loop's hooks): the pages count the lines that mention it apart.
+MEASUREMENT_NAMES = {"keras": "timer", "torch": "hooks", "tf_keras": "timer"}
+
 
 class DocsError(RuntimeError):
     """The pages cannot be generated (a builder that is not in the source, missing data); one line."""
@@ -171,6 +175,13 @@ def count_code_lines(text: str) -> int:
                               tokenize.ENDMARKER):
             code_lines.update(range(token.start[0], token.end[0] + 1))
     return len(code_lines - skip)
+
+
+def count_lines_naming(text: str, name: str) -> int:
+    """Lines of code (as ``count_code_lines`` counts them) on which the identifier ``name`` appears."""
+    text = textwrap.dedent(text)
+    return len({token.start[0] for token in tokenize.generate_tokens(io.StringIO(text).readline)
+                if token.type == tokenize.NAME and token.string == name})
 
 
 def _project_module(name: str | None) -> bool:
