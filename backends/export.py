@@ -224,8 +224,9 @@ def _reload_torch(path, inputs):
     import torch
 
     module = torch.export.load(str(path)).module()
+    device = next(iter([*module.parameters(), *module.buffers()]), torch.empty(0)).device  # where it was exported
     with torch.no_grad():
-        return module(torch.from_numpy(inputs)).cpu().numpy()
+        return module(torch.from_numpy(inputs).to(device)).cpu().numpy()
 
 
 def _reload_onnx(path, inputs):
