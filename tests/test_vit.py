@@ -21,7 +21,10 @@ needs_torch = pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch twin an
 
 
 def _against_torchvision():
-    """The Keras definition (as patched) at vit_tiny's twin case, compared with torchvision's committed fingerprint."""
+    """The Keras definition (as patched) at vit_tiny's twin case, compared with torchvision's committed fingerprint.
+
+    Unpatched, this is ``tests/test_parity.py::test_twin_parity[vit_tiny-keras[torch]]``, which passes.
+    """
     from bench.twins.parity import (
         committed_noise,
         compare_fingerprints,
@@ -34,11 +37,6 @@ def _against_torchvision():
     twin = observe_twin("keras", "torch", MODEL, weights=canonical(MODEL), noise=committed_noise(MODEL), float64=False)
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
     compare_fingerprints(actual, load_fingerprint(fixture_path(MODEL)), lr=1e-3)
-
-
-@needs_torch
-def test_the_unpatched_definition_passes():
-    _against_torchvision()  # so that the failures below are the patches' doing
 
 
 @needs_torch
@@ -80,7 +78,8 @@ def test_images_that_are_not_square_multiples_of_the_patch_are_refused():
 
 
 def test_every_torchvision_key_has_one_keras_weight():
-    """The mapping is a bijection onto torchvision's state_dict keys (vit_b_16 at 224x224, without building it)."""
+    """The mapping is a bijection onto torchvision's state_dict keys (vit_b_16's, without building the Keras model;
+    the keys do not depend on the width, so torchvision's class is built 12 blocks deep but narrow)."""
     from models.vit.config import CONFIGS, torch_key
 
     paths = ["conv_proj/kernel", "conv_proj/bias", "class_token/token", "pos_embedding/embedding",
@@ -95,9 +94,10 @@ def test_every_torchvision_key_has_one_keras_weight():
     assert "encoder.layers.encoder_layer_11.self_attention.in_proj_weight" in keys
     assert "encoder.layers.encoder_layer_11.mlp.3.bias" in keys and "heads.head.weight" in keys
     if BACKEND == "torch":
-        import torchvision
+        from torchvision.models.vision_transformer import VisionTransformer
 
-        assert keys == set(torchvision.models.vit_b_16(weights=None).state_dict())
+        narrow = VisionTransformer(image_size=32, patch_size=16, num_layers=12, num_heads=1, hidden_dim=4, mlp_dim=4)
+        assert keys == set(narrow.state_dict())
 
 
 @pytest.fixture(scope="module")
