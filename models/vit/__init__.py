@@ -30,6 +30,7 @@ def _register(name, *, num_classes, summary, forward_flops, twin_case):
             forward_flops=forward_flops,  # at the default classes; models/flops.py
             torch_keys="models.vit.config:torch_key",
             min_input_size=config.patch_size,
+            input_check="models.vit.config:check_input",  # square, a multiple of the patch size
             head="head",
             twin_case=twin_case,
         )

@@ -68,6 +68,11 @@ def check_image_size(name: str, config: ViTConfig, input_shape) -> int:
     return height
 
 
+def check_input(name: str, input_shape) -> None:
+    """The registry's ``input_check``: ``check_image_size`` for the configuration ``name``."""
+    check_image_size(name, CONFIGS[name], input_shape)
+
+
 # Keras layer name -> torchvision module path, for the layers outside the encoder blocks.
 _TOP = {"conv_proj": "conv_proj", "encoder_ln": "encoder.ln", "head": "heads.head"}
 # Within block i: Keras suffix -> torchvision path under encoder.layers.encoder_layer_{i}.
