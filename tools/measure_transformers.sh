@@ -2,8 +2,9 @@
 # Throughput and the overhead decomposition of the Transformers on a CPU: for each model, every implementation eager
 # (the default mode) and compiled (--jit on; keras[jax], which compiles by default, also --jit off), in ROUNDS
 # interleaved rounds, every run its own process. `python -m bench compare` pools the rounds and prints, per mode, the
-# table and the decomposition. About 10 minutes per round on 2 cores with the defaults (vit_tiny at batch 32, and
-# vit_b_16 on 32x32 images, 4 patches + the class token through all 12 blocks, at batch 4).
+# table and the decomposition. Roughly 10-15 minutes per round on 2 cores with the defaults (vit_tiny at batch 32, and
+# vit_b_16 on 32x32 images, 4 patches + the class token through all 12 blocks, at batch 4), most of it process
+# start-up and compilation (--jit on: torch.compile, XLA), which the records report apart from the steady state.
 #
 # Usage: tools/measure_transformers.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
 # MODELS (default "vit_tiny vit_b_16") and THREADS (default 1) override the defaults; the three pythons default to
