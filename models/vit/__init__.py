@@ -1,5 +1,11 @@
 """The Vision Transformer: a Keras 3 definition matching torchvision's ``VisionTransformer``, its tf.keras twin, and
-torchvision itself; ``vit_b_16`` and the CPU-sized ``vit_tiny`` are two rows of one table (``config.CONFIGS``)."""
+torchvision itself; ``vit_b_16`` and the CPU-sized ``vit_tiny`` are two rows of one table (``config.CONFIGS``).
+
+No stock keras-hub variant (like ``models/kerasapps`` for the CNNs): keras-hub 0.32.0 requires
+``tensorflow-text>=2.20.1`` on Linux and macOS, which requires ``tensorflow``, so installing it would put TensorFlow
+into the torch and jax environments (``pip install --dry-run keras-hub==0.32.0`` there: "Would install ...
+tensorflow-2.21.0 tensorflow-text-2.21.1 ..."). It installs cleanly only into the tensorflow environment.
+"""
 
 from models._registry import ModelSpec, TwinCase, register_model
 from models.vit.config import CONFIGS, PARAMS
