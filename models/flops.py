@@ -3,9 +3,10 @@
 Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, appendix B):
 
 - one multiply-accumulate (MAC) is **2 FLOPs**;
-- only convolutions and Dense layers are counted, where the MACs are: a ``Conv2D`` output element costs
-  ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
-  output ``in_features``;
+- only convolutions, Dense layers and attention's two matrix products are counted, where the MACs are: a
+  ``Conv2D`` output element costs ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
+  output ``in_features``; a layer with a ``macs()`` method counts its own (``models.vit``'s ``SelfAttention``:
+  ``q k^T`` and ``weights v``, ``2 * tokens^2 * D`` per sample);
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
   (for the CNNs here they are well under 1% of the total).
 
@@ -24,7 +25,9 @@ FLOPS_PER_MAC = 2
 TRAIN_FLOPS_PER_FORWARD_FLOP = 3  # forward + backward (about 2x forward)
 
 # Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element).
-_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization")
+# The ViT's class token and position embedding are a concatenation and an addition.
+_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization", "ClassToken",
+                  "PositionEmbedding")
 
 
 def _leaf_layers(model):
@@ -42,6 +45,8 @@ def _mro_names(layer):
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one layer for one input sample (0 for layers without MACs)."""
     names = _mro_names(layer)
+    if callable(getattr(layer, "macs", None)):  # a layer that counts its own, e.g. the ViT's attention products
+        return int(layer.macs())
     if "Conv2DTranspose" in names:
         raise NotImplementedError(f"No FLOP count for transposed convolution {layer.name!r}.")
     if "DepthwiseConv2D" in names:

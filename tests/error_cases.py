@@ -64,6 +64,10 @@ CASES = [
     Case("input-too-small-resnet", "8x8 images into ResNet50",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "8x8x3"),
          r"Model 'resnet50' needs inputs of at least 32x32 pixels\. Received: input_shape=\(8, 8, 3\)"),
+    Case("vit-input-not-patches", "An image a ViT cannot cut into patches",
+         ("train", "--model", "vit_tiny", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "30x30x3"),
+         r"Model 'vit_tiny' takes square images whose side is a multiple of its patch size 4\. "
+         r"Received: input_shape=\(30, 30, 3\)"),
     Case("unknown-jit", "A compilation mode that does not exist", _run_args("--jit", "xla"),
          r"argument --jit: invalid choice: 'xla' \(choose from '?default'?, '?off'?, '?on'?\)"),
     Case("mode-axis-not-for-impl", "A layout axis of another implementation",
