@@ -26,25 +26,35 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 import data as datasets
 from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from backends.distributed import TorchDDP
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
 
 
 class EpochBatchSampler(Sampler):
-    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``)."""
+    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``).
 
-    def __init__(self, n, batch_size, *, seed):
+    ``shard`` picks this process's share of each batch (torch DDP: the rank's consecutive slice), ``drop_last`` leaves
+    out a partial last batch; ``samples`` is how many samples this process sees per epoch.
+    """
+
+    def __init__(self, n, batch_size, *, seed, drop_last=False, shard=None):
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        self.drop_last, self.shard = drop_last, shard or (lambda batch: batch)
+        self.samples = sum(len(self.shard(b)) for b in self._batches())
 
     def set_epoch(self, epoch):
         self.epoch = epoch
 
+    def _batches(self):
+        return datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed, drop_last=self.drop_last)
+
     def __iter__(self):
-        yield from datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed)
+        yield from (self.shard(batch) for batch in self._batches())
 
     def __len__(self):
-        return -(-self.n // self.batch_size)
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -75,6 +85,8 @@ class TorchRunner(Runner):
         torch.manual_seed(seed)
         np.random.seed(seed)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if isinstance(self.replicas, TorchDDP):
+            self.device = self.replicas.device()  # one GPU per rank
         check_mode_here(self.mode, who="PyTorch", gpu=self.device.type == "cuda", compiler=self.device.type == "cpu")
         tf32 = self.mode.precision == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -110,6 +122,10 @@ class TorchRunner(Runner):
         if id(model) not in self._compiled:
             self._compiled[id(model)] = torch.compile(model)
         return self._compiled[id(model)]
+
+    def train_network(self, model):
+        """What the training loop calls: ``network(model)``, on several replicas around ``DDP(model)``."""
+        return self.network(self.replicas.wrap(model))
 
     def autocast(self):
         """``torch.autocast`` in the mode's precision (nothing under float32 and tf32)."""
@@ -186,21 +202,23 @@ class TorchRunner(Runner):
     def train_step(self, model, x, y, config):
         model.train()
         optimizer, scaler = self._optimizer(model, config)
-        loss = train_step(self.network(model), optimizer, nn.CrossEntropyLoss(), self.to_device(to_nchw(x)),
+        x, y = self.replicas.shard(x), self.replicas.shard(y)  # this rank's share of the global batch
+        loss = train_step(self.train_network(model), optimizer, nn.CrossEntropyLoss(), self.to_device(to_nchw(x)),
                           torch.from_numpy(y).to(self.device), scaler=scaler, autocast_dtype=self.autocast_dtype)
-        return float(loss)
+        return float(self.replicas.mean(loss))
 
     # -- training ----------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         events = events or NullEvents()
         device = self.device
         train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
-        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
+        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, drop_last=config.drop_last,
+                                    shard=self.replicas.shard)
         # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
         loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
-        network = self.network(model)  # torch.compile(model) under --jit on
+        network = self.train_network(model)  # torch.compile(model) under --jit on; DDP(model) on several replicas
         n = len(train_set)
         steps_per_epoch = len(loader)
         results = []
@@ -211,7 +229,7 @@ class TorchRunner(Runner):
             model.train()
             # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
             clock = StepClock(epoch_edges(steps_per_epoch, config.timing_window,
-                                          last_batch_partial=n % config.batch_size != 0),
+                                          last_batch_partial=n % config.batch_size != 0 and not config.drop_last),
                               sync=self.sync)
             clock.before_step(0)
             started = clock.arrived[0]
@@ -233,7 +251,7 @@ class TorchRunner(Runner):
             with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
                 test_accuracy = self.evaluate(model, dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
             ended = self.now()
-            mean_loss = float(total_loss) / n
+            mean_loss = float(self.replicas.mean(total_loss / sampler.samples))  # equal shards: the mean of means
             if config.progress:
                 print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
             events.mark("epoch_end", epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy)
@@ -247,11 +265,12 @@ class TorchRunner(Runner):
         """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""
         device = self.device
         train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
-        batches = cycled_batches(len(train_set), config.batch_size, steps, seed=config.seed)
+        batches = [self.replicas.shard(b) for b in cycled_batches(len(train_set), config.batch_size, steps,
+                                                                  seed=config.seed)]
         loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
-        network = self.network(model)
+        network = self.train_network(model)
         model.train()
         for step, (images, labels) in enumerate(loader):
             clock.before_step(step)
@@ -286,6 +305,7 @@ class TorchRunner(Runner):
             "variable_dtype": str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else None,
             "loss_scaling": _loss_scaling(model),
             "memory_format": self.mode.memory_format,
+            "replicas": self.replicas.describe(),
         }
 
 

@@ -7,7 +7,8 @@ Out of memory looks different in every framework (``torch.OutOfMemoryError``, Te
 ``TWINBENCH_INJECT_FAULT`` lets tests provoke faults inside a real run (in a child process, where
 monkeypatching cannot reach): ``oom`` raises an out-of-memory error, ``oom-above:N`` only while the batch
 size is above N, ``hang`` sleeps (so a test can kill the process mid-matrix), ``crash`` exits hard.
-An optional ``@MODEL`` suffix limits it to one model, e.g. ``hang@mnist_cnn``. Unset in normal use.
+An optional ``@MODEL`` suffix limits it to one model, e.g. ``hang@mnist_cnn``; ``TWINBENCH_INJECT_FAULT_RANK=R`` to one rank
+of a data-parallel cell (torchrun's ``RANK``). Unset in normal use.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import time
 
 FAULT_ENV = "TWINBENCH_INJECT_FAULT"
+FAULT_RANK_ENV = "TWINBENCH_INJECT_FAULT_RANK"
 
 
 class InjectedOutOfMemory(MemoryError):
@@ -40,6 +42,9 @@ def maybe_inject_fault(*, model: str, batch_size: int) -> None:
         return
     fault, _, only_model = spec.partition("@")
     if only_model and only_model != model:
+        return
+    only_rank = os.environ.get(FAULT_RANK_ENV)
+    if only_rank is not None and os.environ.get("RANK", "0") != only_rank:
         return
     kind, _, arg = fault.partition(":")
     if kind == "oom" or (kind == "oom-above" and batch_size > int(arg)):

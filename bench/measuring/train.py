@@ -19,9 +19,9 @@ import data as datasets
 from backends import get_runner
 from backends.base import TrainConfig
 from backends.checkpoints import pretrained_weights
-from bench.cell import DEFAULT_MODE, Cell, Mode
+from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
-from bench.measuring.environment import collect_environment
+from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.faults import maybe_inject_fault
 from bench.measuring.profiler import Profiler
 from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
@@ -54,10 +54,12 @@ class RunConfig:
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
+    replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
+        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
+                    **dataclasses.asdict(self.replication))
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -75,11 +77,11 @@ def execute(config: RunConfig, *, events=None) -> dict:
     dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
                                     data_dir=config.data_dir, seed=config.seed,
                                     synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test)
-    runner = get_runner(config.implementation, config.backend, mode=config.mode)
+    runner = get_runner(config.implementation, config.backend, mode=config.mode, replication=config.replication)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,
-                               timing_window=config.timing_window)
+                               timing_window=config.timing_window, drop_last=config.replication.replicas > 1)
 
     profiler = None
     if events is None:
@@ -136,6 +138,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
         profile=profile,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
+        launcher=launcher_of(runner),
     )
     if record["timing"].get("throughput_images_per_s"):
         record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,

@@ -1,0 +1,262 @@
+"""Data-parallel twins (``--replicas``, ``backends.distributed``): one step over two replicas at global batch B is the
+step over one replica at batch B, in every implementation that has an engine; BatchNorm is where the engines differ.
+
+The steps run in a child process per environment (``tests/replica_step.py``: under torchrun for torch; with two
+logical/host devices for TensorFlow and JAX, which must be made before the framework starts). They are plain SGD
+steps with a learning rate of 1, so the gradient each engine *applied* is read back from the weights: an engine that
+summed its replicas' gradients instead of averaging them would apply twice the gradient (shown failing below).
+
+- ``cifar_cnn`` (no BatchNorm): the two-replica step equals the one-replica gradient (``runner.loss_and_grads`` at the
+  global batch) within the float32 envelope of the twin checks, and the PyTorch twin's committed fingerprint, so the
+  implementations agree with each other too;
+- ``bn_cnn`` (tests/replica_models.py, BatchNorm): torch DDP and MirroredStrategy normalise each replica's shard with
+  its own statistics, a measured difference far outside that envelope; ``--sync-batchnorm`` (``synchronized=True``)
+  closes it on TensorFlow, torch's SyncBatchNorm is GPU-only (a one-line error here); keras[jax]'s sharded arrays
+  see the global batch and need no synchronisation.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.cell import (
+    DATA_PARALLEL,
+    SINGLE,
+    SYNC_BATCHNORM,
+    Cell,
+    Replication,
+    UnknownChoiceError,
+    environment_cells,
+    implementation_label,
+)
+from bench.twins.parity import (
+    NOISE_FACTOR,
+    NOISE_FACTOR_NEITHER,
+    Observation,
+    ParityError,
+    committed_noise,
+    compare_fingerprints,
+    fingerprint_of,
+    fingerprint_path,
+    load_fingerprint,
+)
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, requires_backend
+from data import batch_indices
+
+PAIRS = [pytest.param(pair, id=implementation_label(*pair)) for pair in IMPLEMENTATIONS_HERE if pair in DATA_PARALLEL]
+SYNC_PAIRS = [p for p in PAIRS if p.values[0] in SYNC_BATCHNORM]
+
+
+# -- the axis: labels, files, cell lists, checks (no framework) ----------------------------------------------------
+
+def test_replicas_is_an_axis_of_the_cell():
+    cell = Cell("cifar_cnn", "torch", "torch", replicas=2)
+    assert cell.label == "torch replicas=2"
+    assert cell.file_id == "cifar_cnn__torch__torch__digits__replicas-2"
+    assert Cell.of({"cell": cell.as_dict()}) == cell and cell.as_dict()["replicas"] == 2
+    synced = Cell("bn", "tf_keras", "tensorflow", replicas=2, sync_batchnorm=True)
+    assert synced.label == "tf_keras replicas=2 sync_batchnorm=True"
+    assert synced.replication == Replication(2, True)
+    assert Cell("cifar_cnn", "torch", "torch").as_dict().keys() == {"model", "implementation", "backend", "dataset"}
+
+
+def test_cell_lists_keep_the_implementations_that_have_an_engine():
+    two, synced = Replication(replicas=2), Replication(replicas=2, sync_batchnorm=True)
+    labels = {env: [c.label for c in environment_cells(env, "cifar_cnn", replication=two)] for env in ("torch", "jax")}
+    assert labels == {"torch": ["torch replicas=2"], "jax": ["keras[jax] replicas=2"]}  # keras[torch]: none in 3.15
+    assert len(environment_cells("tensorflow", "cifar_cnn", replication=synced)) == 2
+    assert environment_cells("jax", "cifar_cnn", replication=synced) == []  # global statistics already
+
+
+def test_replication_checks_name_the_reason():
+    with pytest.raises(UnknownChoiceError, match="Keras 3.15 has no distribution API for the torch backend"):
+        Replication(replicas=2).check("keras", "torch")
+    with pytest.raises(UnknownChoiceError, match="--sync-batchnorm needs --replicas 2"):
+        Replication(sync_batchnorm=True)
+    with pytest.raises(UnknownChoiceError, match="positive integer"):
+        Replication(replicas=0)
+    with pytest.raises(UnknownChoiceError, match="not to keras\\[jax\\]: its sharded arrays"):
+        Replication(2, True).check("keras", "jax")
+    SINGLE.check("keras", "torch")
+
+
+def test_each_replica_reads_its_consecutive_shard_of_the_shared_order():
+    batches = batch_indices(10, 4, epoch=0, seed=0, drop_last=True)
+    assert [len(b) for b in batches] == [4, 4]  # the partial batch of 2 is left out
+    two = Replication(replicas=2)
+    for batch in batches:
+        np.testing.assert_array_equal(np.concatenate([two.shard(batch, 0), two.shard(batch, 1)]), batch)
+
+
+# -- the steps ----------------------------------------------------------------------------------------------------
+
+@functools.cache
+def _steps(tmp_dir) -> dict:
+    """Run tests/replica_step.py once per session in this environment; its arrays by key."""
+    out = os.path.join(tmp_dir, f"replica_step_{BACKEND}.npz")
+    script = str(ROOT / "tests" / "replica_step.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    if BACKEND == "torch":
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", script, out]
+    else:
+        command = [sys.executable, script, out]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory):
+    if not PAIRS:
+        pytest.skip("no implementation here has a data-parallel engine")
+    return _steps(str(tmp_path_factory.mktemp("replicas")))
+
+
+def _observation(steps, pair, model, variant, *, factor=1.0) -> Observation:
+    """What a step applied, as the twin checks' ``Observation``: ``grads`` = the applied gradient (times ``factor``:
+    2 is what summing the replicas' gradients would apply), ``state`` = the BatchNorm statistics after the step."""
+    prefix, one = (f"{implementation_label(*pair)}|{model}|{v}|" for v in (variant, "one"))
+    trainable = [k[len(one) + 5:] for k in steps if k.startswith(one + "grad:")]
+    after = {k[len(prefix) + 6:]: v for k, v in steps.items() if k.startswith(prefix + "after:")}
+    return Observation(logits=steps[prefix + "logits"], loss=float(steps[prefix + "loss"]),
+                       grads={name: factor * steps[f"{prefix}applied:{name}"] for name in trainable}, steps={},
+                       state={name: v for name, v in after.items() if name not in trainable}, forward_state={})
+
+
+def _reference(steps, pair, model) -> Observation:
+    """The one-replica gradient at the global batch (``runner.loss_and_grads``), and the one-replica step's state."""
+    prefix = f"{implementation_label(*pair)}|{model}|one|"
+    one = _observation(steps, pair, model, "one")
+    return Observation(logits=one.logits, loss=float(steps[prefix + "grad_loss"]),
+                       grads={name: steps[f"{prefix}grad:{name}"] for name in one.grads}, steps={}, state=one.state,
+                       forward_state={})
+
+
+def _compare(actual, expected, model):
+    from bench.twins.parity import compare_observations
+
+    return compare_observations(actual, expected, lr=1.0, noise=committed_noise(model), factor=NOISE_FACTOR_NEITHER)
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", PAIRS)
+def test_two_replicas_take_the_one_replica_step(steps, pair):
+    reference = _reference(steps, pair, "cifar_cnn")
+    _compare(_observation(steps, pair, "cifar_cnn", "one"), reference, "cifar_cnn")  # the read-back itself
+    report = _compare(_observation(steps, pair, "cifar_cnn", "two"), reference, "cifar_cnn")
+    assert report.max_rel_grad < 1e-3
+    with pytest.raises(ParityError, match="gradient"):  # summed, not averaged: twice the step
+        _compare(_observation(steps, pair, "cifar_cnn", "two", factor=2.0), reference, "cifar_cnn")
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", PAIRS)
+def test_two_replicas_agree_with_the_pytorch_twin(steps, pair):
+    """Across implementations: the two-replica loss and gradient against the PyTorch twin's committed fingerprint
+    (one replica, float32 envelope)."""
+    two = _observation(steps, pair, "cifar_cnn", "two")
+    try:
+        compare_fingerprints(fingerprint_of(two, x=None, y=None), load_fingerprint(fingerprint_path("cifar_cnn")),
+                             lr=1e-3)
+    except ParityError as err:
+        raise ParityError(f"{implementation_label(*pair)} on two replicas vs the PyTorch twin: {err}") from None
+
+
+def _batchnorm_gap(steps, pair, variant) -> float:
+    """The largest difference between ``variant``'s applied gradient and the one-replica gradient of ``bn_cnn``,
+    relative to the largest gradient of its tensor."""
+    two, reference = _observation(steps, pair, "bn_cnn", variant), _reference(steps, pair, "bn_cnn")
+    return max(float(np.abs(two.grads[n] - g).max() / (np.abs(g).max() or 1.0)) for n, g in reference.grads.items())
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", PAIRS)
+def test_batchnorm_statistics_per_replica_are_a_measured_difference(steps, pair):
+    gap = _batchnorm_gap(steps, pair, "two")
+    if pair == ("keras", "jax"):  # sharded arrays: BatchNorm's mean and variance are over the global batch
+        _compare(_observation(steps, pair, "bn_cnn", "two"), _reference(steps, pair, "bn_cnn"), "bn_cnn")
+        assert gap < 1e-4, gap
+        return
+    with pytest.raises(ParityError):
+        _compare(_observation(steps, pair, "bn_cnn", "two"), _reference(steps, pair, "bn_cnn"), "bn_cnn")
+    # Measured on the test's batch of 8 (4 per replica): ~0.1 to 0.7 of a tensor's largest gradient.
+    assert gap > 100 * 1e-4 * NOISE_FACTOR, f"{implementation_label(*pair)}: per-replica BatchNorm moved only {gap:.2g}"
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", SYNC_PAIRS)
+def test_sync_batchnorm_closes_the_difference(steps, pair):
+    key = f"{implementation_label(*pair)}|bn_cnn|two_sync|error"
+    if pair[0] == "torch":  # SyncBatchNorm is GPU-only; on GPUs the branch below runs
+        if key in steps:
+            assert "SyncBatchNorm takes GPU tensors only" in str(steps[key])
+            return
+    report = _compare(_observation(steps, pair, "bn_cnn", "two_sync"), _reference(steps, pair, "bn_cnn"), "bn_cnn")
+    assert report.max_rel_grad < 1e-3
+
+
+# -- faults: a rank that dies or hangs ----------------------------------------------------------------------------
+
+QUICK = ["--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32", "--epochs", "1",
+         "--batch-size", "32", "--replicas", "2", "--threads", "1"]
+torch_only = pytest.mark.skipif(BACKEND != "torch", reason="torch DDP's ranks are processes (torch environment)")
+
+
+def _train(tmp_path, *argv, fault):
+    from bench.measuring.faults import FAULT_ENV, FAULT_RANK_ENV
+
+    env = {**os.environ, FAULT_ENV: fault, FAULT_RANK_ENV: "1", "TWINBENCH_COLLECTIVE_TIMEOUT_S": "10",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "bench", "train", *argv, "--out", str(tmp_path), *QUICK], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _records(directory):
+    from bench.records import TIMELINE_SUFFIX, read_record
+
+    return {p.name: read_record(p) for p in sorted(directory.glob("*.json")) if not p.name.endswith(TIMELINE_SUFFIX)}
+
+
+@torch_only
+def test_a_hanging_rank_fails_its_cell_at_the_collective_timeout_and_the_matrix_goes_on(tmp_path):
+    done = _train(tmp_path, "--env", "torch", "--models", "cifar_cnn,mnist_cnn", fault="hang@cifar_cnn")
+    assert done.returncode == 1, done.stdout + done.stderr
+    records = _records(tmp_path)
+    assert sorted(records) == ["cifar_cnn__torch__torch__synthetic__replicas-2.json",
+                               "mnist_cnn__torch__torch__synthetic__replicas-2.json"]  # keras[torch]: no engine
+    failed, ok = records.values()
+    assert failed["status"] == "failed" and ok["status"] == "ok", failed.get("error", {}).get("message")
+    assert ok["launcher"]["cell"].startswith("torchrun") and ok["launcher"]["world_size"] == 2
+    assert ok["settings"]["replicas"]["engine"] == "torch DDP"
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written
+
+
+@torch_only
+def test_a_rank_that_dies_fails_its_cell_with_a_record(tmp_path):
+    done = _train(tmp_path, "--impl", "torch", "--model", "cifar_cnn", fault="crash")
+    assert done.returncode == 1, done.stdout + done.stderr
+    (record,) = _records(tmp_path).values()
+    assert record["status"] == "failed" and record["cell"]["replicas"] == 2
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@torch_only
+def test_sync_batchnorm_without_a_gpu_is_one_line_before_any_rank_starts(tmp_path, capsys):
+    import torch
+
+    from bench.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("SyncBatchNorm runs on GPUs")
+    code = main(["train", "--impl", "torch", "--model", "cifar_cnn", "--sync-batchnorm", "--out", str(tmp_path),
+                 *QUICK])
+    assert code == 2 and "SyncBatchNorm takes GPU tensors only" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
