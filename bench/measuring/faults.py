@@ -36,20 +36,19 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def maybe_inject_fault(*, model: str, batch_size: int) -> None:
-    """Raise, hang or crash here if ``TWINBENCH_INJECT_FAULT`` asks for it (tests only)."""
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return
-    fault, _, only_model = spec.partition("@")
-    if only_model and only_model != model:
-        return
+    """Raise, hang or crash here if ``TWINBENCH_INJECT_FAULT`` asks for it (tests only; several faults for different
+    models are separated by commas, e.g. ``crash@cifar_cnn,hang@mnist_cnn``)."""
     only_rank = os.environ.get(FAULT_RANK_ENV)
     if only_rank is not None and os.environ.get("RANK", "0") != only_rank:
         return
-    kind, _, arg = fault.partition(":")
-    if kind == "oom" or (kind == "oom-above" and batch_size > int(arg)):
-        raise InjectedOutOfMemory(f"injected out of memory at batch size {batch_size}")
-    if kind == "hang":
-        time.sleep(3600)
-    if kind == "crash":
-        os._exit(70)
+    for spec in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        fault, _, only_model = spec.partition("@")
+        if only_model and only_model != model:
+            continue
+        kind, _, arg = fault.partition(":")
+        if kind == "oom" or (kind == "oom-above" and batch_size > int(arg)):
+            raise InjectedOutOfMemory(f"injected out of memory at batch size {batch_size}")
+        if kind == "hang":
+            time.sleep(3600)
+        if kind == "crash":
+            os._exit(70)
