@@ -132,6 +132,10 @@ class Replicas:
     def devices(self) -> list[str]:
         return []
 
+    def gpu_indices(self) -> list[int]:
+        """The GPUs the replicas run on, as NVML numbers them (the profiler samples each); none on a CPU."""
+        return []
+
 
 class TorchDDP(Replicas):
     """torch DDP in a process that torchrun started: gloo on a CPU, nccl on GPUs (one GPU per rank)."""
@@ -170,6 +174,10 @@ class TorchDDP(Replicas):
 
     def devices(self):
         return [f"rank {r}: {'cuda:' + str(r) if self.gpu else 'cpu'}" for r in range(self.world_size)]
+
+    def gpu_indices(self):
+        """One GPU per rank on this node (rank 0 samples them all; a multi-node run samples its own node's)."""
+        return list(range(self.world_size)) if self.gpu else []
 
     def wrap(self, module):
         """DDP around ``module`` (made once; SyncBatchNorm swapped in first under ``--sync-batchnorm``)."""
@@ -228,6 +236,10 @@ class Mirrored(Replicas):
         if tuple(names) not in _STRATEGIES:
             _STRATEGIES[tuple(names)] = tf.distribute.MirroredStrategy(devices=names)
         self.strategy = _STRATEGIES[tuple(names)]
+        self.gpus = len(gpus) >= n
+
+    def gpu_indices(self):
+        return list(range(self.world_size)) if self.gpus else []
 
     def devices(self):
         return list(self.names)
@@ -261,11 +273,15 @@ class KerasDataParallel(Replicas):
             raise RuntimeError(f"--replicas {replication.replicas} needs {replication.replicas} JAX devices, this "
                                f"process has {len(available)} ({XLA_DEVICES_FLAG} must be set before JAX starts)")
         self.names = [f"{d.platform}:{d.id}" for d in available[:replication.replicas]]
+        self.gpus = [d.id for d in available[:replication.replicas] if d.platform == "gpu"]
         keras.distribution.set_distribution(keras.distribution.DataParallel(
             devices=keras.distribution.list_devices()[:replication.replicas]))
 
     def devices(self):
         return list(self.names)
+
+    def gpu_indices(self):
+        return list(self.gpus)
 
 
 def _layers(model):

@@ -262,3 +262,17 @@ def test_sync_batchnorm_without_a_gpu_is_one_line_before_any_rank_starts(tmp_pat
                  *QUICK])
     assert code == 2 and "SyncBatchNorm takes GPU tensors only" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@requires_backend
+def test_the_profiler_samples_every_replica_device(monkeypatch):
+    """Each GPU a cell's replicas run on gets its own NVML sampler (here, without NVML, each falls back to the host)."""
+    from backends.distributed import Replicas
+    from bench.measuring.train import RunConfig, execute
+
+    monkeypatch.setattr(Replicas, "gpu_indices", lambda self: [0, 1, 2])
+    pair = IMPLEMENTATIONS_HERE[0]
+    record = execute(RunConfig(model="cifar_cnn", implementation=pair[0], backend=pair[1], dataset="synthetic",
+                               epochs=1, batch_size=16, synthetic_train=16, synthetic_test=16))
+    assert len(record["profile_devices"]) == 2  # devices 1 and 2 beside the run's own profiler (device 0)
+    assert all(summary["n_samples"] >= 1 for summary in record["profile_devices"])

@@ -83,10 +83,13 @@ def execute(config: RunConfig, *, events=None) -> dict:
                                learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,
                                timing_window=config.timing_window, drop_last=config.replication.replicas > 1)
 
-    profiler = None
+    profiler, others = None, []
     if events is None:
         profiler = Profiler(interval_s=config.profile_interval_s, enabled=config.profile)
         events = profiler.start()
+        # A data-parallel cell on GPUs: NVML samples every replica's device, not only the one this process drives.
+        others = [Profiler(interval_s=config.profile_interval_s, device_index=index, enabled=config.profile).start()
+                  for index in runner.replicas.gpu_indices() if index != profiler.device_index]
     try:
         with events.window("build", phase="build"):
             t0 = time.perf_counter()
@@ -111,6 +114,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
     finally:
         if profiler is not None:
             profiler.stop()
+        for other in others:
+            other.stop()
 
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
@@ -136,6 +141,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
         settings=runner.describe(model),
         memory=memory_figures(runner.memory_stats(), profile),
         profile=profile,
+        profile_devices=[other.summary() for other in others] or None,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
