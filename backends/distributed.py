@@ -177,7 +177,7 @@ class TorchDDP(Replicas):
 
     def gpu_indices(self):
         """One GPU per rank on this node (rank 0 samples them all; a multi-node run samples its own node's)."""
-        return list(range(self.world_size)) if self.gpu else []
+        return list(range(int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size)))) if self.gpu else []
 
     def wrap(self, module):
         """DDP around ``module`` (made once; SyncBatchNorm swapped in first under ``--sync-batchnorm``)."""

@@ -187,7 +187,6 @@ def test_batchnorm_statistics_per_replica_are_a_measured_difference(steps, pair)
         return
     with pytest.raises(ParityError):
         _compare(_observation(steps, pair, "bn_cnn", "two"), _reference(steps, pair, "bn_cnn"), "bn_cnn")
-    # Measured on the test's batch of 8 (4 per replica): ~0.1 to 0.7 of a tensor's largest gradient.
     assert gap > 100 * 1e-4 * NOISE_FACTOR, f"{implementation_label(*pair)}: per-replica BatchNorm moved only {gap:.2g}"
 
 
