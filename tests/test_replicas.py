@@ -191,6 +191,16 @@ def test_batchnorm_statistics_per_replica_are_a_measured_difference(steps, pair)
 
 
 @requires_backend
+def test_per_replica_batchnorm_is_the_same_step_in_both_twins_on_mirroredstrategy(steps):
+    """The difference is the engine's, not a twin's: tf_keras and keras[tensorflow] take the same per-replica step."""
+    pairs = [p.values[0] for p in PAIRS if p.values[0][1] == "tensorflow"]
+    if len(pairs) < 2:
+        pytest.skip("tf_keras and keras[tensorflow] live in the tensorflow environment")
+    first, second = (_observation(steps, pair, "bn_cnn", "two") for pair in pairs)
+    _compare(first, second, "bn_cnn")
+
+
+@requires_backend
 @pytest.mark.parametrize("pair", SYNC_PAIRS)
 def test_sync_batchnorm_closes_the_difference(steps, pair):
     key = f"{implementation_label(*pair)}|bn_cnn|two_sync|error"
