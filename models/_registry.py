@@ -77,7 +77,7 @@ class ModelSpec:
             for a given list of Keras weight paths; by default ``conv1/kernel`` -> ``conv1.weight``.
         min_input_size: smallest spatial size the model accepts.
         head: Keras name of the classifier layer, whose weights keep their initial values when a
-            checkpoint has another class count; ``None``: the model cannot load checkpoints.
+            checkpoint has another class count; ``None``: a checkpoint must fit the model exactly.
         twin_case: the twin tests' small case.
         data_formats: the image layouts the Keras definition can be built in (``--data-format``); inputs and
             weights stay channels last, the runner transposes them (``backends.keras_runner``).

@@ -88,7 +88,7 @@ CASES = [
          r"argument --intervals: must be comma-separated positive seconds, e\.g\. 0\.15,0\.015, got '0\.15,0'"),
     Case("no-cost-records", "Showing profiler-cost results where there are none",
          ("profiler-cost", "--show", "{tmp}"),
-         r"no profiler-cost records in '.*'; write them with python -m bench profiler-cost --impl \.\.\.",
+         r"no profiler-cost records in '.*'; write them with twinbench profiler-cost --impl \.\.\.",
          prepare="empty_dir"),
     Case("checkpoint-mismatch", "A checkpoint that does not fit the model",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
@@ -96,6 +96,12 @@ CASES = [
           "--synthetic-test", "8", "--out", "{tmp}/out"),
          r"Checkpoint tensor 'conv1/kernel' has shape \(3, 3, 3, 64\), the model needs \(7, 7, 3, 64\)",
          prepare="bad_checkpoint"),
+    Case("save-weights-format", "--save-weights to a file that is not a neutral .npz",
+         _run_args("--save-weights", "{tmp}/w.pth"),
+         r"--save-weights writes a neutral \.npz\. Received: '.*w\.pth'"),
+    Case("export-format", "A format an implementation cannot export",
+         ("export", "--model", "cifar_cnn", "--impl", "tf_keras", "--format", "onnx"),
+         r"tf_keras cannot export 'onnx'\. Valid choices for tf_keras: tf_saved_model\."),
     Case("keras-backend-env", "KERAS_BACKEND disagreeing with the backend", _run_args(),
          r"KERAS_BACKEND=\w+ in the environment disagrees with backend '\w+'", env={"KERAS_BACKEND": "{other}"}),
     Case("data-dir-missing", "Dataset directory missing", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}/nope"),
@@ -215,7 +221,7 @@ def markdown_table() -> str:
         with tempfile.TemporaryDirectory() as tmp:
             code, _, stderr = run_case(case, Path(tmp) / case.id)
             line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
-        command = _fill(" ".join(["python -m bench", *case.argv]), README_VALUES)
+        command = _fill(" ".join(["twinbench", *case.argv]), README_VALUES)
         env = " ".join(f"{k}={_fill(v, README_VALUES)}" for k, v in case.env.items())
         rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
     return "\n".join(rows)

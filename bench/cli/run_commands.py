@@ -10,10 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backends import distributed, resolve_backend, select_keras_backend
-from backends.checkpoints import convert_checkpoint
+from backends import distributed, missing_packages, resolve_backend, select_keras_backend
+from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_format, convert_checkpoint
 from bench.cell import environment_cells, mode_of, replication_of
-from bench.cli.checks import USER_ERRORS, check_writable, limit_threads, validate_cell, validate_weights
+from bench.cli.checks import (
+    USER_ERRORS,
+    check_writable,
+    limit_threads,
+    validate_cell,
+    validate_save_weights,
+    validate_weights,
+)
 from bench.cli.options import EXIT_FAILED, CliError, child_args
 from bench.measuring import children
 from bench.measuring.faults import is_out_of_memory
@@ -44,6 +51,7 @@ def _train_cell(args) -> int:
         backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, mode)
         distributed.check_launch(args.impl, replication)
         validate_weights(args.weights, args.model, backend)
+        validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
     check_writable(args.out)
@@ -53,7 +61,8 @@ def _train_cell(args) -> int:
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, mode=mode, replication=replication)
+                       weights=args.weights, mode=mode, save_weights=args.save_weights,
+                       replication=replication)
     if distributed.needs_launcher(args.impl, replication):
         return _launch_ranks("train", args, config, [*_cell_argv("train", config.cell, args.out), *child_args(
             args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))])
@@ -140,6 +149,8 @@ def _free_memory():
 
 
 def _train_env(args) -> int:
+    if args.save_weights:
+        raise CliError("--save-weights writes one cell's weights: give --impl (and --backend), not --env")
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
         mode, replication = mode_of(args), replication_of(args)
@@ -240,7 +251,7 @@ def cmd_profiler_cost(args) -> int:
         records = [r for r in load_records(*args.show)[0] if r.get("kind") == "profiler_cost"]
         if not records:
             raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
-                           "write them with python -m bench profiler-cost --impl ...")
+                           "write them with twinbench profiler-cost --impl ...")
         print(profiler_cost_section(records))
         return 0
     try:
@@ -297,13 +308,21 @@ def cmd_definition_effect(args) -> int:
 
 
 def cmd_convert_weights(args) -> int:
-    """torchvision checkpoint -> neutral .npz, so the tensorflow and jax environments can load it."""
+    """Any weights format -> any other: neutral .npz, torchvision state_dict (torch environment), Keras .weights.h5."""
     try:
         get_model_spec(args.model)
-        validate_weights(args.checkpoint, args.model, "torch")
-        select_keras_backend("torch")  # the Keras definition gives the layout (names, Flatten order)
-        path, info = convert_checkpoint(args.checkpoint, args.out, args.model)
+        kinds = {checkpoint_format(args.checkpoint), checkpoint_format(args.out)}
+        backend = "torch" if "torch" in kinds else resolve_backend("keras")
+        validate_weights(args.checkpoint, args.model, backend)
+        if "torch" in kinds and missing_packages("torch"):
+            raise CheckpointError("A torchvision state_dict is read and written with PyTorch, which this environment "
+                                  "lacks: convert in the torch environment.")
+        check_writable(Path(args.out).parent)
+        select_keras_backend(backend)  # the Keras definition gives the layout (names, Flatten order)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model, num_classes=args.num_classes,
+                                        input_shape=args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
+    print(f"wrote {path} ({FORMAT_NAMES[checkpoint_format(path)]}; {args.model}, {info['num_classes'] or 'its'} "
+          f"classes, from the {info['format']} {args.checkpoint})")
     return 0
