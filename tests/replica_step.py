@@ -57,6 +57,21 @@ def observe_step(pair, model_name, replication, *, gradients=False) -> dict[str,
     return out
 
 
+def observe_fit(pair, replication) -> dict[str, np.ndarray]:
+    """One epoch of ``runner.fit`` (Adam, the benchmark's training path) of ``cifar_cnn`` on 64 synthetic samples in
+    batches of 16, full batches only: its epoch loss and test accuracy."""
+    import data
+
+    runner = get_runner(*pair, replication=replication)
+    runner.setup(seed=0)
+    dataset = data.load_dataset("synthetic", input_shape=(32, 32, 3), num_classes=10, seed=0, synthetic_train=64,
+                                synthetic_test=16)
+    model = runner.prepare("cifar_cnn", input_shape=(32, 32, 3), num_classes=10, seed=0,
+                           options=parity_options("cifar_cnn"))
+    (epoch,) = runner.fit(model, dataset, TrainConfig(epochs=1, batch_size=16, drop_last=True))
+    return {"fit_loss": np.array(epoch.loss), "fit_accuracy": np.array(epoch.test_accuracy)}
+
+
 def main(path) -> int:
     backend = os.environ["KERAS_BACKEND"]
     pairs = [pair for pair in ENVIRONMENTS[backend] if pair in DATA_PARALLEL]
@@ -75,6 +90,9 @@ def main(path) -> int:
                     results[f"{key}|error"] = np.array(str(err))
                     continue
                 results.update({f"{key}|{name}": value for name, value in observed.items()})
+            if not replication.sync_batchnorm:
+                key = f"{implementation_label(*pair)}|cifar_cnn|{variant}"
+                results.update({f"{key}|{name}": value for name, value in observe_fit(pair, replication).items()})
     if (distributed.launched_rank() or (0, 1))[0] == 0:
         np.savez(path, **results)
     return 0

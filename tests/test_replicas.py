@@ -170,6 +170,16 @@ def test_two_replicas_agree_with_the_pytorch_twin(steps, pair):
         raise ParityError(f"{implementation_label(*pair)} on two replicas vs the PyTorch twin: {err}") from None
 
 
+@requires_backend
+@pytest.mark.parametrize("pair", PAIRS)
+def test_an_epoch_of_fit_on_two_replicas_is_the_epoch_on_one(steps, pair):
+    """The training path itself (the PyTorch loop under DDP, Keras' fit under a strategy or distribution): one epoch
+    of Adam steps on full batches ends with the same loss and test accuracy on two replicas as on one."""
+    one, two = (f"{implementation_label(*pair)}|cifar_cnn|{variant}|" for variant in ("one", "two"))
+    np.testing.assert_allclose(steps[two + "fit_loss"], steps[one + "fit_loss"], rtol=1e-4)
+    assert steps[two + "fit_accuracy"] == steps[one + "fit_accuracy"]
+
+
 def _batchnorm_gap(steps, pair, variant) -> float:
     """The largest difference between ``variant``'s applied gradient and the one-replica gradient of ``bn_cnn``,
     relative to the largest gradient of its tensor."""
