@@ -108,8 +108,10 @@ class KerasRunner(KerasFitRunner):
     def build(self, model_name, *, input_shape, num_classes, **options):
         """The definition built in the mode's layout and, under mixed precision, its dtype policy (variables
         float32, computations in bfloat16/float16), as ``keras.config.set_dtype_policy`` would make it."""
-        with image_data_format(self.mode.data_format), mixed_policy(keras, self.mode.precision):
-            return build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
+        with image_data_format(self.mode.data_format), mixed_policy(keras, self.mode.precision), self.replicas.scope():
+            model = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
+        self.replicas.after_build(model)  # --sync-batchnorm
+        return model
 
     def model_inputs(self, x):
         """Channels-last images as the model takes them: transposed once to (N, C, H, W) when it is channels first."""
@@ -197,16 +199,19 @@ class KerasRunner(KerasFitRunner):
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        compile_model(model, config, jit_compile=self.jit_compile)
+        with self.replicas.scope():  # the optimizer's variables too are made on every replica
+            compile_model(model, config, jit_compile=self.jit_compile)
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
-        batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed)
+        batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed,
+                               drop_last=config.drop_last)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if not getattr(model, "compiled", False):
-            compile_model(model, config, jit_compile=self.jit_compile)
+            with self.replicas.scope():
+                compile_model(model, config, jit_compile=self.jit_compile)
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -268,6 +273,7 @@ class KerasRunner(KerasFitRunner):
             "steps_per_execution": getattr(model, "steps_per_execution", None) if model is not None else None,
             "tf32": _tf32(self.backend),
             "threads": _threads(self.backend),
+            "replicas": self.replicas.describe(),
         }
 
 

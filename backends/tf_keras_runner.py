@@ -70,8 +70,10 @@ class TfKerasRunner(KerasFitRunner):
 
     def build(self, model_name, *, input_shape, num_classes, **options):
         """The twin built under the mode's dtype policy (``tf_keras.mixed_precision``) when it is a mixed one."""
-        with mixed_policy(tf_keras, self.mode.precision):
-            return build_model(model_name, "tf_keras", input_shape=input_shape, num_classes=num_classes, **options)
+        with mixed_policy(tf_keras, self.mode.precision), self.replicas.scope():
+            model = build_model(model_name, "tf_keras", input_shape=input_shape, num_classes=num_classes, **options)
+        self.replicas.after_build(model)  # --sync-batchnorm
+        return model
 
     # -- weights -------------------------------------------------------------------------------------------
     def weight_shapes(self, model):
@@ -101,18 +103,21 @@ class TfKerasRunner(KerasFitRunner):
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
-                      loss=Float32CrossEntropy(from_logits=True))
+        with self.replicas.scope():  # the optimizer's variables too are made on every replica
+            compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
+                          loss=Float32CrossEntropy(from_logits=True))
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
-        batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed)
+        batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed,
+                               drop_last=config.drop_last)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if model.optimizer is None:
-            compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
-                          loss=Float32CrossEntropy(from_logits=True))
+            with self.replicas.scope():
+                compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
+                              loss=Float32CrossEntropy(from_logits=True))
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -148,4 +153,5 @@ class TfKerasRunner(KerasFitRunner):
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                         "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
                         "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")},
+            "replicas": self.replicas.describe(),
         }

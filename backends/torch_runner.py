@@ -28,25 +28,35 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 import data as datasets
 from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from backends.distributed import TorchDDP
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
 
 
 class EpochBatchSampler(Sampler):
-    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``)."""
+    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``).
 
-    def __init__(self, n, batch_size, *, seed):
+    ``shard`` picks this process's share of each batch (torch DDP: the rank's consecutive slice), ``drop_last`` leaves
+    out a partial last batch; ``samples`` is how many samples this process sees per epoch.
+    """
+
+    def __init__(self, n, batch_size, *, seed, drop_last=False, shard=None):
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        self.drop_last, self.shard = drop_last, shard or (lambda batch: batch)
+        self.samples = sum(len(self.shard(b)) for b in self._batches())
 
     def set_epoch(self, epoch):
         self.epoch = epoch
 
+    def _batches(self):
+        return datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed, drop_last=self.drop_last)
+
     def __iter__(self):
-        yield from datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed)
+        yield from (self.shard(batch) for batch in self._batches())
 
     def __len__(self):
-        return -(-self.n // self.batch_size)
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -119,7 +129,9 @@ class LoopHooks:
     def __init__(self, runner, model, *, n, steps, config: TrainConfig, events=None):
         self.runner, self.model, self.n, self.steps, self.config = runner, model, n, steps, config
         self.events = events or NullEvents()
-        self.edges = epoch_edges(steps, config.timing_window, last_batch_partial=n % config.batch_size != 0)
+        # n: the samples this process trains per epoch (its shards on several replicas, full batches only).
+        self.edges = epoch_edges(steps, config.timing_window,
+                                 last_batch_partial=n % config.batch_size != 0 and not config.drop_last)
         self.results: list[EpochResult] = []
 
     def on_epoch_begin(self, epoch):
@@ -152,7 +164,7 @@ class LoopHooks:
     def on_epoch_end(self, epoch, test_accuracy):
         self.window.__exit__(None, None, None)
         ended = self.runner.now()
-        loss = float(self.total_loss) / self.n
+        loss = float(self.runner.replicas.mean(self.total_loss / self.n))  # equal shards: the mean of the means
         if self.config.progress:
             print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
         self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
@@ -180,6 +192,8 @@ class TorchRunner(Runner):
         torch.manual_seed(seed)
         np.random.seed(seed)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if isinstance(self.replicas, TorchDDP):
+            self.device = self.replicas.device()  # one GPU per rank
         check_mode_here(self.mode, who="PyTorch", gpu=self.device.type == "cuda", compiler=self.device.type == "cpu")
         tf32 = self.mode.precision == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -215,6 +229,10 @@ class TorchRunner(Runner):
         if id(model) not in self._compiled:
             self._compiled[id(model)] = torch.compile(model)
         return self._compiled[id(model)]
+
+    def train_network(self, model):
+        """What the training loop calls: ``network(model)``, on several replicas around ``DDP(model)``."""
+        return self.network(self.replicas.wrap(model))
 
     def autocast(self):
         """``torch.autocast`` in the mode's precision (nothing under float32 and tf32)."""
@@ -291,21 +309,24 @@ class TorchRunner(Runner):
     def train_step(self, model, x, y, config):
         model.train()
         optimizer, scaler = self._optimizer(model, config)
-        loss = train_step(self.network(model), optimizer, nn.CrossEntropyLoss(), self.to_device(to_nchw(x)),
+        x, y = self.replicas.shard(x), self.replicas.shard(y)  # this rank's share of the global batch
+        loss = train_step(self.train_network(model), optimizer, nn.CrossEntropyLoss(), self.to_device(to_nchw(x)),
                           torch.from_numpy(y).to(self.device), scaler=scaler, autocast_dtype=self.autocast_dtype)
-        return float(loss)
+        return float(self.replicas.mean(loss))
 
     # -- training ----------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
-        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
+        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, drop_last=config.drop_last,
+                                    shard=self.replicas.shard)
         # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
         loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=self.device.type == "cuda")
         test_set = TensorDataset(to_nchw(dataset.x_test), torch.from_numpy(dataset.y_test))
         test_loader = DataLoader(test_set, batch_size=config.eval_batch_size)
         optimizer, scaler = self._optimizer(model, config)
-        hooks = LoopHooks(self, model, n=len(train_set), steps=len(loader), config=config, events=events)
-        train(self.network(model), loader, test_loader, optimizer, nn.CrossEntropyLoss(), epochs=config.epochs,
+        hooks = LoopHooks(self, model, n=sampler.samples, steps=len(loader), config=config, events=events)
+        # torch.compile(model) under --jit on; DDP(model) on several replicas
+        train(self.train_network(model), loader, test_loader, optimizer, nn.CrossEntropyLoss(), epochs=config.epochs,
               device=self.device, hooks=hooks, scaler=scaler, autocast_dtype=self.autocast_dtype,
               memory_format=self.memory_format)
         return hooks.results
@@ -314,11 +335,12 @@ class TorchRunner(Runner):
         """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""
         device = self.device
         train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
-        batches = cycled_batches(len(train_set), config.batch_size, steps, seed=config.seed)
+        batches = [self.replicas.shard(b) for b in cycled_batches(len(train_set), config.batch_size, steps,
+                                                                  seed=config.seed)]
         loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
-        network = self.network(model)
+        network = self.train_network(model)
         model.train()
         for step, (images, labels) in enumerate(loader):
             clock.before_step(step)
@@ -353,6 +375,7 @@ class TorchRunner(Runner):
             "variable_dtype": str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else None,
             "loss_scaling": _loss_scaling(model),
             "memory_format": self.mode.memory_format,
+            "replicas": self.replicas.describe(),
         }
 
 

@@ -79,6 +79,12 @@ CASES = [
     Case("tf32-on-cpu", "TF32 on a machine without a GPU", _run_args("--precision", "tf32", "--epochs", "1"),
          r"--precision tf32 cannot run here: TF32 is a GPU tensor-core format and no GPU runs .* here\. Available "
          r"here: float32, mixed_bfloat16, mixed_float16"),
+    Case("replicas-no-engine", "Data-parallel replicas for an implementation without an engine",
+         ("train", "--model", "cifar_cnn", "--impl", "keras", "--backend", "torch", "--replicas", "2", "--out",
+          "{tmp}/out"), r"--replicas 2 cannot run keras\[torch\]: Keras 3\.15 has no distribution API for the torch "
+                        r"backend .*Implementations that can: torch, tf_keras, keras\[tensorflow\], keras\[jax\]"),
+    Case("sync-batchnorm-one-replica", "Synchronised BatchNorm on one replica", _run_args("--sync-batchnorm"),
+         r"--sync-batchnorm needs --replicas 2 or more"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
     Case("bad-intervals", "Sampling intervals that are not positive seconds",

@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
+from bench.cell import (
+    ENVIRONMENTS,
+    add_cell_arguments,
+    add_env_argument,
+    add_mode_arguments,
+    add_replication_arguments,
+)
 from bench.cli.check_command import add_check_parser, cmd_check
 from bench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from bench.cli.export_command import add_export_parser, cmd_export
@@ -20,6 +26,7 @@ from bench.cli.options import (
     EXIT_USAGE,
     CliError,
     Parser,
+    add_launcher_args,
     add_measurement_args,
     add_save_weights_arg,
     add_training_args,
@@ -73,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on out-of-memory, retry with half the batch size (marked in the record)")
     add_training_args(train)
     add_mode_arguments(train)
+    add_replication_arguments(train)
+    add_launcher_args(train)
     add_measurement_args(train)
     train.add_argument("--timing-window", type=non_negative_int, default=10,
                        help="steps per steady-state timing window, synchronised at its edges only (0: none)")
@@ -158,6 +167,10 @@ def _add_bench_parser(sub):
                        help="CPU threads per framework thread pool (default: each framework's own choice)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
     add_mode_arguments(bench)
+    add_replication_arguments(bench)
+    add_launcher_args(bench)
+    bench.add_argument("--resume", action="store_true",
+                       help="with --env: skip cells that already have a successful record")
     bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")
     bench.set_defaults(parser=bench)
 

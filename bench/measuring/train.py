@@ -19,9 +19,9 @@ import data as datasets
 from backends import get_runner
 from backends.base import TrainConfig
 from backends.checkpoints import pretrained_weights
-from bench.cell import DEFAULT_MODE, Cell, Mode
+from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
-from bench.measuring.environment import collect_environment
+from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.faults import maybe_inject_fault
 from bench.measuring.profiler import Profiler
 from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
@@ -55,11 +55,13 @@ class RunConfig:
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
+    replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
     save_weights: str | None = None  # write the trained weights here (neutral .npz, BatchNorm statistics included)
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
+        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
+                    **dataclasses.asdict(self.replication))
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -77,16 +79,19 @@ def execute(config: RunConfig, *, events=None) -> dict:
     dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
                                     data_dir=config.data_dir, seed=config.seed,
                                     synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test)
-    runner = get_runner(config.implementation, config.backend, mode=config.mode)
+    runner = get_runner(config.implementation, config.backend, mode=config.mode, replication=config.replication)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,
-                               timing_window=config.timing_window)
+                               timing_window=config.timing_window, drop_last=config.replication.replicas > 1)
 
-    profiler = None
+    profiler, others = None, []
     if events is None:
         profiler = Profiler(interval_s=config.profile_interval_s, enabled=config.profile)
         events = profiler.start()
+        # A data-parallel cell on GPUs: NVML samples every replica's device, not only the one this process drives.
+        others = [Profiler(interval_s=config.profile_interval_s, device_index=index, enabled=config.profile).start()
+                  for index in runner.replicas.gpu_indices() if index != profiler.device_index]
     try:
         with events.window("build", phase="build"):
             t0 = time.perf_counter()
@@ -113,8 +118,10 @@ def execute(config: RunConfig, *, events=None) -> dict:
     finally:
         if profiler is not None:
             profiler.stop()
+        for other in others:
+            other.stop()
 
-    if config.save_weights:  # the trained model, loadable by every implementation (--weights)
+    if config.save_weights and runner.replicas.rank == 0:  # the trained model, loadable by every implementation
         save_weights(config.save_weights, runner.get_weights(model))
         weights_info = {**weights_info, "saved_to": str(config.save_weights)}
     epoch_dicts = [e.as_dict() for e in epochs]
@@ -141,8 +148,10 @@ def execute(config: RunConfig, *, events=None) -> dict:
         settings=runner.describe(model),
         memory=memory_figures(runner.memory_stats(), profile),
         profile=profile,
+        profile_devices=[other.summary() for other in others] or None,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
+        launcher=launcher_of(runner),
     )
     if record["timing"].get("throughput_images_per_s"):
         record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
