@@ -47,6 +47,11 @@ def neutral_variables(model) -> dict[str, tf.Variable]:
     """Neutral name (``layer/variable``, Keras 3 spelling) -> tf.keras variable."""
     variables = {}
     for layer in _leaf_layers(model):
+        if isinstance(layer, (tf_keras.layers.RNN, tf_keras.layers.Bidirectional)):
+            # Recurrent layers keep their weights in cells; the variable names are the Keras 3 paths
+            # (``encoder_lstm_0/forward_encoder_lstm_0/lstm_cell/kernel:0``).
+            variables.update({weight.name.split(":")[0]: weight for weight in layer.weights})
+            continue
         for weight in layer.weights:
             name = weight.name.split("/")[-1].split(":")[0]
             if name == "depthwise_kernel":  # Keras 3 calls it plain "kernel"

@@ -140,7 +140,8 @@ class TorchRunner(Runner):
         model.load_state_dict(tensors, strict=False)
 
     def count_params(self, model) -> int:
-        return sum(p.numel() for p in model.parameters())
+        # Trainable ones: GNMT's frozen second LSTM bias (b_hh = 0, models/gnmt/torch_model.py) is no parameter of Keras'.
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         model = self.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights,
@@ -165,12 +166,13 @@ class TorchRunner(Runner):
             loss = nn.CrossEntropyLoss()(self.network(model)(self.to_device(to_nchw(x))),
                                          torch.from_numpy(y).to(self.device))
         loss.backward()
-        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
-        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient.
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters() if p.requires_grad}
+        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient. A Keras LSTM bias's
+        # gradient is that of bias_ih (bias_hh, frozen, has none: the two are not summed here).
         layout = model.twinbench_layout
         trainable = {path: key for path, key in layout.keys.items() if key in grads}
         shapes = {path: model.twinbench_shapes[path] for path in trainable}
-        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs)
+        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs, same_layout=layout.same_layout)
         return float(loss.detach()), from_torch_state(grads, sub_layout, shapes)
 
     def _optimizer(self, model, config):
