@@ -17,6 +17,7 @@ from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
 from backends.keras_runner import compile_model, mixed_policy
+from backends.recurrent import tf_keras_lstm_kernels
 from models import build_model
 from models.weights import WeightMismatchError
 
@@ -153,4 +154,7 @@ class TfKerasRunner(KerasFitRunner):
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                         "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
                         "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")},
+            # the kernel of each LSTM: cuDNN or standard_lstm (backends/recurrent.py)
+            "recurrent": (tf_keras_lstm_kernels(model, gpu=bool(tf.config.list_physical_devices("GPU")))
+                          if model is not None else None),
         }

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 import data as datasets
 from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from backends.recurrent import torch_lstm_kernels, watch_lstms
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
@@ -100,6 +101,7 @@ class TorchRunner(Runner):
         # How the neutral (Keras) names and layouts line up with this module's state_dict.
         module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
         module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
+        watch_lstms(module)  # which kernel each nn.LSTM runs, recorded at its first call (describe)
         return module.to(self._device(), memory_format=self.memory_format)
 
     def network(self, model):
@@ -288,6 +290,7 @@ class TorchRunner(Runner):
             "variable_dtype": str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else None,
             "loss_scaling": _loss_scaling(model),
             "memory_format": self.mode.memory_format,
+            "recurrent": torch_lstm_kernels(model) if model is not None else None,  # backends/recurrent.py
         }
 
 

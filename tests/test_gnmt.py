@@ -14,10 +14,10 @@ six decoder steps) float32 rounding stays far below them.
 
 from __future__ import annotations
 
+import gnmt_twins as twins
 import numpy as np
 import pytest
 
-import gnmt_twins as twins
 from bench.twins.parity import (
     ParityError,
     batch_checksum,
@@ -48,6 +48,12 @@ def keras_observed(batch):
     return twins.observe_keras(model, batch)
 
 
+@pytest.fixture(scope="module")
+def tf_keras_model():
+    """Built once: tf.keras' LSTMs register their cuDNN and standard functions when built (seconds each)."""
+    return twins.tf_keras_model()
+
+
 def _check_twin(actual, expected):
     compare_observations(actual, expected, lr=twins.SGD_LR)  # logits, loss, gradients (steps: below)
     twins.check_sgd_steps(actual, expected)
@@ -61,6 +67,7 @@ def _check_fingerprint(observation, batch):
     compare_fingerprints(fingerprint_of(observation, x=source, y=labels), expected, lr=twins.SGD_LR)
 
 
+@needs_torch  # the formula is framework-free: one environment builds it (the others check the small size)
 def test_parameter_count_formula():
     """``param_count`` is what Keras builds, at the small size and at a wider, deeper one."""
     from models.gnmt.config import GNMTConfig, param_count
@@ -137,10 +144,10 @@ def test_two_trained_biases_are_caught(batch, keras_observed):
 
 # -- tensorflow environment ------------------------------------------------------------------------------------------
 @needs_tf_keras
-def test_tf_keras_twin_equals_keras(batch, keras_observed):
+def test_tf_keras_twin_equals_keras(batch, keras_observed, tf_keras_model):
     from backends.tf_keras_runner import neutral_variables
 
-    model = twins.tf_keras_model()
+    model = tf_keras_model
     assert model.count_params() == twins.params()
     assert all(np.array_equal(neutral_variables(model)[name].numpy(), value)
                for name, value in twins.canonical().items())
@@ -153,3 +160,54 @@ def test_tf_keras_twin_equals_keras(batch, keras_observed):
 def test_keras_matches_the_fingerprint(batch, keras_observed):
     """keras[BACKEND] against the PyTorch twin's committed fingerprint."""
     _check_fingerprint(keras_observed, batch)
+
+
+# -- which kernel each LSTM runs (backends/recurrent.py, recorded in the runners' describe()) ---------------------
+def test_keras_lstm_kernels():
+    """The source mask reaches every encoder layer (Keras propagates it): on a GPU, the torch and jax backends run
+    those in the generic loop and only the decoder in cuDNN; TensorFlow runs all in cuDNN. No GPU: the generic loop."""
+    from backends.recurrent import CUDNN, keras_lstm_kernels
+
+    model = twins.keras_model()
+    assert set(keras_lstm_kernels(model, BACKEND, gpu=False).values()) == {"generic loop (no GPU)"}
+    on_gpu = keras_lstm_kernels(model, BACKEND, gpu=True)
+    assert len(on_gpu) == 7  # the bidirectional layer's two directions, two more encoder layers, three decoder layers
+    for name, kernel in on_gpu.items():
+        if name.startswith("decoder"):
+            assert kernel == CUDNN
+        elif BACKEND == "tensorflow":
+            assert kernel == f"{CUDNN} (right-padded mask)"
+        else:
+            assert kernel.startswith("generic loop (masked"), (name, kernel)
+
+
+@needs_tf_keras
+def test_tf_keras_lstm_kernels(tf_keras_model):
+    from backends.recurrent import CUDNN, tf_keras_lstm_kernels
+
+    model = tf_keras_model
+    assert set(tf_keras_lstm_kernels(model, gpu=False).values()) == {"standard_lstm (no GPU)"}
+    on_gpu = tf_keras_lstm_kernels(model, gpu=True)
+    assert on_gpu["decoder_lstm_0"] == CUDNN and on_gpu["encoder_lstm_1"].startswith(f"{CUDNN} (if the mask")
+
+
+@needs_torch
+def test_torch_lstm_kernels_are_what_ran(batch):
+    """What ``watch_lstms`` records is what the profiler sees: on a CPU, oneDNN's fused LSTM for every unpacked
+    float32 layer, ATen's loop for the packed bidirectional one."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from backends.recurrent import torch_lstm_kernels, watch_lstms
+
+    module = twins.torch_model()
+    watch_lstms(module)
+    source, decoder_input, _ = (torch.from_numpy(a) for a in batch)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as profiler:
+        module(source, decoder_input)
+    kernels = torch_lstm_kernels(module)
+    assert kernels["encoder_lstm.0"] == "ATen loop (packed sequence)"
+    fused = [name for name, kernel in kernels.items() if kernel == "oneDNN fused LSTM"]
+    assert len(kernels) == 6 and (len(fused) == 5 or not torch.backends.mkldnn.is_available())
+    ran = sum(event.count for event in profiler.key_averages() if event.key == "aten::mkldnn_rnn_layer")
+    assert ran == len(fused)
