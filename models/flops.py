@@ -7,7 +7,10 @@ Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, ap
   ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
   output ``in_features``;
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
-  (for the CNNs here they are well under 1% of the total).
+  (for the CNNs here they are well under 1% of the total); nor are embedding lookups (a row copy, no MACs);
+- an ``LSTM`` costs ``4 * units * (inputs + units)`` MACs per time step (four gates, each a Dense layer over the
+  input and the previous output), a ``Bidirectional`` one twice that; a layer of our own that declares
+  ``macs()`` (GNMT's attention) counts what it says.
 
 torchvision reports the same quantity in MACs (its weights' ``meta["_ops"]``, e.g. 4.089 "GFLOPS" for
 ResNet50 at 224x224), so our count is twice torchvision's figure. A training step costs about 3x the
@@ -23,8 +26,9 @@ import math
 FLOPS_PER_MAC = 2
 TRAIN_FLOPS_PER_FORWARD_FLOP = 3  # forward + backward (about 2x forward)
 
-# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element).
-_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization")
+# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element;
+# Embedding: a lookup).
+_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization", "Embedding")
 
 
 def _leaf_layers(model):
@@ -53,6 +57,13 @@ def layer_macs(layer) -> int:
         return math.prod(layer.output.shape[1:]) * kh * kw * in_channels // getattr(layer, "groups", 1)
     if "Dense" in names:
         return math.prod(layer.output.shape[1:]) * layer.input.shape[-1]
+    if "LSTM" in names or ("Bidirectional" in names and "LSTM" in _mro_names(layer.forward_layer)):
+        x = layer.input[0] if isinstance(layer.input, list | tuple) else layer.input  # [x, mask] when given one
+        steps, inputs = x.shape[1], x.shape[-1]
+        units = layer.forward_layer.units if "Bidirectional" in names else layer.units
+        return (2 if "Bidirectional" in names else 1) * steps * 4 * units * (inputs + units)
+    if hasattr(layer, "macs"):
+        return layer.macs()
     if layer.weights and not names & set(_NO_MAC_LAYERS):
         raise NotImplementedError(f"No FLOP count for layer {layer.name!r} of type {type(layer).__name__}.")
     return 0

@@ -78,6 +78,22 @@ def test_parameter_count_formula():
     assert twins.keras_model().count_params() == twins.params()
 
 
+def test_flops_match_a_hand_count():
+    """LSTMs cost 4 gates x (inputs + units) x units MACs per step, the attention T x S x (U + H), Dense layers as
+    usual, the embedding nothing (``models.flops``)."""
+    from models.flops import FLOPS_PER_MAC, forward_flops
+
+    h, v, s, t = 32, twins.VOCABULARY, twins.SOURCE_LENGTH, twins.TARGET_LENGTH  # the small size: 3 layers
+
+    def lstm(steps, inputs):
+        return steps * 4 * h * (inputs + h)
+
+    encoder = 2 * lstm(s, h) + lstm(s, 2 * h) + lstm(s, h)
+    attention = t * h * h + s * h * h + t * s * (h + h)  # query and key projections, scores and context
+    decoder = lstm(t, h) + 2 * lstm(t, 2 * h) + t * h * v  # ... and the logits
+    assert forward_flops(twins.keras_model()) == FLOPS_PER_MAC * (encoder + attention + decoder) == 956_672
+
+
 def test_unknown_size_is_one_line():
     from models.gnmt.config import gnmt_config
 

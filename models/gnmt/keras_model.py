@@ -67,6 +67,11 @@ class NormalizedBahdanauAttention(layers.Layer):
     def compute_mask(self, inputs, mask=None):
         return None  # the context has no padding: one vector per target position
 
+    def macs(self):
+        """Multiply-accumulates per sample (``models.flops``): the scores' dot products and the weighted sum."""
+        query, keys, values, _ = self.input
+        return query.shape[1] * keys.shape[1] * (self.units + values.shape[-1])
+
     def compute_output_shape(self, input_shape):
         query, _, values, _ = input_shape
         return (*query[:2], values[-1])

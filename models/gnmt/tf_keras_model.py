@@ -45,6 +45,11 @@ class NormalizedBahdanauAttention(layers.Layer):
     def compute_mask(self, inputs, mask=None):
         return None
 
+    def macs(self):
+        """Multiply-accumulates per sample (``models.flops``), as in the Keras 3 layer."""
+        query, keys, values, _ = self.input
+        return query.shape[1] * keys.shape[1] * (self.units + values.shape[-1])
+
     def get_config(self):
         return {**super().get_config(), "units": self.units}
 
