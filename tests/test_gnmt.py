@@ -227,3 +227,11 @@ def test_torch_lstm_kernels_are_what_ran(batch):
     assert len(kernels) == 6 and (len(fused) == 5 or not torch.backends.mkldnn.is_available())
     ran = sum(event.count for event in profiler.key_averages() if event.key == "aten::mkldnn_rnn_layer")
     assert ran == len(fused)
+
+
+def test_reference_size_parameters():
+    """The MLPerf size: 1024 units, 4 layers, 32,317 shared tokens (counted without building 160M weights)."""
+    from models.gnmt.config import PARAMS_REFERENCE, REFERENCE_VOCABULARY, SIZES, lstm_directions, param_count
+
+    assert param_count(SIZES["reference"], REFERENCE_VOCABULARY) == PARAMS_REFERENCE
+    assert 4 * 1024 * lstm_directions(SIZES["reference"]) == 36_864  # what two trained nn.LSTM biases would add

@@ -87,6 +87,9 @@ SIZES = {
     "small": GNMTConfig(hidden=32, num_layers=3, dropout=0.2),
 }
 REFERENCE_VOCABULARY = 32_317
+# param_count(SIZES["reference"], REFERENCE_VOCABULARY): 160,628,286 (the PyTorch twin's trainable parameters too,
+# built once by hand; with both nn.LSTM biases trained it would have 36,864 more: 160,665,150).
+PARAMS_REFERENCE = 160_628_286
 DEFAULT_SIZE = "small"
 
 
