@@ -1,9 +1,11 @@
 """The native PyTorch implementation: an ``nn.Module`` trained by the explicit loop PyTorch users write.
 
 Images arrive channels last (N, H, W, C) like every twinbench array and are turned channels first
-(N, C, H, W) once, before training. The loop is the tutorial loop: ``zero_grad`` -> forward -> loss ->
-``backward`` -> ``step`` over a ``DataLoader``; the epoch loss is accumulated on the device (no per-step
-``.item()`` sync) and reported as the mean over samples, like Keras reports it.
+(N, C, H, W) once, before training. The loop (``train``) is the tutorial loop: ``zero_grad`` -> forward -> loss ->
+``backward`` -> ``step`` over a ``DataLoader``, then the test accuracy (``evaluate``). twinbench measures it from
+outside, the way a Keras callback measures ``fit``: ``LoopHooks`` is called around every step and epoch (the step
+clock, the epoch loss accumulated on the device and reported as the mean over samples, like Keras reports it, the
+progress bar, the profiler's markers), so the loop that runs is the loop the teaching pages show.
 
 The mode (``bench.cell.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
 ``torch.compile(model)``; mixed precision runs the forward pass and the loss under ``torch.autocast`` and, for
@@ -66,6 +68,109 @@ def train_step(model, optimizer, loss_fn, images, labels, *, scaler, autocast_dt
     scaler.step(optimizer)
     scaler.update()
     return loss.detach()
+
+
+def evaluate(model, loader, *, device, autocast_dtype=None, memory_format=torch.contiguous_format):
+    """Test accuracy: the share of images whose largest logit is their label."""
+    model.eval()
+    correct = 0
+    with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        for images, labels in loader:
+            logits = model(images.to(device, memory_format=memory_format))
+            correct += (logits.argmax(dim=1) == labels.to(device)).sum()
+    return int(correct) / len(loader.dataset)
+
+
+def train(model, loader, test_loader, optimizer, loss_fn, *, epochs, device, hooks=None, scaler=None,
+          autocast_dtype=None, memory_format=torch.contiguous_format):
+    """The classic PyTorch loop: ``epochs`` passes over ``loader``, then the test accuracy after each.
+
+    ``hooks`` measure it from outside, the way Keras callbacks measure ``fit`` (``LoopHooks``: the step clock,
+    the epoch loss, the progress bar, the profiler's markers); without them this is the tutorial loop.
+    """
+    hooks = hooks or LoopHooks.NONE
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)  # the next epoch's shuffle
+        model.train()
+        hooks.on_epoch_begin(epoch)
+        for step, (images, labels) in enumerate(loader):
+            hooks.on_train_batch_begin(step)
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            labels = labels.to(device, non_blocking=True)
+            loss = train_step(model, optimizer, loss_fn, images, labels, scaler=scaler, autocast_dtype=autocast_dtype)
+            hooks.on_train_batch_end(step, loss, len(labels))
+        hooks.on_test_begin(epoch)
+        test_accuracy = evaluate(model, test_loader, device=device, autocast_dtype=autocast_dtype,
+                                 memory_format=memory_format)
+        hooks.on_epoch_end(epoch, test_accuracy)
+
+
+class LoopHooks:
+    """twinbench's measurement of the PyTorch loop, attached from outside like Keras' ``_EpochTimer`` callback.
+
+    ``train`` calls these methods around every step and epoch: synchronised timestamps at the ``StepClock``'s
+    edges only (before step 0, after step 1, every ``timing_window`` steps, at the end), the epoch loss summed on
+    the device (no per-step ``.item()`` sync) and reported as the mean over samples, the Keras-style progress
+    bar, the profiler's markers and windows, and one ``EpochResult`` per epoch in ``results``.
+    """
+
+    NONE: LoopHooks  # hooks that do nothing (set below)
+
+    def __init__(self, runner, model, *, n, steps, config: TrainConfig, events=None):
+        self.runner, self.model, self.n, self.steps, self.config = runner, model, n, steps, config
+        self.events = events or NullEvents()
+        self.edges = epoch_edges(steps, config.timing_window, last_batch_partial=n % config.batch_size != 0)
+        self.results: list[EpochResult] = []
+
+    def on_epoch_begin(self, epoch):
+        self.bar = ProgressBar(epoch=epoch, epochs=self.config.epochs, steps=self.steps, samples=self.n,
+                               batch_size=self.config.batch_size) if self.config.progress else None
+        self.clock = StepClock(self.edges, sync=self.runner.sync)
+        self.clock.before_step(0)
+        self.started = self.clock.arrived[0]
+        self.events.mark("epoch_begin", epoch=epoch)
+        self.window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
+        self.window.__enter__()
+        self.total_loss = torch.zeros((), device=self.runner.device)
+        self.done = 0
+
+    def on_train_batch_begin(self, step):
+        self.clock.before_step(step)
+
+    def on_train_batch_end(self, step, loss, batch_size):
+        self.total_loss += loss * batch_size
+        self.done = step + 1
+        if self.bar:
+            self.bar.update(self.done, self.total_loss)
+
+    def on_test_begin(self, epoch):
+        self.trained = self.clock.finish(self.done)
+        self.window.__exit__(None, None, None)
+        self.window = self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval")
+        self.window.__enter__()
+
+    def on_epoch_end(self, epoch, test_accuracy):
+        self.window.__exit__(None, None, None)
+        ended = self.runner.now()
+        loss = float(self.total_loss) / self.n
+        if self.config.progress:
+            print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
+        self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
+        self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
+                                        train_time_s=self.trained - self.started, eval_time_s=ended - self.trained,
+                                        steps=self.done, started_at=self.started, ended_at=ended,
+                                        trained_at=self.trained, **self.clock.epoch_figures(self.config.timing_window)))
+
+
+class _NoHooks:
+    """The plain loop: every hook does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+LoopHooks.NONE = _NoHooks()
 
 
 class TorchRunner(Runner):
@@ -196,56 +301,18 @@ class TorchRunner(Runner):
 
     # -- training ----------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        events = events or NullEvents()
-        device = self.device
         train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
         sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
         # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
-        loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=device.type == "cuda")
+        loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=self.device.type == "cuda")
+        test_set = TensorDataset(to_nchw(dataset.x_test), torch.from_numpy(dataset.y_test))
+        test_loader = DataLoader(test_set, batch_size=config.eval_batch_size)
         optimizer, scaler = self._optimizer(model, config)
-        loss_fn = nn.CrossEntropyLoss()
-        network = self.network(model)  # torch.compile(model) under --jit on
-        n = len(train_set)
-        steps_per_epoch = len(loader)
-        results = []
-        for epoch in range(config.epochs):
-            bar = ProgressBar(epoch=epoch, epochs=config.epochs, steps=len(loader), samples=n,
-                              batch_size=config.batch_size) if config.progress else None
-            sampler.set_epoch(epoch)
-            model.train()
-            # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
-            clock = StepClock(epoch_edges(steps_per_epoch, config.timing_window,
-                                          last_batch_partial=n % config.batch_size != 0),
-                              sync=self.sync)
-            clock.before_step(0)
-            started = clock.arrived[0]
-            events.mark("epoch_begin", epoch=epoch)
-            total_loss = torch.zeros((), device=device)
-            steps = 0
-            with events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train"):
-                for images, labels in loader:
-                    clock.before_step(steps)
-                    images = self.to_device(images)
-                    labels = labels.to(device, non_blocking=True)
-                    loss = train_step(network, optimizer, loss_fn, images, labels, scaler=scaler,
-                                      autocast_dtype=self.autocast_dtype)
-                    total_loss += loss * labels.shape[0]
-                    steps += 1
-                    if bar:
-                        bar.update(steps, total_loss)
-                trained = clock.finish(steps)
-            with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
-                test_accuracy = self.evaluate(model, dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
-            ended = self.now()
-            mean_loss = float(total_loss) / n
-            if config.progress:
-                print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
-            events.mark("epoch_end", epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy)
-            results.append(EpochResult(epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy,
-                                       train_time_s=trained - started, eval_time_s=ended - trained, steps=steps,
-                                       started_at=started, ended_at=ended, trained_at=trained,
-                                       **clock.epoch_figures(config.timing_window)))
-        return results
+        hooks = LoopHooks(self, model, n=len(train_set), steps=len(loader), config=config, events=events)
+        train(self.network(model), loader, test_loader, optimizer, nn.CrossEntropyLoss(), epochs=config.epochs,
+              device=self.device, hooks=hooks, scaler=scaler, autocast_dtype=self.autocast_dtype,
+              memory_format=self.memory_format)
+        return hooks.results
 
     def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
         """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""

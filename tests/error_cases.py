@@ -64,6 +64,10 @@ CASES = [
     Case("input-too-small-resnet", "8x8 images into ResNet50",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "8x8x3"),
          r"Model 'resnet50' needs inputs of at least 32x32 pixels\. Received: input_shape=\(8, 8, 3\)"),
+    Case("vit-input-not-patches", "An image a ViT cannot cut into patches",
+         ("train", "--model", "vit_tiny", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "30x30x3"),
+         r"Model 'vit_tiny' takes square images whose side is a multiple of its patch size 4\. "
+         r"Received: input_shape=\(30, 30, 3\)"),
     Case("unknown-jit", "A compilation mode that does not exist", _run_args("--jit", "xla"),
          r"argument --jit: invalid choice: 'xla' \(choose from '?default'?, '?off'?, '?on'?\)"),
     Case("mode-axis-not-for-impl", "A layout axis of another implementation",
@@ -82,7 +86,7 @@ CASES = [
          r"argument --intervals: must be comma-separated positive seconds, e\.g\. 0\.15,0\.015, got '0\.15,0'"),
     Case("no-cost-records", "Showing profiler-cost results where there are none",
          ("profiler-cost", "--show", "{tmp}"),
-         r"no profiler-cost records in '.*'; write them with python -m bench profiler-cost --impl \.\.\.",
+         r"no profiler-cost records in '.*'; write them with twinbench profiler-cost --impl \.\.\.",
          prepare="empty_dir"),
     Case("checkpoint-mismatch", "A checkpoint that does not fit the model",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
@@ -90,6 +94,12 @@ CASES = [
           "--synthetic-test", "8", "--out", "{tmp}/out"),
          r"Checkpoint tensor 'conv1/kernel' has shape \(3, 3, 3, 64\), the model needs \(7, 7, 3, 64\)",
          prepare="bad_checkpoint"),
+    Case("save-weights-format", "--save-weights to a file that is not a neutral .npz",
+         _run_args("--save-weights", "{tmp}/w.pth"),
+         r"--save-weights writes a neutral \.npz\. Received: '.*w\.pth'"),
+    Case("export-format", "A format an implementation cannot export",
+         ("export", "--model", "cifar_cnn", "--impl", "tf_keras", "--format", "onnx"),
+         r"tf_keras cannot export 'onnx'\. Valid choices for tf_keras: tf_saved_model\."),
     Case("keras-backend-env", "KERAS_BACKEND disagreeing with the backend", _run_args(),
          r"KERAS_BACKEND=\w+ in the environment disagrees with backend '\w+'", env={"KERAS_BACKEND": "{other}"}),
     Case("data-dir-missing", "Dataset directory missing", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}/nope"),
@@ -209,7 +219,7 @@ def markdown_table() -> str:
         with tempfile.TemporaryDirectory() as tmp:
             code, _, stderr = run_case(case, Path(tmp) / case.id)
             line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
-        command = _fill(" ".join(["python -m bench", *case.argv]), README_VALUES)
+        command = _fill(" ".join(["twinbench", *case.argv]), README_VALUES)
         env = " ".join(f"{k}={_fill(v, README_VALUES)}" for k, v in case.env.items())
         rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
     return "\n".join(rows)

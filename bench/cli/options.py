@@ -89,6 +89,13 @@ def add_weights_arg(parser):
                              "another --num-classes than the checkpoint's, the classifier starts anew")
 
 
+def add_save_weights_arg(parser):
+    parser.add_argument("--save-weights", default=None, metavar="PATH",
+                        help="write the trained weights to PATH, a neutral .npz (BatchNorm statistics included) "
+                             "that --weights reads in every implementation and convert-weights turns into a "
+                             "torchvision state_dict or a Keras .weights.h5; one cell (--impl) only")
+
+
 def add_measurement_args(parser):
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads per framework thread pool (default: each framework's own choice)")

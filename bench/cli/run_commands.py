@@ -9,10 +9,17 @@ import gc
 import sys
 from pathlib import Path
 
-from backends import select_keras_backend
-from backends.checkpoints import convert_checkpoint
+from backends import missing_packages, resolve_backend, select_keras_backend
+from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_format, convert_checkpoint
 from bench.cell import environment_cells, mode_of
-from bench.cli.checks import USER_ERRORS, check_writable, limit_threads, validate_cell, validate_weights
+from bench.cli.checks import (
+    USER_ERRORS,
+    check_writable,
+    limit_threads,
+    validate_cell,
+    validate_save_weights,
+    validate_weights,
+)
 from bench.cli.options import EXIT_FAILED, CliError, child_args
 from bench.measuring import children
 from bench.measuring.faults import is_out_of_memory
@@ -40,6 +47,7 @@ def _train_cell(args) -> int:
         mode = mode_of(args)
         backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, mode)
         validate_weights(args.weights, args.model, backend)
+        validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
     check_writable(args.out)
@@ -49,7 +57,7 @@ def _train_cell(args) -> int:
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, mode=mode)
+                       weights=args.weights, mode=mode, save_weights=args.save_weights)
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -102,6 +110,8 @@ def _free_memory():
 
 
 def _train_env(args) -> int:
+    if args.save_weights:
+        raise CliError("--save-weights writes one cell's weights: give --impl (and --backend), not --env")
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
         mode = mode_of(args)
@@ -184,7 +194,7 @@ def cmd_profiler_cost(args) -> int:
         records = [r for r in load_records(*args.show)[0] if r.get("kind") == "profiler_cost"]
         if not records:
             raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
-                           "write them with python -m bench profiler-cost --impl ...")
+                           "write them with twinbench profiler-cost --impl ...")
         print(profiler_cost_section(records))
         return 0
     try:
@@ -241,13 +251,21 @@ def cmd_definition_effect(args) -> int:
 
 
 def cmd_convert_weights(args) -> int:
-    """torchvision checkpoint -> neutral .npz, so the tensorflow and jax environments can load it."""
+    """Any weights format -> any other: neutral .npz, torchvision state_dict (torch environment), Keras .weights.h5."""
     try:
         get_model_spec(args.model)
-        validate_weights(args.checkpoint, args.model, "torch")
-        select_keras_backend("torch")  # the Keras definition gives the layout (names, Flatten order)
-        path, info = convert_checkpoint(args.checkpoint, args.out, args.model)
+        kinds = {checkpoint_format(args.checkpoint), checkpoint_format(args.out)}
+        backend = "torch" if "torch" in kinds else resolve_backend("keras")
+        validate_weights(args.checkpoint, args.model, backend)
+        if "torch" in kinds and missing_packages("torch"):
+            raise CheckpointError("A torchvision state_dict is read and written with PyTorch, which this environment "
+                                  "lacks: convert in the torch environment.")
+        check_writable(Path(args.out).parent)
+        select_keras_backend(backend)  # the Keras definition gives the layout (names, Flatten order)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model, num_classes=args.num_classes,
+                                        input_shape=args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
+    print(f"wrote {path} ({FORMAT_NAMES[checkpoint_format(path)]}; {args.model}, {info['num_classes'] or 'its'} "
+          f"classes, from the {info['format']} {args.checkpoint})")
     return 0

@@ -28,6 +28,7 @@ from bench.measuring.timing import host_load, memory_figures, timeline_segment, 
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
 from models import get_model_spec
+from models.weights import save_weights
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class RunConfig:
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
+    save_weights: str | None = None  # write the trained weights here (neutral .npz, BatchNorm statistics included)
 
     @property
     def cell(self) -> Cell:
@@ -93,7 +95,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
                 initial = runner.canonical_weights(config.model, input_shape=input_shape,
                                                    num_classes=dataset.num_classes, seed=config.seed)
-                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial)
+                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial,
+                                                           input_shape=input_shape)
                 weights_info = {"source": "checkpoint", **weights_info}
             model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes,
                                    seed=config.seed, weights=weights)
@@ -105,11 +108,15 @@ def execute(config: RunConfig, *, events=None) -> dict:
                                               batch_size=train_config.eval_batch_size)
             eval_before_s = time.perf_counter() - t0
         maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
-        epochs = runner.fit(model, dataset, train_config, events=events)
+        # --epochs 0 evaluates only (e.g. weights loaded with --weights); tf.keras' fit refuses zero epochs
+        epochs = runner.fit(model, dataset, train_config, events=events) if config.epochs else []
     finally:
         if profiler is not None:
             profiler.stop()
 
+    if config.save_weights:  # the trained model, loadable by every implementation (--weights)
+        save_weights(config.save_weights, runner.get_weights(model))
+        weights_info = {**weights_info, "saved_to": str(config.save_weights)}
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
     record = new_record("train", config, started=started)
