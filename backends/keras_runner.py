@@ -24,6 +24,7 @@ import numpy as np
 from backends import BackendError, check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
+from backends.recurrent import keras_lstm_kernels
 from models import build_model
 from models.weights import WeightMismatchError
 
@@ -274,6 +275,9 @@ class KerasRunner(KerasFitRunner):
             "tf32": _tf32(self.backend),
             "threads": _threads(self.backend),
             "replicas": self.replicas.describe(),
+            # the kernel of each LSTM: cuDNN or Keras' generic loop (backends/recurrent.py)
+            "recurrent": (keras_lstm_kernels(model, self.backend, gpu=_keras_device(self.backend) in ("cuda", "gpu"))
+                          if model is not None else None),
         }
 
 

@@ -17,6 +17,7 @@ from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
 from backends.keras_runner import compile_model, mixed_policy
+from backends.recurrent import tf_keras_lstm_kernels
 from models import build_model
 from models.weights import WeightMismatchError
 
@@ -47,6 +48,11 @@ def neutral_variables(model) -> dict[str, tf.Variable]:
     """Neutral name (``layer/variable``, Keras 3 spelling) -> tf.keras variable."""
     variables = {}
     for layer in _leaf_layers(model):
+        if isinstance(layer, (tf_keras.layers.RNN, tf_keras.layers.Bidirectional)):
+            # Recurrent layers keep their weights in cells; the variable names are the Keras 3 paths
+            # (``encoder_lstm_0/forward_encoder_lstm_0/lstm_cell/kernel:0``).
+            variables.update({weight.name.split(":")[0]: weight for weight in layer.weights})
+            continue
         for weight in layer.weights:
             name = weight.name.split("/")[-1].split(":")[0]
             if name == "depthwise_kernel":  # Keras 3 calls it plain "kernel"
@@ -154,4 +160,7 @@ class TfKerasRunner(KerasFitRunner):
                         "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
                         "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")},
             "replicas": self.replicas.describe(),
+            # the kernel of each LSTM: cuDNN or standard_lstm (backends/recurrent.py)
+            "recurrent": (tf_keras_lstm_kernels(model, gpu=bool(tf.config.list_physical_devices("GPU")))
+                          if model is not None else None),
         }

@@ -29,6 +29,7 @@ import data as datasets
 from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
 from backends.distributed import TorchDDP
+from backends.recurrent import torch_lstm_kernels, watch_lstms
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
@@ -219,6 +220,7 @@ class TorchRunner(Runner):
         # How the neutral (Keras) names and layouts line up with this module's state_dict.
         module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
         module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
+        watch_lstms(module)  # which kernel each nn.LSTM runs, recorded at its first call (describe)
         return module.to(self._device(), memory_format=self.memory_format)
 
     def network(self, model):
@@ -263,7 +265,8 @@ class TorchRunner(Runner):
         model.load_state_dict(tensors, strict=False)
 
     def count_params(self, model) -> int:
-        return sum(p.numel() for p in model.parameters())
+        # Trainable ones: GNMT's frozen second LSTM bias (b_hh = 0, models/gnmt/torch_model.py) is no parameter of Keras'.
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         model = self.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights,
@@ -288,12 +291,13 @@ class TorchRunner(Runner):
             loss = nn.CrossEntropyLoss()(self.network(model)(self.to_device(to_nchw(x))),
                                          torch.from_numpy(y).to(self.device))
         loss.backward()
-        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
-        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient.
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters() if p.requires_grad}
+        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient. A Keras LSTM bias's
+        # gradient is that of bias_ih (bias_hh, frozen, has none: the two are not summed here).
         layout = model.twinbench_layout
         trainable = {path: key for path, key in layout.keys.items() if key in grads}
         shapes = {path: model.twinbench_shapes[path] for path in trainable}
-        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs)
+        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs, same_layout=layout.same_layout)
         return float(loss.detach()), from_torch_state(grads, sub_layout, shapes)
 
     def _optimizer(self, model, config):
@@ -376,6 +380,7 @@ class TorchRunner(Runner):
             "loss_scaling": _loss_scaling(model),
             "memory_format": self.mode.memory_format,
             "replicas": self.replicas.describe(),
+            "recurrent": torch_lstm_kernels(model) if model is not None else None,  # backends/recurrent.py
         }
 
 
