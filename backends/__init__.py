@@ -14,7 +14,14 @@ import os
 import shutil
 import sys
 
-from bench.cell import BACKENDS, DEFAULT_MODE, NATIVE_BACKEND, Mode  # the cells, their environments, modes
+from bench.cell import (  # cells, environments, modes
+    BACKENDS,
+    DEFAULT_MODE,
+    NATIVE_BACKEND,
+    SINGLE,
+    Mode,
+    Replication,
+)
 from models import IMPLEMENTATIONS
 from models.choices import check_choice
 
@@ -133,12 +140,19 @@ def limit_threads(threads: int) -> dict[str, str]:
     return settings
 
 
-def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = DEFAULT_MODE):
+def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = DEFAULT_MODE,
+               replication: Replication = SINGLE):
     """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition), running in ``mode``
-    (``bench.cell.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can)."""
+    (``bench.cell.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can) on
+    ``replication``'s replicas (``backends.distributed``)."""
     backend = resolve_backend(implementation, backend)
     mode.check(implementation)
+    replication.check(implementation, backend)
+    from backends import distributed
+
+    distributed.prepare_process(backend, replication)
     select_keras_backend(backend)  # every runner builds the Keras definition for the canonical weights
+    replicas = distributed.start(implementation, backend, replication)
     if implementation == "torch":
         from backends.torch_runner import TorchRunner
 
@@ -152,4 +166,5 @@ def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = 
 
         runner = KerasRunner(backend)
     runner.mode = mode
+    runner.replicas = replicas
     return runner

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import data as datasets
+from backends.distributed import Replicas
 from bench.cell import DEFAULT_MODE, Mode
 from data import tasks
 from models import build_model, get_model_spec
@@ -45,6 +46,7 @@ class TrainConfig:
     seed: int = 0  # shuffle order and framework RNGs
     progress: bool = False  # a per-epoch progress line/bar in the framework's own style
     timing_window: int = 10  # steps per steady-state timing window (device sync at window edges only); 0: none
+    drop_last: bool = False  # train full batches only (data-parallel cells: a batch splits evenly over replicas)
 
 
 class NullEvents:
@@ -197,6 +199,7 @@ class Runner:
     implementation: str = ""
     backend: str = ""
     mode: Mode = DEFAULT_MODE  # how it runs: compilation, precision, layout (set by ``backends.get_runner``)
+    replicas: Replicas = Replicas()  # on how many replicas (``backends.distributed``; set by ``backends.get_runner``)
 
     # -- framework hooks ---------------------------------------------------------------------------------
     def setup(self, *, seed: int = 0) -> None:

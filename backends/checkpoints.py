@@ -1,12 +1,17 @@
-"""Pretrained weights from a local file, for every implementation: the fine-tuning start.
+"""Weights in and out of a local file, for every implementation: the fine-tuning start, and a trained model
+carried from one framework to another.
 
-Two formats:
+Three formats, told apart by the file name:
 
 - a **torchvision checkpoint** (``.pth`` / ``.pt``): a ``state_dict`` saved with ``torch.save``, e.g.
-  ``resnet50-11ad3fa6.pth``. Reading it needs PyTorch, so only the torch environment can;
-- a **neutral** ``.npz`` (``models.weights.save_weights``): Keras weight paths and layouts, readable
-  anywhere. ``python -m bench convert-weights IN.pth OUT.npz --model M`` writes one in the torch
-  environment, for the tensorflow and jax environments.
+  ``resnet50-11ad3fa6.pth``. Reading or writing it needs PyTorch, so only the torch environment can;
+- a **neutral** ``.npz`` (``models.weights.save_weights``): Keras weight paths and layouts, BatchNorm statistics
+  included, readable anywhere (``twinbench train --save-weights`` writes one);
+- a **Keras** ``.weights.h5`` (``model.save_weights`` of the Keras 3 definition), read and written with Keras on
+  any backend. The file stores the layers in the order the definition creates them, not by name, so it holds no
+  class count to read: it is read at the run's class count, else the model's default.
+
+``twinbench convert-weights IN OUT --model M`` turns any of them into any other (through the neutral mapping).
 
 Nothing is ever downloaded. ``pretrained_weights`` puts the checkpoint into the run's model: when the run has
 another class count than the checkpoint (ImageNet's 1000 -> CIFAR-10's 10), the classifier layer
@@ -26,6 +31,8 @@ from models.weights import WeightMismatchError, from_torch_state, load_weights, 
 
 TORCH_SUFFIXES = (".pth", ".pt")
 NEUTRAL_SUFFIXES = (".npz",)
+KERAS_SUFFIXES = (".weights.h5",)
+FORMAT_NAMES = {"torch": "torchvision state_dict", "neutral": "neutral npz", "keras": "Keras .weights.h5"}
 
 
 class CheckpointError(ValueError):
@@ -33,23 +40,26 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_format(path) -> str:
-    """``"torch"`` or ``"neutral"``, from the file name; anything else is refused."""
-    suffix = Path(path).suffix.lower()
-    if suffix in TORCH_SUFFIXES:
+    """``"torch"``, ``"neutral"`` or ``"keras"``, from the file name; anything else is refused."""
+    name = Path(path).name.lower()
+    if name.endswith(KERAS_SUFFIXES):
+        return "keras"
+    if Path(name).suffix in TORCH_SUFFIXES:
         return "torch"
-    if suffix in NEUTRAL_SUFFIXES:
+    if Path(name).suffix in NEUTRAL_SUFFIXES:
         return "neutral"
     raise CheckpointError(
         f"Unknown checkpoint format {Path(path).name!r}. Valid choices: a torchvision state_dict "
-        f"({', '.join(TORCH_SUFFIXES)}) or a neutral {', '.join(NEUTRAL_SUFFIXES)} (python -m bench convert-weights)."
+        f"({', '.join(TORCH_SUFFIXES)}), a neutral {', '.join(NEUTRAL_SUFFIXES)} or a Keras "
+        f"{', '.join(KERAS_SUFFIXES)} (twinbench convert-weights turns each into the others)."
     )
 
 
-def _head_bias(model_name) -> str:
+def _head_bias(model_name) -> str | None:
+    """The neutral path of the classifier's bias, or None for a model that declares no classifier head (its
+    checkpoints must then fit it exactly: no new classifier for another class count)."""
     spec = get_model_spec(model_name)
-    if spec.head is None:
-        raise CheckpointError(f"Model {model_name!r} declares no classifier head; it cannot load checkpoints.")
-    return f"{spec.head}/bias"
+    return None if spec.head is None else f"{spec.head}/bias"
 
 
 def read_torch_state_dict(path) -> dict[str, np.ndarray]:
@@ -57,7 +67,7 @@ def read_torch_state_dict(path) -> dict[str, np.ndarray]:
     if importlib.util.find_spec("torch") is None:
         raise CheckpointError(
             f"Reading {Path(path).name!r} needs PyTorch, which this environment lacks. Convert it in the torch "
-            f"environment: python -m bench convert-weights {path} OUT.npz --model MODEL"
+            f"environment: twinbench convert-weights {path} OUT.npz --model MODEL"
         )
     import torch
 
@@ -75,7 +85,7 @@ def read_torch_state_dict(path) -> dict[str, np.ndarray]:
     return {key: value.detach().cpu().numpy() for key, value in state.items() if torch.is_tensor(value)}
 
 
-def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def neutral_from_torch_state(model_name, state: dict[str, np.ndarray], *, input_shape=None) -> dict[str, np.ndarray]:
     """A torchvision ``state_dict`` -> the neutral mapping (Keras paths and layouts) at its own class count.
 
     Builds the Keras definition at the checkpoint's class count (read from the classifier bias) to get the
@@ -91,12 +101,15 @@ def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[s
             f"give a neutral .npz written from this definition."
         )
     key_fn = _resolve(spec.torch_keys) if spec.torch_keys else default_torch_key
-    head_key = key_fn(_head_bias(model_name))
-    if head_key not in state:
-        raise WeightMismatchError(f"PyTorch key {head_key!r} (the classifier of {model_name}) is missing from "
-                                  f"the checkpoint: is it a {model_name} checkpoint?")
-    num_classes = int(state[head_key].shape[0])
-    reference = build_model(model_name, "keras", input_shape=spec.input_shape, num_classes=num_classes)
+    head = _head_bias(model_name)
+    num_classes = spec.num_classes  # without a declared head the checkpoint must have the default class count
+    if head is not None:
+        head_key = key_fn(head)
+        if head_key not in state:
+            raise WeightMismatchError(f"PyTorch key {head_key!r} (the classifier of {model_name}) is missing from "
+                                      f"the checkpoint: is it a {model_name} checkpoint?")
+        num_classes = int(state[head_key].shape[0])
+    reference = build_model(model_name, "keras", input_shape=input_shape or spec.input_shape, num_classes=num_classes)
     layout = torch_layout(reference, key_fn=key_fn)
     unexpected = sorted(set(state) - set(layout.keys.values()))
     unexpected = [key for key in unexpected if not key.endswith("num_batches_tracked")]
@@ -106,44 +119,129 @@ def neutral_from_torch_state(model_name, state: dict[str, np.ndarray]) -> dict[s
     return from_torch_state(state, layout, {v.path: tuple(v.shape) for v in reference.weights})
 
 
-def read_checkpoint(path, model_name) -> tuple[dict[str, np.ndarray], dict]:
-    """The neutral weights in ``path`` for ``model_name``, and a description of the file for the record."""
+def read_checkpoint(path, model_name, *, num_classes=None, input_shape=None) -> tuple[dict[str, np.ndarray], dict]:
+    """The neutral weights in ``path`` for ``model_name``, and a description of the file for the record.
+
+    ``num_classes``: the class count to try first for a Keras ``.weights.h5`` (which does not record it);
+    ``input_shape``: the one the weights were made for where it changes their shapes (a Dense after a Flatten);
+    default: the model's own.
+    """
     kind = checkpoint_format(path)
     if not Path(path).is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist.")
     if kind == "torch":
-        weights = neutral_from_torch_state(model_name, read_torch_state_dict(path))
+        weights = neutral_from_torch_state(model_name, read_torch_state_dict(path), input_shape=input_shape)
+    elif kind == "keras":
+        weights = read_keras_weights(path, model_name, num_classes=num_classes, input_shape=input_shape)
     else:
         try:
             weights = load_weights(path)
         except (OSError, ValueError) as err:
             raise CheckpointError(f"Cannot read {str(path)!r} as a neutral .npz: {err}".splitlines()[0]) from None
     head = _head_bias(model_name)
-    info = {"path": str(path), "format": {"torch": "torchvision state_dict", "neutral": "neutral npz"}[kind],
-            "num_classes": int(np.shape(weights[head])[0]) if head in weights else None}
+    info = {"path": str(path), "format": FORMAT_NAMES[kind],
+            "num_classes": int(np.shape(weights[head])[0]) if head is not None and head in weights else None}
     return weights, info
 
 
-def pretrained_weights(model_name, path, *, canonical: dict[str, np.ndarray]) -> tuple[dict, dict]:
+def pretrained_weights(model_name, path, *, canonical: dict[str, np.ndarray], input_shape=None) -> tuple[dict, dict]:
     """The checkpoint in ``path`` fitted to a model whose own initial weights are ``canonical``.
 
     Returns ``(weights, info)``; ``info["replaced"]`` lists the classifier weights that kept their initial
     values because the checkpoint has another class count.
     """
-    checkpoint, info = read_checkpoint(path, model_name)
+    head = _head_bias(model_name)
+    checkpoint, info = read_checkpoint(path, model_name,
+                                       num_classes=int(np.shape(canonical[head])[0]) if head in canonical else None,
+                                       input_shape=input_shape)
     weights, replaced = merge_pretrained(checkpoint, canonical, head=get_model_spec(model_name).head)
     return weights, {**info, "replaced": replaced}
 
 
-def convert_checkpoint(path, out, model_name) -> tuple[Path, dict]:
-    """Write the neutral ``.npz`` of a torchvision checkpoint (torch environment)."""
+def read_keras_weights(path, model_name, *, num_classes=None, input_shape=None) -> dict[str, np.ndarray]:
+    """A Keras 3 ``.weights.h5`` of ``model_name``'s definition -> the neutral mapping (needs keras, any backend).
+
+    Tried at ``num_classes`` first, then at the model's default class count.
+    """
+    spec = get_model_spec(model_name)
+    if "keras" not in spec.builders:
+        raise CheckpointError(f"Model {model_name!r} has no Keras 3 definition to read {Path(path).name!r} with.")
+    tried, last_error = [], None
+    for classes in dict.fromkeys(c for c in (num_classes, spec.num_classes) if c):
+        model = build_model(model_name, "keras", input_shape=input_shape or spec.input_shape, num_classes=classes)
+        try:
+            model.load_weights(path)
+        except (ValueError, OSError, KeyError) as err:
+            tried.append(classes)
+            last_error = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            continue
+        import keras
+
+        return {v.path: np.array(keras.ops.convert_to_numpy(v.value)) for v in model.weights}
+    raise CheckpointError(f"{str(path)!r} is not a Keras weights file of {model_name} at "
+                          f"{' or '.join(map(str, tried))} classes: {last_error}")
+
+
+def write_checkpoint(path, weights: dict[str, np.ndarray], model_name, *, input_shape=None) -> None:
+    """Write the neutral mapping ``weights`` of ``model_name`` to ``path`` in the format its name says (atomically).
+
+    A torchvision ``state_dict`` needs PyTorch, a Keras ``.weights.h5`` needs keras (the backend chosen already).
+    """
     from models.weights import save_weights
 
-    if checkpoint_format(path) != "torch":
-        raise CheckpointError(f"{str(path)!r} is not a torchvision checkpoint ({', '.join(TORCH_SUFFIXES)}).")
-    if checkpoint_format(out) != "neutral":
-        raise CheckpointError(f"The output must be a .npz file. Received: {str(out)!r}.")
-    weights, info = read_checkpoint(path, model_name)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_weights(out, weights)
+    kind = checkpoint_format(path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "neutral":
+        save_weights(path, weights)
+        return
+    spec = get_model_spec(model_name)
+    head = _head_bias(model_name)
+    num_classes = int(np.shape(weights[head])[0]) if head is not None and head in weights else spec.num_classes
+    partial = path.with_name(f".{path.stem}.partial{''.join(path.suffixes)}")  # Keras wants the .weights.h5 ending
+    try:
+        if kind == "keras":
+            _write_keras_weights(partial, weights, model_name, num_classes, input_shape or spec.input_shape)
+        else:
+            _write_torch_state_dict(partial, weights, model_name, num_classes, input_shape or spec.input_shape)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_keras_weights(path, weights, model_name, num_classes, input_shape):
+    from models.weights import check_weights
+
+    model = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes)
+    check_weights(weights, {v.path: tuple(v.shape) for v in model.weights})
+    for variable in model.weights:
+        variable.assign(np.asarray(weights[variable.path], dtype=variable.dtype))
+    model.save_weights(str(path))
+
+
+def _write_torch_state_dict(path, weights, model_name, num_classes, input_shape):
+    if importlib.util.find_spec("torch") is None:
+        raise CheckpointError(f"Writing {Path(path).name!r} needs PyTorch, which this environment lacks: convert in "
+                              "the torch environment.")
+    if "torch" not in get_model_spec(model_name).builders:
+        raise CheckpointError(f"Model {model_name!r} has no PyTorch twin to write a state_dict for.")
+    import torch
+
+    from backends.torch_runner import TorchRunner
+
+    runner = TorchRunner()
+    runner.setup()
+    module = runner.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights)
+    torch.save({key: value.detach().cpu() for key, value in module.state_dict().items()}, path)
+
+
+def convert_checkpoint(path, out, model_name, *, num_classes=None, input_shape=None) -> tuple[Path, dict]:
+    """Read ``path`` in any format and write ``out`` in any other: neutral ``.npz``, torchvision ``state_dict``,
+    Keras ``.weights.h5`` (each through the neutral mapping). Returns the path written and what was read."""
+    kind, out_kind = checkpoint_format(path), checkpoint_format(out)
+    if kind == out_kind:
+        raise CheckpointError(f"{str(path)!r} and {str(out)!r} are both a {FORMAT_NAMES[kind]}: give another "
+                              f"output format (.npz, .pth or .weights.h5).")
+    weights, info = read_checkpoint(path, model_name, num_classes=num_classes, input_shape=input_shape)
+    write_checkpoint(out, weights, model_name, input_shape=input_shape)
     return Path(out), info

@@ -1,6 +1,7 @@
 """Layer-by-layer views of a built model, for the teaching pages (``docs/models/``, ``python -m bench show``).
 
-One row per *leaf* layer (a layer or module with no sub-layers), in the order the model defines them:
+One row per *leaf* layer (a layer or module with no sub-layers; in PyTorch also a module or model that owns
+parameters itself, see ``torch_layer_rows``), in the order the model defines them:
 
 - ``name``: the Keras layer name, or the PyTorch module's dotted name (``layer1.0.conv1``);
 - ``kind``: the class name (``Conv2D`` in Keras, ``Conv2d`` in PyTorch);
@@ -59,6 +60,11 @@ def keras_layer_rows(model) -> list[dict]:
 def torch_layer_rows(module, *, input_shape, inputs=None) -> list[dict]:
     """Rows for a PyTorch module: forward hooks on the leaf modules record one sample's output shapes.
 
+    A module with sub-modules that also owns parameters itself gets a row for those too, so that every parameter
+    is in the table: ``nn.MultiheadAttention``'s packed ``in_proj_weight`` (its output: the attention's, the first
+    of the tuple it returns), torchvision ViT's ``encoder.pos_embedding``. The model's own top-level parameters
+    (the ViT's ``class_token``) get a row each, named by the parameter, with no output shape.
+
     Args:
         module: an ``nn.Module`` taking ``(N, C, H, W)`` images.
         input_shape: ``(H, W, C)``, as everywhere in twinbench.
@@ -67,16 +73,19 @@ def torch_layer_rows(module, *, input_shape, inputs=None) -> list[dict]:
     """
     import torch
 
-    leaves = [(name, m) for name, m in module.named_modules() if name and not list(m.children())]
+    listed = [(name, m) for name, m in module.named_modules()
+              if name and (not list(m.children()) or list(m.parameters(recurse=False)))]
     shapes: dict[str, object] = {}
 
     def hook_for(name):
         def hook(_module, _inputs, output):
+            if isinstance(output, tuple) and output and hasattr(output[0], "shape"):
+                output = output[0]  # nn.MultiheadAttention: (attention output, attention weights)
             if name not in shapes:  # a module called twice (torchvision reuses its ReLU) keeps its first output
                 shapes[name] = _shape(output.shape) if hasattr(output, "shape") else None
         return hook
 
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in leaves]
+    handles = [m.register_forward_hook(hook_for(name)) for name, m in listed]
     device = next(module.parameters()).device
     was_training = module.training
     try:
@@ -91,8 +100,10 @@ def torch_layer_rows(module, *, input_shape, inputs=None) -> list[dict]:
         for handle in handles:
             handle.remove()
         module.train(was_training)
-    return [{"name": name, "kind": type(m).__name__, "output_shape": shapes.get(name),
-             "params": int(sum(p.numel() for p in m.parameters(recurse=False))),
-             "weights": [f"{name}.{key}" for key, _ in m.named_parameters(recurse=False)]
-                        + [f"{name}.{key}" for key, _ in m.named_buffers(recurse=False)]}
-            for name, m in leaves]
+    top = [{"name": key, "kind": "Parameter", "output_shape": None, "params": int(p.numel()), "weights": [key]}
+           for key, p in module.named_parameters(recurse=False)]
+    return top + [{"name": name, "kind": type(m).__name__, "output_shape": shapes.get(name),
+                   "params": int(sum(p.numel() for p in m.parameters(recurse=False))),
+                   "weights": [f"{name}.{key}" for key, _ in m.named_parameters(recurse=False)]
+                              + [f"{name}.{key}" for key, _ in m.named_buffers(recurse=False)]}
+                  for name, m in listed]

@@ -49,14 +49,15 @@ def fit_classes(module: ModuleType) -> FitClasses:
         """Training batches in the shared order; ``on_epoch_end`` moves to the next epoch's permutation (and, for a
         dataset that resamples, ``resample(epoch)``, to the next epoch's arrays)."""
 
-        def __init__(self, x, y, batch_size, *, seed, resample=None):
+        def __init__(self, x, y, batch_size, *, seed, resample=None, drop_last=False):
             super().__init__()
-            self.x, self.y, self.batch_size, self.seed, self.resample = x, y, batch_size, seed, resample
+            self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+            self.resample, self.drop_last = resample, drop_last
             self.epoch = 0
-            self._batches = datasets.batch_indices(num_samples(x), batch_size, epoch=0, seed=seed)
+            self._batches = datasets.batch_indices(num_samples(x), batch_size, epoch=0, seed=seed, drop_last=drop_last)
 
         def __len__(self):
-            return math.ceil(num_samples(self.x) / self.batch_size)
+            return len(self._batches)
 
         def __getitem__(self, index):
             idx = self._batches[index]
@@ -67,7 +68,7 @@ def fit_classes(module: ModuleType) -> FitClasses:
             if self.resample is not None:
                 self.x, self.y = self.resample(self.epoch)
             self._batches = datasets.batch_indices(num_samples(self.x), self.batch_size, epoch=self.epoch,
-                                                   seed=self.seed)
+                                                   seed=self.seed, drop_last=self.drop_last)
 
     class FixedBatches(module.utils.Sequence):
         """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
@@ -118,8 +119,9 @@ def fit_classes(module: ModuleType) -> FitClasses:
             self.results = []
             self._window = None
             n, batch_size = num_samples(dataset.x_train), config.batch_size
-            self.steps = math.ceil(n / batch_size)
-            self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=n % batch_size != 0)
+            partial = n % batch_size != 0 and not config.drop_last
+            self.steps = math.ceil(n / batch_size) if partial else n // batch_size
+            self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=partial)
 
         def on_epoch_begin(self, epoch, logs=None):
             # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
@@ -180,6 +182,11 @@ class KerasFitRunner(Runner):
 
     def train_step(self, model, x, y, config):
         self.ensure_compiled(model, config)
+        if self.replicas.world_size > 1:
+            # Keras 3's train_on_batch under a tf.distribute strategy hands every replica the whole batch (its data is
+            # not a distributed dataset); fit splits it, as it does in training.
+            history = model.fit(self.model_inputs(x), y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+            return float(history.history["loss"][0])
         return float(model.train_on_batch(self.model_inputs(x), y))
 
     def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):

@@ -24,6 +24,7 @@ import numpy as np
 from backends import BackendError, check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
+from backends.recurrent import keras_lstm_kernels
 from data.tasks import DEFAULT_TASK, PAD
 from models import build_model
 from models.weights import WeightMismatchError, leaf_layers
@@ -165,8 +166,10 @@ class KerasRunner(KerasFitRunner):
     def build(self, model_name, *, input_shape, num_classes, **options):
         """The definition built in the mode's layout and, under mixed precision, its dtype policy (variables
         float32, computations in bfloat16/float16), as ``keras.config.set_dtype_policy`` would make it."""
-        with image_data_format(self.mode.data_format), mixed_policy(keras, self.mode.precision):
-            return build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
+        with image_data_format(self.mode.data_format), mixed_policy(keras, self.mode.precision), self.replicas.scope():
+            model = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
+        self.replicas.after_build(model)  # --sync-batchnorm
+        return model
 
     def model_inputs(self, x):
         """Channels-last images as the model takes them: transposed once to (N, C, H, W) when it is channels first."""
@@ -258,17 +261,19 @@ class KerasRunner(KerasFitRunner):
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        compile_model(model, config, jit_compile=self.jit_compile)
+        with self.replicas.scope():  # the optimizer's variables too are made on every replica
+            compile_model(model, config, jit_compile=self.jit_compile)
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
         batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed,
-                               resample=dataset.resample)
+                               resample=dataset.resample, drop_last=config.drop_last)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if not getattr(model, "compiled", False):
-            compile_model(model, config, jit_compile=self.jit_compile)
+            with self.replicas.scope():
+                compile_model(model, config, jit_compile=self.jit_compile)
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -331,6 +336,10 @@ class KerasRunner(KerasFitRunner):
             "tf32": _tf32(self.backend),
             "threads": _threads(self.backend),
             **embedding_gradients(model, self.backend),
+            "replicas": self.replicas.describe(),
+            # the kernel of each LSTM: cuDNN or Keras' generic loop (backends/recurrent.py)
+            "recurrent": (keras_lstm_kernels(model, self.backend, gpu=_keras_device(self.backend) in ("cuda", "gpu"))
+                          if model is not None else None),
         }
 
 

@@ -17,6 +17,7 @@ from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
 from backends.keras_runner import compile_model, mixed_policy
+from backends.recurrent import tf_keras_lstm_kernels
 from data.tasks import PAD
 from models import build_model
 from models.weights import WeightMismatchError
@@ -75,6 +76,11 @@ def neutral_variables(model) -> dict[str, tf.Variable]:
     """Neutral name (``layer/variable``, Keras 3 spelling) -> tf.keras variable."""
     variables = {}
     for layer in _leaf_layers(model):
+        if isinstance(layer, (tf_keras.layers.RNN, tf_keras.layers.Bidirectional)):
+            # Recurrent layers keep their weights in cells; the variable names are the Keras 3 paths
+            # (``encoder_lstm_0/forward_encoder_lstm_0/lstm_cell/kernel:0``).
+            variables.update({weight.name.split(":")[0]: weight for weight in layer.weights})
+            continue
         for weight in layer.weights:
             name = weight.name.split("/")[-1].split(":")[0]
             if name == "depthwise_kernel":  # Keras 3 calls it plain "kernel"
@@ -98,8 +104,10 @@ class TfKerasRunner(KerasFitRunner):
 
     def build(self, model_name, *, input_shape, num_classes, **options):
         """The twin built under the mode's dtype policy (``tf_keras.mixed_precision``) when it is a mixed one."""
-        with mixed_policy(tf_keras, self.mode.precision):
-            return build_model(model_name, "tf_keras", input_shape=input_shape, num_classes=num_classes, **options)
+        with mixed_policy(tf_keras, self.mode.precision), self.replicas.scope():
+            model = build_model(model_name, "tf_keras", input_shape=input_shape, num_classes=num_classes, **options)
+        self.replicas.after_build(model)  # --sync-batchnorm
+        return model
 
     # -- weights -------------------------------------------------------------------------------------------
     def weight_shapes(self, model):
@@ -131,19 +139,21 @@ class TfKerasRunner(KerasFitRunner):
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
-                      loss=task_loss(self.task_of(model)))
+        with self.replicas.scope():  # the optimizer's variables too are made on every replica
+            compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
+                          loss=task_loss(self.task_of(model)))
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
         batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed,
-                               resample=dataset.resample)
+                               resample=dataset.resample, drop_last=config.drop_last)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
 
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if model.optimizer is None:
-            compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
-                          loss=task_loss(self.task_of(model)))
+            with self.replicas.scope():
+                compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
+                              loss=task_loss(self.task_of(model)))
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -182,4 +192,8 @@ class TfKerasRunner(KerasFitRunner):
             **({"embedding_gradients": "sparse (tf.IndexedSlices)"}
                if model is not None and any(type(layer).__name__ == "Embedding" for layer in _leaf_layers(model))
                else {}),
+            "replicas": self.replicas.describe(),
+            # the kernel of each LSTM: cuDNN or standard_lstm (backends/recurrent.py)
+            "recurrent": (tf_keras_lstm_kernels(model, gpu=bool(tf.config.list_physical_devices("GPU")))
+                          if model is not None else None),
         }

@@ -1,9 +1,11 @@
 """The native PyTorch implementation: an ``nn.Module`` trained by the explicit loop PyTorch users write.
 
 Images arrive channels last (N, H, W, C) like every twinbench array and are turned channels first
-(N, C, H, W) once, before training. The loop is the tutorial loop: ``zero_grad`` -> forward -> loss ->
-``backward`` -> ``step`` over a ``DataLoader``; the epoch loss is accumulated on the device (no per-step
-``.item()`` sync) and reported as the mean over samples, like Keras reports it.
+(N, C, H, W) once, before training. The loop (``train``) is the tutorial loop: ``zero_grad`` -> forward -> loss ->
+``backward`` -> ``step`` over a ``DataLoader``, then the test accuracy (``evaluate``). twinbench measures it from
+outside, the way a Keras callback measures ``fit``: ``LoopHooks`` is called around every step and epoch (the step
+clock, the epoch loss accumulated on the device and reported as the mean over samples, like Keras reports it, the
+progress bar, the profiler's markers), so the loop that runs is the loop the teaching pages show.
 
 The mode (``bench.cell.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
 ``torch.compile(model)``; mixed precision runs the forward pass and the loss under ``torch.autocast`` and, for
@@ -22,37 +24,81 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 import data as datasets
 from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
-from data.tasks import PAD, num_samples, take
+from backends.distributed import TorchDDP
+from backends.recurrent import torch_lstm_kernels, watch_lstms
+from data.tasks import DEFAULT_TASK, PAD, num_samples, take
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
 
 
 class EpochBatchSampler(Sampler):
-    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``)."""
+    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``).
 
-    def __init__(self, n, batch_size, *, seed):
+    ``shard`` picks this process's share of each batch (torch DDP: the rank's consecutive slice), ``drop_last`` leaves
+    out a partial last batch; ``samples`` is how many samples this process sees per epoch.
+    """
+
+    def __init__(self, n, batch_size, *, seed, drop_last=False, shard=None):
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        self.drop_last, self.shard = drop_last, shard or (lambda batch: batch)
+        self.samples = sum(len(self.shard(b)) for b in self._batches())
 
     def set_epoch(self, epoch):
         self.epoch = epoch
 
+    def _batches(self):
+        return datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed, drop_last=self.drop_last)
+
     def __iter__(self):
-        yield from datasets.batch_indices(self.n, self.batch_size, epoch=self.epoch, seed=self.seed)
+        yield from (self.shard(batch) for batch in self._batches())
 
     def __len__(self):
-        return -(-self.n // self.batch_size)
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
 
-def tensor_dataset(x, y) -> TensorDataset:
-    """A ``TensorDataset`` of the inputs (one tensor or several) and the labels, labels last."""
-    inputs = to_torch_inputs(x)
-    return TensorDataset(*(inputs if isinstance(inputs, tuple) else (inputs,)), torch.from_numpy(y))
+class ArraysDataset(Dataset):
+    """twinbench's arrays as tensors, sliced a whole index batch at a time: ``(inputs, labels)`` per batch.
+
+    ``inputs`` is one tensor (images, NCHW) or a tuple of them (token and id tensors, in the order the model takes
+    them: ``data.tasks``). ``set_epoch`` swaps in the epoch's arrays of a dataset that resamples (NCF's fresh
+    negatives, ``data.Dataset.resample``); for every other dataset it does nothing.
+    """
+
+    def __init__(self, x, y, *, resample=None):
+        self.resample = resample
+        self.inputs, self.labels = to_torch_inputs(x), torch.from_numpy(y)
+
+    def set_epoch(self, epoch):
+        if self.resample is not None and epoch > 0:
+            x, y = self.resample(epoch)
+            self.inputs, self.labels = to_torch_inputs(x), torch.from_numpy(y)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, idx):
+        inputs = tuple(t[idx] for t in self.inputs) if isinstance(self.inputs, tuple) else self.inputs[idx]
+        return inputs, self.labels[idx]
+
+
+def shard_inputs(x, shard):
+    """``shard`` applied to one array or to each array of a tuple."""
+    return tuple(shard(a) for a in x) if isinstance(x, tuple) else shard(x)
+
+
+def to_device(inputs, device, memory_format=torch.contiguous_format):
+    """A batch on the device: images in the mode's memory format, token and id tensors (or a tuple of them) as they are."""
+    if isinstance(inputs, tuple):
+        return tuple(to_device(t, device) for t in inputs)
+    if not inputs.is_floating_point():
+        return inputs.to(device, non_blocking=True)
+    return inputs.to(device, non_blocking=True, memory_format=memory_format)
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -109,6 +155,119 @@ def train_step(model, optimizer, loss_fn, images, labels, *, scaler, autocast_dt
     return loss.detach()
 
 
+def evaluate(model, loader, *, device, autocast_dtype=None, memory_format=torch.contiguous_format):
+    """Test accuracy: the share of images whose largest logit is their label."""
+    model.eval()
+    correct = 0
+    with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        for images, labels in loader:
+            logits = model(images.to(device, memory_format=memory_format))
+            correct += (logits.argmax(dim=1) == labels.to(device)).sum()
+    return int(correct) / len(loader.dataset)
+
+
+def train(model, loader, test_loader, optimizer, loss_fn, *, epochs, device, hooks=None, scaler=None,
+          autocast_dtype=None, memory_format=torch.contiguous_format):
+    """The classic PyTorch loop: ``epochs`` passes over ``loader``, then the test accuracy after each.
+
+    ``hooks`` measure it from outside, the way Keras callbacks measure ``fit`` (``LoopHooks``: the step clock,
+    the epoch loss, the progress bar, the profiler's markers); without them this is the tutorial loop. A model of
+    another task than images (``data.tasks``) takes a tuple of inputs and has no ``test_loader``: its metrics
+    (token accuracy, HR@10) are computed from its test logits by ``data.tasks.metrics``.
+    """
+    hooks = hooks or LoopHooks.NONE
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)  # the next epoch's shuffle
+        loader.dataset.set_epoch(epoch)  # the next epoch's arrays (only NCF's change: fresh negatives)
+        model.train()
+        hooks.on_epoch_begin(epoch)
+        for step, (inputs, labels) in enumerate(loader):
+            hooks.on_train_batch_begin(step)
+            inputs = to_device(inputs, device, memory_format)
+            labels = labels.to(device, non_blocking=True)
+            loss = train_step(model, optimizer, loss_fn, inputs, labels, scaler=scaler, autocast_dtype=autocast_dtype)
+            hooks.on_train_batch_end(step, loss, len(labels))
+        hooks.on_test_begin(epoch)
+        test_accuracy = None if test_loader is None else evaluate(
+            model, test_loader, device=device, autocast_dtype=autocast_dtype, memory_format=memory_format)
+        hooks.on_epoch_end(epoch, test_accuracy)
+
+
+class LoopHooks:
+    """twinbench's measurement of the PyTorch loop, attached from outside like Keras' ``_EpochTimer`` callback.
+
+    ``train`` calls these methods around every step and epoch: synchronised timestamps at the ``StepClock``'s
+    edges only (before step 0, after step 1, every ``timing_window`` steps, at the end), the epoch loss summed on
+    the device (no per-step ``.item()`` sync) and reported as the mean over samples, the Keras-style progress
+    bar, the profiler's markers and windows, and one ``EpochResult`` per epoch in ``results``.
+    """
+
+    NONE: LoopHooks  # hooks that do nothing (set below)
+
+    def __init__(self, runner, model, *, dataset, n, steps, config: TrainConfig, events=None):
+        self.runner, self.model, self.dataset, self.n, self.steps, self.config = runner, model, dataset, n, steps, config
+        self.events = events or NullEvents()
+        # n: the samples this process trains per epoch (its shards on several replicas, full batches only).
+        self.edges = epoch_edges(steps, config.timing_window,
+                                 last_batch_partial=n % config.batch_size != 0 and not config.drop_last)
+        self.results: list[EpochResult] = []
+
+    def on_epoch_begin(self, epoch):
+        self.bar = ProgressBar(epoch=epoch, epochs=self.config.epochs, steps=self.steps, samples=self.n,
+                               batch_size=self.config.batch_size) if self.config.progress else None
+        self.clock = StepClock(self.edges, sync=self.runner.sync)
+        self.clock.before_step(0)
+        self.started = self.clock.arrived[0]
+        self.events.mark("epoch_begin", epoch=epoch)
+        self.window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
+        self.window.__enter__()
+        self.total_loss = torch.zeros((), device=self.runner.device)
+        self.done = 0
+
+    def on_train_batch_begin(self, step):
+        self.clock.before_step(step)
+
+    def on_train_batch_end(self, step, loss, batch_size):
+        self.total_loss += loss * batch_size
+        self.done = step + 1
+        if self.bar:
+            self.bar.update(self.done, self.total_loss)
+
+    def on_test_begin(self, epoch):
+        self.trained = self.clock.finish(self.done)
+        self.window.__exit__(None, None, None)
+        self.window = self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval")
+        self.window.__enter__()
+
+    def on_epoch_end(self, epoch, test_accuracy):
+        test_metrics = None
+        if test_accuracy is None:  # another task than images: its metrics from the test logits (data.tasks)
+            test_accuracy, test_metrics = self.runner.epoch_metrics(self.model, self.dataset,
+                                                                    batch_size=self.config.eval_batch_size)
+        self.window.__exit__(None, None, None)
+        ended = self.runner.now()
+        loss = float(self.runner.replicas.mean(self.total_loss / self.n))  # equal shards: the mean of the means
+        if self.config.progress:
+            print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
+        self.events.mark("epoch_end", epoch=epoch, loss=loss, test_accuracy=test_accuracy)
+        self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
+                                        train_time_s=self.trained - self.started, eval_time_s=ended - self.trained,
+                                        steps=self.done, started_at=self.started, ended_at=ended,
+                                        trained_at=self.trained, test_metrics=test_metrics,
+                                        **self.clock.epoch_figures(self.config.timing_window)))
+
+
+class _NoHooks:
+    """The plain loop: every hook does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+LoopHooks.NONE = _NoHooks()
+
+
 class TorchRunner(Runner):
     implementation = "torch"
     backend = "torch"
@@ -117,6 +276,8 @@ class TorchRunner(Runner):
         torch.manual_seed(seed)
         np.random.seed(seed)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if isinstance(self.replicas, TorchDDP):
+            self.device = self.replicas.device()  # one GPU per rank
         check_mode_here(self.mode, who="PyTorch", gpu=self.device.type == "cuda", compiler=self.device.type == "cpu")
         tf32 = self.mode.precision == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -142,6 +303,7 @@ class TorchRunner(Runner):
         # How the neutral (Keras) names and layouts line up with this module's state_dict.
         module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
         module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
+        watch_lstms(module)  # which kernel each nn.LSTM runs, recorded at its first call (describe)
         return module.to(self._device(), memory_format=self.memory_format)
 
     def network(self, model):
@@ -153,19 +315,19 @@ class TorchRunner(Runner):
             self._compiled[id(model)] = torch.compile(model)
         return self._compiled[id(model)]
 
+    def train_network(self, model):
+        """What the training loop calls: ``network(model)``, on several replicas around ``DDP(model)``."""
+        return self.network(self.replicas.wrap(model))
+
     def autocast(self):
         """``torch.autocast`` in the mode's precision (nothing under float32 and tf32)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self._device().type, dtype=self.autocast_dtype)
 
-    def to_device(self, images):
-        """A batch of NCHW images on the device, in the mode's memory format (a tuple of id tensors: each moved)."""
-        if isinstance(images, tuple):
-            return tuple(t.to(self.device, non_blocking=True) for t in images)
-        if not images.is_floating_point():
-            return images.to(self.device, non_blocking=True)
-        return images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+    def to_device(self, inputs):
+        """A batch on this runner's device, images in the mode's memory format (``to_device``)."""
+        return to_device(inputs, self.device, self.memory_format)
 
     def weight_shapes(self, model):
         return dict(model.twinbench_shapes)
@@ -186,7 +348,8 @@ class TorchRunner(Runner):
         model.load_state_dict(tensors, strict=False)
 
     def count_params(self, model) -> int:
-        return sum(p.numel() for p in model.parameters())
+        # Trainable ones: GNMT's frozen second LSTM bias (b_hh = 0, models/gnmt/torch_model.py) is no parameter of Keras'.
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         model = self.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights,
@@ -213,8 +376,10 @@ class TorchRunner(Runner):
             loss = task_loss(self.task_of(model))(forward(self.network(model), self.to_device(to_torch_inputs(x))),
                                                   torch.from_numpy(y).to(self.device))
         loss.backward()
-        grads = {name: p.grad.detach().cpu().to_dense().numpy().copy() for name, p in model.named_parameters()}
-        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient.
+        grads = {name: p.grad.detach().cpu().to_dense().numpy().copy() for name, p in model.named_parameters()
+                 if p.requires_grad}
+        # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient. A Keras LSTM bias's
+        # gradient is that of bias_ih (bias_hh, frozen, has none: the two are not summed here).
         layout = model.twinbench_layout
         trainable = {path: key for path, key in layout.keys.items() if key in grads}
         shapes = {path: model.twinbench_shapes[path] for path in trainable}
@@ -234,82 +399,48 @@ class TorchRunner(Runner):
     def train_step(self, model, x, y, config):
         model.train()
         optimizer, scaler = self._optimizer(model, config)
-        loss = train_step(self.network(model), optimizer, task_loss(self.task_of(model)),
+        x, y = shard_inputs(x, self.replicas.shard), self.replicas.shard(y)  # this rank's share of the global batch
+        loss = train_step(self.train_network(model), optimizer, task_loss(self.task_of(model)),
                           self.to_device(to_torch_inputs(x)), torch.from_numpy(y).to(self.device), scaler=scaler,
                           autocast_dtype=self.autocast_dtype)
-        return float(loss)
+        return float(self.replicas.mean(loss))
 
     # -- training ----------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
-        events = events or NullEvents()
-        device = self.device
-        train_set = tensor_dataset(dataset.x_train, dataset.y_train)
-        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
-        # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
-        loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=device.type == "cuda")
+        train_set = ArraysDataset(dataset.x_train, dataset.y_train, resample=dataset.resample)
+        sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed, drop_last=config.drop_last,
+                                    shard=self.replicas.shard)
+        # batch_size=None: the sampler yields whole index batches and ArraysDataset slices them in one go.
+        loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=self.device.type == "cuda")
+        test_loader = None  # another task than images: LoopHooks computes its metrics (data.tasks)
+        if self.task_of(model) == DEFAULT_TASK:
+            test_set = TensorDataset(to_nchw(dataset.x_test), torch.from_numpy(dataset.y_test))
+            test_loader = DataLoader(test_set, batch_size=config.eval_batch_size)
         optimizer, scaler = self._optimizer(model, config)
-        loss_fn = task_loss(self.task_of(model))
-        network = self.network(model)  # torch.compile(model) under --jit on
-        n = len(train_set)
-        steps_per_epoch = len(loader)
-        results = []
-        for epoch in range(config.epochs):
-            bar = ProgressBar(epoch=epoch, epochs=config.epochs, steps=len(loader), samples=n,
-                              batch_size=config.batch_size) if config.progress else None
-            sampler.set_epoch(epoch)
-            if dataset.resample is not None and epoch > 0:  # this epoch's arrays (fresh negatives), same length
-                loader = DataLoader(tensor_dataset(*dataset.train_arrays(epoch)), sampler=sampler, batch_size=None,
-                                    pin_memory=device.type == "cuda")
-            model.train()
-            # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
-            clock = StepClock(epoch_edges(steps_per_epoch, config.timing_window,
-                                          last_batch_partial=n % config.batch_size != 0),
-                              sync=self.sync)
-            clock.before_step(0)
-            started = clock.arrived[0]
-            events.mark("epoch_begin", epoch=epoch)
-            total_loss = torch.zeros((), device=device)
-            steps = 0
-            with events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train"):
-                for *images, labels in loader:
-                    clock.before_step(steps)
-                    images = self.to_device(images[0] if len(images) == 1 else tuple(images))
-                    labels = labels.to(device, non_blocking=True)
-                    loss = train_step(network, optimizer, loss_fn, images, labels, scaler=scaler,
-                                      autocast_dtype=self.autocast_dtype)
-                    total_loss += loss * labels.shape[0]
-                    steps += 1
-                    if bar:
-                        bar.update(steps, total_loss)
-                trained = clock.finish(steps)
-            with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
-                test_accuracy, test_metrics = self.epoch_metrics(model, dataset, batch_size=config.eval_batch_size)
-            ended = self.now()
-            mean_loss = float(total_loss) / n
-            if config.progress:
-                print(f"  test accuracy {test_accuracy:.4f}")  # as the Keras runners print it
-            events.mark("epoch_end", epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy)
-            results.append(EpochResult(epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy,
-                                       train_time_s=trained - started, eval_time_s=ended - trained, steps=steps,
-                                       started_at=started, ended_at=ended, trained_at=trained,
-                                       test_metrics=test_metrics, **clock.epoch_figures(config.timing_window)))
-        return results
+        hooks = LoopHooks(self, model, dataset=dataset, n=sampler.samples, steps=len(loader), config=config,
+                          events=events)
+        # torch.compile(model) under --jit on; DDP(model) on several replicas
+        train(self.train_network(model), loader, test_loader, optimizer, task_loss(self.task_of(model)),
+              epochs=config.epochs, device=self.device, hooks=hooks, scaler=scaler, autocast_dtype=self.autocast_dtype,
+              memory_format=self.memory_format)
+        return hooks.results
 
     def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
         """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""
         device = self.device
-        train_set = tensor_dataset(dataset.x_train, dataset.y_train)
-        batches = cycled_batches(len(train_set), config.batch_size, steps, seed=config.seed)
+        train_set = ArraysDataset(dataset.x_train, dataset.y_train)
+        batches = [self.replicas.shard(b) for b in cycled_batches(len(train_set), config.batch_size, steps,
+                                                                  seed=config.seed)]
         loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
         loss_fn = task_loss(self.task_of(model))
-        network = self.network(model)
+        network = self.train_network(model)
         model.train()
-        for step, (*images, labels) in enumerate(loader):
+        for step, (inputs, labels) in enumerate(loader):
             clock.before_step(step)
-            images = self.to_device(images[0] if len(images) == 1 else tuple(images))
+            inputs = self.to_device(inputs)
             labels = labels.to(device, non_blocking=True)
-            train_step(network, optimizer, loss_fn, images, labels, scaler=scaler, autocast_dtype=self.autocast_dtype)
+            train_step(network, optimizer, loss_fn, inputs, labels, scaler=scaler, autocast_dtype=self.autocast_dtype)
         clock.finish(steps)
 
     # -- device ------------------------------------------------------------------------------------------
@@ -339,6 +470,8 @@ class TorchRunner(Runner):
             "loss_scaling": _loss_scaling(model),
             "memory_format": self.mode.memory_format,
             **embedding_gradients(model),
+            "replicas": self.replicas.describe(),
+            "recurrent": torch_lstm_kernels(model) if model is not None else None,  # backends/recurrent.py
         }
 
 

@@ -76,11 +76,75 @@ MODE_CHOICES = {
 MODE_APPLIES_TO = {"data_format": ("keras",), "memory_format": ("torch",)}
 DEFAULT_MODE = Mode()
 
+
+# Data parallelism: the engine each (implementation, backend) trains on over several replicas, the engines its users
+# already run (``backends.distributed`` drives them), and the reason where an implementation has none.
+DATA_PARALLEL = {
+    ("torch", "torch"): "torch DDP",
+    ("tf_keras", "tensorflow"): "tf.distribute.MirroredStrategy",
+    ("keras", "tensorflow"): "tf.distribute.MirroredStrategy",
+    ("keras", "jax"): "keras.distribution.DataParallel",
+}
+NO_DATA_PARALLEL = {
+    ("keras", "torch"): "Keras 3.15 has no distribution API for the torch backend (keras/src/backend/__init__.py "
+                        "sets distribution_lib = None for torch; its torch DataParallel, keras-team/keras #23052 in "
+                        "the tracking issue #23418, came after 3.15) and Keras' fit cannot train a model wrapped in "
+                        "torch DDP (keras.io's PyTorch guide trains it with a hand-written torch loop, which is the "
+                        "torch twin's path, not Keras')",
+}
+# The engines that keep BatchNorm statistics per replica unless told to synchronise them, and how they do it
+# (keras[jax]'s sharded arrays make every statistic a global one already).
+SYNC_BATCHNORM = {("torch", "torch"): "torch.nn.SyncBatchNorm",
+                  ("tf_keras", "tensorflow"): "BatchNormalization(synchronized=True)",
+                  ("keras", "tensorflow"): "BatchNormalization(synchronized=True)"}
+
+
+@dataclass(frozen=True)
+class Replication:
+    """On how many replicas one step runs (``--replicas``, ``--sync-batchnorm``).
+
+    Attributes:
+        replicas: devices (processes for torch DDP) that each take an equal, consecutive shard of every batch;
+            ``--batch-size`` stays the global batch, so a step over N replicas is the step over one at that batch.
+        sync_batchnorm: BatchNorm statistics over the global batch, where the engine keeps them per replica.
+    """
+
+    replicas: int = 1
+    sync_batchnorm: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.replicas, int) or self.replicas < 1:
+            raise UnknownChoiceError(f"--replicas must be a positive integer. Received: replicas={self.replicas!r}.")
+        if self.sync_batchnorm and self.replicas == 1:
+            raise UnknownChoiceError("--sync-batchnorm needs --replicas 2 or more (one replica sees the whole batch).")
+
+    def check(self, implementation: str, backend: str) -> None:
+        """Raise ``UnknownChoiceError`` if ``implementation`` on ``backend`` cannot run on these replicas."""
+        pair = (implementation, backend)
+        label = implementation_label(implementation, backend)
+        if self.replicas > 1 and pair not in DATA_PARALLEL:
+            raise UnknownChoiceError(f"--replicas {self.replicas} cannot run {label}: "
+                                     f"{NO_DATA_PARALLEL.get(pair, 'no data-parallel engine')}. Implementations "
+                                     f"that can: {', '.join(implementation_label(*p) for p in DATA_PARALLEL)}.")
+        if self.sync_batchnorm and pair not in SYNC_BATCHNORM:
+            raise UnknownChoiceError(f"--sync-batchnorm applies to {', '.join(implementation_label(*p) for p in SYNC_BATCHNORM)} "
+                                     f"only, not to {label}: its sharded arrays compute BatchNorm statistics over the "
+                                     "global batch already.")
+
+    def shard(self, batch, rank: int):
+        """Replica ``rank``'s consecutive share of a global batch (the split MirroredStrategy and a sharded JAX
+        array make): ``len(batch)`` must be a multiple of ``replicas``."""
+        size = len(batch) // self.replicas
+        return batch[rank * size:(rank + 1) * size]
+
+
+SINGLE = Replication()
+
 # The axes beyond the first four, with the default that means today's behaviour. A record, a label and a
 # file id name an axis only where a cell leaves its default.
 AXES = {
     **dataclasses.asdict(DEFAULT_MODE),
-    "replicas": 1,  # devices one step runs on
+    **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
 }
 
 
@@ -98,6 +162,21 @@ def add_mode_arguments(parser) -> None:
 def mode_of(args) -> Mode:
     """The ``Mode`` of parsed ``add_mode_arguments`` options."""
     return Mode(**{name: getattr(args, name) for name in MODE_CHOICES})
+
+
+def add_replication_arguments(parser) -> None:
+    """``--replicas N`` and ``--sync-batchnorm``: data-parallel training (``docs/cluster.md``)."""
+    parser.add_argument("--replicas", type=int, default=AXES["replicas"],
+                        help="data-parallel replicas; --batch-size stays the global batch (torch: DDP through "
+                             "torchrun; keras[jax]: keras.distribution.DataParallel; tf_keras, keras[tensorflow]: "
+                             "MirroredStrategy; on a CPU: N host devices)")
+    parser.add_argument("--sync-batchnorm", action="store_true",
+                        help="BatchNorm statistics over the global batch (SyncBatchNorm, synchronized=True)")
+
+
+def replication_of(args) -> Replication:
+    """The ``Replication`` of parsed ``add_replication_arguments`` options."""
+    return Replication(replicas=args.replicas, sync_batchnorm=args.sync_batchnorm)
 
 
 def implementation_label(implementation: str, backend: str) -> str:
@@ -127,6 +206,7 @@ class Cell:
     data_format: str = AXES["data_format"]
     memory_format: str = AXES["memory_format"]
     replicas: int = AXES["replicas"]
+    sync_batchnorm: bool = AXES["sync_batchnorm"]
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -137,6 +217,11 @@ class Cell:
     def mode(self) -> Mode:
         """The cell's execution mode (its axes but the device count)."""
         return Mode(**{name: getattr(self, name) for name in MODE_CHOICES})
+
+    @property
+    def replication(self) -> Replication:
+        """On how many replicas the cell runs."""
+        return Replication(replicas=self.replicas, sync_batchnorm=self.sync_batchnorm)
 
     @property
     def environment(self) -> str:
@@ -180,9 +265,11 @@ class Cell:
         return cls(**{key: value for key, value in cell.items() if key in names})
 
 
-def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mode = DEFAULT_MODE) -> list[Cell]:
+def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mode = DEFAULT_MODE,
+                      replication: Replication = SINGLE) -> list[Cell]:
     """The cells environment ``env`` runs for ``model`` in ``mode``: those it has a builder for (keras.applications
-    variants have no torch twin) and that have every axis ``mode`` sets (``--memory-format`` only the PyTorch twin)."""
+    variants have no torch twin) and that have every axis ``mode`` sets (``--memory-format`` only the PyTorch twin)
+    and a data-parallel engine where ``replication`` asks for one."""
     check_choice("environment", env, ENVIRONMENTS)
     builders = get_model_spec(model).builders
     cells = []
@@ -191,9 +278,11 @@ def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mo
             continue
         try:
             mode.check(implementation)
+            replication.check(implementation, backend)
         except UnknownChoiceError:
             continue
-        cells.append(Cell(model, implementation, backend, dataset, **dataclasses.asdict(mode)))
+        cells.append(Cell(model, implementation, backend, dataset, **dataclasses.asdict(mode),
+                          **dataclasses.asdict(replication)))
     return cells
 
 

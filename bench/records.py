@@ -54,13 +54,15 @@ TIMELINE_SUFFIX = ".timeline.json"
 # The kinds of record: the command that writes them, its default results directory (nox's too), and what the
 # file name adds to the cell's file id.
 KINDS = {
-    "train": {"command": "python -m bench train", "results": "results/train", "suffix": ""},
-    "throughput": {"command": "python -m bench throughput", "results": "results/throughput", "suffix": ""},
-    "profiler_cost": {"command": "python -m bench profiler-cost", "results": "results/profiler_cost",
+    "train": {"command": "twinbench train", "results": "results/train", "suffix": ""},
+    "throughput": {"command": "twinbench throughput", "results": "results/throughput", "suffix": ""},
+    "profiler_cost": {"command": "twinbench profiler-cost", "results": "results/profiler_cost",
                       "suffix": "__profiler_cost"},
 }
-# Results directories: one per kind, and the definition-effect study's (throughput records of its cells).
-RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect"}
+# Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
+# models' (twinbench export: artifacts, not records).
+RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect",
+           "export": "results/export"}
 
 
 def now_iso() -> str:

@@ -37,7 +37,7 @@ def _split(indices: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
 
 
-def batch_indices(n: int, batch_size: int, *, epoch: int, seed: int) -> list[np.ndarray]:
+def batch_indices(n: int, batch_size: int, *, epoch: int, seed: int, drop_last: bool = False) -> list[np.ndarray]:
     """The training batches of ``epoch``: ``epoch_permutation`` cut into consecutive batches.
 
     Every sample is used once per epoch; the last batch is partial when ``batch_size`` does not divide ``n``
@@ -48,12 +48,14 @@ def batch_indices(n: int, batch_size: int, *, epoch: int, seed: int) -> list[np.
         batch_size: samples per batch (at least 1).
         epoch: epoch number (0 or more).
         seed: run seed (0 or more).
+        drop_last: leave out a partial last batch (data-parallel runs: every batch splits evenly over replicas).
 
     Returns:
-        ``ceil(n / batch_size)`` int64 arrays of sample indices.
+        ``ceil(n / batch_size)`` int64 arrays of sample indices (``n // batch_size`` with ``drop_last``).
     """
     batch_size = check_int("batch_size", batch_size, 1)
-    return _split(epoch_permutation(n, epoch=epoch, seed=seed), batch_size)
+    batches = _split(epoch_permutation(n, epoch=epoch, seed=seed), batch_size)
+    return [b for b in batches if len(b) == batch_size] if drop_last else batches
 
 
 def eval_batches(n: int, batch_size: int) -> list[np.ndarray]:

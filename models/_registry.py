@@ -79,13 +79,16 @@ class ModelSpec:
             for a given list of Keras weight paths; by default ``conv1/kernel`` -> ``conv1.weight``.
         min_input_size: smallest spatial size the model accepts.
         head: Keras name of the classifier layer, whose weights keep their initial values when a
-            checkpoint has another class count; ``None``: the model cannot load checkpoints.
+            checkpoint has another class count; ``None``: a checkpoint must fit the model exactly.
         twin_case: the twin tests' small case.
         data_formats: the image layouts the Keras definition can be built in (``--data-format``); inputs and
             weights stay channels last, the runner transposes them (``backends.keras_runner``).
         task: what the model takes and is trained for, one of ``data.tasks.TASKS``: the meaning of
             ``input_shape`` and ``num_classes``, the inputs (one array or a tuple), the loss, the metrics and the
             datasets it accepts (the first is its default).
+        input_check: optional ``"module:function"`` called as ``function(name, input_shape)`` that raises a one-line
+            ``ValueError`` for an input shape the model cannot take beyond ``min_input_size`` (the ViT: square, a
+            multiple of the patch size), so that a run is refused before it starts.
     """
 
     name: str
@@ -102,6 +105,7 @@ class ModelSpec:
     twin_case: TwinCase = field(default_factory=TwinCase)
     data_formats: tuple[str, ...] = ("channels_last",)
     task: str = "image_classification"
+    input_check: str | Callable[..., Any] | None = None
 
     def check_data_format(self, data_format: str) -> None:
         """Raise ``UnknownChoiceError`` unless the Keras definition can be built in ``data_format``."""
@@ -251,3 +255,5 @@ def check_input_shape(spec: ModelSpec, input_shape) -> None:
             f"Model {spec.name!r} needs inputs of at least {spec.min_input_size}x{spec.min_input_size} pixels. "
             f"Received: input_shape={tuple(input_shape)}."
         )
+    if spec.input_check is not None:
+        _resolve(spec.input_check)(spec.name, tuple(input_shape))

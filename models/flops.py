@@ -3,11 +3,14 @@
 Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, appendix B):
 
 - one multiply-accumulate (MAC) is **2 FLOPs**;
-- only convolutions and Dense layers are counted, where the MACs are: a ``Conv2D`` output element costs
-  ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
-  output ``in_features``;
+- only convolutions, Dense layers and attention's two matrix products are counted, where the MACs are: a
+  ``Conv2D`` output element costs ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
+  output ``in_features``; a layer with a ``macs()`` method counts its own (``models.vit``'s ``SelfAttention``:
+  ``q k^T`` and ``weights v``, ``2 * tokens^2 * D`` per sample; GNMT's attention: its scores and context);
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
-  (for the CNNs here they are well under 1% of the total); nor are embedding lookups (a row copy, no MACs).
+  (for the CNNs here they are well under 1% of the total); nor are embedding lookups (a row copy, no MACs);
+- an ``LSTM`` costs ``4 * units * (inputs + units)`` MACs per time step (four gates, each a Dense layer over the
+  input and the previous output), a ``Bidirectional`` one twice that.
 
 torchvision reports the same quantity in MACs (its weights' ``meta["_ops"]``, e.g. 4.089 "GFLOPS" for
 ResNet50 at 224x224), so our count is twice torchvision's figure. A training step costs about 3x the
@@ -23,9 +26,10 @@ import math
 FLOPS_PER_MAC = 2
 TRAIN_FLOPS_PER_FORWARD_FLOP = 3  # forward + backward (about 2x forward)
 
-# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element;
-# Embedding: a lookup).
-_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization", "Embedding")
+# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element).
+# The ViT's class token and position embedding are a concatenation and an addition; an Embedding is a lookup.
+_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization", "ClassToken",
+                  "PositionEmbedding", "Embedding")
 
 
 def _leaf_layers(model):
@@ -43,6 +47,8 @@ def _mro_names(layer):
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one layer for one input sample (0 for layers without MACs)."""
     names = _mro_names(layer)
+    if callable(getattr(layer, "macs", None)):  # a layer that counts its own, e.g. the ViT's attention products
+        return int(layer.macs())
     if "Conv2DTranspose" in names:
         raise NotImplementedError(f"No FLOP count for transposed convolution {layer.name!r}.")
     if "DepthwiseConv2D" in names:
@@ -54,6 +60,11 @@ def layer_macs(layer) -> int:
         return math.prod(layer.output.shape[1:]) * kh * kw * in_channels // getattr(layer, "groups", 1)
     if "Dense" in names:
         return math.prod(layer.output.shape[1:]) * layer.input.shape[-1]
+    if "LSTM" in names or ("Bidirectional" in names and "LSTM" in _mro_names(layer.forward_layer)):
+        x = layer.input[0] if isinstance(layer.input, list | tuple) else layer.input  # [x, mask] when given one
+        steps, inputs = x.shape[1], x.shape[-1]
+        units = layer.forward_layer.units if "Bidirectional" in names else layer.units
+        return (2 if "Bidirectional" in names else 1) * steps * 4 * units * (inputs + units)
     if layer.weights and not names & set(_NO_MAC_LAYERS):
         raise NotImplementedError(f"No FLOP count for layer {layer.name!r} of type {type(layer).__name__}.")
     return 0

@@ -19,8 +19,10 @@ implementation, on every backend, starts from the very same numbers (each backen
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -338,8 +340,16 @@ def check_weights(weights: dict, expected_shapes: dict[str, tuple]) -> None:
 
 
 def save_weights(path, weights: dict) -> None:
-    """Write a neutral mapping to ``.npz`` (names are kept verbatim)."""
-    np.savez(path, **weights)
+    """Write a neutral mapping to ``.npz`` (names are kept verbatim), atomically: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as file:  # a file object: np.savez would append ".npz" to a name
+            np.savez(file, **{name: np.asarray(value) for name, value in weights.items()})
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load_weights(path) -> dict[str, np.ndarray]:
@@ -348,11 +358,12 @@ def load_weights(path) -> dict[str, np.ndarray]:
         return {name: archive[name] for name in archive.files}
 
 
-def merge_pretrained(checkpoint: dict, initial: dict, *, head: str) -> tuple[dict[str, np.ndarray], list[str]]:
+def merge_pretrained(checkpoint: dict, initial: dict, *, head: str | None) -> tuple[dict[str, np.ndarray], list[str]]:
     """Pretrained weights for a model whose own initial weights are ``initial``.
 
     Every weight comes from ``checkpoint`` except the classifier layer ``head`` when its shape differs (a
-    checkpoint with another class count): those keep their initial values and are listed in the result.
+    checkpoint with another class count): those keep their initial values and are listed in the result. With
+    ``head=None`` every tensor must fit.
 
     Returns:
         ``(weights, replaced)``: the mapping to load and the paths that kept their initial values.

@@ -76,6 +76,10 @@ CASES = [
           "--data-dir", "{tmp}", "--out", "{tmp}/out"),
          r"Dataset 'movielens' needs the MovieLens ratings file ml-1m/ratings\.dat or ml-latest-small/ratings\.csv, "
          r"not found in", prepare="empty_dir"),
+    Case("vit-input-not-patches", "An image a ViT cannot cut into patches",
+         ("train", "--model", "vit_tiny", "--impl", "{impl}", "--backend", "{backend}", "--input-shape", "30x30x3"),
+         r"Model 'vit_tiny' takes square images whose side is a multiple of its patch size 4\. "
+         r"Received: input_shape=\(30, 30, 3\)"),
     Case("unknown-jit", "A compilation mode that does not exist", _run_args("--jit", "xla"),
          r"argument --jit: invalid choice: 'xla' \(choose from '?default'?, '?off'?, '?on'?\)"),
     Case("mode-axis-not-for-impl", "A layout axis of another implementation",
@@ -87,6 +91,12 @@ CASES = [
     Case("tf32-on-cpu", "TF32 on a machine without a GPU", _run_args("--precision", "tf32", "--epochs", "1"),
          r"--precision tf32 cannot run here: TF32 is a GPU tensor-core format and no GPU runs .* here\. Available "
          r"here: float32, mixed_bfloat16, mixed_float16"),
+    Case("replicas-no-engine", "Data-parallel replicas for an implementation without an engine",
+         ("train", "--model", "cifar_cnn", "--impl", "keras", "--backend", "torch", "--replicas", "2", "--out",
+          "{tmp}/out"), r"--replicas 2 cannot run keras\[torch\]: Keras 3\.15 has no distribution API for the torch "
+                        r"backend .*Implementations that can: torch, tf_keras, keras\[tensorflow\], keras\[jax\]"),
+    Case("sync-batchnorm-one-replica", "Synchronised BatchNorm on one replica", _run_args("--sync-batchnorm"),
+         r"--sync-batchnorm needs --replicas 2 or more"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
     Case("bad-intervals", "Sampling intervals that are not positive seconds",
@@ -94,7 +104,7 @@ CASES = [
          r"argument --intervals: must be comma-separated positive seconds, e\.g\. 0\.15,0\.015, got '0\.15,0'"),
     Case("no-cost-records", "Showing profiler-cost results where there are none",
          ("profiler-cost", "--show", "{tmp}"),
-         r"no profiler-cost records in '.*'; write them with python -m bench profiler-cost --impl \.\.\.",
+         r"no profiler-cost records in '.*'; write them with twinbench profiler-cost --impl \.\.\.",
          prepare="empty_dir"),
     Case("checkpoint-mismatch", "A checkpoint that does not fit the model",
          ("train", "--model", "resnet50", "--impl", "{impl}", "--backend", "{backend}", "--weights", "{tmp}/ckpt.npz",
@@ -102,6 +112,12 @@ CASES = [
           "--synthetic-test", "8", "--out", "{tmp}/out"),
          r"Checkpoint tensor 'conv1/kernel' has shape \(3, 3, 3, 64\), the model needs \(7, 7, 3, 64\)",
          prepare="bad_checkpoint"),
+    Case("save-weights-format", "--save-weights to a file that is not a neutral .npz",
+         _run_args("--save-weights", "{tmp}/w.pth"),
+         r"--save-weights writes a neutral \.npz\. Received: '.*w\.pth'"),
+    Case("export-format", "A format an implementation cannot export",
+         ("export", "--model", "cifar_cnn", "--impl", "tf_keras", "--format", "onnx"),
+         r"tf_keras cannot export 'onnx'\. Valid choices for tf_keras: tf_saved_model\."),
     Case("keras-backend-env", "KERAS_BACKEND disagreeing with the backend", _run_args(),
          r"KERAS_BACKEND=\w+ in the environment disagrees with backend '\w+'", env={"KERAS_BACKEND": "{other}"}),
     Case("data-dir-missing", "Dataset directory missing", _run_args("--dataset", "cifar10", "--data-dir", "{tmp}/nope"),
@@ -221,7 +237,7 @@ def markdown_table() -> str:
         with tempfile.TemporaryDirectory() as tmp:
             code, _, stderr = run_case(case, Path(tmp) / case.id)
             line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
-        command = _fill(" ".join(["python -m bench", *case.argv]), README_VALUES)
+        command = _fill(" ".join(["twinbench", *case.argv]), README_VALUES)
         env = " ".join(f"{k}={_fill(v, README_VALUES)}" for k, v in case.env.items())
         rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
     return "\n".join(rows)

@@ -19,7 +19,7 @@ from conftest import BACKEND, ROOT
 from models import list_models
 
 MODELS = list_models()
-HOW = "run `nox -s docs` (or, after source changes only, `python -m bench docs`)"
+HOW = "run `nox -s docs` (or, after source changes only, `twinbench docs`)"
 
 
 def _first_difference(expected: str, actual: str) -> str:

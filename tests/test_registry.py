@@ -14,13 +14,21 @@ import pytest
 
 from bench.cell import MODE_CHOICES
 from data.tasks import TASKS
-from models import IMPLEMENTATIONS, ModelSpec, TwinCase, UnknownChoiceError, get_model_spec, list_models
+from models import (
+    IMPLEMENTATIONS,
+    ModelSpec,
+    TwinCase,
+    UnknownChoiceError,
+    check_input_shape,
+    get_model_spec,
+    list_models,
+)
 
 MODELS = list_models()
 
 # Every field of ModelSpec and of its twin case: a field added or renamed must be checked below too.
 SPEC_FIELDS = {"name", "builders", "input_shape", "num_classes", "paper", "summary", "params", "forward_flops",
-               "torch_keys", "min_input_size", "head", "twin_case", "data_formats", "task"}
+               "torch_keys", "min_input_size", "head", "twin_case", "data_formats", "input_check", "task"}
 TWIN_CASE_FIELDS = {"input_shape", "num_classes", "batch", "options"}
 
 
@@ -90,6 +98,7 @@ def test_every_model_has_valid_metadata(model_name):
     assert "x".join(map(str, spec.input_shape)) in spec.forward_flops
 
     assert spec.torch_keys is None or (_is_target(spec.torch_keys) and "torch" in spec.builders)
+    assert spec.input_check is None or _is_target(spec.input_check)
     assert spec.head is None or (isinstance(spec.head, str) and spec.head)
 
 
@@ -102,6 +111,7 @@ def test_every_twin_case_is_valid(model_name):
     input_shape = case.input_shape or spec.input_shape
     if spec.task == "image_classification":
         assert min(input_shape[:2]) >= spec.min_input_size
+        check_input_shape(spec, input_shape)  # and the model's own input_check
         assert input_shape[-1] == spec.input_shape[-1]  # the same images, only smaller
         assert case.num_classes is None or (_is_positive_int(case.num_classes) and case.num_classes >= 2)
     else:

@@ -1,4 +1,4 @@
-"""``python -m bench``: list models and cells, train cells, benchmark their throughput, compare the results.
+"""``twinbench`` (or ``python -m bench``): list models and cells, train cells, benchmark their throughput, compare the results.
 
 Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
 ``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback. This package only
@@ -11,15 +11,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cell import ENVIRONMENTS, add_cell_arguments, add_env_argument, add_mode_arguments
+from bench.cell import (
+    ENVIRONMENTS,
+    add_cell_arguments,
+    add_env_argument,
+    add_mode_arguments,
+    add_replication_arguments,
+)
 from bench.cli.check_command import add_check_parser, cmd_check
 from bench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
+from bench.cli.export_command import add_export_parser, cmd_export
 from bench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
     CliError,
     Parser,
+    add_launcher_args,
     add_measurement_args,
+    add_save_weights_arg,
     add_training_args,
     add_weights_arg,
     input_shape,
@@ -43,7 +52,9 @@ from models import UnknownChoiceError, load_model_file
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="twinbench", description="List models and cells, train cells, benchmark their throughput, "
+                                                  "compare the results; carry weights across frameworks and export "
+                                                  "models (also: python -m bench).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("list", help="list the registered models")
@@ -69,18 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on out-of-memory, retry with half the batch size (marked in the record)")
     add_training_args(train)
     add_mode_arguments(train)
+    add_replication_arguments(train)
+    add_launcher_args(train)
     add_measurement_args(train)
     train.add_argument("--timing-window", type=non_negative_int, default=10,
                        help="steps per steady-state timing window, synchronised at its edges only (0: none)")
     train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
     train.add_argument("--synthetic-test", type=positive_int, default=None)
     add_weights_arg(train)
+    add_save_weights_arg(train)
     train.set_defaults(parser=train)
 
-    convert = sub.add_parser("convert-weights", help="torchvision checkpoint (.pth) -> neutral .npz (torch env)")
-    convert.add_argument("checkpoint", help="a torchvision state_dict saved with torch.save")
-    convert.add_argument("out", help="the .npz to write; --weights takes it in every environment")
+    convert = sub.add_parser("convert-weights", help="weights from one format to another: neutral .npz, torchvision "
+                                                     "state_dict (.pth, torch env), Keras .weights.h5")
+    convert.add_argument("checkpoint", help="the weights to read: .npz, .pth/.pt or .weights.h5")
+    convert.add_argument("out", help="the file to write, its format from its name; --weights takes each of them")
     convert.add_argument("--model", required=True)
+    convert.add_argument("--num-classes", type=positive_int, default=None,
+                         help="the class count of a .weights.h5 to read (default: the model's)")
+    convert.add_argument("--input-shape", type=input_shape, default=None,
+                         help="HxWxC the weights were made for, where it changes their shapes (default: the model's)")
 
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
     compare.add_argument("results", nargs="*", default=[RESULTS["train"]],
@@ -88,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     add_check_parser(sub)
+    add_export_parser(sub)
     add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
 
@@ -147,6 +167,10 @@ def _add_bench_parser(sub):
                        help="CPU threads per framework thread pool (default: each framework's own choice)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
     add_mode_arguments(bench)
+    add_replication_arguments(bench)
+    add_launcher_args(bench)
+    bench.add_argument("--resume", action="store_true",
+                       help="with --env: skip cells that already have a successful record")
     bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")
     bench.set_defaults(parser=bench)
 
@@ -194,7 +218,7 @@ def main(argv=None) -> int:
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "check": cmd_check,
-                    "equivalence": cmd_equivalence}
+                    "equivalence": cmd_equivalence, "export": cmd_export}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 import backends
 import data
 from backends import BackendError, missing_packages, resolve_backend
-from backends.checkpoints import CheckpointError, checkpoint_format
+from backends.checkpoints import NEUTRAL_SUFFIXES, CheckpointError, checkpoint_format
 from bench.cell import DEFAULT_MODE, Mode
 from bench.cli.options import CliError
 from data import DatasetError
@@ -65,8 +65,17 @@ def validate_weights(path, model, backend) -> None:
     if kind == "torch" and backend != "torch":
         raise CheckpointError(
             f"A torchvision checkpoint is read with PyTorch (torch environment); for the {backend} backend "
-            f"convert it there first: python -m bench convert-weights {path} OUT.npz --model {model}"
+            f"convert it there first: twinbench convert-weights {path} OUT.npz --model {model}"
         )
+
+
+def validate_save_weights(path) -> None:
+    """A ``--save-weights`` path: a neutral ``.npz`` in a directory that can be written."""
+    if path is None:
+        return
+    if Path(path).suffix.lower() not in NEUTRAL_SUFFIXES:
+        raise CheckpointError(f"--save-weights writes a neutral .npz. Received: {str(path)!r}.")
+    check_writable(Path(path).parent)
 
 
 def check_writable(directory) -> None:

@@ -58,5 +58,5 @@ def cmd_equivalence(args) -> int:
         failures += children.run_cells("train", cells, out_dir=args.out,
                                        child_args=["--seed", str(seed), "--epochs", str(args.epochs),
                                                    "--no-profiler", *threads])
-    print(f"records in {args.out}; the table: python -m bench equivalence --show {args.out} [more directories]")
+    print(f"records in {args.out}; the table: twinbench equivalence --show {args.out} [more directories]")
     return EXIT_FAILED if failures else 0

@@ -94,6 +94,13 @@ def add_weights_arg(parser):
                              "another --num-classes than the checkpoint's, the classifier starts anew")
 
 
+def add_save_weights_arg(parser):
+    parser.add_argument("--save-weights", default=None, metavar="PATH",
+                        help="write the trained weights to PATH, a neutral .npz (BatchNorm statistics included) "
+                             "that --weights reads in every implementation and convert-weights turns into a "
+                             "torchvision state_dict or a Keras .weights.h5; one cell (--impl) only")
+
+
 def add_measurement_args(parser):
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads per framework thread pool (default: each framework's own choice)")
@@ -124,3 +131,16 @@ def _option_text(value) -> str:
     if isinstance(value, tuple):
         return ("x" if all(isinstance(v, int) for v in value) else ",").join(map(str, value))
     return str(value)
+
+
+def add_launcher_args(parser):
+    """``--launcher`` and the resources of one cell's job: how ``--env`` starts its cells (``docs/cluster.md``)."""
+    parser.add_argument("--launcher", choices=("local", "submitit"), default="local",
+                        help="with --env: each cell a child process here (local), or a submitit job per cell")
+    parser.add_argument("--cluster", choices=("slurm", "local"), default=None,
+                        help="submitit's executor (default: Slurm where sbatch exists, else local)")
+    parser.add_argument("--timeout-min", type=positive_int, default=60, help="submitit: minutes per cell job")
+    parser.add_argument("--cpus-per-cell", type=positive_int, default=None, help="submitit: CPUs per cell job")
+    parser.add_argument("--gpus-per-cell", type=non_negative_int, default=0,
+                        help="submitit: GPUs per cell job (a data-parallel cell needs --replicas of them)")
+    parser.add_argument("--slurm-partition", default=None, help="submitit on Slurm: the partition")

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import subprocess
 import sys
 from pathlib import Path
 
-from backends import select_keras_backend
-from backends.checkpoints import convert_checkpoint
-from bench.cell import environment_cells, mode_of
-from bench.cli.checks import USER_ERRORS, check_writable, limit_threads, validate_cell, validate_weights
+from backends import distributed, missing_packages, resolve_backend, select_keras_backend
+from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_format, convert_checkpoint
+from bench.cell import environment_cells, mode_of, replication_of
+from bench.cli.checks import (
+    USER_ERRORS,
+    check_writable,
+    limit_threads,
+    validate_cell,
+    validate_save_weights,
+    validate_weights,
+)
 from bench.cli.options import EXIT_FAILED, CliError, child_args
 from bench.measuring import children
 from bench.measuring.faults import is_out_of_memory
@@ -38,8 +46,12 @@ def _train_cell(args) -> int:
     # 1. Bad input: checked before any framework is imported; one line, exit code 2.
     try:
         mode = mode_of(args)
+        replication = replication_of(args)
+        replication.check(args.impl, resolve_backend(args.impl, args.backend))
         backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, mode)
+        distributed.check_launch(args.impl, replication)
         validate_weights(args.weights, args.model, backend)
+        validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
     check_writable(args.out)
@@ -49,7 +61,12 @@ def _train_cell(args) -> int:
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, mode=mode)
+                       weights=args.weights, mode=mode, save_weights=args.save_weights,
+                       replication=replication)
+    if distributed.needs_launcher(args.impl, replication):
+        return _launch_ranks("train", args, config, [*_cell_argv("train", config.cell, args.out), *child_args(
+            args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))])
+    writer = distributed.launched_rank() is None or distributed.launched_rank()[0] == 0
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -63,6 +80,10 @@ def _train_cell(args) -> int:
         except Exception as err:
             out_of_memory = is_out_of_memory(err)
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if not writer:  # rank 0 records the cell; torchrun ends the others
+                print(f"twinbench: rank {distributed.launched_rank()[0]} failed: {type(err).__name__}: {message}",
+                      file=sys.stderr)
+                return EXIT_FAILED
             if out_of_memory and args.oom_retry and config.batch_size > 1:
                 oom_attempts.append({"batch_size": config.batch_size, "error": message})
                 print(f"twinbench: out of memory at batch size {config.batch_size}; retrying with "
@@ -82,6 +103,8 @@ def _train_cell(args) -> int:
         record["oom_retries"] = oom_attempts
         record["retried_after_oom"] = {"requested_batch_size": oom_attempts[0]["batch_size"],
                                        "batch_size": config.batch_size}
+    if not writer:
+        return 0
     path = write_record(record, args.out)
     results = record["results"]
     metric = next(iter(results["metrics_after"])) if "metrics_after" in results else "accuracy"  # data.tasks
@@ -94,6 +117,30 @@ def _train_cell(args) -> int:
     return 0
 
 
+def _cell_argv(command: str, cell, out_dir) -> list[str]:
+    """``COMMAND --model M --impl I --backend B [--dataset D] --out DIR``: one cell's own options."""
+    dataset = ["--dataset", cell.dataset] if command == "train" else []  # throughput: synthetic data only
+    return [command, "--model", cell.model, "--impl", cell.implementation, "--backend", cell.backend, *dataset,
+            "--out", str(out_dir)]
+
+
+def _launch_ranks(command: str, args, config, bench_argv: list[str]) -> int:
+    """torch DDP: run the cell's ranks under torchrun. Rank 0 records the cell; where no rank got to record it (a rank
+    died, or hung past the collective timeout and torchrun ended the rest), the failed record is written here."""
+    out = Path(args.out)
+    before = set(out.glob("*.json"))
+    print(f"[{command}] {config.cell.file_id}: {config.replication.replicas} ranks under torchrun", flush=True)
+    code = subprocess.call(distributed.torchrun_command(config.replication.replicas, bench_argv))
+    if code == 0:
+        return 0
+    if not set(out.glob("*.json")) - before:
+        err = RuntimeError(f"torchrun ended with exit code {code}: a rank died or hung (collective timeout "
+                           f"{distributed.collective_timeout_s():g} s) before rank 0 recorded the cell")
+        path = write_record(failed_record(command, config, err, launcher="torchrun"), out)
+        print(f"twinbench: run failed: {err} (recorded in {path})", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def _free_memory():
     """Give memory back between out-of-memory retries (framework caches included)."""
     gc.collect()
@@ -103,10 +150,13 @@ def _free_memory():
 
 
 def _train_env(args) -> int:
+    if args.save_weights:
+        raise CliError("--save-weights writes one cell's weights: give --impl (and --backend), not --env")
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
-        mode = mode_of(args)
-        cells = {model: environment_cells(args.env, model, dataset=args.dataset, mode=mode) for model in models}
+        mode, replication = mode_of(args), replication_of(args)
+        cells = {model: environment_cells(args.env, model, dataset=args.dataset, mode=mode, replication=replication)
+                 for model in models}
         for model in models:
             for cell in cells[model]:
                 validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape, mode)
@@ -114,42 +164,59 @@ def _train_env(args) -> int:
         check_writable(args.out)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    run_args = child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))
+    run_args = child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume",
+                                           *children.LAUNCHER_OPTIONS))
     failures = 0
     for model in models:
         if not cells[model]:
             print(f"[train] {model}: no implementation in the {args.env} environment runs this mode, skipped", flush=True)
             continue
         failures += children.run_cells("train", cells[model], out_dir=args.out, child_args=run_args,
-                                       resume=args.resume)
+                                       resume=args.resume, launcher=children.launcher_of(args))
     return EXIT_FAILED if failures else 0
 
 
 def cmd_throughput(args) -> int:
     try:
-        mode = mode_of(args)
+        mode, replication = mode_of(args), replication_of(args)
         if args.env is not None:
-            cells = environment_cells(args.env, args.model, dataset="synthetic", mode=mode)
+            cells = environment_cells(args.env, args.model, dataset="synthetic", mode=mode, replication=replication)
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
             for cell in cells:
                 validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, mode)
         else:
+            replication.check(args.impl, resolve_backend(args.impl, args.backend))
             backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
+            distributed.check_launch(args.impl, replication)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
 
     if args.env is not None:
-        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out"))
-        failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args)
+        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume",
+                                                 *children.LAUNCHER_OPTIONS))
+        failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args,
+                                      resume=args.resume, launcher=children.launcher_of(args))
         return EXIT_FAILED if failures else 0
 
     config = ThroughputConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
                               steps=args.steps, warmup=args.warmup, repeats=args.repeats,
                               overhead_repeats=args.overhead_repeats, seed=args.seed, learning_rate=args.lr,
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
-                              profile_interval_s=args.profile_interval, mode=mode)
+                              profile_interval_s=args.profile_interval, mode=mode, replication=replication)
+    if distributed.needs_launcher(args.impl, replication):
+        return _launch_ranks("throughput", args, config, [*_cell_argv("throughput", config.cell, args.out), *child_args(
+            args, leave_out=("env", "model", "impl", "backend", "out", "resume"))])
+    if distributed.launched_rank() is not None and distributed.launched_rank()[0] != 0:
+        limit_threads(args.threads)
+        try:
+            execute_throughput(config)  # the other ranks train with rank 0, which records the cell
+        except Exception as err:
+            print(f"twinbench: rank {distributed.launched_rank()[0]} failed: {type(err).__name__}: {err}",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        return 0
     try:
         limit_threads(args.threads)
         record = execute_throughput(config)
@@ -185,7 +252,7 @@ def cmd_profiler_cost(args) -> int:
         records = [r for r in load_records(*args.show)[0] if r.get("kind") == "profiler_cost"]
         if not records:
             raise CliError(f"no profiler-cost records in {', '.join(map(repr, args.show))}; "
-                           "write them with python -m bench profiler-cost --impl ...")
+                           "write them with twinbench profiler-cost --impl ...")
         print(profiler_cost_section(records))
         return 0
     try:
@@ -242,13 +309,21 @@ def cmd_definition_effect(args) -> int:
 
 
 def cmd_convert_weights(args) -> int:
-    """torchvision checkpoint -> neutral .npz, so the tensorflow and jax environments can load it."""
+    """Any weights format -> any other: neutral .npz, torchvision state_dict (torch environment), Keras .weights.h5."""
     try:
         get_model_spec(args.model)
-        validate_weights(args.checkpoint, args.model, "torch")
-        select_keras_backend("torch")  # the Keras definition gives the layout (names, Flatten order)
-        path, info = convert_checkpoint(args.checkpoint, args.out, args.model)
+        kinds = {checkpoint_format(args.checkpoint), checkpoint_format(args.out)}
+        backend = "torch" if "torch" in kinds else resolve_backend("keras")
+        validate_weights(args.checkpoint, args.model, backend)
+        if "torch" in kinds and missing_packages("torch"):
+            raise CheckpointError("A torchvision state_dict is read and written with PyTorch, which this environment "
+                                  "lacks: convert in the torch environment.")
+        check_writable(Path(args.out).parent)
+        select_keras_backend(backend)  # the Keras definition gives the layout (names, Flatten order)
+        path, info = convert_checkpoint(args.checkpoint, args.out, args.model, num_classes=args.num_classes,
+                                        input_shape=args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    print(f"wrote {path} ({args.model}, {info['num_classes']} classes, from {info['format']} {args.checkpoint})")
+    print(f"wrote {path} ({FORMAT_NAMES[checkpoint_format(path)]}; {args.model}, {info['num_classes'] or 'its'} "
+          f"classes, from the {info['format']} {args.checkpoint})")
     return 0

@@ -133,3 +133,15 @@ def collect_environment(*, repo_dir: str | os.PathLike = REPO_DIR) -> dict:
         "env": {name: os.environ.get(name) for name in ENV_VARS},
         "git": git_state(repo_dir),
     }
+
+
+LAUNCHER_ENV = "TWINBENCH_LAUNCHER"  # set by the matrix launcher that started this cell (bench.measuring.children)
+
+
+def launcher_of(runner) -> dict:
+    """How this run was started: by which matrix launcher (``local`` or ``submitit``, with its Slurm job id), and
+    which engine ran its replicas with how many processes or devices (``backends.distributed``)."""
+    replicas = runner.replicas
+    return {"matrix": os.environ.get(LAUNCHER_ENV, "local"), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "cell": replicas.launcher or "single process", "engine": replicas.engine or "single device",
+            "world_size": replicas.world_size}

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import data as datasets
 from backends import get_runner
 from backends.base import StepClock, TrainConfig
-from bench.cell import DEFAULT_MODE, Cell, Mode
+from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
-from bench.measuring.environment import collect_environment
+from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.profiler import Profiler
 from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
 from bench.records import new_record
@@ -63,12 +63,14 @@ class ThroughputConfig:
     profile_interval_s: float = 0.15
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
+    replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
+        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
+                    **dataclasses.asdict(self.replication))
 
     @property
     def off_repeats(self) -> int:
@@ -118,7 +120,7 @@ class _Windows:
 
 
 def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, input_shape=None, num_classes=None,
-                      learning_rate=1e-3, synthetic_train=None, mode=DEFAULT_MODE):
+                      learning_rate=1e-3, synthetic_train=None, mode=DEFAULT_MODE, replication=SINGLE):
     """``(runner, model, dataset, train_config)`` for timing steps on synthetic data of the model's shape.
 
     The dataset has ``synthetic_train`` samples (default: 16 full batches), cycled in the shared order.
@@ -134,7 +136,7 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
         dataset = datasets.synthetic.load_task(spec.task, input_shape=input_shape,
                                                num_classes=num_classes or spec.num_classes, seed=seed,
                                                train_size=synthetic_train or 16 * batch_size, test_size=batch_size)
-    runner = get_runner(implementation, backend, mode=mode)
+    runner = get_runner(implementation, backend, mode=mode, replication=replication)
     runner.setup(seed=seed)
     model = runner.prepare(model_name, input_shape=input_shape, num_classes=dataset.num_classes, seed=seed)
     train_config = TrainConfig(epochs=1, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
@@ -152,7 +154,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     runner, model, dataset, train_config = prepare_synthetic(
         config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
         input_shape=input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
-        synthetic_train=config.synthetic_train, mode=config.mode)
+        synthetic_train=config.synthetic_train, mode=config.mode, replication=config.replication)
 
     schedule = repeat_schedule(config.repeats, config.off_repeats)
     # Edges: before step 0, after the first step, after the warm-up, then after each window.
@@ -203,6 +205,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         profile=profile,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
+        launcher=launcher_of(runner),
         timeline=segments,  # moved to a sidecar by bench.records.write_record
     )
     record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,

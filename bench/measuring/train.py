@@ -19,15 +19,16 @@ import data as datasets
 from backends import get_runner
 from backends.base import TrainConfig
 from backends.checkpoints import pretrained_weights
-from bench.cell import DEFAULT_MODE, Cell, Mode
+from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
-from bench.measuring.environment import collect_environment
+from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.faults import maybe_inject_fault
 from bench.measuring.profiler import Profiler
 from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
 from models import get_model_spec
+from models.weights import save_weights
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class RunConfig:
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
+    replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
+    save_weights: str | None = None  # write the trained weights here (neutral .npz, BatchNorm statistics included)
 
     def __post_init__(self):
         if self.dataset is None:
@@ -61,7 +64,8 @@ class RunConfig:
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
+        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
+                    **dataclasses.asdict(self.replication))
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -83,16 +87,19 @@ def execute(config: RunConfig, *, events=None) -> dict:
                                     task=spec.task)
     if spec.task != datasets.tasks.DEFAULT_TASK:
         input_shape = dataset.input_shape  # token lengths, users x items: the data's (data.tasks)
-    runner = get_runner(config.implementation, config.backend, mode=config.mode)
+    runner = get_runner(config.implementation, config.backend, mode=config.mode, replication=config.replication)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,
-                               timing_window=config.timing_window)
+                               timing_window=config.timing_window, drop_last=config.replication.replicas > 1)
 
-    profiler = None
+    profiler, others = None, []
     if events is None:
         profiler = Profiler(interval_s=config.profile_interval_s, enabled=config.profile)
         events = profiler.start()
+        # A data-parallel cell on GPUs: NVML samples every replica's device, not only the one this process drives.
+        others = [Profiler(interval_s=config.profile_interval_s, device_index=index, enabled=config.profile).start()
+                  for index in runner.replicas.gpu_indices() if index != profiler.device_index]
     try:
         with events.window("build", phase="build"):
             t0 = time.perf_counter()
@@ -101,7 +108,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
                 initial = runner.canonical_weights(config.model, input_shape=input_shape,
                                                    num_classes=dataset.num_classes, seed=config.seed)
-                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial)
+                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial,
+                                                           input_shape=input_shape)
                 weights_info = {"source": "checkpoint", **weights_info}
             model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes,
                                    seed=config.seed, weights=weights)
@@ -113,11 +121,17 @@ def execute(config: RunConfig, *, events=None) -> dict:
                                                                    batch_size=train_config.eval_batch_size)
             eval_before_s = time.perf_counter() - t0
         maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
-        epochs = runner.fit(model, dataset, train_config, events=events)
+        # --epochs 0 evaluates only (e.g. weights loaded with --weights); tf.keras' fit refuses zero epochs
+        epochs = runner.fit(model, dataset, train_config, events=events) if config.epochs else []
     finally:
         if profiler is not None:
             profiler.stop()
+        for other in others:
+            other.stop()
 
+    if config.save_weights and runner.replicas.rank == 0:  # the trained model, loadable by every implementation
+        save_weights(config.save_weights, runner.get_weights(model))
+        weights_info = {**weights_info, "saved_to": str(config.save_weights)}
     epoch_dicts = [e.as_dict() for e in epochs]
     profile = profiler.summary() if profiler is not None else None
     record = new_record("train", config, started=started)
@@ -146,8 +160,10 @@ def execute(config: RunConfig, *, events=None) -> dict:
         settings=runner.describe(model),
         memory=memory_figures(runner.memory_stats(), profile),
         profile=profile,
+        profile_devices=[other.summary() for other in others] or None,
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
+        launcher=launcher_of(runner),
     )
     if record["timing"].get("throughput_images_per_s"):
         record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,

@@ -34,7 +34,7 @@ from models import get_model_spec, list_models
 
 DATA_DIR = ROOT / "docs" / "models" / "_data"
 ENVS = BACKENDS  # one environment per Keras backend (bench.cell.ENVIRONMENTS)
-REGENERATE = "run `nox -s docs` (or, for source changes only, `python -m bench docs`)"
+REGENERATE = "run `nox -s docs` (or, for source changes only, `twinbench docs`)"
 
 
 def current_env() -> str | None:

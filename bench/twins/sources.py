@@ -20,16 +20,22 @@ STYLES = ("keras", "torch", "tf_keras")  # the implementations, as a page shows 
 # The training code each style needs, as twinbench runs it: "module:qualified.name", read from the source.
 TRAINING_CODE = {
     "keras": ["backends.keras_runner:compile_model", "backends.keras_runner:KerasRunner.fit"],
-    "torch": ["backends.torch_runner:train_step", "backends.torch_runner:TorchRunner.fit"],
+    "torch": ["backends.torch_runner:train_step", "backends.torch_runner:evaluate", "backends.torch_runner:train",
+              "backends.torch_runner:TorchRunner.fit"],
     "tf_keras": ["backends.keras_runner:compile_model", "backends.tf_keras_runner:TfKerasRunner.fit"],
 }
 # Helpers the training code above calls that exist only to make the comparison fair (shared batch order,
 # synchronised timing); named on the page, not shown.
 TRAINING_HELPERS = {
     "keras": "`EpochBatches` (a `PyDataset` in the shared batch order) and `_EpochTimer` (timing callback)",
-    "torch": "`EpochBatchSampler` (the shared batch order) and `ProgressBar` (Keras-style progress)",
+    "torch": "`EpochBatchSampler` (the shared batch order) and `LoopHooks` (timing hooks, with a Keras-style "
+             "`ProgressBar`)",
     "tf_keras": "`EpochBatches` (a `Sequence` in the shared batch order) and `_EpochTimer` (timing callback)",
 }
+
+# The name through which each style's training code reaches twinbench's measurement (a Keras callback, the PyTorch
+# loop's hooks): the pages count the lines that mention it apart.
+MEASUREMENT_NAMES = {"keras": "timer", "torch": "hooks", "tf_keras": "timer"}
 
 
 class DocsError(RuntimeError):
@@ -169,6 +175,13 @@ def count_code_lines(text: str) -> int:
                               tokenize.ENDMARKER):
             code_lines.update(range(token.start[0], token.end[0] + 1))
     return len(code_lines - skip)
+
+
+def count_lines_naming(text: str, name: str) -> int:
+    """Lines of code (as ``count_code_lines`` counts them) on which the identifier ``name`` appears."""
+    text = textwrap.dedent(text)
+    return len({token.start[0] for token in tokenize.generate_tokens(io.StringIO(text).readline)
+                if token.type == tokenize.NAME and token.string == name})
 
 
 def _project_module(name: str | None) -> bool:

@@ -29,10 +29,12 @@ from bench.cell import implementation_label
 from bench.twins.env_data import ENVS, REGENERATE, collect, current_env, data_path, load_data
 from bench.twins.parity import NOISE_FACTOR
 from bench.twins.sources import (
+    MEASUREMENT_NAMES,
     ROOT,
     STYLES,
     TRAINING_HELPERS,
     count_code_lines,
+    count_lines_naming,
     model_sources,
     relative,
     training_code,
@@ -195,8 +197,8 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
            f"{spec.summary}.", "",
            f"- Paper: {spec.paper}",
            f"- Defaults: {_defaults_text(spec)}, {spec.params:,} parameters",
-           f"- Try it: `python -m bench show {model_name}`; "
-           f"`python -m bench train --model {model_name} --impl {impls[0]} --progress`"
+           f"- Try it: `twinbench show {model_name}`; "
+           f"`twinbench train --model {model_name} --impl {impls[0]} --progress`"
            + (f" (or {', '.join(f'`--impl {i}`' for i in impls[1:])})" if impls[1:] else ""),
            ""]
 
@@ -218,9 +220,19 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
         out.append("| shared architecture table | " + " | ".join(
             f"{shared_loc[s]} (shared)" if shared_loc[s] else "—" for s in STYLES) + " |")
     out.append("| training code | " + " | ".join(str(training_loc[s]) for s in STYLES) + " |")
-    out += ["", "The training code is what twinbench runs. The PyTorch loop includes twinbench's timing and "
-            "profiler hooks, which the Keras styles keep in a callback (not counted); tf.keras reuses "
-            "`compile_model` from the Keras 3 runner.", ""]
+    attach_loc = {s: sum(count_lines_naming(src, MEASUREMENT_NAMES[s]) for _, src, _ in training_code(s))
+                  if s in spec.builders else "—" for s in STYLES}
+    out.append("| of which attach the measurement | " + " | ".join(
+        f"{attach_loc[s]} (`{MEASUREMENT_NAMES[s]}`)" if s in spec.builders else "—" for s in STYLES) + " |")
+    out += ["", "The training code is what twinbench runs, counted the same way in every style: the functions "
+            "shown below, whole. Every style's measurement (step clock, epoch timing, profiler markers, progress) is "
+            "attached from outside and not counted: Keras and tf.keras pass the `_EpochTimer` callback to `fit`, the "
+            "PyTorch loop calls `LoopHooks` around each step and epoch. Counted in every style: the lines that "
+            "attach it (making the callback or the hooks, `callbacks=[timer]`, the `hooks.on_...` calls: the lines "
+            "that name `timer` or `hooks`, in the row below the total) and "
+            "the code that serves twinbench's shared batch order (not counted: the order's own classes, named "
+            "under each listing). The PyTorch count includes what `fit` does for you in Keras: moving batches to "
+            "the device and the evaluation loop. tf.keras reuses `compile_model` from the Keras 3 runner.", ""]
 
     # -- equivalence --
     out += ["## Same network? The twin check", "",

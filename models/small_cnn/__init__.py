@@ -25,6 +25,7 @@ for _name, _cfg in SMALL_CNNS.items():
             params=_cfg["params"],
             forward_flops={"x".join(map(str, _cfg["input_shape"])): _cfg["forward_flops"]},
             min_input_size=MIN_INPUT_SIZE,
+            head="logits",
             data_formats=("channels_last", "channels_first"),
         )
     )
