@@ -1,0 +1,94 @@
+"""GPT-2's neutral weights (Keras 3 paths and layouts) and Hugging Face transformers' ``state_dict`` keys.
+
+The mapping is one to one and needs no transposes: Hugging Face's ``Conv1D`` (GPT-2's linear layers) stores its
+weight as ``(in, out)``, exactly like a Keras ``Dense`` kernel, unlike ``nn.Linear``'s ``(out, in)``. LayerNorm
+``gamma``/``beta`` are ``weight``/``bias``. The output layer ``lm_head.weight`` is the input embedding
+``transformer.wte.weight`` itself (tied): a ``state_dict`` holds both keys, the neutral mapping holds it once.
+
+NumPy only: readable in every environment.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from models.gpt2.config import INIT_STD, GPT2Sizes, parameter_shapes
+from models.weights import WeightMismatchError
+
+TIED_HEAD_KEY = "lm_head.weight"  # the tied output layer: the same tensor as transformer.wte.weight
+_LAYER = re.compile(r"h_(\d+)_(ln_1|ln_2|attn_c_attn|attn_c_proj|mlp_c_fc|mlp_c_proj)/(\w+)")
+_ARRAY = {"kernel": "weight", "gamma": "weight", "embeddings": "weight", "bias": "bias", "beta": "bias"}
+
+
+def hf_key(path: str) -> str:
+    """The ``GPT2LMHeadModel`` state key of a neutral weight path, e.g. ``h_0_attn_c_attn/kernel`` ->
+    ``transformer.h.0.attn.c_attn.weight``."""
+    match = _LAYER.fullmatch(path)
+    if match:
+        index, layer, array = match.groups()
+        block, _, sub = layer.partition("_c_") if layer.startswith(("attn", "mlp")) else (layer, "", "")
+        module = f"{block}.c_{sub}" if sub else block
+        return f"transformer.h.{index}.{module}.{_ARRAY[array]}"
+    layer, _, array = path.partition("/")
+    return f"transformer.{layer}.{_ARRAY[array]}"
+
+
+def canonical_weights(sizes: GPT2Sizes, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """GPT-2's own initialisation, drawn in NumPy with a fixed seed (the same numbers for every implementation).
+
+    As ``GPT2PreTrainedModel._init_weights``: embeddings and linear weights from N(0, 0.02), biases 0,
+    LayerNorm 1 and 0; the projections that write into the residual stream (``c_proj``) from
+    N(0, 0.02 / sqrt(2 n_layer)), as the GPT-2 paper prescribes.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for path, shape in parameter_shapes(sizes).items():
+        if path.endswith(("/bias", "/beta")):
+            out[path] = np.zeros(shape, np.float32)
+        elif path.endswith("/gamma"):
+            out[path] = np.ones(shape, np.float32)
+        else:
+            std = INIT_STD / math.sqrt(2 * sizes.n_layer) if "c_proj" in path else INIT_STD
+            out[path] = rng.normal(0.0, std, shape).astype(np.float32)
+    return out
+
+
+def to_hf_state(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The neutral mapping as a ``GPT2LMHeadModel`` ``state_dict`` (NumPy arrays; the tied head included)."""
+    state = {hf_key(path): np.asarray(value) for path, value in weights.items()}
+    state[TIED_HEAD_KEY] = state["transformer.wte.weight"]
+    return state
+
+
+def from_hf_state(state: dict[str, np.ndarray], sizes: GPT2Sizes, *, name: str = "gpt2") -> dict[str, np.ndarray]:
+    """A ``GPT2LMHeadModel`` (or bare ``GPT2Model``) ``state_dict`` -> the neutral mapping of ``sizes``.
+
+    Raises:
+        WeightMismatchError: naming the first tensor that is missing, unexpected, of the wrong shape, or a head
+            that is not tied to the input embedding.
+    """
+    if state and not any(key.startswith("transformer.") for key in state):
+        state = {f"transformer.{key}": value for key, value in state.items()}  # a bare GPT2Model's keys
+    shapes = parameter_shapes(sizes)
+    keys = {hf_key(path): path for path in shapes}
+    ignored = [key for key in state if key.endswith((".attn.bias", ".attn.masked_bias"))]  # old causal-mask buffers
+    unexpected = sorted(set(state) - set(keys) - {TIED_HEAD_KEY} - set(ignored))
+    if unexpected:
+        raise WeightMismatchError(f"Tensor {unexpected[0]!r} in the checkpoint has no counterpart in {name}.")
+    out = {}
+    for key, path in keys.items():
+        if key not in state:
+            raise WeightMismatchError(f"Tensor {key!r} of {name} is missing from the checkpoint: is it a {name} "
+                                      f"checkpoint?")
+        value = np.asarray(state[key])
+        if value.shape != shapes[path]:
+            raise WeightMismatchError(f"Tensor {key!r} has shape {value.shape}, {name} needs {shapes[path]}.")
+        out[path] = value.astype(np.float32)
+    head = state.get(TIED_HEAD_KEY)
+    if head is not None and not np.array_equal(np.asarray(head), np.asarray(state["transformer.wte.weight"])):
+        raise WeightMismatchError(f"{TIED_HEAD_KEY!r} differs from 'transformer.wte.weight': {name} ties its output "
+                                  f"layer to the input embedding.")
+    return out
