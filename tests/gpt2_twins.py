@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.twins.parity import Observation
-from data.text import PAD, FIRST_BYTE_TOKEN
+from data.text import FIRST_BYTE_TOKEN, PAD
 from models.gpt2.config import GPT2_SIZES, sizes_for
 from models.gpt2.weights import canonical_weights, hf_key
 

@@ -20,6 +20,16 @@ import functools
 
 import numpy as np
 import pytest
+from gpt2_twins import (
+    LR,
+    fingerprint_file,
+    hf_model,
+    hf_reference,
+    keras_model,
+    observe_hf,
+    observe_keras,
+    twin_case,
+)
 
 from bench.twins.parity import (
     NOISE_FACTOR_NEITHER,
@@ -32,7 +42,6 @@ from bench.twins.parity import (
     load_fingerprint,
 )
 from conftest import BACKEND
-from gpt2_twins import LR, fingerprint_file, hf_model, hf_reference, keras_model, observe_hf, observe_keras, twin_case
 from models.gpt2.config import GPT2_SIZES, count_params, parameter_shapes, sizes_for
 from models.gpt2.weights import canonical_weights, from_hf_state, hf_key, to_hf_state
 from models.weights import WeightMismatchError
@@ -150,3 +159,54 @@ def test_tf_keras_equals_keras_tensorflow_and_the_fingerprint():
     noise = combine_noise({k[6:]: float(v) for k, v in load_fingerprint(fingerprint_file()).items()
                            if k.startswith("noise:")})
     compare_observations(observation, _keras_here()[1], lr=LR, noise=noise, factor=NOISE_FACTOR_NEITHER)
+
+
+# -- checkpoints: transformers state_dict (.bin) and safetensors -> neutral .npz ---------------------------------------
+@torch_only
+@pytest.mark.parametrize("suffix", [".bin", ".safetensors"])
+def test_hugging_face_checkpoint_converts_to_the_neutral_npz(tmp_path, suffix):
+    import torch
+
+    from backends.gpt2_checkpoints import convert_gpt2_checkpoint
+    from models.weights import load_weights
+
+    sizes, weights, _, _ = twin_case()
+    model = hf_model(sizes, weights)
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".bin":
+        torch.save(model.state_dict(), path)  # what transformers writes as pytorch_model.bin
+    else:
+        from safetensors.torch import save_model
+
+        save_model(model, str(path))  # as save_pretrained: the tied lm_head stored once
+    out, info = convert_gpt2_checkpoint(path, tmp_path / "gpt_tiny.npz", "gpt_tiny")
+    converted = load_weights(out)
+    assert info["vocab_size"] == sizes.vocab_size and sorted(converted) == sorted(weights)
+    assert all(np.array_equal(converted[name], weights[name]) for name in weights)
+
+
+def test_safetensors_reader_needs_no_framework(tmp_path):
+    import json
+    import struct
+
+    from backends.gpt2_checkpoints import read_safetensors
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    header = json.dumps({"a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+                         "__metadata__": {"format": "pt"}}).encode()
+    (tmp_path / "t.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + a.tobytes())
+    assert np.array_equal(read_safetensors(tmp_path / "t.safetensors")["a"], a)
+
+
+def test_checkpoint_errors_are_one_line(tmp_path):
+    from backends.checkpoints import CheckpointError
+    from backends.gpt2_checkpoints import read_gpt2_checkpoint
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_gpt2_checkpoint(tmp_path / "missing.safetensors", "gpt_tiny")
+    (tmp_path / "w.onnx").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"Valid choices: a transformers state_dict \(.bin, .pth, .pt\)"):
+        read_gpt2_checkpoint(tmp_path / "w.onnx", "gpt_tiny")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x05")
+    with pytest.raises(CheckpointError, match="as safetensors"):
+        read_gpt2_checkpoint(tmp_path / "bad.safetensors", "gpt_tiny")

@@ -70,8 +70,12 @@ def from_hf_state(state: dict[str, np.ndarray], sizes: GPT2Sizes, *, name: str =
         WeightMismatchError: naming the first tensor that is missing, unexpected, of the wrong shape, or a head
             that is not tied to the input embedding.
     """
-    if state and not any(key.startswith("transformer.") for key in state):
-        state = {f"transformer.{key}": value for key, value in state.items()}  # a bare GPT2Model's keys
+    # A bare GPT2Model's keys (the hub's GPT-2 files) lack the "transformer." prefix; a tied pair saved once (as
+    # safetensors' save_model does) may keep only lm_head.weight.
+    state = {key if key.startswith("transformer.") or key == TIED_HEAD_KEY else f"transformer.{key}": value
+             for key, value in state.items()}
+    if "transformer.wte.weight" not in state and TIED_HEAD_KEY in state:
+        state["transformer.wte.weight"] = state[TIED_HEAD_KEY]
     shapes = parameter_shapes(sizes)
     keys = {hf_key(path): path for path in shapes}
     ignored = [key for key in state if key.endswith((".attn.bias", ".attn.masked_bias"))]  # old causal-mask buffers
