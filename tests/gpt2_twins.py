@@ -16,8 +16,8 @@ import numpy as np
 
 from bench.twins.parity import Observation
 from data.text import FIRST_BYTE_TOKEN, PAD
-from models.gpt2.config import GPT2_SIZES, sizes_for
-from models.gpt2.weights import canonical_weights, hf_key
+from models.gpt2.config import GPT2_SIZES, parameter_shapes, sizes_for
+from models.gpt2.weights import hf_key
 
 MODEL = "gpt_tiny"
 CONTEXT = 16  # tokens per sequence in the twin case
@@ -29,7 +29,7 @@ ADAM_EPSILON = 1e-8  # PyTorch's default, set explicitly in Keras (whose default
 def twin_weights(sizes, *, seed=0) -> dict[str, np.ndarray]:
     """Weights that make every parity detail visible: every tensor random, activations of order one.
 
-    GPT-2's own initialisation (``models.gpt2.weights.canonical_weights``) hides mistakes: its biases are 0 and its
+    GPT-2's own initialisation (the Keras definition's initializers) hides mistakes: its biases are 0 and its
     LayerNorm scales 1 (a bias or gamma loaded into the wrong place changes nothing), and its N(0, 0.02) kernels keep
     the MLP's inputs near 0, where exact and tanh-approximate GELU agree to 1e-6. Here kernels are N(0, 1/fan_in),
     the MLP's N(0, 4/fan_in) (the two GELUs differ by at most 4.7e-4, near |x| = 2: with these gains a twin with the
@@ -38,8 +38,7 @@ def twin_weights(sizes, *, seed=0) -> dict[str, np.ndarray]:
     """
     rng = np.random.default_rng(seed)
     out = {}
-    for path, shape in canonical_weights(sizes).items():
-        shape = np.shape(shape)
+    for path, shape in parameter_shapes(sizes).items():
         if path.endswith("/kernel"):
             gain = 2.0 if "_mlp_" in path else 1.0
             value = rng.normal(0.0, gain / np.sqrt(shape[0]), shape)

@@ -29,6 +29,7 @@ from gpt2_twins import (
     observe_hf,
     observe_keras,
     twin_case,
+    twin_weights,
 )
 
 from bench.twins.parity import (
@@ -43,7 +44,7 @@ from bench.twins.parity import (
 )
 from conftest import BACKEND
 from models.gpt2.config import GPT2_SIZES, count_params, parameter_shapes, sizes_for
-from models.gpt2.weights import canonical_weights, from_hf_state, hf_key, to_hf_state
+from models.gpt2.weights import from_hf_state, hf_key, to_hf_state
 from models.weights import WeightMismatchError
 
 GPT2_SMALL_PARAMS = 124_439_808
@@ -61,7 +62,7 @@ def test_neutral_names_map_one_to_one_to_hugging_face_keys():
     assert len(set(keys)) == len(keys)
     assert hf_key("h_1_attn_c_attn/kernel") == "transformer.h.1.attn.c_attn.weight"
     assert hf_key("h_0_mlp_c_proj/bias") == "transformer.h.0.mlp.c_proj.bias"
-    weights = canonical_weights(sizes, seed=3)
+    weights = twin_weights(sizes, seed=3)
     state = to_hf_state(weights)
     assert np.shares_memory(state["lm_head.weight"], state["transformer.wte.weight"])  # tied: one tensor
     back = from_hf_state(state, sizes, name="gpt_tiny")
@@ -70,15 +71,30 @@ def test_neutral_names_map_one_to_one_to_hugging_face_keys():
 
 def test_untied_or_foreign_state_dict_is_refused():
     sizes = GPT2_SIZES["gpt_tiny"]
-    state = to_hf_state(canonical_weights(sizes))
+    state = to_hf_state(twin_weights(sizes))
     untied = {**state, "lm_head.weight": state["lm_head.weight"] + 1}
     with pytest.raises(WeightMismatchError, match="ties its output layer"):
         from_hf_state(untied, sizes, name="gpt_tiny")
     with pytest.raises(WeightMismatchError, match="'transformer.h.9.ln_1.weight' .* no counterpart"):
         from_hf_state({**state, "transformer.h.9.ln_1.weight": np.ones(64)}, sizes, name="gpt_tiny")
-    with pytest.raises(WeightMismatchError, match="shape"):
-        from_hf_state(to_hf_state(canonical_weights(GPT2_SIZES["gpt_tiny"].__class__(
-            **{**GPT2_SIZES["gpt_tiny"].__dict__, "vocab_size": 300}))), sizes, name="gpt_tiny")
+    wider = {**state, "transformer.wte.weight": np.zeros((300, sizes.n_embd), np.float32)}
+    with pytest.raises(WeightMismatchError, match=r"'transformer.wte.weight' has shape \(300, 64\)"):
+        from_hf_state(wider, sizes, name="gpt_tiny")
+
+
+@pytest.mark.skipif(BACKEND is None, reason="needs a Keras backend")
+def test_the_keras_definition_initialises_as_gpt2():
+    """``models.weights.canonical_weights`` draws the definition's initializers: GPT-2's, with the residual
+    projections scaled by 1/sqrt(2 n_layer)."""
+    from models.gpt2.keras_model import gpt_tiny
+    from models.weights import canonical_weights
+
+    weights = canonical_weights(gpt_tiny(input_shape=(8,)), seed=0)
+    assert sorted(weights) == sorted(parameter_shapes(GPT2_SIZES["gpt_tiny"]))
+    assert np.std(weights["wte/embeddings"]) == pytest.approx(0.02, rel=0.05)
+    assert np.std(weights["h_0_mlp_c_fc/kernel"]) == pytest.approx(0.02, rel=0.05)
+    assert np.std(weights["h_1_mlp_c_proj/kernel"]) == pytest.approx(0.02 / 2, rel=0.05)  # n_layer = 2
+    assert not weights["h_0_attn_c_attn/bias"].any() and (weights["ln_f/gamma"] == 1).all()
 
 
 def test_context_longer_than_the_position_table_is_a_one_line_error():

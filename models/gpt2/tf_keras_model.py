@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras
 from tf_keras import layers
 
-from models.gpt2.config import GPT2_SIZES, MLP_RATIO, GPT2Sizes, sizes_for
+from models.gpt2.config import GPT2_SIZES, INIT_STD, MLP_RATIO, GPT2Sizes, sizes_for
 
 DROPOUT = 0.1
 MASKED = -1e9
@@ -26,10 +26,11 @@ class TiedEmbedding(layers.Layer):
     def __init__(self, vocab_size, width, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.width = vocab_size, width
+        self.embeddings_initializer = _normal(INIT_STD)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(name="embeddings", shape=(self.vocab_size, self.width),
-                                          initializer=tf_keras.initializers.RandomNormal(stddev=0.02))
+                                          initializer=self.embeddings_initializer)
         super().build(input_shape)
 
     def call(self, inputs, reverse=False):
@@ -44,10 +45,11 @@ class PositionEmbedding(layers.Layer):
     def __init__(self, n_positions, width, **kwargs):
         super().__init__(**kwargs)
         self.n_positions, self.width = n_positions, width
+        self.embeddings_initializer = _normal(INIT_STD)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(name="embeddings", shape=(self.n_positions, self.width),
-                                          initializer=tf_keras.initializers.RandomNormal(stddev=0.02))
+                                          initializer=self.embeddings_initializer)
         super().build(input_shape)
 
     def call(self, token_ids):
@@ -83,16 +85,23 @@ def gelu_new(x):
     return tf_keras.activations.gelu(x, approximate=True)
 
 
+def _normal(stddev):
+    return tf_keras.initializers.RandomNormal(stddev=stddev)
+
+
 def _block(x, i, sizes: GPT2Sizes, dropout):
     p, eps, width = f"h_{i}_", sizes.layer_norm_epsilon, sizes.n_embd
+    # GPT-2's initialisation: N(0, 0.02) kernels; the two that write into the residual stream N(0, 0.02/sqrt(2L)).
+    normal, residual = _normal(INIT_STD), _normal(INIT_STD / math.sqrt(2 * sizes.n_layer))
     h = layers.LayerNormalization(epsilon=eps, name=f"{p}ln_1")(x)
-    h = layers.Dense(3 * width, name=f"{p}attn_c_attn")(h)
+    h = layers.Dense(3 * width, kernel_initializer=normal, name=f"{p}attn_c_attn")(h)
     h = CausalSelfAttention(sizes.n_head, dropout, name=f"{p}attn")(h)
-    h = layers.Dense(width, name=f"{p}attn_c_proj")(h)
+    h = layers.Dense(width, kernel_initializer=residual, name=f"{p}attn_c_proj")(h)
     x = layers.Add(name=f"{p}attn_residual")([x, layers.Dropout(dropout, name=f"{p}attn_resid_dropout")(h)])
     h = layers.LayerNormalization(epsilon=eps, name=f"{p}ln_2")(x)
-    h = layers.Dense(MLP_RATIO * width, activation=gelu_new, name=f"{p}mlp_c_fc")(h)
-    h = layers.Dense(width, name=f"{p}mlp_c_proj")(h)
+    h = layers.Dense(MLP_RATIO * width, activation=gelu_new, kernel_initializer=normal,
+                     name=f"{p}mlp_c_fc")(h)
+    h = layers.Dense(width, kernel_initializer=residual, name=f"{p}mlp_c_proj")(h)
     return layers.Add(name=f"{p}mlp_residual")([x, layers.Dropout(dropout, name=f"{p}mlp_resid_dropout")(h)])
 
 

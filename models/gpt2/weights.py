@@ -5,17 +5,18 @@ weight as ``(in, out)``, exactly like a Keras ``Dense`` kernel, unlike ``nn.Line
 ``gamma``/``beta`` are ``weight``/``bias``. The output layer ``lm_head.weight`` is the input embedding
 ``transformer.wte.weight`` itself (tied): a ``state_dict`` holds both keys, the neutral mapping holds it once.
 
-NumPy only: readable in every environment.
+GPT-2's initial weights are the Keras definition's own initializers (N(0, 0.02), the residual projections
+N(0, 0.02 / sqrt(2 n_layer)), as ``GPT2PreTrainedModel._init_weights``), drawn in NumPy by
+``models.weights.canonical_weights`` like every model's. NumPy only: readable in every environment.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 
-from models.gpt2.config import INIT_STD, GPT2Sizes, parameter_shapes
+from models.gpt2.config import GPT2Sizes, parameter_shapes
 from models.weights import WeightMismatchError
 
 TIED_HEAD_KEY = "lm_head.weight"  # the tied output layer: the same tensor as transformer.wte.weight
@@ -34,26 +35,6 @@ def hf_key(path: str) -> str:
         return f"transformer.h.{index}.{module}.{_ARRAY[array]}"
     layer, _, array = path.partition("/")
     return f"transformer.{layer}.{_ARRAY[array]}"
-
-
-def canonical_weights(sizes: GPT2Sizes, *, seed: int = 0) -> dict[str, np.ndarray]:
-    """GPT-2's own initialisation, drawn in NumPy with a fixed seed (the same numbers for every implementation).
-
-    As ``GPT2PreTrainedModel._init_weights``: embeddings and linear weights from N(0, 0.02), biases 0,
-    LayerNorm 1 and 0; the projections that write into the residual stream (``c_proj``) from
-    N(0, 0.02 / sqrt(2 n_layer)), as the GPT-2 paper prescribes.
-    """
-    rng = np.random.default_rng(seed)
-    out = {}
-    for path, shape in parameter_shapes(sizes).items():
-        if path.endswith(("/bias", "/beta")):
-            out[path] = np.zeros(shape, np.float32)
-        elif path.endswith("/gamma"):
-            out[path] = np.ones(shape, np.float32)
-        else:
-            std = INIT_STD / math.sqrt(2 * sizes.n_layer) if "c_proj" in path else INIT_STD
-            out[path] = rng.normal(0.0, std, shape).astype(np.float32)
-    return out
 
 
 def to_hf_state(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
