@@ -160,7 +160,8 @@ def _keras_loss_and_grads(module_name, model, x, y):
         logits, _ = model.stateless_call(trainable_values, [], x, training=True)
         return loss_fn(y, logits)
 
-    loss, grads = jax.value_and_grad(compute)([v.value for v in variables])
+    # compiled, as a train step is: op by op, JAX dispatches every small operation separately (several times slower)
+    loss, grads = jax.jit(jax.value_and_grad(compute))([v.value for v in variables])
     return float(loss), [np.asarray(g) for g in grads]
 
 
@@ -169,8 +170,12 @@ def observe_keras(module_name, model, x, y, *, step=True) -> Observation:
     import importlib
 
     module = importlib.import_module(module_name)
-    logits = np.asarray(module.ops.convert_to_numpy(model(x, training=False)) if module_name == "keras"
-                        else model(x, training=False).numpy())
+    if module_name == "tf_keras":
+        logits = model(x, training=False).numpy()
+    elif module.backend.backend() == "jax":  # compiled: see _keras_loss_and_grads
+        logits = np.asarray(model.predict_on_batch(x))
+    else:
+        logits = module.ops.convert_to_numpy(model(x, training=False))
     loss, grad_list = _keras_loss_and_grads(module_name, model, x, y)
     grads = {_path(v): np.asarray(g) for v, g in zip(model.trainable_variables, grad_list, strict=True)}
     steps = {}
