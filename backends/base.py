@@ -28,6 +28,7 @@ import numpy as np
 
 import data as datasets
 from bench.cell import DEFAULT_MODE, Mode
+from data import tasks
 from models import build_model, get_model_spec
 from models.weights import canonical_weights, check_weights
 
@@ -62,7 +63,7 @@ class EpochResult:
 
     epoch: int
     loss: float  # mean training loss over the epoch's samples
-    test_accuracy: float
+    test_accuracy: float  # the task's primary metric (data.tasks): accuracy, token accuracy, HR@10
     train_time_s: float  # first batch to last optimizer step, synchronised
     eval_time_s: float  # test-set predictions after the epoch
     steps: int
@@ -72,9 +73,10 @@ class EpochResult:
     first_step_s: float | None = None  # the epoch's first step (epoch 0: includes tracing/compilation)
     window_steps: int = 0  # steps per steady-state window
     window_times_s: list[float] = field(default_factory=list)  # full windows only, in order
+    test_metrics: dict | None = None  # every metric of a task other than image classification (data.tasks)
 
     def as_dict(self):
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "test_metrics" or v is not None}
 
 
 def epoch_edges(steps: int, window: int, *, last_batch_partial: bool = False) -> list[int]:
@@ -158,6 +160,7 @@ def cycled_batches(n: int, batch_size: int, steps: int, *, seed: int) -> list[np
     """``steps`` full batches of indices for a throughput run: the shared epoch orders, one after another.
 
     Only full batches are used (a partial last batch is skipped), so every timed step has the same shape.
+    (A dataset that resamples every epoch, ``Dataset.resample``, is timed on its epoch-0 arrays.)
     """
     if n < batch_size:
         raise ValueError(f"A throughput run needs at least one full batch: {n} samples < batch_size={batch_size}.")
@@ -227,7 +230,8 @@ class Runner:
         raise NotImplementedError
 
     def loss_and_grads(self, model, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean cross-entropy in training mode and its gradients (neutral names, Keras layout)."""
+        """The task's loss (``data.tasks``; images: mean cross-entropy) in training mode and its gradients
+        (neutral names, Keras layout). ``x`` is one array or, for some tasks, a tuple of arrays."""
         raise NotImplementedError
 
     def train_step(self, model, x: np.ndarray, y: np.ndarray, config: TrainConfig) -> float:
@@ -264,6 +268,7 @@ class Runner:
         """
         options = dict(options or {})
         model = self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
+        model.twinbench_task = self.spec(model_name).task  # what evaluate and the loss read (task_of)
         if weights is None:
             weights = self.canonical_weights(model_name, input_shape=input_shape, num_classes=num_classes, seed=seed,
                                              options=options)
@@ -290,8 +295,27 @@ class Runner:
                                 **dict(options or {}))
         return canonical_weights(reference, seed=seed)
 
+    @staticmethod
+    def task_of(model) -> str:
+        """The task of a model made by ``prepare`` (``data.tasks``)."""
+        return getattr(model, "twinbench_task", tasks.DEFAULT_TASK)
+
     def evaluate(self, model, x, y, *, batch_size: int = 256) -> float:
-        return accuracy(self.predict(model, x, batch_size=batch_size), y)
+        """The task's primary metric on ``(x, y)`` (images: accuracy)."""
+        if self.task_of(model) == tasks.DEFAULT_TASK:
+            return accuracy(self.predict(model, x, batch_size=batch_size), y)
+        return next(iter(self.evaluate_metrics(model, x, y, batch_size=batch_size).values()))
+
+    def evaluate_metrics(self, model, x, y, *, batch_size: int = 256) -> dict[str, float]:
+        """Every metric of the model's task on ``(x, y)``, computed in NumPy from the outputs (``data.tasks``)."""
+        return tasks.metrics(self.task_of(model), self.predict(model, x, batch_size=batch_size), y)
+
+    def epoch_metrics(self, model, dataset, *, batch_size: int) -> tuple[float, dict | None]:
+        """After an epoch: the primary metric on the test set and, for tasks other than images, all of them."""
+        if self.task_of(model) == tasks.DEFAULT_TASK:
+            return self.evaluate(model, dataset.x_test, dataset.y_test, batch_size=batch_size), None
+        values = self.evaluate_metrics(model, dataset.x_test, dataset.y_test, batch_size=batch_size)
+        return next(iter(values.values())), values
 
     def spec(self, model_name):
         return get_model_spec(model_name)

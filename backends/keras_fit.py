@@ -27,6 +27,7 @@ import numpy as np
 
 import data as datasets
 from backends.base import EpochResult, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from data.tasks import num_samples, take
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,28 @@ def fit_classes(module: ModuleType) -> FitClasses:
 
     # Keras 3's PyDataset is exported under the Keras 2 name Sequence too, so one base serves both modules.
     class EpochBatches(module.utils.Sequence):
-        """Training batches in the shared order; ``on_epoch_end`` moves to the next epoch's permutation."""
+        """Training batches in the shared order; ``on_epoch_end`` moves to the next epoch's permutation (and, for a
+        dataset that resamples, ``resample(epoch)``, to the next epoch's arrays)."""
 
-        def __init__(self, x, y, batch_size, *, seed):
+        def __init__(self, x, y, batch_size, *, seed, resample=None):
             super().__init__()
-            self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+            self.x, self.y, self.batch_size, self.seed, self.resample = x, y, batch_size, seed, resample
             self.epoch = 0
-            self._batches = datasets.batch_indices(len(x), batch_size, epoch=0, seed=seed)
+            self._batches = datasets.batch_indices(num_samples(x), batch_size, epoch=0, seed=seed)
 
         def __len__(self):
-            return math.ceil(len(self.x) / self.batch_size)
+            return math.ceil(num_samples(self.x) / self.batch_size)
 
         def __getitem__(self, index):
             idx = self._batches[index]
-            return self.x[idx], self.y[idx]
+            return take(self.x, idx), self.y[idx]
 
         def on_epoch_end(self):
             self.epoch += 1
-            self._batches = datasets.batch_indices(len(self.x), self.batch_size, epoch=self.epoch, seed=self.seed)
+            if self.resample is not None:
+                self.x, self.y = self.resample(self.epoch)
+            self._batches = datasets.batch_indices(num_samples(self.x), self.batch_size, epoch=self.epoch,
+                                                   seed=self.seed)
 
     class FixedBatches(module.utils.Sequence):
         """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
@@ -76,7 +81,7 @@ def fit_classes(module: ModuleType) -> FitClasses:
 
         def __getitem__(self, index):
             idx = self.batches[index]
-            return self.x[idx], self.y[idx]
+            return take(self.x, idx), self.y[idx]
 
     class StepClockCallback(module.callbacks.Callback):
         """Drives a ``StepClock`` from ``fit``: ``before_step`` at each batch's beginning, ``finish`` at epoch end.
@@ -112,7 +117,7 @@ def fit_classes(module: ModuleType) -> FitClasses:
             self.dataset, self.config, self.events = dataset, config, events
             self.results = []
             self._window = None
-            n, batch_size = len(dataset.x_train), config.batch_size
+            n, batch_size = num_samples(dataset.x_train), config.batch_size
             self.steps = math.ceil(n / batch_size)
             self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=n % batch_size != 0)
 
@@ -130,8 +135,8 @@ def fit_classes(module: ModuleType) -> FitClasses:
             trained = self.clock.finish(self.steps)
             self._window.__exit__(None, None, None)
             with self.events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
-                test_accuracy = self.runner.evaluate(self.model, self.dataset.x_test, self.dataset.y_test,
-                                                     batch_size=self.config.eval_batch_size)
+                test_accuracy, test_metrics = self.runner.epoch_metrics(self.model, self.dataset,
+                                                                        batch_size=self.config.eval_batch_size)
             ended = self.runner.now()
             if self.config.progress:
                 print(f"  test accuracy {test_accuracy:.4f}")
@@ -139,7 +144,8 @@ def fit_classes(module: ModuleType) -> FitClasses:
             self.results.append(EpochResult(epoch=epoch, loss=loss, test_accuracy=test_accuracy,
                                             train_time_s=trained - self.started, eval_time_s=ended - trained,
                                             steps=self.steps, started_at=self.started, ended_at=ended,
-                                            trained_at=trained, **self.clock.epoch_figures(self.config.timing_window)))
+                                            trained_at=trained, test_metrics=test_metrics,
+                                            **self.clock.epoch_figures(self.config.timing_window)))
 
     return FitClasses(EpochBatches=EpochBatches, FixedBatches=FixedBatches, StepClockCallback=StepClockCallback,
                       EpochTimer=EpochTimer)
@@ -181,7 +187,7 @@ class KerasFitRunner(Runner):
         self.ensure_compiled(model, config)
         classes = fit_classes(self.keras_module)
         batches = classes.FixedBatches(self.model_inputs(dataset.x_train), dataset.y_train,
-                                       cycled_batches(len(dataset.x_train), config.batch_size, steps,
+                                       cycled_batches(num_samples(dataset.x_train), config.batch_size, steps,
                                                       seed=config.seed))
         model.fit(batches, epochs=1, shuffle=False, verbose=0,
                   callbacks=[classes.StepClockCallback(self, clock=clock, steps=steps)])

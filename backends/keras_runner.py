@@ -24,8 +24,9 @@ import numpy as np
 from backends import BackendError, check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
+from data.tasks import DEFAULT_TASK, PAD
 from models import build_model
-from models.weights import WeightMismatchError
+from models.weights import WeightMismatchError, leaf_layers
 
 # The batches and callbacks fit uses, shared with tf.keras (backends/keras_fit.py), made for Keras 3.
 _classes = fit_classes(keras)
@@ -33,11 +34,67 @@ EpochBatches, _EpochTimer = _classes.EpochBatches, _classes.EpochTimer
 StepClockCallback = _classes.StepClockCallback  # tools/callback_cost.py times it alone
 
 
+class TokenCrossEntropy(keras.losses.Loss):
+    """Softmax cross-entropy of ``(N, T, V)`` logits, mean over the labelled tokens (PAD labels ignored).
+
+    ``__call__`` itself is overridden: the mean over labelled tokens is the whole reduction (Keras' own
+    reductions divide by every position, PAD included), and a Keras mask on the logits must not apply twice.
+    """
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        labels = keras.ops.cast(y_true, "int32")
+        mask = keras.ops.cast(keras.ops.not_equal(labels, PAD), "float32")
+        losses = keras.losses.sparse_categorical_crossentropy(labels, keras.ops.cast(y_pred, "float32"),
+                                                              from_logits=True)
+        return keras.ops.sum(losses * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
+
+
+def task_loss(task: str):
+    """The task's loss (``data.tasks``) as Keras 3 spells it."""
+    if task == "recommendation":
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+    if task in ("seq2seq", "language_model"):
+        return TokenCrossEntropy()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+class SummedRowsAdam(keras.optimizers.Adam):
+    """Keras 3's Adam, given an embedding's sparse gradient with each row once (TensorFlow backend only).
+
+    On TensorFlow the gradient of an embedding lookup is a ``tf.IndexedSlices``: one row per *occurrence* of an
+    index in the batch, so a user who appears twice brings two rows. Keras 3.15's Adam applies such a gradient
+    occurrence by occurrence, so its second moment receives ``g1**2 + g2**2`` instead of ``(g1 + g2)**2``: another
+    update than dense Adam (PyTorch, Keras on torch and JAX) and tf.keras' Adam (which sums duplicates first), for
+    every row that occurs more than once (``tests/test_nonimage.py`` shows it). This optimizer sums the duplicate
+    rows first, as tf.keras does; the gradient stays sparse.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        import tensorflow as tf
+
+        def summed(grad):
+            if not isinstance(grad, tf.IndexedSlices):
+                return grad
+            rows, positions = tf.unique(grad.indices)
+            values = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(rows)[0])
+            return tf.IndexedSlices(values, rows, grad.dense_shape)
+
+        return super().apply([summed(g) for g in grads], trainable_variables)
+
+
+def adam(config: TrainConfig, *, module=keras):
+    """The shared optimizer: Adam with ``config``'s learning rate and epsilon (``SummedRowsAdam`` for Keras 3 on
+    TensorFlow)."""
+    if module is keras and keras.backend.backend() == "tensorflow":
+        return SummedRowsAdam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon)
+    return module.optimizers.Adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon)
+
+
 def compile_model(model, config: TrainConfig, *, module=keras, jit_compile="auto", loss=None):
     """The shared training settings in Keras terms (also used for tf.keras, passing ``module=tf_keras``)."""
     model.compile(
-        optimizer=module.optimizers.Adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon),
-        loss=loss or module.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=adam(config, module=module),
+        loss=loss or task_loss(getattr(model, "twinbench_task", DEFAULT_TASK)),
         jit_compile=jit_compile,
     )
 
@@ -113,6 +170,8 @@ class KerasRunner(KerasFitRunner):
 
     def model_inputs(self, x):
         """Channels-last images as the model takes them: transposed once to (N, C, H, W) when it is channels first."""
+        if isinstance(x, tuple):  # token or id arrays: no layout
+            return x
         if self.mode.data_format == "channels_first" and np.ndim(x) == 4:
             return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
         return x
@@ -156,13 +215,14 @@ class KerasRunner(KerasFitRunner):
 
     # -- gradients, one step -------------------------------------------------------------------------------
     def loss_and_grads(self, model, x, y):
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        loss_fn = task_loss(self.task_of(model))
         x = self.model_inputs(x)
         variables = model.trainable_variables
         if self.backend == "torch":
             for v in variables:
                 v.value.grad = None
-            loss = loss_fn(keras.ops.convert_to_tensor(y), model(keras.ops.convert_to_tensor(x), training=True))
+            inputs = tuple(map(keras.ops.convert_to_tensor, x)) if isinstance(x, tuple) else keras.ops.convert_to_tensor(x)
+            loss = loss_fn(keras.ops.convert_to_tensor(y), model(inputs, training=True))
             loss.backward()
             grads = [v.value.grad.detach().cpu().numpy() for v in variables]
             loss_value = float(loss.detach().cpu())
@@ -171,7 +231,8 @@ class KerasRunner(KerasFitRunner):
 
             with tf.GradientTape() as tape:
                 loss = loss_fn(y, model(x, training=True))
-            grads = [g.numpy() for g in tape.gradient(loss, variables)]
+            # An embedding's gradient is a tf.IndexedSlices (sparse rows): made dense to compare.
+            grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, variables)]
             loss_value = float(loss)
         else:
             import jax
@@ -199,7 +260,8 @@ class KerasRunner(KerasFitRunner):
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         compile_model(model, config, jit_compile=self.jit_compile)
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
-        batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed)
+        batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed,
+                               resample=dataset.resample)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
@@ -268,7 +330,20 @@ class KerasRunner(KerasFitRunner):
             "steps_per_execution": getattr(model, "steps_per_execution", None) if model is not None else None,
             "tf32": _tf32(self.backend),
             "threads": _threads(self.backend),
+            **embedding_gradients(model, self.backend),
         }
+
+
+def embedding_gradients(model, backend) -> dict:
+    """For a model with Embedding layers: whether the framework's gradients of the tables are dense or sparse.
+
+    TensorFlow differentiates a gather into a ``tf.IndexedSlices`` (the looked-up rows only); the torch and JAX
+    backends of Keras produce a dense array the size of the table.
+    """
+    if model is None or not any(type(layer).__name__ == "Embedding" for layer in leaf_layers(model)):
+        return {}
+    return {"embedding_gradients": ("sparse (tf.IndexedSlices; duplicate rows summed before Adam: SummedRowsAdam)"
+                                    if backend == "tensorflow" else "dense")}
 
 
 def _loss_scaling(model):

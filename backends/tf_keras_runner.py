@@ -17,6 +17,7 @@ from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes
 from backends.keras_runner import compile_model, mixed_policy
+from data.tasks import PAD
 from models import build_model
 from models.weights import WeightMismatchError
 
@@ -33,6 +34,33 @@ class Float32CrossEntropy(tf_keras.losses.SparseCategoricalCrossentropy):
 
     def call(self, y_true, y_pred):
         return super().call(y_true, tf.cast(y_pred, tf.float32))
+
+
+class TokenCrossEntropy(tf_keras.losses.Loss):
+    """Softmax cross-entropy of ``(N, T, V)`` logits, mean over the labelled tokens (PAD labels ignored); as
+    ``backends.keras_runner.TokenCrossEntropy``, in TensorFlow ops."""
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        labels = tf.cast(y_true, tf.int32)
+        mask = tf.cast(tf.not_equal(labels, PAD), tf.float32)
+        losses = tf_keras.losses.sparse_categorical_crossentropy(labels, tf.cast(y_pred, tf.float32), from_logits=True)
+        return tf.reduce_sum(losses * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+class Float32BinaryCrossEntropy(tf_keras.losses.BinaryCrossentropy):
+    """Sigmoid binary cross-entropy on float32 logits (see ``Float32CrossEntropy``)."""
+
+    def call(self, y_true, y_pred):
+        return super().call(y_true, tf.cast(y_pred, tf.float32))
+
+
+def task_loss(task: str):
+    """The task's loss (``data.tasks``) as tf.keras spells it."""
+    if task == "recommendation":
+        return Float32BinaryCrossEntropy(from_logits=True)
+    if task in ("seq2seq", "language_model"):
+        return TokenCrossEntropy()
+    return Float32CrossEntropy(from_logits=True)
 
 
 def _leaf_layers(model):
@@ -92,19 +120,22 @@ class TfKerasRunner(KerasFitRunner):
 
     # -- gradients, one step -------------------------------------------------------------------------------
     def loss_and_grads(self, model, x, y):
-        loss_fn = Float32CrossEntropy(from_logits=True)
+        loss_fn = task_loss(self.task_of(model))
         names = {id(v): n for n, v in neutral_variables(model).items()}
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), {names[id(v)]: g.numpy() for v, g in zip(model.trainable_variables, grads, strict=True)}
+        # An embedding's gradient is a tf.IndexedSlices (sparse rows): made dense to compare.
+        return float(loss), {names[id(v)]: tf.convert_to_tensor(g).numpy()
+                             for v, g in zip(model.trainable_variables, grads, strict=True)}
 
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
-                      loss=Float32CrossEntropy(from_logits=True))
+                      loss=task_loss(self.task_of(model)))
         timer = _EpochTimer(self, dataset, config, events or NullEvents())
-        batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed)
+        batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed,
+                               resample=dataset.resample)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
@@ -112,7 +143,7 @@ class TfKerasRunner(KerasFitRunner):
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if model.optimizer is None:
             compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
-                          loss=Float32CrossEntropy(from_logits=True))
+                          loss=task_loss(self.task_of(model)))
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):
@@ -148,4 +179,7 @@ class TfKerasRunner(KerasFitRunner):
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                         "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
                         "TF_NUM_INTEROP_THREADS": os.environ.get("TF_NUM_INTEROP_THREADS")},
+            **({"embedding_gradients": "sparse (tf.IndexedSlices)"}
+               if model is not None and any(type(layer).__name__ == "Embedding" for layer in _leaf_layers(model))
+               else {}),
         }

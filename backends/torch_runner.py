@@ -20,12 +20,14 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import data as datasets
 from backends import check_mode_here
 from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from data.tasks import PAD, num_samples, take
 from models import build_model
 from models._registry import _resolve
 from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
@@ -47,8 +49,48 @@ class EpochBatchSampler(Sampler):
         return -(-self.n // self.batch_size)
 
 
+def tensor_dataset(x, y) -> TensorDataset:
+    """A ``TensorDataset`` of the inputs (one tensor or several) and the labels, labels last."""
+    inputs = to_torch_inputs(x)
+    return TensorDataset(*(inputs if isinstance(inputs, tuple) else (inputs,)), torch.from_numpy(y))
+
+
 def to_nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def to_torch_inputs(x):
+    """twinbench inputs as the module takes them: images NCHW; token and id arrays (tuples of them) as int64."""
+    if isinstance(x, tuple):
+        return tuple(to_torch_inputs(a) for a in x)
+    if np.issubdtype(x.dtype, np.integer):
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
+    return to_nchw(x)
+
+
+def forward(network, inputs):
+    """``network(*inputs)`` for a tuple of inputs (``forward(source, decoder_input)``), else ``network(inputs)``."""
+    return network(*inputs) if isinstance(inputs, tuple) else network(inputs)
+
+
+class TokenCrossEntropy(nn.Module):
+    """Softmax cross-entropy of ``(N, T, V)`` logits, mean over the labelled tokens (PAD labels ignored)."""
+
+    def forward(self, logits, labels):
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=PAD)
+
+
+def task_loss(task: str) -> nn.Module:
+    """The task's loss (``data.tasks``) as PyTorch spells it."""
+    if task == "recommendation":
+        return nn.BCEWithLogitsLoss()
+    if task in ("seq2seq", "language_model"):
+        return TokenCrossEntropy()
+    return nn.CrossEntropyLoss()
+
+
+def _device_type(inputs) -> str:
+    return (inputs[0] if isinstance(inputs, tuple) else inputs).device.type
 
 
 # --precision as PyTorch spells it: the dtype torch.autocast computes in (None: no autocast, full float32).
@@ -58,8 +100,8 @@ AUTOCAST_DTYPES = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.floa
 def train_step(model, optimizer, loss_fn, images, labels, *, scaler, autocast_dtype=None):
     """One step of the classic loop (PyTorch's AMP recipe under mixed precision); returns the (device) batch loss."""
     optimizer.zero_grad()
-    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        logits = model(images)
+    with torch.autocast(_device_type(images), dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits = forward(model, images)
         loss = loss_fn(logits, labels)
     scaler.scale(loss).backward()  # the GradScaler scales only for float16; otherwise it passes the loss through
     scaler.step(optimizer)
@@ -118,7 +160,11 @@ class TorchRunner(Runner):
         return torch.autocast(self._device().type, dtype=self.autocast_dtype)
 
     def to_device(self, images):
-        """A batch of NCHW images on the device, in the mode's memory format."""
+        """A batch of NCHW images on the device, in the mode's memory format (a tuple of id tensors: each moved)."""
+        if isinstance(images, tuple):
+            return tuple(t.to(self.device, non_blocking=True) for t in images)
+        if not images.is_floating_point():
+            return images.to(self.device, non_blocking=True)
         return images.to(self.device, non_blocking=True, memory_format=self.memory_format)
 
     def weight_shapes(self, model):
@@ -145,7 +191,9 @@ class TorchRunner(Runner):
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         model = self.prepare(model_name, input_shape=input_shape, num_classes=num_classes, weights=weights,
                              options=options)
-        return model.double()  # float64 inputs follow: to_nchw keeps the array's dtype
+        model = model.double()  # float64 inputs follow: to_nchw keeps the array's dtype
+        model.twinbench_task = self.spec(model_name).task
+        return model
 
     # -- forward, gradients, one step --------------------------------------------------------------------
     def predict(self, model, x, *, batch_size=256):
@@ -153,8 +201,8 @@ class TorchRunner(Runner):
         network = self.network(model)
         outputs = []
         with torch.no_grad(), self.autocast():
-            for idx in datasets.eval_batches(len(x), batch_size):
-                outputs.append(network(self.to_device(to_nchw(x[idx]))).cpu())
+            for idx in datasets.eval_batches(num_samples(x), batch_size):
+                outputs.append(forward(network, self.to_device(to_torch_inputs(take(x, idx)))).cpu())
         logits = torch.cat(outputs)
         return (logits.float() if self.autocast_dtype is not None else logits).numpy()  # bfloat16 has no numpy
 
@@ -162,15 +210,15 @@ class TorchRunner(Runner):
         model.train()
         model.zero_grad()
         with self.autocast():
-            loss = nn.CrossEntropyLoss()(self.network(model)(self.to_device(to_nchw(x))),
-                                         torch.from_numpy(y).to(self.device))
+            loss = task_loss(self.task_of(model))(forward(self.network(model), self.to_device(to_torch_inputs(x))),
+                                                  torch.from_numpy(y).to(self.device))
         loss.backward()
-        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
+        grads = {name: p.grad.detach().cpu().to_dense().numpy().copy() for name, p in model.named_parameters()}
         # Same conversion as the weights; non-trainable tensors (BN statistics) have no gradient.
         layout = model.twinbench_layout
         trainable = {path: key for path, key in layout.keys.items() if key in grads}
         shapes = {path: model.twinbench_shapes[path] for path in trainable}
-        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs)
+        sub_layout = type(layout)(keys=trainable, flatten_inputs=layout.flatten_inputs, same_layout=layout.same_layout)
         return float(loss.detach()), from_torch_state(grads, sub_layout, shapes)
 
     def _optimizer(self, model, config):
@@ -186,20 +234,21 @@ class TorchRunner(Runner):
     def train_step(self, model, x, y, config):
         model.train()
         optimizer, scaler = self._optimizer(model, config)
-        loss = train_step(self.network(model), optimizer, nn.CrossEntropyLoss(), self.to_device(to_nchw(x)),
-                          torch.from_numpy(y).to(self.device), scaler=scaler, autocast_dtype=self.autocast_dtype)
+        loss = train_step(self.network(model), optimizer, task_loss(self.task_of(model)),
+                          self.to_device(to_torch_inputs(x)), torch.from_numpy(y).to(self.device), scaler=scaler,
+                          autocast_dtype=self.autocast_dtype)
         return float(loss)
 
     # -- training ----------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         events = events or NullEvents()
         device = self.device
-        train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
+        train_set = tensor_dataset(dataset.x_train, dataset.y_train)
         sampler = EpochBatchSampler(len(train_set), config.batch_size, seed=config.seed)
         # batch_size=None: the sampler yields whole index batches and TensorDataset slices them in one go.
         loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
-        loss_fn = nn.CrossEntropyLoss()
+        loss_fn = task_loss(self.task_of(model))
         network = self.network(model)  # torch.compile(model) under --jit on
         n = len(train_set)
         steps_per_epoch = len(loader)
@@ -208,6 +257,9 @@ class TorchRunner(Runner):
             bar = ProgressBar(epoch=epoch, epochs=config.epochs, steps=len(loader), samples=n,
                               batch_size=config.batch_size) if config.progress else None
             sampler.set_epoch(epoch)
+            if dataset.resample is not None and epoch > 0:  # this epoch's arrays (fresh negatives), same length
+                loader = DataLoader(tensor_dataset(*dataset.train_arrays(epoch)), sampler=sampler, batch_size=None,
+                                    pin_memory=device.type == "cuda")
             model.train()
             # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
             clock = StepClock(epoch_edges(steps_per_epoch, config.timing_window,
@@ -219,9 +271,9 @@ class TorchRunner(Runner):
             total_loss = torch.zeros((), device=device)
             steps = 0
             with events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train"):
-                for images, labels in loader:
+                for *images, labels in loader:
                     clock.before_step(steps)
-                    images = self.to_device(images)
+                    images = self.to_device(images[0] if len(images) == 1 else tuple(images))
                     labels = labels.to(device, non_blocking=True)
                     loss = train_step(network, optimizer, loss_fn, images, labels, scaler=scaler,
                                       autocast_dtype=self.autocast_dtype)
@@ -231,7 +283,7 @@ class TorchRunner(Runner):
                         bar.update(steps, total_loss)
                 trained = clock.finish(steps)
             with events.window(f"eval-epoch-{epoch}", epoch=epoch, phase="eval"):
-                test_accuracy = self.evaluate(model, dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
+                test_accuracy, test_metrics = self.epoch_metrics(model, dataset, batch_size=config.eval_batch_size)
             ended = self.now()
             mean_loss = float(total_loss) / n
             if config.progress:
@@ -240,22 +292,22 @@ class TorchRunner(Runner):
             results.append(EpochResult(epoch=epoch, loss=mean_loss, test_accuracy=test_accuracy,
                                        train_time_s=trained - started, eval_time_s=ended - trained, steps=steps,
                                        started_at=started, ended_at=ended, trained_at=trained,
-                                       **clock.epoch_figures(config.timing_window)))
+                                       test_metrics=test_metrics, **clock.epoch_figures(config.timing_window)))
         return results
 
     def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
         """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""
         device = self.device
-        train_set = TensorDataset(to_nchw(dataset.x_train), torch.from_numpy(dataset.y_train))
+        train_set = tensor_dataset(dataset.x_train, dataset.y_train)
         batches = cycled_batches(len(train_set), config.batch_size, steps, seed=config.seed)
         loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
-        loss_fn = nn.CrossEntropyLoss()
+        loss_fn = task_loss(self.task_of(model))
         network = self.network(model)
         model.train()
-        for step, (images, labels) in enumerate(loader):
+        for step, (*images, labels) in enumerate(loader):
             clock.before_step(step)
-            images = self.to_device(images)
+            images = self.to_device(images[0] if len(images) == 1 else tuple(images))
             labels = labels.to(device, non_blocking=True)
             train_step(network, optimizer, loss_fn, images, labels, scaler=scaler, autocast_dtype=self.autocast_dtype)
         clock.finish(steps)
@@ -286,7 +338,16 @@ class TorchRunner(Runner):
             "variable_dtype": str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else None,
             "loss_scaling": _loss_scaling(model),
             "memory_format": self.mode.memory_format,
+            **embedding_gradients(model),
         }
+
+
+def embedding_gradients(model) -> dict:
+    """For a model with ``nn.Embedding`` layers: whether their gradients are dense or sparse tensors."""
+    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)] if model is not None else []
+    if not embeddings:
+        return {}
+    return {"embedding_gradients": "sparse" if all(m.sparse for m in embeddings) else "dense"}
 
 
 def compile_stats() -> dict:

@@ -1,8 +1,9 @@
 """Framework-neutral datasets for twinbench: NumPy arrays and one sample order, shared by every implementation.
 
-Every implementation of a model (PyTorch, tf.keras, Keras 3 on any backend) is fed the same float32 NHWC
-arrays in [0, 1], converted deterministically to the model's input shape, and visits them in the same order
-(``data.order``). This package imports NumPy and scikit-learn only, never a deep-learning framework.
+Every implementation of a model (PyTorch, tf.keras, Keras 3 on any backend) is fed the same arrays (images:
+float32 NHWC in [0, 1], converted deterministically to the model's input shape; other tasks: integer arrays,
+``data.tasks``), and visits them in the same order (``data.order``). This package imports NumPy and
+scikit-learn only, never a deep-learning framework.
 
 >>> from data import load_dataset, batch_indices
 >>> ds = load_dataset("digits", input_shape=(28, 28, 1))
@@ -18,6 +19,14 @@ Datasets:
 - ``cifar10``    CIFAR-10 from ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/`` in the data directory.
 - ``mnist``      MNIST from ``mnist.npz`` or the four IDX files (optionally ``.gz``) in the data directory.
 
+Other tasks (``data.tasks``; a model trains on its task's first dataset unless told otherwise):
+
+- ``reverse``        seq2seq: reverse digit strings; embedded, fixed split (``data.seq2seq``).
+- ``parallel_text``  seq2seq: ``source.txt`` and ``target.txt`` in the data directory, one sentence per line.
+- ``reverse_lm``     language_model: the reversal task as next-token prediction; embedded.
+- ``implicit``       recommendation: synthetic implicit feedback with a planted low-rank structure; embedded.
+- ``movielens``      recommendation: ``ml-1m/ratings.dat`` or ``ml-latest-small/ratings.csv`` in the data directory.
+
 The data directory is ``data_dir`` (``--data-dir DIR`` on the command line), else ``$TWINBENCH_DATA_DIR``.
 Nothing is ever downloaded.
 """
@@ -28,9 +37,10 @@ import dataclasses
 import numbers
 import os
 
-from data import cifar10, digits, mnist, synthetic
+from data import cifar10, digits, mnist, recommendation, seq2seq, synthetic
 from data.base import DATA_DIR_ENV, Dataset, DatasetError, check_int
 from data.order import batch_indices, epoch_permutation, eval_batches
+from data.tasks import DEFAULT_TASK, TASKS, all_datasets, check_dataset_for_task, get_task, task_of_dataset
 from data.transforms import (
     check_channel_conversion,
     convert_channels,
@@ -40,13 +50,19 @@ from data.transforms import (
 )
 from models.choices import UnknownChoiceError, check_choice
 
-DATASETS = ("digits", "synthetic", "cifar10", "mnist")
+DATASETS = all_datasets()  # every task's, images first
+IMAGE_DATASETS = TASKS[DEFAULT_TASK].datasets
 
 __all__ = [
     "DATASETS",
     "DATA_DIR_ENV",
+    "IMAGE_DATASETS",
+    "TASKS",
     "Dataset",
     "DatasetError",
+    "check_dataset_for_task",
+    "get_task",
+    "task_of_dataset",
     "UnknownChoiceError",
     "batch_indices",
     "convert_channels",
@@ -61,7 +77,7 @@ __all__ = [
 def load_dataset(
     name: str,
     *,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, int, int] | None = None,
     num_classes: int | None = None,
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
@@ -74,7 +90,8 @@ def load_dataset(
     Args:
         name: one of ``DATASETS``.
         input_shape: the model's ``(height, width, channels)``; images are resized (bilinear) and their channels
-            converted (1 -> C by repetition, 3 -> 1 by BT.601 luma) to it.
+            converted (1 -> C by repetition, 3 -> 1 by BT.601 luma) to it. Required for images; the other
+            tasks' datasets ignore it and set ``Dataset.input_shape`` themselves.
         num_classes: the model's number of classes. For ``synthetic`` it sets the label range (default 10); for
             the real datasets it must match theirs (10) when given.
         data_dir: directory holding the files of ``cifar10`` / ``mnist``; ``None`` uses ``TWINBENCH_DATA_DIR``.
@@ -93,8 +110,10 @@ def load_dataset(
         ValueError: a malformed ``input_shape``, ``num_classes``, ``seed`` or sample count.
     """
     check_choice("dataset", name, DATASETS)
-    input_shape = _check_input_shape(input_shape)
     seed = check_int("seed", seed, 0)
+    if name not in IMAGE_DATASETS:
+        return _load_other(name, data_dir=data_dir, seed=seed)
+    input_shape = _check_input_shape(input_shape)
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, 1)
 
@@ -115,6 +134,19 @@ def load_dataset(
 
     _check_num_classes(native, num_classes)
     return _convert(native, input_shape)
+
+
+def _load_other(name: str, *, data_dir, seed: int) -> Dataset:
+    """A dataset of a task other than image classification (``data.tasks``)."""
+    if name == "reverse":
+        return seq2seq.load_reverse()
+    if name == "reverse_lm":
+        return seq2seq.load_reverse_lm()
+    if name == "parallel_text":
+        return seq2seq.load_parallel_text(data_dir)
+    if name == "implicit":
+        return recommendation.load_implicit(seed=seed)
+    return recommendation.load_movielens(data_dir, seed=seed)
 
 
 def _check_input_shape(input_shape) -> tuple[int, int, int]:
@@ -145,4 +177,5 @@ def _convert(native: Dataset, input_shape: tuple[int, int, int]) -> Dataset:
         x_train=to_input_shape(native.x_train, input_shape),
         x_test=to_input_shape(native.x_test, input_shape),
         meta={**native.meta, "input_shape": input_shape, **describe_conversion(original, input_shape)},
+        input_shape=input_shape,
     )

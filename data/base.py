@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,23 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ``==``; records compare by identity
 class Dataset:
-    """A dataset ready for any framework: NumPy arrays in the model's input shape.
+    """A dataset ready for any framework: NumPy arrays in the layout its task defines (``data.tasks``).
 
     Attributes:
         name: the dataset's name, one of ``data.DATASETS``.
-        x_train: training images, float32, ``(N, H, W, C)`` (channels last), values in [0, 1], C-contiguous.
-        y_train: training labels, int64, ``(N,)``, values ``0 .. num_classes - 1``.
-        x_test: test images, same layout as ``x_train``.
+        x_train: training inputs. Images: float32 ``(N, H, W, C)`` (channels last), values in [0, 1],
+            C-contiguous. Other tasks: a tuple of int32 arrays in the order the model takes them (``data.tasks``).
+        y_train: training labels, ``(N,)`` int64 for images (values ``0 .. num_classes - 1``); see ``data.tasks``.
+        x_test: test inputs, same layout as ``x_train``.
         y_test: test labels, same layout as ``y_train``.
-        num_classes: number of classes.
+        num_classes: number of classes (the vocabulary of token tasks; 1 for recommendation).
         meta: where the data came from and what was done to it (source, original shape, resize, channels,
             checksum, split).
+        task: the task whose data this is (``data.tasks.TASKS``).
+        input_shape: the build argument ``input_shape`` the data fits (``None``: images, the caller's shape).
+        resample: ``None`` when every epoch trains on ``(x_train, y_train)``; else ``resample(epoch)`` returns
+            that epoch's ``(x, y)`` (same length every epoch: recommendation's freshly sampled negatives). It
+            depends only on the dataset's seed and the epoch, so every implementation trains on the same arrays.
     """
 
     name: str
@@ -48,12 +55,25 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     meta: dict
+    task: str = "image_classification"
+    input_shape: tuple[int, ...] | None = None
+    resample: Callable[[int], tuple] | None = None
+
+    def train_arrays(self, epoch: int) -> tuple:
+        """``(x, y)`` of training epoch ``epoch`` (``x_train, y_train`` unless the dataset resamples)."""
+        if self.resample is None or epoch == 0:
+            return self.x_train, self.y_train
+        return self.resample(epoch)
 
     def __repr__(self) -> str:
         return (
-            f"Dataset(name={self.name!r}, x_train={self.x_train.shape}, x_test={self.x_test.shape}, "
+            f"Dataset(name={self.name!r}, x_train={_shapes(self.x_train)}, x_test={_shapes(self.x_test)}, "
             f"num_classes={self.num_classes})"
         )
+
+
+def _shapes(x):
+    return tuple(a.shape for a in x) if isinstance(x, tuple) else x.shape
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None, *, dataset: str, expected: str) -> tuple[Path, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from data.base import Dataset, check_int
+from data.tasks import DEFAULT_TASK, random_batch
 
 DEFAULT_TRAIN = 2048
 DEFAULT_TEST = 512
@@ -55,3 +56,22 @@ def load(
             "original_shape": tuple(input_shape),
         },
     )
+
+
+def load_task(task: str, *, input_shape, num_classes: int, seed: int = 0, train_size: int = DEFAULT_TRAIN,
+              test_size: int = DEFAULT_TEST) -> Dataset:
+    """Random data of any task's kind (``data.tasks.random_batch``), for throughput runs of non-image models.
+
+    Images go through ``load``; token and recommendation data are random ids of ``input_shape``'s sizes.
+    """
+    if task == DEFAULT_TASK:
+        return load(input_shape=input_shape, num_classes=num_classes, seed=seed, train_size=train_size,
+                    test_size=test_size)
+    train_size = check_int("synthetic_train", train_size, 1)
+    test_size = check_int("synthetic_test", test_size, 1)
+    x_train, y_train = random_batch(task, input_shape, num_classes, batch=train_size, seed=seed)
+    x_test, y_test = random_batch(task, input_shape, num_classes, batch=test_size, seed=seed + 1)
+    return Dataset(name="synthetic", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                   num_classes=num_classes, task=task, input_shape=tuple(input_shape),
+                   meta={"source": f"data.tasks.random_batch({task!r}, seed {seed}): random ids",
+                         "original_shape": tuple(input_shape)})

@@ -40,9 +40,10 @@ class TwinCase:
     """The small case the twin tests run a model on (``bench.twins.parity``): small enough for a CPU.
 
     Attributes:
-        input_shape: input shape ``(H, W, C)``; ``None`` means the model's default.
+        input_shape: input shape ``(H, W, C)`` (other tasks: as ``data.tasks`` defines it); ``None`` means the
+            model's default.
         num_classes: number of classes; ``None`` means the model's default.
-        batch: images in the fixed batch.
+        batch: samples in the fixed batch (``data.tasks.random_batch``).
         options: builder options the twin tests use, the same for every implementation, e.g.
             ``{"dropout": 0.0}`` (dropout masks cannot match across frameworks).
     """
@@ -65,8 +66,9 @@ class ModelSpec:
         name: registry name, e.g. ``"cifar_cnn"``.
         builders: implementation -> ``"module:function"`` (or, for a model from outside, the function); each function is keyword-only,
             ``build(*, input_shape, num_classes)``, and returns a model that outputs logits.
-        input_shape: default input shape, channels last ``(H, W, C)``.
-        num_classes: default number of classes.
+        input_shape: default input shape, channels last ``(H, W, C)``; for the other tasks what ``data.tasks``
+            says (e.g. ``(num_users, num_items)`` for recommendation).
+        num_classes: default number of classes (the vocabulary of token tasks, 1 for recommendation).
         paper: where the architecture comes from.
         summary: one line for listings.
         params: parameter count at the default input shape and classes, BatchNorm statistics excluded
@@ -81,6 +83,9 @@ class ModelSpec:
         twin_case: the twin tests' small case.
         data_formats: the image layouts the Keras definition can be built in (``--data-format``); inputs and
             weights stay channels last, the runner transposes them (``backends.keras_runner``).
+        task: what the model takes and is trained for, one of ``data.tasks.TASKS``: the meaning of
+            ``input_shape`` and ``num_classes``, the inputs (one array or a tuple), the loss, the metrics and the
+            datasets it accepts (the first is its default).
     """
 
     name: str
@@ -96,6 +101,7 @@ class ModelSpec:
     head: str | None = None
     twin_case: TwinCase = field(default_factory=TwinCase)
     data_formats: tuple[str, ...] = ("channels_last",)
+    task: str = "image_classification"
 
     def check_data_format(self, data_format: str) -> None:
         """Raise ``UnknownChoiceError`` unless the Keras definition can be built in ``data_format``."""
@@ -231,6 +237,11 @@ def build_model(name: str, implementation: str, *, input_shape=None, num_classes
 
 def check_input_shape(spec: ModelSpec, input_shape) -> None:
     """Raise ``ValueError`` (one line) if ``input_shape`` is not ``(H, W, C)`` or too small for the model."""
+    if spec.task != "image_classification":
+        if not input_shape or min(input_shape) < 1:
+            raise ValueError(f"Model {spec.name!r} takes input_shape as its task {spec.task!r} defines it "
+                             f"(data.tasks). Received: input_shape={tuple(input_shape)}.")
+        return
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(
             f"Model {spec.name!r} takes input_shape=(height, width, channels). Received: input_shape={tuple(input_shape)}."

@@ -7,7 +7,7 @@ Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, ap
   ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
   output ``in_features``;
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
-  (for the CNNs here they are well under 1% of the total).
+  (for the CNNs here they are well under 1% of the total); nor are embedding lookups (a row copy, no MACs).
 
 torchvision reports the same quantity in MACs (its weights' ``meta["_ops"]``, e.g. 4.089 "GFLOPS" for
 ResNet50 at 224x224), so our count is twice torchvision's figure. A training step costs about 3x the
@@ -23,8 +23,9 @@ import math
 FLOPS_PER_MAC = 2
 TRAIN_FLOPS_PER_FORWARD_FLOP = 3  # forward + backward (about 2x forward)
 
-# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element).
-_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization")
+# Layers with weights that cost no MACs in this convention (BatchNorm: a scale and a shift per element;
+# Embedding: a lookup).
+_NO_MAC_LAYERS = ("BatchNormalization", "TorchBatchNormalization", "LayerNormalization", "Embedding")
 
 
 def _leaf_layers(model):

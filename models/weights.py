@@ -6,7 +6,11 @@ the Keras layouts (conv kernels HWIO, dense kernels ``(in, out)``). Loading into
 - conv kernels HWIO -> OIHW; depthwise kernels ``(H, W, C, M)`` -> ``(C*M, 1, H, W)``;
 - dense kernels are transposed;
 - the first dense kernel after a Flatten is *permuted*: Keras flattens ``(H, W, C)``, PyTorch ``(C, H, W)``;
-- BatchNorm ``gamma/beta/moving_mean/moving_variance`` -> ``weight/bias/running_mean/running_var``.
+- BatchNorm ``gamma/beta/moving_mean/moving_variance`` -> ``weight/bias/running_mean/running_var``;
+- embedding tables keep their ``(vocabulary, width)`` layout (no transpose);
+- LSTM: ``kernel (in, 4h)`` and ``recurrent_kernel (h, 4h)`` are transposed into ``weight_ih (4h, in)`` and
+  ``weight_hh (4h, h)`` (both stack the gates ``i, f, c/g, o`` in the same order); the one Keras bias is PyTorch's
+  ``bias_ih + bias_hh``: it loads as ``bias_ih`` with ``bias_hh = 0`` and is read back as their sum.
 
 ``canonical_weights`` realises the Keras definition's own initializers in NumPy with a fixed seed, so every
 implementation, on every backend, starts from the very same numbers (each backend's RNG differs).
@@ -81,6 +85,7 @@ def _truncated_normal(rng, shape):
 # Where a Keras layer keeps the initializer of each variable (``depthwise`` convs name theirs differently).
 _INITIALIZER_ATTRS = {
     "kernel": ("kernel_initializer", "depthwise_initializer"),
+    "recurrent_kernel": ("recurrent_initializer",),  # LSTM, GRU, SimpleRNN
     "bias": ("bias_initializer",),
     "gamma": ("gamma_initializer",),
     "beta": ("beta_initializer",),
@@ -128,6 +133,9 @@ def leaf_layers(model):
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
             yield from leaf_layers(layer)
+        elif hasattr(layer, "forward_layer"):  # Bidirectional: its two recurrent layers hold the weights
+            yield layer.forward_layer
+            yield layer.backward_layer
         else:
             yield layer
 
@@ -159,20 +167,31 @@ class TorchLayout:
     Attributes:
         keys: neutral path -> torch state_dict key.
         flatten_inputs: neutral path of a dense kernel fed by a Flatten -> the ``(H, W, C)`` it flattens.
+        same_layout: neutral paths whose 2-D tensor has one layout in both (embedding tables: no transpose).
+        summed_biases: neutral path of a recurrent layer's bias (loaded as ``bias_ih``) -> the torch key of the
+            second bias, ``bias_hh``, that PyTorch adds to it: zero when loaded, added when read back.
     """
 
     keys: dict[str, str]
     flatten_inputs: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    same_layout: frozenset[str] = frozenset()
+    summed_biases: dict[str, str] = field(default_factory=dict)
 
 
 def torch_layout(keras_model, *, key_fn=default_torch_key) -> TorchLayout:
-    """Derive the PyTorch layout from the Keras definition (names, and which Dense follows a Flatten)."""
+    """Derive the PyTorch layout from the Keras definition (names, which Dense follows a Flatten, which tensors are
+    embedding tables, and which biases PyTorch splits in two: a key ``...bias_ih_l0`` pairs with ``...bias_hh_l0``)."""
     keys = {v.path: key_fn(v.path) for v in keras_model.weights}
-    return TorchLayout(keys=keys, flatten_inputs=flatten_inputs(keras_model))
+    same_layout = frozenset(layer.embeddings.path for layer in leaf_layers(keras_model)
+                            if type(layer).__name__ == "Embedding")
+    summed = {path: key.replace(".bias_ih_l", ".bias_hh_l") for path, key in keys.items() if ".bias_ih_l" in key}
+    return TorchLayout(keys=keys, flatten_inputs=flatten_inputs(keras_model), same_layout=same_layout,
+                       summed_biases=summed)
 
 
 def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
-    """Neutral path of every Dense kernel fed by a Flatten -> the ``(H, W, C)`` map that Flatten flattens.
+    """Neutral path of every Dense kernel fed by a Flatten (through Dropout layers, if any) -> the ``(H, W, C)`` map
+    that Flatten flattens.
 
     Read from the graph: the Flatten's input shape in its own layout. Keras' Flatten orders its output ``(H, W, C)``
     in either layout (a channels-first map is turned channels last first, so that weights survive a change of
@@ -185,6 +204,8 @@ def flatten_inputs(keras_model) -> dict[str, tuple[int, int, int]]:
             continue
         try:
             producer = layer.input._keras_history.operation
+            while type(producer).__name__ == "Dropout":  # element-wise: keeps the Flatten's order (AlexNet)
+                producer = producer.input._keras_history.operation
         except (AttributeError, ValueError):  # no graph: a subclassed model
             continue
         if type(producer).__name__ == "Flatten" and len(producer.input.shape) == 4:
@@ -207,11 +228,13 @@ def chw_rows_to_hwc(kernel, flatten_input) -> np.ndarray:
     return np.asarray(kernel).reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
 
 
-def keras_to_torch_array(array, torch_shape, *, flatten_input=None) -> np.ndarray:
+def keras_to_torch_array(array, torch_shape, *, flatten_input=None, same_layout=False) -> np.ndarray:
     """Convert one tensor from Keras layout to the PyTorch layout of shape ``torch_shape``."""
     array = np.asarray(array)
     torch_shape = tuple(torch_shape)
-    if array.ndim == 4:
+    if same_layout:
+        converted = array
+    elif array.ndim == 4:
         converted = array.transpose(3, 2, 0, 1)  # HWIO -> OIHW
         if converted.shape != torch_shape:  # depthwise: (H, W, C, M) -> (C*M, 1, H, W)
             h, w, c, m = array.shape
@@ -222,14 +245,16 @@ def keras_to_torch_array(array, torch_shape, *, flatten_input=None) -> np.ndarra
         converted = array.T
     else:
         converted = array
-    return np.ascontiguousarray(converted)
+    return np.asarray(converted, order="C")  # (ascontiguousarray would make a 0-d scalar 1-d)
 
 
-def torch_to_keras_array(array, keras_shape, *, flatten_input=None) -> np.ndarray:
+def torch_to_keras_array(array, keras_shape, *, flatten_input=None, same_layout=False) -> np.ndarray:
     """Inverse of ``keras_to_torch_array``: PyTorch layout -> Keras layout of shape ``keras_shape``."""
     array = np.asarray(array)
     keras_shape = tuple(keras_shape)
-    if array.ndim == 4:
+    if same_layout:
+        converted = array
+    elif array.ndim == 4:
         if array.shape[1] == 1 and keras_shape[2] * keras_shape[3] == array.shape[0] and keras_shape[2] != 1:
             h, w, c, m = keras_shape  # depthwise
             converted = array.reshape(c, m, h, w).transpose(2, 3, 0, 1)
@@ -241,7 +266,7 @@ def torch_to_keras_array(array, keras_shape, *, flatten_input=None) -> np.ndarra
             converted = chw_rows_to_hwc(converted, flatten_input)
     else:
         converted = array
-    return np.ascontiguousarray(converted)
+    return np.asarray(converted, order="C")  # (ascontiguousarray would make a 0-d scalar 1-d)
 
 
 def to_torch_state(weights: dict, layout: TorchLayout, torch_shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
@@ -256,7 +281,8 @@ def to_torch_state(weights: dict, layout: TorchLayout, torch_shapes: dict[str, t
             )
         expected = tuple(torch_shapes[key])
         try:
-            array = keras_to_torch_array(weights[path], expected, flatten_input=layout.flatten_inputs.get(path))
+            array = keras_to_torch_array(weights[path], expected, flatten_input=layout.flatten_inputs.get(path),
+                                         same_layout=path in layout.same_layout)
         except ValueError as err:  # a reshape that cannot work: the twin is not the same network
             raise WeightMismatchError(
                 f"Weight {path!r} {tuple(np.shape(weights[path]))} cannot become {key!r} {expected}: {err}"
@@ -267,6 +293,11 @@ def to_torch_state(weights: dict, layout: TorchLayout, torch_shapes: dict[str, t
                 f"but {key!r} has shape {expected}."
             )
         state[key] = array
+        if path in layout.summed_biases:  # PyTorch's second bias: the sum is the Keras bias
+            second = layout.summed_biases[path]
+            if second not in torch_shapes:
+                raise WeightMismatchError(f"Bias {path!r} needs PyTorch key {second!r}, which the module does not have.")
+            state[second] = np.zeros(torch_shapes[second], dtype=array.dtype)
     return state
 
 
@@ -276,7 +307,13 @@ def from_torch_state(state: dict, layout: TorchLayout, keras_shapes: dict[str, t
     for path, key in layout.keys.items():
         if key not in state:
             raise WeightMismatchError(f"PyTorch key {key!r} (for {path!r}) is missing from the state dict.")
-        array = torch_to_keras_array(state[key], keras_shapes[path], flatten_input=layout.flatten_inputs.get(path))
+        array = torch_to_keras_array(state[key], keras_shapes[path], flatten_input=layout.flatten_inputs.get(path),
+                                     same_layout=path in layout.same_layout)
+        if path in layout.summed_biases:  # b_ih + b_hh: the one bias the forward pass uses
+            second = layout.summed_biases[path]
+            if second not in state:
+                raise WeightMismatchError(f"PyTorch key {second!r} (for {path!r}) is missing from the state dict.")
+            array = array + np.asarray(state[second], dtype=array.dtype)
         if array.shape != tuple(keras_shapes[path]):
             raise WeightMismatchError(
                 f"PyTorch tensor {key!r} has shape {tuple(np.shape(state[key]))}, "

@@ -21,6 +21,7 @@ import pytest
 import data
 from data import (
     DATASETS,
+    IMAGE_DATASETS,
     Dataset,
     DatasetError,
     batch_indices,
@@ -190,7 +191,7 @@ def assert_well_formed(ds: Dataset, input_shape, num_classes: int = 10) -> None:
 
 
 def test_dataset_names():
-    assert DATASETS == ("digits", "synthetic", "cifar10", "mnist")
+    assert DATASETS[:4] == IMAGE_DATASETS == ("digits", "synthetic", "cifar10", "mnist")
 
 
 def test_unknown_dataset_lists_the_valid_choices():
@@ -198,7 +199,7 @@ def test_unknown_dataset_lists_the_valid_choices():
         load_dataset("imagenet", input_shape=(32, 32, 3))
     assert isinstance(excinfo.value, ValueError)
     assert_one_line_error(
-        excinfo, "Unknown dataset 'imagenet'", "Valid choices: digits, synthetic, cifar10, mnist."
+        excinfo, "Unknown dataset 'imagenet'", "Valid choices: digits, synthetic, cifar10, mnist, reverse,"
     )
 
 

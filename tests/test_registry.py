@@ -13,13 +13,14 @@ import dataclasses
 import pytest
 
 from bench.cell import MODE_CHOICES
+from data.tasks import TASKS
 from models import IMPLEMENTATIONS, ModelSpec, TwinCase, UnknownChoiceError, get_model_spec, list_models
 
 MODELS = list_models()
 
 # Every field of ModelSpec and of its twin case: a field added or renamed must be checked below too.
 SPEC_FIELDS = {"name", "builders", "input_shape", "num_classes", "paper", "summary", "params", "forward_flops",
-               "torch_keys", "min_input_size", "head", "twin_case", "data_formats"}
+               "torch_keys", "min_input_size", "head", "twin_case", "data_formats", "task"}
 TWIN_CASE_FIELDS = {"input_shape", "num_classes", "batch", "options"}
 
 
@@ -29,8 +30,9 @@ def _is_target(value) -> bool:
     return bool(sep and module and attr.isidentifier())
 
 
-def _is_shape(value) -> bool:
-    return (isinstance(value, tuple) and len(value) == 3
+def _is_shape(value, task="image_classification") -> bool:
+    """``(H, W, C)`` for images; the other tasks' shapes (``data.tasks``) have 1 to 3 sizes."""
+    return (isinstance(value, tuple) and (len(value) == 3 if task == "image_classification" else 1 <= len(value) <= 3)
             and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value))
 
 
@@ -69,18 +71,21 @@ def test_every_model_has_valid_metadata(model_name):
     assert isinstance(spec.builders, dict) and spec.builders
     assert set(spec.builders) <= set(IMPLEMENTATIONS)
     assert all(_is_target(target) for target in spec.builders.values()), spec.builders
-    assert _is_shape(spec.input_shape)
+    assert spec.task in TASKS
+    assert _is_shape(spec.input_shape, spec.task)
     assert _is_positive_int(spec.num_classes)
     assert isinstance(spec.paper, str) and spec.paper
     assert isinstance(spec.summary, str) and spec.summary
     assert _is_positive_int(spec.params)
-    assert _is_positive_int(spec.min_input_size) and spec.min_input_size <= min(spec.input_shape[:2])
+    assert _is_positive_int(spec.min_input_size)
+    if spec.task == "image_classification":
+        assert spec.min_input_size <= min(spec.input_shape[:2])
     assert isinstance(spec.data_formats, tuple) and "channels_last" in spec.data_formats
     assert set(spec.data_formats) <= set(MODE_CHOICES["data_format"])
 
     assert isinstance(spec.forward_flops, dict) and spec.forward_flops
     for size, flops in spec.forward_flops.items():
-        assert isinstance(size, str) and _is_shape(tuple(int(d) for d in size.split("x"))), size
+        assert isinstance(size, str) and _is_shape(tuple(int(d) for d in size.split("x")), spec.task), size
         assert _is_positive_int(flops), size
     assert "x".join(map(str, spec.input_shape)) in spec.forward_flops
 
@@ -93,11 +98,14 @@ def test_every_twin_case_is_valid(model_name):
     spec = get_model_spec(model_name)
     case = spec.twin_case
     assert isinstance(case, TwinCase)
-    assert case.input_shape is None or _is_shape(case.input_shape)
+    assert case.input_shape is None or _is_shape(case.input_shape, spec.task)
     input_shape = case.input_shape or spec.input_shape
-    assert min(input_shape[:2]) >= spec.min_input_size
-    assert input_shape[-1] == spec.input_shape[-1]  # the same images, only smaller
-    assert case.num_classes is None or (_is_positive_int(case.num_classes) and case.num_classes >= 2)
+    if spec.task == "image_classification":
+        assert min(input_shape[:2]) >= spec.min_input_size
+        assert input_shape[-1] == spec.input_shape[-1]  # the same images, only smaller
+        assert case.num_classes is None or (_is_positive_int(case.num_classes) and case.num_classes >= 2)
+    else:
+        assert case.num_classes is None or _is_positive_int(case.num_classes)
     assert _is_positive_int(case.batch)
     assert isinstance(case.options, dict) and all(isinstance(k, str) and k.isidentifier() for k in case.options)
 

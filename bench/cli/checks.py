@@ -33,8 +33,13 @@ def validate_cell(model, implementation, backend, dataset, input_shape=None, mod
     if implementation == "keras":
         spec.check_data_format(mode.data_format)
     backend = resolve_backend(implementation, backend)
-    check_choice("dataset", dataset, data.DATASETS)
+    if dataset is not None:  # None: the model's own (data.tasks)
+        check_choice("dataset", dataset, data.DATASETS)
+        data.check_dataset_for_task(dataset, spec.task, model=spec.name)
     check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)
+    if spec.task == "image_classification" and input_shape is not None and len(input_shape) != 3:
+        raise ValueError(f"Model {spec.name!r} takes input_shape=(height, width, channels). "
+                         f"Received: input_shape={tuple(input_shape)}.")
     env_backend = os.environ.get("KERAS_BACKEND")
     if env_backend and env_backend != backend:
         raise BackendError(

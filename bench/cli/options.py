@@ -51,13 +51,15 @@ def positive_float(text: str) -> float:
     return value
 
 
-def input_shape(text: str) -> tuple[int, int, int]:
+def input_shape(text: str) -> tuple[int, ...]:
+    """``HxWxC`` for image models; other tasks' shapes (``data.tasks``) have their own length, e.g. ``6040x3706``
+    (users x items) for recommendation; the model checks the length."""
     try:
         parts = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
     except ValueError:
         parts = ()
-    if len(parts) != 3 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"must be HxWxC, e.g. 32x32x3, got {text!r}")
+    if not 1 <= len(parts) <= 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"must be HxWxC, e.g. 32x32x3 (other tasks: their shape), got {text!r}")
     return parts
 
 
@@ -72,7 +74,10 @@ def interval_list(text: str) -> tuple[float, ...]:
 
 
 def add_training_args(parser):
-    parser.add_argument("--dataset", default="digits", help="digits (default), synthetic, cifar10, mnist")
+    parser.add_argument("--dataset", default=None,
+                        help="digits, synthetic, cifar10, mnist for image models (default digits); "
+                             "reverse, parallel_text (seq2seq); reverse_lm (language models); implicit, movielens "
+                             "(recommendation); default: the model's own (data.tasks)")
     parser.add_argument("--epochs", type=non_negative_int, default=5)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")

@@ -84,7 +84,8 @@ def _train_cell(args) -> int:
                                        "batch_size": config.batch_size}
     path = write_record(record, args.out)
     results = record["results"]
-    print(f"{config.cell.file_id}: params {record['model']['params']:,}, accuracy {results['accuracy_before']:.3f} -> "
+    metric = next(iter(results["metrics_after"])) if "metrics_after" in results else "accuracy"  # data.tasks
+    print(f"{config.cell.file_id}: params {record['model']['params']:,}, {metric} {results['accuracy_before']:.3f} -> "
           f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
     step = record["timing"]["steady_step_s"]
     if step:

@@ -126,9 +126,14 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
 
     spec = get_model_spec(model_name)
     input_shape = tuple(input_shape or spec.input_shape)
-    dataset = datasets.load_dataset("synthetic", input_shape=input_shape, num_classes=num_classes or spec.num_classes,
-                                    seed=seed, synthetic_train=synthetic_train or 16 * batch_size,
-                                    synthetic_test=batch_size)
+    if spec.task == datasets.tasks.DEFAULT_TASK:
+        dataset = datasets.load_dataset("synthetic", input_shape=input_shape,
+                                        num_classes=num_classes or spec.num_classes, seed=seed,
+                                        synthetic_train=synthetic_train or 16 * batch_size, synthetic_test=batch_size)
+    else:  # random ids of the model's kind (data.tasks)
+        dataset = datasets.synthetic.load_task(spec.task, input_shape=input_shape,
+                                               num_classes=num_classes or spec.num_classes, seed=seed,
+                                               train_size=synthetic_train or 16 * batch_size, test_size=batch_size)
     runner = get_runner(implementation, backend, mode=mode)
     runner.setup(seed=seed)
     model = runner.prepare(model_name, input_shape=input_shape, num_classes=dataset.num_classes, seed=seed)
@@ -180,7 +185,8 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         model={"name": config.model, "params": runner.count_params(model),
                "expected_params": spec.params if input_shape == tuple(spec.input_shape) else None,
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
-        dataset={"name": "synthetic", "train": len(dataset.x_train), "batch_size": config.batch_size},
+        dataset={"name": "synthetic", "train": datasets.tasks.num_samples(dataset.x_train),
+                 "batch_size": config.batch_size},
         timing={
             "first_step_s": first_step_s,
             "warmup_steps": config.warmup,

@@ -37,7 +37,7 @@ class RunConfig:
     model: str
     implementation: str
     backend: str
-    dataset: str = "digits"
+    dataset: str | None = None  # None: the model's own (its task's first, data.tasks), e.g. digits for images
     epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -55,6 +55,10 @@ class RunConfig:
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
 
+    def __post_init__(self):
+        if self.dataset is None:
+            object.__setattr__(self, "dataset", datasets.get_task(get_model_spec(self.model).task).default_dataset)
+
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode))
@@ -70,11 +74,14 @@ def execute(config: RunConfig, *, events=None) -> dict:
     started = _now_iso()
     load_before = host_load()
     spec = get_model_spec(config.model)
+    datasets.check_dataset_for_task(config.dataset, spec.task, model=config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     num_classes = config.num_classes or spec.num_classes
     dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
                                     data_dir=config.data_dir, seed=config.seed,
                                     synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test)
+    if spec.task != datasets.tasks.DEFAULT_TASK:
+        input_shape = dataset.input_shape  # token lengths, users x items: the data's (data.tasks)
     runner = get_runner(config.implementation, config.backend, mode=config.mode)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
@@ -101,8 +108,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
             build_s = time.perf_counter() - t0
         with events.window("eval-before", phase="eval"):
             t0 = time.perf_counter()
-            accuracy_before = runner.evaluate(model, dataset.x_test, dataset.y_test,
-                                              batch_size=train_config.eval_batch_size)
+            accuracy_before, metrics_before = runner.epoch_metrics(model, dataset,
+                                                                   batch_size=train_config.eval_batch_size)
             eval_before_s = time.perf_counter() - t0
         maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
         epochs = runner.fit(model, dataset, train_config, events=events)
@@ -119,7 +126,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
         model={"name": config.model, "params": runner.count_params(model),
                "expected_params": spec.params if input_shape == tuple(spec.input_shape) else None,
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
-        dataset={"name": dataset.name, "train": len(dataset.x_train), "test": len(dataset.x_test),
+        dataset={"name": dataset.name, "train": datasets.tasks.num_samples(dataset.x_train),
+                 "test": datasets.tasks.num_samples(dataset.x_test),
                  **{k: v for k, v in dataset.meta.items() if isinstance(v, (str, int, float, bool, list))}},
         weights=weights_info,
         results={
@@ -129,6 +137,9 @@ def execute(config: RunConfig, *, events=None) -> dict:
             "epochs": epoch_dicts,
             "build_s": build_s,
             "eval_before_s": eval_before_s,
+            **({"task": spec.task, "metrics_before": metrics_before,
+                "metrics_after": epochs[-1].test_metrics if epochs else metrics_before}
+               if metrics_before is not None else {}),
         },
         timing=train_timing(epoch_dicts, batch_size=config.batch_size),
         settings=runner.describe(model),

@@ -63,6 +63,7 @@ import numpy as np
 
 from backends.base import TrainConfig
 from bench.cell import DEFAULT_MODE, Cell, Mode
+from data.tasks import DEFAULT_TASK, random_batch
 
 # Tolerances (float32 arithmetic, different kernels and summation orders).
 LOGITS_ATOL = 1e-4  # times max |logit| of the reference
@@ -131,12 +132,9 @@ class Observation:
     forward_state: dict[str, np.ndarray]
 
 
-def parity_batch(input_shape, num_classes, *, batch=4, seed=1234):
-    """The fixed batch every twin check uses."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, (batch, *input_shape)).astype(np.float32)
-    y = rng.integers(0, num_classes, batch).astype(np.int64)
-    return x, y
+def parity_batch(input_shape, num_classes, *, batch=4, seed=1234, task=DEFAULT_TASK):
+    """The fixed batch every twin check uses: ``data.tasks.random_batch`` of the model's task."""
+    return random_batch(task, input_shape, num_classes, batch=batch, seed=seed)
 
 
 def parity_case(model_name):
@@ -146,7 +144,7 @@ def parity_case(model_name):
     spec = get_model_spec(model_name)
     input_shape = tuple(spec.twin_case.input_shape or spec.input_shape)
     num_classes = spec.twin_case.num_classes or spec.num_classes
-    x, y = parity_batch(input_shape, num_classes, batch=spec.twin_case.batch)
+    x, y = parity_batch(input_shape, num_classes, batch=spec.twin_case.batch, task=spec.task)
     return input_shape, num_classes, x, y
 
 
@@ -282,7 +280,14 @@ def observe_float64(runner, model_name, *, weights, x, y, config, build, require
             if required:
                 raise
             return None
-        return observe(runner, model, x=x.astype(np.float64), y=y, config=config, step=False)
+        return observe(runner, model, x=_float64_inputs(x), y=y, config=config, step=False)
+
+
+def _float64_inputs(x):
+    """The batch for a float64 copy: float arrays in float64, integer ones (token and item ids) as they are."""
+    if isinstance(x, tuple):
+        return tuple(_float64_inputs(a) for a in x)
+    return x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x
 
 
 def compare_exact(exact: Observation, expected: dict) -> None:
@@ -462,7 +467,11 @@ _SKETCH_KINDS = ("grad", "step", "state")
 
 
 def batch_checksum(x) -> int:
-    """CRC32 of the parity batch's bytes: fixtures store it instead of the batch itself."""
+    """CRC32 of the parity batch's bytes: fixtures store it instead of the batch itself (a tuple: its arrays
+    one after another, integer arrays as int32)."""
+    if isinstance(x, tuple):
+        return zlib.crc32(b"".join(np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer)
+                                                        else np.float32).tobytes() for a in x))
     return zlib.crc32(np.ascontiguousarray(x, np.float32).tobytes())
 
 

@@ -1,0 +1,50 @@
+"""NeuMF (neural matrix factorisation), defined once in Keras 3.
+
+He et al., *Neural Collaborative Filtering*, WWW 2017 (arXiv:1708.05031), section 3.4, in the MLPerf reference's
+shape. Two towers read the same ``(user, item)`` pair through embeddings of their own:
+
+- GMF: ``mf_user_embed(user) * mf_item_embed(item)`` (element-wise: a learned matrix factorisation);
+- MLP: ``concat(mlp_user_embed(user), mlp_item_embed(item))`` through Dense + ReLU layers;
+
+and ``final`` reads ``concat(GMF, MLP)``, in that order, to one logit: the model's score that the user interacts
+with the item. The sigmoid is in the loss (binary cross-entropy on logits), as the softmax is for classifiers.
+
+Initialisers as in the reference: embeddings normal(0, 0.01), MLP kernels Glorot uniform, the final kernel
+LeCun uniform, biases zero. Layer names are the PyTorch twin's attribute names (``mlp_0`` is ``mlp.0``).
+"""
+
+import keras
+from keras import layers
+
+from models.ncf.config import EMBEDDING_STD, MF_DIM, MLP_LAYERS, check_arguments
+
+
+def neumf(*, input_shape=(128, 256), num_classes=1, mf_dim=MF_DIM, mlp_layers=MLP_LAYERS):
+    """NeuMF in Keras 3.
+
+    Args:
+        input_shape: ``(num_users, num_items)``: the sizes of the two embedding tables (``data.tasks``).
+        num_classes: must be 1 (one logit).
+        mf_dim: GMF factors.
+        mlp_layers: the MLP's sizes; the first is the concatenated user and item embeddings (half each).
+
+    Returns:
+        A ``keras.Model`` taking ``(user, item)`` int32 arrays of shape ``(N,)`` and returning ``(N, 1)`` logits.
+    """
+    num_users, num_items = check_arguments(input_shape, num_classes, mlp_layers)
+    user = keras.Input(shape=(), dtype="int32", name="user")
+    item = keras.Input(shape=(), dtype="int32", name="item")
+
+    def embedding(count, dim, name):
+        return layers.Embedding(count, dim, embeddings_initializer=keras.initializers.RandomNormal(0.0, EMBEDDING_STD),
+                                name=name)
+
+    mf = layers.Multiply(name="mf")([embedding(num_users, mf_dim, "mf_user_embed")(user),
+                                     embedding(num_items, mf_dim, "mf_item_embed")(item)])
+    x = layers.Concatenate(name="mlp_concat")([embedding(num_users, mlp_layers[0] // 2, "mlp_user_embed")(user),
+                                               embedding(num_items, mlp_layers[0] // 2, "mlp_item_embed")(item)])
+    for index, units in enumerate(mlp_layers[1:]):
+        x = layers.Dense(units, activation="relu", kernel_initializer="glorot_uniform", name=f"mlp_{index}")(x)
+    x = layers.Concatenate(name="neumf_concat")([mf, x])  # GMF first, then MLP
+    outputs = layers.Dense(1, kernel_initializer="lecun_uniform", name="final")(x)
+    return keras.Model([user, item], outputs, name="neumf")
