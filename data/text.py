@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from data.base import Dataset, DatasetError, check_int, resolve_data_dir
+from data.tasks import EOS, FIRST_TOKEN, PAD  # the token conventions of every token task
 
-PAD, BOS, EOS = 0, 1, 2  # the token conventions of every token task
-FIRST_BYTE_TOKEN = 3  # byte b is token b + 3
+FIRST_BYTE_TOKEN = FIRST_TOKEN  # byte b is token b + 3
 VOCAB_SIZE = FIRST_BYTE_TOKEN + 256
 TRAIN_SHARE = 0.9  # the first 90% of the token stream trains, the rest tests
 TEXT_DATASETS = ("pydoc", "synthetic_tokens", "text_file")
@@ -87,7 +87,7 @@ def _split(name, stream, context_length, meta) -> Dataset:
     split = f"first {TRAIN_SHARE:.0%} of the token stream trains ({len(x_train):,} windows), the rest tests " \
             f"({len(x_test):,})"
     return Dataset(name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, num_classes=VOCAB_SIZE,
-                   meta={**meta, "tokens": int(len(stream)), "context_length": context_length, "split": split})
+                   task="language_model", input_shape=(context_length,), meta={**meta, "tokens": int(len(stream)), "context_length": context_length, "split": split})
 
 
 def load_pydoc(*, input_shape=(DEFAULT_CONTEXT,)) -> Dataset:
@@ -151,7 +151,7 @@ def load_synthetic_tokens(*, input_shape=(DEFAULT_CONTEXT,), num_classes: int = 
 
     (x_train, y_train), (x_test, y_test) = draw(train_size), draw(test_size)
     return Dataset(name="synthetic_tokens", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                   num_classes=num_classes, meta={"source": f"np.random.default_rng({seed}): uniform tokens "
+                   num_classes=num_classes, task="language_model", input_shape=(length,), meta={"source": f"np.random.default_rng({seed}): uniform tokens "
                                                             f"{FIRST_BYTE_TOKEN}..{num_classes - 1}",
                                                   "context_length": length})
 

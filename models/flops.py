@@ -6,6 +6,8 @@ Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, ap
 - only convolutions and Dense layers are counted, where the MACs are: a ``Conv2D`` output element costs
   ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
   output ``in_features``;
+- a layer with a ``forward_macs()`` method reports its own: GPT-2's tied output layer (``T x width x vocab``) and
+  its attention (``q k^T`` and ``weights v``: ``2 x T x T x width``, the full square: the mask is applied after);
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
   (for the CNNs here they are well under 1% of the total); nor are embedding lookups (a row copy, no MACs).
 
@@ -43,6 +45,8 @@ def _mro_names(layer):
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one layer for one input sample (0 for layers without MACs)."""
     names = _mro_names(layer)
+    if hasattr(layer, "forward_macs"):  # a layer that counts its own (GPT-2's tied output layer, its attention)
+        return layer.forward_macs()
     if "Conv2DTranspose" in names:
         raise NotImplementedError(f"No FLOP count for transposed convolution {layer.name!r}.")
     if "DepthwiseConv2D" in names:

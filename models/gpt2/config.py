@@ -110,3 +110,10 @@ def sizes_for(name: str, *, input_shape, num_classes) -> GPT2Sizes:
     if int(num_classes) < 1:
         raise ValueError(f"Model {name!r} takes num_classes = the vocabulary size >= 1. Received: {num_classes}.")
     return replace(sizes, vocab_size=int(num_classes))
+
+
+# Default context length per model and the forward FLOPs of one sequence there (models/flops.py: 2 per
+# multiply-accumulate of the Dense layers, the attention's two T x T x C products and the tied output layer):
+# 2 x (n_layer x (T x C x 12C + 2 x T^2 x C) + T x C x V).
+CONTEXT = {"gpt2": 1024, "gpt_tiny": 64}
+FORWARD_FLOPS = {"gpt2": 291_648_307_200, "gpt_tiny": 16_801_792}

@@ -43,8 +43,13 @@ class TiedEmbedding(layers.Layer):
         self.embeddings_initializer = _normal(INIT_STD)
 
     def build(self, input_shape):
+        self.context_length = input_shape[-1]  # built by its first call, on the token ids
         self.embeddings = self.add_weight(shape=(self.vocab_size, self.width), name="embeddings",
                                           initializer=self.embeddings_initializer)
+
+    def forward_macs(self):
+        """Multiply-accumulates per sequence (``models.flops``): the lookup costs none, the output layer T x C x V."""
+        return self.context_length * self.width * self.vocab_size
 
     def call(self, inputs, reverse=False):
         if reverse:
@@ -64,6 +69,10 @@ class PositionEmbedding(layers.Layer):
         self.embeddings = self.add_weight(shape=(self.n_positions, self.width), name="embeddings",
                                           initializer=self.embeddings_initializer)
 
+    def forward_macs(self):
+        """A lookup: no multiply-accumulates (``models.flops``)."""
+        return 0
+
     def call(self, token_ids):
         positions = ops.arange(ops.shape(token_ids)[1])
         return ops.expand_dims(ops.take(self.embeddings, positions, axis=0), 0)
@@ -76,6 +85,14 @@ class CausalSelfAttention(layers.Layer):
         super().__init__(**kwargs)
         self.n_head = n_head
         self.attn_dropout = layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        self.context_length, self.width = input_shape[1], input_shape[-1] // 3
+        super().build(input_shape)
+
+    def forward_macs(self):
+        """Multiply-accumulates per sequence (``models.flops``): ``q k^T`` and ``weights v``, T x T x C each."""
+        return 2 * self.context_length * self.context_length * self.width
 
     def _heads(self, x, batch, length, head_dim):  # (B, T, C) -> (B, heads, T, head_dim)
         return ops.transpose(ops.reshape(x, (batch, length, self.n_head, head_dim)), (0, 2, 1, 3))

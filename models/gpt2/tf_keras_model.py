@@ -29,9 +29,14 @@ class TiedEmbedding(layers.Layer):
         self.embeddings_initializer = _normal(INIT_STD)
 
     def build(self, input_shape):
+        self.context_length = input_shape[-1]  # built by its first call, on the token ids
         self.embeddings = self.add_weight(name="embeddings", shape=(self.vocab_size, self.width),
                                           initializer=self.embeddings_initializer)
         super().build(input_shape)
+
+    def forward_macs(self):
+        """Multiply-accumulates per sequence (``models.flops``): the lookup costs none, the output layer T x C x V."""
+        return self.context_length * self.width * self.vocab_size
 
     def call(self, inputs, reverse=False):
         if reverse:
@@ -52,6 +57,10 @@ class PositionEmbedding(layers.Layer):
                                           initializer=self.embeddings_initializer)
         super().build(input_shape)
 
+    def forward_macs(self):
+        """A lookup: no multiply-accumulates (``models.flops``)."""
+        return 0
+
     def call(self, token_ids):
         return self.embeddings[tf.newaxis, : tf.shape(token_ids)[1]]
 
@@ -63,6 +72,14 @@ class CausalSelfAttention(layers.Layer):
         super().__init__(**kwargs)
         self.n_head = n_head
         self.attn_dropout = layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        self.context_length, self.width = input_shape[1], input_shape[-1] // 3
+        super().build(input_shape)
+
+    def forward_macs(self):
+        """Multiply-accumulates per sequence (``models.flops``): ``q k^T`` and ``weights v``, T x T x C each."""
+        return 2 * self.context_length * self.context_length * self.width
 
     def call(self, qkv, training=None):
         batch, length, width = tf.shape(qkv)[0], tf.shape(qkv)[1], qkv.shape[-1] // 3
