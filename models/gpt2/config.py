@@ -109,7 +109,9 @@ def sizes_for(name: str, *, input_shape, num_classes) -> GPT2Sizes:
                          f"{sizes.n_positions}. Received: input_shape={tuple(input_shape)}.")
     if int(num_classes) < 1:
         raise ValueError(f"Model {name!r} takes num_classes = the vocabulary size >= 1. Received: {num_classes}.")
-    return replace(sizes, vocab_size=int(num_classes))
+    last = int(num_classes) - 1  # in a smaller vocabulary (a twin case) the last token plays GPT-2's end-of-text
+    return replace(sizes, vocab_size=int(num_classes), eos_token_id=min(sizes.eos_token_id, last),
+                   bos_token_id=min(sizes.bos_token_id, last))
 
 
 # Default context length per model and the forward FLOPs of one sequence there (models/flops.py: 2 per
