@@ -115,8 +115,18 @@ def to_torch_inputs(x):
 
 
 def forward(network, inputs):
-    """``network(*inputs)`` for a tuple of inputs (``forward(source, decoder_input)``), else ``network(inputs)``."""
-    return network(*inputs) if isinstance(inputs, tuple) else network(inputs)
+    """``network(*inputs)`` for a tuple of inputs (``forward(source, decoder_input)``), else ``network(inputs)``;
+    the logits of a Hugging Face model's output object."""
+    outputs = network(*inputs) if isinstance(inputs, tuple) else network(inputs)
+    return getattr(outputs, "logits", outputs)
+
+
+def _same_layout_weights(module, layout) -> frozenset[str]:
+    """Neutral paths loaded into a Hugging Face ``Conv1D`` weight (stored ``(in, out)`` like a Keras kernel;
+    ``nn.Linear`` stores ``(out, in)``) or an ``nn.Embedding`` table: never transposed."""
+    kinds = {name: type(sub).__name__ for name, sub in module.named_modules()}
+    return frozenset(path for path, key in layout.keys.items()
+                     if key.endswith(".weight") and kinds.get(key.rsplit(".", 1)[0]) in ("Conv1D", "Embedding"))
 
 
 class TokenCrossEntropy(nn.Module):
@@ -302,6 +312,7 @@ class TorchRunner(Runner):
         key_fn = _resolve(spec.torch_keys) if spec.torch_keys else default_torch_key
         # How the neutral (Keras) names and layouts line up with this module's state_dict.
         module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
+        module.twinbench_layout.same_layout |= _same_layout_weights(module, module.twinbench_layout)
         module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
         watch_lstms(module)  # which kernel each nn.LSTM runs, recorded at its first call (describe)
         return module.to(self._device(), memory_format=self.memory_format)
@@ -340,7 +351,10 @@ class TorchRunner(Runner):
         torch_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         state = to_torch_state(weights, model.twinbench_layout, torch_shapes)
         tensors = {k: torch.from_numpy(v) for k, v in state.items()}
-        missing = [k for k in model.state_dict() if k not in tensors and not k.endswith("num_batches_tracked")]
+        loaded = {model.get_parameter(k) for k in tensors if k in dict(model.named_parameters(remove_duplicate=False))}
+        tied = {k for k, p in model.named_parameters(remove_duplicate=False) if p in loaded}  # GPT-2's lm_head
+        missing = [k for k in model.state_dict() if k not in tensors and k not in tied
+                   and not k.endswith("num_batches_tracked")]
         if missing:
             from models.weights import WeightMismatchError
 

@@ -23,7 +23,10 @@ Other tasks (``data.tasks``; a model trains on its task's first dataset unless t
 
 - ``reverse``        seq2seq: reverse digit strings; embedded, fixed split (``data.seq2seq``).
 - ``parallel_text``  seq2seq: ``source.txt`` and ``target.txt`` in the data directory, one sentence per line.
+- ``pydoc``          language_model: Python's own topic help as byte tokens; embedded (``data.text``).
 - ``reverse_lm``     language_model: the reversal task as next-token prediction; embedded.
+- ``synthetic_tokens`` language_model: random tokens of any vocabulary and length, for throughput runs.
+- ``text_file``      language_model: your UTF-8 ``.txt`` file(s) via the data directory.
 - ``implicit``       recommendation: synthetic implicit feedback with a planted low-rank structure; embedded.
 - ``movielens``      recommendation: ``ml-1m/ratings.dat`` or ``ml-latest-small/ratings.csv`` in the data directory.
 
@@ -37,7 +40,7 @@ import dataclasses
 import numbers
 import os
 
-from data import cifar10, digits, mnist, recommendation, seq2seq, synthetic
+from data import cifar10, digits, mnist, recommendation, seq2seq, synthetic, text
 from data.base import DATA_DIR_ENV, Dataset, DatasetError, check_int
 from data.order import batch_indices, epoch_permutation, eval_batches
 from data.tasks import DEFAULT_TASK, TASKS, all_datasets, check_dataset_for_task, get_task, task_of_dataset
@@ -114,7 +117,7 @@ def load_dataset(
     check_choice("dataset", name, DATASETS)
     seed = check_int("seed", seed, 0)
     if name not in IMAGE_DATASETS:
-        return _load_other(name, data_dir=data_dir, seed=seed)
+        return _load_other(name, data_dir=data_dir, seed=seed, input_shape=input_shape, num_classes=num_classes)
     if name == "synthetic" and task != DEFAULT_TASK:  # random ids of the task's kind, at the model's shape
         return synthetic.load_task(task, input_shape=tuple(input_shape), num_classes=num_classes or 1, seed=seed,
                                    train_size=synthetic.DEFAULT_TRAIN if synthetic_train is None else synthetic_train,
@@ -142,8 +145,16 @@ def load_dataset(
     return _convert(native, input_shape)
 
 
-def _load_other(name: str, *, data_dir, seed: int) -> Dataset:
-    """A dataset of a task other than image classification (``data.tasks``)."""
+def _load_other(name: str, *, data_dir, seed: int, input_shape=None, num_classes=None) -> Dataset:
+    """A dataset of a task other than image classification (``data.tasks``); text datasets cut their windows to
+    the model's ``input_shape = (context_length,)``."""
+    context = {"input_shape": tuple(input_shape)} if input_shape is not None and len(input_shape) == 1 else {}
+    if name == "pydoc":
+        return text.load_pydoc(**context)
+    if name == "text_file":
+        return text.load_text_file(data_dir=data_dir, **context)
+    if name == "synthetic_tokens":
+        return text.load_synthetic_tokens(seed=seed, **context, **({"num_classes": num_classes} if num_classes else {}))
     if name == "reverse":
         return seq2seq.load_reverse()
     if name == "reverse_lm":

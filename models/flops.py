@@ -6,7 +6,8 @@ Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, ap
 - only convolutions, Dense layers and attention's two matrix products are counted, where the MACs are: a
   ``Conv2D`` output element costs ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
   output ``in_features``; a layer with a ``macs()`` method counts its own (``models.vit``'s ``SelfAttention``:
-  ``q k^T`` and ``weights v``, ``2 * tokens^2 * D`` per sample; GNMT's attention: its scores and context);
+  ``q k^T`` and ``weights v``, ``2 * tokens^2 * D`` per sample; GNMT's attention: its scores and context; GPT-2's
+  attention, the full ``T x T`` square since the mask is applied after, and its tied output layer, ``T x width x vocab``);
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
   (for the CNNs here they are well under 1% of the total); nor are embedding lookups (a row copy, no MACs);
 - an ``LSTM`` costs ``4 * units * (inputs + units)`` MACs per time step (four gates, each a Dense layer over the
