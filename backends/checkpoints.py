@@ -32,7 +32,10 @@ from models.weights import WeightMismatchError, from_torch_state, load_weights, 
 TORCH_SUFFIXES = (".pth", ".pt")
 NEUTRAL_SUFFIXES = (".npz",)
 KERAS_SUFFIXES = (".weights.h5",)
-FORMAT_NAMES = {"torch": "torchvision state_dict", "neutral": "neutral npz", "keras": "Keras .weights.h5"}
+# Hugging Face's files (GPT-2: backends/gpt2_checkpoints.py): transformers' pytorch_model.bin and safetensors.
+HF_SUFFIXES = (".bin", ".safetensors")
+FORMAT_NAMES = {"torch": "torchvision state_dict", "neutral": "neutral npz", "keras": "Keras .weights.h5",
+                "hf": "transformers state_dict or safetensors"}
 
 
 class CheckpointError(ValueError):
@@ -48,11 +51,21 @@ def checkpoint_format(path) -> str:
         return "torch"
     if Path(name).suffix in NEUTRAL_SUFFIXES:
         return "neutral"
+    if Path(name).suffix in HF_SUFFIXES:
+        return "hf"
     raise CheckpointError(
         f"Unknown checkpoint format {Path(path).name!r}. Valid choices: a torchvision state_dict "
-        f"({', '.join(TORCH_SUFFIXES)}), a neutral {', '.join(NEUTRAL_SUFFIXES)} or a Keras "
-        f"{', '.join(KERAS_SUFFIXES)} (twinbench convert-weights turns each into the others)."
+        f"({', '.join(TORCH_SUFFIXES)}), a neutral {', '.join(NEUTRAL_SUFFIXES)}, a Keras "
+        f"{', '.join(KERAS_SUFFIXES)} or a Hugging Face {' / '.join(HF_SUFFIXES)} (GPT-2) "
+        f"(twinbench convert-weights turns each into the others)."
     )
+
+
+def _is_hf_model(model_name) -> bool:
+    """Whether the model's PyTorch twin is a Hugging Face transformers class (its checkpoints use HF's keys)."""
+    from models.gpt2.config import GPT2_SIZES
+
+    return model_name in GPT2_SIZES
 
 
 def _head_bias(model_name) -> str | None:
@@ -129,6 +142,14 @@ def read_checkpoint(path, model_name, *, num_classes=None, input_shape=None) -> 
     kind = checkpoint_format(path)
     if not Path(path).is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist.")
+    if _is_hf_model(model_name) and kind in ("torch", "hf"):  # GPT-2: transformers' keys, vocabulary from the file
+        from backends.gpt2_checkpoints import read_gpt2_checkpoint
+
+        weights, info = read_gpt2_checkpoint(path, model_name)
+        return weights, {**info, "num_classes": info.pop("vocab_size")}
+    if kind == "hf":
+        raise CheckpointError(f"{Path(path).name!r} is a Hugging Face checkpoint, which only the models whose "
+                              f"PyTorch twin is a transformers class read (gpt2, gpt_tiny), not {model_name!r}.")
     if kind == "torch":
         weights = neutral_from_torch_state(model_name, read_torch_state_dict(path), input_shape=input_shape)
     elif kind == "keras":
@@ -242,6 +263,13 @@ def convert_checkpoint(path, out, model_name, *, num_classes=None, input_shape=N
     if kind == out_kind:
         raise CheckpointError(f"{str(path)!r} and {str(out)!r} are both a {FORMAT_NAMES[kind]}: give another "
                               f"output format (.npz, .pth or .weights.h5).")
+    if out_kind == "hf":
+        raise CheckpointError(f"twinbench writes no Hugging Face checkpoint; convert {Path(path).name!r} to a neutral "
+                              f".npz (what every implementation reads).")
+    if _is_hf_model(model_name) and out_kind == "neutral":
+        from backends.gpt2_checkpoints import convert_gpt2_checkpoint
+
+        return convert_gpt2_checkpoint(path, out, model_name)
     weights, info = read_checkpoint(path, model_name, num_classes=num_classes, input_shape=input_shape)
     write_checkpoint(out, weights, model_name, input_shape=input_shape)
     return Path(out), info

@@ -183,7 +183,7 @@ def test_tf_keras_equals_keras_tensorflow_and_the_fingerprint():
 def test_hugging_face_checkpoint_converts_to_the_neutral_npz(tmp_path, suffix):
     import torch
 
-    from backends.gpt2_checkpoints import convert_gpt2_checkpoint
+    from backends.checkpoints import convert_checkpoint, read_checkpoint
     from models.weights import load_weights
 
     sizes, weights, _, _ = twin_case()
@@ -195,10 +195,14 @@ def test_hugging_face_checkpoint_converts_to_the_neutral_npz(tmp_path, suffix):
         from safetensors.torch import save_model
 
         save_model(model, str(path))  # as save_pretrained: the tied lm_head stored once
-    out, info = convert_gpt2_checkpoint(path, tmp_path / "gpt_tiny.npz", "gpt_tiny")
+    # twinbench convert-weights FILE OUT.npz --model gpt_tiny
+    out, info = convert_checkpoint(path, tmp_path / "gpt_tiny.npz", "gpt_tiny")
     converted = load_weights(out)
     assert info["vocab_size"] == sizes.vocab_size and sorted(converted) == sorted(weights)
     assert all(np.array_equal(converted[name], weights[name]) for name in weights)
+    # --weights FILE reads it directly too
+    read, info = read_checkpoint(path, "gpt_tiny")
+    assert info["num_classes"] == sizes.vocab_size and all(np.array_equal(read[n], weights[n]) for n in weights)
 
 
 def test_safetensors_reader_needs_no_framework(tmp_path):
