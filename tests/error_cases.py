@@ -40,7 +40,7 @@ def _run_args(*extra):
 
 CASES = [
     Case("unknown-model", "Unknown model", ("train", "--model", "resnet5", "--impl", "torch"),
-         r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, mnist_cnn"),
+         r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, gnmt, "),
     Case("unknown-impl", "Unknown implementation", ("train", "--model", "cifar_cnn", "--impl", "pytorch"),
          r"Unknown implementation 'pytorch'\. Valid choices: torch, tf_keras, keras"),
     Case("unknown-backend", "Unknown backend", ("train", "--model", "cifar_cnn", "--impl", "keras", "--backend", "mxnet"),
@@ -139,7 +139,7 @@ CASES = [
     Case("report-no-directory", "A report of a results directory that does not exist", ("report", "{tmp}/nope"),
          r"results directory '.*nope' does not exist; run the matrix first \(nox -s compare\)"),
     Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
-         r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, mnist_cnn"),
+         r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, gnmt, "),
 ]
 
 
