@@ -94,7 +94,7 @@ def shard_inputs(x, shard):
 
 def to_device(inputs, device, memory_format=torch.contiguous_format):
     """A batch on the device: images in the mode's memory format, token and id tensors (or a tuple of them) as they are."""
-    if isinstance(inputs, tuple):
+    if isinstance(inputs, (tuple, list)):  # a DataLoader hands a tuple of tensors on as a list
         return tuple(to_device(t, device) for t in inputs)
     if not inputs.is_floating_point():
         return inputs.to(device, non_blocking=True)

@@ -12,9 +12,12 @@ import pytest
 from test_data import assert_one_line_error
 
 import data
-from conftest import BACKEND, requires_backend
+from backends import get_runner
+from backends.base import TrainConfig
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
 from data import recommendation, seq2seq, tasks
 from data.base import DatasetError
+from data.tasks import get_task
 from models import UnknownChoiceError, get_model_spec
 
 
@@ -259,3 +262,24 @@ def test_keras_adam_on_repeated_embedding_rows_is_summed_first():
     assert not np.allclose(first_step(keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8), sparse=True), dense,
                            rtol=1e-2)
     np.testing.assert_allclose(first_step(adam(config), sparse=True), dense, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model_name", ["ncf", "gnmt"])
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+@requires_backend
+def test_every_implementation_trains_a_tuple_input_model_through_fit_and_train_steps(pair, model_name):
+    """``fit`` (the training loop, with its task metrics and NCF's fresh negatives) and ``train_steps`` (the
+    throughput loop) take the models whose inputs are a tuple of id arrays, in every implementation here."""
+    from backends.base import StepClock
+    from data import load_dataset
+
+    spec = get_model_spec(model_name)
+    dataset = load_dataset("synthetic", input_shape=spec.input_shape, num_classes=spec.num_classes, task=spec.task,
+                           synthetic_train=48, synthetic_test=16)
+    runner = get_runner(*pair)
+    runner.setup(seed=0)
+    model = runner.prepare(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
+    epochs = runner.fit(model, dataset, TrainConfig(epochs=2, batch_size=16))
+    assert len(epochs) == 2 and all(np.isfinite(e.loss) for e in epochs)
+    assert set(epochs[-1].test_metrics) == set(get_task(spec.task).metrics)
+    runner.train_steps(model, dataset, TrainConfig(batch_size=16), steps=3, clock=StepClock([0, 3], sync=runner.sync))
