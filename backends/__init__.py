@@ -132,10 +132,12 @@ def limit_threads(threads: int) -> dict[str, str]:
         "TF_NUM_INTRAOP_THREADS": str(threads),
         "TF_NUM_INTEROP_THREADS": str(threads),
     }
+    # XLA's CPU backend has no thread-count flag: one thread is `--xla_cpu_multi_thread_eigen=false`; more use its
+    # Eigen pool (one thread per core). The old recipe's bare `intra_op_parallelism_threads=N` is not an XLA flag:
+    # first in XLA_FLAGS, XLA takes it for a file name and aborts; after a flag, it ends XLA's reading of them.
     xla_flags = os.environ.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" not in xla_flags:
-        eigen = "--xla_cpu_multi_thread_eigen=false " if threads == 1 else ""
-        settings["XLA_FLAGS"] = f"{xla_flags} {eigen}intra_op_parallelism_threads={threads}".strip()
+    if threads == 1 and "--xla_cpu_multi_thread_eigen" not in xla_flags:
+        settings["XLA_FLAGS"] = f"{xla_flags} --xla_cpu_multi_thread_eigen=false".strip()
     os.environ.update(settings)
     return settings
 

@@ -80,7 +80,7 @@ def prepare_process(backend: str, replication: Replication) -> None:
     if replication.replicas > 1 and backend == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
         if XLA_DEVICES_FLAG not in flags:
-            # First: XLA stops reading at a token it does not know (limit_threads' intra_op_parallelism_threads=N).
+            # First, so that no token XLA does not know can end its reading of the flags.
             os.environ["XLA_FLAGS"] = f"{XLA_DEVICES_FLAG}={replication.replicas} {flags}".strip()
 
 

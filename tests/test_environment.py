@@ -2,12 +2,16 @@
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import bench.measuring.environment as environment
 from bench.measuring.environment import ENV_VARS, PACKAGES, collect_environment, package_version
+from conftest import BACKEND
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -79,3 +83,18 @@ def test_no_framework_is_imported():
         [sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="XLA reads XLA_FLAGS (jax environment)")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_limit_threads_leaves_xla_flags_that_xla_can_read(threads):
+    """``--threads N`` before JAX starts: XLA_FLAGS holds only real flags (a bare ``intra_op_parallelism_threads=2``
+    made XLA abort, taking it for a file name)."""
+    code = (f"from backends import limit_threads; import os; limit_threads({threads}); import jax.numpy as jnp; "
+            "print(float(jnp.ones(3).sum()), os.environ.get('XLA_FLAGS', ''))")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-500:]
+    total, *flags = done.stdout.split()
+    assert float(total) == 3.0 and all(flag.startswith("--") for flag in flags)

@@ -54,8 +54,8 @@ def set_threads(threads: int) -> None:
     """Cap the frameworks' CPU thread pools; must run before any framework is imported."""
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                       TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads))
-    eigen = "--xla_cpu_multi_thread_eigen=false " if threads == 1 else ""
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {eigen}intra_op_parallelism_threads={threads}".strip()
+    if threads == 1:  # XLA has no thread-count flag (see backends.limit_threads)
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def synthetic(args, rng):
