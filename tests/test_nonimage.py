@@ -264,12 +264,13 @@ def test_keras_adam_on_repeated_embedding_rows_is_summed_first():
     np.testing.assert_allclose(first_step(adam(config), sparse=True), dense, rtol=1e-5)
 
 
-@pytest.mark.parametrize("model_name", ["ncf", "gnmt"])
+@pytest.mark.parametrize("model_name", ["ncf", "gnmt", "gpt_tiny"])
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 @requires_backend
-def test_every_implementation_trains_a_tuple_input_model_through_fit_and_train_steps(pair, model_name):
+def test_every_implementation_trains_the_token_and_id_models_through_fit_and_train_steps(pair, model_name):
     """``fit`` (the training loop, with its task metrics and NCF's fresh negatives) and ``train_steps`` (the
-    throughput loop) take the models whose inputs are a tuple of id arrays, in every implementation here."""
+    throughput loop) take the models of the other tasks — a tuple of id arrays (ncf, gnmt), one token array (gpt_tiny) — in
+    every implementation here."""
     from backends.base import StepClock
     from data import load_dataset
 
