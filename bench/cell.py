@@ -271,7 +271,10 @@ def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mo
     variants have no torch twin) and that have every axis ``mode`` sets (``--memory-format`` only the PyTorch twin)
     and a data-parallel engine where ``replication`` asks for one."""
     check_choice("environment", env, ENVIRONMENTS)
-    builders = get_model_spec(model).builders
+    spec = get_model_spec(model)
+    if not spec.builds_in(env):  # keras-hub's models: the tensorflow environment only
+        return []
+    builders = spec.builders
     cells = []
     for implementation, backend in ENVIRONMENTS[env]:
         if implementation not in builders:

@@ -23,7 +23,7 @@ from models.choices import UnknownChoiceError, check_choice
 from models import small_cnn  # noqa: E402,F401  isort: skip
 from models import resnet, vgg, mobilenet_v2, kerasapps, vit  # noqa: E402,F401  isort: skip
 from models import alexnet, ncf, gnmt  # noqa: E402,F401  isort: skip
-from models import gpt2  # noqa: E402,F401  isort: skip
+from models import gpt2, kerashub  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "IMPLEMENTATIONS",

@@ -89,6 +89,8 @@ class ModelSpec:
         input_check: optional ``"module:function"`` called as ``function(name, input_shape)`` that raises a one-line
             ``ValueError`` for an input shape the model cannot take beyond ``min_input_size`` (the ViT: square, a
             multiple of the patch size), so that a run is refused before it starts.
+        environments: the nox environments (named after their Keras backend) that install what the builders
+            import; ``None``: every one. keras-hub's models build in the tensorflow environment only.
     """
 
     name: str
@@ -106,6 +108,7 @@ class ModelSpec:
     data_formats: tuple[str, ...] = ("channels_last",)
     task: str = "image_classification"
     input_check: str | Callable[..., Any] | None = None
+    environments: tuple[str, ...] | None = None
 
     def check_data_format(self, data_format: str) -> None:
         """Raise ``UnknownChoiceError`` unless the Keras definition can be built in ``data_format``."""
@@ -123,9 +126,21 @@ class ModelSpec:
                 f"Valid choices: {', '.join(self.builders)}."
             )
 
+    def builds_in(self, environment: str) -> bool:
+        """Whether the environment named ``environment`` (a Keras backend) installs what the builders import."""
+        return self.environments is None or environment in self.environments
+
     def builder(self, implementation: str) -> Callable[..., Any]:
         self.check_implementation(implementation)
-        return _resolve(self.builders[implementation])
+        try:
+            return _resolve(self.builders[implementation])
+        except ModuleNotFoundError as error:
+            if self.environments is None:
+                raise
+            raise UnknownChoiceError(
+                f"Model {self.name!r} needs {error.name}, which twinbench installs in the "
+                f"{' and '.join(self.environments)} environment only. Valid choices: KERAS_BACKEND="
+                f"{' or '.join(self.environments)} (nox -s \"tests({self.environments[0]})\").") from None
 
 
 _MODELS: dict[str, ModelSpec] = {}

@@ -98,11 +98,29 @@ _INITIALIZER_ATTRS = {
 }
 
 
-def _initializer_of(layer, variable_name):
-    for attr in _INITIALIZER_ATTRS.get(variable_name, (f"{variable_name}_initializer",)):
+# Initializers a layer passes inline to ``add_weight`` and keeps no attribute for: (layer class, variable) -> name.
+_INLINE_INITIALIZERS = {
+    ("ViTPatchingAndEmbedding", "class_token"): "random_normal",  # keras_hub/src/models/vit/vit_layers.py
+}
+
+
+def _initializer_of(layer, variable_name, variable=None):
+    """The initializer of ``layer``'s variable ``variable_name``: the layer's own attribute for it; else (a composite
+    layer such as keras-hub's ``TransformerDecoder``, whose ``weights`` include its sublayers') the attribute of the
+    sublayer that owns ``variable``; else a known inline initializer."""
+    for attr in _INITIALIZER_ATTRS.get(variable_name, (f"{variable_name}_initializer", "initializer")):
         initializer = getattr(layer, attr, None)
         if initializer is not None:
             return initializer
+    if variable is not None:
+        for sublayer in layer._flatten_layers(include_self=False, recursive=True):
+            if any(own is variable for own in sublayer._trainable_variables + sublayer._non_trainable_variables):
+                return _initializer_of(sublayer, variable_name)
+    inline = _INLINE_INITIALIZERS.get((type(layer).__name__, variable_name))
+    if inline is not None:
+        import keras  # a Keras 3 model is being read: keras is imported already
+
+        return keras.initializers.get(inline)
     raise NotImplementedError(f"Cannot find the initializer of {layer.name}/{variable_name}.")
 
 
@@ -119,7 +137,7 @@ def canonical_weights(keras_model, *, seed: int = 0) -> dict[str, np.ndarray]:
             if variable.path in weights:
                 continue  # shared layers appear once
             name = variable.path.rsplit("/", 1)[-1]
-            initializer = _initializer_of(layer, name)
+            initializer = _initializer_of(layer, name, variable)
             cls = type(initializer).__name__
             config = dict(initializer.get_config())
             for attr in ("scale", "mode", "distribution"):

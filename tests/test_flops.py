@@ -44,6 +44,9 @@ def test_layers_it_cannot_count_are_refused():
 @pytest.mark.parametrize("model_name", list_models())
 def test_registry_flops_are_the_count(model_name):
     spec = get_model_spec(model_name)
+    if spec.environments is not None:
+        pytest.skip(f"{model_name}'s FLOPs are its twin's (models/kerashub); models/flops.py cannot walk keras-hub's "
+                    "composite layers, and the model builds in the tensorflow environment only")
     for size, expected in spec.forward_flops.items():
         shape = tuple(int(d) for d in size.split("x"))
         assert forward_flops(build_model(model_name, "keras", input_shape=shape)) == expected, size

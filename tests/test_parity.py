@@ -46,11 +46,11 @@ def _cases(*, with_a_reference=False):
     """
     cases = []
     for model_name in list_models():
-        builders = get_model_spec(model_name).builders
+        spec = get_model_spec(model_name)
         for pair in sorted(IMPLEMENTATIONS_HERE, key=lambda p: p[0] == "keras"):
-            if pair[0] not in builders:
+            if pair[0] not in spec.builders or not spec.builds_in(pair[1]):
                 continue
-            if with_a_reference and pair[0] == "keras" and "torch" not in builders:
+            if with_a_reference and pair[0] == "keras" and "torch" not in spec.builders:
                 continue
             cases.append(pytest.param(model_name, pair, id=f"{model_name}-{impl_id(pair)}"))
     return cases

@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from bench.cell import MODE_CHOICES
+from bench.cell import ENVIRONMENTS, MODE_CHOICES
 from data.tasks import TASKS
 from models import (
     IMPLEMENTATIONS,
@@ -28,7 +28,8 @@ MODELS = list_models()
 
 # Every field of ModelSpec and of its twin case: a field added or renamed must be checked below too.
 SPEC_FIELDS = {"name", "builders", "input_shape", "num_classes", "paper", "summary", "params", "forward_flops",
-               "torch_keys", "min_input_size", "head", "twin_case", "data_formats", "input_check", "task"}
+               "torch_keys", "min_input_size", "head", "twin_case", "data_formats", "input_check", "task",
+               "environments"}
 TWIN_CASE_FIELDS = {"input_shape", "num_classes", "batch", "options"}
 
 
@@ -100,6 +101,7 @@ def test_every_model_has_valid_metadata(model_name):
     assert spec.torch_keys is None or (_is_target(spec.torch_keys) and "torch" in spec.builders)
     assert spec.input_check is None or _is_target(spec.input_check)
     assert spec.head is None or (isinstance(spec.head, str) and spec.head)
+    assert spec.environments is None or (spec.environments and set(spec.environments) <= set(ENVIRONMENTS))
 
 
 @pytest.mark.parametrize("model_name", MODELS)
@@ -125,3 +127,19 @@ def test_unknown_names_list_the_choices():
         get_model_spec("resnet5")
     with pytest.raises(UnknownChoiceError, match="no 'torch' implementation"):
         get_model_spec("resnet50_kerasapps").check_implementation("torch")
+
+
+def test_a_model_of_one_environment_says_so_elsewhere(monkeypatch):
+    """keras-hub's variants build in the tensorflow environment only: elsewhere a one-line error names it, and the
+    other environments run none of their cells."""
+    from bench.cell import environment_cells
+    from models import UnknownChoiceError
+
+    spec = get_model_spec("gpt_tiny_kerashub")
+    assert spec.environments == ("tensorflow",)
+    assert environment_cells("torch", "gpt_tiny_kerashub") == []
+    assert environment_cells("jax", "gpt_tiny_kerashub") == []
+    assert [cell.label for cell in environment_cells("tensorflow", "gpt_tiny_kerashub")] == ["keras[tensorflow]"]
+    monkeypatch.setitem(spec.builders, "keras", "twinbench_no_such_module:gpt_tiny_kerashub")
+    with pytest.raises(UnknownChoiceError, match="tensorflow environment only"):
+        spec.builder("keras")

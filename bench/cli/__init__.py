@@ -115,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
                                  "cells (--env), or print the table of --out")
     add_env_argument(effect, default=None)
-    effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2", help="comma-separated")
+    effect.add_argument("--families", default="resnet50,vgg19,mobilenet_v2",
+                        help="comma-separated; also vit_tiny, gpt_tiny, vit_b_16, gpt2 (keras-hub variants)")
     effect.add_argument("--out", default=RESULTS["definition_effect"],
                         help="directory of the records; the table pools it and its subdirectories (e.g. rounds)")
     effect.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3), help="HxWxC (default 32x32x3)")
+    effect.add_argument("--input-shape", type=input_shape, default=(32, 32, 3),
+                        help="HxWxC (default 32x32x3); the GPT-2 families: their context length, e.g. 64")
     effect.add_argument("--batch-size", type=positive_int, default=16)
     effect.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
     effect.add_argument("--warmup", type=positive_int, default=3)

@@ -285,11 +285,11 @@ def cmd_definition_effect(args) -> int:
     families = [f for f in args.families.split(",") if f]
     try:
         for family in families:
-            check_choice("model family", family, definition_effect.FAMILIES)
+            check_choice("model family", family, definition_effect.STOCK)
         if args.env is not None:
             check_choice("environment", args.env, definition_effect.ENV_CELLS)
             for family in families:
-                for role, implementation, backend in definition_effect.ENV_CELLS[args.env]:
+                for role, implementation, backend in definition_effect.env_cells(args.env, family):
                     validate_cell(family if role == "matched" else definition_effect.STOCK[family], implementation, backend,
                                    "synthetic", args.input_shape)
             check_writable(args.out)

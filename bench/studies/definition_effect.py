@@ -32,10 +32,15 @@ from bench.records import load_records
 from bench.results.decompose import label, pooled, pooled_samples, run_labels
 from bench.results.stats import ratio_ci
 from bench.results.table import format_table
+from models import get_model_spec
 
-# The matched definitions and their keras.applications variants.
+# The matched definitions and their stock variants: keras.applications for the CNNs (the default families), keras-hub
+# for the Transformers (``--families vit_tiny,gpt_tiny``; keras-hub is installed in the tensorflow environment only, so
+# their stock cells run there alone).
 FAMILIES = ("resnet50", "vgg19", "mobilenet_v2")
-STOCK = {family: f"{family}_kerasapps" for family in FAMILIES}
+TRANSFORMER_FAMILIES = ("vit_tiny", "gpt_tiny", "vit_b_16", "gpt2")
+STOCK = {**{family: f"{family}_kerasapps" for family in FAMILIES},
+         **{family: f"{family}_kerashub" for family in TRANSFORMER_FAMILIES}}
 
 # What each environment runs: (model role, implementation, backend); role "matched" or "stock". The matched
 # definition runs in every cell of the environment (bench.cell.ENVIRONMENTS), the stock one on Keras 3 only.
@@ -45,10 +50,16 @@ ENV_CELLS = {env: [*(("matched", *pair) for pair in pairs), ("stock", "keras", e
 NATIVE = {backend: (implementation, backend) for implementation, backend in NATIVE_BACKEND.items()}
 
 
+def env_cells(env: str, family: str) -> list[tuple[str, str, str]]:
+    """``ENV_CELLS[env]`` for ``family``, without a stock cell its variant cannot build in ``env`` (keras-hub's)."""
+    return [(role, implementation, backend) for role, implementation, backend in ENV_CELLS[env]
+            if role == "matched" or get_model_spec(STOCK[family]).builds_in(env)]
+
+
 def run_cells(env: str, *, families=FAMILIES, out_dir, bench_args=(), python=sys.executable) -> int:
     """Run this environment's cells for each family, each in its own throughput process; returns failures."""
     cells = [Cell(family if role == "matched" else STOCK[family], implementation, backend, "synthetic")
-             for family in families for role, implementation, backend in ENV_CELLS[env]]
+             for family in families for role, implementation, backend in env_cells(env, family)]
     return children.run_cells("throughput", cells, out_dir=out_dir, child_args=bench_args, python=python)
 
 
@@ -99,8 +110,9 @@ def definition_effect_rows(records: list[dict], *, seed: int = 0) -> list[dict]:
 
 
 def _efficiency(runs):
-    """FLOPs per image and achieved GFLOP/s (median over runs' medians) of a cell, from its records."""
-    if not runs or not runs[0].get("efficiency"):
+    """FLOPs per image and achieved GFLOP/s (median over runs' medians) of a cell, from its records; ``None`` where the
+    records could not count FLOPs (keras-hub's composite layers: ``models/flops.py``)."""
+    if not runs or "forward_flops_per_image" not in (runs[0].get("efficiency") or {}):
         return None
     eff = runs[0]["efficiency"]
     gflops = [r["efficiency"]["achieved_gflops"]["median"] for r in runs
@@ -133,7 +145,7 @@ def definition_effect_table(records: list[dict], *, markdown: bool = False) -> s
                       gflops, f"{row['native']} {row['native_ms']:.1f}" if "native" in row else "—",
                       _ratio_text(row["framework_effect"]) if "framework_effect" in row else "—"])
     if not lines:
-        return "(no definition-effect rows: the directory needs throughput records of a family and its _kerasapps variant)"
+        return "(no definition-effect rows: the directory needs throughput records of a family and its stock variant)"
     if markdown:
         return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
                          + ["| " + " | ".join(cells) + " |" for cells in lines])

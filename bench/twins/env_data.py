@@ -244,8 +244,10 @@ def load_data(model_name: str) -> dict[str, dict]:
 
 
 def write_env_data(env: str, models=None) -> list[Path]:
-    """Collect and write this environment's share for every model (or ``models``)."""
+    """Collect and write this environment's share for every model (or ``models``) that builds here."""
     written = []
     for name in models or list_models():
+        if not get_model_spec(name).builds_in(env):
+            continue
         written.append(write_json_atomic(data_path(name, env), collect(name, env)))
     return written

@@ -260,7 +260,10 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
     if notes:
         out += [""] + [f"- {n}" for n in notes]
     out += ["", "Computed with:"] + [_env_line(env, data_by_env[env]) for env in ENVS if env in data_by_env]
-    missing_envs = [env for env in ENVS if env not in data_by_env]
+    missing_envs = [env for env in ENVS if env not in data_by_env and spec.builds_in(env)]
+    if spec.environments is not None:
+        out.append(f"- builds in the {' and '.join(spec.environments)} environment only (it needs a library installed "
+                   "there alone)")
     if missing_envs:
         out.append(f"- missing: {', '.join(missing_envs)} environment(s); {REGENERATE}")
     out.append("")
@@ -366,6 +369,6 @@ def show(model_name: str, *, live: bool = True) -> str:
     """The page of one model; this environment's share computed now (``live``), the rest from committed data."""
     data = load_data(model_name)
     env = current_env() if live else None
-    if env is not None:
+    if env is not None and get_model_spec(model_name).builds_in(env):
         data[env] = {**collect(model_name, env), "live": True}
     return render_page(model_name, data)

@@ -69,8 +69,9 @@ def check_image_size(name: str, config: ViTConfig, input_shape) -> int:
 
 
 def check_input(name: str, input_shape) -> None:
-    """The registry's ``input_check``: ``check_image_size`` for the configuration ``name``."""
-    check_image_size(name, CONFIGS[name], input_shape)
+    """The registry's ``input_check``: ``check_image_size`` for the configuration ``name`` (a variant of another
+    definition, ``vit_tiny_kerashub``, takes its twin's)."""
+    check_image_size(name, CONFIGS[name.removesuffix("_kerashub")], input_shape)
 
 
 # Keras layer name -> torchvision module path, for the layers outside the encoder blocks.
