@@ -207,7 +207,10 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     for kind, lead, indices in segments(windows_run, warmup=config.warmup):
         # Edges: before step 0, after the first step, after the lead-in, then after each window.
         edges = [0, 1, lead] + [lead + (i + 1) * config.steps for i in range(len(indices))]
-        starts = {0: ("warmup" if first_step_s is None else f"{kind}-lead-{indices[0]}", True)}
+        # The profiler samples the warm-up (as it always did), not the later lead-ins.
+        lead_in = ("warmup", True) if first_step_s is None else (
+            ("compute-warmup" if lead == config.warmup and kind == "compute" else f"{kind}-lead-{indices[0]}"), False)
+        starts = {0: lead_in}
         starts.update({lead + i * config.steps: (f"repeat-{index}", windows_run[index][1])
                        for i, index in enumerate(indices)})
         clock = StepClock(edges, sync=lambda: runner.sync(model),
