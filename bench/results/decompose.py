@@ -222,8 +222,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
             on = [r["step_s"] for r in repeats if r["profiler"]]
             off = [r["step_s"] for r in repeats if not r["profiler"]]
             pairs = [pair for record in runs for pair in overhead_pairs(record["timing"]["repeats"])]
-            compute = pooled_samples(runs, part="compute")[0]
-            feed = [w - c for record in runs for w, c in feed_pairs(record["timing"]["repeats"])]
+            parts = feed_and_compute(runs)
             rows.append({
                 "model": model, "batch_size": batch_size, "label": label(cell, axes), "runs": len(runs),
                 "first_step_s": statistics.median(r["timing"]["first_step_s"] for r in runs),
@@ -231,8 +230,8 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
                 "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
-                "compute_step_s": summarize(compute) if compute else None,  # the train step alone
-                "feed_step_s": summarize(feed) if feed else None,  # whole - compute, window pairs
+                "compute_step_s": parts["compute"],  # the train step alone
+                "feed_step_s": parts["feed"],  # whole - compute, window pairs
                 "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.measuring.mfu)
                 # Share of the time the sampler thread spent in its own calls (median over profiled windows).
                 "sampler_busy_fraction": statistics.median(
@@ -241,6 +240,17 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                     is not None) if any(record.get("profile") for record in runs) else None,
             })
     return rows
+
+
+def feed_and_compute(runs: list[dict]) -> dict:
+    """``{"whole", "compute", "feed"}``: ``summarize`` (seconds per step) of one cell's runs pooled; ``feed`` over the
+    differences whole - compute of the windows run next to each other (``feed_pairs``). None where a record has no
+    compute windows (records made before them, training records)."""
+    whole, compute = pooled_samples(runs)[0], pooled_samples(runs, part="compute")[0]
+    feed = [w - c for record in runs if record.get("kind") == "throughput"
+            for w, c in feed_pairs((record.get("timing") or {}).get("repeats") or [])]
+    return {"whole": summarize(whole) if whole else None, "compute": summarize(compute) if compute else None,
+            "feed": summarize(feed) if feed else None}
 
 
 def decomposition_table(rows: list[dict]) -> str:
