@@ -13,9 +13,18 @@ What it measures, in one process (one Keras backend per process):
    ABBA order (on, off, off, on, ...) so a slow drift of the machine affects both alike. The ratio of
    median step times (on / off) with a bootstrap CI is the profiler's own cost.
 
-All steps run in one call of the implementation's real training path (``Runner.train_steps``: the
-PyTorch loop, or a single ``fit`` epoch for Keras and tf.keras) on full batches of the synthetic
-dataset, cycled in the shared order. Each window's profiler is started and stopped at the window's edges,
+5. ``compute_repeats`` compute windows (default: as many as ``repeats``): the implementation's own train step
+   alone on a few batches already on the device (``Runner.compute_steps``), each put next to a whole window
+   with the profiler on, after one and before the next in turn (``window_schedule``), sampled like it.
+   ``timing.compute_step_s`` summarizes them, ``timing.feed_step_s`` the differences whole - compute of the
+   windows side by side (``bench.results.decompose.feed_pairs``); each repeat says its ``window``:
+   ``whole`` or ``compute``.
+
+Whole windows run the implementation's real training path (``Runner.train_steps``: the PyTorch loop, or a
+``fit`` epoch for Keras and tf.keras, fed as ``feed`` says) on full batches of the synthetic dataset, cycled in
+the shared order. Without compute windows all steps run in one such call; with them, each run of windows of one
+kind is one call (``segments``), its first call led in by the warm-up (a compute path's first step may trace)
+and every later one by one untimed step. Each window's profiler is started and stopped at the window's edges,
 between the two timestamps the ``StepClock`` takes there, so starting and joining its thread is not timed;
 what the sampler thread costs while the steps run is.
 
