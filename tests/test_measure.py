@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from backends.base import StepClock, cycled_batches, epoch_edges
+from bench.cell import Replication
 from bench.cli import main
-from bench.measuring.throughput import repeat_schedule, segments, window_schedule
+from bench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
 from bench.measuring.timing import memory_figures, train_timing
 from bench.records import (
     SCHEMA,
@@ -313,6 +314,12 @@ def test_compute_windows_are_their_own_samples_and_feed_is_whole_minus_the_compu
                                                       ("whole", True), ("whole", False), ("compute", True)]
     assert segments(window_schedule([True, True], 2), warmup=4) == [("whole", 4, [0]), ("compute", 4, [1, 2]),
                                                                     ("whole", 1, [3])]
+    config = ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch", repeats=3)
+    assert config.compute_windows == 3 and config.cell.feed == "native"
+    assert ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch", feed="arrays").cell.label == \
+        "torch feed=arrays"
+    assert ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch",
+                            replication=Replication(replicas=2)).compute_windows == 0  # compute runs on one replica
     rng = np.random.default_rng(0)
     noise = 1 + 0.001 * rng.standard_normal(8)
     records = [feed_compute_record("torch", 0.010 * noise, 0.006 * noise),

@@ -163,7 +163,7 @@ def _add_bench_parser(sub):
                        help="extra windows with the profiler off, to measure its cost (default: --repeats)")
     bench.add_argument("--compute-repeats", type=non_negative_int, default=None,
                        help="windows of the train step alone on batches already on the device, interleaved with the "
-                            "whole windows (default: --repeats; 0: none)")
+                            "whole windows (default: --repeats, none with --replicas; 0: none)")
     bench.add_argument("--feed", choices=FEEDS, default=AXES["feed"],
                        help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
                             "arrays: plain arrays (pre-sliced tensors; fit(x, y)) (default native)")

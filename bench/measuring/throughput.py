@@ -89,7 +89,11 @@ class ThroughputConfig:
 
     @property
     def compute_windows(self) -> int:
-        return self.repeats if self.compute_repeats is None else self.compute_repeats
+        """Compute windows to run: ``compute_repeats``, by default as many as ``repeats`` (none on several replicas,
+        where ``Runner.compute_steps`` does not run)."""
+        if self.compute_repeats is None:
+            return self.repeats if self.replication.replicas == 1 else 0
+        return self.compute_repeats
 
 
 def repeat_schedule(on: int, off: int) -> list[bool]:
@@ -200,6 +204,9 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     if config.warmup < 1 or config.steps < 1 or config.repeats < 1:
         raise ValueError("warmup, steps and repeats must be at least 1.")
     check_feed(config.feed)
+    if config.compute_windows and config.replication.replicas > 1:
+        raise ValueError(f"--compute-repeats runs on one replica only: use --compute-repeats 0 with --replicas "
+                         f"{config.replication.replicas}. Received: compute_repeats={config.compute_repeats}.")
     started = _now_iso()
     load_before = host_load()
     spec = get_model_spec(config.model)
