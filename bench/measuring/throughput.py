@@ -220,12 +220,14 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     profilers: list = []
     seconds: dict[int, float] = {}  # window index -> seconds
     first_step_s = warmup_s = None
+    kinds_run: set[str] = set()
     for kind, lead, indices in segments(windows_run, warmup=config.warmup):
         # Edges: before step 0, after the first step, after the lead-in, then after each window.
         edges = [0, 1, lead] + [lead + (i + 1) * config.steps for i in range(len(indices))]
         # The profiler samples the warm-up (as it always did), not the later lead-ins.
         lead_in = ("warmup", True) if first_step_s is None else (
-            ("compute-warmup" if lead == config.warmup and kind == "compute" else f"{kind}-lead-{indices[0]}"), False)
+            ("compute-warmup" if kind not in kinds_run else f"{kind}-lead-{indices[0]}"), False)
+        kinds_run.add(kind)
         starts = {0: lead_in}
         starts.update({lead + i * config.steps: (f"repeat-{index}", windows_run[index][1])
                        for i, index in enumerate(indices)})
