@@ -7,7 +7,9 @@ A ``Runner`` knows one framework. ``bench`` calls, in order::
     accuracy = runner.evaluate(model, x_test, y_test, batch_size=256)
     epochs = runner.fit(model, dataset, config, events=profiler)
 
-and, for the throughput benchmark, ``runner.train_steps(model, dataset, config, steps=N, clock=clock)``.
+and, for the throughput benchmark, ``runner.train_steps(model, dataset, config, steps=N, clock=clock)`` (the whole
+step: the input pipeline and the train step) and ``runner.compute_steps(...)`` (the same train step alone, on a few
+batches already on the device).
 
 Every figure a runner returns is framework-neutral (floats, numpy arrays, the neutral weight mapping).
 
@@ -174,6 +176,22 @@ def cycled_batches(n: int, batch_size: int, steps: int, *, seed: int) -> list[np
     return batches[:steps]
 
 
+# How a throughput run feeds its batches (``--feed``; the cell axis ``feed``):
+# native  what each implementation's users write (a DataLoader over a batch sampler; Keras' and tf.keras' fit over a
+#         PyDataset/Sequence), twinbench's default;
+# arrays  plain arrays: the PyTorch loop over pre-sliced tensors in a list (no DataLoader); fit(x, y, batch_size=...,
+#         shuffle=False) on numpy arrays already in the shared cycled order.
+FEEDS = ("native", "arrays")
+# Distinct batches a compute run cycles through (``Runner.compute_steps``).
+COMPUTE_BATCHES = 4
+
+
+def check_feed(feed: str) -> None:
+    """Raise ``ValueError`` (one line) unless ``feed`` is one of ``FEEDS``."""
+    if feed not in FEEDS:
+        raise ValueError(f"--feed must be one of {', '.join(FEEDS)}. Received: feed={feed!r}.")
+
+
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Share of samples whose largest logit is the true class."""
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
@@ -244,11 +262,23 @@ class Runner:
     def fit(self, model, dataset, config: TrainConfig, *, events=None) -> list[EpochResult]:
         raise NotImplementedError
 
-    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock) -> None:
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock,
+                    feed: str = "native") -> None:
         """Train exactly ``steps`` optimizer steps on ``cycled_batches`` through the real training path.
 
         For the throughput benchmark: no evaluation, no epochs; ``clock.before_step(i)`` before step ``i``
-        and ``clock.finish(steps)`` after the last step.
+        and ``clock.finish(steps)`` after the last step. ``feed`` (``FEEDS``): how the batches arrive.
+        """
+        raise NotImplementedError
+
+    def compute_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock) -> None:
+        """Train ``steps`` optimizer steps with the implementation's *own* train-step function, no input pipeline.
+
+        The same compiled (or eager) step, in the same mode, that ``train_steps`` runs, called the way the
+        implementation's loop calls it, on ``COMPUTE_BATCHES`` batches of ``cycled_batches`` converted and put on
+        the device once before ``clock``'s first edge and then cycled. What "compute" leaves out is the input
+        pipeline: slicing, collating, converting and copying a batch, and the pipeline's own threads. Each
+        implementation's docstring says exactly what it includes. Raises ``BackendError`` on several replicas.
         """
         raise NotImplementedError
 

@@ -26,7 +26,17 @@ from types import ModuleType
 import numpy as np
 
 import data as datasets
-from backends.base import EpochResult, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from backends import BackendError
+from backends.base import (
+    COMPUTE_BATCHES,
+    EpochResult,
+    Runner,
+    StepClock,
+    TrainConfig,
+    check_feed,
+    cycled_batches,
+    epoch_edges,
+)
 from data.tasks import num_samples, take
 
 
@@ -189,12 +199,54 @@ class KerasFitRunner(Runner):
             return float(history.history["loss"][0])
         return float(model.train_on_batch(self.model_inputs(x), y))
 
-    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
-        """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback."""
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock, feed="native"):
+        """One ``fit`` epoch over ``steps`` full batches, the clock driven by a callback.
+
+        ``feed="native"``: ``fit`` over a ``FixedBatches`` Sequence (PyDataset), as in ``fit``; ``"arrays"``:
+        ``fit(x, y, batch_size=..., shuffle=False)`` on numpy arrays already in the cycled order (``steps`` batches
+        of samples, gathered before the call).
+        """
+        check_feed(feed)
         self.ensure_compiled(model, config)
         classes = fit_classes(self.keras_module)
-        batches = classes.FixedBatches(self.model_inputs(dataset.x_train), dataset.y_train,
-                                       cycled_batches(num_samples(dataset.x_train), config.batch_size, steps,
-                                                      seed=config.seed))
-        model.fit(batches, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[classes.StepClockCallback(self, clock=clock, steps=steps)])
+        x = self.model_inputs(dataset.x_train)
+        batches = cycled_batches(num_samples(dataset.x_train), config.batch_size, steps, seed=config.seed)
+        callbacks = [classes.StepClockCallback(self, clock=clock, steps=steps)]
+        if feed == "arrays":
+            order = np.concatenate(batches)
+            model.fit(take(x, order), dataset.y_train[order], batch_size=config.batch_size, epochs=1, shuffle=False,
+                      verbose=0, callbacks=callbacks)
+        else:
+            model.fit(classes.FixedBatches(x, dataset.y_train, batches), epochs=1, shuffle=False, verbose=0,
+                      callbacks=callbacks)
+
+    def compute_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
+        """``model.train_function``, the step ``fit`` calls (``Runner.compute_steps``), without ``fit``'s loop.
+
+        Common to both Keras modules: ``COMPUTE_BATCHES`` batches of the cycled order in the model's layout, and
+        ``make_train_function()`` (cached: the very function ``fit`` made, compiled as the mode says); each
+        runner's ``run_train_function`` calls it the way its ``fit`` does and says what that includes. Left out
+        either way: the data adapter and ``PyDataset`` (slicing, collation, conversion), callbacks and ``fit``'s
+        per-epoch work.
+        """
+        if self.replicas.world_size > 1:
+            raise BackendError("compute_steps runs on one replica only: use --compute-repeats 0 with --replicas.")
+        self.ensure_compiled(model, config)
+        x = self.model_inputs(dataset.x_train)
+        indices = cycled_batches(num_samples(dataset.x_train), config.batch_size, min(steps, COMPUTE_BATCHES),
+                                 seed=config.seed)
+        self.run_train_function(model, [(take(x, b), dataset.y_train[b]) for b in indices], steps=steps, clock=clock)
+
+    def run_train_function(self, model, batches, *, steps: int, clock: StepClock) -> None:
+        """``steps`` calls of ``model.train_function`` on ``batches`` (numpy ``(x, y)``), cycled; the clock as in
+        ``train_steps``."""
+        raise NotImplementedError
+
+
+def tf_data_iterator(batches):
+    """An iterator over a ``tf.data.Dataset`` of the ``(x, y)`` batches, held in memory and repeated without end:
+    what a TensorFlow ``train_function`` takes (no map, no prefetch, no worker threads)."""
+    import tensorflow as tf
+
+    dataset = functools.reduce(lambda a, b: a.concatenate(b), [tf.data.Dataset.from_tensors(b) for b in batches])
+    return iter(dataset.repeat())

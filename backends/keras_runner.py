@@ -17,13 +17,14 @@ last before flattening (so that weights survive a change of layout), which the g
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import keras
 import numpy as np
 
 from backends import BackendError, check_mode_here
 from backends.base import NullEvents, TrainConfig
-from backends.keras_fit import KerasFitRunner, fit_classes
+from backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
 from backends.recurrent import keras_lstm_kernels
 from data.tasks import DEFAULT_TASK, PAD
 from models import build_model
@@ -274,6 +275,49 @@ class KerasRunner(KerasFitRunner):
         if not getattr(model, "compiled", False):
             with self.replicas.scope():
                 compile_model(model, config, jit_compile=self.jit_compile)
+
+    def run_train_function(self, model, batches, *, steps, clock):
+        """``model.train_function`` called as this backend's ``fit`` calls it (keras/src/backend/<backend>/trainer.py).
+
+        torch: the batches as torch tensors on Keras' device; ``train_function([batch])`` (``train_step``: forward,
+        loss, backward, optimizer; under ``torch.compile`` where ``jit_compile`` resolved to it) after
+        ``model.train()``. jax: the batches as JAX arrays on the device; the stateless
+        ``logs, state = train_function(state, iterator)`` (``jax.jit`` unless eager), the state handed from step
+        to step and written back to the variables once at the end (``jax_state_sync``), as ``fit`` does per
+        epoch. tensorflow: ``train_function(iterator)`` over ``tf_data_iterator`` (the ``tf.function`` that
+        ``fit`` runs, its ``iterator.get_next()`` included; on a GPU the batch is copied from host memory inside
+        it). Left out: ``fit``'s epoch iterator and data adapter, callbacks, ``on_train_batch_end`` dispatch.
+        """
+        model._symbolic_build(data_batch=batches[0])  # what train_on_batch does first (builds the optimizer)
+        model.make_train_function()
+        if self.backend == "tensorflow":
+            iterator = tf_data_iterator(batches)
+            for step in range(steps):
+                clock.before_step(step)
+                model.train_function(iterator)
+            clock.finish(steps)
+            return
+        tensors = [keras.tree.map_structure(keras.ops.convert_to_tensor, batch) for batch in batches]
+        if self.backend == "torch":
+            model.train()
+            for step in range(steps):
+                clock.before_step(step)
+                model.train_function([tensors[step % len(tensors)]])
+            clock.finish(steps)
+            return
+        names = ("trainable_variables", "non_trainable_variables", "optimizer_variables", "metrics_variables")
+        state = model._get_jax_state(**dict.fromkeys(names, True), purge_model_variables=True)
+        model._jax_state, model._jax_state_synced = dict(zip(names, state, strict=True)), False
+        iterator = itertools.cycle(tensors)
+        try:
+            for step in range(steps):
+                clock.before_step(step)
+                _, state = model.train_function(state, iterator)
+                model._jax_state = dict(zip(names, state, strict=True))  # what runner.sync(model) waits for
+            clock.finish(steps)
+        finally:
+            model.jax_state_sync()
+            model._jax_state = None
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):

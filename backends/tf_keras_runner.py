@@ -15,7 +15,7 @@ import tf_keras
 
 from backends import check_mode_here
 from backends.base import NullEvents, TrainConfig
-from backends.keras_fit import KerasFitRunner, fit_classes
+from backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
 from backends.keras_runner import compile_model, mixed_policy
 from backends.recurrent import tf_keras_lstm_kernels
 from data.tasks import PAD
@@ -154,6 +154,18 @@ class TfKerasRunner(KerasFitRunner):
             with self.replicas.scope():
                 compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
                               loss=task_loss(self.task_of(model)))
+
+    def run_train_function(self, model, batches, *, steps, clock):
+        """``model.make_train_function()`` called as tf.keras' ``fit`` calls it: ``train_function(iterator)`` over
+        ``tf_data_iterator`` (the ``tf.function``, XLA where ``jit_compile``, that runs ``train_step``, its
+        ``iterator.get_next()`` included; on a GPU the batch is copied from host memory inside it). Left out:
+        ``fit``'s data handler and Sequence adapter, callbacks."""
+        train_function = model.make_train_function()
+        iterator = tf_data_iterator(batches)
+        for step in range(steps):
+            clock.before_step(step)
+            train_function(iterator)
+        clock.finish(steps)
 
     # -- device ----------------------------------------------------------------------------------------------
     def sync(self, model=None):

@@ -27,8 +27,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 import data as datasets
-from backends import check_mode_here
-from backends.base import EpochResult, NullEvents, Runner, StepClock, TrainConfig, cycled_batches, epoch_edges
+from backends import BackendError, check_mode_here
+from backends.base import (
+    COMPUTE_BATCHES,
+    EpochResult,
+    NullEvents,
+    Runner,
+    StepClock,
+    TrainConfig,
+    check_feed,
+    cycled_batches,
+    epoch_edges,
+)
 from backends.distributed import TorchDDP
 from backends.recurrent import torch_lstm_kernels, watch_lstms
 from data.tasks import DEFAULT_TASK, PAD, num_samples, take
@@ -439,13 +449,21 @@ class TorchRunner(Runner):
               memory_format=self.memory_format)
         return hooks.results
 
-    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
-        """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation."""
+    def train_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock, feed="native"):
+        """The same loop as ``fit`` over ``steps`` full batches, with no epochs and no evaluation.
+
+        ``feed="native"``: a ``DataLoader`` over the index batches, as in ``fit``; ``"arrays"``: the batches sliced
+        into a list of tensors beforehand (no DataLoader), each moved to the device in the loop.
+        """
+        check_feed(feed)
         device = self.device
         train_set = ArraysDataset(dataset.x_train, dataset.y_train)
         batches = [self.replicas.shard(b) for b in cycled_batches(len(train_set), config.batch_size, steps,
                                                                   seed=config.seed)]
-        loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
+        if feed == "arrays":
+            loader = [train_set[b] for b in batches]
+        else:
+            loader = DataLoader(train_set, sampler=batches, batch_size=None, pin_memory=device.type == "cuda")
         optimizer, scaler = self._optimizer(model, config)
         loss_fn = task_loss(self.task_of(model))
         network = self.train_network(model)
@@ -454,6 +472,29 @@ class TorchRunner(Runner):
             clock.before_step(step)
             inputs = self.to_device(inputs)
             labels = labels.to(device, non_blocking=True)
+            train_step(network, optimizer, loss_fn, inputs, labels, scaler=scaler, autocast_dtype=self.autocast_dtype)
+        clock.finish(steps)
+
+    def compute_steps(self, model, dataset, config: TrainConfig, *, steps: int, clock: StepClock):
+        """``train_step`` alone (``Runner.compute_steps``) on ``COMPUTE_BATCHES`` batches already on the device.
+
+        Includes what the loop of ``train_steps`` runs per step after the batch is on the device: ``zero_grad``,
+        the forward pass (under ``torch.compile`` and autocast as the mode says), the loss, ``backward`` and the
+        optimizer step (through the GradScaler). Excludes the DataLoader (index slicing, collation), the
+        conversion to tensors and the copy to the device (and the memory-format conversion).
+        """
+        if self.replicas.world_size > 1:
+            raise BackendError("compute_steps runs on one replica only: use --compute-repeats 0 with --replicas.")
+        train_set = ArraysDataset(dataset.x_train, dataset.y_train)
+        indices = cycled_batches(len(train_set), config.batch_size, min(steps, COMPUTE_BATCHES), seed=config.seed)
+        batches = [(self.to_device(inputs), labels.to(self.device)) for inputs, labels in (train_set[b] for b in indices)]
+        optimizer, scaler = self._optimizer(model, config)
+        loss_fn = task_loss(self.task_of(model))
+        network = self.train_network(model)
+        model.train()
+        for step in range(steps):
+            clock.before_step(step)
+            inputs, labels = batches[step % len(batches)]
             train_step(network, optimizer, loss_fn, inputs, labels, scaler=scaler, autocast_dtype=self.autocast_dtype)
         clock.finish(steps)
 

@@ -145,6 +145,7 @@ SINGLE = Replication()
 AXES = {
     **dataclasses.asdict(DEFAULT_MODE),
     **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
+    "feed": "native",  # how a throughput run feeds its batches (backends.base.FEEDS; --feed)
 }
 
 
@@ -207,6 +208,7 @@ class Cell:
     memory_format: str = AXES["memory_format"]
     replicas: int = AXES["replicas"]
     sync_batchnorm: bool = AXES["sync_batchnorm"]
+    feed: str = AXES["feed"]
 
     @property
     def pair(self) -> tuple[str, str]:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from backends.base import StepClock, cycled_batches, epoch_edges
+from bench.cell import Replication
 from bench.cli import main
-from bench.measuring.throughput import repeat_schedule
+from bench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
 from bench.measuring.timing import memory_figures, train_timing
 from bench.records import (
     SCHEMA,
@@ -23,6 +24,7 @@ from bench.results.decompose import (
     DECOMPOSITION,
     decomposition,
     decomposition_table,
+    feed_pairs,
     overhead_pairs,
     profiler_overhead,
 )
@@ -293,6 +295,59 @@ def test_compare_prints_the_tables_the_decomposition_and_the_profiler_cost(tmp_p
     assert "Keras 3 overhead on PyTorch" in out
     assert "profiler cost, keras[torch] (batch 64): unpaired +5.00%" in out and "median NOT under 1%" in out
     assert "paired +5.00%" in out  # the ABBA neighbours: repeats 0-1, 2-3, ... of the 8 on / 8 off
+
+
+def feed_compute_record(label, whole, compute):
+    """A throughput record whose compute windows sit beside its profiler-on whole windows as ``window_schedule``
+    puts them (no profiler-off windows)."""
+    record = throughput_record(label, [], off=())
+    kinds = window_schedule([True] * len(whole), len(compute))
+    times = {"whole": iter(whole), "compute": iter(compute)}
+    record["timing"]["repeats"] = [{"repeat": i, "window": kind, "profiler": on, "step_s": next(times[kind])}
+                                   for i, (kind, on) in enumerate(kinds)]
+    record["timing"]["first_step_s"] = 0.5
+    return record
+
+
+def test_compute_windows_are_their_own_samples_and_feed_is_whole_minus_the_compute_beside_it(tmp_path, capsys):
+    assert window_schedule([True, True, False], 3) == [("whole", True), ("compute", True), ("compute", True),
+                                                      ("whole", True), ("whole", False), ("compute", True)]
+    assert segments(window_schedule([True, True], 2), warmup=4) == [("whole", 4, [0]), ("compute", 4, [1, 2]),
+                                                                    ("whole", 1, [3])]
+    config = ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch", repeats=3)
+    assert config.compute_windows == 3 and config.cell.feed == "native"
+    assert ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch", feed="arrays").cell.label == \
+        "torch feed=arrays"
+    assert ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch",
+                            replication=Replication(replicas=2)).compute_windows == 0  # compute runs on one replica
+    rng = np.random.default_rng(0)
+    noise = 1 + 0.001 * rng.standard_normal(8)
+    records = [feed_compute_record("torch", 0.010 * noise, 0.006 * noise),
+               feed_compute_record("keras[torch]", 0.013 * noise, 0.012 * noise)]
+    pairs = feed_pairs(records[0]["timing"]["repeats"])
+    assert len(pairs) == 8 and all(w == pytest.approx(c / 0.6) for w, c in pairs)
+    (whole,) = decomposition(records)
+    (compute,) = decomposition(records, part="compute")
+    assert whole["ratio"] == pytest.approx(1.3, rel=1e-6) and "part" not in whole
+    assert compute["ratio"] == pytest.approx(2.0, rel=1e-6) and compute["part"] == "compute"
+    assert compute["n_a"] == compute["n_b"] == 8 and compute["samples"] == "s/step per compute window"
+    old = throughput_record("torch", [0.01, 0.01, 0.01])  # a record from before compute windows: none
+    assert decomposition([old, throughput_record("keras[torch]", [0.02] * 3)], part="compute") == []
+    with pytest.raises(ValueError, match="part must be one of whole, compute"):
+        decomposition(records, part="feed")
+
+    for record in records:
+        write_json_atomic(tmp_path / f"{record['cell']['implementation']}.json", record)
+    assert main(["compare", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Feed vs compute" in out and "Overhead decomposition of compute" in out and "2.00x slower" in out
+    feed_section = out[out.index("Feed vs compute"):]
+    line = next(row for row in feed_section.splitlines() if row.startswith("cifar_cnn  torch "))
+    assert "10.00 [" in line and "6.00 [" in line and "4.00 [" in line  # whole, compute, feed (ms)
+    from bench.results.report import build_report
+
+    report = build_report(tmp_path, figures=False).read_text()
+    assert "## Feed vs compute" in report and "| keras[torch] / torch |" in report
 
 
 def test_several_runs_of_a_cell_are_pooled():

@@ -85,27 +85,38 @@ def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, 
     implementation, backend = pair
     _ticking_clock(monkeypatch, bench.measuring.throughput)
     code = main(["bench", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
-                 "--repeats", "3", "--overhead-repeats", "2", "--profile-interval", "0.02", "--out", str(tmp_path)])
+                 "--repeats", "3", "--overhead-repeats", "2", "--compute-repeats", "2", "--profile-interval", "0.02",
+                 "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     path = tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic.json"
     record = read_record(path)
     assert record["kind"] == "throughput" and record["status"] == "ok"
     assert record["started"] == "2026-01-01T00:00:00" < record["finished"]  # stamped before the run, not after
     timing = record["timing"]
-    assert [r["profiler"] for r in timing["repeats"]] == [True, False, False, True, True]
+    # The whole windows keep the profiler's ABBA order; a compute window sits after, then before, one with it on.
+    assert [(r["window"], r["profiler"]) for r in timing["repeats"]] == [
+        ("whole", True), ("compute", True), ("whole", False), ("whole", False), ("compute", True), ("whole", True),
+        ("whole", True)]
     assert all(r["steps"] == 3 and r["seconds"] > 0 for r in timing["repeats"])
     assert SUMMARY_KEYS <= set(timing["steady_step_s"]) and timing["steady_step_s"]["n"] == 3
     assert timing["profiler_off_step_s"]["n"] == 2 and timing["throughput_images_per_s"]["n"] == 3
+    assert SUMMARY_KEYS <= set(timing["compute_step_s"]) and timing["compute_step_s"]["n"] == 2
+    assert SUMMARY_KEYS <= set(timing["feed_step_s"]) and timing["feed_step_s"]["n"] == 2
+    steps = {r["repeat"]: r["step_s"] for r in timing["repeats"]}
+    # Feed: each compute window against the whole window beside it (repeats 0 and 1, 4 and 5).
+    assert timing["feed_step_s"]["median"] == pytest.approx((steps[0] - steps[1] + steps[5] - steps[4]) / 2)
     assert timing["first_step_s"] > 0 and timing["warmup_s"] >= timing["first_step_s"]
     overhead = record["profiler_overhead"]
     assert overhead["n_a"] == 3 and overhead["n_b"] == 2
     assert overhead["overhead_pct"] == pytest.approx(100 * (overhead["ratio"] - 1))
     assert isinstance(overhead["under_limit"], bool) and isinstance(overhead["shown_under_limit"], bool)
-    assert record["profile"]["windows_profiled"] == ["warmup", "repeat-0", "repeat-3", "repeat-4"]
+    assert record["profile"]["windows_profiled"] == ["warmup", "repeat-0", "repeat-1", "repeat-4", "repeat-5",
+                                                     "repeat-6"]
     segments = read_timeline(path)["segments"]
     assert [(s["name"], s["profiler_enabled"]) for s in segments] == [
-        ("warmup", True), ("repeat-0", True), ("repeat-1", False), ("repeat-2", False), ("repeat-3", True),
-        ("repeat-4", True)]
+        ("warmup", True), ("repeat-0", True), ("compute-warmup", False), ("repeat-1", True),
+        ("whole-lead-2", False), ("repeat-2", False), ("repeat-3", False), ("compute-lead-4", False),
+        ("repeat-4", True), ("whole-lead-5", False), ("repeat-5", True), ("repeat-6", True)]
     assert all(s["samples"] == [] for s in segments if not s["profiler_enabled"])
     assert [s["offset_s"] for s in segments] == sorted(s["offset_s"] for s in segments)
     assert "profiler cost" in capsys.readouterr().out
@@ -141,6 +152,32 @@ def test_clock_edges_fall_between_the_right_steps(pair):
                       on_edge=lambda edge: seen.setdefault(edge, step_counter(runner, model)))
     runner.train_steps(model, dataset, TrainConfig(batch_size=16), steps=6, clock=clock)
     assert seen == {0: 0, 1: 1, 3: 3, 6: 6}
+
+
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_compute_steps_and_the_arrays_feed_train_with_the_clock_between_the_right_steps(pair):
+    """``train_steps(feed="arrays")`` and ``compute_steps`` apply exactly the steps the clock counts, the weights move
+    and stay finite, and the model still trains through its usual path afterwards."""
+    from data import load_dataset
+
+    runner = get_runner(*pair)
+    runner.setup(seed=0)
+    model = runner.prepare("mnist_cnn", input_shape=(12, 12, 1), num_classes=10)
+    dataset = load_dataset("synthetic", input_shape=(12, 12, 1), num_classes=10, synthetic_train=64, synthetic_test=8)
+    config = TrainConfig(batch_size=16)
+    seen = {}
+    clock = StepClock([0, 2], sync=lambda: runner.sync(model), on_edge=lambda e: seen.setdefault(("arrays", e),
+                                                                                                 step_counter(runner, model)))
+    runner.train_steps(model, dataset, config, steps=2, clock=clock, feed="arrays")
+    before = runner.get_weights(model)
+    clock = StepClock([0, 1, 6], sync=lambda: runner.sync(model), on_edge=lambda e: seen.setdefault(("compute", e),
+                                                                                                    step_counter(runner, model)))
+    runner.compute_steps(model, dataset, config, steps=6, clock=clock)  # cycles through COMPUTE_BATCHES batches
+    assert seen == {("arrays", 0): 0, ("arrays", 2): 2, ("compute", 0): 2, ("compute", 1): 3, ("compute", 6): 8}
+    after = runner.get_weights(model)
+    assert all(np.isfinite(value).all() for value in after.values())
+    assert any(not np.allclose(before[name], after[name]) for name in before if "kernel" in name or "weight" in name)
+    assert np.isfinite(runner.train_step(model, dataset.x_train[:16], dataset.y_train[:16], config))
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX's asynchronous dispatch")

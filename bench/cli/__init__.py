@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backends.base import FEEDS
 from bench.cell import (
+    AXES,
     ENVIRONMENTS,
     add_cell_arguments,
     add_env_argument,
@@ -161,6 +163,12 @@ def _add_bench_parser(sub):
     bench.add_argument("--repeats", type=positive_int, default=10, help="timed windows with the profiler on")
     bench.add_argument("--overhead-repeats", type=non_negative_int, default=None,
                        help="extra windows with the profiler off, to measure its cost (default: --repeats)")
+    bench.add_argument("--compute-repeats", type=non_negative_int, default=None,
+                       help="windows of the train step alone on batches already on the device, interleaved with the "
+                            "whole windows (default: --repeats, none with --replicas; 0: none)")
+    bench.add_argument("--feed", choices=FEEDS, default=AXES["feed"],
+                       help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
+                            "arrays: plain arrays (pre-sliced tensors; fit(x, y)) (default native)")
     bench.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
     bench.add_argument("--num-classes", type=positive_int, default=None)
     bench.add_argument("--seed", type=non_negative_int, default=0)

@@ -180,7 +180,8 @@ def cmd_throughput(args) -> int:
     try:
         mode, replication = mode_of(args), replication_of(args)
         if args.env is not None:
-            cells = environment_cells(args.env, args.model, dataset="synthetic", mode=mode, replication=replication)
+            cells = [dataclasses.replace(cell, feed=args.feed) for cell in
+                     environment_cells(args.env, args.model, dataset="synthetic", mode=mode, replication=replication)]
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
@@ -202,7 +203,8 @@ def cmd_throughput(args) -> int:
 
     config = ThroughputConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
                               steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                              overhead_repeats=args.overhead_repeats, seed=args.seed, learning_rate=args.lr,
+                              overhead_repeats=args.overhead_repeats, compute_repeats=args.compute_repeats,
+                              feed=args.feed, seed=args.seed, learning_rate=args.lr,
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
                               profile_interval_s=args.profile_interval, mode=mode, replication=replication)
     if distributed.needs_launcher(args.impl, replication):

@@ -13,9 +13,18 @@ What it measures, in one process (one Keras backend per process):
    ABBA order (on, off, off, on, ...) so a slow drift of the machine affects both alike. The ratio of
    median step times (on / off) with a bootstrap CI is the profiler's own cost.
 
-All steps run in one call of the implementation's real training path (``Runner.train_steps``: the
-PyTorch loop, or a single ``fit`` epoch for Keras and tf.keras) on full batches of the synthetic
-dataset, cycled in the shared order. Each window's profiler is started and stopped at the window's edges,
+5. ``compute_repeats`` compute windows (default: as many as ``repeats``): the implementation's own train step
+   alone on a few batches already on the device (``Runner.compute_steps``), each put next to a whole window
+   with the profiler on, after one and before the next in turn (``window_schedule``), sampled like it.
+   ``timing.compute_step_s`` summarizes them, ``timing.feed_step_s`` the differences whole - compute of the
+   windows side by side (``bench.results.decompose.feed_pairs``); each repeat says its ``window``:
+   ``whole`` or ``compute``.
+
+Whole windows run the implementation's real training path (``Runner.train_steps``: the PyTorch loop, or a
+``fit`` epoch for Keras and tf.keras, fed as ``feed`` says) on full batches of the synthetic dataset, cycled in
+the shared order. Without compute windows all steps run in one such call; with them, each run of windows of one
+kind is one call (``segments``), its first call led in by the warm-up (a compute path's first step may trace)
+and every later one by one untimed step. Each window's profiler is started and stopped at the window's edges,
 between the two timestamps the ``StepClock`` takes there, so starting and joining its thread is not timed;
 what the sampler thread costs while the steps run is.
 
@@ -30,15 +39,15 @@ from dataclasses import dataclass
 
 import data as datasets
 from backends import get_runner
-from backends.base import StepClock, TrainConfig
-from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from backends.base import StepClock, TrainConfig, check_feed
+from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.profiler import Profiler
 from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
-from bench.results.decompose import overhead_pairs, profiler_overhead
+from bench.results.decompose import feed_pairs, overhead_pairs, profiler_overhead
 from bench.results.stats import ratio_ci
 from models import get_model_spec
 
@@ -55,6 +64,8 @@ class ThroughputConfig:
     warmup: int = 10  # steps before the first window, the first (compiling) step included
     repeats: int = 10  # windows with the profiler sampling
     overhead_repeats: int | None = None  # windows with the sampler off; None: as many as `repeats`
+    compute_repeats: int | None = None  # compute windows (Runner.compute_steps); None: as many as `repeats`; 0: none
+    feed: str = AXES["feed"]  # how whole windows get their batches (backends.base.FEEDS)
     seed: int = 0
     learning_rate: float = 1e-3
     input_shape: tuple[int, int, int] | None = None  # default: the model's own
@@ -70,11 +81,19 @@ class ThroughputConfig:
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication))
+                    **dataclasses.asdict(self.replication), feed=self.feed)
 
     @property
     def off_repeats(self) -> int:
         return self.repeats if self.overhead_repeats is None else self.overhead_repeats
+
+    @property
+    def compute_windows(self) -> int:
+        """Compute windows to run: ``compute_repeats``, by default as many as ``repeats`` (none on several replicas,
+        where ``Runner.compute_steps`` does not run)."""
+        if self.compute_repeats is None:
+            return self.repeats if self.replication.replicas == 1 else 0
+        return self.compute_repeats
 
 
 def repeat_schedule(on: int, off: int) -> list[bool]:
@@ -92,16 +111,53 @@ def repeat_schedule(on: int, off: int) -> list[bool]:
     return schedule + [True] * (on - pairs) + [False] * (off - pairs)
 
 
-class _Windows:
-    """The clock's ``on_edge``: starts and stops one profiler per window, remembers which was which."""
+def window_schedule(profiler: list[bool], compute: int) -> list[tuple[str, bool]]:
+    """``(kind, profiler on)`` of every window in run order: ``compute`` windows put next to the whole windows with
+    the profiler on, after one and before the next in turn (ABBA), leftovers at the end.
 
-    def __init__(self, edges: list[int], schedule: list[bool], interval_s: float):
+    >>> window_schedule([True, False, False, True], 2)
+    [('whole', True), ('compute', True), ('whole', False), ('whole', False), ('compute', True), ('whole', True)]
+    >>> window_schedule([True, False], 0)
+    [('whole', True), ('whole', False)]
+    """
+    windows, placed = [], 0
+    for enabled in profiler:
+        if enabled and placed < compute:
+            windows += [("whole", True), ("compute", True)] if placed % 2 == 0 else [("compute", True), ("whole", True)]
+            placed += 1
+        else:
+            windows.append(("whole", enabled))
+    return windows + [("compute", True)] * (compute - placed)
+
+
+def segments(windows: list[tuple[str, bool]], *, warmup: int) -> list[tuple[str, int, list[int]]]:
+    """The runner calls that run ``windows``: ``(kind, lead-in steps, indices of its windows)`` per run of windows
+    of one kind. A kind's first call leads in with ``warmup`` steps (its first step may trace), later calls with
+    one step (a new ``fit``, DataLoader or batch list starts outside every window).
+
+    >>> segments([("whole", True), ("compute", True), ("compute", True), ("whole", False)], warmup=5)
+    [('whole', 5, [0]), ('compute', 5, [1, 2]), ('whole', 1, [3])]
+    """
+    calls: list[tuple[str, int, list[int]]] = []
+    for index, (kind, _) in enumerate(windows):
+        if calls and calls[-1][0] == kind:
+            calls[-1][2].append(index)
+        else:
+            calls.append((kind, warmup if all(k != kind for k, _, _ in calls) else 1, [index]))
+    return calls
+
+
+class _Windows:
+    """The clock's ``on_edge``: starts and stops one profiler per window, remembers which was which.
+
+    ``starts``: edge -> (name of the window that starts there, whether its profiler samples); edge 1 (the end
+    of the first step) passes unless a window starts there. ``profilers``: a list shared by several clocks.
+    """
+
+    def __init__(self, starts: dict, interval_s: float, profilers: list | None = None):
         self.interval_s = interval_s
-        # Edge -> (name of the window that starts there, whether its profiler samples).
-        self.starts = {0: ("warmup", True)}
-        for index, enabled in enumerate(schedule):
-            self.starts[edges[index + 2]] = (f"repeat-{index}", enabled)
-        self.profilers: list[tuple[str, object, float]] = []  # (name, profiler, start time)
+        self.starts = starts
+        self.profilers: list[tuple[str, object, float]] = [] if profilers is None else profilers  # (name, profiler, start)
         self._current = None
 
     def __call__(self, edge: int) -> None:
@@ -147,6 +203,10 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
     if config.warmup < 1 or config.steps < 1 or config.repeats < 1:
         raise ValueError("warmup, steps and repeats must be at least 1.")
+    check_feed(config.feed)
+    if config.compute_windows and config.replication.replicas > 1:
+        raise ValueError(f"--compute-repeats runs on one replica only: use --compute-repeats 0 with --replicas "
+                         f"{config.replication.replicas}. Received: compute_repeats={config.compute_repeats}.")
     started = _now_iso()
     load_before = host_load()
     spec = get_model_spec(config.model)
@@ -156,29 +216,47 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         input_shape=input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
         synthetic_train=config.synthetic_train, mode=config.mode, replication=config.replication)
 
-    schedule = repeat_schedule(config.repeats, config.off_repeats)
-    # Edges: before step 0, after the first step, after the warm-up, then after each window.
-    edges = [0, 1, config.warmup] + [config.warmup + (i + 1) * config.steps for i in range(len(schedule))]
-    total_steps = edges[-1]
-    windows = _Windows(edges, schedule, config.profile_interval_s)
-    clock = StepClock(edges, sync=lambda: runner.sync(model), on_edge=windows)
-    runner.train_steps(model, dataset, train_config, steps=total_steps, clock=clock)
+    windows_run = window_schedule(repeat_schedule(config.repeats, config.off_repeats), config.compute_windows)
+    profilers: list = []
+    seconds: dict[int, float] = {}  # window index -> seconds
+    first_step_s = warmup_s = None
+    kinds_run: set[str] = set()
+    for kind, lead, indices in segments(windows_run, warmup=config.warmup):
+        # Edges: before step 0, after the first step, after the lead-in, then after each window.
+        edges = [0, 1, lead] + [lead + (i + 1) * config.steps for i in range(len(indices))]
+        # The profiler samples the warm-up (as it always did), not the later lead-ins.
+        lead_in = ("warmup", True) if first_step_s is None else (
+            ("compute-warmup" if kind not in kinds_run else f"{kind}-lead-{indices[0]}"), False)
+        kinds_run.add(kind)
+        starts = {0: lead_in}
+        starts.update({lead + i * config.steps: (f"repeat-{index}", windows_run[index][1])
+                       for i, index in enumerate(indices)})
+        clock = StepClock(edges, sync=lambda: runner.sync(model),
+                          on_edge=_Windows(starts, config.profile_interval_s, profilers))
+        run_steps = runner.train_steps if kind == "whole" else runner.compute_steps
+        options = {"feed": config.feed} if kind == "whole" else {}
+        run_steps(model, dataset, train_config, steps=edges[-1], clock=clock, **options)
+        for i, index in enumerate(indices):
+            seconds[index] = clock.interval(edges[i + 2], edges[i + 3])
+        if first_step_s is None:
+            first_step_s = clock.interval(0, 1)
+            warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
 
     repeats = []
-    for index, enabled in enumerate(schedule):
-        seconds = clock.interval(edges[index + 2], edges[index + 3])
-        repeats.append({"repeat": index, "profiler": enabled, "steps": config.steps, "seconds": seconds,
-                        "step_s": seconds / config.steps, "images_per_s": config.steps * config.batch_size / seconds})
-    on = [r["step_s"] for r in repeats if r["profiler"]]
-    off = [r["step_s"] for r in repeats if not r["profiler"]]
-    first_step_s = clock.interval(0, 1)
-    warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
+    for index, (kind, enabled) in enumerate(windows_run):
+        repeats.append({"repeat": index, "window": kind, "profiler": enabled, "steps": config.steps,
+                        "seconds": seconds[index], "step_s": seconds[index] / config.steps,
+                        "images_per_s": config.steps * config.batch_size / seconds[index]})
+    whole = [r for r in repeats if r["window"] == "whole"]
+    on = [r["step_s"] for r in whole if r["profiler"]]
+    off = [r["step_s"] for r in whole if not r["profiler"]]
+    compute = [r["step_s"] for r in repeats if r["window"] == "compute"]
+    feed = [w - c for w, c in feed_pairs(repeats)]
 
-    profiles = [(name, profiler.summary()) for name, profiler, _ in windows.profilers if profiler.enabled]
+    profiles = [(name, profiler.summary()) for name, profiler, _ in profilers if profiler.enabled]
     profile = _combine_profiles(profiles)
-    t_first = windows.profilers[0][2]
-    segments = [timeline_segment(profiler, name=name, offset_s=start - t_first)
-                for name, profiler, start in windows.profilers]
+    t_first = profilers[0][2]
+    timeline = [timeline_segment(profiler, name=name, offset_s=start - t_first) for name, profiler, start in profilers]
 
     record = new_record("throughput", config, started=started)
     record.update(
@@ -197,6 +275,8 @@ def execute_throughput(config: ThroughputConfig) -> dict:
             "steady_step_s": summarize_or_none(on),
             "throughput_images_per_s": summarize_or_none(config.batch_size / s for s in on),
             "profiler_off_step_s": summarize_or_none(off),
+            "compute_step_s": summarize_or_none(compute),  # compute windows: the train step alone
+            "feed_step_s": summarize_or_none(feed),  # whole - compute of the windows run next to each other
             "repeats": repeats,
         },
         profiler_overhead=profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=overhead_pairs(repeats)),
@@ -206,7 +286,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
-        timeline=segments,  # moved to a sidecar by bench.records.write_record
+        timeline=timeline,  # moved to a sidecar by bench.records.write_record
     )
     record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
                                               num_classes=dataset.num_classes)

@@ -71,11 +71,31 @@ def axes_key(record: dict) -> tuple:
     return tuple(Cell.of(record).axes.items())
 
 
-def time_samples(record: dict) -> tuple[list[float], str]:
-    """The timing samples a record contributes to a ratio, and what they are (in words)."""
+# What a sample times (``part``): the whole step (the real feed and the train step), or the train step alone on
+# batches already on the device (``Runner.compute_steps``; throughput records with compute windows only).
+PARTS = ("whole", "compute")
+
+
+def window_of(repeat: dict) -> str:
+    """A throughput repeat's window kind: ``whole`` or ``compute`` (records before compute windows: ``whole``)."""
+    return repeat.get("window", "whole")
+
+
+def time_samples(record: dict, *, part: str = "whole") -> tuple[list[float], str]:
+    """The timing samples a record contributes to a ratio, and what they are (in words).
+
+    ``part`` (``PARTS``): ``whole``, the profiler-on whole windows of a throughput record (or a training record's
+    epochs); ``compute``, its compute windows (none in a training record or an older throughput record).
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}. Received: part={part!r}.")
     if record.get("kind") == "throughput":
         repeats = (record.get("timing") or {}).get("repeats") or []
-        return [r["step_s"] for r in repeats if r["profiler"]], "s/step per repeat"
+        if part == "compute":
+            return [r["step_s"] for r in repeats if window_of(r) == "compute"], "s/step per compute window"
+        return [r["step_s"] for r in repeats if r["profiler"] and window_of(r) == "whole"], "s/step per repeat"
+    if part == "compute":
+        return [], "s/step per compute window"
     epochs = (record.get("results") or {}).get("epochs") or []
     return [e["train_time_s"] for e in epochs[1:]], "s/epoch, epochs after the first"
 
@@ -103,21 +123,21 @@ def pooled(records: list[dict]) -> dict[tuple, dict[tuple[str, str], list[dict]]
     return dict(sorted(groups.items(), key=lambda item: (*map(str, item[0][:-1]), len(item[0][-1]), str(item[0][-1]))))
 
 
-def pooled_samples(records: list[dict]) -> tuple[list[float], str]:
+def pooled_samples(records: list[dict], *, part: str = "whole") -> tuple[list[float], str]:
     """``time_samples`` of several records of one cell, concatenated."""
     samples, what = [], ""
     for record in records:
-        more, what = time_samples(record)
+        more, what = time_samples(record, part=part)
         samples += more
     return samples, what
 
 
-def run_labels(records: list[dict]) -> list[int]:
+def run_labels(records: list[dict], *, part: str = "whole") -> list[int]:
     """For ``pooled_samples(records)``: the index of the record (run) each sample came from."""
-    return [index for index, record in enumerate(records) for _ in time_samples(record)[0]]
+    return [index for index, record in enumerate(records) for _ in time_samples(record, part=part)[0]]
 
 
-def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
+def decomposition(records: list[dict], *, part: str = "whole", seed: int = 0) -> list[dict]:
     """The decomposition rows of every group of comparable records (failed records are left out).
 
     Returns one dict per (group, ratio) that both cells have samples for: ``model, kind, dataset,
@@ -125,6 +145,7 @@ def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
     ``ratio_ci``'s ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``. A ratio needs at least 2
     samples per side. With several runs of a cell, the bootstrap resamples the runs as well as the
     samples within them (``ratio_ci``'s ``runs_a``/``runs_b``), so the spread between processes counts.
+    ``part`` (``PARTS``): which samples (``time_samples``); each row says it as ``part``.
     """
     rows = []
     groups = pooled(records)
@@ -133,24 +154,27 @@ def decomposition(records: list[dict], *, seed: int = 0) -> list[dict]:
             if numerator in cells and denominator in cells:
                 rows += _ratio_row(cells[numerator], cells[denominator], seed=seed, meaning=meaning,
                                    labels=(label(numerator, axes), label(denominator, axes)),
-                                   where=(model, kind, dataset, batch_size))
-    return rows + mode_effects(groups, seed=seed)
+                                   where=(model, kind, dataset, batch_size), part=part)
+    return rows + mode_effects(groups, seed=seed, part=part)
 
 
-def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where) -> list[dict]:
+def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where, part="whole") -> list[dict]:
     """``[row]`` of the ratio of two cells' pooled samples, or ``[]`` with fewer than 2 samples on a side."""
-    a, what = pooled_samples(a_runs)
-    b, _ = pooled_samples(b_runs)
+    a, what = pooled_samples(a_runs, part=part)
+    b, _ = pooled_samples(b_runs, part=part)
     if len(a) < 2 or len(b) < 2:
         return []
-    result = ratio_ci(a, b, seed=seed, runs_a=run_labels(a_runs), runs_b=run_labels(b_runs))
+    result = ratio_ci(a, b, seed=seed, runs_a=run_labels(a_runs, part=part), runs_b=run_labels(b_runs, part=part))
     model, kind, dataset, batch_size = where
-    return [{"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
-             "numerator": labels[0], "denominator": labels[1], "meaning": meaning, "samples": what,
-             "runs_a": len(a_runs), "runs_b": len(b_runs), **result}]
+    row = {"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
+           "numerator": labels[0], "denominator": labels[1], "meaning": meaning, "samples": what,
+           "runs_a": len(a_runs), "runs_b": len(b_runs), **result}
+    if part != "whole":  # rows of the whole step stay as they were (committed pages are made of them)
+        row["part"] = part
+    return [row]
 
 
-def mode_effects(groups: dict, *, seed: int = 0) -> list[dict]:
+def mode_effects(groups: dict, *, seed: int = 0, part: str = "whole") -> list[dict]:
     """The ``MODE_EFFECTS`` rows of ``pooled`` groups: each implementation in a mode over itself in the mode that
     differs from it in that one axis only. Not compiled (``jit=off``) may be the default mode's run where the
     record says compilation resolved to off (eager PyTorch, Keras' "auto" on torch and on a CPU's tensorflow)."""
@@ -170,7 +194,7 @@ def mode_effects(groups: dict, *, seed: int = 0) -> list[dict]:
                 if base_runs:
                     rows += _ratio_row(runs, base_runs, seed=seed, meaning=meaning,
                                        labels=(label(pair, axes), label(pair, base_axes)),
-                                       where=(model, kind, dataset, batch_size))
+                                       where=(model, kind, dataset, batch_size), part=part)
     return rows
 
 
@@ -184,9 +208,9 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     """Per cell of throughput records, pooled over runs: step time, throughput and the profiler's cost.
 
     Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
-    ``throughput_images_per_s`` (``summarize`` of the pooled repeats with the profiler on),
-    ``profiler_overhead`` (``profiler_overhead`` of the pooled on/off repeats and pairs),
-    ``jit_compile``.
+    ``throughput_images_per_s`` (``summarize`` of the pooled whole windows with the profiler on),
+    ``profiler_overhead`` (``profiler_overhead`` of the pooled on/off whole windows and pairs),
+    ``jit_compile``, ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows).
     """
     rows = []
     for (kind, model, _, batch_size, _, axes), cells in pooled(records).items():
@@ -194,10 +218,11 @@ def throughput_rows(records: list[dict]) -> list[dict]:
             continue
         for cell in sorted(cells, key=lambda pair: order(*pair)):
             runs = cells[cell]
-            repeats = [r for record in runs for r in record["timing"]["repeats"]]
+            repeats = [r for record in runs for r in record["timing"]["repeats"] if window_of(r) == "whole"]
             on = [r["step_s"] for r in repeats if r["profiler"]]
             off = [r["step_s"] for r in repeats if not r["profiler"]]
             pairs = [pair for record in runs for pair in overhead_pairs(record["timing"]["repeats"])]
+            parts = feed_and_compute(runs)
             rows.append({
                 "model": model, "batch_size": batch_size, "label": label(cell, axes), "runs": len(runs),
                 "first_step_s": statistics.median(r["timing"]["first_step_s"] for r in runs),
@@ -205,6 +230,8 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
                 "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+                "compute_step_s": parts["compute"],  # the train step alone
+                "feed_step_s": parts["feed"],  # whole - compute, window pairs
                 "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.measuring.mfu)
                 # Share of the time the sampler thread spent in its own calls (median over profiled windows).
                 "sampler_busy_fraction": statistics.median(
@@ -213,6 +240,17 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                     is not None) if any(record.get("profile") for record in runs) else None,
             })
     return rows
+
+
+def feed_and_compute(runs: list[dict]) -> dict:
+    """``{"whole", "compute", "feed"}``: ``summarize`` (seconds per step) of one cell's runs pooled; ``feed`` over the
+    differences whole - compute of the windows run next to each other (``feed_pairs``). None where a record has no
+    compute windows (records made before them, training records)."""
+    whole, compute = pooled_samples(runs)[0], pooled_samples(runs, part="compute")[0]
+    feed = [w - c for record in runs if record.get("kind") == "throughput"
+            for w, c in feed_pairs((record.get("timing") or {}).get("repeats") or [])]
+    return {"whole": summarize(whole) if whole else None, "compute": summarize(compute) if compute else None,
+            "feed": summarize(feed) if feed else None}
 
 
 def decomposition_table(rows: list[dict]) -> str:
@@ -247,12 +285,28 @@ def _short_verdict(row: dict) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
-    """``(on, off)`` step times of the windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
+    """``(on, off)`` step times of the whole windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
+    repeats = [r for r in repeats if window_of(r) == "whole"]
     pairs = []
     for first, second in zip(repeats[0::2], repeats[1::2], strict=False):
         if first["profiler"] != second["profiler"]:
             on, off = (first, second) if first["profiler"] else (second, first)
             pairs.append((on["step_s"], off["step_s"]))
+    return pairs
+
+
+def feed_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
+    """``(whole, compute)`` step times of each compute window and the whole window it was run next to.
+
+    ``bench.measuring.throughput.window_schedule`` puts the k-th compute window after a whole window with the
+    profiler on (k even) or before one (k odd); a compute window without such a neighbour has no pair.
+    """
+    pairs = []
+    computes = [i for i, r in enumerate(repeats) if window_of(r) == "compute"]
+    for k, i in enumerate(computes):
+        j = i - 1 if k % 2 == 0 else i + 1
+        if 0 <= j < len(repeats) and window_of(repeats[j]) == "whole" and repeats[j]["profiler"] == repeats[i]["profiler"]:
+            pairs.append((repeats[j]["step_s"], repeats[i]["step_s"]))
     return pairs
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from bench.cell import LABELS
 from bench.records import load_records
 from bench.results import figures as fig
-from bench.results.table import results_table
+from bench.results.decompose import feed_and_compute
+from bench.results.table import median_iqr, results_table
 from bench.results.views import (
     MISSING,
     decomposition_rows,
@@ -135,6 +136,32 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                       [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],
                         MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
                         r["missing"] if "missing" in r else r["verdict"]] for r in rows]) + [""]
+
+    # -- feed vs compute (throughput records with compute windows) --
+    if any(feed_and_compute(group.ok_runs(label))["compute"] for group in groups for label in group.ok()):
+        out += ["## Feed vs compute", "",
+                "The whole step (the implementation's own feed and train step), the train step alone on batches "
+                "already on the device (compute), and the feed: whole - compute of windows run next to each other, "
+                "a difference in ms with its 95% CI (a ratio of feeds means little). Median [IQR] over windows.", ""]
+        rows = []
+        for group in groups:
+            for label in LABELS:
+                if label not in group.ok():
+                    continue
+                parts = feed_and_compute(group.ok_runs(label))
+                if parts["compute"] is None:
+                    continue
+                feed = parts["feed"]
+                rows.append([group.title, label, *(median_iqr(parts[k], 1e3) for k in ("whole", "compute", "feed")),
+                             MISSING if feed is None else f"{1e3 * feed['ci_low']:.3g} to {1e3 * feed['ci_high']:.3g}"])
+        out += _table(["group", "implementation", "whole (ms)", "compute (ms)", "feed (ms)", "feed 95% CI (ms)"],
+                      rows) + [""]
+        out += ["Ratios of compute alone (the same pairs as above):", ""]
+        out += _table(["group", "ratio", "what it isolates", "ratio (95% CI)", "verdict"],
+                      [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],
+                        MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
+                        r["missing"] if "missing" in r else r["verdict"]]
+                       for r in decomposition_rows(groups, part="compute")]) + [""]
 
     # -- timeline --
     if groups:

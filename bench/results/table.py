@@ -78,7 +78,7 @@ def agreement_summary(records: list[dict]) -> list[str]:
     return lines
 
 
-def _median_iqr(summary, scale=1.0, spec=".2f"):
+def median_iqr(summary, scale=1.0, spec=".2f"):
     """``12.30 [11.90-12.80]``: median and interquartile range of a ``summarize`` dict, scaled."""
     if not summary:
         return "—"
@@ -98,10 +98,10 @@ def timing_table(records: list[dict]) -> str:
         rows.append([cell["model"], Cell.of(record).label,
                      str((record.get("settings") or {}).get("jit_compile")),
                      _fmt(timing["first_step_s"] and 1e3 * timing["first_step_s"], ".0f"),
-                     _median_iqr(timing["steady_step_s"], 1e3),
-                     _median_iqr(timing["epoch_time_s"]["later"]),
-                     _median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
-                     _median_iqr(timing["eval_time_s"], 1e3, ".0f")])
+                     median_iqr(timing["steady_step_s"], 1e3),
+                     median_iqr(timing["epoch_time_s"]["later"]),
+                     median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
+                     median_iqr(timing["eval_time_s"], 1e3, ".0f")])
     return format_table(rows, headers) if rows else ""
 
 
@@ -117,7 +117,7 @@ def throughput_table(records: list[dict]) -> str:
             best = overhead["paired"] or overhead
             cost = f"{best['overhead_pct']:+.2f}% [{best['ci_pct'][0]:+.1f}, {best['ci_pct'][1]:+.1f}]"
         rows.append([row["model"], row["label"], str(row["batch_size"]), str(row["runs"]), str(row["jit_compile"]),
-                     f"{1e3 * row['first_step_s']:.0f}", _median_iqr(step, 1e3),
+                     f"{1e3 * row['first_step_s']:.0f}", median_iqr(step, 1e3),
                      f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
                      f"{row['throughput_images_per_s']['median']:.0f}", *_flops_cells(row), cost])
     failed = [r for r in latest_runs(records) if r.get("status") != "ok"]  # cells without a successful run
@@ -126,6 +126,22 @@ def throughput_table(records: list[dict]) -> str:
         reason = (record.get("error") or {}).get("message", "failed")
         rows.append([cell["model"], Cell.of(record).label, "", "", "",
                      "FAILED", reason[:40], "", "", "", "", ""])
+    return format_table(rows, headers) if rows else ""
+
+
+def feed_compute_table(records: list[dict]) -> str:
+    """Throughput records with compute windows: per cell the whole step, the train step alone (compute) and the
+    feed (whole - compute of adjacent windows), median [IQR] in ms, the feed's 95% CI; "" when none has them."""
+    headers = ["model", "implementation", "batch", "runs", "whole (ms) median [IQR]", "compute (ms) median [IQR]",
+               "feed (ms) median [IQR]", "feed 95% CI (ms)"]
+    rows = []
+    for row in throughput_rows(records):
+        compute, feed = row["compute_step_s"], row["feed_step_s"]
+        if compute is None:
+            continue
+        rows.append([row["model"], row["label"], str(row["batch_size"]), str(row["runs"]),
+                     median_iqr(row["steady_step_s"], 1e3), median_iqr(compute, 1e3), median_iqr(feed, 1e3),
+                     "—" if feed is None else f"{1e3 * feed['ci_low']:.2f} to {1e3 * feed['ci_high']:.2f}"])
     return format_table(rows, headers) if rows else ""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.cell import Cell
 from bench.results.decompose import decomposition, decomposition_table, throughput_rows
-from bench.results.table import throughput_table, timing_table
+from bench.results.table import feed_compute_table, throughput_table, timing_table
 
 
 def throughput_section(records) -> str:
@@ -13,6 +13,12 @@ def throughput_section(records) -> str:
     lines = ["Throughput (bench throughput): seconds per step over repeats of N steps, synchronised at the edges only",
              throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
              decomposition_table(decomposition(records)), ""]
+    parts = feed_compute_table(records)
+    if parts:  # records with compute windows (bench throughput --compute-repeats)
+        lines += ["Feed vs compute: the whole step (feed + train step), the train step alone on batches already on "
+                  "the device, and the feed (whole - compute of windows run next to each other)", parts, "",
+                  "Overhead decomposition of compute (the train step alone; 95% bootstrap CI):",
+                  decomposition_table(decomposition(records, part="compute")), ""]
     for row in throughput_rows(records):
         overhead = row["profiler_overhead"]
         if overhead:

@@ -246,15 +246,16 @@ def machines(records) -> str:
 # The overhead decomposition.
 # ----------------------------------------------------------------------------------------------------------
 
-def decomposition_rows(groups: list[Group]) -> list[dict]:
+def decomposition_rows(groups: list[Group], *, part: str = "whole") -> list[dict]:
     """One row per (group, ratio of ``bench.results.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
     model, kind, dataset`` and either ``bench.results.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
     verdict, n_a, n_b``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio).
-    Then the ratios the group has in other modes and the mode effects (``decompose.MODE_EFFECTS``), where measured."""
+    Then the ratios the group has in other modes and the mode effects (``decompose.MODE_EFFECTS``), where measured.
+    ``part``: ratios of the whole step or of compute alone (``decompose.PARTS``)."""
     rows = []
     for group in groups:
         ok = group.ok()
-        computed = {(row["numerator"], row["denominator"]): row for row in decomposition(group.ok_runs())}
+        computed = {(row["numerator"], row["denominator"]): row for row in decomposition(group.ok_runs(), part=part)}
         shown = set()
         for numerator, denominator, meaning in DECOMPOSITION:
             numerator, denominator = implementation_label(*numerator), implementation_label(*denominator)
@@ -270,6 +271,7 @@ def decomposition_rows(groups: list[Group]) -> list[dict]:
                     f"{name} {'failed' if name in group.records else 'missing'}" for name in absent)})
                 continue
             rows.append({**row, "missing": "fewer than 2 timing samples per side (train for 3+ epochs), or "
-                                           "different batch sizes or input shapes"})
+                                           "different batch sizes or input shapes" if part == "whole" else
+                                           "fewer than 2 compute windows per side"})
         rows += [{**row, "group": group.title} for key, row in computed.items() if key not in shown]
     return rows
