@@ -145,6 +145,7 @@ SINGLE = Replication()
 AXES = {
     **dataclasses.asdict(DEFAULT_MODE),
     **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
+    "cpus": "free",  # CPUs the process is pinned to (--cpus 0, 0,1); free: whatever it was given
 }
 
 
@@ -207,6 +208,7 @@ class Cell:
     memory_format: str = AXES["memory_format"]
     replicas: int = AXES["replicas"]
     sync_batchnorm: bool = AXES["sync_batchnorm"]
+    cpus: str = AXES["cpus"]
 
     @property
     def pair(self) -> tuple[str, str]:

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import data as datasets
 from backends import get_runner
 from backends.base import StepClock, TrainConfig
-from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.profiler import Profiler
+from bench.measuring.threads import ThreadCensus
 from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
@@ -60,6 +61,7 @@ class ThroughputConfig:
     input_shape: tuple[int, int, int] | None = None  # default: the model's own
     num_classes: int | None = None
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
+    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (backends.pin_cpus), e.g. "0,1"; "free": not pinned
     profile_interval_s: float = 0.15
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
@@ -70,7 +72,7 @@ class ThroughputConfig:
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication))
+                    **dataclasses.asdict(self.replication), cpus=self.cpus)
 
     @property
     def off_repeats(self) -> int:
@@ -149,6 +151,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         raise ValueError("warmup, steps and repeats must be at least 1.")
     started = _now_iso()
     load_before = host_load()
+    census = ThreadCensus().start()
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     runner, model, dataset, train_config = prepare_synthetic(
@@ -161,7 +164,12 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     edges = [0, 1, config.warmup] + [config.warmup + (i + 1) * config.steps for i in range(len(schedule))]
     total_steps = edges[-1]
     windows = _Windows(edges, schedule, config.profile_interval_s)
-    clock = StepClock(edges, sync=lambda: runner.sync(model), on_edge=windows)
+
+    def on_edge(edge):  # between the two timestamps of an edge: outside every window
+        census.sample()
+        windows(edge)
+
+    clock = StepClock(edges, sync=lambda: runner.sync(model), on_edge=on_edge)
     runner.train_steps(model, dataset, train_config, steps=total_steps, clock=clock)
 
     repeats = []
@@ -206,6 +214,9 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
+        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=config.cpus,
+                              sampler={"enabled": True, "interval_s": config.profile_interval_s,
+                                       "windows": "profiler-on windows only (timing.repeats[].profiler)"}),
         timeline=segments,  # moved to a sidecar by bench.records.write_record
     )
     record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
