@@ -162,7 +162,8 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                            "between epochs (median, incl. evaluation)", "evaluation (median)"], rows) + [""]
             gaps = [[label, *(MISSING if parts[k] is None else f"{1e3 * parts[k]:.1f} ms"
                               for k in ("gap", *GAP_PARTS, "first_batch", "retracing"))]
-                    for label, parts in ((label, gap_breakdown(r)) for label, r in group.ok().items()) if parts]
+                    for label, parts in ((label, gap_breakdown(group.ok()[label])) for label in LABELS
+                                         if label in group.ok()) if parts]
             if gaps:
                 out += ["Between epochs, in parts that add up to the gap (means over gaps): evaluation, callbacks "
                         "(epoch-end bookkeeping), reshuffle (the data's next order), iterator (re-making it), other; "
