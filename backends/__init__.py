@@ -142,6 +142,79 @@ def limit_threads(threads: int) -> dict[str, str]:
     return settings
 
 
+FREE = "free"  # --cpus: whatever CPUs the process was given (bench.cell.AXES["cpus"])
+
+
+def cpu_list(cpus: str) -> list[int]:
+    """The CPUs of ``--cpus`` (``"0"``, ``"0,1"``; ``"free"``: none named), checked against those this machine lets
+    the process use; an unknown CPU is a ``BackendError`` of one line naming the available ones."""
+    if cpus == FREE:
+        return []
+    try:
+        wanted = sorted({int(part) for part in cpus.split(",") if part.strip()})
+    except ValueError:
+        wanted = []
+    available = sorted(os.sched_getaffinity(0))
+    if not wanted or min(wanted) < 0:
+        raise BackendError(f"--cpus takes CPU numbers separated by commas, e.g. 0 or 0,1 (or free). Received: "
+                           f"--cpus {cpus}. Available here: {','.join(map(str, available))}.")
+    missing = [cpu for cpu in wanted if cpu not in available]
+    if missing:
+        raise BackendError(f"--cpus {cpus}: this machine has no CPU {','.join(map(str, missing))} for this process. "
+                           f"Available here: {','.join(map(str, available))}.")
+    return wanted
+
+
+def pin_cpus(cpus: str) -> list[int]:
+    """Run this process (and the threads it starts later) on the CPUs of ``--cpus`` only; call before any framework
+    is imported, like ``limit_threads``: thread pools size themselves from the CPUs they see when they start.
+    ``"free"`` leaves the process as it was started. Returns the CPUs the process runs on now."""
+    wanted = cpu_list(cpus)
+    if wanted:
+        frameworks = [name for name in ("torch", "tensorflow", "jax", "keras") if name in sys.modules]
+        if frameworks:
+            raise BackendError(f"pin_cpus must run before {frameworks[0]} is imported: its pools size themselves then.")
+        os.sched_setaffinity(0, wanted)
+    return sorted(os.sched_getaffinity(0))
+
+
+def framework_threads(backend: str) -> dict:
+    """The thread pools of ``backend``'s framework as the framework reports them (imports it: call after setup)."""
+    if backend == "torch":
+        import torch
+
+        return {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        cpus = len(os.sched_getaffinity(0))
+
+        def pool(setting, variable):  # 0: TF's default, the env variable if set, else one thread per usable CPU
+            if setting:
+                return {"setting": setting, "resolves_to": setting, "from": "tf.config.threading"}
+            if os.environ.get(variable):
+                return {"setting": 0, "resolves_to": int(os.environ[variable]), "from": variable}
+            return {"setting": 0, "resolves_to": cpus, "from": "TF's default: one per CPU this process may use"}
+
+        return {"tf_intra_op": pool(tf.config.threading.get_intra_op_parallelism_threads(), "TF_NUM_INTRAOP_THREADS"),
+                "tf_inter_op": pool(tf.config.threading.get_inter_op_parallelism_threads(), "TF_NUM_INTEROP_THREADS")}
+    import jax
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {"xla_flags": flags or None, "xla_cpu_multi_thread_eigen": "--xla_cpu_multi_thread_eigen=false" not in flags,
+            "xla_note": "XLA's CPU backend has no thread-count flag: one Eigen thread per CPU unless multi-thread is off",
+            "jax_cpu_devices": len(jax.devices("cpu"))}
+
+
+def keras_callback_threads(keras) -> dict:
+    """Keras 3's thread for batch-end hooks: its ``CallbackList`` hands ``on_*_batch_end`` to a
+    ``ThreadPoolExecutor`` when the backend says it is thread-safe (torch, jax; not tensorflow) and no callback
+    overrides those hooks (twinbench's do not: ``backends.keras_fit.StepClockCallback``); its threads start on
+    demand, up to Python's default ``max_workers``."""
+    safe = bool(getattr(keras.src.backend, "IS_THREAD_SAFE", False))
+    return {"batch_end_in_thread_pool": safe, "max_workers": min(32, (os.cpu_count() or 1) + 4) if safe else 0}
+
+
 def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = DEFAULT_MODE,
                replication: Replication = SINGLE):
     """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition), running in ``mode``

@@ -78,9 +78,22 @@ class EpochResult:
     window_steps: int = 0  # steps per steady-state window
     window_times_s: list[float] = field(default_factory=list)  # full windows only, in order
     test_metrics: dict | None = None  # every metric of a task other than image classification (data.tasks)
+    # Where the time between this epoch and the next goes (bench.measuring.timing.gap_parts): ``[part, t]`` pairs,
+    # each the perf_counter at which ``part`` (one of ``GAP_PARTS``) begins, after the last synchronised step.
+    gap_events: list = field(default_factory=list)
+    begin_entered_at: float | None = None  # perf_counter on entering the epoch's begin hook, before its sync
+    first_batch_at: float | None = None  # perf_counter when the first batch was in hand (iterator made, batch fetched)
 
     def as_dict(self):
         return {k: v for k, v in self.__dict__.items() if k != "test_metrics" or v is not None}
+
+
+# The parts of the time between two epochs (``EpochResult.gap_events``), in the order they usually come:
+# evaluation (the test predictions), callbacks (epoch-end bookkeeping: other callbacks, logs, History; the PyTorch
+# loop's own epoch end), reshuffle (the data's next permutation: a PyDataset's ``on_epoch_end``, the sampler's
+# ``set_epoch``), iterator (re-creating the epoch's iterator and the loop's own bookkeeping up to the next epoch's begin
+# hook), other (the rest: the next epoch's begin hook and its sync).
+GAP_PARTS = ("evaluation", "callbacks", "reshuffle", "iterator", "other")
 
 
 def epoch_edges(steps: int, window: int, *, last_batch_partial: bool = False) -> list[int]:
@@ -287,6 +300,11 @@ class Runner:
 
     def memory_stats(self) -> dict:
         """Framework allocator figures (bytes); empty on CPU where the framework keeps none."""
+        return {}
+
+    def describe_threads(self) -> dict:
+        """The framework's thread pools and the input pipeline's workers, as the framework reports them after
+        ``setup`` (``backends.framework_threads``); the record's ``threads`` (``bench.measuring.threads``)."""
         return {}
 
     def describe(self, model=None) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -64,6 +65,7 @@ def fit_classes(module: ModuleType) -> FitClasses:
             self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
             self.resample, self.drop_last = resample, drop_last
             self.epoch = 0
+            self.reshuffles = []  # (begin, end) perf_counter of each on_epoch_end: the epoch timer reads them
             self._batches = datasets.batch_indices(num_samples(x), batch_size, epoch=0, seed=seed, drop_last=drop_last)
 
         def __len__(self):
@@ -74,11 +76,13 @@ def fit_classes(module: ModuleType) -> FitClasses:
             return take(self.x, idx), self.y[idx]
 
         def on_epoch_end(self):
+            begin = time.perf_counter()
             self.epoch += 1
             if self.resample is not None:
                 self.x, self.y = self.resample(self.epoch)
             self._batches = datasets.batch_indices(num_samples(self.x), self.batch_size, epoch=self.epoch,
                                                    seed=self.seed, drop_last=self.drop_last)
+            self.reshuffles.append((begin, time.perf_counter()))
 
     class FixedBatches(module.utils.Sequence):
         """A fixed list of index batches, one epoch long (the throughput benchmark's ``cycled_batches``)."""
@@ -121,11 +125,18 @@ def fit_classes(module: ModuleType) -> FitClasses:
                 self.clock.finish(self.steps)
 
     class EpochTimer(StepClockCallback):
-        """Synchronised epoch timestamps, steady-state windows, test accuracy after each epoch, profiler markers."""
+        """Synchronised epoch timestamps, steady-state windows, test accuracy after each epoch, profiler markers.
 
-        def __init__(self, runner, dataset, config, events):
+        Between epochs it notes when each part of the gap begins (``EpochResult.gap_events``): evaluation at the
+        last synchronised step, callbacks when the evaluation ends (this callback runs first; the others, History,
+        the progress bar and ``fit``'s own epoch end follow), reshuffle and iterator from ``data`` (the
+        ``EpochBatches``: its ``on_epoch_end``), other on entering the next epoch's begin hook.
+        """
+
+        def __init__(self, runner, dataset, config, events, *, data=None):
             super().__init__(runner)
-            self.dataset, self.config, self.events = dataset, config, events
+            self.dataset, self.config, self.events, self.data = dataset, config, events, data
+            self.first_batch_at = None
             self.results = []
             self._window = None
             n, batch_size = num_samples(dataset.x_train), config.batch_size
@@ -134,6 +145,13 @@ def fit_classes(module: ModuleType) -> FitClasses:
             self.edges = epoch_edges(self.steps, config.timing_window, last_batch_partial=partial)
 
         def on_epoch_begin(self, epoch, logs=None):
+            self.begin_entered = time.perf_counter()
+            reshuffles = getattr(self.data, "reshuffles", [])
+            if self.results:  # the data's re-shuffle since the last epoch's end (Keras 3: before its last sync)
+                for begin, end in reshuffles:
+                    self.results[-1].gap_events += [["reshuffle", begin], ["iterator", end]]
+            reshuffles.clear()
+            self.first_batch_at = None
             # Syncs (and timestamps) only before step 0, after step 1 and every `timing_window` steps.
             self.clock = StepClock(self.edges, sync=lambda: self.runner.sync(self.model))
             self.clock.before_step(0)
@@ -141,6 +159,11 @@ def fit_classes(module: ModuleType) -> FitClasses:
             self.events.mark("epoch_begin", epoch=epoch)
             self._window = self.events.window(f"train-epoch-{epoch}", epoch=epoch, phase="train")
             self._window.__enter__()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self.first_batch_at = time.perf_counter()  # tf.keras: the batch is fetched inside the step
+            super().on_train_batch_begin(batch, logs)
 
         def on_epoch_end(self, epoch, logs=None):
             loss = float(logs["loss"])  # the mean over samples; fetching it waits for the last step
@@ -157,6 +180,8 @@ def fit_classes(module: ModuleType) -> FitClasses:
                                             train_time_s=trained - self.started, eval_time_s=ended - trained,
                                             steps=self.steps, started_at=self.started, ended_at=ended,
                                             trained_at=trained, test_metrics=test_metrics,
+                                            gap_events=[["callbacks", ended]], begin_entered_at=self.begin_entered,
+                                            first_batch_at=self.first_batch_at,
                                             **self.clock.epoch_figures(self.config.timing_window)))
 
     return FitClasses(EpochBatches=EpochBatches, FixedBatches=FixedBatches, StepClockCallback=StepClockCallback,

@@ -22,7 +22,7 @@ import itertools
 import keras
 import numpy as np
 
-from backends import BackendError, check_mode_here
+from backends import BackendError, check_mode_here, framework_threads, keras_callback_threads
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
 from backends.recurrent import keras_lstm_kernels
@@ -264,9 +264,9 @@ class KerasRunner(KerasFitRunner):
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         with self.replicas.scope():  # the optimizer's variables too are made on every replica
             compile_model(model, config, jit_compile=self.jit_compile)
-        timer = _EpochTimer(self, dataset, config, events or NullEvents())
         batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed,
                                resample=dataset.resample, drop_last=config.drop_last)
+        timer = _EpochTimer(self, dataset, config, events or NullEvents(), data=batches)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
@@ -362,6 +362,12 @@ class KerasRunner(KerasFitRunner):
             if stats:
                 return {"allocator": "jax", "peak_bytes": int(stats.get("peak_bytes_in_use", 0))}
         return {}
+
+    def describe_threads(self):
+        # twinbench's PyDataset keeps Keras' defaults, workers=1 and no multiprocessing: Keras 3 then reads its
+        # batches in the training thread (a thread pool only from workers=2 or with multiprocessing).
+        return {**framework_threads(self.backend), "keras_callbacks": keras_callback_threads(keras),
+                "input": {"pydataset_workers": 1, "use_multiprocessing": False, "reader": "the training thread"}}
 
     def describe(self, model=None):
         return {

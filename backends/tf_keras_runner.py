@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from backends import check_mode_here
+from backends import check_mode_here, framework_threads
 from backends.base import NullEvents, TrainConfig
 from backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
 from backends.keras_runner import compile_model, mixed_policy
@@ -142,9 +142,9 @@ class TfKerasRunner(KerasFitRunner):
         with self.replicas.scope():  # the optimizer's variables too are made on every replica
             compile_model(model, config, module=tf_keras, jit_compile=self.jit_compile,
                           loss=task_loss(self.task_of(model)))
-        timer = _EpochTimer(self, dataset, config, events or NullEvents())
         batches = EpochBatches(dataset.x_train, dataset.y_train, config.batch_size, seed=config.seed,
                                resample=dataset.resample, drop_last=config.drop_last)
+        timer = _EpochTimer(self, dataset, config, events or NullEvents(), data=batches)
         model.fit(batches, epochs=config.epochs, shuffle=False, verbose=1 if config.progress else 0,
                   callbacks=[timer])
         return timer.results
@@ -178,6 +178,13 @@ class TfKerasRunner(KerasFitRunner):
             info = tf.config.experimental.get_memory_info("GPU:0")
             return {"allocator": "tensorflow", "peak_bytes": int(info["peak"])}
         return {}
+
+    def describe_threads(self):
+        # tf.keras' fit(workers=1, use_multiprocessing=False) reads a Sequence in one enqueuer thread (OrderedEnqueuer)
+        # into tf.data (Dataset.from_generator), whose autotune is on by default; tf.keras runs callbacks in line.
+        return {**framework_threads("tensorflow"),
+                "input": {"sequence_workers": 1, "use_multiprocessing": False, "reader": "one enqueuer thread",
+                          "tf_data_autotune": tf.data.Options().autotune.enabled is not False}}
 
     def describe(self, model=None):
         return {

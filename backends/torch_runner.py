@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 import data as datasets
-from backends import BackendError, check_mode_here
+from backends import BackendError, check_mode_here, framework_threads
 from backends.base import (
     COMPUTE_BATCHES,
     EpochResult,
@@ -220,7 +220,12 @@ class LoopHooks:
     ``train`` calls these methods around every step and epoch: synchronised timestamps at the ``StepClock``'s
     edges only (before step 0, after step 1, every ``timing_window`` steps, at the end), the epoch loss summed on
     the device (no per-step ``.item()`` sync) and reported as the mean over samples, the Keras-style progress
-    bar, the profiler's markers and windows, and one ``EpochResult`` per epoch in ``results``.
+    bar, the profiler's markers and windows, and one ``EpochResult`` per epoch in ``results``. Between epochs it
+    notes when each part of the gap begins (``EpochResult.gap_events``): evaluation at the last synchronised step,
+    callbacks (this loop's own epoch end) when the evaluation ends, reshuffle when ``on_epoch_end`` returns (the
+    loop's ``set_epoch`` of sampler and dataset, ``model.train()``), other on entering the next ``on_epoch_begin``;
+    the sampler's permutation itself is drawn when the next epoch's iterator is made, after the synchronised start
+    (``first_batch_at``).
     """
 
     NONE: LoopHooks  # hooks that do nothing (set below)
@@ -234,6 +239,8 @@ class LoopHooks:
         self.results: list[EpochResult] = []
 
     def on_epoch_begin(self, epoch):
+        self.begin_entered = time.perf_counter()
+        self.first_batch_at = None
         self.bar = ProgressBar(epoch=epoch, epochs=self.config.epochs, steps=self.steps, samples=self.n,
                                batch_size=self.config.batch_size) if self.config.progress else None
         self.clock = StepClock(self.edges, sync=self.runner.sync)
@@ -246,6 +253,8 @@ class LoopHooks:
         self.done = 0
 
     def on_train_batch_begin(self, step):
+        if step == 0:
+            self.first_batch_at = time.perf_counter()  # the iterator made, the first batch fetched
         self.clock.before_step(step)
 
     def on_train_batch_end(self, step, loss, batch_size):
@@ -275,7 +284,10 @@ class LoopHooks:
                                         train_time_s=self.trained - self.started, eval_time_s=ended - self.trained,
                                         steps=self.done, started_at=self.started, ended_at=ended,
                                         trained_at=self.trained, test_metrics=test_metrics,
+                                        gap_events=[["callbacks", ended]], begin_entered_at=self.begin_entered,
+                                        first_batch_at=self.first_batch_at,
                                         **self.clock.epoch_figures(self.config.timing_window)))
+        self.results[-1].gap_events.append(["reshuffle", time.perf_counter()])  # what the loop does next
 
 
 class _NoHooks:
@@ -508,6 +520,10 @@ class TorchRunner(Runner):
             return {}
         return {"allocator": "torch.cuda", "peak_bytes": int(torch.cuda.max_memory_allocated()),
                 "current_bytes": int(torch.cuda.memory_allocated())}
+
+    def describe_threads(self):
+        # The DataLoaders of fit and train_steps load in this process (num_workers=0, PyTorch's default).
+        return {**framework_threads("torch"), "input": {"dataloader_num_workers": 0}}
 
     def describe(self, model=None):
         device = self._device()

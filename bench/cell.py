@@ -146,6 +146,7 @@ AXES = {
     **dataclasses.asdict(DEFAULT_MODE),
     **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
     "feed": "native",  # how a throughput run feeds its batches (backends.base.FEEDS; --feed)
+    "cpus": "free",  # CPUs the process is pinned to (--cpus 0, 0,1); free: whatever it was given
 }
 
 
@@ -209,6 +210,7 @@ class Cell:
     replicas: int = AXES["replicas"]
     sync_batchnorm: bool = AXES["sync_batchnorm"]
     feed: str = AXES["feed"]
+    cpus: str = AXES["cpus"]
 
     @property
     def pair(self) -> tuple[str, str]:

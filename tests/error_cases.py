@@ -97,6 +97,8 @@ CASES = [
                         r"backend .*Implementations that can: torch, tf_keras, keras\[tensorflow\], keras\[jax\]"),
     Case("sync-batchnorm-one-replica", "Synchronised BatchNorm on one replica", _run_args("--sync-batchnorm"),
          r"--sync-batchnorm needs --replicas 2 or more"),
+    Case("unknown-cpu", "A CPU the machine lacks", _run_args("--cpus", "0,4096"),
+         r"--cpus 0,4096: this machine has no CPU 4096 for this process\. Available here: 0"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
     Case("bad-intervals", "Sampling intervals that are not positive seconds",

@@ -27,6 +27,7 @@ from bench.results.decompose import (
     feed_pairs,
     overhead_pairs,
     profiler_overhead,
+    throughput_rows,
 )
 from bench.results.stats import ratio_ci
 
@@ -357,3 +358,47 @@ def test_several_runs_of_a_cell_are_pooled():
     assert (row["n_a"], row["n_b"], row["runs_a"], row["runs_b"]) == (4, 5, 1, 2)
     assert row["ratio"] == pytest.approx(2.0)
     assert row["runs_resampled"] == [False, True]  # the two torch runs are resampled as runs
+
+
+def test_gap_parts_add_up_to_the_gap_and_leave_out_what_fell_before_the_last_sync():
+    from backends.base import GAP_PARTS
+    from bench.measuring.timing import gap_parts
+    from bench.results.views import GAP_PARTS as SHOWN_PARTS
+
+    assert SHOWN_PARTS == GAP_PARTS  # results spell the parts without importing backends
+    # Epoch 0 trained until t=10; a reshuffle at 9.5 (Keras 3: inside the last window) is not part of the gap.
+    earlier = {"trained_at": 10.0, "gap_events": [["callbacks", 10.5], ["reshuffle", 9.5], ["iterator", 9.6],
+                                                  ["reshuffle", 10.7], ["iterator", 10.9]]}
+    later = {"begin_entered_at": 11.2, "started_at": 11.25}
+    parts = gap_parts(earlier, later)
+    assert parts == pytest.approx({"evaluation": 0.5, "callbacks": 0.2, "reshuffle": 0.2, "iterator": 0.3,
+                                   "other": 0.05})
+    assert sum(parts.values()) == pytest.approx(later["started_at"] - earlier["trained_at"])
+    assert gap_parts({"trained_at": 1.0}, later) is None  # a record from before the parts: no breakdown
+
+
+def test_train_timing_summarizes_gap_parts_whose_means_add_up_to_the_gap():
+    epochs = [{"epoch": e, "started_at": 10.0 * e, "trained_at": 10.0 * e + 8, "train_time_s": 8.0, "eval_time_s": 1.0,
+               "first_step_s": 0.5 if e else 2.0, "first_batch_at": 10.0 * e + 0.1, "window_steps": 2,
+               "window_times_s": [0.4, 0.4], "gap_events": [["callbacks", 10.0 * e + 9], ["reshuffle", 10.0 * e + 9.5]],
+               "begin_entered_at": 10.0 * e - 0.25} for e in range(3)]
+    timing = train_timing(epochs, batch_size=32)
+    parts = timing["epoch_gap_parts_s"]
+    assert {k: v["mean"] for k, v in parts.items()} == pytest.approx(
+        {"evaluation": 1.0, "callbacks": 0.5, "reshuffle": 0.25, "iterator": 0.0, "other": 0.25})
+    assert sum(v["mean"] for v in parts.values()) == pytest.approx(timing["epoch_gap_s"]["mean"]) == 2.0
+    first = timing["first_step_parts_s"]  # later first steps 0.5 s: 0.1 s to the first batch, 0.2 s steady
+    assert first["first_batch"]["median"] == pytest.approx(0.1) and first["retracing"]["median"] == pytest.approx(0.2)
+
+
+def test_pinned_and_free_runs_of_a_cell_are_separate_rows_never_pooled():
+    free = [throughput_record("torch", [1.0] * 3), throughput_record("keras[torch]", [2.0] * 3)]
+    pinned = [throughput_record("torch", [4.0] * 3, axes={"cpus": "0"}),
+              throughput_record("keras[torch]", [6.0] * 3, axes={"cpus": "0"})]
+    for record in free + pinned:
+        record["timing"]["first_step_s"] = 0.5
+    rows = {row["label"]: row for row in throughput_rows(free + pinned)}
+    assert set(rows) == {"torch", "keras[torch]", "torch cpus=0", "keras[torch] cpus=0"}
+    assert rows["torch"]["steady_step_s"]["median"] == 1.0 and rows["torch cpus=0"]["steady_step_s"]["median"] == 4.0
+    ratios = sorted(round(row["ratio"], 6) for row in decomposition(free + pinned))
+    assert ratios == [1.5, 2.0]  # keras[torch]/torch within each layout, never across

@@ -3,12 +3,19 @@ schema-v2 records with every figure and its spread, a timeline with epoch marker
 sees exactly the steps before each edge. Nothing here asserts a timing: times on a shared test machine
 are noise, so only their presence, order and structure are checked."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from backends import get_runner
-from backends.base import StepClock, TrainConfig
+from backends.base import GAP_PARTS, StepClock, TrainConfig
 from bench.cli import main
+from bench.measuring.timing import gap_parts
 from bench.records import SCHEMA_VERSION, load_records, read_record, read_timeline
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
 
@@ -50,6 +57,19 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
     assert SUMMARY_KEYS <= set(timing["throughput_images_per_s"])
     assert timing["epoch_gap_s"]["n"] == 1 and timing["epoch_gap_s"]["median"] > 0
     assert timing["eval_time_s"]["n"] == 2 and timing["epoch_time_s"]["later"]["n"] == 1
+
+    # Between the epochs: parts that add up to the gap, none negative, the evaluation the one after epoch 0.
+    earlier, later = record["results"]["epochs"]
+    parts = gap_parts(earlier, later)
+    assert set(parts) == set(GAP_PARTS) and min(parts.values()) >= 0
+    assert sum(parts.values()) == pytest.approx(later["started_at"] - earlier["trained_at"], abs=1e-9)
+    assert parts["evaluation"] == pytest.approx(earlier["eval_time_s"], abs=1e-9)
+    assert later["started_at"] < later["first_batch_at"] < later["trained_at"]
+    assert set(timing["epoch_gap_parts_s"]) == set(GAP_PARTS) and timing["first_step_parts_s"]["first_batch"]["n"] == 1
+    threads = record["threads"]
+    assert threads["python_threads"]["max_alive"] >= 1 and threads["native_threads_max"] >= 1
+    assert threads["cpus"] == {"layout": "free", "affinity": sorted(os.sched_getaffinity(0))}
+    assert threads["sampler"] == {"enabled": True, "interval_s": 0.02}
 
     settings = record["settings"]
     for key in ("device", "jit_compile", "precision_policy", "tf32", "threads"):
@@ -120,6 +140,31 @@ def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, 
     assert all(s["samples"] == [] for s in segments if not s["profiler_enabled"])
     assert [s["offset_s"] for s in segments] == sorted(s["offset_s"] for s in segments)
     assert "profiler cost" in capsys.readouterr().out
+
+
+def _one_thread_pools(pools: dict) -> bool:
+    """Whether every pool the framework reports runs one thread (``--threads 1``; TF: what 0 resolves to)."""
+    if "torch_intra_op" in pools:
+        return pools["torch_intra_op"] == 1
+    if "tf_intra_op" in pools:
+        return pools["tf_intra_op"]["resolves_to"] == 1 and pools["tf_inter_op"]["resolves_to"] == 1
+    return pools["xla_cpu_multi_thread_eigen"] is False
+
+
+def test_threads_and_cpus_reach_the_record_of_a_pinned_child(tmp_path):
+    """``--threads 1 --cpus 0`` in a fresh process (pinning must come before any framework starts): the record says
+    the pools run one thread, the process ran on CPU 0 only, and the cell is the pinned one."""
+    implementation, backend = IMPLEMENTATIONS_HERE[0]
+    done = subprocess.run([sys.executable, "-m", "bench", "throughput", "--impl", implementation, "--backend", backend,
+                           *TINY, "--steps", "2", "--warmup", "1", "--repeats", "1", "--overhead-repeats", "0",
+                           "--threads", "1", "--cpus", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-800:]
+    record = json.loads((tmp_path / f"mnist_cnn__{implementation}__{backend}__synthetic__cpus-0.json").read_text())
+    threads = record["threads"]
+    assert record["cell"]["cpus"] == "0" and threads["cpus"] == {"layout": "0", "affinity": [0]}
+    assert threads["requested"] == 1 and _one_thread_pools(threads["pools"]), threads["pools"]
+    assert threads["env"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def step_counter(runner, model):

@@ -28,6 +28,7 @@ from bench.cli.options import (
     EXIT_USAGE,
     CliError,
     Parser,
+    add_cpus_arg,
     add_launcher_args,
     add_measurement_args,
     add_save_weights_arg,
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replication_arguments(train)
     add_launcher_args(train)
     add_measurement_args(train)
+    add_cpus_arg(train)
     train.add_argument("--timing-window", type=non_negative_int, default=10,
                        help="steps per steady-state timing window, synchronised at its edges only (0: none)")
     train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
@@ -176,6 +178,7 @@ def _add_bench_parser(sub):
     bench.add_argument("--threads", type=positive_int, default=None,
                        help="CPU threads per framework thread pool (default: each framework's own choice)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
+    add_cpus_arg(bench)
     add_mode_arguments(bench)
     add_replication_arguments(bench)
     add_launcher_args(bench)

@@ -92,3 +92,18 @@ def limit_threads(threads) -> None:
     """``--threads``: cap the frameworks' thread pools before any of them is imported."""
     if threads is not None:
         backends.limit_threads(threads)
+
+
+def check_cpus(cpus) -> str:
+    """``--cpus``: the CPUs as the cell names them (``"0,1"``, sorted) or ``"free"``; one line on a CPU this machine
+    lacks."""
+    try:
+        wanted = backends.cpu_list(cpus)
+    except BackendError as err:
+        raise CliError(str(err)) from None
+    return ",".join(map(str, wanted)) if wanted else backends.FREE
+
+
+def pin_cpus(cpus) -> None:
+    """``--cpus``: pin this process to those CPUs before any framework is imported (``backends.pin_cpus``)."""
+    backends.pin_cpus(cpus)

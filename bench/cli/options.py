@@ -109,6 +109,12 @@ def add_measurement_args(parser):
     parser.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
 
 
+def add_cpus_arg(parser):
+    parser.add_argument("--cpus", default="free", metavar="LIST",
+                        help="run on these CPUs only, e.g. 0 or 0,1 (pinned before any framework starts; a cell axis: "
+                             "pinned and free runs are different cells); default free: the CPUs the process was given")
+
+
 def child_args(args, *, leave_out=()) -> list[str]:
     """The options of ``args`` as a command line for a child process that runs one of the command's cells.
 

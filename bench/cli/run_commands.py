@@ -15,8 +15,10 @@ from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_forma
 from bench.cell import environment_cells, mode_of, replication_of
 from bench.cli.checks import (
     USER_ERRORS,
+    check_cpus,
     check_writable,
     limit_threads,
+    pin_cpus,
     validate_cell,
     validate_save_weights,
     validate_weights,
@@ -54,6 +56,7 @@ def _train_cell(args) -> int:
         validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
+    cpus = check_cpus(args.cpus)
     check_writable(args.out)
     config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
                        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
@@ -62,11 +65,12 @@ def _train_cell(args) -> int:
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
                        weights=args.weights, mode=mode, save_weights=args.save_weights,
-                       replication=replication)
+                       replication=replication, cpus=cpus)
     if distributed.needs_launcher(args.impl, replication):
         return _launch_ranks("train", args, config, [*_cell_argv("train", config.cell, args.out), *child_args(
             args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))])
     writer = distributed.launched_rank() is None or distributed.launched_rank()[0] == 0
+    pin_cpus(cpus)
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -161,6 +165,8 @@ def _train_env(args) -> int:
             for cell in cells[model]:
                 validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape, mode)
                 validate_weights(args.weights, model, cell.backend)
+        cpus = check_cpus(args.cpus)
+        cells = {model: [dataclasses.replace(cell, cpus=cpus) for cell in cells[model]] for model in models}
         check_writable(args.out)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
@@ -193,10 +199,12 @@ def cmd_throughput(args) -> int:
             distributed.check_launch(args.impl, replication)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
+    cpus = check_cpus(args.cpus)
 
     if args.env is not None:
         bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume",
                                                  *children.LAUNCHER_OPTIONS))
+        cells = [dataclasses.replace(cell, cpus=cpus) for cell in cells]  # the children's cells (--resume)
         failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args,
                                       resume=args.resume, launcher=children.launcher_of(args))
         return EXIT_FAILED if failures else 0
@@ -206,11 +214,13 @@ def cmd_throughput(args) -> int:
                               overhead_repeats=args.overhead_repeats, compute_repeats=args.compute_repeats,
                               feed=args.feed, seed=args.seed, learning_rate=args.lr,
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
-                              profile_interval_s=args.profile_interval, mode=mode, replication=replication)
+                              profile_interval_s=args.profile_interval, mode=mode, replication=replication,
+                              cpus=cpus)
     if distributed.needs_launcher(args.impl, replication):
         return _launch_ranks("throughput", args, config, [*_cell_argv("throughput", config.cell, args.out), *child_args(
             args, leave_out=("env", "model", "impl", "backend", "out", "resume"))])
     if distributed.launched_rank() is not None and distributed.launched_rank()[0] != 0:
+        pin_cpus(cpus)
         limit_threads(args.threads)
         try:
             execute_throughput(config)  # the other ranks train with rank 0, which records the cell
@@ -220,6 +230,7 @@ def cmd_throughput(args) -> int:
             return EXIT_FAILED
         return 0
     try:
+        pin_cpus(cpus)
         limit_threads(args.threads)
         record = execute_throughput(config)
     except USER_ERRORS as err:

@@ -44,6 +44,7 @@ from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.profiler import Profiler
+from bench.measuring.threads import ThreadCensus
 from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
@@ -71,6 +72,7 @@ class ThroughputConfig:
     input_shape: tuple[int, int, int] | None = None  # default: the model's own
     num_classes: int | None = None
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
+    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (backends.pin_cpus), e.g. "0,1"; "free": not pinned
     profile_interval_s: float = 0.15
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
@@ -81,7 +83,7 @@ class ThroughputConfig:
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), feed=self.feed)
+                    **dataclasses.asdict(self.replication), feed=self.feed, cpus=self.cpus)
 
     @property
     def off_repeats(self) -> int:
@@ -209,6 +211,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
                          f"{config.replication.replicas}. Received: compute_repeats={config.compute_repeats}.")
     started = _now_iso()
     load_before = host_load()
+    census = ThreadCensus().start()
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     runner, model, dataset, train_config = prepare_synthetic(
@@ -231,8 +234,13 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         starts = {0: lead_in}
         starts.update({lead + i * config.steps: (f"repeat-{index}", windows_run[index][1])
                        for i, index in enumerate(indices)})
-        clock = StepClock(edges, sync=lambda: runner.sync(model),
-                          on_edge=_Windows(starts, config.profile_interval_s, profilers))
+        windows = _Windows(starts, config.profile_interval_s, profilers)
+
+        def on_edge(edge, windows=windows):  # between the two timestamps of an edge: outside every window
+            census.sample()
+            windows(edge)
+
+        clock = StepClock(edges, sync=lambda: runner.sync(model), on_edge=on_edge)
         run_steps = runner.train_steps if kind == "whole" else runner.compute_steps
         options = {"feed": config.feed} if kind == "whole" else {}
         run_steps(model, dataset, train_config, steps=edges[-1], clock=clock, **options)
@@ -286,6 +294,9 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
+        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=config.cpus,
+                              sampler={"enabled": True, "interval_s": config.profile_interval_s,
+                                       "windows": "profiler-on windows only (timing.repeats[].profiler)"}),
         timeline=timeline,  # moved to a sidecar by bench.records.write_record
     )
     record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,

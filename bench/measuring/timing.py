@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from backends.base import GAP_PARTS
 from bench.results.stats import summarize
 
 
@@ -24,6 +25,44 @@ def summarize_or_none(samples) -> dict | None:
     """``summarize(samples)``, or ``None`` when there are no samples."""
     samples = [s for s in samples if s is not None]
     return summarize(samples) if samples else None
+
+
+def gap_parts(earlier: dict, later: dict) -> dict | None:
+    """The time between two consecutive epochs (``EpochResult.as_dict()``), in parts that add up to it.
+
+    The span runs from ``earlier``'s last synchronised step (``trained_at``) to ``later``'s synchronised start
+    (``started_at``). Each event ``[part, t]`` of ``earlier["gap_events"]`` (and ``later``'s begin hook, which
+    starts ``other``) opens its part at ``t``; a part lasts until the next event, so the parts add up to the span
+    exactly and none is negative. Events outside the span are left out: Keras 3 re-shuffles a PyDataset and makes
+    the next epoch's iterator *before* the epoch's last step is synchronised, inside the last window.
+
+    Returns:
+        ``{part: seconds}`` for every part of ``backends.base.GAP_PARTS``, or ``None`` for a record without events.
+    """
+    start, end = earlier.get("trained_at"), later.get("started_at")
+    if start is None or end is None or "gap_events" not in earlier:
+        return None
+    events = [("evaluation", start), *map(tuple, earlier["gap_events"])]
+    if later.get("begin_entered_at") is not None:
+        events.append(("other", later["begin_entered_at"]))
+    events = sorted(((t, part) for part, t in events if start <= t <= end), key=lambda event: event[0])
+    parts = dict.fromkeys(GAP_PARTS, 0.0)
+    for (t, part), (t_next, _) in zip(events, [*events[1:], (end, None)], strict=True):
+        parts[part] += t_next - t
+    return parts
+
+
+def _first_step_parts(epochs: list[dict], steady: dict | None) -> dict | None:
+    """A later epoch's first step in parts: ``first_batch`` (synchronised start to the first batch in hand: the
+    iterator's re-creation, the sampler's permutation, the first fetch) and ``retracing`` (what is left of the first
+    step above the steady step: the framework tracing or compiling again; noise can make it slightly negative)."""
+    later = [e for e in epochs[1:] if e.get("first_batch_at") is not None and e.get("first_step_s") is not None]
+    if not later or steady is None:
+        return None
+    first_batch = [e["first_batch_at"] - e["started_at"] for e in later]
+    return {"first_batch": summarize(first_batch),
+            "retracing": summarize([e["first_step_s"] - fetch - steady["median"]
+                                    for e, fetch in zip(later, first_batch, strict=True)])}
 
 
 def train_timing(epochs: list[dict], *, batch_size: int) -> dict:
@@ -36,24 +75,30 @@ def train_timing(epochs: list[dict], *, batch_size: int) -> dict:
         all epochs), ``throughput_images_per_s`` (one sample per window), ``epoch_time_s``
         (``first``: epoch 0, includes compilation; ``later``: the other epochs), ``epoch_gap_s``
         (one sample per pair of consecutive epochs), ``eval_time_s`` (test-set evaluation after each
-        epoch) and ``window_steps``.
+        epoch), ``epoch_gap_parts_s`` (each part of ``gap_parts`` over the same pairs: their means add up to
+        the gap's mean), ``first_step_parts_s`` (``_first_step_parts``) and ``window_steps``.
     """
     if not epochs:
         return {"first_step_s": None, "first_step_later_epochs_s": None, "steady_step_s": None,
                 "throughput_images_per_s": None, "epoch_time_s": {"first": None, "later": None},
-                "epoch_gap_s": None, "eval_time_s": None, "window_steps": None}
+                "epoch_gap_s": None, "epoch_gap_parts_s": None, "first_step_parts_s": None, "eval_time_s": None,
+                "window_steps": None}
     window = epochs[0].get("window_steps") or 0
     step_times = [t / window for e in epochs for t in e.get("window_times_s") or []] if window else []
     gaps = [later["started_at"] - earlier["trained_at"] for earlier, later in zip(epochs, epochs[1:], strict=False)
             if later.get("started_at") is not None and earlier.get("trained_at") is not None]
+    parts = [p for p in (gap_parts(earlier, later) for earlier, later in zip(epochs, epochs[1:], strict=False)) if p]
+    steady = summarize_or_none(step_times)
     return {
         "first_step_s": epochs[0].get("first_step_s"),
         "first_step_later_epochs_s": summarize_or_none(e.get("first_step_s") for e in epochs[1:]),
-        "steady_step_s": summarize_or_none(step_times),
+        "steady_step_s": steady,
         "throughput_images_per_s": summarize_or_none(batch_size / t for t in step_times),
         "epoch_time_s": {"first": epochs[0]["train_time_s"],
                          "later": summarize_or_none(e["train_time_s"] for e in epochs[1:])},
         "epoch_gap_s": summarize_or_none(gaps),
+        "epoch_gap_parts_s": {part: summarize([p[part] for p in parts]) for part in GAP_PARTS} if parts else None,
+        "first_step_parts_s": _first_step_parts(epochs, steady),
         "eval_time_s": summarize_or_none(e["eval_time_s"] for e in epochs),
         "window_steps": window,
     }

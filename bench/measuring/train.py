@@ -19,11 +19,12 @@ import data as datasets
 from backends import get_runner
 from backends.base import TrainConfig
 from backends.checkpoints import pretrained_weights
-from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.faults import maybe_inject_fault
 from bench.measuring.profiler import Profiler
+from bench.measuring.threads import SamplingEvents, ThreadCensus
 from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
@@ -51,6 +52,7 @@ class RunConfig:
     profile: bool = True  # the profiler's sampler thread (windows and markers are recorded either way)
     profile_interval_s: float = 0.15  # seconds between profiler samples
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
+    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (backends.pin_cpus), e.g. "0,1"; "free": not pinned
     synthetic_train: int | None = None  # samples of the synthetic dataset (default: data.synthetic's)
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
@@ -65,7 +67,7 @@ class RunConfig:
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication))
+                    **dataclasses.asdict(self.replication), cpus=self.cpus)
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -77,6 +79,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
 
     started = _now_iso()
     load_before = host_load()
+    census = ThreadCensus().start()
     spec = get_model_spec(config.model)
     datasets.check_dataset_for_task(config.dataset, spec.task, model=config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
@@ -122,7 +125,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
             eval_before_s = time.perf_counter() - t0
         maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
         # --epochs 0 evaluates only (e.g. weights loaded with --weights); tf.keras' fit refuses zero epochs
-        epochs = runner.fit(model, dataset, train_config, events=events) if config.epochs else []
+        epochs = runner.fit(model, dataset, train_config, events=SamplingEvents(events, census)) if config.epochs else []
     finally:
         if profiler is not None:
             profiler.stop()
@@ -164,6 +167,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
+        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=config.cpus,
+                              sampler={"enabled": config.profile, "interval_s": config.profile_interval_s}),
     )
     if record["timing"].get("throughput_images_per_s"):
         record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,

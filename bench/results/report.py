@@ -28,8 +28,10 @@ from bench.results import figures as fig
 from bench.results.decompose import feed_and_compute
 from bench.results.table import median_iqr, results_table
 from bench.results.views import (
+    GAP_PARTS,
     MISSING,
     decomposition_rows,
+    gap_breakdown,
     group_records,
     label_of,
     machine,
@@ -37,6 +39,7 @@ from bench.results.views import (
     memory_peaks,
     phase_times,
     speed,
+    threads_summary,
 )
 
 # ----------------------------------------------------------------------------------------------------------
@@ -184,6 +187,16 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                                       ("first_step", "first_epoch", "later_epochs", "between_epochs", "evaluation"))])
             out += _table(["implementation", "first step (compiles)", "first epoch", "later epochs (median)",
                            "between epochs (median, incl. evaluation)", "evaluation (median)"], rows) + [""]
+            gaps = [[label, *(MISSING if parts[k] is None else f"{1e3 * parts[k]:.1f} ms"
+                              for k in ("gap", *GAP_PARTS, "first_batch", "retracing"))]
+                    for label, parts in ((label, gap_breakdown(group.ok()[label])) for label in LABELS
+                                         if label in group.ok()) if parts]
+            if gaps:
+                out += ["Between epochs, in parts that add up to the gap (means over gaps): evaluation, callbacks "
+                        "(epoch-end bookkeeping), reshuffle (the data's next order), iterator (re-making it), other; "
+                        "then a later epoch's first step: the first batch in hand and retracing (the rest of it above "
+                        "the steady step; medians).", ""]
+                out += _table(["implementation", "gap", *GAP_PARTS, "first batch", "retracing"], gaps) + [""]
 
     # -- training curves --
     train_groups = [g for g in groups if g.kind == "train"]
@@ -236,7 +249,7 @@ def environment_row(record: dict) -> list[str]:
     frameworks = ", ".join(f"{k} {v}" for k, v in versions.items() if v and k not in ("python", "numpy", "psutil",
                                                                                      "nvidia-ml-py"))
     threads = settings.get("threads") or {}
-    threads_text = (", ".join(f"{k} {v}" for k, v in threads.items() if v is not None) if isinstance(threads, dict)
+    threads_text = threads_summary(record) or (", ".join(f"{k} {v}" for k, v in threads.items() if v is not None) if isinstance(threads, dict)
                     else str(threads))
     git = env.get("git") or {}
     commit = (git.get("commit") or "")[:8] + (" (dirty)" if git.get("dirty") else "")

@@ -11,6 +11,7 @@ import statistics
 from bench.cell import Cell
 from bench.records import latest_runs
 from bench.results.decompose import throughput_rows
+from bench.results.views import GAP_PARTS, gap_breakdown, threads_summary
 
 
 def sorted_records(records: list[dict]) -> list[dict]:
@@ -103,6 +104,27 @@ def timing_table(records: list[dict]) -> str:
                      median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
                      median_iqr(timing["eval_time_s"], 1e3, ".0f")])
     return format_table(rows, headers) if rows else ""
+
+
+def gap_table(records: list[dict]) -> str:
+    """The time between epochs of training records in parts that add up to it (means over gaps, ms), and a later
+    epoch's first step in parts (medians, ms): the first batch in hand, and what is left above the steady step."""
+    headers = ["model", "implementation", "gap (ms)", *GAP_PARTS, "first batch", "retracing"]
+    rows = []
+    for record in sorted_records(latest_runs(records)):
+        parts = gap_breakdown(record) if record.get("status") == "ok" else None
+        if parts:
+            rows.append([record["cell"]["model"], Cell.of(record).label,
+                         *(_fmt(None if parts[k] is None else 1e3 * parts[k], ".1f")
+                           for k in ("gap", *GAP_PARTS, "first_batch", "retracing"))])
+    return format_table(rows, headers) if rows else ""
+
+
+def threads_table(records: list[dict]) -> str:
+    """Each run's threads (the record's ``threads``): pools, input workers, CPUs, threads alive, other processes."""
+    rows = [[r["cell"]["model"], Cell.of(r).label, threads_summary(r)]
+            for r in sorted_records(latest_runs(records)) if r.get("status") == "ok" and threads_summary(r)]
+    return format_table(rows, ["model", "implementation", "threads"]) if rows else ""
 
 
 def throughput_table(records: list[dict]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.cell import Cell
 from bench.results.decompose import decomposition, decomposition_table, throughput_rows
-from bench.results.table import feed_compute_table, throughput_table, timing_table
+from bench.results.table import feed_compute_table, gap_table, threads_table, throughput_table, timing_table
 
 
 def throughput_section(records) -> str:
@@ -19,6 +19,10 @@ def throughput_section(records) -> str:
                   "the device, and the feed (whole - compute of windows run next to each other)", parts, "",
                   "Overhead decomposition of compute (the train step alone; 95% bootstrap CI):",
                   decomposition_table(decomposition(records, part="compute")), ""]
+    threads = threads_table(records)
+    if threads:
+        lines += ["Threads (record['threads']): pools as the frameworks report them, input workers, CPUs, threads "
+                  "alive, other processes above 5% CPU", threads, ""]
     for row in throughput_rows(records):
         overhead = row["profiler_overhead"]
         if overhead:
@@ -53,9 +57,17 @@ def training_timing_section(records) -> str:
     table = timing_table(records)
     if not table:
         return ""
-    return "\n".join(["", "Timing (bench train): median [IQR] over epochs after the first / over windows", table, "",
-                      "Overhead decomposition by epoch time (95% bootstrap CI):",
-                      decomposition_table(decomposition(records))])
+    lines = ["", "Timing (bench train): median [IQR] over epochs after the first / over windows", table, "",
+             "Overhead decomposition by epoch time (95% bootstrap CI):", decomposition_table(decomposition(records))]
+    gaps = gap_table(records)
+    if gaps:
+        lines += ["", "Between epochs (ms): the gap's parts (means over gaps; they add up to the gap), and a later "
+                  "epoch's first step: first batch in hand, retracing (its excess over the steady step, medians)", gaps]
+    threads = threads_table(records)
+    if threads:
+        lines += ["", "Threads (record['threads']): pools as the frameworks report them, input workers, CPUs, threads "
+                  "alive, other processes above 5% CPU", threads]
+    return "\n".join(lines)
 
 
 def record_label(record) -> str:

@@ -147,6 +147,59 @@ def phase_times(record: dict) -> dict:
             "evaluation": summary([e["eval_time_s"] for e in epochs])}
 
 
+GAP_PARTS = ("evaluation", "callbacks", "reshuffle", "iterator", "other")  # backends.base.GAP_PARTS, in its order
+
+
+def gap_breakdown(record: dict) -> dict | None:
+    """The time between epochs in parts (``bench.measuring.timing.gap_parts``): ``gap`` and each part of ``GAP_PARTS``
+    as means over the record's gaps (means, not medians, so that the parts add up to the gap), and a later epoch's
+    first step in parts: ``first_batch`` and ``retracing`` (medians). None for a record without the parts."""
+    timing = record.get("timing") or {}
+    parts, gap = timing.get("epoch_gap_parts_s"), timing.get("epoch_gap_s")
+    if not parts or not gap:
+        return None
+    first = timing.get("first_step_parts_s") or {}
+    return {"gap": gap["mean"], **{part: (parts.get(part) or {}).get("mean", 0.0) for part in GAP_PARTS},
+            "first_batch": (first.get("first_batch") or {}).get("median"),
+            "retracing": (first.get("retracing") or {}).get("median")}
+
+
+def threads_summary(record: dict) -> str | None:
+    """One line of the record's ``threads``: the pools, the input workers, the CPUs, the threads alive and the other
+    busy processes; None for a record without it."""
+    threads = record.get("threads")
+    if not threads:
+        return None
+
+    def flat(values: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key, value in values.items():
+            if isinstance(value, dict):
+                value = value.get("resolves_to", None) if "resolves_to" in value else None
+                if value is None:
+                    continue
+            if value is not None and not (isinstance(value, str) and len(value) > 30):
+                out.append(f"{prefix}{key} {value}")
+        return out
+
+    pools = threads.get("pools") or {}
+    items = flat({k: v for k, v in pools.items() if k not in ("input", "keras_callbacks")})
+    items += flat(pools.get("input") or {})
+    callbacks = pools.get("keras_callbacks")
+    if callbacks:
+        items.append(f"callback pool {callbacks['max_workers']}" if callbacks["batch_end_in_thread_pool"]
+                     else "callbacks in line")
+    cpus = threads.get("cpus") or {}
+    sampler = threads.get("sampler") or {}
+    items.append(f"cpus {cpus.get('layout')} ({','.join(map(str, cpus.get('affinity') or []))})")
+    items.append(f"sampler {'every ' + str(sampler.get('interval_s')) + ' s' if sampler.get('enabled') else 'off'}")
+    items.append(f"threads {threads['python_threads']['max_alive']} Python / {threads['native_threads_max']} native")
+    others = threads.get("other_processes") or []
+    items.append("others: " + (", ".join(f"{p['name']} {p['cpu_percent']:.0f}%" for p in others[:3]) or "none") +
+                 (f" (+{len(others) - 3})" if len(others) > 3 else ""))
+    return "; ".join(items)
+
+
 def epoch_curves(record: dict) -> list[dict]:
     """``[{"epoch": 1, "loss": ..., "test_accuracy": ...}, ...]`` (epochs counted from 1)."""
     epochs = (record.get("results") or {}).get("epochs") or []
