@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.cell import LABELS
 from bench.records import load_records
 from bench.results import figures as fig
+from bench.results.ops import ops_markdown
 from bench.results.table import results_table
 from bench.results.views import (
     MISSING,
@@ -135,6 +136,8 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                       [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],
                         MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
                         r["missing"] if "missing" in r else r["verdict"]] for r in rows]) + [""]
+
+    out += ops_markdown(records)
 
     # -- timeline --
     if groups:
