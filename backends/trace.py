@@ -8,7 +8,7 @@
   with an ``hlo_op`` stat).
 - Keras on JAX: ``jax.profiler`` writes the same XSpace, read with ``jax.profiler.ProfileData``; the ops are the
   XLA ops (``hlo_op``). XLA fuses Adam's update into fusions that carry no optimizer name, so on JAX the optimizer
-  update is counted as other ops (the table's note says so).
+  update is counted as other ops, and XLA:CPU's YNNPACK fusions (``ynn_fusion``) as conv/matmul (the note says so).
 
 Each op counts with its exclusive (self) time: its interval minus the intervals of the ops it calls on its thread
 (``exclusive_intervals``), so nested ops (``aten::conv2d`` > ``aten::convolution`` > ``aten::mkldnn_convolution``)
@@ -170,7 +170,9 @@ class JaxTracer(_XSpaceTracer):
     """``jax.profiler.start_trace/stop_trace``; the XSpace read with ``jax.profiler.ProfileData``."""
 
     profiler_name = "jax.profiler"
-    note = "XLA fuses Adam's update into fusions with no optimizer name: on JAX it is counted in other ops"
+    note = ("XLA fuses Adam's update into fusions with no optimizer name: on JAX it is counted in other ops; "
+            "ynn_fusion/xnn_fusion (dots and convolutions XLA:CPU hands to YNNPACK/XNNPACK) count as conv/matmul, "
+            "though such a fusion may hold some elementwise work too")
 
     def _start(self, directory):
         import jax

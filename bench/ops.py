@@ -29,16 +29,19 @@ CATEGORY_LABELS = {"conv_matmul": "conv/matmul", "layout": "layout", "optimizer"
 TOP_OPS = 15  # op names listed with their time and category, so a reader can check the classification
 
 # (category, pattern): the first pattern found in an op's lower-cased name decides. An op inside an optimizer's
-# range (its ``scope``: torch's ``Optimizer.step#Adam.step``, TensorFlow's ``Adam/...`` name scope) is "optimizer"
-# whatever its name (``SCOPE_RULES``).
+# range (its ``scope``: torch's ``Optimizer.step#Adam.step``, TensorFlow's ``Adam/...`` name scope) or inside a
+# ``torch._foreach_*`` op (Keras' torch optimizers update every variable at once with them) is "optimizer", whatever
+# its name (``SCOPE_RULES``).
 RULES = (
     ("optimizer", r"_foreach_|adam|applygradient|apply_gradient"),  # Adam's elementwise updates (torch._foreach_*)
     ("conv_matmul", r"convolution|conv[123]d|conv_|depthwiseconv"  # torch, TF, XLA convolutions and their gradients
                     r"|matmul|gemm|einsum|dot_general|(^|[^a-z])dot([^a-z]|$)"  # matrix products
-                    r"|(^|::)(mm|addmm|bmm|baddbmm|addmv|mv|_addmm_activation)$"),  # aten's matrix products
+                    r"|(^|::)(mm|addmm|bmm|baddbmm|addmv|mv|_addmm_activation)$"  # aten's matrix products
+                    r"|ynn_fusion|xnn_fusion"),  # XLA:CPU's dots and convolutions handed to YNNPACK/XNNPACK
     ("layout", r"transpose|permute|copy|contiguous|clone|reshape|nchw|nhwc|layout|(^|::)t$"),
 )
-SCOPE_RULES = r"optimizer|(^|/)adam(/|$)|apply_?gradients"
+# Keras names its optimizer's name scope after it (adam, summed_rows_adam); torch's optimizers open Optimizer.step.
+SCOPE_RULES = r"optimizer|adam|apply_?gradients|_foreach_"
 NOTE = ("exclusive op time; covered = the union of op intervals over all threads; an instant covered by k ops counts 1/k "
         "to each; remainder = wall - covered (Python, dispatch, bookkeeping, idle)")
 _RULES = tuple((category, re.compile(pattern)) for category, pattern in RULES)

@@ -10,8 +10,8 @@ from bench.cell import ENVIRONMENTS, environment_cells, implementation_label
 from bench.cli.checks import USER_ERRORS, check_writable
 from bench.cli.options import CliError
 from bench.records import load_records
-from bench.results.report import build_report
 from bench.results.ops import ops_section
+from bench.results.report import build_report
 from bench.results.table import agreement_summary, results_table
 from bench.results.text import throughput_section, training_timing_section
 from bench.studies.profiler_cost import profiler_cost_section
