@@ -71,8 +71,9 @@ def ops_markdown(records) -> list[str]:
     headers = ["cell", "wall ms/step", *(CATEGORY_LABELS[key] for key in COLUMNS), "profiler"]
     out = ["## Op-level breakdown", "",
            "Milliseconds per step under each framework's own profiler (`bench trace`); categories split the time "
-           "covered by leaf ops, the remainder is the rest of the wall time (Python, dispatch, bookkeeping). The "
-           "profiler slows the steps: read the shares, and take the step times from the throughput runs.", "",
+           "covered by ops (each op's exclusive time; overlapping ops share it), the remainder is the rest of the "
+           "wall time (Python, dispatch, bookkeeping). The profiler slows the steps: read the shares, and take the "
+           "step times from the throughput runs.", "",
            "| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for record in traces:
         ops = record["ops"]
