@@ -7,7 +7,9 @@ A **record** is one run's result: one process that ran one cell (``bench.cell.Ce
 - ``throughput``: ``python -m bench throughput`` (``bench.measuring.throughput``): the first step, warm-up,
   repeats of timed windows with the profiler on and off, throughput, FLOP/s;
 - ``profiler_cost``: ``python -m bench profiler-cost`` (``bench.studies.profiler_cost``): windows with the profiler's
-  sampler on, each between two with it off, at several sampling intervals.
+  sampler on, each between two with it off, at several sampling intervals;
+- ``trace``: ``python -m bench trace`` (``bench.measuring.trace``): steady-state steps under the framework's own
+  profiler, and ``ops``, the time per step of each kind of op (``bench.ops``).
 
 Every record starts the same way (``new_record``): ``schema``, ``schema_version``, ``kind``, ``cell``,
 ``run_id``, ``config`` (the run's settings, verbatim) and ``started``; then ``status`` (``ok`` or ``failed``,
@@ -58,6 +60,7 @@ KINDS = {
     "throughput": {"command": "twinbench throughput", "results": "results/throughput", "suffix": ""},
     "profiler_cost": {"command": "twinbench profiler-cost", "results": "results/profiler_cost",
                       "suffix": "__profiler_cost"},
+    "trace": {"command": "twinbench trace", "results": "results/trace", "suffix": "__trace"},
 }
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
 # models' (twinbench export: artifacts, not records).

@@ -32,6 +32,7 @@ from bench.cli.options import (
     add_launcher_args,
     add_measurement_args,
     add_save_weights_arg,
+    add_synthetic_steps_args,
     add_training_args,
     add_weights_arg,
     input_shape,
@@ -45,6 +46,7 @@ from bench.cli.run_commands import (
     cmd_definition_effect,
     cmd_profiler_cost,
     cmd_throughput,
+    cmd_trace,
     cmd_train,
 )
 from bench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
+    _add_trace_parser(sub)
 
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
@@ -159,9 +162,7 @@ def _add_bench_parser(sub):
     which = bench.add_mutually_exclusive_group(required=True)
     add_cell_arguments(bench, impl_group=which, model_default="cifar_cnn")
     add_env_argument(which)
-    bench.add_argument("--batch-size", type=positive_int, default=64)
-    bench.add_argument("--steps", type=positive_int, default=50, help="steps per timed window (one per repeat)")
-    bench.add_argument("--warmup", type=positive_int, default=10, help="steps before timing, the first included")
+    add_synthetic_steps_args(bench, steps=50, steps_help="steps per timed window (one per repeat)", warmup=10)
     bench.add_argument("--repeats", type=positive_int, default=10, help="timed windows with the profiler on")
     bench.add_argument("--overhead-repeats", type=non_negative_int, default=None,
                        help="extra windows with the profiler off, to measure its cost (default: --repeats)")
@@ -171,12 +172,6 @@ def _add_bench_parser(sub):
     bench.add_argument("--feed", choices=FEEDS, default=AXES["feed"],
                        help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
                             "arrays: plain arrays (pre-sliced tensors; fit(x, y)) (default native)")
-    bench.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
-    bench.add_argument("--num-classes", type=positive_int, default=None)
-    bench.add_argument("--seed", type=non_negative_int, default=0)
-    bench.add_argument("--lr", type=positive_float, default=1e-3)
-    bench.add_argument("--threads", type=positive_int, default=None,
-                       help="CPU threads per framework thread pool (default: each framework's own choice)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
     add_cpus_arg(bench)
     add_mode_arguments(bench)
@@ -186,6 +181,16 @@ def _add_bench_parser(sub):
                        help="with --env: skip cells that already have a successful record")
     bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")
     bench.set_defaults(parser=bench)
+
+
+def _add_trace_parser(sub):
+    trace = sub.add_parser("trace", help="steady-state steps of one cell under its framework's own profiler: time per "
+                                         "step of conv/matmul, layout, optimizer, other ops and the remainder")
+    add_cell_arguments(trace, model_default="cifar_cnn")
+    add_synthetic_steps_args(trace, steps=10, steps_help="traced steady-state steps", warmup=5)
+    add_mode_arguments(trace)
+    trace.add_argument("--out", default=RESULTS["trace"], help="directory for the record")
+    trace.set_defaults(parser=trace)
 
 
 def _add_profiler_cost_parser(sub):
@@ -230,7 +235,7 @@ def main(argv=None) -> int:
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
-                    "profiler-cost": cmd_profiler_cost, "check": cmd_check,
+                    "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export}
         return commands[args.command](args)
     except CliError as err:

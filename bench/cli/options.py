@@ -87,6 +87,20 @@ def add_training_args(parser):
     parser.add_argument("--num-classes", type=positive_int, default=None)
 
 
+def add_synthetic_steps_args(parser, *, steps: int, steps_help: str, warmup: int):
+    """The options of a run of steps on synthetic data (``throughput``, ``trace``): batch, steps, warm-up, shape,
+    classes, seed, learning rate, threads."""
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=steps, help=steps_help)
+    parser.add_argument("--warmup", type=positive_int, default=warmup, help="steps before timing, the first included")
+    parser.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    parser.add_argument("--num-classes", type=positive_int, default=None)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--lr", type=positive_float, default=1e-3)
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads per framework thread pool (default: each framework's own choice)")
+
+
 def add_weights_arg(parser):
     parser.add_argument("--weights", default=None, metavar="PATH",
                         help="start from these weights, not the random initial ones: a torchvision checkpoint "

@@ -27,8 +27,10 @@ from bench.cli.options import EXIT_FAILED, CliError, child_args
 from bench.measuring import children
 from bench.measuring.faults import is_out_of_memory
 from bench.measuring.throughput import ThroughputConfig, execute_throughput
+from bench.measuring.trace import TraceConfig, execute_trace
 from bench.measuring.train import RunConfig, execute
 from bench.records import failed_record, load_records, write_record
+from bench.results.ops import ops_lines
 from bench.results.text import overhead_text, record_label
 from bench.studies import definition_effect, profiler_cost
 from bench.studies.profiler_cost import CostConfig, cost_text, profiler_cost_section
@@ -254,6 +256,34 @@ def cmd_throughput(args) -> int:
         print(f"{config.cell.file_id}: profiler cost {overhead_text(overhead)}; record {path}")
     else:
         print(f"{config.cell.file_id}: record {path}")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    """One cell's steady-state steps under its framework's own profiler, in this process; prints the op table."""
+    try:
+        mode = mode_of(args)
+        backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    check_writable(args.out)
+    config = TraceConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
+                         steps=args.steps, warmup=args.warmup, seed=args.seed, learning_rate=args.lr,
+                         input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads, mode=mode)
+    try:
+        limit_threads(args.threads)
+        record = execute_trace(config)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it
+        record = failed_record("trace", config, err)
+        path = write_record(record, args.out)
+        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    path = write_record(record, args.out)
+    print("\n".join(ops_lines(record_label(record), record["ops"])))
+    print(f"record {path}")
     return 0
 
 

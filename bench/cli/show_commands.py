@@ -10,6 +10,7 @@ from bench.cell import ENVIRONMENTS, environment_cells, implementation_label
 from bench.cli.checks import USER_ERRORS, check_writable
 from bench.cli.options import CliError
 from bench.records import load_records
+from bench.results.ops import ops_section
 from bench.results.report import build_report
 from bench.results.table import agreement_summary, results_table
 from bench.results.text import throughput_section, training_timing_section
@@ -61,6 +62,9 @@ def cmd_compare(args) -> int:
         print(throughput_section(throughput))
     if trained:
         print(training_timing_section(trained))
+    traces = ops_section(records)
+    if traces:
+        print(traces)
     costs = [r for r in records if r.get("kind") == "profiler_cost"]
     if costs:
         print("\nThe profiler's own cost (bench profiler-cost):")

@@ -26,6 +26,7 @@ from bench.cell import LABELS
 from bench.records import load_records
 from bench.results import figures as fig
 from bench.results.decompose import feed_and_compute
+from bench.results.ops import ops_markdown
 from bench.results.table import median_iqr, results_table
 from bench.results.views import (
     GAP_PARTS,
@@ -165,6 +166,7 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                         MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
                         r["missing"] if "missing" in r else r["verdict"]]
                        for r in decomposition_rows(groups, part="compute")]) + [""]
+    out += ops_markdown(records)
 
     # -- timeline --
     if groups:
