@@ -145,6 +145,7 @@ SINGLE = Replication()
 AXES = {
     **dataclasses.asdict(DEFAULT_MODE),
     **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
+    "process": "own",  # own: the cell ran alone in its process; shared: interleaved with its environment's other cell
 }
 
 
@@ -207,6 +208,7 @@ class Cell:
     memory_format: str = AXES["memory_format"]
     replicas: int = AXES["replicas"]
     sync_batchnorm: bool = AXES["sync_batchnorm"]
+    process: str = AXES["process"]
 
     @property
     def pair(self) -> tuple[str, str]:

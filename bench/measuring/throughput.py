@@ -64,13 +64,14 @@ class ThroughputConfig:
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
     replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
+    process: str = "own"  # own process, or "shared" with the environment's other cell (bench.measuring.interleave)
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication))
+                    **dataclasses.asdict(self.replication), process=self.process)
 
     @property
     def off_repeats(self) -> int:
@@ -169,16 +170,26 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         seconds = clock.interval(edges[index + 2], edges[index + 3])
         repeats.append({"repeat": index, "profiler": enabled, "steps": config.steps, "seconds": seconds,
                         "step_s": seconds / config.steps, "images_per_s": config.steps * config.batch_size / seconds})
-    on = [r["step_s"] for r in repeats if r["profiler"]]
-    off = [r["step_s"] for r in repeats if not r["profiler"]]
     first_step_s = clock.interval(0, 1)
     warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
+    return throughput_record(config, runner=runner, model=model, dataset=dataset, started=started,
+                             load_before=load_before, first_step_s=first_step_s, warmup_s=warmup_s, repeats=repeats,
+                             profilers=windows.profilers)
 
-    profiles = [(name, profiler.summary()) for name, profiler, _ in windows.profilers if profiler.enabled]
+
+def throughput_record(config: ThroughputConfig, *, runner, model, dataset, started: str, load_before, first_step_s,
+                      warmup_s, repeats: list[dict], profilers: list[tuple[str, object, float]]) -> dict:
+    """A cell's throughput record (status ``ok``) from its timed ``repeats`` (dicts with ``profiler`` and ``step_s``)
+    and its window ``profilers`` ``(name, Profiler, start time)``; ``bench.measuring.interleave`` writes its records
+    with it too."""
+    spec = get_model_spec(config.model)
+    input_shape = tuple(config.input_shape or spec.input_shape)
+    on = [r["step_s"] for r in repeats if r["profiler"]]
+    off = [r["step_s"] for r in repeats if not r["profiler"]]
+    profiles = [(name, profiler.summary()) for name, profiler, _ in profilers if profiler.enabled]
     profile = _combine_profiles(profiles)
-    t_first = windows.profilers[0][2]
-    segments = [timeline_segment(profiler, name=name, offset_s=start - t_first)
-                for name, profiler, start in windows.profilers]
+    t_first = profilers[0][2]
+    segments = [timeline_segment(profiler, name=name, offset_s=start - t_first) for name, profiler, start in profilers]
 
     record = new_record("throughput", config, started=started)
     record.update(
