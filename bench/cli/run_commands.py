@@ -22,8 +22,7 @@ from bench.cli.checks import (
     validate_weights,
 )
 from bench.cli.options import EXIT_FAILED, CliError, child_args
-from bench.measuring import children
-from bench.measuring import interleave
+from bench.measuring import children, interleave
 from bench.measuring.faults import is_out_of_memory
 from bench.measuring.throughput import ThroughputConfig, execute_throughput
 from bench.measuring.train import RunConfig, execute

@@ -202,14 +202,15 @@ def paired_windows(a_runs: list[dict], b_runs: list[dict]) -> list[tuple[float, 
     pairs = []
     for process, a_record in a_by.items():
         cells = 1 + len(a_record["interleaved"]["with"])
-
-        def blocks(record):
-            return {r["window_index"] // cells: r["step_s"] for r in record["timing"]["repeats"]
-                    if r.get("window", "whole") == "whole" and r.get("profiler", True) and "window_index" in r}
-
-        a_blocks, b_blocks = blocks(a_record), blocks(b_by[process])
+        a_blocks, b_blocks = _blocks(a_record, cells), _blocks(b_by[process], cells)
         pairs += [(a_blocks[block], b_blocks[block], process) for block in sorted(a_blocks) if block in b_blocks]
     return pairs
+
+
+def _blocks(record: dict, cells: int) -> dict[int, float]:
+    """ABBA block -> step time of an interleaved record's whole windows (``window_index // cells``)."""
+    return {r["window_index"] // cells: r["step_s"] for r in record["timing"]["repeats"]
+            if r.get("window", "whole") == "whole" and r.get("profiler", True) and "window_index" in r}
 
 
 def machine_minutes(records: list[dict]) -> float | None:
