@@ -184,6 +184,7 @@ def cmd_throughput(args) -> int:
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
+            interleaved = _interleaves(args, cells)  # before the environment is checked: a wrong option first
             for cell in cells:
                 validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, mode)
         else:
@@ -193,7 +194,7 @@ def cmd_throughput(args) -> int:
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
 
-    if args.env is not None and _interleaves(args, cells):
+    if args.env is not None and interleaved:
         return _throughput_interleaved(args, cells, mode=mode)
     if args.env is not None:
         bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume", "interleave",

@@ -22,7 +22,9 @@ Cells in another execution mode (``bench.cell.Mode``: ``--jit``, ``--precision``
 (``keras[torch] jit=on / torch jit=on``), and the **mode effects** compare one implementation with itself in two
 modes that differ in one axis (``MODE_EFFECTS``): the compile effect (``jit=on`` over not compiled: ``jit=off``, or
 the default where it resolved to no compilation), the precision effect (mixed over float32) and the layout effect
-(Keras channels first over channels last; PyTorch ``channels_last`` over contiguous).
+(Keras channels first over channels last; PyTorch ``channels_last`` over contiguous); the process effect (a cell
+interleaved with its environment's other cell over the same cell alone in its process) checks that interleaving
+leaves a cell's step time as it is.
 
 Samples: for a throughput record (``bench throughput``), seconds per step of each repeat with the profiler
 on; for a training record (``bench train``), the training time of each epoch after the first (the first
@@ -72,6 +74,7 @@ MODE_EFFECTS = (
     ("precision", "mixed_float16", "float32", "precision effect: mixed float16 / float32"),
     ("data_format", "channels_first", "channels_last", "layout effect: Keras channels first / channels last"),
     ("memory_format", "channels_last", "contiguous", "layout effect: torch.channels_last / contiguous"),
+    ("process", "shared", "own", "process effect: interleaved in one process / own process"),
 )
 
 
