@@ -103,10 +103,11 @@ def docs(session: nox.Session) -> None:
 @nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
 def throughput(session: nox.Session, env: str) -> None:
-    """Throughput benchmark of this environment's implementations, each in its own process."""
+    """Throughput benchmark of this environment's implementations, interleaved in one process where two share it."""
     _install(session, env)
     # Timings live here, never in pass/fail tests. Options: --model, --batch-size, --steps, --warmup,
-    # --repeats, --overhead-repeats, --threads, --input-shape (python -m bench throughput --help).
+    # --repeats, --overhead-repeats, --threads, --input-shape, --no-interleave (each cell in its own process;
+    # python -m bench throughput --help).
     session.run("python", "-m", "bench", "throughput", "--env", env, "--out", RESULTS["throughput"],
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 

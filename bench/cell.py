@@ -147,6 +147,7 @@ AXES = {
     **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
     "feed": "native",  # how a throughput run feeds its batches (backends.base.FEEDS; --feed)
     "cpus": "free",  # CPUs the process is pinned to (--cpus 0, 0,1); free: whatever it was given
+    "process": "own",  # own: the cell ran alone in its process; shared: interleaved with its environment's other cell
 }
 
 
@@ -211,6 +212,7 @@ class Cell:
     sync_batchnorm: bool = AXES["sync_batchnorm"]
     feed: str = AXES["feed"]
     cpus: str = AXES["cpus"]
+    process: str = AXES["process"]
 
     @property
     def pair(self) -> tuple[str, str]:

@@ -101,6 +101,10 @@ CASES = [
          r"--cpus 0,4096: this machine has no CPU 4096 for this process\. Available here: 0"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
+    Case("interleave-alone", "Interleaving an environment with one cell",
+         ("throughput", "--env", "jax", "--interleave", "--out", "{tmp}/out"),
+         r"--interleave needs two cells in one environment; this one runs keras\[jax\] in this mode: run it with "
+         r"--no-interleave\."),
     Case("bad-intervals", "Sampling intervals that are not positive seconds",
          ("profiler-cost", "--impl", "{impl}", "--intervals", "0.15,0"),
          r"argument --intervals: must be comma-separated positive seconds, e\.g\. 0\.15,0\.015, got '0\.15,0'"),

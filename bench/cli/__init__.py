@@ -177,6 +177,9 @@ def _add_bench_parser(sub):
     add_mode_arguments(bench)
     add_replication_arguments(bench)
     add_launcher_args(bench)
+    bench.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --env torch or tensorflow: run its two cells in this one process, window by window "
+                            "in an ABBA order (default: wherever it can; --no-interleave: each cell in its own process)")
     bench.add_argument("--resume", action="store_true",
                        help="with --env: skip cells that already have a successful record")
     bench.add_argument("--out", default=RESULTS["throughput"], help="directory for the records")

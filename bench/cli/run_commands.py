@@ -24,7 +24,7 @@ from bench.cli.checks import (
     validate_weights,
 )
 from bench.cli.options import EXIT_FAILED, CliError, child_args
-from bench.measuring import children
+from bench.measuring import children, interleave
 from bench.measuring.faults import is_out_of_memory
 from bench.measuring.throughput import ThroughputConfig, execute_throughput
 from bench.measuring.trace import TraceConfig, execute_trace
@@ -193,6 +193,7 @@ def cmd_throughput(args) -> int:
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
+            interleaved = _interleaves(args, cells)  # before the environment is checked: a wrong option first
             for cell in cells:
                 validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, mode)
         else:
@@ -203,8 +204,10 @@ def cmd_throughput(args) -> int:
         raise CliError(str(err)) from None
     cpus = check_cpus(args.cpus)
 
+    if args.env is not None and interleaved:
+        return _throughput_interleaved(args, cells, mode=mode)
     if args.env is not None:
-        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume",
+        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume", "interleave",
                                                  *children.LAUNCHER_OPTIONS))
         cells = [dataclasses.replace(cell, cpus=cpus) for cell in cells]  # the children's cells (--resume)
         failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args,
@@ -284,6 +287,59 @@ def cmd_trace(args) -> int:
     path = write_record(record, args.out)
     print("\n".join(ops_lines(record_label(record), record["ops"])))
     print(f"record {path}")
+    return 0
+
+
+def _interleaves(args, cells) -> bool:
+    """Whether ``throughput --env`` runs its cells in this one process (``bench.measuring.interleave``): asked for with
+    ``--interleave`` (an error where it cannot), refused with ``--no-interleave``, and by default wherever it can."""
+    if args.interleave is False or args.launcher != "local":
+        if args.interleave and args.launcher != "local":
+            raise CliError("--interleave runs the cells in this process: it takes --launcher local only.")
+        return False
+    try:
+        interleave.check_interleave(cells)
+    except interleave.InterleaveError as err:
+        if args.interleave:
+            raise CliError(str(err)) from None
+        return False
+    return True
+
+
+def _throughput_interleaved(args, cells, *, mode) -> int:
+    """The cells of ``--env`` in this process, window by window (``bench.measuring.interleave``); one record each."""
+    check_writable(args.out)
+    base = ThroughputConfig(model=args.model, implementation=cells[0].implementation, backend=cells[0].backend,
+                            batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
+                            seed=args.seed, learning_rate=args.lr, input_shape=args.input_shape,
+                            num_classes=args.num_classes, threads=args.threads,
+                            profile_interval_s=args.profile_interval, mode=mode)
+    configs = interleave.interleaved_configs(base, cells)
+    if args.resume and all(children.completed(args.out, config.cell, kind="throughput") for config in configs):
+        print(f"[throughput] {args.model} {args.env}: interleaved cells done already, skipped (--resume)", flush=True)
+        return 0
+    print(f"[throughput] {', '.join(config.cell.file_id for config in configs)}: interleaved in one process "
+          f"({interleave.ORDER}, {args.repeats} windows each)", flush=True)
+    try:
+        limit_threads(args.threads)
+        records = interleave.execute_interleaved(configs)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: both cells shared it, so both are recorded as failed
+        for config in configs:
+            record = failed_record("throughput", config, err)
+            path = write_record(record, args.out)
+            print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+                  file=sys.stderr)
+        return EXIT_FAILED
+    for config, record in zip(configs, records, strict=True):
+        path = write_record(record, args.out)
+        step = record["timing"]["steady_step_s"]
+        print(f"{config.cell.file_id} batch {config.batch_size}: steady step {1e3 * step['median']:.2f} ms (IQR "
+              f"{1e3 * step['q1']:.2f}-{1e3 * step['q3']:.2f}, {step['n']} windows x {config.steps} steps, "
+              f"interleaved); record {path}")
     return 0
 
 

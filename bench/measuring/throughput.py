@@ -77,13 +77,14 @@ class ThroughputConfig:
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
     replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
+    process: str = "own"  # own process, or "shared" with the environment's other cell (bench.measuring.interleave)
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), feed=self.feed, cpus=self.cpus)
+                    **dataclasses.asdict(self.replication), feed=self.feed, cpus=self.cpus, process=self.process)
 
     @property
     def off_repeats(self) -> int:
@@ -255,10 +256,23 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         repeats.append({"repeat": index, "window": kind, "profiler": enabled, "steps": config.steps,
                         "seconds": seconds[index], "step_s": seconds[index] / config.steps,
                         "images_per_s": config.steps * config.batch_size / seconds[index]})
-    whole = [r for r in repeats if r["window"] == "whole"]
+    return throughput_record(config, runner=runner, model=model, dataset=dataset, started=started,
+                             load_before=load_before, first_step_s=first_step_s, warmup_s=warmup_s, repeats=repeats,
+                             profilers=profilers, census=census)
+
+
+def throughput_record(config: ThroughputConfig, *, runner, model, dataset, started: str, load_before, first_step_s,
+                      warmup_s, repeats: list[dict], profilers: list[tuple[str, object, float]],
+                      census: ThreadCensus) -> dict:
+    """A cell's throughput record (status ``ok``) from its timed ``repeats`` (dicts with ``profiler``, ``step_s`` and
+    ``window``: ``whole`` where absent), its window ``profilers`` ``(name, Profiler, start time)`` and the process's
+    ``census``; ``bench.measuring.interleave`` writes its records with it too."""
+    spec = get_model_spec(config.model)
+    input_shape = tuple(config.input_shape or spec.input_shape)
+    whole = [r for r in repeats if r.get("window", "whole") == "whole"]
     on = [r["step_s"] for r in whole if r["profiler"]]
     off = [r["step_s"] for r in whole if not r["profiler"]]
-    compute = [r["step_s"] for r in repeats if r["window"] == "compute"]
+    compute = [r["step_s"] for r in repeats if r.get("window") == "compute"]
     feed = [w - c for w, c in feed_pairs(repeats)]
 
     profiles = [(name, profiler.summary()) for name, profiler, _ in profilers if profiler.enabled]

@@ -22,19 +22,35 @@ Cells in another execution mode (``bench.cell.Mode``: ``--jit``, ``--precision``
 (``keras[torch] jit=on / torch jit=on``), and the **mode effects** compare one implementation with itself in two
 modes that differ in one axis (``MODE_EFFECTS``): the compile effect (``jit=on`` over not compiled: ``jit=off``, or
 the default where it resolved to no compilation), the precision effect (mixed over float32) and the layout effect
-(Keras channels first over channels last; PyTorch ``channels_last`` over contiguous).
+(Keras channels first over channels last; PyTorch ``channels_last`` over contiguous); the process effect (a cell
+interleaved with its environment's other cell over the same cell alone in its process) checks that interleaving
+leaves a cell's step time as it is.
 
 Samples: for a throughput record (``bench throughput``), seconds per step of each repeat with the profiler
 on; for a training record (``bench train``), the training time of each epoch after the first (the first
 one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
+
+Interleaved records (``bench.measuring.interleave``: the two cells of an environment in one process, window by
+window, their cells on the ``process="shared"`` axis) are compared only with each other, as every axis keeps its
+values apart. Their windows pair up: one window of each cell per ABBA block of a process (``paired_windows``), and the
+ratio's CI resamples those pairs (``bench.results.stats.paired_ratio_ci``), processes first when there are several.
+
+**Resolution per minute.** Each ratio row also says how sharp it is for the machine time it took:
+``half_width_pct`` (half the CI's width, in % of the ratio), ``machine_min`` (the wall time of the records behind
+it, ``finished - started``, each process counted once: the two records of an interleaved process share theirs) and
+``resolution_pct_min`` = ``half_width_pct * sqrt(machine_min)``: the half-width one minute of machine time would give
+if the interval narrows as one over the square root of the time spent (``±3%`` in a 10-minute benchmark is a
+resolution of 9.5). The table shows ``±h% in m min``.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
 import statistics
 
 from bench.cell import AXES, Cell, implementation_label, order
-from bench.results.stats import ratio_ci, summarize
+from bench.results.stats import paired_ratio_ci, ratio_ci, summarize
 
 # The profiler must cost less than this share of a step.
 OVERHEAD_LIMIT = 0.01
@@ -58,6 +74,7 @@ MODE_EFFECTS = (
     ("precision", "mixed_float16", "float32", "precision effect: mixed float16 / float32"),
     ("data_format", "channels_first", "channels_last", "layout effect: Keras channels first / channels last"),
     ("memory_format", "channels_last", "contiguous", "layout effect: torch.channels_last / contiguous"),
+    ("process", "shared", "own", "process effect: interleaved in one process / own process"),
 )
 
 
@@ -149,29 +166,101 @@ def decomposition(records: list[dict], *, part: str = "whole", seed: int = 0) ->
     """
     rows = []
     groups = pooled(records)
-    for (kind, model, dataset, batch_size, _, axes), cells in groups.items():
+    for (kind, model, dataset, batch_size, input_shape, axes), cells in groups.items():
+        # Interleaved cells (process=shared) meet the cells of another environment, which ran in their own processes
+        # (keras[jax] always does), under both labels: a ratio across environments is never paired anyway.
+        own_axes = _with_axis(axes, "process", AXES["process"])
+        own = groups.get((kind, model, dataset, batch_size, input_shape, own_axes), {}) if own_axes != axes else {}
         for numerator, denominator, meaning in DECOMPOSITION:
-            if numerator in cells and denominator in cells:
-                rows += _ratio_row(cells[numerator], cells[denominator], seed=seed, meaning=meaning,
-                                   labels=(label(numerator, axes), label(denominator, axes)),
+            sides = [(cells[pair], axes) if pair in cells else (own.get(pair), own_axes)
+                     for pair in (numerator, denominator)]
+            if numerator[1] == denominator[1]:  # one environment: both sides from this group only
+                sides = [(cells.get(pair), axes) for pair in (numerator, denominator)]
+            (a_runs, a_axes), (b_runs, b_axes) = sides
+            if a_runs and b_runs and axes in (a_axes, b_axes):  # not both from the other group (it has its row)
+                rows += _ratio_row(a_runs, b_runs, seed=seed, meaning=meaning,
+                                   labels=(label(numerator, a_axes), label(denominator, b_axes)),
                                    where=(model, kind, dataset, batch_size), part=part)
     return rows + mode_effects(groups, seed=seed, part=part)
 
 
 def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where, part="whole") -> list[dict]:
-    """``[row]`` of the ratio of two cells' pooled samples, or ``[]`` with fewer than 2 samples on a side."""
+    """``[row]`` of the ratio of two cells' pooled samples, or ``[]`` with fewer than 2 samples on a side; paired
+    (``paired_windows``) where the two cells ran interleaved in the same processes (whole windows: interleaved runs
+    have no compute windows)."""
     a, what = pooled_samples(a_runs, part=part)
     b, _ = pooled_samples(b_runs, part=part)
     if len(a) < 2 or len(b) < 2:
         return []
-    result = ratio_ci(a, b, seed=seed, runs_a=run_labels(a_runs, part=part), runs_b=run_labels(b_runs, part=part))
+    pairs = paired_windows(a_runs, b_runs) if part == "whole" else None
+    if pairs is not None and len(pairs) >= 2:
+        result = paired_ratio_ci([(x, y) for x, y, _ in pairs], runs=[process for _, _, process in pairs], seed=seed)
+        what += ", paired by ABBA block"
+    else:
+        result = ratio_ci(a, b, seed=seed, runs_a=run_labels(a_runs, part=part), runs_b=run_labels(b_runs, part=part))
     model, kind, dataset, batch_size = where
     row = {"model": model, "kind": kind, "dataset": dataset, "batch_size": batch_size,
            "numerator": labels[0], "denominator": labels[1], "meaning": meaning, "samples": what,
-           "runs_a": len(a_runs), "runs_b": len(b_runs), **result}
-    if part != "whole":  # rows of the whole step stay as they were (committed pages are made of them)
+           "runs_a": len(a_runs), "runs_b": len(b_runs), **result,
+           **resolution(result, machine_minutes([*a_runs, *b_runs]))}
+    if part != "whole":  # rows of the whole step keep their keys (committed pages are made of them)
         row["part"] = part
     return [row]
+
+
+def paired_windows(a_runs: list[dict], b_runs: list[dict]) -> list[tuple[float, float, str]] | None:
+    """``(a, b, process)`` step times of the windows two cells ran in one ABBA block of one process, or ``None``
+    unless every record of both cells is interleaved and each process has one record of each cell.
+
+    A process of ``k`` cells runs its windows in blocks of ``k`` (``bench.measuring.interleave.abba_order``); the
+    window at ``window_index`` ``i`` is in block ``i // k``. Windows without a partner in their block are left out.
+    """
+    def by_process(runs):
+        found = {}
+        for record in runs:
+            info = record.get("interleaved")
+            if not info or info["process"] in found:
+                return None
+            found[info["process"]] = record
+        return found
+
+    a_by, b_by = by_process(a_runs), by_process(b_runs)
+    if a_by is None or b_by is None or set(a_by) != set(b_by):
+        return None
+    pairs = []
+    for process, a_record in a_by.items():
+        cells = 1 + len(a_record["interleaved"]["with"])
+        a_blocks, b_blocks = _blocks(a_record, cells), _blocks(b_by[process], cells)
+        pairs += [(a_blocks[block], b_blocks[block], process) for block in sorted(a_blocks) if block in b_blocks]
+    return pairs
+
+
+def _blocks(record: dict, cells: int) -> dict[int, float]:
+    """ABBA block -> step time of an interleaved record's whole windows (``window_index // cells``)."""
+    return {r["window_index"] // cells: r["step_s"] for r in record["timing"]["repeats"]
+            if r.get("window", "whole") == "whole" and r.get("profiler", True) and "window_index" in r}
+
+
+def machine_minutes(records: list[dict]) -> float | None:
+    """Wall time of ``records`` (``finished - started``) in minutes, each process once (interleaved records of one
+    process share it); ``None`` when a record lacks either time."""
+    seconds = {}
+    for record in records:
+        try:
+            span = (_dt.datetime.fromisoformat(record["finished"]) - _dt.datetime.fromisoformat(record["started"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        process = (record.get("interleaved") or {}).get("process") or record.get("run_id") or id(record)
+        seconds[process] = span.total_seconds()
+    return sum(seconds.values()) / 60.0
+
+
+def resolution(result: dict, minutes: float | None) -> dict:
+    """``half_width_pct``, ``machine_min`` and ``resolution_pct_min`` (``half_width_pct * sqrt(machine_min)``) of a
+    ratio ``result`` (``ratio_ci``'s keys): see the module docstring."""
+    half = 100.0 * (result["ci_high"] - result["ci_low"]) / 2.0 / result["ratio"]
+    return {"half_width_pct": half, "machine_min": minutes,
+            "resolution_pct_min": half * math.sqrt(minutes) if minutes is not None else None}
 
 
 def mode_effects(groups: dict, *, seed: int = 0, part: str = "whole") -> list[dict]:
@@ -257,11 +346,13 @@ def decomposition_table(rows: list[dict]) -> str:
     """The decomposition as plain text, one line per ratio."""
     if not rows:
         return "(no decomposition: it needs two implementations with at least 2 samples each)"
-    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "runs", "verdict", "what it isolates"]
-    right = {"batch", "ratio", "95% CI", "n", "runs"}
+    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "runs", "resolution", "verdict",
+               "what it isolates"]
+    right = {"batch", "ratio", "95% CI", "n", "runs", "resolution"}
     table = [[row["model"], str(row["batch_size"]), f"{row['numerator']} / {row['denominator']}",
               f"{row['ratio']:.3f}", f"{row['ci_low']:.3f}-{row['ci_high']:.3f}", f"{row['n_a']}/{row['n_b']}",
-              f"{row['runs_a']}/{row['runs_b']}", _short_verdict(row), row["meaning"]] for row in rows]
+              f"{row['runs_a']}/{row['runs_b']}", _resolution_text(row), _short_verdict(row), row["meaning"]]
+             for row in rows]
     widths = [max(len(line[i]) for line in [headers, *table]) for i in range(len(headers))]
 
     def line(cells):
@@ -271,7 +362,15 @@ def decomposition_table(rows: list[dict]) -> str:
     return "\n".join([line(headers).rstrip(), line(["-" * w for w in widths]), *(line(r).rstrip() for r in table),
                       f"samples: {'; '.join(samples)}. ratio = median time of the first / the second (>1: slower); "
                       "a difference is called only when the 95% CI excludes 1; with several runs (processes) "
-                      "of a cell the bootstrap resamples the runs too."])
+                      "of a cell the bootstrap resamples the runs too; interleaved cells (process=shared) pair their "
+                      "windows by ABBA block. resolution: the CI's half-width in % of the ratio and the machine time "
+                      "the records took (each process once)."])
+
+
+def _resolution_text(row: dict) -> str:
+    """``±2.1% in 9.8 min`` (``resolution``), or the half-width alone when the records lack their times."""
+    half = f"±{row['half_width_pct']:.1f}%"
+    return half if row.get("machine_min") is None else f"{half} in {row['machine_min']:.1f} min"
 
 
 def _short_verdict(row: dict) -> str:

@@ -234,24 +234,8 @@ def ratio_ci(
     low, high = (float(x) for x in np.percentile(ratios, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
     median_a, median_b = float(np.median(a)), float(np.median(b))
     ratio = median_a / median_b
-    differs = not (low <= 1.0 <= high)
-
-    ci_text = f"{confidence:.0%} CI {low:.2f}-{high:.2f}"
-    if not differs:
-        verdict = f"no measurable difference ({ci_text})"
-    elif ratio > 1:
-        verdict = f"{ratio:.2f}x {labels[0]} ({ci_text})"
-    else:
-        # A ratio of 0.80 reads better as "1.25x faster"; keep the interval on the ratio scale.
-        verdict = f"{1 / ratio:.2f}x {labels[1]} (ratio {ratio:.2f}, {ci_text})"
-
     return {
-        "ratio": ratio,
-        "ci_low": low,
-        "ci_high": high,
-        "confidence": confidence,
-        "differs": differs,
-        "verdict": verdict,
+        **_ratio_result(ratio, low, high, confidence=confidence, labels=labels),
         "median_a": median_a,
         "median_b": median_b,
         "n_a": int(a.size),
@@ -261,4 +245,69 @@ def ratio_ci(
         "runs_resampled": [two_stage_a, two_stage_b],
         "method": "ratio of medians, bootstrap percentile interval (a and b resampled independently"
                   + ("; runs, then samples within runs" if two_stage_a or two_stage_b else "") + ")",
+    }
+
+
+def _ratio_result(ratio: float, low: float, high: float, *, confidence: float, labels: tuple[str, str]) -> dict:
+    """``ratio, ci_low, ci_high, confidence, differs, verdict`` of a ratio and its interval (``ratio_ci``'s words)."""
+    differs = not (low <= 1.0 <= high)
+    ci_text = f"{confidence:.0%} CI {low:.2f}-{high:.2f}"
+    if not differs:
+        verdict = f"no measurable difference ({ci_text})"
+    elif ratio > 1:
+        verdict = f"{ratio:.2f}x {labels[0]} ({ci_text})"
+    else:
+        # A ratio of 0.80 reads better as "1.25x faster"; keep the interval on the ratio scale.
+        verdict = f"{1 / ratio:.2f}x {labels[1]} (ratio {ratio:.2f}, {ci_text})"
+    return {"ratio": ratio, "ci_low": low, "ci_high": high, "confidence": confidence, "differs": differs,
+            "verdict": verdict}
+
+
+def paired_ratio_ci(pairs, *, runs=None, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95,
+                    labels: tuple[str, str] = ("slower", "faster")) -> dict:
+    """``median(a) / median(b)`` of paired samples, with a bootstrap CI that resamples the pairs.
+
+    For windows run next to each other in one process (``bench.measuring.interleave``: one ABBA block's window of
+    each cell), a drift of the machine or a slow process moves both sides of a pair alike; resampling whole pairs
+    keeps that together, so it cancels in each resampled ratio instead of widening the interval as two independent
+    resamples (``ratio_ci``) would. With ``runs`` (the process of each pair) naming at least two, the bootstrap
+    resamples processes first, then pairs within each drawn process, so the spread between processes still counts.
+
+    Args:
+        pairs: ``(a, b)`` per pair, both positive (e.g. seconds per step of keras[torch] and torch in one block).
+        runs: optional label per pair (the process it ran in).
+        n_boot, seed, confidence, labels: as in ``ratio_ci``.
+
+    Returns:
+        ``ratio_ci``'s keys (``n_a`` = ``n_b`` = the number of pairs), ``paired: True`` and ``method``.
+    """
+    values = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    if values.shape[0] < 2:
+        raise ValueError(f"paired_ratio_ci needs at least 2 pairs. Received: {values.shape[0]}")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError("paired_ratio_ci expects positive, finite samples (times or throughputs).")
+    rng = np.random.default_rng(seed)
+    labels_of = list(range(values.shape[0])) if runs is None else list(runs)
+    if len(labels_of) != values.shape[0]:
+        raise ValueError(f"runs must label every pair. Received: {len(labels_of)} labels for {values.shape[0]} pairs")
+    groups = [np.flatnonzero(np.asarray([label == g for label in labels_of]))
+              for g in dict.fromkeys(labels_of)] if runs is not None else []
+    two_stage = runs is not None and len(groups) >= 2
+    ratios = np.empty(n_boot)
+    for i in range(n_boot):
+        if two_stage:
+            chosen = np.concatenate([groups[g][rng.integers(0, groups[g].size, size=groups[g].size)]
+                                     for g in rng.integers(0, len(groups), size=len(groups))])
+        else:
+            chosen = rng.integers(0, values.shape[0], size=values.shape[0])
+        ratios[i] = np.median(values[chosen, 0]) / np.median(values[chosen, 1])
+    alpha = 1.0 - confidence
+    low, high = (float(x) for x in np.percentile(ratios, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
+    median_a, median_b = float(np.median(values[:, 0])), float(np.median(values[:, 1]))
+    return {
+        **_ratio_result(median_a / median_b, low, high, confidence=confidence, labels=labels),
+        "median_a": median_a, "median_b": median_b, "n_a": int(values.shape[0]), "n_b": int(values.shape[0]),
+        "n_boot": n_boot, "seed": seed, "runs_resampled": [two_stage, two_stage], "paired": True,
+        "method": "ratio of medians, bootstrap percentile interval over pairs of windows run next to each other"
+                  + ("; processes, then pairs within processes" if two_stage else ""),
     }
