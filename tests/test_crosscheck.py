@@ -29,10 +29,10 @@ def samples(seconds, *, seed):
     return list(seconds * (1 + 0.002 * np.random.default_rng(seed).standard_normal(6)))
 
 
-def hand_result(cell, *, layout="free", scale=1.0, step_scale=1.0):
+def hand_result(cell, *, cpus=None, scale=1.0, step_scale=1.0):
     implementation, backend = cell
     return {"tool": "crosscheck", "model": "cifar_cnn", "implementation": implementation, "backend": backend,
-            "loop": "loop" if implementation == "torch" else "fit", "batch_size": 64, "steps": 20, "layout": layout,
+            "loop": "loop" if implementation == "torch" else "fit", "batch_size": 64, "steps": 20, "cpus": cpus,
             "step_only_s": samples(COMPUTE[cell] * scale * step_scale, seed=1),
             "whole_loop_s": samples(WHOLE[cell] * scale, seed=2)}
 
@@ -104,17 +104,17 @@ def test_layouts_are_compared_apart_and_missing_cells_are_skipped(tmp_path):
     records = [bench_record(cell) for cell in COMPUTE if cell != ("keras", "jax")]  # no keras[jax] free
     records += [bench_record(cell, cpus="0", scale=pinned_scale[cell]) for cell in COMPUTE]
     write(tmp_path / "hand", [hand_result(cell) for cell in COMPUTE]
-          + [hand_result(cell, layout="pinned", scale=pinned_scale[cell]) for cell in COMPUTE
+          + [hand_result(cell, cpus=[0], scale=pinned_scale[cell]) for cell in COMPUTE
              if cell != ("tf_keras", "tensorflow")])  # no tf_keras pinned
     rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"), records)
     assert all(row["agree"] for row in rows)
     ratios = {layout: {(r["numerator"], r["denominator"]) for r in rows if r["layout"] == layout}
-              for layout in ("free", "pinned")}
+              for layout in ("free", "cpus=0")}
     assert ratios["free"] == {("keras[torch]", "torch"), ("keras[tensorflow]", "tf_keras"),
                               ("keras[tensorflow]", "keras[torch]"), ("torch", "tf_keras")}
-    assert ratios["pinned"] == {("keras[torch]", "torch"), ("keras[tensorflow]", "keras[torch]"),
+    assert ratios["cpus=0"] == {("keras[torch]", "torch"), ("keras[tensorflow]", "keras[torch]"),
                                 ("keras[jax]", "keras[torch]"), ("keras[jax]", "keras[tensorflow]")}
-    pinned = {(r["timing"], r["numerator"], r["denominator"]): r for r in rows if r["layout"] == "pinned"}
+    pinned = {(r["timing"], r["numerator"], r["denominator"]): r for r in rows if r["layout"] == "cpus=0"}
     assert pinned[("whole-loop", "keras[torch]", "torch")]["hand"]["ratio"] == pytest.approx(2.4 / 2.6, rel=0.01)
     # Nothing in common: nothing compared, and that is no agreement.
     text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
@@ -124,7 +124,7 @@ def test_layouts_are_compared_apart_and_missing_cells_are_skipped(tmp_path):
 def test_results_from_before_step_only_compare_whole_loop_only(tmp_path):
     old = [{**hand_result(cell), "step_s": hand_result(cell)["whole_loop_s"]} for cell in COMPUTE]
     for result in old:
-        del result["step_only_s"], result["whole_loop_s"], result["layout"]
+        del result["step_only_s"], result["whole_loop_s"], result["cpus"]
     write(tmp_path / "hand", old)
     rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"), [bench_record(c) for c in COMPUTE])
     assert {row["timing"] for row in rows} == {"whole-loop"} and len(rows) == len(decompose.DECOMPOSITION)
@@ -133,6 +133,8 @@ def test_results_from_before_step_only_compare_whole_loop_only(tmp_path):
 def test_cpu_lists():
     assert crosscheck.parse_cpus("0") == [0]
     assert crosscheck.parse_cpus("0,2-3") == [0, 2, 3]
+    assert crosscheck.layout_name("1,0") == crosscheck.layout_name([0, 1]) == "cpus=0,1"  # a record's, a result's
+    assert crosscheck.layout_name("free") == crosscheck.layout_name(None) == "free"
     with pytest.raises(SystemExit, match="expected CPU numbers"):
         crosscheck.parse_cpus("first")
 

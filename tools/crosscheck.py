@@ -44,7 +44,7 @@ The loops:
 
 Free or pinned: ``--cpus 0`` (a list: ``0,1`` or ``0-1``) pins the process with ``os.sched_setaffinity`` before any
 framework is imported; the result records ``cpus`` (as asked), ``affinity`` (as set) and ``layout`` (``free`` or
-``pinned``). One implementation per process (one Keras backend per process)::
+``cpus=0``), and ``--compare`` matches it with twinbench's records of the same ``--cpus`` (their cell's ``cpus``). One implementation per process (one Keras backend per process)::
 
     KERAS_BACKEND=torch      python tools/crosscheck.py --impl torch    --out results/crosscheck
     KERAS_BACKEND=torch      python tools/crosscheck.py --impl keras    --out results/crosscheck
@@ -77,7 +77,8 @@ sys.path.insert(0, str(ROOT))
 
 # The timings of a result, and the twinbench part (``decomposition(..., part=...)``) each is compared with.
 TIMINGS = (("step-only", "step_only_s", "compute"), ("whole-loop", "whole_loop_s", "whole"))
-# The cell axis of a twinbench record that says how its process was pinned (absent or "free": not pinned).
+# The cell axis of a twinbench record that names the CPUs its process was pinned to ("0", "0,1"; absent or "free":
+# not pinned).
 LAYOUT_AXIS = "cpus"
 TOLERANCE = 0.05
 
@@ -249,7 +250,7 @@ def measure(args) -> dict:
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
             "loop": loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
             "windows": args.repeats, "threads": args.threads, "cpus": args.cpus, "affinity": args.affinity,
-            "layout": "pinned" if args.cpus else "free", "input_shape": list(args.input_shape),
+            "layout": layout_name(args.cpus), "input_shape": list(args.input_shape),
             "step_only_s": windows.step_only, "whole_loop_s": windows.whole,
             "median_step_only_s": statistics.median(windows.step_only) if windows.step_only else None,
             "median_whole_loop_s": statistics.median(windows.whole),
@@ -259,15 +260,22 @@ def measure(args) -> dict:
 # ---------------------------------------------------------------------- comparing with twinbench
 
 
+def layout_name(cpus) -> str:
+    """A CPU layout in words: ``free`` (not pinned) or the CPUs pinned to, ``cpus=0`` or ``cpus=0,1``."""
+    if cpus in (None, "", "free", []):
+        return "free"
+    numbers = parse_cpus(cpus) if isinstance(cpus, str) else sorted(cpus)
+    return "cpus=" + ",".join(map(str, numbers))
+
+
 def result_layout(result: dict) -> str:
-    """A plain-loop result's CPU layout: ``free`` or ``pinned`` (results from before ``--cpus`` are free)."""
-    return result.get("layout") or "free"
+    """A plain-loop result's CPU layout (``layout_name``; results from before ``--cpus`` are free)."""
+    return layout_name(result.get("cpus"))
 
 
 def record_layout(record: dict) -> str:
-    """A twinbench record's CPU layout, from its cell's ``LAYOUT_AXIS`` (absent or ``free``: free, else pinned)."""
-    value = (record.get("cell") or {}).get(LAYOUT_AXIS)
-    return "free" if value in (None, "", "free") else "pinned"
+    """A twinbench record's CPU layout (``layout_name``) from its cell's ``LAYOUT_AXIS`` (absent: free)."""
+    return layout_name((record.get("cell") or {}).get(LAYOUT_AXIS))
 
 
 def load_hand(crosscheck_dir) -> dict[tuple, dict]:
@@ -347,14 +355,14 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple
     hand = load_hand(crosscheck_dir)
     rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance)
     lines = []
-    header = (f"{'layout':6s} {'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
+    header = (f"{'layout':8s} {'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
               f"{'hand loop [95% CI]':>22s} {'hand/twinbench':>14s}  within {tolerance:.0%}")
     for timing, _, part in TIMINGS:
         lines += [f"Plain {timing} vs twinbench {part}:", header, "-" * len(header)]
         chosen = [row for row in rows if row["timing"] == timing]
         for row in chosen:
             ours, mine = row["twinbench"], row["hand"]
-            lines.append(f"{row['layout']:6s} {row['model']:10s} {row['batch_size']:>5d}  "
+            lines.append(f"{row['layout']:8s} {row['model']:10s} {row['batch_size']:>5d}  "
                          f"{row['numerator'] + ' / ' + row['denominator']:33s} "
                          f"{ours['ratio']:6.3f} [{ours['ci_low']:.3f}-{ours['ci_high']:.3f}] "
                          f"{mine['ratio']:6.3f} [{mine['ci_low']:.3f}-{mine['ci_high']:.3f}] "
@@ -366,7 +374,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple
     lines.append("Per implementation, median milliseconds per step (hand loop): step-only, whole-loop")
     for (layout, model, batch, cell), result in sorted(hand.items()):
         medians = [f"{1e3 * statistics.median(result[k]):8.2f}" if result[k] else f"{'-':>8s}" for _, k, _ in TIMINGS]
-        lines.append(f"  {layout:6s} {model} batch {batch} {label(cell):18s} {' '.join(medians)} "
+        lines.append(f"  {layout:8s} {model} batch {batch} {label(cell):18s} {' '.join(medians)} "
                      f"({len(result['whole_loop_s'])} windows of {result['steps']} steps, {result['runs']} runs)")
     return "\n".join(lines), bool(rows) and all(row["agree"] for row in rows)
 
@@ -405,8 +413,8 @@ def main(argv=None) -> int:
     result = measure(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = (f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{result['loop']}"
-            f"__{result['layout']}.json")
+    layout = "free" if args.cpus is None else "cpus" + "-".join(map(str, args.cpus))
+    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{result['loop']}__{layout}.json"
     (out / name).write_text(json.dumps(result, indent=2) + "\n")
     step_only = result["median_step_only_s"]
     print(f"{name}: median {1e3 * step_only:.2f} ms/step step-only, " if step_only is not None else f"{name}: ",
