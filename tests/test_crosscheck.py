@@ -137,6 +137,8 @@ def test_cpu_lists():
     assert crosscheck.layout_name("free") == crosscheck.layout_name(None) == "free"
     with pytest.raises(SystemExit, match="expected CPU numbers"):
         crosscheck.parse_cpus("first")
+    with pytest.raises(SystemExit, match="this process may use CPUs"):
+        crosscheck.pin([4096])  # refused before anything is pinned
 
 
 @requires_backend

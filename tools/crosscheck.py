@@ -104,6 +104,9 @@ def parse_cpus(text: str) -> list[int]:
 
 def pin(cpus: list[int]) -> list[int]:
     """Pin this process to ``cpus`` (before any framework starts its threads); returns the affinity now set."""
+    available = sorted(os.sched_getaffinity(0))
+    if not set(cpus) <= set(available):
+        raise SystemExit(f"--cpus {','.join(map(str, cpus))}: this process may use CPUs {','.join(map(str, available))}")
     os.sched_setaffinity(0, cpus)
     return sorted(os.sched_getaffinity(0))
 
