@@ -335,7 +335,7 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     rows = []
     for timing, key, part in TIMINGS:
         theirs = twinbench_rows(records, part=part)
-        for layout, model, batch in sorted({k[:3] for k in hand}):
+        for layout, model, batch in sorted({k[:3] for k in hand}, key=lambda k: (k[0] != "free", *k)):  # free first
             for numerator, denominator, _ in DECOMPOSITION:
                 a, b = hand.get((layout, model, batch, numerator)), hand.get((layout, model, batch, denominator))
                 ours = theirs.get((layout, model, batch, label(numerator), label(denominator)))
@@ -375,7 +375,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple
                          f"{part} windows in one layout)")
         lines.append("")
     lines.append("Per implementation, median milliseconds per step (hand loop): step-only, whole-loop")
-    for (layout, model, batch, cell), result in sorted(hand.items()):
+    for (layout, model, batch, cell), result in sorted(hand.items(), key=lambda item: (item[0][0] != "free", item[0])):
         medians = [f"{1e3 * statistics.median(result[k]):8.2f}" if result[k] else f"{'-':>8s}" for _, k, _ in TIMINGS]
         lines.append(f"  {layout:8s} {model} batch {batch} {label(cell):18s} {' '.join(medians)} "
                      f"({len(result['whole_loop_s'])} windows of {result['steps']} steps, {result['runs']} runs)")
