@@ -1,38 +1,64 @@
 """A plain, hand-written timing loop per implementation: the cross-check of twinbench's numbers.
 
-No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is trained the way one
-would time it by hand. Build the model, warm up, then time ``--steps`` training steps between two
-``time.perf_counter()`` calls with a device sync before each; repeat. If twinbench's harness (step
-clock, callback, profiler) distorted the timings, the ratios between implementations measured here
-would disagree with ``python -m bench throughput``.
+No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is trained on plain arrays the way one
+would time it by hand, and timed two ways in the same run. If twinbench's harness (step clock, callback, profiler,
+input pipeline) distorted the timings, the ratios between implementations measured here would disagree with
+``python -m bench throughput``'s.
 
-- PyTorch: the tutorial loop over a ``DataLoader`` of a ``TensorDataset`` (``zero_grad``, forward,
-  loss, ``backward``, ``step``).
-- Keras 3 and tf.keras, ``--loop fit`` (the default): one ``model.fit`` call over a ``PyDataset`` /
-  ``Sequence`` of warm-up + repeats x steps batches, and a ten-line stopwatch callback that reads
-  ``perf_counter()`` after the last step of each window, once the step's loss has been read (which waits
-  for it). Defining ``on_train_batch_end`` makes Keras convert the logs after every step, so unlike
-  twinbench this syncs every step; on a CPU that costs little. Without any sync the readings are
-  meaningless for JAX, whose dispatch runs ahead of the computation (we tried: windows of 10 steps read
-  from 0.15 to 10 ms per step).
-- ``--loop fit-call``: time whole ``fit`` calls of ``--steps`` batches from outside. This includes what
-  ``fit`` does before the first step and after the last (data adapter, input pipeline start and stop),
-  which steady-state windows leave out by design.
-- ``--loop train-on-batch``: ``model.train_on_batch`` once per batch; every call returns the loss as a
-  number (a sync), and tf.keras builds a one-batch dataset in every call.
+- **step-only** (``step_only_s``): a stopwatch around the train step alone, summed over the ``--steps`` steps of a
+  window (then per step). Compared with twinbench's compute-only windows (``decomposition(..., part="compute")``).
+- **whole-loop** (``whole_loop_s``): windows of ``--steps`` steps, timed from the end of one window to the end of
+  the next: everything (feeding the batch, the step, the callbacks, the loop itself). Compared with twinbench's
+  whole windows.
 
-One implementation per process (one Keras backend per process)::
+The loops:
+
+- PyTorch: the tutorial loop over pre-sliced tensors (a list of batches made once): ``.to(device)``, then
+  ``perf_counter()`` before ``zero_grad`` and after ``optimizer.step()`` (after a ``torch.cuda.synchronize()`` on
+  CUDA). Step-only is forward, loss, backward and the update; the ``.to(device)`` (a no-op on a CPU) and the list's
+  iteration are whole-loop only.
+- Keras 3 and tf.keras, ``--loop fit`` (the default): one ``fit(x, y, batch_size, shuffle=False)`` call on numpy
+  arrays that hold every step's batch (warm-up + windows x steps, so one epoch and no between-epoch gap), with a
+  stopwatch callback: ``perf_counter()`` in ``on_train_batch_begin`` and in ``on_train_batch_end`` once the step's
+  loss was read (``float(logs["loss"])`` waits for the step). This syncs every step, which on a CPU costs little;
+  without a sync the readings are meaningless for JAX, whose dispatch runs ahead of the computation. What falls
+  between the two hooks differs by backend (keras 3.15's ``keras/src/backend/*/trainer.py``, tf_keras 2.21's
+  ``engine/training.py``):
+
+  - keras[torch]: the epoch iterator (a torch ``DataLoader`` over the arrays: slicing, ``convert_to_tensor``) yields
+    the batch *before* ``on_train_batch_begin``; step-only is ``train_function(data)`` alone (forward, loss,
+    backward, update), the feed is whole-loop only.
+  - keras[tensorflow]: ``train_function(iterator)`` is a ``tf.function`` that calls ``iterator.get_next()``
+    itself, so step-only includes taking the batch from the ``tf.data`` pipeline (prefetched, so usually ready).
+  - keras[jax]: ``train_function(state, iterator)`` calls ``next(iterator)`` (the numpy batch) before the jitted
+    step, so step-only includes fetching the batch and its transfer into the jitted call.
+  - tf_keras: ``train_function(iterator)``'s ``step_function`` calls ``next(iterator)`` inside the ``tf.function``,
+    as keras[tensorflow].
+
+  Every Keras step-only also includes the callback list's dispatch between the hooks and the conversion of the
+  step's logs that ``on_train_batch_end`` triggers.
+- ``--loop train-on-batch``: ``model.train_on_batch`` once per batch, step-only around each call (it returns the
+  loss as a number: a sync; tf.keras builds a one-batch dataset in every call).
+- ``--loop fit-call``: whole ``fit`` calls of ``--steps`` batches timed from outside (whole-loop only): this includes
+  what ``fit`` does before the first step and after the last (data adapter, input pipeline start and stop).
+
+Free or pinned: ``--cpus 0`` (a list: ``0,1`` or ``0-1``) pins the process with ``os.sched_setaffinity`` before any
+framework is imported; the result records ``cpus`` (as asked), ``affinity`` (as set) and ``layout`` (``free`` or
+``cpus=0``), and ``--compare`` matches it with twinbench's records of the same ``--cpus`` (their cell's ``cpus``). One implementation per process (one Keras backend per process)::
 
     KERAS_BACKEND=torch      python tools/crosscheck.py --impl torch    --out results/crosscheck
     KERAS_BACKEND=torch      python tools/crosscheck.py --impl keras    --out results/crosscheck
     KERAS_BACKEND=tensorflow python tools/crosscheck.py --impl tf_keras --out results/crosscheck
     KERAS_BACKEND=tensorflow python tools/crosscheck.py --impl keras    --out results/crosscheck
-    KERAS_BACKEND=jax        python tools/crosscheck.py --impl keras    --out results/crosscheck
+    KERAS_BACKEND=jax        python tools/crosscheck.py --impl keras    --out results/crosscheck --cpus 0
 
     python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
-``--compare`` reads every result under both directories (subdirectories included) and pools several
-runs of one cell, like ``python -m bench compare DIR [DIR ...]``.
+``--compare`` reads every result under both directories (subdirectories included), pools several runs of one cell
+like ``python -m bench compare DIR [DIR ...]``, and prints the six ``DECOMPOSITION`` ratios per CPU layout twice:
+plain step-only against twinbench compute-only, and plain whole-loop against twinbench whole. Agreement is the
+hand ratio over twinbench's; the exit code is 1 when any is off by more than ``--tolerance`` (or nothing could be
+compared). ``tools/measure_crosscheck.sh`` runs both in interleaved rounds, free and pinned.
 """
 
 from __future__ import annotations
@@ -49,6 +75,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# The timings of a result, and the twinbench part (``decomposition(..., part=...)``) each is compared with.
+TIMINGS = (("step-only", "step_only_s", "compute"), ("whole-loop", "whole_loop_s", "whole"))
+# The cell axis of a twinbench record that names the CPUs its process was pinned to ("0", "0,1"; absent or "free":
+# not pinned).
+LAYOUT_AXIS = "cpus"
+TOLERANCE = 0.05
+
 
 def set_threads(threads: int) -> None:
     """Cap the frameworks' CPU thread pools; must run before any framework is imported."""
@@ -58,17 +91,58 @@ def set_threads(threads: int) -> None:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+def parse_cpus(text: str) -> list[int]:
+    """``"0"``, ``"0,1"`` or ``"0-3"`` (or a mix: ``"0,2-3"``) as a sorted list of CPU numbers."""
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise SystemExit(f"--cpus {text!r}: expected CPU numbers like 0 or 0,1 or 0-1")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return sorted(cpus)
+
+
+def pin(cpus: list[int]) -> list[int]:
+    """Pin this process to ``cpus`` (before any framework starts its threads); returns the affinity now set."""
+    available = sorted(os.sched_getaffinity(0))
+    if not set(cpus) <= set(available):
+        raise SystemExit(f"--cpus {','.join(map(str, cpus))}: this process may use CPUs {','.join(map(str, available))}")
+    os.sched_setaffinity(0, cpus)
+    return sorted(os.sched_getaffinity(0))
+
+
 def synthetic(args, rng):
-    """Uniform images in [0, 1) and random labels: ``batches`` distinct batches, NHWC float32."""
+    """Every step's batch (warm-up + windows x steps) from ``--batches`` distinct batches of uniform images in
+    [0, 1) and random labels, cycled: NHWC float32 images, int64 labels."""
     import numpy as np
 
-    x = rng.random((args.batches * args.batch_size, *args.input_shape), dtype=np.float32)
-    y = rng.integers(0, 10, size=len(x), dtype=np.int64)
-    return x, y
+    distinct = rng.random((args.batches * args.batch_size, *args.input_shape), dtype=np.float32)
+    labels = rng.integers(0, 10, size=len(distinct), dtype=np.int64)
+    total = (args.warmup + args.repeats * args.steps) * args.batch_size
+    copies = -(-total // len(distinct))
+    return np.tile(distinct, (copies, *[1] * len(args.input_shape)))[:total], np.tile(labels, copies)[:total]
 
 
-def time_torch(args, x, y):
-    """The PyTorch loop: zero_grad, forward, loss, backward, step; timed N steps at a time."""
+class Windows:
+    """Per-step seconds of each window, both ways: ``step(seconds)`` adds one step's stopwatch reading; ``edge()``
+    (at the end of the warm-up and of every window) closes the whole-loop window."""
+
+    def __init__(self, *, steps: int):
+        self.steps = steps
+        self.step_only, self.whole, self._sum, self._last_edge = [], [], 0.0, None
+
+    def step(self, seconds: float) -> None:
+        self._sum += seconds
+
+    def edge(self, now: float) -> None:
+        if self._last_edge is not None:
+            self.whole.append((now - self._last_edge) / self.steps)
+            self.step_only.append(self._sum / self.steps)
+        self._sum, self._last_edge = 0.0, now
+
+
+def time_torch(args, x, y) -> Windows:
+    """The PyTorch tutorial loop over pre-sliced tensors: zero_grad, forward, loss, backward, step."""
     import torch
 
     from models import build_model
@@ -78,105 +152,80 @@ def time_torch(args, x, y):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()
     images, labels = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
-                                         batch_size=args.batch_size, shuffle=False)
+    batches = list(zip(images.split(args.batch_size), labels.split(args.batch_size), strict=True))  # made once
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def batches(n):
-        """``n`` batches, going round the data as often as needed."""
-        while n > 0:
-            for batch in loader:
-                if n == 0:
-                    return
-                n -= 1
-                yield batch
-
-    def steps(n):
-        for images_batch, labels_batch in batches(n):
-            images_batch = images_batch.to(device, non_blocking=True)
-            labels_batch = labels_batch.to(device, non_blocking=True)
-            optimizer.zero_grad()
-            loss = loss_fn(model(images_batch), labels_batch)
-            loss.backward()
-            optimizer.step()
-
+    windows = Windows(steps=args.steps)
     model.train()
-    steps(args.warmup)
-    times = []
-    for _ in range(args.repeats):
+    for index, (images_batch, labels_batch) in enumerate(batches):
+        images_batch = images_batch.to(device, non_blocking=True)
+        labels_batch = labels_batch.to(device, non_blocking=True)
         sync()
         start = time.perf_counter()
-        steps(args.steps)
+        optimizer.zero_grad()
+        loss = loss_fn(model(images_batch), labels_batch)
+        loss.backward()
+        optimizer.step()
         sync()
-        times.append((time.perf_counter() - start) / args.steps)
-    return times
+        end = time.perf_counter()
+        windows.step(end - start)
+        if index + 1 >= args.warmup and (index + 1 - args.warmup) % args.steps == 0:
+            windows.edge(end)
+    return windows
 
 
-def time_keras_fit(args, x, y, module, model):
-    """Keras 3 or tf.keras: ``compile`` + one ``fit`` call of N steps, timed from outside."""
-
+def time_keras(args, x, y, module, model) -> Windows:
+    """Keras 3 or tf.keras: ``compile``, then ``--loop`` (see the module docstring)."""
     model.compile(optimizer=module.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8),
                   loss=module.losses.SparseCategoricalCrossentropy(from_logits=True))
-    def batch(index):
-        start = index % args.batches * args.batch_size
-        return x[start : start + args.batch_size], y[start : start + args.batch_size]
-
-    base = module.utils.PyDataset if hasattr(module.utils, "PyDataset") else module.utils.Sequence
-
-    class Batches(base):
-        """``steps`` batches of ``batch_size``, going round the data as often as needed."""
-
-        def __init__(self, steps):
-            super().__init__()
-            self.steps = steps
-
-        def __len__(self):
-            return self.steps
-
-        def __getitem__(self, index):
-            return batch(index)
-
-    def fit_call(n):
-        history = model.fit(Batches(n), epochs=1, shuffle=False, verbose=0)
-        return float(history.history["loss"][-1])  # a Python float: fit waited for its last step
-
-    def train_on_batch(n):
-        for index in range(n):
-            loss = model.train_on_batch(*batch(index))  # returns a number: waits for the step
-        return float(loss)
+    windows = Windows(steps=args.steps)
+    warmup = args.warmup * args.batch_size
 
     if args.loop == "fit":
-        # One fit call; window k ends after `warmup + k * steps` steps (window 0's end is the start of window 1).
-        edges = [args.warmup + k * args.steps for k in range(args.repeats + 1)]
-
         class Stopwatch(module.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.times = {}
+            """Step-only: from ``on_train_batch_begin`` to ``on_train_batch_end`` once the loss was read."""
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self.start = time.perf_counter()
 
             def on_train_batch_end(self, batch, logs=None):
-                if batch + 1 in edges:
-                    float(logs["loss"])  # the step's loss: waits until the step is done
-                    self.times[batch + 1] = time.perf_counter()
+                float(logs["loss"])  # the step's loss: waits until the step is done
+                end = time.perf_counter()
+                windows.step(end - self.start)
+                if batch + 1 >= args.warmup and (batch + 1 - args.warmup) % args.steps == 0:
+                    windows.edge(end)
 
-        stopwatch = Stopwatch()
-        model.fit(Batches(edges[-1]), epochs=1, shuffle=False, verbose=0, callbacks=[stopwatch])
-        return [(stopwatch.times[b] - stopwatch.times[a]) / args.steps for a, b in zip(edges, edges[1:], strict=False)]
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[Stopwatch()])
+    elif args.loop == "train-on-batch":
+        for step, start in enumerate(range(0, len(x), args.batch_size), start=1):
+            begin = time.perf_counter()
+            model.train_on_batch(x[start : start + args.batch_size], y[start : start + args.batch_size])
+            end = time.perf_counter()
+            windows.step(end - begin)
+            if step >= args.warmup and (step - args.warmup) % args.steps == 0:
+                windows.edge(end)
+    else:  # fit-call: whole fit calls of --steps batches, timed from outside
+        def fit_call(first, last):
+            history = model.fit(x[first:last], y[first:last], batch_size=args.batch_size, epochs=1, shuffle=False,
+                                verbose=0)
+            return float(history.history["loss"][-1])  # a Python float: fit waited for its last step
 
-    steps = fit_call if args.loop == "fit-call" else train_on_batch
-    steps(args.warmup)
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        steps(args.steps)
-        times.append((time.perf_counter() - start) / args.steps)
-    return times
+        if warmup:
+            fit_call(0, warmup)
+        windows.edge(time.perf_counter())
+        size = args.steps * args.batch_size
+        for first in range(warmup, len(x), size):
+            fit_call(first, first + size)
+            windows.edge(time.perf_counter())
+        windows.step_only = None  # fit-call times whole calls only
+    return windows
 
 
 def measure(args) -> dict:
+    """Train ``--impl`` with the plain loop; the result (a JSON-able dict) with both lists of samples."""
     import numpy as np
 
     if args.threads:
@@ -185,40 +234,57 @@ def measure(args) -> dict:
     x, y = synthetic(args, rng)
     backend = os.environ.get("KERAS_BACKEND")
     if args.impl == "torch":
-        backend = "torch"
-        times = time_torch(args, x, y)
-    elif args.impl == "tf_keras":
-        import tf_keras
-
-        from models import build_model
-
-        backend = "tensorflow"
-        times = time_keras_fit(args, x, y, tf_keras, build_model(args.model, "tf_keras", input_shape=args.input_shape,
-                                                                 num_classes=10))
+        backend, loop = "torch", "loop"
+        windows = time_torch(args, x, y)
     else:
-        import keras
-
         from models import build_model
 
-        backend = keras.backend.backend()
-        times = time_keras_fit(args, x, y, keras, build_model(args.model, "keras", input_shape=args.input_shape,
-                                                              num_classes=10))
+        loop = args.loop
+        if args.impl == "tf_keras":
+            import tf_keras as module
+
+            backend = "tensorflow"
+        else:
+            import keras as module
+
+            backend = module.backend.backend()
+        model = build_model(args.model, args.impl, input_shape=args.input_shape, num_classes=10)
+        windows = time_keras(args, x, y, module, model)
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
-            "loop": "loop" if args.impl == "torch" else args.loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-            "input_shape": list(args.input_shape), "step_s": times, "median_step_s": statistics.median(times),
+            "loop": loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
+            "windows": args.repeats, "threads": args.threads, "cpus": args.cpus, "affinity": args.affinity,
+            "layout": layout_name(args.cpus), "input_shape": list(args.input_shape),
+            "step_only_s": windows.step_only, "whole_loop_s": windows.whole,
+            "median_step_only_s": statistics.median(windows.step_only) if windows.step_only else None,
+            "median_whole_loop_s": statistics.median(windows.whole),
             "python": platform.python_version()}
 
 
 # ---------------------------------------------------------------------- comparing with twinbench
 
 
-def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
-    """Both sets of ratios side by side; True when every ratio agrees within ``tolerance``."""
-    from bench.records import load_records
-    from bench.results.decompose import DECOMPOSITION, decomposition, label
-    from bench.results.stats import ratio_ci
+def layout_name(cpus) -> str:
+    """A CPU layout in words: ``free`` (not pinned) or the CPUs pinned to, ``cpus=0`` or ``cpus=0,1``."""
+    if cpus in (None, "", "free", []):
+        return "free"
+    numbers = parse_cpus(cpus) if isinstance(cpus, str) else sorted(cpus)
+    return "cpus=" + ",".join(map(str, numbers))
 
-    # Every result under the directories, subdirectories included; several runs of one cell are pooled.
+
+def result_layout(result: dict) -> str:
+    """A plain-loop result's CPU layout (``layout_name``; results from before ``--cpus`` are free)."""
+    return layout_name(result.get("cpus"))
+
+
+def record_layout(record: dict) -> str:
+    """A twinbench record's CPU layout (``layout_name``) from its cell's ``LAYOUT_AXIS`` (absent: free)."""
+    return layout_name((record.get("cell") or {}).get(LAYOUT_AXIS))
+
+
+def load_hand(crosscheck_dir) -> dict[tuple, dict]:
+    """Every plain-loop result under ``crosscheck_dir`` (subdirectories included), several runs of one cell pooled,
+    by ``(layout, model, batch_size, (implementation, backend))``. Each value: the first result's fields, and per
+    timing key (``TIMINGS``) the pooled samples and ``runs_<key>``, the run each sample came from; ``runs``."""
     hand, loops = {}, set()
     for path in sorted(Path(crosscheck_dir).rglob("*.json")):
         result = json.loads(path.read_text())
@@ -226,44 +292,94 @@ def compare(crosscheck_dir, bench_dir, *, tolerance=0.15) -> tuple[str, bool]:
             continue  # a twinbench record or timeline
         if result["implementation"] != "torch":  # the PyTorch loop is always "loop"; Keras has three kinds
             loops.add(result.get("loop"))
-        key = (result["model"], result["batch_size"], (result["implementation"], result["backend"]))
-        pooled = hand.setdefault(key, {**result, "step_s": [], "run_of_sample": [], "runs": 0})
-        pooled["step_s"] = pooled["step_s"] + result["step_s"]
-        pooled["run_of_sample"] = pooled["run_of_sample"] + [pooled["runs"]] * len(result["step_s"])
+        if "whole_loop_s" not in result:  # a result from before step-only: its windows were whole-loop ones
+            result = {**result, "whole_loop_s": result.get("step_s"), "step_only_s": None}
+        key = (result_layout(result), result["model"], result["batch_size"],
+               (result["implementation"], result["backend"]))
+        pooled = hand.setdefault(key, {**result, "runs": 0, **{k: [] for _, k, _ in TIMINGS},
+                                       **{f"runs_{k}": [] for _, k, _ in TIMINGS}})
+        for _, timing, _ in TIMINGS:
+            samples = result.get(timing) or []
+            pooled[timing] = pooled[timing] + samples
+            pooled[f"runs_{timing}"] = pooled[f"runs_{timing}"] + [pooled["runs"]] * len(samples)
         pooled["runs"] += 1
     if len(loops) > 1:
         raise SystemExit(f"{crosscheck_dir} mixes --loop kinds {sorted(map(str, loops))}: compare one at a time")
-    for result in hand.values():
-        result["median_step_s"] = statistics.median(result["step_s"])
-    records = load_records(bench_dir)[0]
-    harness = {(r["numerator"], r["denominator"], r["model"], r["batch_size"]): r
-               for r in decomposition([r for r in records if r.get("kind") == "throughput"])}
-    lines, all_agree = [], True
-    header = (f"{'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
+    return hand
+
+
+def twinbench_rows(records: list[dict], *, part: str) -> dict[tuple, dict]:
+    """The ``DECOMPOSITION`` rows of twinbench's throughput records for ``part`` (``"whole"`` or ``"compute"``), per
+    CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in another mode
+    give rows whose labels name their axes, which no plain-loop cell matches."""
+    from bench.results.decompose import decomposition
+
+    by_layout: dict[str, list[dict]] = {}
+    for record in records:
+        if record.get("kind") == "throughput":
+            # The layout is compared apart, so it leaves the cell: the ratio labels stay the plain ones.
+            cell = {k: v for k, v in record["cell"].items() if k != LAYOUT_AXIS}
+            by_layout.setdefault(record_layout(record), []).append({**record, "cell": cell})
+    return {(layout, row["model"], row["batch_size"], row["numerator"], row["denominator"]): row
+            for layout, group in by_layout.items() for row in decomposition(group, part=part)}
+
+
+def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERANCE) -> list[dict]:
+    """Every ratio both sides have, per timing and layout: ``timing, layout, model, batch_size, numerator,
+    denominator, twinbench`` (its decomposition row), ``hand`` (``ratio_ci`` of the pooled plain-loop samples, runs
+    resampled like twinbench's), ``agreement`` (hand ratio / twinbench ratio) and ``agree`` (within ``tolerance``).
+    Cells missing on either side are skipped."""
+    from bench.results.decompose import DECOMPOSITION, label
+    from bench.results.stats import ratio_ci
+
+    rows = []
+    for timing, key, part in TIMINGS:
+        theirs = twinbench_rows(records, part=part)
+        for layout, model, batch in sorted({k[:3] for k in hand}, key=lambda k: (k[0] != "free", *k)):  # free first
+            for numerator, denominator, _ in DECOMPOSITION:
+                a, b = hand.get((layout, model, batch, numerator)), hand.get((layout, model, batch, denominator))
+                ours = theirs.get((layout, model, batch, label(numerator), label(denominator)))
+                if a is None or b is None or ours is None or len(a[key]) < 2 or len(b[key]) < 2:
+                    continue
+                mine = ratio_ci(a[key], b[key], runs_a=a[f"runs_{key}"], runs_b=b[f"runs_{key}"])
+                agreement = mine["ratio"] / ours["ratio"]
+                rows.append({"timing": timing, "layout": layout, "model": model, "batch_size": batch,
+                             "numerator": label(numerator), "denominator": label(denominator), "twinbench": ours,
+                             "hand": mine, "agreement": agreement, "agree": abs(agreement - 1) <= tolerance})
+    return rows
+
+
+def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple[str, bool]:
+    """Both sets of ratios side by side, step-only and whole-loop, per layout; True when at least one ratio was
+    compared and every one agrees within ``tolerance``."""
+    from bench.records import load_records
+    from bench.results.decompose import label
+
+    hand = load_hand(crosscheck_dir)
+    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance)
+    lines = []
+    header = (f"{'layout':8s} {'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
               f"{'hand loop [95% CI]':>22s} {'hand/twinbench':>14s}  within {tolerance:.0%}")
-    lines += [header, "-" * len(header)]
-    models = sorted({(model, batch) for model, batch, _ in hand})
-    for model, batch in models:
-        for numerator, denominator, _ in DECOMPOSITION:
-            a, b = hand.get((model, batch, numerator)), hand.get((model, batch, denominator))
-            ours = harness.get((label(numerator), label(denominator), model, batch))
-            if a is None or b is None or ours is None:
-                continue
-            # Runs resampled too, like twinbench's decomposition (bench.results.stats.ratio_ci).
-            theirs = ratio_ci(a["step_s"], b["step_s"], runs_a=a["run_of_sample"], runs_b=b["run_of_sample"])
-            agreement = theirs["ratio"] / ours["ratio"]
-            agree = abs(agreement - 1) <= tolerance
-            all_agree &= agree
-            lines.append(f"{model:10s} {batch:>5d}  {label(numerator) + ' / ' + label(denominator):33s} "
+    for timing, _, part in TIMINGS:
+        lines += [f"Plain {timing} vs twinbench {part}:", header, "-" * len(header)]
+        chosen = [row for row in rows if row["timing"] == timing]
+        for row in chosen:
+            ours, mine = row["twinbench"], row["hand"]
+            lines.append(f"{row['layout']:8s} {row['model']:10s} {row['batch_size']:>5d}  "
+                         f"{row['numerator'] + ' / ' + row['denominator']:33s} "
                          f"{ours['ratio']:6.3f} [{ours['ci_low']:.3f}-{ours['ci_high']:.3f}] "
-                         f"{theirs['ratio']:6.3f} [{theirs['ci_low']:.3f}-{theirs['ci_high']:.3f}] "
-                         f"{agreement:14.3f}  {'yes' if agree else 'NO'}")
-    lines.append("")
-    lines.append("Per implementation, median seconds per step (hand loop):")
-    for (model, batch, cell), result in sorted(hand.items()):
-        lines.append(f"  {model} batch {batch} {label(cell):18s} {1e3 * result['median_step_s']:8.2f} ms "
-                     f"({len(result['step_s'])} repeats of {result['steps']} steps, {result['runs']} runs)")
-    return "\n".join(lines), all_agree
+                         f"{mine['ratio']:6.3f} [{mine['ci_low']:.3f}-{mine['ci_high']:.3f}] "
+                         f"{row['agreement']:14.3f}  {'yes' if row['agree'] else 'NO'}")
+        if not chosen:
+            lines.append(f"(nothing to compare: no pair of cells with both plain {timing} samples and twinbench "
+                         f"{part} windows in one layout)")
+        lines.append("")
+    lines.append("Per implementation, median milliseconds per step (hand loop): step-only, whole-loop")
+    for (layout, model, batch, cell), result in sorted(hand.items(), key=lambda item: (item[0][0] != "free", item[0])):
+        medians = [f"{1e3 * statistics.median(result[k]):8.2f}" if result[k] else f"{'-':>8s}" for _, k, _ in TIMINGS]
+        lines.append(f"  {layout:8s} {model} batch {batch} {label(cell):18s} {' '.join(medians)} "
+                     f"({len(result['whole_loop_s'])} windows of {result['steps']} steps, {result['runs']} runs)")
+    return "\n".join(lines), bool(rows) and all(row["agree"] for row in rows)
 
 
 def main(argv=None) -> int:
@@ -272,29 +388,41 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="cifar_cnn")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--input-shape", default="32x32x3")
-    parser.add_argument("--steps", type=int, default=50, help="steps per timed repeat")
+    parser.add_argument("--steps", type=int, default=50, help="steps per timed window")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=10, help="timed windows")
     parser.add_argument("--batches", type=int, default=16, help="distinct synthetic batches, cycled")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cpus", default=None, help="pin the process to these CPUs (0, 0,1 or 0-1) before any "
+                                                      "framework is imported (default: free)")
     parser.add_argument("--loop", choices=["fit", "fit-call", "train-on-batch"], default="fit",
                         help="Keras: how steps are run and timed (see the module docstring)")
     parser.add_argument("--out", default="results/crosscheck")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
+                        help=f"--compare: largest relative difference of two ratios that agree (default {TOLERANCE})")
     args = parser.parse_args(argv)
     if args.compare:
-        text, agree = compare(*args.compare)
+        text, agree = compare(*args.compare, tolerance=args.tolerance)
         print(text)
         return 0 if agree else 1
     if args.impl is None:
         parser.error("--impl is required unless --compare is given")
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
+        parser.error("--warmup, --steps and --repeats must be at least 1 (the warm-up's end starts the first window)")
+    args.cpus = parse_cpus(args.cpus) if args.cpus else None
+    args.affinity = pin(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))  # before any framework
     args.input_shape = tuple(int(p) for p in args.input_shape.split("x"))
     result = measure(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{result['loop']}.json"
+    layout = "free" if args.cpus is None else "cpus" + "-".join(map(str, args.cpus))
+    name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{result['loop']}__{layout}.json"
     (out / name).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{name}: median {1e3 * result['median_step_s']:.2f} ms/step over {args.repeats} repeats of {args.steps} steps")
+    step_only = result["median_step_only_s"]
+    print(f"{name}: median {1e3 * step_only:.2f} ms/step step-only, " if step_only is not None else f"{name}: ",
+          f"{1e3 * result['median_whole_loop_s']:.2f} ms/step whole-loop over {args.repeats} windows of "
+          f"{args.steps} steps", sep="")
     return 0
 
 

@@ -1,0 +1,157 @@
+"""tools/crosscheck.py: the plain-loop cross-check. Its compare logic on fabricated results and records (agreement,
+disagreement, missing cells, CPU layouts kept apart), and one real tiny run per implementation of this environment
+that produces both lists of samples."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from bench.records import SCHEMA, SCHEMA_VERSION
+from bench.results import decompose
+from conftest import IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
+
+sys.path.insert(0, str(ROOT / "tools"))
+import crosscheck  # noqa: E402
+
+# Seconds per step of each cell: step-only / compute-only and whole; the ratios between cells are what is compared.
+COMPUTE = {("torch", "torch"): 0.010, ("keras", "torch"): 0.015, ("tf_keras", "tensorflow"): 0.012,
+           ("keras", "tensorflow"): 0.013, ("keras", "jax"): 0.011}
+WHOLE = {cell: 1.3 * seconds for cell, seconds in COMPUTE.items()}
+WHOLE[("keras", "torch")] = 0.024  # keras[torch] feeds slower
+
+
+def samples(seconds, *, seed):
+    return list(seconds * (1 + 0.002 * np.random.default_rng(seed).standard_normal(6)))
+
+
+def hand_result(cell, *, cpus=None, scale=1.0, step_scale=1.0):
+    implementation, backend = cell
+    return {"tool": "crosscheck", "model": "cifar_cnn", "implementation": implementation, "backend": backend,
+            "loop": "loop" if implementation == "torch" else "fit", "batch_size": 64, "steps": 20, "cpus": cpus,
+            "step_only_s": samples(COMPUTE[cell] * scale * step_scale, seed=1),
+            "whole_loop_s": samples(WHOLE[cell] * scale, seed=2)}
+
+
+def bench_record(cell, *, cpus=None, scale=1.0):
+    """A twinbench throughput record with whole windows (profiler on, as today) and compute windows."""
+    implementation, backend = cell
+    repeats = [{"repeat": i, "profiler": True, "window": "whole", "step_s": s}
+               for i, s in enumerate(samples(WHOLE[cell] * scale, seed=3))]
+    repeats += [{"repeat": 10 + i, "profiler": True, "window": "compute", "step_s": s}
+                for i, s in enumerate(samples(COMPUTE[cell] * scale, seed=4))]
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
+            "cell": {"model": "cifar_cnn", "implementation": implementation, "backend": backend,
+                     "dataset": "synthetic", **({"cpus": cpus} if cpus else {})},
+            "config": {"batch_size": 64}, "model": {"input_shape": [32, 32, 3], "params": 1},
+            "timing": {"repeats": repeats}, "settings": {"jit_compile": False}}
+
+
+@pytest.fixture(autouse=True)
+def decomposition_by_part(monkeypatch):
+    """Until ``decomposition(records, part=...)`` exists (issue 19, part 1), the same on the records' windows."""
+    original = decompose.decomposition
+    if "part" in inspect.signature(original).parameters:
+        return
+
+    def by_part(records, *, part="whole", seed=0):
+        def window(record):
+            repeats = [{**r, "profiler": True} for r in record["timing"]["repeats"]
+                       if r.get("window", "whole") == part and (part == "compute" or r["profiler"])]
+            return {**record, "timing": {**record["timing"], "repeats": repeats}}
+        return original([window(r) for r in records], seed=seed)
+
+    monkeypatch.setattr(decompose, "decomposition", by_part)
+
+
+def write(directory, results):
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, result in enumerate(results):
+        (directory / f"{index}.json").write_text(json.dumps(result))
+
+
+def test_the_six_ratios_agree_both_ways_and_a_slower_step_disagrees(tmp_path, capsys):
+    write(tmp_path / "bench", [bench_record(cell) for cell in COMPUTE])
+    write(tmp_path / "hand", [hand_result(cell, scale=0.9) for cell in COMPUTE])  # ratios, not times, must agree
+    assert crosscheck.main(["--compare", str(tmp_path / "hand"), str(tmp_path / "bench")]) == 0
+    rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
+                                     [bench_record(cell) for cell in COMPUTE])
+    assert sorted({row["timing"] for row in rows}) == ["step-only", "whole-loop"]
+    assert len(rows) == 2 * len(decompose.DECOMPOSITION)
+    whole = {(r["numerator"], r["denominator"]): r for r in rows if r["timing"] == "whole-loop"}
+    assert whole[("keras[torch]", "torch")]["hand"]["ratio"] == pytest.approx(2.4 / 1.3, rel=0.01)
+    assert "Plain step-only vs twinbench compute:" in capsys.readouterr().out
+
+    # keras[torch]'s step alone 10% slower: the three step-only ratios with keras[torch] disagree, nothing else.
+    write(tmp_path / "hand", [hand_result(cell, step_scale=1.1 if cell == ("keras", "torch") else 1.0)
+                              for cell in COMPUTE])
+    rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
+                                     [bench_record(cell) for cell in COMPUTE])
+    off = {(r["timing"], r["numerator"], r["denominator"]) for r in rows if not r["agree"]}
+    assert off == {("step-only", "keras[torch]", "torch"), ("step-only", "keras[tensorflow]", "keras[torch]"),
+                   ("step-only", "keras[jax]", "keras[torch]")}
+    assert crosscheck.main(["--compare", str(tmp_path / "hand"), str(tmp_path / "bench")]) == 1
+    assert crosscheck.main(["--compare", str(tmp_path / "hand"), str(tmp_path / "bench"), "--tolerance", "0.2"]) == 0
+
+
+def test_layouts_are_compared_apart_and_missing_cells_are_skipped(tmp_path):
+    # Pinned, everything but keras[torch] runs twice as slow: free ratios would not match pinned ones.
+    pinned_scale = {cell: 1.0 if cell == ("keras", "torch") else 2.0 for cell in COMPUTE}
+    records = [bench_record(cell) for cell in COMPUTE if cell != ("keras", "jax")]  # no keras[jax] free
+    records += [bench_record(cell, cpus="0", scale=pinned_scale[cell]) for cell in COMPUTE]
+    write(tmp_path / "hand", [hand_result(cell) for cell in COMPUTE]
+          + [hand_result(cell, cpus=[0], scale=pinned_scale[cell]) for cell in COMPUTE
+             if cell != ("tf_keras", "tensorflow")])  # no tf_keras pinned
+    rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"), records)
+    assert all(row["agree"] for row in rows)
+    ratios = {layout: {(r["numerator"], r["denominator"]) for r in rows if r["layout"] == layout}
+              for layout in ("free", "cpus=0")}
+    assert ratios["free"] == {("keras[torch]", "torch"), ("keras[tensorflow]", "tf_keras"),
+                              ("keras[tensorflow]", "keras[torch]"), ("torch", "tf_keras")}
+    assert ratios["cpus=0"] == {("keras[torch]", "torch"), ("keras[tensorflow]", "keras[torch]"),
+                                ("keras[jax]", "keras[torch]"), ("keras[jax]", "keras[tensorflow]")}
+    pinned = {(r["timing"], r["numerator"], r["denominator"]): r for r in rows if r["layout"] == "cpus=0"}
+    assert pinned[("whole-loop", "keras[torch]", "torch")]["hand"]["ratio"] == pytest.approx(2.4 / 2.6, rel=0.01)
+    # Nothing in common: nothing compared, and that is no agreement.
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
+    assert not agree and "nothing to compare" in text
+
+
+def test_results_from_before_step_only_compare_whole_loop_only(tmp_path):
+    old = [{**hand_result(cell), "step_s": hand_result(cell)["whole_loop_s"]} for cell in COMPUTE]
+    for result in old:
+        del result["step_only_s"], result["whole_loop_s"], result["cpus"]
+    write(tmp_path / "hand", old)
+    rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"), [bench_record(c) for c in COMPUTE])
+    assert {row["timing"] for row in rows} == {"whole-loop"} and len(rows) == len(decompose.DECOMPOSITION)
+
+
+def test_cpu_lists():
+    assert crosscheck.parse_cpus("0") == [0]
+    assert crosscheck.parse_cpus("0,2-3") == [0, 2, 3]
+    assert crosscheck.layout_name("1,0") == crosscheck.layout_name([0, 1]) == "cpus=0,1"  # a record's, a result's
+    assert crosscheck.layout_name("free") == crosscheck.layout_name(None) == "free"
+    with pytest.raises(SystemExit, match="expected CPU numbers"):
+        crosscheck.parse_cpus("first")
+    with pytest.raises(SystemExit, match="this process may use CPUs"):
+        crosscheck.pin([4096])  # refused before anything is pinned
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_a_tiny_plain_loop_times_both_ways(pair, tmp_path):
+    implementation, backend = pair
+    assert crosscheck.main(["--impl", implementation, "--model", "mnist_cnn", "--input-shape", "28x28x1",
+                            "--batch-size", "8", "--steps", "2", "--repeats", "2", "--warmup", "1", "--batches", "2",
+                            "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert (result["implementation"], result["backend"], result["layout"]) == (implementation, backend, "free")
+    assert len(result["step_only_s"]) == len(result["whole_loop_s"]) == 2
+    # The steps lie inside their windows: a window's step-only time is a part of its whole-loop time.
+    for step_only, whole in zip(result["step_only_s"], result["whole_loop_s"], strict=True):
+        assert 0 < step_only <= whole
