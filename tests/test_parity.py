@@ -16,6 +16,15 @@ that is larger, see ``bench.twins.parity``):
 
 The keras.applications variants have no PyTorch twin: their Keras 3 definition is compared with their
 tf.keras twin in-process only.
+
+The parity case (``models._registry.TwinCase``) is small: smaller inputs and, for the deep full-size models,
+fewer repeated blocks at full width. ViT-B/16 is checked on 1 of its 12 encoder blocks, GPT-2 small on 2 of its 12,
+ResNet50 on one bottleneck block per stage (the first, with its downsampling shortcut) instead of 3-4-6-3: every
+kind of layer, every stage and every width is in the check, and the blocks left out are the same code called again
+with another index in every implementation. What the full depth adds, the weight mapping of every block and the
+parameter count, ``test_parameter_count_matches_registry`` checks at the model's default size in every
+implementation. Each environment still proves its own backend: torch the PyTorch twin (the fingerprint is current)
+and keras[torch] against it, tensorflow keras[tensorflow] and the tf.keras twin, jax keras[jax].
 """
 
 from __future__ import annotations

@@ -93,15 +93,16 @@ def count_params(sizes: GPT2Sizes) -> int:
     return total
 
 
-def sizes_for(name: str, *, input_shape, num_classes) -> GPT2Sizes:
+def sizes_for(name: str, *, input_shape, num_classes, n_layer=None) -> GPT2Sizes:
     """The sizes of model ``name`` built for ``input_shape = (context_length,)`` and ``num_classes`` tokens.
 
     The context length only has to fit the position embedding (``n_positions`` stays the model's, so the parameter
-    count does not depend on it); ``num_classes`` is the vocabulary size.
+    count does not depend on it); ``num_classes`` is the vocabulary size; ``n_layer`` (default: the model's) builds
+    fewer blocks of the same width, as GPT-2 small's twin case does.
 
     Raises:
         ValueError: one line, when ``input_shape`` is not ``(context_length,)`` with 1 <= context_length <=
-            n_positions, or ``num_classes`` is below 1.
+            n_positions, ``num_classes`` is below 1, or ``n_layer`` is below 1.
     """
     sizes = GPT2_SIZES[name]
     if len(tuple(input_shape)) != 1 or not 1 <= int(input_shape[0]) <= sizes.n_positions:
@@ -109,9 +110,11 @@ def sizes_for(name: str, *, input_shape, num_classes) -> GPT2Sizes:
                          f"{sizes.n_positions}. Received: input_shape={tuple(input_shape)}.")
     if int(num_classes) < 1:
         raise ValueError(f"Model {name!r} takes num_classes = the vocabulary size >= 1. Received: {num_classes}.")
+    if n_layer is not None and int(n_layer) < 1:
+        raise ValueError(f"Model {name!r} takes n_layer >= 1 (blocks). Received: n_layer={n_layer}.")
     last = int(num_classes) - 1  # in a smaller vocabulary (a twin case) the last token plays GPT-2's end-of-text
-    return replace(sizes, vocab_size=int(num_classes), eos_token_id=min(sizes.eos_token_id, last),
-                   bos_token_id=min(sizes.bos_token_id, last))
+    return replace(sizes, vocab_size=int(num_classes), n_layer=int(n_layer or sizes.n_layer),
+                   eos_token_id=min(sizes.eos_token_id, last), bos_token_id=min(sizes.bos_token_id, last))
 
 
 # Default context length per model and the forward FLOPs of one sequence there (models/flops.py: 2 per

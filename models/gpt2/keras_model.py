@@ -148,19 +148,20 @@ def build_gpt2(sizes: GPT2Sizes, *, context_length, dropout=DROPOUT, name="gpt2"
     return keras.Model(tokens, logits, name=name)
 
 
-def gpt2(*, input_shape=(1024,), num_classes=50_257, dropout=DROPOUT):
+def gpt2(*, input_shape=(1024,), num_classes=50_257, dropout=DROPOUT, n_layer=None):
     """GPT-2 small (Keras 3), the 124M model: 12 blocks of width 768, 12 heads, 1,024 positions.
 
     Args:
         input_shape: ``(context_length,)``, at most 1,024 tokens.
         num_classes: vocabulary size (GPT-2's byte-pair vocabulary: 50,257).
         dropout: GPT2Config's resid/embd/attn dropout (0.1); 0.0 for the twin tests.
+        n_layer: blocks (default 12); the twin tests build fewer of the same width.
 
     Returns:
         A ``keras.Model`` mapping int32 token ids ``(batch, T)`` to next-token logits ``(batch, T, vocab)``;
         124,439,808 parameters at the defaults (the tied output layer counted once).
     """
-    sizes = sizes_for("gpt2", input_shape=input_shape, num_classes=num_classes)
+    sizes = sizes_for("gpt2", input_shape=input_shape, num_classes=num_classes, n_layer=n_layer)
     return build_gpt2(sizes, context_length=int(input_shape[0]), dropout=dropout, name="gpt2")
 
 

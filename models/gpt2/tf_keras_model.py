@@ -134,9 +134,10 @@ def build_gpt2(sizes: GPT2Sizes, *, context_length, dropout=DROPOUT, name="gpt2"
     return tf_keras.Model(tokens, wte(x, reverse=True), name=name)
 
 
-def gpt2(*, input_shape=(1024,), num_classes=50_257, dropout=DROPOUT):
-    """GPT-2 small in tf.keras (124,439,808 parameters at the defaults)."""
-    sizes = sizes_for("gpt2", input_shape=input_shape, num_classes=num_classes)
+def gpt2(*, input_shape=(1024,), num_classes=50_257, dropout=DROPOUT, n_layer=None):
+    """GPT-2 small in tf.keras (124,439,808 parameters at the defaults; ``n_layer``: fewer blocks,
+    ``config.sizes_for``)."""
+    sizes = sizes_for("gpt2", input_shape=input_shape, num_classes=num_classes, n_layer=n_layer)
     return build_gpt2(sizes, context_length=int(input_shape[0]), dropout=dropout, name="gpt2")
 
 

@@ -28,9 +28,11 @@ def build_gpt2(sizes: GPT2Sizes, *, dropout=DROPOUT, activation="gelu_new"):
     return GPT2LMHeadModel(gpt2_config(sizes, dropout=dropout, activation=activation))
 
 
-def gpt2(*, input_shape=(1024,), num_classes=50_257, dropout=DROPOUT):
-    """GPT-2 small as Hugging Face's ``GPT2LMHeadModel`` (124,439,808 parameters at the defaults)."""
-    return build_gpt2(sizes_for("gpt2", input_shape=input_shape, num_classes=num_classes), dropout=dropout)
+def gpt2(*, input_shape=(1024,), num_classes=50_257, dropout=DROPOUT, n_layer=None):
+    """GPT-2 small as Hugging Face's ``GPT2LMHeadModel`` (124,439,808 parameters at the defaults; ``n_layer``:
+    fewer blocks, ``config.sizes_for``)."""
+    return build_gpt2(sizes_for("gpt2", input_shape=input_shape, num_classes=num_classes, n_layer=n_layer),
+                      dropout=dropout)
 
 
 def gpt_tiny(*, input_shape=(64,), num_classes=GPT2_SIZES["gpt_tiny"].vocab_size, dropout=DROPOUT):

@@ -60,13 +60,14 @@ def bottleneck(x, *, width, stride, downsample, name):
     return layers.ReLU(name=f"{name}_relu3")(out)
 
 
-def resnet50(*, input_shape=(224, 224, 3), num_classes=1000):
+def resnet50(*, input_shape=(224, 224, 3), num_classes=1000, blocks=LAYERS):
     """ResNet50 (torchvision v1.5 definition) in Keras 3.
 
     Args:
         input_shape: ``(height, width, channels)``, channels last; at least 32x32 (a 32x32 image reaches
             the last stage as a 1x1 map).
         num_classes: number of output logits.
+        blocks: bottleneck blocks per stage (torchvision's ``layers``, ``(3, 4, 6, 3)``); the twin tests build fewer.
 
     Returns:
         A ``keras.Model`` mapping images to logits; 25,557,032 parameters at 1000 classes, the same as
@@ -80,8 +81,8 @@ def resnet50(*, input_shape=(224, 224, 3), num_classes=1000):
     x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
 
-    for stage, (blocks, width, stride) in enumerate(zip(LAYERS, WIDTHS, STRIDES, strict=True), start=1):
-        for block in range(blocks):
+    for stage, (count, width, stride) in enumerate(zip(blocks, WIDTHS, STRIDES, strict=True), start=1):
+        for block in range(count):
             x = bottleneck(x, width=width, stride=stride if block == 0 else 1, downsample=block == 0,
                            name=f"layer{stage}_{block}")
 

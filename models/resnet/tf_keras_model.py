@@ -44,8 +44,9 @@ def bottleneck(x, *, width, stride, downsample, name):
     return layers.ReLU(name=f"{name}_relu3")(out)
 
 
-def resnet50(*, input_shape=(224, 224, 3), num_classes=1000):
-    """ResNet50 (torchvision v1.5 definition) in tf.keras; 25,557,032 parameters at 1000 classes."""
+def resnet50(*, input_shape=(224, 224, 3), num_classes=1000, blocks=LAYERS):
+    """ResNet50 (torchvision v1.5 definition) in tf.keras; 25,557,032 parameters at 1000 classes (``blocks``: per
+    stage, torchvision's ``layers``)."""
     inputs = tf_keras.Input(shape=input_shape, name="image")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     x = _conv(STEM_CHANNELS, 7, strides=2, name="conv1")(x)
@@ -54,8 +55,8 @@ def resnet50(*, input_shape=(224, 224, 3), num_classes=1000):
     x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
 
-    for stage, (blocks, width, stride) in enumerate(zip(LAYERS, WIDTHS, STRIDES, strict=True), start=1):
-        for block in range(blocks):
+    for stage, (count, width, stride) in enumerate(zip(blocks, WIDTHS, STRIDES, strict=True), start=1):
+        for block in range(count):
             x = bottleneck(x, width=width, stride=stride if block == 0 else 1, downsample=block == 0,
                            name=f"layer{stage}_{block}")
 
