@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import data as datasets
 from backends import distributed, missing_packages, resolve_backend, select_keras_backend
 from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_format, convert_checkpoint
 from bench.cell import environment_cells, mode_of, replication_of
@@ -161,11 +162,14 @@ def _train_env(args) -> int:
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
         mode, replication = mode_of(args), replication_of(args)
-        cells = {model: environment_cells(args.env, model, dataset=args.dataset, mode=mode, replication=replication)
-                 for model in models}
+        # Each model's own default dataset where --dataset is not given (data.tasks: digits, pydoc, ...).
+        dataset_of = {model: args.dataset or datasets.get_task(get_model_spec(model).task).default_dataset
+                      for model in models}
+        cells = {model: environment_cells(args.env, model, dataset=dataset_of[model], mode=mode,
+                                          replication=replication) for model in models}
         for model in models:
             for cell in cells[model]:
-                validate_cell(model, cell.implementation, cell.backend, args.dataset, args.input_shape, mode)
+                validate_cell(model, cell.implementation, cell.backend, dataset_of[model], args.input_shape, mode)
                 validate_weights(args.weights, model, cell.backend)
         cpus = check_cpus(args.cpus)
         cells = {model: [dataclasses.replace(cell, cpus=cpus) for cell in cells[model]] for model in models}
