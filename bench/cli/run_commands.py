@@ -38,6 +38,15 @@ from bench.studies.profiler_cost import CostConfig, cost_text, profiler_cost_sec
 from models import check_choice, get_model_spec
 
 
+def record_failure(kind: str, config, err: Exception, *, out) -> int:
+    """A run that failed: its failed record written to ``out``, one line on the terminal; returns ``EXIT_FAILED``."""
+    record = failed_record(kind, config, err)
+    path = write_record(record, out)
+    print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
+          file=sys.stderr)
+    return EXIT_FAILED
+
+
 def cmd_train(args) -> int:
     """One cell in this process (``--impl``), or an environment's cells each in its own (``--env``)."""
     if args.env is not None:
@@ -247,11 +256,7 @@ def cmd_throughput(args) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: record it
-        record = failed_record("throughput", config, err)
-        path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
-              file=sys.stderr)
-        return EXIT_FAILED
+        return record_failure("throughput", config, err, out=args.out)
     path = write_record(record, args.out)
     timing, overhead = record["timing"], record["profiler_overhead"]
     step, rate = timing["steady_step_s"], timing["throughput_images_per_s"]
@@ -283,11 +288,7 @@ def cmd_trace(args) -> int:
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: record it
-        record = failed_record("trace", config, err)
-        path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
-              file=sys.stderr)
-        return EXIT_FAILED
+        return record_failure("trace", config, err, out=args.out)
     path = write_record(record, args.out)
     print("\n".join(ops_lines(record_label(record), record["ops"])))
     print(f"record {path}")
@@ -333,10 +334,7 @@ def _throughput_interleaved(args, cells, *, mode) -> int:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: both cells shared it, so both are recorded as failed
         for config in configs:
-            record = failed_record("throughput", config, err)
-            path = write_record(record, args.out)
-            print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
-                  file=sys.stderr)
+            record_failure("throughput", config, err, out=args.out)
         return EXIT_FAILED
     for config, record in zip(configs, records, strict=True):
         path = write_record(record, args.out)
@@ -372,11 +370,7 @@ def cmd_profiler_cost(args) -> int:
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
     except Exception as err:  # the run failed: record it, in one line on the terminal
-        record = failed_record("profiler_cost", config, err)
-        path = write_record(record, args.out)
-        print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
-              file=sys.stderr)
-        return EXIT_FAILED
+        return record_failure("profiler_cost", config, err, out=args.out)
     path = write_record(record, args.out)
     print("\n".join(cost_text(record_label(record), record["analysis"])))
     print(f"record {path}")
