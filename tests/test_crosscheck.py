@@ -37,8 +37,9 @@ def hand_result(cell, *, cpus=None, scale=1.0, step_scale=1.0):
             "whole_loop_s": samples(WHOLE[cell] * scale, seed=2)}
 
 
-def bench_record(cell, *, cpus=None, scale=1.0):
-    """A twinbench throughput record with whole windows (profiler on, as today) and compute windows."""
+def bench_record(cell, *, cpus=None, scale=1.0, feed="arrays"):
+    """A twinbench throughput record with whole windows (profiler on, as today) and compute windows; fed plain arrays
+    (``--feed arrays``, what the plain loop is compared with) unless ``feed`` says otherwise."""
     implementation, backend = cell
     repeats = [{"repeat": i, "profiler": True, "window": "whole", "step_s": s}
                for i, s in enumerate(samples(WHOLE[cell] * scale, seed=3))]
@@ -46,7 +47,8 @@ def bench_record(cell, *, cpus=None, scale=1.0):
                 for i, s in enumerate(samples(COMPUTE[cell] * scale, seed=4))]
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
             "cell": {"model": "cifar_cnn", "implementation": implementation, "backend": backend,
-                     "dataset": "synthetic", **({"cpus": cpus} if cpus else {})},
+                     "dataset": "synthetic", **({"cpus": cpus} if cpus else {}),
+                     **({"feed": feed} if feed != "native" else {})},
             "config": {"batch_size": 64}, "model": {"input_shape": [32, 32, 3], "params": 1},
             "timing": {"repeats": repeats}, "settings": {"jit_compile": False}}
 
@@ -84,7 +86,7 @@ def test_the_six_ratios_agree_both_ways_and_a_slower_step_disagrees(tmp_path, ca
     assert len(rows) == 2 * len(decompose.DECOMPOSITION)
     whole = {(r["numerator"], r["denominator"]): r for r in rows if r["timing"] == "whole-loop"}
     assert whole[("keras[torch]", "torch")]["hand"]["ratio"] == pytest.approx(2.4 / 1.3, rel=0.01)
-    assert "Plain step-only vs twinbench compute:" in capsys.readouterr().out
+    assert "Plain step-only vs twinbench compute (--feed arrays):" in capsys.readouterr().out
 
     # keras[torch]'s step alone 10% slower: the three step-only ratios with keras[torch] disagree, nothing else.
     write(tmp_path / "hand", [hand_result(cell, step_scale=1.1 if cell == ("keras", "torch") else 1.0)
@@ -119,6 +121,25 @@ def test_layouts_are_compared_apart_and_missing_cells_are_skipped(tmp_path):
     # Nothing in common: nothing compared, and that is no agreement.
     text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
     assert not agree and "nothing to compare" in text
+
+
+def test_only_records_of_one_feed_are_compared(tmp_path):
+    # twinbench's native-feed TensorFlow steps run twice as long (docs/overhead.md): they must not meet the plain loop
+    # unless asked for, and then they disagree.
+    slow = {cell: 2.0 if cell[1] == "tensorflow" else 1.0 for cell in COMPUTE}
+    write(tmp_path / "bench", [bench_record(cell) for cell in COMPUTE]
+          + [bench_record(cell, feed="native", scale=slow[cell]) for cell in COMPUTE])
+    write(tmp_path / "hand", [hand_result(cell) for cell in COMPUTE])
+    assert crosscheck.main(["--compare", str(tmp_path / "hand"), str(tmp_path / "bench")]) == 0
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "bench", feed="native")
+    assert not agree and "--feed native" in text
+    rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
+                                     [bench_record(cell, feed="native", scale=slow[cell]) for cell in COMPUTE],
+                                     feed="native")
+    off = {(r["numerator"], r["denominator"]) for r in rows if not r["agree"]}
+    assert off == {("keras[tensorflow]", "keras[torch]"), ("keras[jax]", "keras[tensorflow]"), ("torch", "tf_keras")}
+    assert crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
+                                     [bench_record(cell, feed="native") for cell in COMPUTE]) == []
 
 
 def test_results_from_before_step_only_compare_whole_loop_only(tmp_path):

@@ -75,11 +75,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from backends.base import FEEDS  # noqa: E402  (imports no framework: --cpus pins the process before any)
+
 # The timings of a result, and the twinbench part (``decomposition(..., part=...)``) each is compared with.
 TIMINGS = (("step-only", "step_only_s", "compute"), ("whole-loop", "whole_loop_s", "whole"))
 # The cell axis of a twinbench record that names the CPUs its process was pinned to ("0", "0,1"; absent or "free":
 # not pinned).
 LAYOUT_AXIS = "cpus"
+# The cell axis of a twinbench record that names how its batches were fed (``backends.base.FEEDS``). The plain loop
+# feeds plain arrays, so by default it is compared with twinbench's ``--feed arrays`` records: with the native feed,
+# TensorFlow's steps are slower in the whole process, not just while feeding (docs/overhead.md).
+FEED_AXIS = "feed"
+COMPARED_FEED = "arrays"
 TOLERANCE = 0.05
 
 
@@ -308,33 +315,41 @@ def load_hand(crosscheck_dir) -> dict[tuple, dict]:
     return hand
 
 
-def twinbench_rows(records: list[dict], *, part: str) -> dict[tuple, dict]:
-    """The ``DECOMPOSITION`` rows of twinbench's throughput records for ``part`` (``"whole"`` or ``"compute"``), per
-    CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in another mode
-    give rows whose labels name their axes, which no plain-loop cell matches."""
+def record_feed(record: dict) -> str:
+    """A twinbench record's feed (its cell's ``FEED_AXIS``; absent: the native feed, twinbench's default)."""
+    from bench.cell import AXES
+
+    return (record.get("cell") or {}).get(FEED_AXIS, AXES[FEED_AXIS])
+
+
+def twinbench_rows(records: list[dict], *, part: str, feed: str = COMPARED_FEED) -> dict[tuple, dict]:
+    """The ``DECOMPOSITION`` rows of twinbench's throughput records fed by ``feed``, for ``part`` (``"whole"`` or
+    ``"compute"``), per CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in
+    another mode give rows whose labels name their axes, which no plain-loop cell matches."""
     from bench.results.decompose import decomposition
 
     by_layout: dict[str, list[dict]] = {}
     for record in records:
-        if record.get("kind") == "throughput":
-            # The layout is compared apart, so it leaves the cell: the ratio labels stay the plain ones.
-            cell = {k: v for k, v in record["cell"].items() if k != LAYOUT_AXIS}
+        if record.get("kind") == "throughput" and record_feed(record) == feed:
+            # The layout and the feed are chosen apart, so they leave the cell: the ratio labels stay the plain ones.
+            cell = {k: v for k, v in record["cell"].items() if k not in (LAYOUT_AXIS, FEED_AXIS)}
             by_layout.setdefault(record_layout(record), []).append({**record, "cell": cell})
     return {(layout, row["model"], row["batch_size"], row["numerator"], row["denominator"]): row
             for layout, group in by_layout.items() for row in decomposition(group, part=part)}
 
 
-def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERANCE) -> list[dict]:
+def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERANCE,
+                   feed: str = COMPARED_FEED) -> list[dict]:
     """Every ratio both sides have, per timing and layout: ``timing, layout, model, batch_size, numerator,
     denominator, twinbench`` (its decomposition row), ``hand`` (``ratio_ci`` of the pooled plain-loop samples, runs
     resampled like twinbench's), ``agreement`` (hand ratio / twinbench ratio) and ``agree`` (within ``tolerance``).
-    Cells missing on either side are skipped."""
+    Only twinbench's records fed by ``feed`` take part. Cells missing on either side are skipped."""
     from bench.results.decompose import DECOMPOSITION, label
     from bench.results.stats import ratio_ci
 
     rows = []
     for timing, key, part in TIMINGS:
-        theirs = twinbench_rows(records, part=part)
+        theirs = twinbench_rows(records, part=part, feed=feed)
         for layout, model, batch in sorted({k[:3] for k in hand}, key=lambda k: (k[0] != "free", *k)):  # free first
             for numerator, denominator, _ in DECOMPOSITION:
                 a, b = hand.get((layout, model, batch, numerator)), hand.get((layout, model, batch, denominator))
@@ -349,19 +364,19 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     return rows
 
 
-def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple[str, bool]:
-    """Both sets of ratios side by side, step-only and whole-loop, per layout; True when at least one ratio was
-    compared and every one agrees within ``tolerance``."""
+def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: str = COMPARED_FEED) -> tuple[str, bool]:
+    """Both sets of ratios side by side, step-only and whole-loop, per layout, against twinbench's records fed by
+    ``feed``; True when at least one ratio was compared and every one agrees within ``tolerance``."""
     from bench.records import load_records
     from bench.results.decompose import label
 
     hand = load_hand(crosscheck_dir)
-    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance)
-    lines = []
+    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance, feed=feed)
+    lines = [f"twinbench's records with --feed {feed}; the plain loop feeds plain arrays", ""]
     header = (f"{'layout':8s} {'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
               f"{'hand loop [95% CI]':>22s} {'hand/twinbench':>14s}  within {tolerance:.0%}")
     for timing, _, part in TIMINGS:
-        lines += [f"Plain {timing} vs twinbench {part}:", header, "-" * len(header)]
+        lines += [f"Plain {timing} vs twinbench {part} (--feed {feed}):", header, "-" * len(header)]
         chosen = [row for row in rows if row["timing"] == timing]
         for row in chosen:
             ours, mine = row["twinbench"], row["hand"]
@@ -372,7 +387,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple
                          f"{row['agreement']:14.3f}  {'yes' if row['agree'] else 'NO'}")
         if not chosen:
             lines.append(f"(nothing to compare: no pair of cells with both plain {timing} samples and twinbench "
-                         f"{part} windows in one layout)")
+                         f"{part} windows of --feed {feed} in one layout)")
         lines.append("")
     lines.append("Per implementation, median milliseconds per step (hand loop): step-only, whole-loop")
     for (layout, model, batch, cell), result in sorted(hand.items(), key=lambda item: (item[0][0] != "free", item[0])):
@@ -399,11 +414,13 @@ def main(argv=None) -> int:
                         help="Keras: how steps are run and timed (see the module docstring)")
     parser.add_argument("--out", default="results/crosscheck")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
+    parser.add_argument("--feed", choices=FEEDS, default=COMPARED_FEED,
+                        help="--compare: twinbench's records of this feed (default: arrays, as the plain loop feeds)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help=f"--compare: largest relative difference of two ratios that agree (default {TOLERANCE})")
     args = parser.parse_args(argv)
     if args.compare:
-        text, agree = compare(*args.compare, tolerance=args.tolerance)
+        text, agree = compare(*args.compare, tolerance=args.tolerance, feed=args.feed)
         print(text)
         return 0 if agree else 1
     if args.impl is None:

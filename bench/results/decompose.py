@@ -331,6 +331,22 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+# Why whole - compute is not the whole cost of TensorFlow's native feed (measured: docs/overhead.md).
+TF_NATIVE_FEED_NOTE = (
+    "TensorFlow cells with the native feed (Sequence/PyDataset, which reach tf.data through from_generator): once "
+    "from_generator has run, every later train step in that process is slower on a CPU, the compute windows "
+    "included (1.9x for cifar_cnn on the 2-core VM: tools/tf_generator_cost.py), so whole - compute leaves that cost "
+    "out; the same cell with --feed arrays shows it (docs/overhead.md).")
+
+
+def lasting_feed_cost(records: list[dict]) -> bool:
+    """True when a TensorFlow throughput record fed natively has compute windows: ``TF_NATIVE_FEED_NOTE`` applies."""
+    return any(record.get("kind") == "throughput" and (record.get("cell") or {}).get("backend") == "tensorflow"
+               and (record.get("cell") or {}).get("feed", AXES["feed"]) == "native"
+               and any(window_of(r) == "compute" for r in (record.get("timing") or {}).get("repeats") or [])
+               for record in records)
+
+
 def feed_and_compute(runs: list[dict]) -> dict:
     """``{"whole", "compute", "feed"}``: ``summarize`` (seconds per step) of one cell's runs pooled; ``feed`` over the
     differences whole - compute of the windows run next to each other (``feed_pairs``). None where a record has no
