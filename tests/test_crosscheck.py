@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import statistics
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from bench.records import SCHEMA, SCHEMA_VERSION
 from bench.results import decompose
+from bench.results.stats import summarize
 from conftest import IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -176,3 +178,40 @@ def test_a_tiny_plain_loop_times_both_ways(pair, tmp_path):
     # The steps lie inside their windows: a window's step-only time is a part of its whole-loop time.
     for step_only, whole in zip(result["step_only_s"], result["whole_loop_s"], strict=True):
         assert 0 < step_only <= whole
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_a_tiny_paired_run_times_the_plain_loop_beside_twinbench(pair, tmp_path):
+    implementation, backend = pair
+    assert crosscheck.main(["--impl", implementation, "--paired", "--model", "mnist_cnn", "--input-shape", "28x28x1",
+                            "--batch-size", "8", "--steps", "2", "--repeats", "2", "--batches", "2",
+                            "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*__paired__free.json")
+    result = json.loads(path.read_text())
+    assert (result["tool"], result["implementation"], result["backend"]) == ("crosscheck-paired", implementation,
+                                                                             backend)
+    for key in ("plain_step_only_s", "plain_whole_loop_s", "twinbench_whole_s", "twinbench_compute_s"):
+        assert len(result[key]) == 2 and all(seconds > 0 for seconds in result[key])
+    for step_only, whole in zip(result["plain_step_only_s"], result["plain_whole_loop_s"], strict=True):
+        assert step_only <= whole
+    assert result["ratios"]["compute_vs_step_only"]["median"] == pytest.approx(statistics.median(
+        b / p for b, p in zip(result["twinbench_compute_s"], result["plain_step_only_s"], strict=True)))
+
+
+def test_paired_results_are_shown_and_decide_agreement(tmp_path):
+    def paired(implementation, backend, factor):
+        plain = samples(0.01, seed=1)
+        return {"tool": "crosscheck-paired", "model": "cifar_cnn", "implementation": implementation,
+                "backend": backend, "batch_size": 64, "rounds": 6, "layout": "free",
+                "plain_step_only_s": plain, "plain_whole_loop_s": plain,
+                "twinbench_whole_s": [factor * p for p in plain], "twinbench_compute_s": [factor * p for p in plain],
+                "ratios": {"compute_vs_step_only": summarize([factor] * 6), "whole_vs_whole_loop": summarize([factor] * 6)}}
+
+    write(tmp_path / "hand", [paired("torch", "torch", 1.01), paired("keras", "torch", 1.02)])
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
+    assert agree and "In one process, window by window (--paired)" in text
+    assert "keras[torch]       compute/step-only 1.020" in text
+    write(tmp_path / "hand", [paired("torch", "torch", 1.01), paired("keras", "torch", 1.10)])
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
+    assert not agree and text.count(" NO") == 1

@@ -15,7 +15,9 @@
 # The three pythons default to the interpreters of the nox environments (nox -s throughput --install-only creates
 # them). Overrides: PINNED (default 0: the CPUs of the pinned layout), WINDOWS (6), STEPS (20), WARMUP (5), and
 # BENCH_PARTS, twinbench's options for its compute-only windows (default "--compute-repeats $WINDOWS
-# --overhead-repeats 0"), and FEED (arrays; native measures and compares twinbench's native feed instead).
+# --overhead-repeats 0"), FEED (arrays; native measures and compares twinbench's native feed instead) and
+# PAIRED_ROUNDS (6): rounds of `crosscheck.py --paired` per implementation and layout (the plain loop and twinbench's
+# runner in one process, window by window); 0 leaves it out. The paired runs add about 4 minutes per layout.
 set -euo pipefail
 out=${1:?usage: tools/measure_crosscheck.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]}
 rounds=${2:-3}
@@ -24,6 +26,7 @@ py_tf=${4:-.nox/throughput-tensorflow/bin/python}
 py_jax=${5:-.nox/throughput-jax/bin/python}
 windows=${WINDOWS:-6}
 feed=${FEED:-arrays}
+paired_rounds=${PAIRED_ROUNDS:-6}
 read -r -a bench_parts <<< "${BENCH_PARTS:---compute-repeats $windows --overhead-repeats 0}"
 common=(--model cifar_cnn --batch-size 64 --warmup "${WARMUP:-5}" --steps "${STEPS:-20}" --repeats "$windows")
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
@@ -44,6 +47,10 @@ for round in $(seq 1 "$rounds"); do
                 "${bench_parts[@]}" --feed "$feed" "${pin[@]}" --out "$out/bench/$dir" || echo "   (twinbench failed)"
             KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" "${pin[@]}" \
                 --out "$out/crosscheck/$dir" || echo "   (plain loop failed)"
+            # The plain loop beside twinbench's runner in one process, window by window: no process-to-process spread.
+            (( paired_rounds == 0 )) || KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" --paired \
+                --model cifar_cnn --batch-size 64 --steps "${STEPS:-20}" --repeats "$paired_rounds" "${pin[@]}" \
+                --out "$out/crosscheck/$dir" || echo "   (paired run failed)"
         done
     done
 done
