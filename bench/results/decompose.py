@@ -299,7 +299,8 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
     ``throughput_images_per_s`` (``summarize`` of the pooled whole windows with the profiler on),
     ``profiler_overhead`` (``profiler_overhead`` of the pooled on/off whole windows and pairs),
-    ``jit_compile``, ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows).
+    ``jit_compile``, ``page_faults_per_step`` (median over the whole windows; None in records from before it),
+    ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows).
     """
     rows = []
     for (kind, model, _, batch_size, _, axes), cells in pooled(records).items():
@@ -319,6 +320,9 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
                 "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+                # Minor page faults per step of the whole windows (records from before they were counted: None).
+                "page_faults_per_step": statistics.median(faults) if (faults := [
+                    r["page_faults_per_step"] for r in repeats if r.get("page_faults_per_step") is not None]) else None,
                 "compute_step_s": parts["compute"],  # the train step alone
                 "feed_step_s": parts["feed"],  # whole - compute, window pairs
                 "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.measuring.mfu)
