@@ -52,6 +52,13 @@ ENV_VARS = (
     "KERAS_BACKEND",
     "XLA_PYTHON_CLIENT_PREALLOCATE",
     "TF_FORCE_GPU_ALLOW_GROWTH",
+    # The C allocator's settings: glibc's malloc reads these at start-up (tools/measure_malloc.sh), or another
+    # allocator is preloaded; both change how many page faults a step takes.
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_ARENA_MAX",
+    "LD_PRELOAD",
 )
 
 REPO_DIR = Path(__file__).resolve().parents[2]
