@@ -4,7 +4,10 @@ The plain-loop cross-check (docs/crosscheck.md) found twinbench's TensorFlow ste
 ``fit(x, y)`` loop's, in its compute-only windows too, where no input pipeline runs. The cause is the feed that ran
 before them: tf.keras' ``Sequence`` and Keras 3's ``PyDataset`` reach TensorFlow through ``from_generator``, and once a
 ``from_generator`` iterator has produced one element, every later train step in that process is slower, even one
-on constant tensors with the iterator deleted. This script shows it in isolation.
+on constant tensors with the iterator deleted. This script shows it in isolation, with the page faults per step
+(``getrusage``): the slower steps fault ~17,000 fresh pages in each, because glibc's malloc now hands TensorFlow's
+buffers back to the OS; run it with ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736
+MALLOC_TOP_PAD_=536870912`` set (tools/measure_malloc.sh) to see the allocator told to keep them.
 
 Each condition runs in a fresh process (``--condition``, the worker mode): cifar_cnn (tf.keras) at batch 64, its
 train step as a ``tf.function`` on constant tensors, ``WARMUP`` steps, then ``WINDOWS`` windows of ``STEPS`` steps;
@@ -47,6 +50,7 @@ def worker(condition: str) -> dict:
     import tf_keras
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.measuring.threads import minor_page_faults
     from models import build_model
 
     rng = np.random.default_rng(0)
@@ -85,15 +89,17 @@ def worker(condition: str) -> dict:
     for _ in range(WARMUP):
         step(data)
     model.optimizer.iterations.numpy()
-    windows = []
+    windows, faults = [], []
     for _ in range(WINDOWS):
+        faults_before = minor_page_faults()
         start = time.perf_counter()
         for _ in range(STEPS):
             step(data)
         model.optimizer.iterations.numpy()  # waits for the last step's update
         windows.append(1e3 * (time.perf_counter() - start) / STEPS)
+        faults.append((minor_page_faults() - faults_before) / STEPS)
     del keep
-    return {"condition": condition, "ms_per_step": windows}
+    return {"condition": condition, "ms_per_step": windows, "page_faults_per_step": faults}
 
 
 def main(argv=None) -> int:
@@ -113,24 +119,29 @@ def main(argv=None) -> int:
                                   capture_output=True, text=True)
             run = {**json.loads(done.stdout.strip().splitlines()[-1]), "round": round_}
             runs.append(run)
-            print(f"round {round_} {condition:18s} " + " ".join(f"{ms:6.1f}" for ms in run["ms_per_step"]),
-                  flush=True)
+            print(f"round {round_} {condition:18s} " + " ".join(f"{ms:6.1f}" for ms in run["ms_per_step"])
+                  + f"  ms/step; {statistics.median(run['page_faults_per_step']):.0f} page faults/step", flush=True)
     summary = {}
     constant = statistics.median(ms for r in runs if r["condition"] == "constant" for ms in r["ms_per_step"])
     print(f"\nmedian ms/step over {args.rounds} rounds x {WINDOWS} windows of {STEPS} steps (cifar_cnn, batch {BATCH})")
     for condition in CONDITIONS:
         values = [ms for r in runs if r["condition"] == condition for ms in r["ms_per_step"]]
         median = statistics.median(values)
+        faults = statistics.median(f for r in runs if r["condition"] == condition for f in r["page_faults_per_step"])
         summary[condition] = {"median_ms": median, "min_ms": min(values), "max_ms": max(values),
-                              "vs_constant": median / constant}
+                              "vs_constant": median / constant, "page_faults_per_step": faults}
         print(f"  {condition:18s} {median:6.1f} ms  [{min(values):.1f}-{max(values):.1f}]  "
-              f"{median / constant:.2f}x constant")
+              f"{median / constant:.2f}x constant  {faults:7.0f} page faults/step")
     if args.out:
         import tensorflow as tf
 
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"tensorflow": tf.__version__, "batch": BATCH, "warmup": WARMUP, "steps": STEPS,
+        from bench.measuring.environment import ALLOCATOR_VARS
+
+        allocator = {name: os.environ.get(name) for name in ALLOCATOR_VARS}
+        tmp.write_text(json.dumps({"tensorflow": tf.__version__, "allocator": allocator, "batch": BATCH, "warmup": WARMUP, "steps": STEPS,
                                    "windows": WINDOWS, "rounds": args.rounds, "runs": runs, "summary": summary},
                                   indent=1))
         tmp.replace(args.out)

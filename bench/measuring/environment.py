@@ -42,6 +42,10 @@ PACKAGES = (
     "psutil",
 )
 
+# The C allocator's settings: glibc's malloc reads these at start-up (tools/measure_malloc.sh), or another allocator
+# is preloaded; they decide how many page faults a step takes (docs/overhead.md).
+ALLOCATOR_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
+
 # Environment variables that change threading, memory or compilation behaviour.
 ENV_VARS = (
     "OMP_NUM_THREADS",
@@ -52,13 +56,7 @@ ENV_VARS = (
     "KERAS_BACKEND",
     "XLA_PYTHON_CLIENT_PREALLOCATE",
     "TF_FORCE_GPU_ALLOW_GROWTH",
-    # The C allocator's settings: glibc's malloc reads these at start-up (tools/measure_malloc.sh), or another
-    # allocator is preloaded; both change how many page faults a step takes.
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_TOP_PAD_",
-    "MALLOC_ARENA_MAX",
-    "LD_PRELOAD",
+    *ALLOCATOR_VARS,
 )
 
 REPO_DIR = Path(__file__).resolve().parents[2]

@@ -337,10 +337,11 @@ def throughput_rows(records: list[dict]) -> list[dict]:
 
 # Why whole - compute is not the whole cost of TensorFlow's native feed (measured: docs/overhead.md).
 TF_NATIVE_FEED_NOTE = (
-    "TensorFlow cells with the native feed (Sequence/PyDataset, which reach tf.data through from_generator): once "
-    "from_generator has run, every later train step in that process is slower on a CPU, the compute windows "
-    "included (1.9x for cifar_cnn on the 2-core VM: tools/tf_generator_cost.py), so whole - compute leaves that cost "
-    "out; the same cell with --feed arrays shows it (docs/overhead.md).")
+    "TensorFlow cells with the native feed (Sequence/PyDataset, which reach tf.data through from_generator): with it "
+    "in the process, glibc's malloc hands TensorFlow's per-step buffers back to the OS, and every later step, the "
+    "compute windows included, faults fresh pages in (see 'page faults/step'; 1.9x slower for cifar_cnn on the 2-core "
+    "VM, and none of it with the allocator told to keep its memory: tools/measure_malloc.sh), so whole - compute "
+    "leaves that cost out; the same cell with --feed arrays shows it (docs/overhead.md).")
 
 
 def lasting_feed_cost(records: list[dict]) -> bool:
