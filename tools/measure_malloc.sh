@@ -8,7 +8,7 @@
 # alternate, cell by cell, in ROUNDS rounds; records say which (environment.env) and count page faults per step
 # (`compare`'s "page faults/step"). Then `compare` of each variant. Run it on an idle machine.
 #
-# About 6 minutes a round on an idle 2-core CPU.
+# About 3.5 minutes a round with WINDOWS=4 on an idle 2-core CPU (2026-12-02, docs/overhead.md); more with the default 6.
 #
 # Usage: tools/measure_malloc.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
 # The three pythons default to the interpreters of the nox environments (nox -s throughput --install-only creates

@@ -5,8 +5,8 @@ The plain-loop cross-check (docs/crosscheck.md) found twinbench's TensorFlow ste
 before them: tf.keras' ``Sequence`` and Keras 3's ``PyDataset`` reach TensorFlow through ``from_generator``, and once a
 ``from_generator`` iterator has produced one element, every later train step in that process is slower, even one
 on constant tensors with the iterator deleted. This script shows it in isolation, with the page faults per step
-(``getrusage``): the slower steps fault ~17,000 fresh pages in each, because glibc's malloc now hands TensorFlow's
-buffers back to the OS; run it with ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736
+(``getrusage``): twinbench's native-feed TensorFlow cells fault ~17,000 fresh pages in per step
+(tools/measure_malloc.sh), because glibc's malloc hands TensorFlow's buffers back to the OS; run it with ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736
 MALLOC_TOP_PAD_=536870912`` set (tools/measure_malloc.sh) to see the allocator told to keep them.
 
 Each condition runs in a fresh process (``--condition``, the worker mode): cifar_cnn (tf.keras) at batch 64, its
