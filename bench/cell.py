@@ -148,6 +148,7 @@ AXES = {
     "feed": "native",  # how a throughput run feeds its batches (backends.base.FEEDS; --feed)
     "cpus": "free",  # CPUs the process is pinned to (--cpus 0, 0,1); free: whatever it was given
     "process": "own",  # own: the cell ran alone in its process; shared: interleaved with its environment's other cell
+    "allocator": "system",  # the C allocator's settings (backends.allocator; --allocator): system (as started), tuned
 }
 
 
@@ -213,6 +214,7 @@ class Cell:
     feed: str = AXES["feed"]
     cpus: str = AXES["cpus"]
     process: str = AXES["process"]
+    allocator: str = AXES["allocator"]
 
     @property
     def pair(self) -> tuple[str, str]:

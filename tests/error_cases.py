@@ -99,6 +99,8 @@ CASES = [
          r"--sync-batchnorm needs --replicas 2 or more"),
     Case("unknown-cpu", "A CPU the machine lacks", _run_args("--cpus", "0,4096"),
          r"--cpus 0,4096: this machine has no CPU 4096 for this process\. Available here: 0"),
+    Case("unknown-allocator", "An allocator setting twinbench does not know", _run_args("--allocator", "jemalloc"),
+         r"argument --allocator: invalid choice: 'jemalloc' \(choose from '?system'?, '?tuned'?\)"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
     Case("interleave-alone", "Interleaving an environment with one cell",

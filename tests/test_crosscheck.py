@@ -31,15 +31,16 @@ def samples(seconds, *, seed):
     return list(seconds * (1 + 0.002 * np.random.default_rng(seed).standard_normal(6)))
 
 
-def hand_result(cell, *, cpus=None, scale=1.0, step_scale=1.0):
+def hand_result(cell, *, cpus=None, scale=1.0, step_scale=1.0, allocator=None):
     implementation, backend = cell
     return {"tool": "crosscheck", "model": "cifar_cnn", "implementation": implementation, "backend": backend,
             "loop": "loop" if implementation == "torch" else "fit", "batch_size": 64, "steps": 20, "cpus": cpus,
+            **({"allocator": allocator} if allocator else {}),
             "step_only_s": samples(COMPUTE[cell] * scale * step_scale, seed=1),
             "whole_loop_s": samples(WHOLE[cell] * scale, seed=2)}
 
 
-def bench_record(cell, *, cpus=None, scale=1.0, feed="arrays"):
+def bench_record(cell, *, cpus=None, scale=1.0, feed="arrays", allocator=None):
     """A twinbench throughput record with whole windows (profiler on, as today) and compute windows; fed plain arrays
     (``--feed arrays``, what the plain loop is compared with) unless ``feed`` says otherwise."""
     implementation, backend = cell
@@ -50,7 +51,8 @@ def bench_record(cell, *, cpus=None, scale=1.0, feed="arrays"):
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
             "cell": {"model": "cifar_cnn", "implementation": implementation, "backend": backend,
                      "dataset": "synthetic", **({"cpus": cpus} if cpus else {}),
-                     **({"feed": feed} if feed != "native" else {})},
+                     **({"feed": feed} if feed != "native" else {}),
+                     **({"allocator": allocator} if allocator else {})},
             "config": {"batch_size": 64}, "model": {"input_shape": [32, 32, 3], "params": 1},
             "timing": {"repeats": repeats}, "settings": {"jit_compile": False}}
 
@@ -142,6 +144,30 @@ def test_only_records_of_one_feed_are_compared(tmp_path):
     assert off == {("keras[tensorflow]", "keras[torch]"), ("keras[jax]", "keras[tensorflow]"), ("torch", "tf_keras")}
     assert crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
                                      [bench_record(cell, feed="native") for cell in COMPUTE]) == []
+
+
+def test_only_results_and_records_of_one_allocator_are_compared(tmp_path):
+    # The tuned allocator's steps are faster in torch only here: mixing settings would make torch's ratios disagree.
+    fast = {cell: 0.8 if cell[1] == "torch" else 1.0 for cell in COMPUTE}
+    write(tmp_path / "bench", [bench_record(cell) for cell in COMPUTE]
+          + [bench_record(cell, allocator="tuned", scale=fast[cell]) for cell in COMPUTE])
+    write(tmp_path / "hand", [hand_result(cell) for cell in COMPUTE]
+          + [hand_result(cell, allocator="tuned", scale=fast[cell]) for cell in COMPUTE])
+    for allocator in ("system", "tuned"):
+        text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "bench", allocator=allocator)
+        assert agree and f"--allocator {allocator}" in text
+        # Pooling the other setting's samples would have left the torch ratios off by 20%.
+        assert crosscheck.load_hand(tmp_path / "hand", allocator)[("free", "cifar_cnn", 64, ("torch", "torch"))][
+            "runs"] == 1
+    tuned_hand = crosscheck.load_hand(tmp_path / "hand", "tuned")
+    rows = crosscheck.agreement_rows(tuned_hand, [bench_record(cell) for cell in COMPUTE], allocator="system")
+    assert rows == []  # a tuned plain loop never meets the system allocator's records
+    # Compared across settings, the tuned records' numbers against the system plain loop (the setting dropped from
+    # the records), every ratio with one PyTorch-backend cell would be off.
+    unnamed = [bench_record(cell, scale=fast[cell]) for cell in COMPUTE]
+    mixed = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"), unnamed)
+    assert {(r["numerator"], r["denominator"]) for r in mixed if not r["agree"]} == {
+        ("keras[tensorflow]", "keras[torch]"), ("keras[jax]", "keras[torch]"), ("torch", "tf_keras")}
 
 
 def test_results_from_before_step_only_compare_whole_loop_only(tmp_path):

@@ -22,7 +22,7 @@ PAIRED_ENVS = ("torch", "tensorflow")
 @pytest.mark.skipif(BACKEND not in PAIRED_ENVS, reason="an environment with two cells (torch, tensorflow)")
 def test_an_interleaved_run_writes_one_record_per_cell_with_one_process_and_abba_windows(tmp_path, capsys):
     code = main(["throughput", "--env", BACKEND, "--model", "mnist_cnn", "--batch-size", "8", "--steps", "2",
-                 "--repeats", "2", "--warmup", "1", "--out", str(tmp_path)])
+                 "--repeats", "2", "--warmup", "1", "--feed", "arrays", "--allocator", "tuned", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     records = {Cell.of(r).implementation: r for r in load_records(tmp_path)[0]}
     assert len(records) == 2
@@ -30,6 +30,7 @@ def test_an_interleaved_run_writes_one_record_per_cell_with_one_process_and_abba
     first, second = (records[cell.implementation] for cell in cells)
     for record in (first, second):
         assert record["status"] == "ok" and record["cell"]["process"] == "shared"
+        assert record["cell"]["feed"] == "arrays" and record["cell"]["allocator"] == "tuned"  # the run's own axes
         assert record["interleaved"]["order"] == "ABBA" and record["interleaved"]["process"] == \
             first["interleaved"]["process"]
         assert [r["steps"] for r in record["timing"]["repeats"]] == [2, 2]

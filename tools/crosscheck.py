@@ -54,6 +54,11 @@ framework is imported; the result records ``cpus`` (as asked), ``affinity`` (as 
 
     python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
+``--allocator tuned`` sets glibc's malloc to keep the memory it took (``backends.allocator``, before any framework is
+imported), as ``bench throughput --allocator tuned`` does; the result records it, and ``--compare --allocator X``
+compares only the results and twinbench records of that setting. With glibc's defaults the page faults a step takes
+differ between the two loops' allocation patterns and from process to process (docs/overhead.md, "Page faults").
+
 ``--paired`` answers the harness question without the 7-38% by which processes differ on a small machine: in one
 process, the plain loop of ``--impl`` and twinbench's own runner for it (``bench throughput``'s ``train_steps`` with
 ``--feed arrays`` and ``compute_steps``, seeded, with canonical weights and its step clock) take turns window by
@@ -82,7 +87,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backends.base import FEEDS  # noqa: E402  (imports no framework: --cpus pins the process before any)
+# Neither imports a framework: --allocator and --cpus take effect before any framework is imported.
+from backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator  # noqa: E402
+from backends.base import FEEDS  # noqa: E402
 
 # The timings of a result, and the twinbench part (``decomposition(..., part=...)``) each is compared with.
 TIMINGS = (("step-only", "step_only_s", "compute"), ("whole-loop", "whole_loop_s", "whole"))
@@ -94,6 +101,9 @@ LAYOUT_AXIS = "cpus"
 # TensorFlow's steps are slower in the whole process, not just while feeding (docs/overhead.md).
 FEED_AXIS = "feed"
 COMPARED_FEED = "arrays"
+# The cell axis of a twinbench record that names the C allocator's settings (``backends.allocator``); a plain-loop
+# result names them in ``allocator``. Only results and records of one allocator are compared (``--allocator``).
+ALLOCATOR_AXIS = "allocator"
 TOLERANCE = 0.05
 
 
@@ -293,7 +303,7 @@ def measure(args) -> dict:
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
             "loop": loop, "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
             "windows": args.repeats, "threads": args.threads, "cpus": args.cpus, "affinity": args.affinity,
-            "layout": layout_name(args.cpus), "input_shape": list(args.input_shape),
+            "layout": layout_name(args.cpus), "allocator": args.allocator, "input_shape": list(args.input_shape),
             "step_only_s": windows.step_only, "whole_loop_s": windows.whole,
             "median_step_only_s": statistics.median(windows.step_only) if windows.step_only else None,
             "median_whole_loop_s": statistics.median(windows.whole),
@@ -406,7 +416,7 @@ def measure_paired(args) -> dict:
     return {"tool": "crosscheck-paired", "model": args.model, "implementation": args.impl, "backend": plain.backend,
             "batch_size": args.batch_size, "steps": args.steps, "lead": PAIRED_LEAD, "rounds": args.repeats,
             "threads": args.threads, "cpus": args.cpus, "affinity": args.affinity, "layout": layout_name(args.cpus),
-            "input_shape": list(args.input_shape), **samples, "ratios": ratios, "python": platform.python_version()}
+            "allocator": args.allocator, "input_shape": list(args.input_shape), **samples, "ratios": ratios, "python": platform.python_version()}
 
 
 def paired_line(result: dict) -> str:
@@ -446,15 +456,21 @@ def record_layout(record: dict) -> str:
     return layout_name((record.get("cell") or {}).get(LAYOUT_AXIS))
 
 
-def load_hand(crosscheck_dir) -> dict[tuple, dict]:
-    """Every plain-loop result under ``crosscheck_dir`` (subdirectories included), several runs of one cell pooled,
+def result_allocator(result: dict) -> str:
+    """A plain-loop result's allocator setting (results from before ``--allocator`` ran with the system's)."""
+    return result.get(ALLOCATOR_AXIS, SYSTEM)
+
+
+def load_hand(crosscheck_dir, allocator: str = SYSTEM) -> dict[tuple, dict]:
+    """Every plain-loop result of ``allocator`` under ``crosscheck_dir`` (subdirectories included), several runs of
+    one cell pooled,
     by ``(layout, model, batch_size, (implementation, backend))``. Each value: the first result's fields, and per
     timing key (``TIMINGS``) the pooled samples and ``runs_<key>``, the run each sample came from; ``runs``."""
     hand, loops = {}, set()
     for path in sorted(Path(crosscheck_dir).rglob("*.json")):
         result = json.loads(path.read_text())
-        if not isinstance(result, dict) or result.get("tool") != "crosscheck":
-            continue  # a twinbench record or timeline
+        if not isinstance(result, dict) or result.get("tool") != "crosscheck" or result_allocator(result) != allocator:
+            continue  # a twinbench record or timeline, or another allocator's result
         if result["implementation"] != "torch":  # the PyTorch loop is always "loop"; Keras has three kinds
             loops.add(result.get("loop"))
         if "whole_loop_s" not in result:  # a result from before step-only: its windows were whole-loop ones
@@ -473,12 +489,14 @@ def load_hand(crosscheck_dir) -> dict[tuple, dict]:
     return hand
 
 
-def load_paired(crosscheck_dir) -> list[dict]:
-    """Every ``--paired`` result under ``crosscheck_dir`` (subdirectories included), free layouts first."""
+def load_paired(crosscheck_dir, allocator: str = SYSTEM) -> list[dict]:
+    """Every ``--paired`` result of ``allocator`` under ``crosscheck_dir`` (subdirectories included), free layouts
+    first."""
     results = []
     for path in sorted(Path(crosscheck_dir).rglob("*.json")):
         result = json.loads(path.read_text())
-        if isinstance(result, dict) and result.get("tool") == "crosscheck-paired":
+        if (isinstance(result, dict) and result.get("tool") == "crosscheck-paired"
+                and result_allocator(result) == allocator):
             results.append(result)
     return sorted(results, key=lambda r: (r["layout"] != "free", r["layout"]))
 
@@ -490,40 +508,52 @@ def record_feed(record: dict) -> str:
     return (record.get("cell") or {}).get(FEED_AXIS, AXES[FEED_AXIS])
 
 
-def twinbench_rows(records: list[dict], *, part: str, feed: str = COMPARED_FEED) -> dict[tuple, dict]:
-    """The ``DECOMPOSITION`` rows of twinbench's throughput records fed by ``feed``, for ``part`` (``"whole"`` or
+def record_allocator(record: dict) -> str:
+    """A twinbench record's allocator setting (its cell's ``ALLOCATOR_AXIS``; absent: the system's)."""
+    from bench.cell import AXES
+
+    return (record.get("cell") or {}).get(ALLOCATOR_AXIS, AXES[ALLOCATOR_AXIS])
+
+
+def twinbench_rows(records: list[dict], *, part: str, feed: str = COMPARED_FEED,
+                   allocator: str = SYSTEM) -> dict[tuple, dict]:
+    """The ``DECOMPOSITION`` rows of twinbench's throughput records fed by ``feed`` under ``allocator``, for ``part``
+    (``"whole"`` or
     ``"compute"``), per CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in
     another mode give rows whose labels name their axes, which no plain-loop cell matches."""
     from bench.results.decompose import decomposition
 
     by_layout: dict[str, list[dict]] = {}
     for record in records:
-        if record.get("kind") == "throughput" and record_feed(record) == feed:
-            # The layout and the feed are chosen apart, so they leave the cell: the ratio labels stay the plain ones.
-            cell = {k: v for k, v in record["cell"].items() if k not in (LAYOUT_AXIS, FEED_AXIS)}
+        if (record.get("kind") == "throughput" and record_feed(record) == feed
+                and record_allocator(record) == allocator):
+            # Layout, feed and allocator are chosen apart, so they leave the cell: the ratio labels stay the plain ones.
+            cell = {k: v for k, v in record["cell"].items() if k not in (LAYOUT_AXIS, FEED_AXIS, ALLOCATOR_AXIS)}
             by_layout.setdefault(record_layout(record), []).append({**record, "cell": cell})
     return {(layout, row["model"], row["batch_size"], row["numerator"], row["denominator"]): row
             for layout, group in by_layout.items() for row in decomposition(group, part=part)}
 
 
 def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERANCE,
-                   feed: str = COMPARED_FEED) -> list[dict]:
+                   feed: str = COMPARED_FEED, allocator: str = SYSTEM) -> list[dict]:
     """Every ratio both sides have, per timing and layout: ``timing, layout, model, batch_size, numerator,
     denominator, twinbench`` (its decomposition row), ``hand`` (``ratio_ci`` of the pooled plain-loop samples, runs
     resampled like twinbench's), ``agreement`` (hand ratio / twinbench ratio) and ``agree`` (within ``tolerance``).
-    Only twinbench's records fed by ``feed`` take part. Cells missing on either side are skipped."""
+    Only twinbench's records fed by ``feed`` and plain-loop results and records under ``allocator`` take part. Cells missing on either side are skipped."""
     from bench.results.decompose import DECOMPOSITION, label
     from bench.results.stats import ratio_ci
 
     rows = []
     for timing, key, part in TIMINGS:
-        theirs = twinbench_rows(records, part=part, feed=feed)
+        theirs = twinbench_rows(records, part=part, feed=feed, allocator=allocator)
         for layout, model, batch in sorted({k[:3] for k in hand}, key=lambda k: (k[0] != "free", *k)):  # free first
             for numerator, denominator, _ in DECOMPOSITION:
                 a, b = hand.get((layout, model, batch, numerator)), hand.get((layout, model, batch, denominator))
                 ours = theirs.get((layout, model, batch, label(numerator), label(denominator)))
                 if a is None or b is None or ours is None or len(a[key]) < 2 or len(b[key]) < 2:
                     continue
+                if {result_allocator(a), result_allocator(b)} != {allocator}:
+                    continue  # plain-loop results of another setting than the records
                 mine = ratio_ci(a[key], b[key], runs_a=a[f"runs_{key}"], runs_b=b[f"runs_{key}"])
                 agreement = mine["ratio"] / ours["ratio"]
                 rows.append({"timing": timing, "layout": layout, "model": model, "batch_size": batch,
@@ -532,15 +562,18 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     return rows
 
 
-def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: str = COMPARED_FEED) -> tuple[str, bool]:
+def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: str = COMPARED_FEED,
+            allocator: str = SYSTEM) -> tuple[str, bool]:
     """Both sets of ratios side by side, step-only and whole-loop, per layout, against twinbench's records fed by
-    ``feed``; True when at least one ratio was compared and every one agrees within ``tolerance``."""
+    ``feed``, both sides under ``allocator``; True when at least one ratio was compared and every one agrees within
+    ``tolerance``."""
     from bench.records import load_records
     from bench.results.decompose import label
 
-    hand = load_hand(crosscheck_dir)
-    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance, feed=feed)
-    lines = [f"twinbench's records with --feed {feed}; the plain loop feeds plain arrays", ""]
+    hand = load_hand(crosscheck_dir, allocator)
+    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance, feed=feed, allocator=allocator)
+    lines = [f"twinbench's records with --feed {feed}; the plain loop feeds plain arrays; both with --allocator "
+             f"{allocator}", ""]
     header = (f"{'layout':8s} {'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
               f"{'hand loop [95% CI]':>22s} {'hand/twinbench':>14s}  within {tolerance:.0%}")
     for timing, _, part in TIMINGS:
@@ -557,7 +590,7 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: st
             lines.append(f"(nothing to compare: no pair of cells with both plain {timing} samples and twinbench "
                          f"{part} windows of --feed {feed} in one layout)")
         lines.append("")
-    paired = load_paired(crosscheck_dir)
+    paired = load_paired(crosscheck_dir, allocator)
     if paired:
         lines += [f"In one process, window by window (--paired): twinbench / plain loop, median of the rounds' "
                   f"ratios [95% CI]; within {tolerance:.0%} when both medians are"]
@@ -596,17 +629,24 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
     parser.add_argument("--feed", choices=FEEDS, default=COMPARED_FEED,
                         help="--compare: twinbench's records of this feed (default: arrays, as the plain loop feeds)")
+    parser.add_argument("--allocator", choices=ALLOCATORS, default=SYSTEM,
+                        help="the C allocator's settings (backends/allocator.py), set before any framework is "
+                             "imported; --compare: the results and records of this setting (default system)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help=f"--compare: largest relative difference of two ratios that agree (default {TOLERANCE})")
     args = parser.parse_args(argv)
     if args.compare:
-        text, agree = compare(*args.compare, tolerance=args.tolerance, feed=args.feed)
+        text, agree = compare(*args.compare, tolerance=args.tolerance, feed=args.feed, allocator=args.allocator)
         print(text)
         return 0 if agree else 1
     if args.impl is None:
         parser.error("--impl is required unless --compare is given")
     if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--warmup, --steps and --repeats must be at least 1 (the warm-up's end starts the first window)")
+    try:
+        apply_allocator(check_allocator(args.allocator))  # before any framework, as --cpus
+    except ValueError as err:
+        parser.error(str(err))
     args.cpus = parse_cpus(args.cpus) if args.cpus else None
     args.affinity = pin(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))  # before any framework
     args.input_shape = tuple(int(p) for p in args.input_shape.split("x"))
@@ -614,6 +654,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     layout = "free" if args.cpus is None else "cpus" + "-".join(map(str, args.cpus))
+    layout += "" if args.allocator == SYSTEM else f"__allocator-{args.allocator}"  # no result replaces another's
     if args.paired:
         name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__paired__{layout}.json"
         (out / name).write_text(json.dumps(result, indent=2) + "\n")

@@ -18,6 +18,9 @@
 # --overhead-repeats 0"), FEED (arrays; native measures and compares twinbench's native feed instead) and
 # PAIRED_ROUNDS (6): rounds of `crosscheck.py --paired` per implementation and layout (the plain loop and twinbench's
 # runner in one process, window by window); 0 leaves it out. With them a round took 22 minutes instead of 11 (2026-12-02).
+# ALLOCATOR (default tuned): --allocator of every process, twinbench's and the plain loop's (backends/allocator.py:
+# glibc keeps the memory it took, so neither side's steps pay page faults that depend on its allocation pattern and
+# on the process; system: the allocator as started, what the rounds before 2026-12-02 evening measured).
 set -euo pipefail
 out=${1:?usage: tools/measure_crosscheck.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]}
 rounds=${2:-3}
@@ -26,6 +29,7 @@ py_tf=${4:-.nox/throughput-tensorflow/bin/python}
 py_jax=${5:-.nox/throughput-jax/bin/python}
 windows=${WINDOWS:-6}
 feed=${FEED:-arrays}
+allocator=${ALLOCATOR:-tuned}
 paired_rounds=${PAIRED_ROUNDS:-6}
 read -r -a bench_parts <<< "${BENCH_PARTS:---compute-repeats $windows --overhead-repeats 0}"
 common=(--model cifar_cnn --batch-size 64 --warmup "${WARMUP:-5}" --steps "${STEPS:-20}" --repeats "$windows")
@@ -44,16 +48,17 @@ for round in $(seq 1 "$rounds"); do
             echo "== round $round, cpus $layout: $label, load average $(cut -d' ' -f1-3 /proc/loadavg)"
             # A failed run is a failed record (twinbench) or a missing result (plain loop); the rounds go on.
             KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
-                "${bench_parts[@]}" --feed "$feed" "${pin[@]}" --out "$out/bench/$dir" || echo "   (twinbench failed)"
+                "${bench_parts[@]}" --feed "$feed" --allocator "$allocator" "${pin[@]}" --out "$out/bench/$dir" \
+                || echo "   (twinbench failed)"
             KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" "${pin[@]}" \
-                --out "$out/crosscheck/$dir" || echo "   (plain loop failed)"
+                --allocator "$allocator" --out "$out/crosscheck/$dir" || echo "   (plain loop failed)"
             # The plain loop beside twinbench's runner in one process, window by window: no process-to-process spread.
             (( paired_rounds == 0 )) || KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" --paired \
                 --model cifar_cnn --batch-size 64 --steps "${STEPS:-20}" --repeats "$paired_rounds" "${pin[@]}" \
-                --out "$out/crosscheck/$dir" || echo "   (paired run failed)"
+                --allocator "$allocator" --out "$out/crosscheck/$dir" || echo "   (paired run failed)"
         done
     done
 done
 "$py_torch" -m bench compare "$out"/bench/round-*
 echo; echo "Cross-check: the plain loop against twinbench (exit 1 when a ratio is off by more than 5%)"
-"$py_torch" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" --feed "$feed"
+"$py_torch" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" --feed "$feed" --allocator "$allocator"

@@ -20,7 +20,8 @@
 # phases overrun.
 #
 # Usage: tools/measure_interleave.sh OUT_DIR [PYTHON_TORCH PYTHON_TF PYTHON_JAX]
-# BUDGET_MIN, STEP_MS, START_S, STEPS, ROUNDS, THREADS (1), and IREPEATS/REPEATS (derived) override the defaults;
+# BUDGET_MIN, STEP_MS, START_S, STEPS, ROUNDS, THREADS (1), ALLOCATOR (tuned: backends/allocator.py, every process;
+# system: as started) and IREPEATS/REPEATS (derived) override the defaults;
 # the three pythons default to the interpreters of the nox environments (nox -s throughput --install-only).
 set -euo pipefail
 out=${1:?usage: tools/measure_interleave.sh OUT_DIR [PYTHON_TORCH PYTHON_TF PYTHON_JAX]}
@@ -36,7 +37,8 @@ repeats=${REPEATS:-$(( ((budget_s / 2 / processes - start_s) * 1000 / step_ms - 
 (( repeats >= 3 )) || repeats=3
 echo "== plan: ${BUDGET_MIN:-10} min; interleaved $irepeats windows per cell, separate $processes processes of" \
      "$repeats windows; $steps steps per window (STEP_MS=$step_ms, START_S=$start_s)"
-common=(--model cifar_cnn --batch-size 64 --steps "$steps" --warmup "$warmup" --threads "${THREADS:-1}")
+common=(--model cifar_cnn --batch-size 64 --steps "$steps" --warmup "$warmup" --threads "${THREADS:-1}"
+        --allocator "${ALLOCATOR:-tuned}")
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 started=$SECONDS
 phase() { echo "== $1 done after $(( SECONDS - started )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"; }

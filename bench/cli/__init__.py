@@ -28,6 +28,7 @@ from bench.cli.options import (
     EXIT_USAGE,
     CliError,
     Parser,
+    add_allocator_arg,
     add_cpus_arg,
     add_launcher_args,
     add_measurement_args,
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_launcher_args(train)
     add_measurement_args(train)
     add_cpus_arg(train)
+    add_allocator_arg(train)
     train.add_argument("--timing-window", type=non_negative_int, default=10,
                        help="steps per steady-state timing window, synchronised at its edges only (0: none)")
     train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
@@ -174,6 +176,7 @@ def _add_bench_parser(sub):
                             "arrays: plain arrays (pre-sliced tensors; fit(x, y)) (default native)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
     add_cpus_arg(bench)
+    add_allocator_arg(bench)
     add_mode_arguments(bench)
     add_replication_arguments(bench)
     add_launcher_args(bench)
@@ -193,6 +196,7 @@ def _add_trace_parser(sub):
     add_synthetic_steps_args(trace, steps=10, steps_help="traced steady-state steps", warmup=5)
     add_mode_arguments(trace)
     add_cpus_arg(trace)
+    add_allocator_arg(trace)
     trace.add_argument("--out", default=RESULTS["trace"], help="directory for the record")
     trace.set_defaults(parser=trace)
 

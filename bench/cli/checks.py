@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import backends
+import backends.allocator
 import data
 from backends import BackendError, missing_packages, resolve_backend
 from backends.checkpoints import NEUTRAL_SUFFIXES, CheckpointError, checkpoint_format
@@ -102,6 +103,19 @@ def check_cpus(cpus) -> str:
     except BackendError as err:
         raise CliError(str(err)) from None
     return ",".join(map(str, wanted)) if wanted else backends.FREE
+
+
+def check_allocator(allocator) -> str:
+    """``--allocator``: one this process can apply (``backends.allocator``), else one line naming the choices."""
+    try:
+        return backends.allocator.check_allocator(allocator)
+    except backends.allocator.AllocatorError as err:
+        raise CliError(str(err)) from None
+
+
+def apply_allocator(allocator) -> None:
+    """``--allocator``: set the C allocator before any framework is imported (``backends.allocator``)."""
+    backends.allocator.apply_allocator(allocator)
 
 
 def pin_cpus(cpus) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from backends.allocator import ALLOCATORS
+from bench.cell import AXES
+
 EXIT_USAGE = 2  # bad input
 EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
 
@@ -127,6 +130,13 @@ def add_cpus_arg(parser):
     parser.add_argument("--cpus", default="free", metavar="LIST",
                         help="run on these CPUs only, e.g. 0 or 0,1 (pinned before any framework starts; a cell axis: "
                              "pinned and free runs are different cells); default free: the CPUs the process was given")
+
+
+def add_allocator_arg(parser):
+    parser.add_argument("--allocator", choices=ALLOCATORS, default=AXES["allocator"],
+                        help="the C allocator's settings, applied before any framework starts (a cell axis): system "
+                             "(as the process was started) or tuned (glibc keeps the memory it took: no page faults "
+                             f"from giving it back each step; backends/allocator.py); default {AXES['allocator']}")
 
 
 def child_args(args, *, leave_out=()) -> list[str]:

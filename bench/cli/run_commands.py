@@ -16,6 +16,8 @@ from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_forma
 from bench.cell import environment_cells, mode_of, replication_of
 from bench.cli.checks import (
     USER_ERRORS,
+    apply_allocator,
+    check_allocator,
     check_cpus,
     check_writable,
     limit_threads,
@@ -68,7 +70,7 @@ def _train_cell(args) -> int:
         validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
-    cpus = check_cpus(args.cpus)
+    cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
     check_writable(args.out)
     config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
                        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
@@ -77,11 +79,12 @@ def _train_cell(args) -> int:
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
                        weights=args.weights, mode=mode, save_weights=args.save_weights,
-                       replication=replication, cpus=cpus)
+                       replication=replication, cpus=cpus, allocator=allocator)
     if distributed.needs_launcher(args.impl, replication):
         return _launch_ranks("train", args, config, [*_cell_argv("train", config.cell, args.out), *child_args(
             args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))])
     writer = distributed.launched_rank() is None or distributed.launched_rank()[0] == 0
+    apply_allocator(allocator)
     pin_cpus(cpus)
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
@@ -180,8 +183,9 @@ def _train_env(args) -> int:
             for cell in cells[model]:
                 validate_cell(model, cell.implementation, cell.backend, dataset_of[model], args.input_shape, mode)
                 validate_weights(args.weights, model, cell.backend)
-        cpus = check_cpus(args.cpus)
-        cells = {model: [dataclasses.replace(cell, cpus=cpus) for cell in cells[model]] for model in models}
+        cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
+        cells = {model: [dataclasses.replace(cell, cpus=cpus, allocator=allocator) for cell in cells[model]]
+                 for model in models}
         check_writable(args.out)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
@@ -215,14 +219,14 @@ def cmd_throughput(args) -> int:
             distributed.check_launch(args.impl, replication)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    cpus = check_cpus(args.cpus)
+    cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
 
     if args.env is not None and interleaved:
-        return _throughput_interleaved(args, cells, mode=mode)
+        return _throughput_interleaved(args, cells, mode=mode, cpus=cpus, allocator=allocator)
     if args.env is not None:
         bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume", "interleave",
                                                  *children.LAUNCHER_OPTIONS))
-        cells = [dataclasses.replace(cell, cpus=cpus) for cell in cells]  # the children's cells (--resume)
+        cells = [dataclasses.replace(cell, cpus=cpus, allocator=allocator) for cell in cells]  # the children's (--resume)
         failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args,
                                       resume=args.resume, launcher=children.launcher_of(args))
         return EXIT_FAILED if failures else 0
@@ -233,11 +237,12 @@ def cmd_throughput(args) -> int:
                               feed=args.feed, seed=args.seed, learning_rate=args.lr,
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
                               profile_interval_s=args.profile_interval, mode=mode, replication=replication,
-                              cpus=cpus)
+                              cpus=cpus, allocator=allocator)
     if distributed.needs_launcher(args.impl, replication):
         return _launch_ranks("throughput", args, config, [*_cell_argv("throughput", config.cell, args.out), *child_args(
             args, leave_out=("env", "model", "impl", "backend", "out", "resume"))])
     if distributed.launched_rank() is not None and distributed.launched_rank()[0] != 0:
+        apply_allocator(allocator)
         pin_cpus(cpus)
         limit_threads(args.threads)
         try:
@@ -248,6 +253,7 @@ def cmd_throughput(args) -> int:
             return EXIT_FAILED
         return 0
     try:
+        apply_allocator(allocator)
         pin_cpus(cpus)
         limit_threads(args.threads)
         record = execute_throughput(config)
@@ -278,13 +284,14 @@ def cmd_trace(args) -> int:
         backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    cpus = check_cpus(args.cpus)
+    cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
     check_writable(args.out)
     config = TraceConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
                          steps=args.steps, warmup=args.warmup, seed=args.seed, learning_rate=args.lr,
                          input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads, mode=mode,
-                         cpus=cpus)
+                         cpus=cpus, allocator=allocator)
     try:
+        apply_allocator(allocator)
         pin_cpus(cpus)
         limit_threads(args.threads)
         record = execute_trace(config)
@@ -314,14 +321,14 @@ def _interleaves(args, cells) -> bool:
     return True
 
 
-def _throughput_interleaved(args, cells, *, mode) -> int:
+def _throughput_interleaved(args, cells, *, mode, cpus: str, allocator: str) -> int:
     """The cells of ``--env`` in this process, window by window (``bench.measuring.interleave``); one record each."""
     check_writable(args.out)
     base = ThroughputConfig(model=args.model, implementation=cells[0].implementation, backend=cells[0].backend,
                             batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
                             seed=args.seed, learning_rate=args.lr, input_shape=args.input_shape,
-                            num_classes=args.num_classes, threads=args.threads,
-                            profile_interval_s=args.profile_interval, mode=mode)
+                            num_classes=args.num_classes, threads=args.threads, feed=args.feed, cpus=cpus,
+                            allocator=allocator, profile_interval_s=args.profile_interval, mode=mode)
     configs = interleave.interleaved_configs(base, cells)
     if args.resume and all(children.completed(args.out, config.cell, kind="throughput") for config in configs):
         print(f"[throughput] {args.model} {args.env}: interleaved cells done already, skipped (--resume)", flush=True)
@@ -329,6 +336,8 @@ def _throughput_interleaved(args, cells, *, mode) -> int:
     print(f"[throughput] {', '.join(config.cell.file_id for config in configs)}: interleaved in one process "
           f"({interleave.ORDER}, {args.repeats} windows each)", flush=True)
     try:
+        apply_allocator(allocator)
+        pin_cpus(cpus)
         limit_threads(args.threads)
         records = interleave.execute_interleaved(configs)
     except USER_ERRORS as err:

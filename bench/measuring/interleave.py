@@ -128,7 +128,7 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
     for config, (runner, model, dataset, train_config) in zip(configs, prepared, strict=True):
         edges = sorted({0, 1, config.warmup})
         clock = StepClock(edges, sync=lambda r=runner, m=model: r.sync(m))
-        runner.train_steps(model, dataset, train_config, steps=config.warmup, clock=clock)
+        runner.train_steps(model, dataset, train_config, steps=config.warmup, clock=clock, feed=config.feed)
         first_step_s = clock.interval(0, 1)
         warm.append((first_step_s, clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s))
 
@@ -139,7 +139,7 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
         runner, model, dataset, train_config = prepared[which]
         window = _Window(steps=config.steps, interval_s=config.profile_interval_s, name=f"repeat-{len(repeats[which])}")
         clock = StepClock([0, 1, 1 + config.steps], sync=lambda r=runner, m=model: r.sync(m), on_edge=window)
-        runner.train_steps(model, dataset, train_config, steps=1 + config.steps, clock=clock)
+        runner.train_steps(model, dataset, train_config, steps=1 + config.steps, clock=clock, feed=config.feed)
         seconds = clock.interval(1, 1 + config.steps)
         repeats[which].append({"repeat": len(repeats[which]), "profiler": True, "steps": config.steps,
                                "seconds": seconds, "step_s": seconds / config.steps,

@@ -78,13 +78,15 @@ class ThroughputConfig:
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
     replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
     process: str = "own"  # own process, or "shared" with the environment's other cell (bench.measuring.interleave)
+    allocator: str = AXES["allocator"]  # the C allocator's settings (backends.allocator), applied before the run
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), feed=self.feed, cpus=self.cpus, process=self.process)
+                    **dataclasses.asdict(self.replication), feed=self.feed, cpus=self.cpus, process=self.process,
+                    allocator=self.allocator)
 
     @property
     def off_repeats(self) -> int:

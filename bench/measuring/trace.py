@@ -46,13 +46,15 @@ class TraceConfig:
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
     replication: Replication = SINGLE  # always one replica: a trace is one process
     cpus: str = AXES["cpus"]  # the CPUs the process is pinned to (--cpus; the cell axis); "free": not pinned
+    allocator: str = AXES["allocator"]  # the C allocator's settings (backends.allocator), applied before the run
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), cpus=self.cpus)
+                    **dataclasses.asdict(self.replication), cpus=self.cpus,
+                    allocator=self.allocator)
 
 
 class _TracedWindow:

@@ -53,6 +53,7 @@ class RunConfig:
     profile_interval_s: float = 0.15  # seconds between profiler samples
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
     cpus: str = AXES["cpus"]  # CPUs the process is pinned to (backends.pin_cpus), e.g. "0,1"; "free": not pinned
+    allocator: str = AXES["allocator"]  # the C allocator's settings (backends.allocator), applied before the run
     synthetic_train: int | None = None  # samples of the synthetic dataset (default: data.synthetic's)
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
@@ -67,7 +68,8 @@ class RunConfig:
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), cpus=self.cpus)
+                    **dataclasses.asdict(self.replication), cpus=self.cpus,
+                    allocator=self.allocator)
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
