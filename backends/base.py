@@ -248,7 +248,7 @@ class Runner:
     def build_shapes(self, model_name, *, input_shape, num_classes, **options):
         """The model with the shapes of its weights but no values drawn: enough to count parameters
         (``count_params``) and read layer shapes, at full size in a fraction of a full build's time and memory.
-        Not for running. By default a full build; the framework runners skip the initialisers."""
+        Not for running. By default a full build (tf.keras: a graph-mode build names its layers otherwise)."""
         return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
 
     def weight_shapes(self, model) -> dict[str, tuple]:

@@ -188,9 +188,15 @@ class KerasRunner(KerasFitRunner):
         return model
 
     def build_shapes(self, model_name, *, input_shape, num_classes, **options):
-        """The definition with deferred variables (``shapes_only``)."""
-        with shapes_only():
-            return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
+        """The definition with deferred variables (``shapes_only``); built in full where it creates a variable that
+        Keras cannot defer (keras-hub's ViT makes one outside ``add_weight``)."""
+        try:
+            with shapes_only():
+                return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
+        except ValueError as error:
+            if "while in a stateless scope" not in str(error):
+                raise
+        return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
 
     def model_inputs(self, x):
         """Channels-last images as the model takes them: transposed once to (N, C, H, W) when it is channels first."""

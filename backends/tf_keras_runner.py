@@ -109,11 +109,6 @@ class TfKerasRunner(KerasFitRunner):
         self.replicas.after_build(model)  # --sync-batchnorm
         return model
 
-    def build_shapes(self, model_name, *, input_shape, num_classes, **options):
-        """The twin built in a graph of its own: its variables' initializers are graph operations never run."""
-        with tf.Graph().as_default():
-            return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
-
     # -- weights -------------------------------------------------------------------------------------------
     def weight_shapes(self, model):
         return {name: tuple(v.shape) for name, v in neutral_variables(model).items()}
