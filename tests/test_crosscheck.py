@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import statistics
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from bench.records import SCHEMA, SCHEMA_VERSION
 from bench.results import decompose
+from bench.results.stats import summarize
 from conftest import IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -37,8 +39,9 @@ def hand_result(cell, *, cpus=None, scale=1.0, step_scale=1.0):
             "whole_loop_s": samples(WHOLE[cell] * scale, seed=2)}
 
 
-def bench_record(cell, *, cpus=None, scale=1.0):
-    """A twinbench throughput record with whole windows (profiler on, as today) and compute windows."""
+def bench_record(cell, *, cpus=None, scale=1.0, feed="arrays"):
+    """A twinbench throughput record with whole windows (profiler on, as today) and compute windows; fed plain arrays
+    (``--feed arrays``, what the plain loop is compared with) unless ``feed`` says otherwise."""
     implementation, backend = cell
     repeats = [{"repeat": i, "profiler": True, "window": "whole", "step_s": s}
                for i, s in enumerate(samples(WHOLE[cell] * scale, seed=3))]
@@ -46,7 +49,8 @@ def bench_record(cell, *, cpus=None, scale=1.0):
                 for i, s in enumerate(samples(COMPUTE[cell] * scale, seed=4))]
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok",
             "cell": {"model": "cifar_cnn", "implementation": implementation, "backend": backend,
-                     "dataset": "synthetic", **({"cpus": cpus} if cpus else {})},
+                     "dataset": "synthetic", **({"cpus": cpus} if cpus else {}),
+                     **({"feed": feed} if feed != "native" else {})},
             "config": {"batch_size": 64}, "model": {"input_shape": [32, 32, 3], "params": 1},
             "timing": {"repeats": repeats}, "settings": {"jit_compile": False}}
 
@@ -84,7 +88,7 @@ def test_the_six_ratios_agree_both_ways_and_a_slower_step_disagrees(tmp_path, ca
     assert len(rows) == 2 * len(decompose.DECOMPOSITION)
     whole = {(r["numerator"], r["denominator"]): r for r in rows if r["timing"] == "whole-loop"}
     assert whole[("keras[torch]", "torch")]["hand"]["ratio"] == pytest.approx(2.4 / 1.3, rel=0.01)
-    assert "Plain step-only vs twinbench compute:" in capsys.readouterr().out
+    assert "Plain step-only vs twinbench compute (--feed arrays):" in capsys.readouterr().out
 
     # keras[torch]'s step alone 10% slower: the three step-only ratios with keras[torch] disagree, nothing else.
     write(tmp_path / "hand", [hand_result(cell, step_scale=1.1 if cell == ("keras", "torch") else 1.0)
@@ -121,6 +125,25 @@ def test_layouts_are_compared_apart_and_missing_cells_are_skipped(tmp_path):
     assert not agree and "nothing to compare" in text
 
 
+def test_only_records_of_one_feed_are_compared(tmp_path):
+    # twinbench's native-feed TensorFlow steps run twice as long (docs/overhead.md): they must not meet the plain loop
+    # unless asked for, and then they disagree.
+    slow = {cell: 2.0 if cell[1] == "tensorflow" else 1.0 for cell in COMPUTE}
+    write(tmp_path / "bench", [bench_record(cell) for cell in COMPUTE]
+          + [bench_record(cell, feed="native", scale=slow[cell]) for cell in COMPUTE])
+    write(tmp_path / "hand", [hand_result(cell) for cell in COMPUTE])
+    assert crosscheck.main(["--compare", str(tmp_path / "hand"), str(tmp_path / "bench")]) == 0
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "bench", feed="native")
+    assert not agree and "--feed native" in text
+    rows = crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
+                                     [bench_record(cell, feed="native", scale=slow[cell]) for cell in COMPUTE],
+                                     feed="native")
+    off = {(r["numerator"], r["denominator"]) for r in rows if not r["agree"]}
+    assert off == {("keras[tensorflow]", "keras[torch]"), ("keras[jax]", "keras[tensorflow]"), ("torch", "tf_keras")}
+    assert crosscheck.agreement_rows(crosscheck.load_hand(tmp_path / "hand"),
+                                     [bench_record(cell, feed="native") for cell in COMPUTE]) == []
+
+
 def test_results_from_before_step_only_compare_whole_loop_only(tmp_path):
     old = [{**hand_result(cell), "step_s": hand_result(cell)["whole_loop_s"]} for cell in COMPUTE]
     for result in old:
@@ -155,3 +178,40 @@ def test_a_tiny_plain_loop_times_both_ways(pair, tmp_path):
     # The steps lie inside their windows: a window's step-only time is a part of its whole-loop time.
     for step_only, whole in zip(result["step_only_s"], result["whole_loop_s"], strict=True):
         assert 0 < step_only <= whole
+
+
+@requires_backend
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_a_tiny_paired_run_times_the_plain_loop_beside_twinbench(pair, tmp_path):
+    implementation, backend = pair
+    assert crosscheck.main(["--impl", implementation, "--paired", "--model", "mnist_cnn", "--input-shape", "28x28x1",
+                            "--batch-size", "8", "--steps", "2", "--repeats", "2", "--batches", "2",
+                            "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*__paired__free.json")
+    result = json.loads(path.read_text())
+    assert (result["tool"], result["implementation"], result["backend"]) == ("crosscheck-paired", implementation,
+                                                                             backend)
+    for key in ("plain_step_only_s", "plain_whole_loop_s", "twinbench_whole_s", "twinbench_compute_s"):
+        assert len(result[key]) == 2 and all(seconds > 0 for seconds in result[key])
+    for step_only, whole in zip(result["plain_step_only_s"], result["plain_whole_loop_s"], strict=True):
+        assert step_only <= whole
+    assert result["ratios"]["compute_vs_step_only"]["median"] == pytest.approx(statistics.median(
+        b / p for b, p in zip(result["twinbench_compute_s"], result["plain_step_only_s"], strict=True)))
+
+
+def test_paired_results_are_shown_and_decide_agreement(tmp_path):
+    def paired(implementation, backend, factor):
+        plain = samples(0.01, seed=1)
+        return {"tool": "crosscheck-paired", "model": "cifar_cnn", "implementation": implementation,
+                "backend": backend, "batch_size": 64, "rounds": 6, "layout": "free",
+                "plain_step_only_s": plain, "plain_whole_loop_s": plain,
+                "twinbench_whole_s": [factor * p for p in plain], "twinbench_compute_s": [factor * p for p in plain],
+                "ratios": {"compute_vs_step_only": summarize([factor] * 6), "whole_vs_whole_loop": summarize([factor] * 6)}}
+
+    write(tmp_path / "hand", [paired("torch", "torch", 1.01), paired("keras", "torch", 1.02)])
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
+    assert agree and "In one process, window by window (--paired)" in text
+    assert "keras[torch]       compute/step-only 1.020" in text
+    write(tmp_path / "hand", [paired("torch", "torch", 1.01), paired("keras", "torch", 1.10)])
+    text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
+    assert not agree and text.count(" NO") == 1

@@ -3,6 +3,7 @@
 import importlib.metadata
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import bench.measuring.environment as environment
-from bench.measuring.environment import ENV_VARS, PACKAGES, collect_environment, package_version
+from bench.measuring.environment import ENV_VARS, PACKAGES, SIMD_FLAGS, collect_environment, package_version
 from conftest import BACKEND
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -24,12 +25,18 @@ def test_keys_present_and_json_serialisable():
         "platform",
         "machine",
         "cpu_model",
+        "cpu_simd",
         "cpu_count_logical",
         "cpu_count_physical",
         "cpu_affinity",
         "ram_bytes",
     }
     assert env["machine"]["cpu_count_logical"] >= 1 and env["machine"]["ram_bytes"] > 0
+    simd = env["machine"]["cpu_simd"]
+    if platform.system() == "Linux":  # read from /proc/cpuinfo: a subset of SIMD_FLAGS, in their order
+        assert isinstance(simd, list) and simd == [flag for flag in SIMD_FLAGS if flag in simd]
+        if platform.machine() == "x86_64":
+            assert "sse4_2" in simd  # every x86-64 CPU these frameworks' wheels run on has it
     assert set(env["versions"]) == {"python", *PACKAGES}
     assert env["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert env["versions"]["numpy"] is not None
@@ -98,3 +105,14 @@ def test_limit_threads_leaves_xla_flags_that_xla_can_read(threads):
     assert done.returncode == 0, done.stderr[-500:]
     total, *flags = done.stdout.split()
     assert float(total) == 3.0 and all(flag.startswith("--") for flag in flags)
+
+
+def test_the_machine_in_words_names_its_widest_vector_extension():
+    from bench.results.views import machine
+
+    def record(simd):
+        return {"environment": {"machine": {"cpu_model": "AMD EPYC", "cpu_affinity": 2, "cpu_simd": simd}}}
+
+    assert machine(record(["sse4_2", "avx", "avx2", "fma"])) == "CPU: AMD EPYC (2 cores, AVX2)"
+    assert machine(record(["avx2", "avx512f", "avx512_bf16"])) == "CPU: AMD EPYC (2 cores, AVX-512)"
+    assert machine(record(None)) == "CPU: AMD EPYC (2 cores)"  # records from before cpu_simd

@@ -33,6 +33,8 @@ def test_an_interleaved_run_writes_one_record_per_cell_with_one_process_and_abba
         assert record["interleaved"]["order"] == "ABBA" and record["interleaved"]["process"] == \
             first["interleaved"]["process"]
         assert [r["steps"] for r in record["timing"]["repeats"]] == [2, 2]
+        assert all(r["page_faults_per_step"] is None or r["page_faults_per_step"] >= 0
+                   for r in record["timing"]["repeats"])
         assert record["timing"]["steady_step_s"]["n"] == 2 and record["started"] <= record["finished"]
     assert first["interleaved"]["window_index"] == [0, 3] and second["interleaved"]["window_index"] == [1, 2]
     assert first["interleaved"]["with"] == [Cell.of(second).label]

@@ -22,9 +22,11 @@ from bench.records import (
 )
 from bench.results.decompose import (
     DECOMPOSITION,
+    TF_NATIVE_FEED_NOTE,
     decomposition,
     decomposition_table,
     feed_pairs,
+    lasting_feed_cost,
     overhead_pairs,
     profiler_overhead,
     throughput_rows,
@@ -349,6 +351,17 @@ def test_compute_windows_are_their_own_samples_and_feed_is_whole_minus_the_compu
 
     report = build_report(tmp_path, figures=False).read_text()
     assert "## Feed vs compute" in report and "| keras[torch] / torch |" in report
+    assert TF_NATIVE_FEED_NOTE not in out and TF_NATIVE_FEED_NOTE not in report  # no TensorFlow cell
+
+    # A TensorFlow cell fed natively: whole - compute leaves out what from_generator costs the whole process.
+    tf_record = feed_compute_record("tf_keras", 0.010 * noise, 0.010 * noise)
+    assert lasting_feed_cost([tf_record]) and not lasting_feed_cost(records)
+    tf_arrays = {**tf_record, "cell": {**tf_record["cell"], "feed": "arrays"}}
+    assert not lasting_feed_cost([tf_arrays])
+    write_json_atomic(tmp_path / "tf_keras.json", tf_record)
+    assert main(["compare", str(tmp_path)]) == 0
+    assert TF_NATIVE_FEED_NOTE in capsys.readouterr().out
+    assert TF_NATIVE_FEED_NOTE in build_report(tmp_path, figures=False).read_text()
 
 
 def test_several_runs_of_a_cell_are_pooled():

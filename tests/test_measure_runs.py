@@ -118,6 +118,10 @@ def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, 
         ("whole", True), ("compute", True), ("whole", False), ("whole", False), ("compute", True), ("whole", True),
         ("whole", True)]
     assert all(r["steps"] == 3 and r["seconds"] > 0 for r in timing["repeats"])
+    # Minor page faults per step of each window (Linux: getrusage), counted between the window's edges.
+    assert all(r["page_faults_per_step"] is None or r["page_faults_per_step"] >= 0 for r in timing["repeats"])
+    if sys.platform == "linux":
+        assert all(r["page_faults_per_step"] is not None for r in timing["repeats"])
     assert SUMMARY_KEYS <= set(timing["steady_step_s"]) and timing["steady_step_s"]["n"] == 3
     assert timing["profiler_off_step_s"]["n"] == 2 and timing["throughput_images_per_s"]["n"] == 3
     assert SUMMARY_KEYS <= set(timing["compute_step_s"]) and timing["compute_step_s"]["n"] == 2

@@ -122,3 +122,14 @@ def test_trace_of_a_tiny_cnn_adds_up(tmp_path):
     assert 0 < len(ops["top_ops"]) <= 15
     assert {op["category"] for op in ops["top_ops"]} <= {*CATEGORIES, "mixed"}
     json.dumps(record)
+
+
+def test_a_pinned_trace_is_its_own_cell():
+    """``bench trace --cpus 0`` (pinning happens before any framework is imported, so not in this test's process):
+    the layout is the cell's ``cpus`` axis, in the label and the file name, as in ``bench throughput``."""
+    from bench.measuring.trace import TraceConfig
+
+    free = TraceConfig(model="mnist_cnn", implementation="torch", backend="torch")
+    pinned = TraceConfig(model="mnist_cnn", implementation="torch", backend="torch", cpus="0")
+    assert free.cell.cpus == "free" and "cpus" not in free.cell.file_id
+    assert pinned.cell.label == "torch cpus=0" and "cpus-0" in pinned.cell.file_id

@@ -54,6 +54,13 @@ framework is imported; the result records ``cpus`` (as asked), ``affinity`` (as 
 
     python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
+``--paired`` answers the harness question without the 7-38% by which processes differ on a small machine: in one
+process, the plain loop of ``--impl`` and twinbench's own runner for it (``bench throughput``'s ``train_steps`` with
+``--feed arrays`` and ``compute_steps``, seeded, with canonical weights and its step clock) take turns window by
+window, ``--repeats`` rounds in ABBA order after one discarded window of each; the result (``tool``:
+``crosscheck-paired``) holds every window and, per round, twinbench compute / plain step-only and twinbench whole /
+plain whole-loop, with the median's 95% CI. ``--compare`` shows these results too.
+
 ``--compare`` reads every result under both directories (subdirectories included), pools several runs of one cell
 like ``python -m bench compare DIR [DIR ...]``, and prints the six ``DECOMPOSITION`` ratios per CPU layout twice:
 plain step-only against twinbench compute-only, and plain whole-loop against twinbench whole. Agreement is the
@@ -75,11 +82,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from backends.base import FEEDS  # noqa: E402  (imports no framework: --cpus pins the process before any)
+
 # The timings of a result, and the twinbench part (``decomposition(..., part=...)``) each is compared with.
 TIMINGS = (("step-only", "step_only_s", "compute"), ("whole-loop", "whole_loop_s", "whole"))
 # The cell axis of a twinbench record that names the CPUs its process was pinned to ("0", "0,1"; absent or "free":
 # not pinned).
 LAYOUT_AXIS = "cpus"
+# The cell axis of a twinbench record that names how its batches were fed (``backends.base.FEEDS``). The plain loop
+# feeds plain arrays, so by default it is compared with twinbench's ``--feed arrays`` records: with the native feed,
+# TensorFlow's steps are slower in the whole process, not just while feeding (docs/overhead.md).
+FEED_AXIS = "feed"
+COMPARED_FEED = "arrays"
 TOLERANCE = 0.05
 
 
@@ -141,64 +155,87 @@ class Windows:
         self._sum, self._last_edge = 0.0, now
 
 
+class TorchLoop:
+    """The PyTorch tutorial loop's state (model, Adam, loss, pre-sliced batches made once) and its timed step."""
+
+    def __init__(self, args, x, y):
+        import torch
+
+        from models import build_model
+
+        self.torch = torch
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = build_model(args.model, "torch", input_shape=args.input_shape, num_classes=10).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-8)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        images, labels = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
+        self.batches = list(zip(images.split(args.batch_size), labels.split(args.batch_size), strict=True))
+        self.model.train()
+
+    def sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def step(self, images_batch, labels_batch) -> tuple[float, float]:
+        """One step: the batch to the device, then the stopwatch around zero_grad, forward, loss, backward, step;
+        returns the stopwatch's ``(start, end)``."""
+        images_batch = images_batch.to(self.device, non_blocking=True)
+        labels_batch = labels_batch.to(self.device, non_blocking=True)
+        self.sync()
+        start = time.perf_counter()
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(images_batch), labels_batch)
+        loss.backward()
+        self.optimizer.step()
+        self.sync()
+        return start, time.perf_counter()
+
+
 def time_torch(args, x, y) -> Windows:
     """The PyTorch tutorial loop over pre-sliced tensors: zero_grad, forward, loss, backward, step."""
-    import torch
-
-    from models import build_model
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_model(args.model, "torch", input_shape=args.input_shape, num_classes=10).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    images, labels = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
-    batches = list(zip(images.split(args.batch_size), labels.split(args.batch_size), strict=True))  # made once
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
+    loop = TorchLoop(args, x, y)
     windows = Windows(steps=args.steps)
-    model.train()
-    for index, (images_batch, labels_batch) in enumerate(batches):
-        images_batch = images_batch.to(device, non_blocking=True)
-        labels_batch = labels_batch.to(device, non_blocking=True)
-        sync()
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        loss = loss_fn(model(images_batch), labels_batch)
-        loss.backward()
-        optimizer.step()
-        sync()
-        end = time.perf_counter()
+    for index, batch in enumerate(loop.batches):
+        start, end = loop.step(*batch)
         windows.step(end - start)
         if index + 1 >= args.warmup and (index + 1 - args.warmup) % args.steps == 0:
             windows.edge(end)
     return windows
 
 
-def time_keras(args, x, y, module, model) -> Windows:
-    """Keras 3 or tf.keras: ``compile``, then ``--loop`` (see the module docstring)."""
+def keras_stopwatch(module, windows: Windows, *, warmup: int, steps: int):
+    """The ``fit`` loop's stopwatch callback: step-only from ``on_train_batch_begin`` to ``on_train_batch_end`` once
+    the loss was read; a whole-loop edge after the ``warmup``-th batch and every ``steps`` batches after it."""
+
+    class Stopwatch(module.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])  # the step's loss: waits until the step is done
+            end = time.perf_counter()
+            windows.step(end - self.start)
+            if batch + 1 >= warmup and (batch + 1 - warmup) % steps == 0:
+                windows.edge(end)
+
+    return Stopwatch()
+
+
+def compile_plain(model, module):
+    """The shared training settings, as a user would write them."""
     model.compile(optimizer=module.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8),
                   loss=module.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def time_keras(args, x, y, module, model) -> Windows:
+    """Keras 3 or tf.keras: ``compile``, then ``--loop`` (see the module docstring)."""
+    compile_plain(model, module)
     windows = Windows(steps=args.steps)
     warmup = args.warmup * args.batch_size
 
     if args.loop == "fit":
-        class Stopwatch(module.callbacks.Callback):
-            """Step-only: from ``on_train_batch_begin`` to ``on_train_batch_end`` once the loss was read."""
-
-            def on_train_batch_begin(self, batch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                float(logs["loss"])  # the step's loss: waits until the step is done
-                end = time.perf_counter()
-                windows.step(end - self.start)
-                if batch + 1 >= args.warmup and (batch + 1 - args.warmup) % args.steps == 0:
-                    windows.edge(end)
-
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[Stopwatch()])
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[keras_stopwatch(module, windows, warmup=args.warmup, steps=args.steps)])
     elif args.loop == "train-on-batch":
         for step, start in enumerate(range(0, len(x), args.batch_size), start=1):
             begin = time.perf_counter()
@@ -224,6 +261,17 @@ def time_keras(args, x, y, module, model) -> Windows:
     return windows
 
 
+def keras_module(implementation: str):
+    """``(module, backend)``: tf_keras on TensorFlow, or Keras 3 on ``KERAS_BACKEND``."""
+    if implementation == "tf_keras":
+        import tf_keras
+
+        return tf_keras, "tensorflow"
+    import keras
+
+    return keras, keras.backend.backend()
+
+
 def measure(args) -> dict:
     """Train ``--impl`` with the plain loop; the result (a JSON-able dict) with both lists of samples."""
     import numpy as np
@@ -232,7 +280,6 @@ def measure(args) -> dict:
         set_threads(args.threads)
     rng = np.random.default_rng(0)
     x, y = synthetic(args, rng)
-    backend = os.environ.get("KERAS_BACKEND")
     if args.impl == "torch":
         backend, loop = "torch", "loop"
         windows = time_torch(args, x, y)
@@ -240,14 +287,7 @@ def measure(args) -> dict:
         from models import build_model
 
         loop = args.loop
-        if args.impl == "tf_keras":
-            import tf_keras as module
-
-            backend = "tensorflow"
-        else:
-            import keras as module
-
-            backend = module.backend.backend()
+        module, backend = keras_module(args.impl)
         model = build_model(args.model, args.impl, input_shape=args.input_shape, num_classes=10)
         windows = time_keras(args, x, y, module, model)
     return {"tool": "crosscheck", "model": args.model, "implementation": args.impl, "backend": backend,
@@ -258,6 +298,131 @@ def measure(args) -> dict:
             "median_step_only_s": statistics.median(windows.step_only) if windows.step_only else None,
             "median_whole_loop_s": statistics.median(windows.whole),
             "python": platform.python_version()}
+
+
+# ---------------------------------------------------------------------- one process: the plain loop beside twinbench
+
+# Steps before each paired window (a fit call's or a loop's first steps), outside the window.
+PAIRED_LEAD = 2
+# What each paired round times, and the order of its second half (ABBA: drift cancels within a round pair).
+PAIRED_PARTS = ("plain", "whole", "compute")
+
+
+class PlainWindows:
+    """The plain loop of ``--impl``, one window at a time: ``window()`` runs ``PAIRED_LEAD`` + ``--steps`` steps and
+    returns the last ``--steps`` steps' ``(step-only, whole-loop)`` seconds per step. Keras: one ``fit(x, y)`` call
+    per window, with the stopwatch callback; PyTorch: the tutorial loop over the pre-sliced batches."""
+
+    def __init__(self, args, x, y):
+        self.args, self.x, self.y = args, x, y
+        if args.impl == "torch":
+            self.torch = TorchLoop(args, x, y)
+            self.backend = "torch"
+        else:
+            from models import build_model
+
+            self.module, self.backend = keras_module(args.impl)
+            self.model = build_model(args.model, args.impl, input_shape=args.input_shape, num_classes=10)
+            compile_plain(self.model, self.module)
+
+    def window(self) -> tuple[float, float]:
+        args = self.args
+        windows = Windows(steps=args.steps)
+        if args.impl == "torch":
+            for index, batch in enumerate(self.torch.batches[:PAIRED_LEAD + args.steps]):
+                start, end = self.torch.step(*batch)
+                windows.step(end - start)  # the first edge drops the lead's steps
+                if index + 1 in (PAIRED_LEAD, PAIRED_LEAD + args.steps):
+                    windows.edge(end)
+        else:
+            stopwatch = keras_stopwatch(self.module, windows, warmup=PAIRED_LEAD, steps=args.steps)
+            count = (PAIRED_LEAD + args.steps) * args.batch_size
+            self.model.fit(self.x[:count], self.y[:count], batch_size=args.batch_size, epochs=1, shuffle=False,
+                           verbose=0, callbacks=[stopwatch])
+        return windows.step_only[0], windows.whole[0]
+
+
+class TwinbenchWindows:
+    """twinbench's own runner for ``--impl`` (``bench.measuring.throughput.prepare_synthetic``: seeded, canonical
+    weights, the shared settings), one window at a time, as ``bench throughput`` times them: ``whole`` is
+    ``runner.train_steps(..., feed="arrays")``, ``compute`` is ``runner.compute_steps``; a ``StepClock`` syncs at the
+    window's edges only. Each call runs ``PAIRED_LEAD`` steps, the window's ``--steps`` and one more."""
+
+    def __init__(self, args, backend: str):
+        from bench.measuring.throughput import prepare_synthetic
+
+        self.args = args
+        self.runner, self.model, self.dataset, self.config = prepare_synthetic(
+            args.model, args.impl, backend, batch_size=args.batch_size, seed=0, input_shape=args.input_shape,
+            num_classes=10)
+
+    def window(self, part: str) -> float:
+        from backends.base import StepClock
+
+        # One step after the window, so that what fit does after its last step falls outside it (as it does in the
+        # plain loop's windows, which end at a batch's end), and a clock edge after each part.
+        steps, total = self.args.steps, PAIRED_LEAD + self.args.steps + 1
+        clock = StepClock([0, PAIRED_LEAD, PAIRED_LEAD + steps, total], sync=lambda: self.runner.sync(self.model))
+        if part == "whole":
+            self.runner.train_steps(self.model, self.dataset, self.config, steps=total, clock=clock, feed="arrays")
+        else:
+            self.runner.compute_steps(self.model, self.dataset, self.config, steps=total, clock=clock)
+        return clock.interval(PAIRED_LEAD, PAIRED_LEAD + steps) / steps
+
+
+def measure_paired(args) -> dict:
+    """``--paired``: the plain loop and twinbench's runner of one implementation in this one process, window by
+    window (``--repeats`` rounds of ``PAIRED_PARTS``, every other round in reverse order), after one discarded window
+    of each. The harness question without the process-to-process spread: per round, twinbench compute / plain
+    step-only and twinbench whole / plain whole-loop."""
+    import numpy as np
+
+    from bench.results.stats import summarize
+
+    if args.threads:
+        set_threads(args.threads)
+    x, y = synthetic(argparse.Namespace(**{**vars(args), "warmup": PAIRED_LEAD, "repeats": 1}),
+                     np.random.default_rng(0))
+    plain = PlainWindows(args, x, y)
+    bench = TwinbenchWindows(args, plain.backend)
+    run = {"plain": plain.window, "whole": lambda: bench.window("whole"), "compute": lambda: bench.window("compute")}
+    for part in PAIRED_PARTS:  # each path warmed up (compiled, traced) before any window counts
+        run[part]()
+    samples = {"plain_step_only_s": [], "plain_whole_loop_s": [], "twinbench_whole_s": [], "twinbench_compute_s": []}
+    for round_ in range(args.repeats):
+        for part in PAIRED_PARTS if round_ % 2 == 0 else PAIRED_PARTS[::-1]:
+            if part == "plain":
+                step_only, whole = plain.window()
+                samples["plain_step_only_s"].append(step_only)
+                samples["plain_whole_loop_s"].append(whole)
+            else:
+                samples[f"twinbench_{part}_s"].append(run[part]())
+    ratios = {
+        "compute_vs_step_only": summarize([b / p for b, p in zip(samples["twinbench_compute_s"],
+                                                                 samples["plain_step_only_s"], strict=True)]),
+        "whole_vs_whole_loop": summarize([b / p for b, p in zip(samples["twinbench_whole_s"],
+                                                                samples["plain_whole_loop_s"], strict=True)]),
+    }
+    return {"tool": "crosscheck-paired", "model": args.model, "implementation": args.impl, "backend": plain.backend,
+            "batch_size": args.batch_size, "steps": args.steps, "lead": PAIRED_LEAD, "rounds": args.repeats,
+            "threads": args.threads, "cpus": args.cpus, "affinity": args.affinity, "layout": layout_name(args.cpus),
+            "input_shape": list(args.input_shape), **samples, "ratios": ratios, "python": platform.python_version()}
+
+
+def paired_line(result: dict) -> str:
+    """One paired result in words: both ratios with their 95% CIs, and the medians behind them."""
+    from bench.results.decompose import label
+
+    def ratio(key):
+        r = result["ratios"][key]
+        return f"{r['median']:.3f} [{r['ci_low']:.3f}-{r['ci_high']:.3f}]"
+
+    ms = {k: 1e3 * statistics.median(result[k]) for k in ("plain_step_only_s", "plain_whole_loop_s",
+                                                          "twinbench_compute_s", "twinbench_whole_s")}
+    return (f"{result['layout']:8s} {label((result['implementation'], result['backend'])):18s} "
+            f"compute/step-only {ratio('compute_vs_step_only')} ({ms['twinbench_compute_s']:.1f} / "
+            f"{ms['plain_step_only_s']:.1f} ms), whole/whole-loop {ratio('whole_vs_whole_loop')} "
+            f"({ms['twinbench_whole_s']:.1f} / {ms['plain_whole_loop_s']:.1f} ms), {result['rounds']} rounds")
 
 
 # ---------------------------------------------------------------------- comparing with twinbench
@@ -308,33 +473,51 @@ def load_hand(crosscheck_dir) -> dict[tuple, dict]:
     return hand
 
 
-def twinbench_rows(records: list[dict], *, part: str) -> dict[tuple, dict]:
-    """The ``DECOMPOSITION`` rows of twinbench's throughput records for ``part`` (``"whole"`` or ``"compute"``), per
-    CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in another mode
-    give rows whose labels name their axes, which no plain-loop cell matches."""
+def load_paired(crosscheck_dir) -> list[dict]:
+    """Every ``--paired`` result under ``crosscheck_dir`` (subdirectories included), free layouts first."""
+    results = []
+    for path in sorted(Path(crosscheck_dir).rglob("*.json")):
+        result = json.loads(path.read_text())
+        if isinstance(result, dict) and result.get("tool") == "crosscheck-paired":
+            results.append(result)
+    return sorted(results, key=lambda r: (r["layout"] != "free", r["layout"]))
+
+
+def record_feed(record: dict) -> str:
+    """A twinbench record's feed (its cell's ``FEED_AXIS``; absent: the native feed, twinbench's default)."""
+    from bench.cell import AXES
+
+    return (record.get("cell") or {}).get(FEED_AXIS, AXES[FEED_AXIS])
+
+
+def twinbench_rows(records: list[dict], *, part: str, feed: str = COMPARED_FEED) -> dict[tuple, dict]:
+    """The ``DECOMPOSITION`` rows of twinbench's throughput records fed by ``feed``, for ``part`` (``"whole"`` or
+    ``"compute"``), per CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in
+    another mode give rows whose labels name their axes, which no plain-loop cell matches."""
     from bench.results.decompose import decomposition
 
     by_layout: dict[str, list[dict]] = {}
     for record in records:
-        if record.get("kind") == "throughput":
-            # The layout is compared apart, so it leaves the cell: the ratio labels stay the plain ones.
-            cell = {k: v for k, v in record["cell"].items() if k != LAYOUT_AXIS}
+        if record.get("kind") == "throughput" and record_feed(record) == feed:
+            # The layout and the feed are chosen apart, so they leave the cell: the ratio labels stay the plain ones.
+            cell = {k: v for k, v in record["cell"].items() if k not in (LAYOUT_AXIS, FEED_AXIS)}
             by_layout.setdefault(record_layout(record), []).append({**record, "cell": cell})
     return {(layout, row["model"], row["batch_size"], row["numerator"], row["denominator"]): row
             for layout, group in by_layout.items() for row in decomposition(group, part=part)}
 
 
-def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERANCE) -> list[dict]:
+def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERANCE,
+                   feed: str = COMPARED_FEED) -> list[dict]:
     """Every ratio both sides have, per timing and layout: ``timing, layout, model, batch_size, numerator,
     denominator, twinbench`` (its decomposition row), ``hand`` (``ratio_ci`` of the pooled plain-loop samples, runs
     resampled like twinbench's), ``agreement`` (hand ratio / twinbench ratio) and ``agree`` (within ``tolerance``).
-    Cells missing on either side are skipped."""
+    Only twinbench's records fed by ``feed`` take part. Cells missing on either side are skipped."""
     from bench.results.decompose import DECOMPOSITION, label
     from bench.results.stats import ratio_ci
 
     rows = []
     for timing, key, part in TIMINGS:
-        theirs = twinbench_rows(records, part=part)
+        theirs = twinbench_rows(records, part=part, feed=feed)
         for layout, model, batch in sorted({k[:3] for k in hand}, key=lambda k: (k[0] != "free", *k)):  # free first
             for numerator, denominator, _ in DECOMPOSITION:
                 a, b = hand.get((layout, model, batch, numerator)), hand.get((layout, model, batch, denominator))
@@ -349,19 +532,19 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     return rows
 
 
-def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple[str, bool]:
-    """Both sets of ratios side by side, step-only and whole-loop, per layout; True when at least one ratio was
-    compared and every one agrees within ``tolerance``."""
+def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: str = COMPARED_FEED) -> tuple[str, bool]:
+    """Both sets of ratios side by side, step-only and whole-loop, per layout, against twinbench's records fed by
+    ``feed``; True when at least one ratio was compared and every one agrees within ``tolerance``."""
     from bench.records import load_records
     from bench.results.decompose import label
 
     hand = load_hand(crosscheck_dir)
-    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance)
-    lines = []
+    rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance, feed=feed)
+    lines = [f"twinbench's records with --feed {feed}; the plain loop feeds plain arrays", ""]
     header = (f"{'layout':8s} {'model':10s} {'batch':>5s}  {'time ratio':33s} {'twinbench [95% CI]':>22s} "
               f"{'hand loop [95% CI]':>22s} {'hand/twinbench':>14s}  within {tolerance:.0%}")
     for timing, _, part in TIMINGS:
-        lines += [f"Plain {timing} vs twinbench {part}:", header, "-" * len(header)]
+        lines += [f"Plain {timing} vs twinbench {part} (--feed {feed}):", header, "-" * len(header)]
         chosen = [row for row in rows if row["timing"] == timing]
         for row in chosen:
             ours, mine = row["twinbench"], row["hand"]
@@ -372,14 +555,23 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE) -> tuple
                          f"{row['agreement']:14.3f}  {'yes' if row['agree'] else 'NO'}")
         if not chosen:
             lines.append(f"(nothing to compare: no pair of cells with both plain {timing} samples and twinbench "
-                         f"{part} windows in one layout)")
+                         f"{part} windows of --feed {feed} in one layout)")
+        lines.append("")
+    paired = load_paired(crosscheck_dir)
+    if paired:
+        lines += [f"In one process, window by window (--paired): twinbench / plain loop, median of the rounds' "
+                  f"ratios [95% CI]; within {tolerance:.0%} when both medians are"]
+        for result in paired:
+            within = all(abs(r["median"] - 1) <= tolerance for r in result["ratios"].values())
+            lines.append(f"  {paired_line(result)}  {'yes' if within else 'NO'}")
         lines.append("")
     lines.append("Per implementation, median milliseconds per step (hand loop): step-only, whole-loop")
     for (layout, model, batch, cell), result in sorted(hand.items(), key=lambda item: (item[0][0] != "free", item[0])):
         medians = [f"{1e3 * statistics.median(result[k]):8.2f}" if result[k] else f"{'-':>8s}" for _, k, _ in TIMINGS]
         lines.append(f"  {layout:8s} {model} batch {batch} {label(cell):18s} {' '.join(medians)} "
                      f"({len(result['whole_loop_s'])} windows of {result['steps']} steps, {result['runs']} runs)")
-    return "\n".join(lines), bool(rows) and all(row["agree"] for row in rows)
+    paired_agree = all(abs(r["median"] - 1) <= tolerance for result in paired for r in result["ratios"].values())
+    return "\n".join(lines), bool(rows or paired) and all(row["agree"] for row in rows) and paired_agree
 
 
 def main(argv=None) -> int:
@@ -398,12 +590,17 @@ def main(argv=None) -> int:
     parser.add_argument("--loop", choices=["fit", "fit-call", "train-on-batch"], default="fit",
                         help="Keras: how steps are run and timed (see the module docstring)")
     parser.add_argument("--out", default="results/crosscheck")
+    parser.add_argument("--paired", action="store_true",
+                        help="time the plain loop and twinbench's runner of --impl in this one process, window by "
+                             "window (--repeats rounds)")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
+    parser.add_argument("--feed", choices=FEEDS, default=COMPARED_FEED,
+                        help="--compare: twinbench's records of this feed (default: arrays, as the plain loop feeds)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help=f"--compare: largest relative difference of two ratios that agree (default {TOLERANCE})")
     args = parser.parse_args(argv)
     if args.compare:
-        text, agree = compare(*args.compare, tolerance=args.tolerance)
+        text, agree = compare(*args.compare, tolerance=args.tolerance, feed=args.feed)
         print(text)
         return 0 if agree else 1
     if args.impl is None:
@@ -413,10 +610,15 @@ def main(argv=None) -> int:
     args.cpus = parse_cpus(args.cpus) if args.cpus else None
     args.affinity = pin(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))  # before any framework
     args.input_shape = tuple(int(p) for p in args.input_shape.split("x"))
-    result = measure(args)
+    result = measure_paired(args) if args.paired else measure(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     layout = "free" if args.cpus is None else "cpus" + "-".join(map(str, args.cpus))
+    if args.paired:
+        name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__paired__{layout}.json"
+        (out / name).write_text(json.dumps(result, indent=2) + "\n")
+        print(paired_line(result))
+        return 0
     name = f"{args.model}__{result['implementation']}__{result['backend']}__b{args.batch_size}__{result['loop']}__{layout}.json"
     (out / name).write_text(json.dumps(result, indent=2) + "\n")
     step_only = result["median_step_only_s"]

@@ -3,7 +3,9 @@
 # batch 64, in ROUNDS rounds; in each round, for each CPU layout (free: the process may use every CPU; pinned: one
 # core, --cpus 0), every implementation twice, interleaved: twinbench's `bench throughput` (whole windows and
 # compute-only windows) and the plain hand-written loop (step-only and whole-loop from one run), each in its own
-# process, with the same warm-up, steps per window and windows. Then both compares: the six ratios of
+# process, with the same warm-up, steps per window and windows. twinbench feeds plain arrays (--feed arrays), as the
+# plain loop does: with its native feed (Sequence/PyDataset) TensorFlow's steps run twice as long in the whole process
+# on this CPU (tools/tf_generator_cost.py, docs/overhead.md). Then both compares: the six ratios of
 # bench/results/decompose.py, plain step-only vs twinbench compute-only and plain whole-loop vs twinbench whole, per
 # layout; each prints "NO" where a ratio is off by more than 5%.
 #
@@ -13,7 +15,9 @@
 # The three pythons default to the interpreters of the nox environments (nox -s throughput --install-only creates
 # them). Overrides: PINNED (default 0: the CPUs of the pinned layout), WINDOWS (6), STEPS (20), WARMUP (5), and
 # BENCH_PARTS, twinbench's options for its compute-only windows (default "--compute-repeats $WINDOWS
-# --overhead-repeats 0").
+# --overhead-repeats 0"), FEED (arrays; native measures and compares twinbench's native feed instead) and
+# PAIRED_ROUNDS (6): rounds of `crosscheck.py --paired` per implementation and layout (the plain loop and twinbench's
+# runner in one process, window by window); 0 leaves it out. With them a round took 22 minutes instead of 11 (2026-12-02).
 set -euo pipefail
 out=${1:?usage: tools/measure_crosscheck.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]}
 rounds=${2:-3}
@@ -21,6 +25,8 @@ py_torch=${3:-.nox/throughput-torch/bin/python}
 py_tf=${4:-.nox/throughput-tensorflow/bin/python}
 py_jax=${5:-.nox/throughput-jax/bin/python}
 windows=${WINDOWS:-6}
+feed=${FEED:-arrays}
+paired_rounds=${PAIRED_ROUNDS:-6}
 read -r -a bench_parts <<< "${BENCH_PARTS:---compute-repeats $windows --overhead-repeats 0}"
 common=(--model cifar_cnn --batch-size 64 --warmup "${WARMUP:-5}" --steps "${STEPS:-20}" --repeats "$windows")
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
@@ -38,12 +44,16 @@ for round in $(seq 1 "$rounds"); do
             echo "== round $round, cpus $layout: $label, load average $(cut -d' ' -f1-3 /proc/loadavg)"
             # A failed run is a failed record (twinbench) or a missing result (plain loop); the rounds go on.
             KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
-                "${bench_parts[@]}" "${pin[@]}" --out "$out/bench/$dir" || echo "   (twinbench failed)"
+                "${bench_parts[@]}" --feed "$feed" "${pin[@]}" --out "$out/bench/$dir" || echo "   (twinbench failed)"
             KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" "${pin[@]}" \
                 --out "$out/crosscheck/$dir" || echo "   (plain loop failed)"
+            # The plain loop beside twinbench's runner in one process, window by window: no process-to-process spread.
+            (( paired_rounds == 0 )) || KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" --paired \
+                --model cifar_cnn --batch-size 64 --steps "${STEPS:-20}" --repeats "$paired_rounds" "${pin[@]}" \
+                --out "$out/crosscheck/$dir" || echo "   (paired run failed)"
         done
     done
 done
 "$py_torch" -m bench compare "$out"/bench/round-*
 echo; echo "Cross-check: the plain loop against twinbench (exit 1 when a ratio is off by more than 5%)"
-"$py_torch" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench"
+"$py_torch" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" --feed "$feed"

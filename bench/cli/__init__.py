@@ -192,6 +192,7 @@ def _add_trace_parser(sub):
     add_cell_arguments(trace, model_default="cifar_cnn")
     add_synthetic_steps_args(trace, steps=10, steps_help="traced steady-state steps", warmup=5)
     add_mode_arguments(trace)
+    add_cpus_arg(trace)
     trace.add_argument("--out", default=RESULTS["trace"], help="directory for the record")
     trace.set_defaults(parser=trace)
 

@@ -278,11 +278,14 @@ def cmd_trace(args) -> int:
         backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
+    cpus = check_cpus(args.cpus)
     check_writable(args.out)
     config = TraceConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
                          steps=args.steps, warmup=args.warmup, seed=args.seed, learning_rate=args.lr,
-                         input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads, mode=mode)
+                         input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads, mode=mode,
+                         cpus=cpus)
     try:
+        pin_cpus(cpus)
         limit_threads(args.threads)
         record = execute_trace(config)
     except USER_ERRORS as err:

@@ -42,6 +42,10 @@ PACKAGES = (
     "psutil",
 )
 
+# The C allocator's settings: glibc's malloc reads these at start-up (tools/measure_malloc.sh), or another allocator
+# is preloaded; they decide how many page faults a step takes (docs/overhead.md).
+ALLOCATOR_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
+
 # Environment variables that change threading, memory or compilation behaviour.
 ENV_VARS = (
     "OMP_NUM_THREADS",
@@ -52,6 +56,7 @@ ENV_VARS = (
     "KERAS_BACKEND",
     "XLA_PYTHON_CLIENT_PREALLOCATE",
     "TF_FORCE_GPU_ALLOW_GROWTH",
+    *ALLOCATOR_VARS,
 )
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -75,6 +80,25 @@ def cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
+
+
+# The CPU's vector extensions that decide which kernels the frameworks run (oneDNN, XLA, Eigen pick by them): the same
+# model's float32 results and step times differ between an AVX2 machine and an AVX-512 one.
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16",
+              "amx_tile", "neon", "asimd", "sve")
+
+
+def cpu_simd() -> list[str] | None:
+    """Which of ``SIMD_FLAGS`` the CPU has, from ``/proc/cpuinfo``'s flags (Linux; ``Features`` on ARM), else None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith(("flags", "features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SIMD_FLAGS if flag in present]
+    except OSError:
+        pass
+    return None
 
 
 def _cpu_affinity() -> int | None:
@@ -109,7 +133,7 @@ def collect_environment(*, repo_dir: str | os.PathLike = REPO_DIR) -> dict:
 
     Returns:
         ``{"timestamp_utc", "machine", "gpu", "versions", "env", "git"}`` where ``machine`` holds
-        ``hostname, platform, machine, cpu_model, cpu_count_logical, cpu_count_physical,
+        ``hostname, platform, machine, cpu_model, cpu_simd, cpu_count_logical, cpu_count_physical,
         cpu_affinity, ram_bytes``; ``gpu`` is ``gpu_info()`` (None without NVML); ``versions`` maps
         ``python`` and each of ``PACKAGES`` to a version string or None; ``env`` maps each of
         ``ENV_VARS`` to its value or None; ``git`` is ``git_state()``.
@@ -123,6 +147,7 @@ def collect_environment(*, repo_dir: str | os.PathLike = REPO_DIR) -> dict:
             "platform": platform.platform(),
             "machine": platform.machine(),
             "cpu_model": cpu_model(),
+            "cpu_simd": cpu_simd(),
             "cpu_count_logical": psutil.cpu_count(logical=True),
             "cpu_count_physical": psutil.cpu_count(logical=False),
             "cpu_affinity": _cpu_affinity(),

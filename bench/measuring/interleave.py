@@ -52,7 +52,7 @@ import time
 from backends.base import StepClock
 from bench.cell import Cell
 from bench.measuring.profiler import Profiler
-from bench.measuring.threads import ThreadCensus
+from bench.measuring.threads import ThreadCensus, minor_page_faults
 from bench.measuring.throughput import ThroughputConfig, prepare_synthetic, throughput_record
 from bench.measuring.timing import host_load
 from bench.records import new_run_id
@@ -143,7 +143,8 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
         seconds = clock.interval(1, 1 + config.steps)
         repeats[which].append({"repeat": len(repeats[which]), "profiler": True, "steps": config.steps,
                                "seconds": seconds, "step_s": seconds / config.steps,
-                               "images_per_s": config.steps * config.batch_size / seconds, "window_index": index})
+                               "images_per_s": config.steps * config.batch_size / seconds,
+                               "page_faults_per_step": window.page_faults_per_step, "window_index": index})
         profilers[which].append(window.entry)
 
     records = []
@@ -168,10 +169,18 @@ class _Window:
         self.last = 1 + steps
         self.interval_s = interval_s
         self.name = name
+        self.steps = steps
         self.entry = None  # (name, profiler, start time) once started
         self._profiler = None
+        self._faults: dict[int, int | None] = {}  # edge -> the process's minor page faults so far
+
+    @property
+    def page_faults_per_step(self) -> float | None:
+        start, end = self._faults.get(1), self._faults.get(self.last)
+        return None if start is None or end is None else (end - start) / self.steps
 
     def __call__(self, edge: int) -> None:
+        self._faults[edge] = minor_page_faults()
         if edge == 1:
             self._profiler = Profiler(interval_s=self.interval_s, enabled=True)
             self.entry = (self.name, self._profiler, time.perf_counter())

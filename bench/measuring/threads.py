@@ -18,6 +18,18 @@ BUSY_PERCENT = 5.0  # another process above this share of one CPU over the run i
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def minor_page_faults() -> int | None:
+    """The minor page faults this process has taken so far (every thread; ``getrusage``), None where the OS has no
+    ``resource`` module. Per step, they show how often an allocator hands memory back to the OS and touches fresh
+    pages again: glibc's malloc does it for large buffers depending on the process's history, which makes the same
+    step take a different time in two processes (docs/overhead.md)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class ThreadCensus:
     """Counts threads while a run goes on (``sample``) and other processes' CPU over the whole run.
 

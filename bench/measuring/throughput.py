@@ -44,7 +44,7 @@ from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring import mfu
 from bench.measuring.environment import collect_environment, launcher_of
 from bench.measuring.profiler import Profiler
-from bench.measuring.threads import ThreadCensus
+from bench.measuring.threads import ThreadCensus, minor_page_faults
 from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
 from bench.records import new_record
 from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
@@ -223,6 +223,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     windows_run = window_schedule(repeat_schedule(config.repeats, config.off_repeats), config.compute_windows)
     profilers: list = []
     seconds: dict[int, float] = {}  # window index -> seconds
+    faults: dict[int, float | None] = {}  # window index -> minor page faults per step
     first_step_s = warmup_s = None
     kinds_run: set[str] = set()
     for kind, lead, indices in segments(windows_run, warmup=config.warmup):
@@ -237,7 +238,10 @@ def execute_throughput(config: ThroughputConfig) -> dict:
                        for i, index in enumerate(indices)})
         windows = _Windows(starts, config.profile_interval_s, profilers)
 
-        def on_edge(edge, windows=windows):  # between the two timestamps of an edge: outside every window
+        faults_at: dict[int, int | None] = {}  # edge -> the process's minor page faults so far
+
+        def on_edge(edge, windows=windows, faults_at=faults_at):  # between an edge's two timestamps: outside windows
+            faults_at[edge] = minor_page_faults()
             census.sample()
             windows(edge)
 
@@ -247,6 +251,8 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         run_steps(model, dataset, train_config, steps=edges[-1], clock=clock, **options)
         for i, index in enumerate(indices):
             seconds[index] = clock.interval(edges[i + 2], edges[i + 3])
+            start, end = faults_at.get(edges[i + 2]), faults_at.get(edges[i + 3])
+            faults[index] = None if start is None or end is None else (end - start) / config.steps
         if first_step_s is None:
             first_step_s = clock.interval(0, 1)
             warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
@@ -255,7 +261,8 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     for index, (kind, enabled) in enumerate(windows_run):
         repeats.append({"repeat": index, "window": kind, "profiler": enabled, "steps": config.steps,
                         "seconds": seconds[index], "step_s": seconds[index] / config.steps,
-                        "images_per_s": config.steps * config.batch_size / seconds[index]})
+                        "images_per_s": config.steps * config.batch_size / seconds[index],
+                        "page_faults_per_step": faults[index]})
     return throughput_record(config, runner=runner, model=model, dataset=dataset, started=started,
                              load_before=load_before, first_step_s=first_step_s, warmup_s=warmup_s, repeats=repeats,
                              profilers=profilers, census=census)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import data as datasets
 from backends.base import StepClock
 from backends.trace import op_tracer
-from bench.cell import DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
 from bench.measuring.environment import collect_environment
 from bench.measuring.throughput import prepare_synthetic
 from bench.ops import op_table
@@ -45,13 +45,14 @@ class TraceConfig:
     threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
     replication: Replication = SINGLE  # always one replica: a trace is one process
+    cpus: str = AXES["cpus"]  # the CPUs the process is pinned to (--cpus; the cell axis); "free": not pinned
 
     dataset = "synthetic"
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication))
+                    **dataclasses.asdict(self.replication), cpus=self.cpus)
 
 
 class _TracedWindow:

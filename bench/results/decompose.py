@@ -299,7 +299,8 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     Each row: ``model, batch_size, label, runs, first_step_s`` (median over runs), ``steady_step_s`` and
     ``throughput_images_per_s`` (``summarize`` of the pooled whole windows with the profiler on),
     ``profiler_overhead`` (``profiler_overhead`` of the pooled on/off whole windows and pairs),
-    ``jit_compile``, ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows).
+    ``jit_compile``, ``page_faults_per_step`` (median over the whole windows; None in records from before it),
+    ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows).
     """
     rows = []
     for (kind, model, _, batch_size, _, axes), cells in pooled(records).items():
@@ -319,6 +320,9 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 "throughput_images_per_s": summarize([batch_size / s for s in on]),
                 "profiler_overhead": profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=pairs),
                 "jit_compile": (runs[0].get("settings") or {}).get("jit_compile"),
+                # Minor page faults per step of the whole windows (records from before they were counted: None).
+                "page_faults_per_step": statistics.median(faults) if (faults := [
+                    r["page_faults_per_step"] for r in repeats if r.get("page_faults_per_step") is not None]) else None,
                 "compute_step_s": parts["compute"],  # the train step alone
                 "feed_step_s": parts["feed"],  # whole - compute, window pairs
                 "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.measuring.mfu)
@@ -329,6 +333,23 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                     is not None) if any(record.get("profile") for record in runs) else None,
             })
     return rows
+
+
+# Why whole - compute is not the whole cost of TensorFlow's native feed (measured: docs/overhead.md).
+TF_NATIVE_FEED_NOTE = (
+    "TensorFlow cells with the native feed (Sequence/PyDataset, which reach tf.data through from_generator): with it "
+    "in the process, glibc's malloc hands TensorFlow's per-step buffers back to the OS, and every later step, the "
+    "compute windows included, faults fresh pages in (see 'page faults/step'; 1.9x slower for cifar_cnn on the 2-core "
+    "VM, and none of it with the allocator told to keep its memory: tools/measure_malloc.sh), so whole - compute "
+    "leaves that cost out; the same cell with --feed arrays shows it (docs/overhead.md).")
+
+
+def lasting_feed_cost(records: list[dict]) -> bool:
+    """True when a TensorFlow throughput record fed natively has compute windows: ``TF_NATIVE_FEED_NOTE`` applies."""
+    return any(record.get("kind") == "throughput" and (record.get("cell") or {}).get("backend") == "tensorflow"
+               and (record.get("cell") or {}).get("feed", AXES["feed"]) == "native"
+               and any(window_of(r) == "compute" for r in (record.get("timing") or {}).get("repeats") or [])
+               for record in records)
 
 
 def feed_and_compute(runs: list[dict]) -> dict:

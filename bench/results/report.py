@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.cell import LABELS
 from bench.records import load_records
 from bench.results import figures as fig
-from bench.results.decompose import feed_and_compute
+from bench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
 from bench.results.ops import ops_markdown
 from bench.results.table import median_iqr, results_table
 from bench.results.views import (
@@ -160,6 +160,8 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                              MISSING if feed is None else f"{1e3 * feed['ci_low']:.3g} to {1e3 * feed['ci_high']:.3g}"])
         out += _table(["group", "implementation", "whole (ms)", "compute (ms)", "feed (ms)", "feed 95% CI (ms)"],
                       rows) + [""]
+        if lasting_feed_cost(records):
+            out += [TF_NATIVE_FEED_NOTE, ""]
         out += ["Ratios of compute alone (the same pairs as above):", ""]
         out += _table(["group", "ratio", "what it isolates", "ratio (95% CI)", "verdict"],
                       [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],

@@ -130,7 +130,7 @@ def threads_table(records: list[dict]) -> str:
 def throughput_table(records: list[dict]) -> str:
     """Throughput records (``bench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
-               "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "profiler cost [95% CI]"]
+               "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "page faults/step", "profiler cost [95% CI]"]
     rows = []
     for row in throughput_rows(records):
         step, overhead = row["steady_step_s"], row["profiler_overhead"]
@@ -141,13 +141,14 @@ def throughput_table(records: list[dict]) -> str:
         rows.append([row["model"], row["label"], str(row["batch_size"]), str(row["runs"]), str(row["jit_compile"]),
                      f"{1e3 * row['first_step_s']:.0f}", median_iqr(step, 1e3),
                      f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
-                     f"{row['throughput_images_per_s']['median']:.0f}", *_flops_cells(row), cost])
+                     f"{row['throughput_images_per_s']['median']:.0f}", *_flops_cells(row),
+                     "—" if row["page_faults_per_step"] is None else f"{row['page_faults_per_step']:.0f}", cost])
     failed = [r for r in latest_runs(records) if r.get("status") != "ok"]  # cells without a successful run
     for record in sorted_records(failed):
         cell = record["cell"]
         reason = (record.get("error") or {}).get("message", "failed")
         rows.append([cell["model"], Cell.of(record).label, "", "", "",
-                     "FAILED", reason[:40], "", "", "", "", ""])
+                     "FAILED", reason[:40], "", "", "", "", "", ""])
     return format_table(rows, headers) if rows else ""
 
 

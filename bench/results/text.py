@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from bench.cell import Cell
-from bench.results.decompose import decomposition, decomposition_table, throughput_rows
+from bench.results.decompose import (
+    TF_NATIVE_FEED_NOTE,
+    decomposition,
+    decomposition_table,
+    lasting_feed_cost,
+    throughput_rows,
+)
 from bench.results.table import feed_compute_table, gap_table, threads_table, throughput_table, timing_table
 
 
@@ -16,7 +22,8 @@ def throughput_section(records) -> str:
     parts = feed_compute_table(records)
     if parts:  # records with compute windows (bench throughput --compute-repeats)
         lines += ["Feed vs compute: the whole step (feed + train step), the train step alone on batches already on "
-                  "the device, and the feed (whole - compute of windows run next to each other)", parts, "",
+                  "the device, and the feed (whole - compute of windows run next to each other)", parts,
+                  *([TF_NATIVE_FEED_NOTE] if lasting_feed_cost(records) else []), "",
                   "Overhead decomposition of compute (the train step alone; 95% bootstrap CI):",
                   decomposition_table(decomposition(records, part="compute")), ""]
     threads = threads_table(records)

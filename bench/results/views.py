@@ -285,7 +285,11 @@ def machine(record: dict) -> str:
         return gpu["name"]
     m = env.get("machine") or {}
     cores = m.get("cpu_affinity") or m.get("cpu_count_logical")
-    return f"CPU: {m.get('cpu_model') or 'unknown'}" + (f" ({cores} cores)" if cores else "")
+    details = [f"{cores} cores"] if cores else []
+    simd = m.get("cpu_simd") or []  # the widest vector extension: kernels (and float32 results) differ by it
+    widest = "AVX-512" if "avx512f" in simd else "AVX2" if "avx2" in simd else None
+    details += [widest] if widest else []
+    return f"CPU: {m.get('cpu_model') or 'unknown'}" + (f" ({', '.join(details)})" if details else "")
 
 
 def machines(records) -> str:
