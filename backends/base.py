@@ -245,6 +245,12 @@ class Runner:
         return build_model(model_name, self.implementation, input_shape=input_shape, num_classes=num_classes,
                            **options)
 
+    def build_shapes(self, model_name, *, input_shape, num_classes, **options):
+        """The model with the shapes of its weights but no values drawn: enough to count parameters
+        (``count_params``) and read layer shapes, at full size in a fraction of a full build's time and memory.
+        Not for running. By default a full build (tf.keras: a graph-mode build names its layers otherwise)."""
+        return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
+
     def weight_shapes(self, model) -> dict[str, tuple]:
         """Neutral name -> Keras-layout shape of every weight the model has."""
         raise NotImplementedError

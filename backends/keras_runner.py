@@ -128,6 +128,21 @@ def image_data_format(data_format: str):
         keras.config.set_image_data_format(before)
 
 
+@contextlib.contextmanager
+def shapes_only():
+    """Keras variables created inside are deferred and stay so: a shape and an initializer that never runs (a
+    ``keras.StatelessScope`` that does not initialise them on exit), for a model of which only the weights' shapes
+    and the graph are read: counting parameters, the PyTorch twin's weight layout (``TorchRunner.build``)."""
+    from keras.src.backend.common import global_state  # where Keras lists deferred variables (no public API)
+
+    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:  # these variables are never initialised: a later scope's exit must not draw them after all
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
 class KerasRunner(KerasFitRunner):
     implementation = "keras"
     keras_module = keras
@@ -171,6 +186,17 @@ class KerasRunner(KerasFitRunner):
             model = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
         self.replicas.after_build(model)  # --sync-batchnorm
         return model
+
+    def build_shapes(self, model_name, *, input_shape, num_classes, **options):
+        """The definition with deferred variables (``shapes_only``); built in full where it creates a variable that
+        Keras cannot defer (keras-hub's ViT makes one outside ``add_weight``)."""
+        try:
+            with shapes_only():
+                return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
+        except ValueError as error:
+            if "while in a stateless scope" not in str(error):
+                raise
+        return self.build(model_name, input_shape=input_shape, num_classes=num_classes, **options)
 
     def model_inputs(self, x):
         """Channels-last images as the model takes them: transposed once to (N, C, H, W) when it is channels first."""

@@ -329,15 +329,30 @@ class TorchRunner(Runner):
     # -- model and weights -----------------------------------------------------------------------------
     def build(self, model_name, *, input_shape, num_classes, **options):
         module = build_model(model_name, "torch", input_shape=input_shape, num_classes=num_classes, **options)
-        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
+        self._attach_layout(module, model_name, input_shape=input_shape, num_classes=num_classes, **options)
+        watch_lstms(module)  # which kernel each nn.LSTM runs, recorded at its first call (describe)
+        return module.to(self._device(), memory_format=self.memory_format)
+
+    def build_shapes(self, model_name, *, input_shape, num_classes, **options):
+        """The twin on PyTorch's meta device: parameters with shapes and no storage, initialisation a no-op; its
+        weight layout attached as ``build`` attaches it, but it cannot hold weights or run on data."""
+        with torch.device("meta"):
+            module = build_model(model_name, "torch", input_shape=input_shape, num_classes=num_classes, **options)
+        self._attach_layout(module, model_name, input_shape=input_shape, num_classes=num_classes, **options)
+        return module
+
+    def _attach_layout(self, module, model_name, *, input_shape, num_classes, **options) -> None:
+        """How the neutral (Keras) names and layouts line up with this module's state_dict, read from the Keras
+        definition built with deferred weights (its names, shapes and graph: no Keras weight is drawn)."""
+        from backends.keras_runner import shapes_only
+
+        with shapes_only():
+            reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
         spec = self.spec(model_name)
         key_fn = _resolve(spec.torch_keys) if spec.torch_keys else default_torch_key
-        # How the neutral (Keras) names and layouts line up with this module's state_dict.
         module.twinbench_layout = torch_layout(reference, key_fn=key_fn)
         module.twinbench_layout.same_layout |= _same_layout_weights(module, module.twinbench_layout)
         module.twinbench_shapes = {v.path: tuple(v.shape) for v in reference.weights}
-        watch_lstms(module)  # which kernel each nn.LSTM runs, recorded at its first call (describe)
-        return module.to(self._device(), memory_format=self.memory_format)
 
     def network(self, model):
         """What the loop calls: ``model`` itself, or ``torch.compile(model)`` under ``--jit on`` (made once; it

@@ -105,7 +105,7 @@ def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatc
 
     monkeypatch.setattr("models.mobilenet_v2.keras_model.TorchBatchNormalization", BiasedMovingVariance)
     twin = observe_twin("keras", "torch", "mobilenet_v2", weights=canonical("mobilenet_v2"),
-                        noise=committed_noise("mobilenet_v2"))
+                        noise=committed_noise("mobilenet_v2"), float64=False)  # the committed envelope only
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
     with pytest.raises(ParityError, match="state after one step '.*moving_variance'"):
         compare_fingerprints(actual, load_fingerprint(fixture_path("mobilenet_v2")), lr=1e-3)
@@ -132,7 +132,8 @@ def test_keras_batchnorm_epsilon_in_resnet50_is_caught_despite_wide_gradient_tol
             super().__init__(epsilon=1e-3, **kwargs)
 
     monkeypatch.setattr("models.resnet.keras_model.TorchBatchNormalization", KerasEpsilon)
-    twin = observe_twin("keras", "torch", "resnet50", weights=canonical("resnet50"), noise=committed_noise("resnet50"))
+    twin = observe_twin("keras", "torch", "resnet50", weights=canonical("resnet50"), noise=committed_noise("resnet50"),
+                        float64=False)  # the committed envelope only
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
     with pytest.raises(ParityError, match="logits"):
         compare_fingerprints(actual, load_fingerprint(fixture_path("resnet50")), lr=1e-3)

@@ -76,13 +76,16 @@ def collect(model_name: str, env: str, *, checks: bool = True) -> dict:
     pairs = env_implementations(env)
     layers = {}
     keras_runner = get_runner("keras", env)
-    keras_model = keras_runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
+    # Every model at full size, its weights' shapes only (Runner.build_shapes): the rows read names, output shapes and
+    # parameter counts, and no weight needs drawing (the PyTorch twin is built and runs one sample: some twins, GNMT's
+    # packed sequences, need data).
+    keras_model = keras_runner.build_shapes(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
     keras_rows = keras_layer_rows(keras_model)
     layers["keras"] = [_public(r) for r in keras_rows]
     device = keras_runner.describe().get("device")
     if ("torch", "torch") in pairs and "torch" in spec.builders:
         runner = get_runner("torch")
-        module = runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
+        module = runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)  # runs a sample
         inputs = None
         if spec.task != DEFAULT_TASK:  # one sample of the task's inputs (token or id arrays)
             from backends.torch_runner import to_torch_inputs
@@ -93,7 +96,7 @@ def collect(model_name: str, env: str, *, checks: bool = True) -> dict:
         layers["torch"] = _align_torch(rows, keras_rows, module.twinbench_layout.keys)
     if ("tf_keras", "tensorflow") in pairs and "tf_keras" in spec.builders:
         runner = get_runner("tf_keras")
-        model = runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
+        model = runner.build_shapes(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)
         layers["tf_keras"] = [{**_public(r), "keras_name": r["name"]} for r in keras_layer_rows(model)]
     data = {"model": model_name, "env": env, "device": device, "versions": _versions(env),
             "input_shape": list(spec.input_shape), "num_classes": spec.num_classes, "layers": layers}

@@ -104,7 +104,7 @@ class CausalSelfAttention(layers.Layer):
         q, k, v = (self._heads(t, batch, length, head_dim) for t in (q, k, v))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(head_dim)
         causal = ops.tril(ops.ones((length, length), dtype="bool"))  # query t sees keys 0..t
-        scores = ops.where(causal, scores, ops.full_like(scores, MASKED))
+        scores = ops.where(causal, scores, ops.cast(MASKED, scores.dtype))  # broadcast: no (B, heads, T, T) fill
         weights = self.attn_dropout(ops.softmax(scores, axis=-1), training=training)
         out = ops.matmul(weights, v)  # (B, heads, T, head_dim)
         return ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (batch, length, width))
