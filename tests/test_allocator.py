@@ -23,10 +23,12 @@ glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the t
 # In a fresh process: 128 MiB in 64 KiB blocks from malloc (below glibc's first mmap threshold, so from the heap),
 # each touched, then freed in reverse; the resident memory before and after the frees.
 HEAP_PROBE = """
-import ctypes, json, os, sys
-sys.path.insert(0, sys.argv[2])
-from backends.allocator import apply_allocator
-apply_allocator(sys.argv[1])
+import ctypes, importlib.util, json, os, sys
+# The module alone (stdlib only), not the backends package: nothing else allocates or loads a library first.
+spec = importlib.util.spec_from_file_location("allocator", os.path.join(sys.argv[2], "backends", "allocator.py"))
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.apply_allocator(sys.argv[1])
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
