@@ -4,8 +4,8 @@ Every framework takes its tensors' host memory from the C library's ``malloc``. 
 back to the operating system (it unmaps large blocks and trims the heap's top), and takes it again on the next step:
 each page it hands back faults once more when it is touched again. How often that happens depends on the order of
 a process's allocations, which differs between frameworks, between loops and from process to process: on the 2-core
-development VM, PyTorch's cifar_cnn steps faulted 2300-8000 pages each in different processes and ran up to 20%
-slower in the processes that faulted more, and TensorFlow's steps faulted ~17,000 pages each once a
+development VM, PyTorch's cifar_cnn steps faulted 2300-8000 pages each in different processes and ran 17-35%
+slower in the processes that faulted more (torch, keras[torch]), and TensorFlow's steps faulted ~17,000 pages each once a
 ``tf.data.Dataset.from_generator`` had run (docs/overhead.md, "Page faults"). That is noise in a framework
 comparison: it is not the framework's overhead but the allocator's luck.
 

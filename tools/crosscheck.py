@@ -416,7 +416,8 @@ def measure_paired(args) -> dict:
     return {"tool": "crosscheck-paired", "model": args.model, "implementation": args.impl, "backend": plain.backend,
             "batch_size": args.batch_size, "steps": args.steps, "lead": PAIRED_LEAD, "rounds": args.repeats,
             "threads": args.threads, "cpus": args.cpus, "affinity": args.affinity, "layout": layout_name(args.cpus),
-            "allocator": args.allocator, "input_shape": list(args.input_shape), **samples, "ratios": ratios, "python": platform.python_version()}
+            "allocator": args.allocator, "input_shape": list(args.input_shape), **samples, "ratios": ratios,
+            "python": platform.python_version()}
 
 
 def paired_line(result: dict) -> str:
@@ -539,7 +540,8 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     """Every ratio both sides have, per timing and layout: ``timing, layout, model, batch_size, numerator,
     denominator, twinbench`` (its decomposition row), ``hand`` (``ratio_ci`` of the pooled plain-loop samples, runs
     resampled like twinbench's), ``agreement`` (hand ratio / twinbench ratio) and ``agree`` (within ``tolerance``).
-    Only twinbench's records fed by ``feed`` and plain-loop results and records under ``allocator`` take part. Cells missing on either side are skipped."""
+    Only twinbench's records fed by ``feed``, and results and records under ``allocator``, take part. Cells missing on
+    either side are skipped."""
     from bench.results.decompose import DECOMPOSITION, label
     from bench.results.stats import ratio_ci
 

@@ -114,8 +114,12 @@ def check_allocator(allocator) -> str:
 
 
 def apply_allocator(allocator) -> None:
-    """``--allocator``: set the C allocator before any framework is imported (``backends.allocator``)."""
-    backends.allocator.apply_allocator(allocator)
+    """``--allocator``: set the C allocator before any framework is imported (``backends.allocator``); one line if
+    glibc refuses a setting."""
+    try:
+        backends.allocator.apply_allocator(allocator)
+    except backends.allocator.AllocatorError as err:
+        raise CliError(str(err)) from None
 
 
 def pin_cpus(cpus) -> None:
