@@ -8,8 +8,8 @@
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
     nox -l              # everything else
 
-A run of each kind has one name everywhere: ``train`` (command ``python -m bench train``, session
-``train(ENV)``, records of kind ``train``, ``results/train``) and ``throughput`` (``python -m bench throughput``,
+A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
+``train(ENV)``, records of kind ``train``, ``results/train``) and ``throughput`` (``python -m twinbench throughput``,
 ``throughput(ENV)``, kind ``throughput``, ``results/throughput``); the ``compare*`` sessions print the tables.
 
 Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3`` or
@@ -26,7 +26,7 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests", "lint"]
 
 # The nox environments: the extra each installs and the Keras backend its processes use. Which cells each one
-# runs is bench/cell.py's ENVIRONMENTS (python -m bench cells); tests/test_cell.py asserts the names agree.
+# runs is bench/cell.py's ENVIRONMENTS (python -m twinbench cells); tests/test_cell.py asserts the names agree.
 ENVIRONMENTS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
 
@@ -64,7 +64,7 @@ def train(session: nox.Session, env: str) -> None:
     """Train every model with this environment's implementations; one JSON record per cell."""
     _install(session, env)
     # A failed cell is recorded and the others go on; exit code 1 only says some cell failed.
-    session.run("python", "-m", "bench", "train", "--env", env, "--out", RESULTS["train"], *session.posargs,
+    session.run("python", "-m", "twinbench", "train", "--env", env, "--out", RESULTS["train"], *session.posargs,
                 env=_env_vars(env), success_codes=[0, 1])
 
 
@@ -72,15 +72,15 @@ def train(session: nox.Session, env: str) -> None:
 def compare(session: nox.Session) -> None:
     """Train the default cells (both CNNs, every implementation, digits), print the table, write the report."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "compare", RESULTS["train"])
-    session.run("python", "-m", "bench", "report", RESULTS["train"])
+    session.run("python", "-m", "twinbench", "compare", RESULTS["train"])
+    session.run("python", "-m", "twinbench", "report", RESULTS["train"])
 
 
 @nox.session
 def report(session: nox.Session) -> None:
     """Write report.md and its figures for results directories (default results/train; cells may be missing)."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "report", *(session.posargs or [RESULTS["train"]]))
+    session.run("python", "-m", "twinbench", "report", *(session.posargs or [RESULTS["train"]]))
 
 
 @nox.session(default=False)
@@ -89,7 +89,7 @@ def docs_data(session: nox.Session, env: str) -> None:
     """Compute this environment's share of the model pages: layer tables and twin checks (docs/models/_data)."""
     _install(session, env)
     # The twin checks compare definitions: TensorFlow's reference CPU kernels, as in the tests (tests/conftest.py).
-    session.run("python", "-m", "bench", "docs", "--collect", *session.posargs,
+    session.run("python", "-m", "twinbench", "docs", "--collect", *session.posargs,
                 env={**_env_vars(env), "TF_ENABLE_ONEDNN_OPTS": "0"})
 
 
@@ -97,7 +97,7 @@ def docs_data(session: nox.Session, env: str) -> None:
 def docs(session: nox.Session) -> None:
     """Regenerate docs/models/: a page per registered model (three styles, layers, twin check) and the index."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "docs", *session.posargs)
+    session.run("python", "-m", "twinbench", "docs", *session.posargs)
 
 
 @nox.session(default=False)
@@ -107,8 +107,8 @@ def throughput(session: nox.Session, env: str) -> None:
     _install(session, env)
     # Timings live here, never in pass/fail tests. Options: --model, --batch-size, --steps, --warmup,
     # --repeats, --overhead-repeats, --threads, --input-shape, --no-interleave (each cell in its own process;
-    # python -m bench throughput --help).
-    session.run("python", "-m", "bench", "throughput", "--env", env, "--out", RESULTS["throughput"],
+    # python -m twinbench throughput --help).
+    session.run("python", "-m", "twinbench", "throughput", "--env", env, "--out", RESULTS["throughput"],
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
@@ -116,7 +116,7 @@ def throughput(session: nox.Session, env: str) -> None:
 def compare_throughput(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "compare", RESULTS["throughput"])
+    session.run("python", "-m", "twinbench", "compare", RESULTS["throughput"])
 
 
 @nox.session(default=False, requires=["compare_throughput"])
@@ -131,7 +131,7 @@ def definition_effect(session: nox.Session, env: str) -> None:
     """Time stock keras.applications, matched Keras and native twins of ResNet50/VGG19/MobileNetV2 here."""
     _install(session, env)
     # Options: --families, --input-shape (default 32x32x3), --batch-size, --steps, --warmup, --repeats, --threads.
-    session.run("python", "-m", "bench", "definition-effect", "--env", env, "--out", RESULTS["definition_effect"],
+    session.run("python", "-m", "twinbench", "definition-effect", "--env", env, "--out", RESULTS["definition_effect"],
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
@@ -139,7 +139,7 @@ def definition_effect(session: nox.Session, env: str) -> None:
 def compare_definition_effect(session: nox.Session) -> None:
     """The definition-effect table: stock vs matched definition per backend, matched vs native twin (a benchmark)."""
     session.install("-e", ".")
-    session.run("python", "-m", "bench", "definition-effect", "--out", RESULTS["definition_effect"], "--markdown")
+    session.run("python", "-m", "twinbench", "definition-effect", "--out", RESULTS["definition_effect"], "--markdown")
 
 
 @nox.session

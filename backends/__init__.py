@@ -4,7 +4,7 @@
 - one ``Runner`` per implementation (``torch``, ``tf_keras``, ``keras``): device, seeding, TF32, sync,
   memory counters, weight loading and the training loop written the way that framework's users write it.
 
-``bench/`` talks to frameworks only through ``get_runner`` and the ``Runner`` interface in ``backends.base``.
+``bench/`` talks to frameworks only through ``get_runner`` and the ``Runner`` interface in ``twinbench.backends.base``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 
-from bench.cell import (  # cells, environments, modes
+from twinbench.cell import (  # cells, environments, modes
     BACKENDS,
     DEFAULT_MODE,
     NATIVE_BACKEND,
@@ -22,8 +22,8 @@ from bench.cell import (  # cells, environments, modes
     Mode,
     Replication,
 )
-from models import IMPLEMENTATIONS
-from models.choices import check_choice
+from twinbench.models import IMPLEMENTATIONS
+from twinbench.models.choices import check_choice
 
 # The Python packages an implementation/backend needs, and the extra that installs them.
 _PACKAGES = {"torch": ["torch", "keras"], "tensorflow": ["tensorflow", "keras"], "jax": ["jax", "keras"]}
@@ -142,7 +142,7 @@ def limit_threads(threads: int) -> dict[str, str]:
     return settings
 
 
-FREE = "free"  # --cpus: whatever CPUs the process was given (bench.cell.AXES["cpus"])
+FREE = "free"  # --cpus: whatever CPUs the process was given (twinbench.cell.AXES["cpus"])
 
 
 def cpu_list(cpus: str) -> list[int]:
@@ -209,7 +209,7 @@ def framework_threads(backend: str) -> dict:
 def keras_callback_threads(keras) -> dict:
     """Keras 3's thread for batch-end hooks: its ``CallbackList`` hands ``on_*_batch_end`` to a
     ``ThreadPoolExecutor`` when the backend says it is thread-safe (torch, jax; not tensorflow) and no callback
-    overrides those hooks (twinbench's do not: ``backends.keras_fit.StepClockCallback``); its threads start on
+    overrides those hooks (twinbench's do not: ``twinbench.backends.keras_fit.StepClockCallback``); its threads start on
     demand, up to Python's default ``max_workers``."""
     safe = bool(getattr(keras.src.backend, "IS_THREAD_SAFE", False))
     return {"batch_end_in_thread_pool": safe, "max_workers": min(32, (os.cpu_count() or 1) + 4) if safe else 0}
@@ -218,26 +218,26 @@ def keras_callback_threads(keras) -> dict:
 def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = DEFAULT_MODE,
                replication: Replication = SINGLE):
     """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition), running in ``mode``
-    (``bench.cell.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can) on
-    ``replication``'s replicas (``backends.distributed``)."""
+    (``twinbench.cell.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can) on
+    ``replication``'s replicas (``twinbench.backends.distributed``)."""
     backend = resolve_backend(implementation, backend)
     mode.check(implementation)
     replication.check(implementation, backend)
-    from backends import distributed
+    from twinbench.backends import distributed
 
     distributed.prepare_process(backend, replication)
     select_keras_backend(backend)  # every runner builds the Keras definition for the canonical weights
     replicas = distributed.start(implementation, backend, replication)
     if implementation == "torch":
-        from backends.torch_runner import TorchRunner
+        from twinbench.backends.torch_runner import TorchRunner
 
         runner = TorchRunner()
     elif implementation == "tf_keras":
-        from backends.tf_keras_runner import TfKerasRunner
+        from twinbench.backends.tf_keras_runner import TfKerasRunner
 
         runner = TfKerasRunner()
     else:
-        from backends.keras_runner import KerasRunner
+        from twinbench.backends.keras_runner import KerasRunner
 
         runner = KerasRunner(backend)
     runner.mode = mode

@@ -21,7 +21,7 @@ comparison: it is not the framework's overhead but the allocator's luck.
 PyTorch's own CPU tuning guide recommends the same for the same reason, with jemalloc or tcmalloc preloaded
 (https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html, "Switch Memory allocator"); ``tuned`` needs no
 library that the machine may lack. Records name the axis (``cell.allocator``) and the environment's allocator
-variables (``environment.env``; ``bench.measuring.environment.ALLOCATOR_VARS``).
+variables (``environment.env``; ``twinbench.measuring.environment.ALLOCATOR_VARS``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def check_allocator(allocator: str) -> str:
 
 def apply_allocator(allocator: str) -> dict:
     """Set this process's allocator as ``--allocator`` says; call before any framework is imported (as
-    ``backends.pin_cpus``), so that the frameworks' start-up allocations are made under it too. Returns the settings
+    ``twinbench.backends.pin_cpus``), so that the frameworks' start-up allocations are made under it too. Returns the settings
     applied (``{}`` for ``system``)."""
     if check_allocator(allocator) == SYSTEM:
         return {}

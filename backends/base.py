@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import data as datasets
-from backends.distributed import Replicas
-from bench.cell import DEFAULT_MODE, Mode
-from data import tasks
-from models import build_model, get_model_spec
-from models.weights import canonical_weights, check_weights
+from twinbench import data as datasets
+from twinbench.backends.distributed import Replicas
+from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.data import tasks
+from twinbench.models import build_model, get_model_spec
+from twinbench.models.weights import canonical_weights, check_weights
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class EpochResult:
 
     epoch: int
     loss: float  # mean training loss over the epoch's samples
-    test_accuracy: float  # the task's primary metric (data.tasks): accuracy, token accuracy, HR@10
+    test_accuracy: float  # the task's primary metric (twinbench.data.tasks): accuracy, token accuracy, HR@10
     train_time_s: float  # first batch to last optimizer step, synchronised
     eval_time_s: float  # test-set predictions after the epoch
     steps: int
@@ -77,8 +77,8 @@ class EpochResult:
     first_step_s: float | None = None  # the epoch's first step (epoch 0: includes tracing/compilation)
     window_steps: int = 0  # steps per steady-state window
     window_times_s: list[float] = field(default_factory=list)  # full windows only, in order
-    test_metrics: dict | None = None  # every metric of a task other than image classification (data.tasks)
-    # Where the time between this epoch and the next goes (bench.measuring.timing.gap_parts): ``[part, t]`` pairs,
+    test_metrics: dict | None = None  # every metric of a task other than image classification (twinbench.data.tasks)
+    # Where the time between this epoch and the next goes (twinbench.measuring.timing.gap_parts): ``[part, t]`` pairs,
     # each the perf_counter at which ``part`` (one of ``GAP_PARTS``) begins, after the last synchronised step.
     gap_events: list = field(default_factory=list)
     begin_entered_at: float | None = None  # perf_counter on entering the epoch's begin hook, before its sync
@@ -229,8 +229,8 @@ class Runner:
 
     implementation: str = ""
     backend: str = ""
-    mode: Mode = DEFAULT_MODE  # how it runs: compilation, precision, layout (set by ``backends.get_runner``)
-    replicas: Replicas = Replicas()  # on how many replicas (``backends.distributed``; set by ``backends.get_runner``)
+    mode: Mode = DEFAULT_MODE  # how it runs: compilation, precision, layout (set by ``twinbench.backends.get_runner``)
+    replicas: Replicas = Replicas()  # on how many replicas (``twinbench.backends.distributed``; set by ``twinbench.backends.get_runner``)
 
     # -- framework hooks ---------------------------------------------------------------------------------
     def setup(self, *, seed: int = 0) -> None:
@@ -270,7 +270,7 @@ class Runner:
         raise NotImplementedError
 
     def loss_and_grads(self, model, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """The task's loss (``data.tasks``; images: mean cross-entropy) in training mode and its gradients
+        """The task's loss (``twinbench.data.tasks``; images: mean cross-entropy) in training mode and its gradients
         (neutral names, Keras layout). ``x`` is one array or, for some tasks, a tuple of arrays."""
         raise NotImplementedError
 
@@ -310,7 +310,7 @@ class Runner:
 
     def describe_threads(self) -> dict:
         """The framework's thread pools and the input pipeline's workers, as the framework reports them after
-        ``setup`` (``backends.framework_threads``); the record's ``threads`` (``bench.measuring.threads``)."""
+        ``setup`` (``twinbench.backends.framework_threads``); the record's ``threads`` (``twinbench.measuring.threads``)."""
         return {}
 
     def describe(self, model=None) -> dict:
@@ -340,7 +340,7 @@ class Runner:
     def prepare_float64(self, model_name, *, input_shape, num_classes, weights, options=None):
         """``prepare`` with every weight and every computation in float64: the twin check's exact reference.
 
-        Only implementations whose arithmetic really is float64 end to end offer it (``bench.twins.parity``); call it
+        Only implementations whose arithmetic really is float64 end to end offer it (``twinbench.twins.parity``); call it
         and run the model inside ``with runner.float64():``.
         """
         raise NotImplementedError(f"{self.implementation}[{self.backend}] cannot compute in float64; "
@@ -354,7 +354,7 @@ class Runner:
 
     @staticmethod
     def task_of(model) -> str:
-        """The task of a model made by ``prepare`` (``data.tasks``)."""
+        """The task of a model made by ``prepare`` (``twinbench.data.tasks``)."""
         return getattr(model, "twinbench_task", tasks.DEFAULT_TASK)
 
     def evaluate(self, model, x, y, *, batch_size: int = 256) -> float:
@@ -364,7 +364,7 @@ class Runner:
         return next(iter(self.evaluate_metrics(model, x, y, batch_size=batch_size).values()))
 
     def evaluate_metrics(self, model, x, y, *, batch_size: int = 256) -> dict[str, float]:
-        """Every metric of the model's task on ``(x, y)``, computed in NumPy from the outputs (``data.tasks``)."""
+        """Every metric of the model's task on ``(x, y)``, computed in NumPy from the outputs (``twinbench.data.tasks``)."""
         return tasks.metrics(self.task_of(model), self.predict(model, x, batch_size=batch_size), y)
 
     def epoch_metrics(self, model, dataset, *, batch_size: int) -> tuple[float, dict | None]:

@@ -5,7 +5,7 @@ Three formats, told apart by the file name:
 
 - a **torchvision checkpoint** (``.pth`` / ``.pt``): a ``state_dict`` saved with ``torch.save``, e.g.
   ``resnet50-11ad3fa6.pth``. Reading or writing it needs PyTorch, so only the torch environment can;
-- a **neutral** ``.npz`` (``models.weights.save_weights``): Keras weight paths and layouts, BatchNorm statistics
+- a **neutral** ``.npz`` (``twinbench.models.weights.save_weights``): Keras weight paths and layouts, BatchNorm statistics
   included, readable anywhere (``twinbench train --save-weights`` writes one);
 - a **Keras** ``.weights.h5`` (``model.save_weights`` of the Keras 3 definition), read and written with Keras on
   any backend. The file stores the layers in the order the definition creates them, not by name, so it holds no
@@ -26,8 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models import build_model, get_model_spec
-from models.weights import WeightMismatchError, from_torch_state, load_weights, merge_pretrained, torch_layout
+from twinbench.models import build_model, get_model_spec
+from twinbench.models.weights import (
+    WeightMismatchError,
+    from_torch_state,
+    load_weights,
+    merge_pretrained,
+    torch_layout,
+)
 
 TORCH_SUFFIXES = (".pth", ".pt")
 NEUTRAL_SUFFIXES = (".npz",)
@@ -63,7 +69,7 @@ def checkpoint_format(path) -> str:
 
 def _is_hf_model(model_name) -> bool:
     """Whether the model's PyTorch twin is a Hugging Face transformers class (its checkpoints use HF's keys)."""
-    from models.gpt2.config import GPT2_SIZES
+    from twinbench.models.gpt2.config import GPT2_SIZES
 
     return model_name in GPT2_SIZES
 
@@ -104,8 +110,8 @@ def neutral_from_torch_state(model_name, state: dict[str, np.ndarray], *, input_
     Builds the Keras definition at the checkpoint's class count (read from the classifier bias) to get the
     layout (names, Flatten permutation), so the Keras backend must already be chosen.
     """
-    from models._registry import _resolve
-    from models.weights import default_torch_key
+    from twinbench.models._registry import _resolve
+    from twinbench.models.weights import default_torch_key
 
     spec = get_model_spec(model_name)
     if "torch" not in spec.builders:
@@ -143,7 +149,7 @@ def read_checkpoint(path, model_name, *, num_classes=None, input_shape=None) -> 
     if not Path(path).is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist.")
     if _is_hf_model(model_name) and kind in ("torch", "hf"):  # GPT-2: transformers' keys, vocabulary from the file
-        from backends.gpt2_checkpoints import read_gpt2_checkpoint
+        from twinbench.backends.gpt2_checkpoints import read_gpt2_checkpoint
 
         weights, info = read_gpt2_checkpoint(path, model_name)
         return weights, {**info, "num_classes": info.pop("vocab_size")}
@@ -208,7 +214,7 @@ def write_checkpoint(path, weights: dict[str, np.ndarray], model_name, *, input_
 
     A torchvision ``state_dict`` needs PyTorch, a Keras ``.weights.h5`` needs keras (the backend chosen already).
     """
-    from models.weights import save_weights
+    from twinbench.models.weights import save_weights
 
     kind = checkpoint_format(path)
     path = Path(path)
@@ -231,7 +237,7 @@ def write_checkpoint(path, weights: dict[str, np.ndarray], model_name, *, input_
 
 
 def _write_keras_weights(path, weights, model_name, num_classes, input_shape):
-    from models.weights import check_weights
+    from twinbench.models.weights import check_weights
 
     model = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes)
     check_weights(weights, {v.path: tuple(v.shape) for v in model.weights})
@@ -248,7 +254,7 @@ def _write_torch_state_dict(path, weights, model_name, num_classes, input_shape)
         raise CheckpointError(f"Model {model_name!r} has no PyTorch twin to write a state_dict for.")
     import torch
 
-    from backends.torch_runner import TorchRunner
+    from twinbench.backends.torch_runner import TorchRunner
 
     runner = TorchRunner()
     runner.setup()
@@ -267,7 +273,7 @@ def convert_checkpoint(path, out, model_name, *, num_classes=None, input_shape=N
         raise CheckpointError(f"twinbench writes no Hugging Face checkpoint; convert {Path(path).name!r} to a neutral "
                               f".npz (what every implementation reads).")
     if _is_hf_model(model_name) and out_kind == "neutral":
-        from backends.gpt2_checkpoints import convert_gpt2_checkpoint
+        from twinbench.backends.gpt2_checkpoints import convert_gpt2_checkpoint
 
         return convert_gpt2_checkpoint(path, out, model_name)
     weights, info = read_checkpoint(path, model_name, num_classes=num_classes, input_shape=input_shape)

@@ -1,20 +1,20 @@
 """Data parallelism on the engines users already run: torch DDP, ``keras.distribution``, ``tf.distribute``.
 
-A cell with ``--replicas N`` (``bench.cell.Replication``) trains each global batch of ``--batch-size`` samples on N
+A cell with ``--replicas N`` (``twinbench.cell.Replication``) trains each global batch of ``--batch-size`` samples on N
 replicas, each taking an equal, consecutive shard of it (the split MirroredStrategy and a batch-sharded JAX array
 make); only full global batches are trained (a partial last batch cannot be split evenly; ``drop_last`` in
 ``TrainConfig``). The engines:
 
 - torch: ``torch.nn.parallel.DistributedDataParallel`` in N processes launched by ``torch.distributed.run``
   (torchrun), gloo on a CPU and nccl on GPUs; each rank reads its shard of the shared per-epoch order
-  (``data.order``), DDP averages the gradients in ``backward`` (PyTorch Distributed, Li et al. 2020,
+  (``twinbench.data.order``), DDP averages the gradients in ``backward`` (PyTorch Distributed, Li et al. 2020,
   https://arxiv.org/abs/2006.15704). ``--sync-batchnorm``: ``torch.nn.SyncBatchNorm`` (GPUs only: PyTorch raises
   for CPU tensors).
 - keras[jax]: ``keras.distribution.DataParallel`` over N devices (on a CPU: N host devices through XLA's
   ``--xla_force_host_platform_device_count``); batches are sharded arrays, so BatchNorm sees the global batch.
 - keras[tensorflow] and tf_keras: ``tf.distribute.MirroredStrategy`` over N devices (on a CPU: N logical devices);
   model and optimizer are made in ``strategy.scope()``; ``--sync-batchnorm``: ``BatchNormalization(synchronized=True)``.
-- keras[torch]: none in Keras 3.15 (``bench.cell.NO_DATA_PARALLEL`` says why).
+- keras[torch]: none in Keras 3.15 (``twinbench.cell.NO_DATA_PARALLEL`` says why).
 
 The runners call small hooks here (``scope``, ``after_build``, ``wrap``, ``shard``, ``mean``); everything else about
 the engines lives in this module. A collective that waits longer than ``TWINBENCH_COLLECTIVE_TIMEOUT_S`` seconds (default
@@ -28,7 +28,7 @@ import datetime
 import os
 import sys
 
-from bench.cell import DATA_PARALLEL, SINGLE, Replication
+from twinbench.cell import DATA_PARALLEL, SINGLE, Replication
 
 TIMEOUT_ENV = "TWINBENCH_COLLECTIVE_TIMEOUT_S"
 XLA_DEVICES_FLAG = "--xla_force_host_platform_device_count"
@@ -55,7 +55,7 @@ def torchrun_command(replicas: int, bench_argv: list[str], *, python: str = sys.
     """``python -m torch.distributed.run --standalone --nproc-per-node N -m bench ...``: one cell's ranks on this
     machine (``docs/cluster.md`` has the multi-node form)."""
     return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={replicas}",
-            "--max-restarts=0", "-m", "bench", *bench_argv]
+            "--max-restarts=0", "-m", "twinbench", *bench_argv]
 
 
 def check_launch(implementation: str, replication: Replication) -> None:
@@ -65,7 +65,7 @@ def check_launch(implementation: str, replication: Replication) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            from backends import BackendError
+            from twinbench.backends import BackendError
 
             raise BackendError(SYNC_BATCHNORM_CPU)
 
@@ -157,7 +157,7 @@ class TorchDDP(Replicas):
         self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
         self.gpu = torch.cuda.is_available()
         if replication.sync_batchnorm and not self.gpu:
-            from backends import BackendError
+            from twinbench.backends import BackendError
 
             raise BackendError(SYNC_BATCHNORM_CPU)
         if self.gpu:
@@ -293,7 +293,7 @@ def _layers(model):
 
 
 def start(implementation: str, backend: str, replication: Replication) -> Replicas:
-    """The replicas of this process for one cell (after ``backends.select_keras_backend``)."""
+    """The replicas of this process for one cell (after ``twinbench.backends.select_keras_backend``)."""
     if replication.replicas == 1:
         if backend == "jax" and "keras" in sys.modules:
             sys.modules["keras"].distribution.set_distribution(None)  # one device, whatever came before
@@ -317,7 +317,7 @@ def use_plain_sgd(runner, model, learning_rate: float) -> None:
         return
     module = runner.keras_module
     if runner.implementation == "tf_keras":
-        from backends.tf_keras_runner import Float32CrossEntropy as loss_class
+        from twinbench.backends.tf_keras_runner import Float32CrossEntropy as loss_class
     else:
         loss_class = module.losses.SparseCategoricalCrossentropy
     with runner.replicas.scope():

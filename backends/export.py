@@ -12,7 +12,7 @@ What each implementation can produce (``EXPORT_FORMATS``), in Keras' own names f
 
 Every artifact is reloaded in its own runtime — ``torch.export.load``, ``onnxruntime``, ``tf.saved_model.load``,
 ``jax.export.deserialize`` — run on a batch of images, and its logits are compared with the model's own
-(``runner.predict``) within the twin check's float32 tolerance (``bench.twins.parity.logits_tolerance``). The
+(``runner.predict``) within the twin check's float32 tolerance (``twinbench.twins.parity.logits_tolerance``). The
 batch dimension is left dynamic. Images go in as the model takes them: channels last (N, H, W, C) for the Keras
 models, channels first (N, C, H, W) for the PyTorch twin.
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cell import implementation_label
-from bench.twins.parity import logits_tolerance
+from twinbench.cell import implementation_label
+from twinbench.twins.parity import logits_tolerance
 
 # (implementation, backend) -> the formats it can produce, the first the default.
 EXPORT_FORMATS = {
@@ -117,11 +117,11 @@ def export_and_check(runner, model, fmt: str, path, *, x: np.ndarray) -> ExportR
 def export_cell(model_name, implementation, backend, formats, *, out_dir, weights=None, input_shape=None,
                 num_classes=None, batch=8, seed=0) -> list[ExportResult]:
     """Build ``model_name`` for one cell with its initial weights or those in the file ``weights`` (any format
-    ``backends.checkpoints`` reads), export it in each of ``formats`` into ``out_dir`` and check every artifact
+    ``twinbench.backends.checkpoints`` reads), export it in each of ``formats`` into ``out_dir`` and check every artifact
     on ``batch`` random images (drawn with NumPy from ``seed``)."""
-    from backends import get_runner
-    from backends.checkpoints import pretrained_weights
-    from models import get_model_spec
+    from twinbench.backends import get_runner
+    from twinbench.backends.checkpoints import pretrained_weights
+    from twinbench.models import get_model_spec
 
     for fmt in formats:
         check_format(implementation, backend, fmt)

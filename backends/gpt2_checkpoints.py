@@ -1,4 +1,4 @@
-"""GPT-2 weights from a local Hugging Face file -> the neutral mapping (``models.gpt2.weights``) and ``.npz``.
+"""GPT-2 weights from a local Hugging Face file -> the neutral mapping (``twinbench.models.gpt2.weights``) and ``.npz``.
 
 Two formats, as Hugging Face writes them (nothing is downloaded):
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.checkpoints import TORCH_SUFFIXES, CheckpointError, read_torch_state_dict
-from models.gpt2.config import GPT2_SIZES
-from models.gpt2.weights import from_hf_state
-from models.weights import load_weights, save_weights
+from twinbench.backends.checkpoints import TORCH_SUFFIXES, CheckpointError, read_torch_state_dict
+from twinbench.models.gpt2.config import GPT2_SIZES
+from twinbench.models.gpt2.weights import from_hf_state
+from twinbench.models.weights import load_weights, save_weights
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 GPT2_TORCH_SUFFIXES = (".bin", *TORCH_SUFFIXES)  # transformers saves pytorch_model.bin

@@ -1,4 +1,4 @@
-"""Layer-by-layer views of a built model, for the teaching pages (``docs/models/``, ``python -m bench show``).
+"""Layer-by-layer views of a built model, for the teaching pages (``docs/models/``, ``python -m twinbench show``).
 
 One row per *leaf* layer (a layer or module with no sub-layers; in PyTorch also a module or model that owns
 parameters itself, see ``torch_layer_rows``), in the order the model defines them:
@@ -68,7 +68,7 @@ def torch_layer_rows(module, *, input_shape, inputs=None) -> list[dict]:
     Args:
         module: an ``nn.Module`` taking ``(N, C, H, W)`` images.
         input_shape: ``(H, W, C)``, as everywhere in twinbench.
-        inputs: for a model of another task (``data.tasks``): one sample's inputs as a tuple of tensors, passed
+        inputs: for a model of another task (``twinbench.data.tasks``): one sample's inputs as a tuple of tensors, passed
             as ``module(*inputs)`` instead of a zero image.
     """
     import torch

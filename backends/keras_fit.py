@@ -26,9 +26,9 @@ from types import ModuleType
 
 import numpy as np
 
-import data as datasets
-from backends import BackendError
-from backends.base import (
+from twinbench import data as datasets
+from twinbench.backends import BackendError
+from twinbench.backends.base import (
     COMPUTE_BATCHES,
     EpochResult,
     Runner,
@@ -38,7 +38,7 @@ from backends.base import (
     cycled_batches,
     epoch_edges,
 )
-from data.tasks import num_samples, take
+from twinbench.data.tasks import num_samples, take
 
 
 @dataclass(frozen=True)

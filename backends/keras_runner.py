@@ -1,17 +1,17 @@
 """The Keras 3 implementation: the single definition, trained with ``compile`` + ``fit`` on any backend.
 
-The backend was chosen before ``keras`` was imported (``backends.select_keras_backend``). Batches come
+The backend was chosen before ``keras`` was imported (``twinbench.backends.select_keras_backend``). Batches come
 from a ``keras.utils.PyDataset`` that follows twinbench's shared per-epoch order, so Keras sees exactly
 the batches the PyTorch loop sees. Test accuracy is measured after each epoch by a callback that predicts
 the test set, the same work the PyTorch loop does after each epoch.
 
-The mode (``bench.cell.Mode``) is applied the way Keras users do it: ``compile(jit_compile=...)``, a global
+The mode (``twinbench.cell.Mode``) is applied the way Keras users do it: ``compile(jit_compile=...)``, a global
 dtype policy (``mixed_bfloat16``, ``mixed_float16``: ``compile`` then wraps the optimizer in a
 ``LossScaleOptimizer``) and ``keras.config.set_image_data_format`` while the model is built. twinbench's arrays
 stay channels last: a channels-first model gets its batches transposed once. Its weights are the neutral ones
 as they are: Keras kernels are HWIO in either layout, and Keras' ``Flatten`` turns a channels-first map channels
 last before flattening (so that weights survive a change of layout), which the graph records
-(``models.weights.flatten_inputs``).
+(``twinbench.models.weights.flatten_inputs``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import itertools
 import keras
 import numpy as np
 
-from backends import BackendError, check_mode_here, framework_threads, keras_callback_threads
-from backends.base import NullEvents, TrainConfig
-from backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
-from backends.recurrent import keras_lstm_kernels
-from data.tasks import DEFAULT_TASK, PAD
-from models import build_model
-from models.weights import WeightMismatchError, leaf_layers
+from twinbench.backends import BackendError, check_mode_here, framework_threads, keras_callback_threads
+from twinbench.backends.base import NullEvents, TrainConfig
+from twinbench.backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
+from twinbench.backends.recurrent import keras_lstm_kernels
+from twinbench.data.tasks import DEFAULT_TASK, PAD
+from twinbench.models import build_model
+from twinbench.models.weights import WeightMismatchError, leaf_layers
 
 # The batches and callbacks fit uses, shared with tf.keras (backends/keras_fit.py), made for Keras 3.
 _classes = fit_classes(keras)
@@ -52,7 +52,7 @@ class TokenCrossEntropy(keras.losses.Loss):
 
 
 def task_loss(task: str):
-    """The task's loss (``data.tasks``) as Keras 3 spells it."""
+    """The task's loss (``twinbench.data.tasks``) as Keras 3 spells it."""
     if task == "recommendation":
         return keras.losses.BinaryCrossentropy(from_logits=True)
     if task in ("seq2seq", "language_model"):
@@ -452,7 +452,7 @@ def _jit_engine(backend, model):
 def _torch_compile_stats(backend, model):
     if backend != "torch" or model is None or not getattr(model, "jit_compile", False):
         return None
-    from backends.torch_runner import compile_stats
+    from twinbench.backends.torch_runner import compile_stats
 
     return compile_stats()
 

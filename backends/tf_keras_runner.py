@@ -13,14 +13,14 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from backends import check_mode_here, framework_threads
-from backends.base import NullEvents, TrainConfig
-from backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
-from backends.keras_runner import compile_model, mixed_policy
-from backends.recurrent import tf_keras_lstm_kernels
-from data.tasks import PAD
-from models import build_model
-from models.weights import WeightMismatchError
+from twinbench.backends import check_mode_here, framework_threads
+from twinbench.backends.base import NullEvents, TrainConfig
+from twinbench.backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
+from twinbench.backends.keras_runner import compile_model, mixed_policy
+from twinbench.backends.recurrent import tf_keras_lstm_kernels
+from twinbench.data.tasks import PAD
+from twinbench.models import build_model
+from twinbench.models.weights import WeightMismatchError
 
 # The batches and callbacks fit uses, shared with Keras 3 (backends/keras_fit.py), made for tf.keras.
 _classes = fit_classes(tf_keras)
@@ -39,7 +39,7 @@ class Float32CrossEntropy(tf_keras.losses.SparseCategoricalCrossentropy):
 
 class TokenCrossEntropy(tf_keras.losses.Loss):
     """Softmax cross-entropy of ``(N, T, V)`` logits, mean over the labelled tokens (PAD labels ignored); as
-    ``backends.keras_runner.TokenCrossEntropy``, in TensorFlow ops."""
+    ``twinbench.backends.keras_runner.TokenCrossEntropy``, in TensorFlow ops."""
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         labels = tf.cast(y_true, tf.int32)
@@ -56,7 +56,7 @@ class Float32BinaryCrossEntropy(tf_keras.losses.BinaryCrossentropy):
 
 
 def task_loss(task: str):
-    """The task's loss (``data.tasks``) as tf.keras spells it."""
+    """The task's loss (``twinbench.data.tasks``) as tf.keras spells it."""
     if task == "recommendation":
         return Float32BinaryCrossEntropy(from_logits=True)
     if task in ("seq2seq", "language_model"):

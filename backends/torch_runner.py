@@ -7,7 +7,7 @@ outside, the way a Keras callback measures ``fit``: ``LoopHooks`` is called arou
 clock, the epoch loss accumulated on the device and reported as the mean over samples, like Keras reports it, the
 progress bar, the profiler's markers), so the loop that runs is the loop the teaching pages show.
 
-The mode (``bench.cell.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
+The mode (``twinbench.cell.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
 ``torch.compile(model)``; mixed precision runs the forward pass and the loss under ``torch.autocast`` and, for
 float16, scales the loss with a ``GradScaler`` (PyTorch's AMP recipe; the scaler is a pass-through otherwise);
 ``--memory-format channels_last`` moves the weights and every batch to ``torch.channels_last``.
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
-import data as datasets
-from backends import BackendError, check_mode_here, framework_threads
-from backends.base import (
+from twinbench import data as datasets
+from twinbench.backends import BackendError, check_mode_here, framework_threads
+from twinbench.backends.base import (
     COMPUTE_BATCHES,
     EpochResult,
     NullEvents,
@@ -39,16 +39,16 @@ from backends.base import (
     cycled_batches,
     epoch_edges,
 )
-from backends.distributed import TorchDDP
-from backends.recurrent import torch_lstm_kernels, watch_lstms
-from data.tasks import DEFAULT_TASK, PAD, num_samples, take
-from models import build_model
-from models._registry import _resolve
-from models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
+from twinbench.backends.distributed import TorchDDP
+from twinbench.backends.recurrent import torch_lstm_kernels, watch_lstms
+from twinbench.data.tasks import DEFAULT_TASK, PAD, num_samples, take
+from twinbench.models import build_model
+from twinbench.models._registry import _resolve
+from twinbench.models.weights import default_torch_key, from_torch_state, to_torch_state, torch_layout
 
 
 class EpochBatchSampler(Sampler):
-    """Yields whole batches of indices in twinbench's shared per-epoch order (``data.batch_indices``).
+    """Yields whole batches of indices in twinbench's shared per-epoch order (``twinbench.data.batch_indices``).
 
     ``shard`` picks this process's share of each batch (torch DDP: the rank's consecutive slice), ``drop_last`` leaves
     out a partial last batch; ``samples`` is how many samples this process sees per epoch.
@@ -76,7 +76,7 @@ class ArraysDataset(Dataset):
     """twinbench's arrays as tensors, sliced a whole index batch at a time: ``(inputs, labels)`` per batch.
 
     ``inputs`` is one tensor (images, NCHW) or a tuple of them (token and id tensors, in the order the model takes
-    them: ``data.tasks``). ``set_epoch`` swaps in the epoch's arrays of a dataset that resamples (NCF's fresh
+    them: ``twinbench.data.tasks``). ``set_epoch`` swaps in the epoch's arrays of a dataset that resamples (NCF's fresh
     negatives, ``data.Dataset.resample``); for every other dataset it does nothing.
     """
 
@@ -147,7 +147,7 @@ class TokenCrossEntropy(nn.Module):
 
 
 def task_loss(task: str) -> nn.Module:
-    """The task's loss (``data.tasks``) as PyTorch spells it."""
+    """The task's loss (``twinbench.data.tasks``) as PyTorch spells it."""
     if task == "recommendation":
         return nn.BCEWithLogitsLoss()
     if task in ("seq2seq", "language_model"):
@@ -192,8 +192,8 @@ def train(model, loader, test_loader, optimizer, loss_fn, *, epochs, device, hoo
 
     ``hooks`` measure it from outside, the way Keras callbacks measure ``fit`` (``LoopHooks``: the step clock,
     the epoch loss, the progress bar, the profiler's markers); without them this is the tutorial loop. A model of
-    another task than images (``data.tasks``) takes a tuple of inputs and has no ``test_loader``: its metrics
-    (token accuracy, HR@10) are computed from its test logits by ``data.tasks.metrics``.
+    another task than images (``twinbench.data.tasks``) takes a tuple of inputs and has no ``test_loader``: its metrics
+    (token accuracy, HR@10) are computed from its test logits by ``twinbench.data.tasks.metrics``.
     """
     hooks = hooks or LoopHooks.NONE
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
@@ -271,7 +271,7 @@ class LoopHooks:
 
     def on_epoch_end(self, epoch, test_accuracy):
         test_metrics = None
-        if test_accuracy is None:  # another task than images: its metrics from the test logits (data.tasks)
+        if test_accuracy is None:  # another task than images: its metrics from the test logits (twinbench.data.tasks)
             test_accuracy, test_metrics = self.runner.epoch_metrics(self.model, self.dataset,
                                                                     batch_size=self.config.eval_batch_size)
         self.window.__exit__(None, None, None)
@@ -344,7 +344,7 @@ class TorchRunner(Runner):
     def _attach_layout(self, module, model_name, *, input_shape, num_classes, **options) -> None:
         """How the neutral (Keras) names and layouts line up with this module's state_dict, read from the Keras
         definition built with deferred weights (its names, shapes and graph: no Keras weight is drawn)."""
-        from backends.keras_runner import shapes_only
+        from twinbench.backends.keras_runner import shapes_only
 
         with shapes_only():
             reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
@@ -393,7 +393,7 @@ class TorchRunner(Runner):
         missing = [k for k in model.state_dict() if k not in tensors and k not in tied
                    and not k.endswith("num_batches_tracked")]
         if missing:
-            from models.weights import WeightMismatchError
+            from twinbench.models.weights import WeightMismatchError
 
             raise WeightMismatchError(f"PyTorch tensor {missing[0]!r} has no counterpart in the Keras definition.")
         model.load_state_dict(tensors, strict=False)
@@ -463,7 +463,7 @@ class TorchRunner(Runner):
                                     shard=self.replicas.shard)
         # batch_size=None: the sampler yields whole index batches and ArraysDataset slices them in one go.
         loader = DataLoader(train_set, sampler=sampler, batch_size=None, pin_memory=self.device.type == "cuda")
-        test_loader = None  # another task than images: LoopHooks computes its metrics (data.tasks)
+        test_loader = None  # another task than images: LoopHooks computes its metrics (twinbench.data.tasks)
         if self.task_of(model) == DEFAULT_TASK:
             test_set = TensorDataset(to_nchw(dataset.x_test), torch.from_numpy(dataset.y_test))
             test_loader = DataLoader(test_set, batch_size=config.eval_batch_size)

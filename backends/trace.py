@@ -1,4 +1,4 @@
-"""Each framework's own profiler, read into the neutral op intervals of ``bench.ops`` (``python -m bench trace``).
+"""Each framework's own profiler, read into the neutral op intervals of ``twinbench.ops`` (``python -m twinbench trace``).
 
 - torch and Keras on torch: ``torch.profiler`` (CPU activities; CUDA kernels too where a GPU is used). The ops are
   the events of ``prof.events()`` that are no user annotation (``record_function`` ranges such as
@@ -22,7 +22,7 @@ import glob
 import shutil
 import tempfile
 
-from bench.ops import OpInterval
+from twinbench.ops import OpInterval
 
 
 def op_tracer(runner):
@@ -142,7 +142,7 @@ class TensorflowTracer(_XSpaceTracer):
                 from tsl.profiler.protobuf import xplane_pb2
             except ImportError:
                 raise RuntimeError("this TensorFlow ships no XSpace parser (tensorflow.tsl.profiler.protobuf."
-                                   "xplane_pb2); bench trace cannot read its profile") from None
+                                   "xplane_pb2); twinbench trace cannot read its profile") from None
         space = xplane_pb2.XSpace()
         with open(path, "rb") as file:
             space.ParseFromString(file.read())

@@ -1,26 +1,54 @@
-"""twinbench's benchmark side, one package per job; they import each other one way (a test proves it):
+"""twinbench: one Keras 3 model definition, its native PyTorch and tf.keras twins, proven identical, benchmarked
+fairly. Run it as ``twinbench`` or ``python -m twinbench``.
 
-- ``cell``, ``records``: what a run is (its cell) and what it leaves (its record), shared by all of them;
-- ``cli``: ``python -m bench``: parses, checks the input, delegates, sets the exit code;
+The public API, importable from here (each name loads its module on first use, so ``import twinbench`` imports
+no framework and no model):
+
+>>> import twinbench
+>>> twinbench.list_models()                                   # doctest: +SKIP
+['alexnet', 'cifar_cnn', ...]
+>>> report = twinbench.check(my_keras_builder, my_torch_builder, input_shape=(32, 32, 3), num_classes=10)  # doctest: +SKIP
+>>> records, skipped = twinbench.load_records("results/train")  # doctest: +SKIP
+
+The package's parts, one job each, importing each other one way (tests/test_structure.py proves it):
+
+- ``models``: each model's Keras 3 definition, its twins and the registry; ``data``: the datasets and the shared
+  batch order; ``backends``: everything framework-specific at run time (the runners);
+- ``cell``, ``records``: what a run is (its cell) and what it leaves (its record);
 - ``measuring``: runs a cell in this process and measures it (timing, profiler, environment, FLOP/s);
 - ``results``: statistics, decomposition, tables, report and figures from records; imports no framework;
-- ``twins``: the teaching pages (``parity``: the twin checks; ``own_pair``: the check of your own pair, ``check``);
-- ``studies``: one-off questions (the definition effect, the profiler's own cost).
-
-Nothing in this package imports a framework at module level; it calls ``backends`` through one interface.
+- ``twins``: the twin checks (``parity``), the check of your own pair (``own_pair``) and the teaching pages;
+- ``studies``: one-off questions (the definition effect, the profiler's own cost);
+- ``cli``: ``python -m twinbench``: parses, checks the input, delegates, sets the exit code.
 """
 
+from __future__ import annotations
 
-def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=None, name="your pair", steps=0):
-    """Check that your Keras 3 model and your PyTorch module are the same network; name the layer where they part.
+import importlib
 
-    ``bench.check(keras_model, torch_model, input_shape=(32, 32, 3), num_classes=10)`` takes two builders
-    ``build(*, input_shape, num_classes)``; ``torch_keys`` optionally maps Keras weight paths to PyTorch state keys
-    (a dict or a function); ``steps=K`` also trains both K steps and checks that they stay within the float64
-    envelope (``bench.twins.trajectory``). Returns a report: ``report.identical``, and ``print(report)`` for the verdict and
-    details. The same as ``python -m bench check FILE.py``; see ``bench.twins.own_pair``.
-    """
-    from bench.twins.own_pair import check as check_pair
+# The public API: name -> the module that defines it.
+_PUBLIC = {
+    "check": "twinbench.twins.own_pair",              # is your Keras model the same network as your PyTorch one?
+    "ModelSpec": "twinbench.models",                  # a model's entry in the registry
+    "TwinCase": "twinbench.models",
+    "register_model": "twinbench.models",
+    "list_models": "twinbench.models",
+    "get_model_spec": "twinbench.models",
+    "build_model": "twinbench.models",                # build a registered model in one implementation
+    "load_model_file": "twinbench.models",
+    "load_records": "twinbench.records",              # read a results directory: (records, skipped files)
+    "read_record": "twinbench.records",
+    "UnknownChoiceError": "twinbench.models",
+}
 
-    return check_pair(keras_builder, torch_builder, input_shape=input_shape, num_classes=num_classes,
-                      torch_keys=torch_keys, name=name, steps=steps)
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'twinbench' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

@@ -1,4 +1,4 @@
-"""Entry point of ``python -m bench`` and of the ``twinbench`` command (``[project.scripts]`` in pyproject.toml)."""
+"""Entry point of ``python -m twinbench`` and of the ``twinbench`` command (``[project.scripts]`` in pyproject.toml)."""
 
 import os
 import sys
@@ -8,7 +8,7 @@ def run() -> None:
     """Run the command line with ``sys.argv`` and exit with its code."""
     # TensorFlow's C++ start-up chatter (INFO lines on stderr) would bury twinbench's one-line messages.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from bench.cli import main
+    from twinbench.cli import main
 
     sys.exit(main())
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from models import IMPLEMENTATIONS, check_choice, get_model_spec
-from models.choices import UnknownChoiceError
+from twinbench.models import IMPLEMENTATIONS, check_choice, get_model_spec
+from twinbench.models.choices import UnknownChoiceError
 
 # The nox environments (one virtualenv each: the frameworks' pins conflict) and the cells each one runs, as
 # (implementation, backend) in the order of every table. An environment is named after its Keras backend.
@@ -36,7 +36,7 @@ NATIVE_BACKEND = {implementation: backend for implementation, backend in ORDER i
 # leaves its default.
 @dataclass(frozen=True)
 class Mode:
-    """How a cell runs: compilation, precision and memory layout (``python -m bench train --help``).
+    """How a cell runs: compilation, precision and memory layout (``python -m twinbench train --help``).
 
     Attributes:
         jit: ``default`` (each framework's own: eager PyTorch, Keras ``jit_compile="auto"``, tf.keras' plain
@@ -78,7 +78,7 @@ DEFAULT_MODE = Mode()
 
 
 # Data parallelism: the engine each (implementation, backend) trains on over several replicas, the engines its users
-# already run (``backends.distributed`` drives them), and the reason where an implementation has none.
+# already run (``twinbench.backends.distributed`` drives them), and the reason where an implementation has none.
 DATA_PARALLEL = {
     ("torch", "torch"): "torch DDP",
     ("tf_keras", "tensorflow"): "tf.distribute.MirroredStrategy",
@@ -145,10 +145,10 @@ SINGLE = Replication()
 AXES = {
     **dataclasses.asdict(DEFAULT_MODE),
     **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
-    "feed": "native",  # how a throughput run feeds its batches (backends.base.FEEDS; --feed)
+    "feed": "native",  # how a throughput run feeds its batches (twinbench.backends.base.FEEDS; --feed)
     "cpus": "free",  # CPUs the process is pinned to (--cpus 0, 0,1); free: whatever it was given
     "process": "own",  # own: the cell ran alone in its process; shared: interleaved with its environment's other cell
-    "allocator": "system",  # the C allocator's settings (backends.allocator; --allocator): system (as started), tuned
+    "allocator": "system",  # the C allocator's settings (twinbench.backends.allocator; --allocator): system (as started), tuned
 }
 
 

@@ -1,12 +1,12 @@
 """The op-level breakdown of a training step, the same for every framework: which op is which kind of work.
 
-``python -m bench trace`` runs a cell's steps under its framework's own profiler (``backends.trace`` reads each
+``python -m twinbench trace`` runs a cell's steps under its framework's own profiler (``twinbench.backends.trace`` reads each
 profiler's output into ``OpInterval`` s); this module sorts the ops into ``CATEGORIES`` by the name patterns of
 ``RULES`` (the one place the classification is written) and turns the intervals into the record's ``ops`` table:
 milliseconds per step for each category, and the **remainder**, the step's wall time that no op covers (Python,
 dispatch, framework bookkeeping, waiting).
 
-Each op counts with its exclusive (self) time: its interval minus those of the ops it calls (``backends.trace``
+Each op counts with its exclusive (self) time: its interval minus those of the ops it calls (``twinbench.backends.trace``
 cuts them so), so no time is counted twice; time outside every op (Python, the framework's own bookkeeping between
 ops) is the remainder. With more than one thread, ops overlap in time: the time **covered** is
 the union of the op intervals of every executing thread within the traced window, and an instant covered by ``k``

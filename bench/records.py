@@ -1,15 +1,15 @@
 """Result records: one JSON file per run, of every kind; the one module that creates, writes and loads them.
 
-A **record** is one run's result: one process that ran one cell (``bench.cell.Cell``). Kinds (``KINDS``):
+A **record** is one run's result: one process that ran one cell (``twinbench.cell.Cell``). Kinds (``KINDS``):
 
-- ``train``: ``python -m bench train`` (``bench.measuring.train``): accuracy before/after, per-epoch loss,
+- ``train``: ``python -m twinbench train`` (``twinbench.measuring.train``): accuracy before/after, per-epoch loss,
   accuracy and times, timing windows during the epochs;
-- ``throughput``: ``python -m bench throughput`` (``bench.measuring.throughput``): the first step, warm-up,
+- ``throughput``: ``python -m twinbench throughput`` (``twinbench.measuring.throughput``): the first step, warm-up,
   repeats of timed windows with the profiler on and off, throughput, FLOP/s;
-- ``profiler_cost``: ``python -m bench profiler-cost`` (``bench.studies.profiler_cost``): windows with the profiler's
+- ``profiler_cost``: ``python -m twinbench profiler-cost`` (``twinbench.studies.profiler_cost``): windows with the profiler's
   sampler on, each between two with it off, at several sampling intervals;
-- ``trace``: ``python -m bench trace`` (``bench.measuring.trace``): steady-state steps under the framework's own
-  profiler, and ``ops``, the time per step of each kind of op (``bench.ops``).
+- ``trace``: ``python -m twinbench trace`` (``twinbench.measuring.trace``): steady-state steps under the framework's own
+  profiler, and ``ops``, the time per step of each kind of op (``twinbench.ops``).
 
 Every record starts the same way (``new_record``): ``schema``, ``schema_version``, ``kind``, ``cell``,
 ``run_id``, ``config`` (the run's settings, verbatim) and ``started``; then ``status`` (``ok`` or ``failed``,
@@ -22,12 +22,12 @@ directory adds its run id to the name (``<cell file id>.<run id>.json``), so bot
 
 Runs of one cell are pooled (``compare``, ``report``, ``definition-effect``), wherever they lie: the timing
 samples of every successful run are concatenated and the bootstrap resamples the runs as well as the samples
-within them (``bench.results.decompose.pooled``); a table that shows one figure per cell (accuracy, loss, epoch
+within them (``twinbench.results.decompose.pooled``); a table that shows one figure per cell (accuracy, loss, epoch
 time) shows the cell's latest successful run (``latest_runs``) and a failed run only when the cell has no
 successful one. ``--resume`` counts a cell as done when it has any successful record.
 
 Schema history (``schema_version``): 1 had no ``kind``, ``timing``, ``settings`` or profiler; 2 (read here) adds
-``kind``, ``timing`` (median/IQR/CI from ``bench.results.stats.summarize``), ``settings`` (Keras backend, resolved
+``kind``, ``timing`` (median/IQR/CI from ``twinbench.results.stats.summarize``), ``settings`` (Keras backend, resolved
 ``jit_compile``, precision, TF32, threads, device), ``memory`` (framework allocator, NVML, host RSS), ``profile``,
 ``profiler_overhead`` (throughput), ``host_load`` and ``timeline_file``: the profiler's samples in a sidecar
 ``<record name>.timeline.json``. ``run_id`` came later within version 2; records without one still read.
@@ -46,7 +46,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.cell import Cell
+from twinbench.cell import Cell
 
 SCHEMA = "twinbench.run"
 SCHEMA_VERSION = 2
@@ -80,7 +80,7 @@ def new_run_id() -> str:
 
 def new_record(kind: str, config, *, started: str | None = None) -> dict:
     """What every record starts with, a failed one too. ``config``: the run's frozen dataclass, with a
-    ``cell`` property (``bench.cell.Cell``); ``started``: the run's start time (now when not given)."""
+    ``cell`` property (``twinbench.cell.Cell``); ``started``: the run's start time (now when not given)."""
     if kind not in KINDS:
         raise ValueError(f"Unknown record kind {kind!r}. Valid choices: {', '.join(KINDS)}.")
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "cell": config.cell.as_dict(),

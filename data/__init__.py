@@ -2,10 +2,10 @@
 
 Every implementation of a model (PyTorch, tf.keras, Keras 3 on any backend) is fed the same arrays (images:
 float32 NHWC in [0, 1], converted deterministically to the model's input shape; other tasks: integer arrays,
-``data.tasks``), and visits them in the same order (``data.order``). This package imports NumPy and
+``twinbench.data.tasks``), and visits them in the same order (``twinbench.data.order``). This package imports NumPy and
 scikit-learn only, never a deep-learning framework.
 
->>> from data import load_dataset, batch_indices
+>>> from twinbench.data import load_dataset, batch_indices
 >>> ds = load_dataset("digits", input_shape=(28, 28, 1))
 >>> ds.x_train.shape, ds.x_train.dtype, ds.y_train.dtype
 ((1437, 28, 28, 1), dtype('float32'), dtype('int64'))
@@ -19,11 +19,11 @@ Datasets:
 - ``cifar10``    CIFAR-10 from ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/`` in the data directory.
 - ``mnist``      MNIST from ``mnist.npz`` or the four IDX files (optionally ``.gz``) in the data directory.
 
-Other tasks (``data.tasks``; a model trains on its task's first dataset unless told otherwise):
+Other tasks (``twinbench.data.tasks``; a model trains on its task's first dataset unless told otherwise):
 
-- ``reverse``        seq2seq: reverse digit strings; embedded, fixed split (``data.seq2seq``).
+- ``reverse``        seq2seq: reverse digit strings; embedded, fixed split (``twinbench.data.seq2seq``).
 - ``parallel_text``  seq2seq: ``source.txt`` and ``target.txt`` in the data directory, one sentence per line.
-- ``pydoc``          language_model: Python's own topic help as byte tokens; embedded (``data.text``).
+- ``pydoc``          language_model: Python's own topic help as byte tokens; embedded (``twinbench.data.text``).
 - ``reverse_lm``     language_model: the reversal task as next-token prediction; embedded.
 - ``synthetic_tokens`` language_model: random tokens of any vocabulary and length, for throughput runs.
 - ``text_file``      language_model: your UTF-8 ``.txt`` file(s) via the data directory.
@@ -40,18 +40,25 @@ import dataclasses
 import numbers
 import os
 
-from data import cifar10, digits, mnist, recommendation, seq2seq, synthetic, text
-from data.base import DATA_DIR_ENV, Dataset, DatasetError, check_int
-from data.order import batch_indices, epoch_permutation, eval_batches
-from data.tasks import DEFAULT_TASK, TASKS, all_datasets, check_dataset_for_task, get_task, task_of_dataset
-from data.transforms import (
+from twinbench.data import cifar10, digits, mnist, recommendation, seq2seq, synthetic, text
+from twinbench.data.base import DATA_DIR_ENV, Dataset, DatasetError, check_int
+from twinbench.data.order import batch_indices, epoch_permutation, eval_batches
+from twinbench.data.tasks import (
+    DEFAULT_TASK,
+    TASKS,
+    all_datasets,
+    check_dataset_for_task,
+    get_task,
+    task_of_dataset,
+)
+from twinbench.data.transforms import (
     check_channel_conversion,
     convert_channels,
     describe_conversion,
     resize_bilinear,
     to_input_shape,
 )
-from models.choices import UnknownChoiceError, check_choice
+from twinbench.models.choices import UnknownChoiceError, check_choice
 
 DATASETS = all_datasets()  # every task's, images first
 IMAGE_DATASETS = TASKS[DEFAULT_TASK].datasets
@@ -102,8 +109,8 @@ def load_dataset(
         seed: seed of the ``synthetic`` data. The real datasets have fixed splits and ignore it.
         synthetic_train: number of ``synthetic`` training samples (default 2,048); ignored by the others.
         synthetic_test: number of ``synthetic`` test samples (default 512); ignored by the others.
-        verify_checksums: check files of the official size against the official digests (``data.checksums``).
-        task: the model's task (``data.tasks``): ``synthetic`` data are random data of that kind.
+        verify_checksums: check files of the official size against the official digests (``twinbench.data.checksums``).
+        task: the model's task (``twinbench.data.tasks``): ``synthetic`` data are random data of that kind.
 
     Returns:
         A ``Dataset`` with float32 NHWC images in [0, 1] of shape ``(N, *input_shape)`` and int64 labels.
@@ -146,7 +153,7 @@ def load_dataset(
 
 
 def _load_other(name: str, *, data_dir, seed: int, input_shape=None, num_classes=None) -> Dataset:
-    """A dataset of a task other than image classification (``data.tasks``); text datasets cut their windows to
+    """A dataset of a task other than image classification (``twinbench.data.tasks``); text datasets cut their windows to
     the model's ``input_shape = (context_length,)``."""
     context = {"input_shape": tuple(input_shape)} if input_shape is not None and len(input_shape) == 1 else {}
     if name == "pydoc":

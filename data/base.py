@@ -29,19 +29,19 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ``==``; records compare by identity
 class Dataset:
-    """A dataset ready for any framework: NumPy arrays in the layout its task defines (``data.tasks``).
+    """A dataset ready for any framework: NumPy arrays in the layout its task defines (``twinbench.data.tasks``).
 
     Attributes:
         name: the dataset's name, one of ``data.DATASETS``.
         x_train: training inputs. Images: float32 ``(N, H, W, C)`` (channels last), values in [0, 1],
-            C-contiguous. Other tasks: a tuple of int32 arrays in the order the model takes them (``data.tasks``).
-        y_train: training labels, ``(N,)`` int64 for images (values ``0 .. num_classes - 1``); see ``data.tasks``.
+            C-contiguous. Other tasks: a tuple of int32 arrays in the order the model takes them (``twinbench.data.tasks``).
+        y_train: training labels, ``(N,)`` int64 for images (values ``0 .. num_classes - 1``); see ``twinbench.data.tasks``.
         x_test: test inputs, same layout as ``x_train``.
         y_test: test labels, same layout as ``y_train``.
         num_classes: number of classes (the vocabulary of token tasks; 1 for recommendation).
         meta: where the data came from and what was done to it (source, original shape, resize, channels,
             checksum, split).
-        task: the task whose data this is (``data.tasks.TASKS``).
+        task: the task whose data this is (``twinbench.data.tasks.TASKS``).
         input_shape: the build argument ``input_shape`` the data fits (``None``: images, the caller's shape).
         resample: ``None`` when every epoch trains on ``(x_train, y_train)``; else ``resample(epoch)`` returns
             that epoch's ``(x, y)`` (same length every epoch: recommendation's freshly sampled negatives). It

@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.base import DatasetError
+from twinbench.data.base import DatasetError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.base import (
+from twinbench.data.base import (
     HOW_TO_POINT,
     Dataset,
     DatasetError,
@@ -33,7 +33,7 @@ from data.base import (
     resolve_data_dir,
     to_unit_float32,
 )
-from data.checksums import verify_file
+from twinbench.data.checksums import verify_file
 
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.base import Dataset, to_unit_float32
+from twinbench.data.base import Dataset, to_unit_float32
 
 NUM_CLASSES = 10
 MAX_VALUE = 16  # pixel values are 0..16

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.base import (
+from twinbench.data.base import (
     HOW_TO_POINT,
     Dataset,
     DatasetError,
@@ -31,7 +31,7 @@ from data.base import (
     resolve_data_dir,
     to_unit_float32,
 )
-from data.checksums import verify_file
+from twinbench.data.checksums import verify_file
 
 NPZ = "mnist.npz"
 SPLITS = ("x_train", "y_train", "x_test", "y_test")

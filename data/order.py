@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.base import check_int
+from twinbench.data.base import check_int
 
 
 def epoch_permutation(n: int, *, epoch: int, seed: int) -> np.ndarray:

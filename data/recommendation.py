@@ -11,7 +11,7 @@ The protocol is the NCF paper's (He et al., "Neural Collaborative Filtering", WW
   (drawn once, seeded); HR@10 is the share of users whose held-out item scores among the 10 best of the 100.
 
 Inputs are ``(user, item)`` int32 arrays; labels float32 ``(N, 1)``; the build arguments are
-``input_shape=(num_users, num_items)`` and ``num_classes=1`` (``data.tasks``).
+``input_shape=(num_users, num_items)`` and ``num_classes=1`` (``twinbench.data.tasks``).
 
 ``implicit`` plants a low-rank structure: users and items get random 4-dimensional factors and each user's
 interactions are drawn with probabilities that grow with the factors' dot product, so a model that learns the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.base import Dataset, DatasetError, describe_error, resolve_data_dir
+from twinbench.data.base import Dataset, DatasetError, describe_error, resolve_data_dir
 
 NEGATIVES = 4  # sampled negatives per training positive (the paper's ratio)
 TEST_NEGATIVES = 99  # sampled negatives per held-out positive

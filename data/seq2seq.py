@@ -14,7 +14,7 @@ The last ``1/10`` of the lines (at least one) are the test split. One vocabulary
 split's ``MAX_VOCAB`` most frequent tokens (ties alphabetical); others become ``<unk>``. Sentences are cut to
 ``MAX_TOKENS`` tokens (``meta`` says how many were cut).
 
-Layout (``data.tasks``): ``x = (source, decoder_input)`` int32, ``y`` int64 labels; ``decoder_input`` is
+Layout (``twinbench.data.tasks``): ``x = (source, decoder_input)`` int32, ``y`` int64 labels; ``decoder_input`` is
 ``BOS`` followed by the target (teacher forcing), the labels are the target followed by ``EOS``; PAD = 0
 fills the rest and is masked out of the loss. The build arguments are ``input_shape=(source_length,
 target_length)`` and ``num_classes`` = the vocabulary size.
@@ -26,8 +26,8 @@ from collections import Counter
 
 import numpy as np
 
-from data.base import Dataset, DatasetError, describe_error, resolve_data_dir
-from data.tasks import BOS, EOS, FIRST_TOKEN, PAD
+from twinbench.data.base import Dataset, DatasetError, describe_error, resolve_data_dir
+from twinbench.data.tasks import BOS, EOS, FIRST_TOKEN, PAD
 
 REVERSE_MAX = 8  # longest digit string
 REVERSE_TRAIN, REVERSE_TEST = 2048, 512

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.base import Dataset, check_int
-from data.tasks import DEFAULT_TASK, random_batch
+from twinbench.data.base import Dataset, check_int
+from twinbench.data.tasks import DEFAULT_TASK, random_batch
 
 DEFAULT_TRAIN = 2048
 DEFAULT_TEST = 512
@@ -60,7 +60,7 @@ def load(
 
 def load_task(task: str, *, input_shape, num_classes: int, seed: int = 0, train_size: int = DEFAULT_TRAIN,
               test_size: int = DEFAULT_TEST) -> Dataset:
-    """Random data of any task's kind (``data.tasks.random_batch``), for throughput runs of non-image models.
+    """Random data of any task's kind (``twinbench.data.tasks.random_batch``), for throughput runs of non-image models.
 
     Images go through ``load``; token and recommendation data are random ids of ``input_shape``'s sizes.
     """
@@ -73,5 +73,5 @@ def load_task(task: str, *, input_shape, num_classes: int, seed: int = 0, train_
     x_test, y_test = random_batch(task, input_shape, num_classes, batch=test_size, seed=seed + 1)
     return Dataset(name="synthetic", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    num_classes=num_classes, task=task, input_shape=tuple(input_shape),
-                   meta={"source": f"data.tasks.random_batch({task!r}, seed {seed}): random ids",
+                   meta={"source": f"twinbench.data.tasks.random_batch({task!r}, seed {seed}): random ids",
                          "original_shape": tuple(input_shape)})

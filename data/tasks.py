@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.choices import UnknownChoiceError
+from twinbench.models.choices import UnknownChoiceError
 
 PAD, BOS, EOS = 0, 1, 2  # token conventions of every token task
 FIRST_TOKEN = 3  # the first real token
@@ -116,7 +116,7 @@ def all_datasets() -> tuple[str, ...]:
 def check_dataset_for_task(dataset: str, task_name: str, *, model: str) -> None:
     """One-line ``UnknownChoiceError`` when ``dataset`` is not data of the kind model ``model`` takes.
 
-    ``synthetic`` (random data for throughput runs) exists for every task (``data.synthetic.load_task``).
+    ``synthetic`` (random data for throughput runs) exists for every task (``twinbench.data.synthetic.load_task``).
     """
     task, given = get_task(task_name), task_of_dataset(dataset)
     if given.name != task.name and dataset != "synthetic":

@@ -8,7 +8,7 @@ apart (each token is predicted once): ``x`` is the window's first ``context_leng
 ``context_length`` (int64), the next token at every position. The loss, the same for every implementation, is the
 softmax cross-entropy of the next token, the mean over the labelled (non-PAD) tokens of a batch; the metrics after
 each epoch are that loss, its perplexity ``exp(loss)`` and the next-token accuracy (``metrics``). Every
-implementation visits the windows in the order ``data.order`` draws, like images.
+implementation visits the windows in the order ``twinbench.data.order`` draws, like images.
 
 Datasets:
 
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.base import Dataset, DatasetError, check_int, resolve_data_dir
-from data.tasks import EOS, FIRST_TOKEN, PAD  # the token conventions of every token task
+from twinbench.data.base import Dataset, DatasetError, check_int, resolve_data_dir
+from twinbench.data.tasks import EOS, FIRST_TOKEN, PAD  # the token conventions of every token task
 
 FIRST_BYTE_TOKEN = FIRST_TOKEN  # byte b is token b + 3
 VOCAB_SIZE = FIRST_BYTE_TOKEN + 256

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.base import DatasetError
+from twinbench.data.base import DatasetError
 
 BT601_LUMA = (0.299, 0.587, 0.114)  # weights of R, G, B in Y' (ITU-R BT.601)
 

@@ -12,7 +12,7 @@ An *implementation* is one way of running a model:
 Builders are imported lazily, so listing models never imports a framework.
 
 Models from outside the repository join the registry the same way (``load_model_file``, ``external_models``): a
-Python file that calls ``register_model`` (``python -m bench train --model FILE.py:NAME``, or the files listed in
+Python file that calls ``register_model`` (``python -m twinbench train --model FILE.py:NAME``, or the files listed in
 ``TWINBENCH_MODELS``), or an installed package's entry point in the group ``twinbench.models``, which names a module
 that registers its models or a ``ModelSpec``. Their builders may be the functions themselves instead of
 ``"module:function"``.
@@ -30,20 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.choices import UnknownChoiceError, check_choice
+from twinbench.models.choices import UnknownChoiceError, check_choice
 
 IMPLEMENTATIONS = ("torch", "tf_keras", "keras")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TwinCase:
-    """The small case the twin tests run a model on (``bench.twins.parity``): small enough for a CPU.
+    """The small case the twin tests run a model on (``twinbench.twins.parity``): small enough for a CPU.
 
     Attributes:
-        input_shape: input shape ``(H, W, C)`` (other tasks: as ``data.tasks`` defines it); ``None`` means the
+        input_shape: input shape ``(H, W, C)`` (other tasks: as ``twinbench.data.tasks`` defines it); ``None`` means the
             model's default.
         num_classes: number of classes; ``None`` means the model's default.
-        batch: samples in the fixed batch (``data.tasks.random_batch``).
+        batch: samples in the fixed batch (``twinbench.data.tasks.random_batch``).
         options: builder options the twin tests use, the same for every implementation, e.g.
             ``{"dropout": 0.0}`` (dropout masks cannot match across frameworks).
     """
@@ -66,14 +66,14 @@ class ModelSpec:
         name: registry name, e.g. ``"cifar_cnn"``.
         builders: implementation -> ``"module:function"`` (or, for a model from outside, the function); each function is keyword-only,
             ``build(*, input_shape, num_classes)``, and returns a model that outputs logits.
-        input_shape: default input shape, channels last ``(H, W, C)``; for the other tasks what ``data.tasks``
+        input_shape: default input shape, channels last ``(H, W, C)``; for the other tasks what ``twinbench.data.tasks``
             says (e.g. ``(num_users, num_items)`` for recommendation).
         num_classes: default number of classes (the vocabulary of token tasks, 1 for recommendation).
         paper: where the architecture comes from.
         summary: one line for listings.
         params: parameter count at the default input shape and classes, BatchNorm statistics excluded
             (every implementation must have exactly this many).
-        forward_flops: ``{"HxWxC": FLOPs per image}`` at the default classes (``models.flops`` counts them);
+        forward_flops: ``{"HxWxC": FLOPs per image}`` at the default classes (``twinbench.models.flops`` counts them);
             the default input shape is always one of the sizes.
         torch_keys: optional ``"module:function"`` returning ``{keras_weight_path: torch_state_key}``
             for a given list of Keras weight paths; by default ``conv1/kernel`` -> ``conv1.weight``.
@@ -82,8 +82,8 @@ class ModelSpec:
             checkpoint has another class count; ``None``: a checkpoint must fit the model exactly.
         twin_case: the twin tests' small case.
         data_formats: the image layouts the Keras definition can be built in (``--data-format``); inputs and
-            weights stay channels last, the runner transposes them (``backends.keras_runner``).
-        task: what the model takes and is trained for, one of ``data.tasks.TASKS``: the meaning of
+            weights stay channels last, the runner transposes them (``twinbench.backends.keras_runner``).
+        task: what the model takes and is trained for, one of ``twinbench.data.tasks.TASKS``: the meaning of
             ``input_shape`` and ``num_classes``, the inputs (one array or a tuple), the loss, the metrics and the
             datasets it accepts (the first is its default).
         input_check: optional ``"module:function"`` called as ``function(name, input_shape)`` that raises a one-line
@@ -201,7 +201,7 @@ def load_model_file(reference: str) -> str:
     registered = _load_file(path)
     if name not in registered:
         raise UnknownChoiceError(f"Model file {path_text!r} registers no model {name!r}. Valid choices: "
-                                 f"{', '.join(sorted(registered)) or '(none: it must call models.register_model)'}.")
+                                 f"{', '.join(sorted(registered)) or '(none: it must call twinbench.models.register_model)'}.")
     listed = [p for p in os.environ.get(MODELS_VARIABLE, "").split(os.pathsep) if p]
     if str(path) not in listed:
         os.environ[MODELS_VARIABLE] = os.pathsep.join([*listed, str(path)])
@@ -245,7 +245,7 @@ def build_model(name: str, implementation: str, *, input_shape=None, num_classes
 
     ``options`` are extra keyword arguments of the model's builders, the same for every implementation
     (e.g. ``dropout=0.0`` for VGG19 and MobileNetV2, as the twin tests use).
-    The ``keras`` implementation needs the Keras backend chosen first (``backends.select_keras_backend``).
+    The ``keras`` implementation needs the Keras backend chosen first (``twinbench.backends.select_keras_backend``).
     """
     spec = get_model_spec(name)
     input_shape = tuple(input_shape or spec.input_shape)
@@ -259,7 +259,7 @@ def check_input_shape(spec: ModelSpec, input_shape) -> None:
     if spec.task != "image_classification":
         if not input_shape or min(input_shape) < 1:
             raise ValueError(f"Model {spec.name!r} takes input_shape as its task {spec.task!r} defines it "
-                             f"(data.tasks). Received: input_shape={tuple(input_shape)}.")
+                             f"(twinbench.data.tasks). Received: input_shape={tuple(input_shape)}.")
         return
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(

@@ -5,7 +5,7 @@ Convention (the one MFU accounting uses, e.g. Chowdhery et al., *PaLM*, 2022, ap
 - one multiply-accumulate (MAC) is **2 FLOPs**;
 - only convolutions, Dense layers and attention's two matrix products are counted, where the MACs are: a
   ``Conv2D`` output element costs ``kh * kw * in_channels / groups`` MACs, a ``DepthwiseConv2D`` output element ``kh * kw``, a ``Dense``
-  output ``in_features``; a layer with a ``macs()`` method counts its own (``models.vit``'s ``SelfAttention``:
+  output ``in_features``; a layer with a ``macs()`` method counts its own (``twinbench.models.vit``'s ``SelfAttention``:
   ``q k^T`` and ``weights v``, ``2 * tokens^2 * D`` per sample; GNMT's attention: its scores and context; GPT-2's
   attention, the full ``T x T`` square since the mask is applied after, and its tied output layer, ``T x width x vocab``);
 - bias additions, BatchNorm, activations, pooling, padding and residual additions are *not* counted
@@ -79,8 +79,8 @@ def forward_flops(keras_model) -> int:
 def model_flops(model_name: str, *, input_shape=None, num_classes=None) -> int:
     """Forward FLOPs per sample of a registered model, counted on its Keras 3 definition.
 
-    Builds the Keras definition, so the Keras backend must already be chosen (``backends.select_keras_backend``).
+    Builds the Keras definition, so the Keras backend must already be chosen (``twinbench.backends.select_keras_backend``).
     """
-    from models import build_model
+    from twinbench.models import build_model
 
     return forward_flops(build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes))

@@ -26,7 +26,7 @@ LOGITS = DIR / f"{MODEL}.torch-epoch{EPOCHS}.logits.npz"
 
 def train_and_save(weights_path) -> dict:
     """Train the epoch in the PyTorch twin through ``twinbench train``'s own code path, saving to ``weights_path``."""
-    from bench.measuring.train import RunConfig, execute
+    from twinbench.measuring.train import RunConfig, execute
 
     config = RunConfig(model=MODEL, implementation=IMPLEMENTATION, backend="torch", dataset=DATASET, epochs=EPOCHS,
                        input_shape=INPUT_SHAPE, profile=False, save_weights=str(weights_path))
@@ -35,9 +35,9 @@ def train_and_save(weights_path) -> dict:
 
 def test_logits(implementation, backend, weights_path) -> tuple[np.ndarray, float]:
     """The test-set logits and accuracy of one implementation started from the weights in ``weights_path``."""
-    import data as datasets
-    from backends import get_runner
-    from backends.checkpoints import read_checkpoint
+    from twinbench import data as datasets
+    from twinbench.backends import get_runner
+    from twinbench.backends.checkpoints import read_checkpoint
 
     dataset = datasets.load_dataset(DATASET, input_shape=INPUT_SHAPE, num_classes=10)
     runner = get_runner(implementation, backend)
@@ -52,7 +52,7 @@ test_logits.__test__ = False  # a helper, not a pytest test
 
 
 def main() -> None:
-    from models.weights import save_weights
+    from twinbench.models.weights import save_weights
 
     DIR.mkdir(parents=True, exist_ok=True)
     record = train_and_save(WEIGHTS)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class Case:
     id: str
     what: str  # the README's words for the mistake
-    argv: tuple[str, ...]  # arguments to `python -m bench`
+    argv: tuple[str, ...]  # arguments to `python -m twinbench`
     expect: str  # a regular expression the one-line message must match
     env: dict = field(default_factory=dict)
     prepare: str | None = None  # name of a function below that sets up {tmp}
@@ -186,8 +186,8 @@ def bad_checkpoint(tmp: Path):
 
 
 def future_record(tmp: Path):
-    from bench.measuring.train import RunConfig
-    from bench.records import new_record
+    from twinbench.measuring.train import RunConfig
+    from twinbench.records import new_record
 
     tmp.mkdir(parents=True, exist_ok=True)
     record = new_record("train", RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
@@ -217,14 +217,14 @@ def _fill(text, values):
 
 
 def run_case(case: Case, tmp: Path):
-    """Run ``python -m bench`` for a case; returns (exit code, stdout, stderr)."""
+    """Run ``python -m twinbench`` for a case; returns (exit code, stdout, stderr)."""
     if case.prepare:
         globals()[case.prepare](tmp)
     values = {**here(), "{tmp}": str(tmp)}
     argv = [_fill(a, values) for a in case.argv]
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env.update({k: _fill(v, values) for k, v in case.env.items()})
-    done = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "twinbench", *argv], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     return done.returncode, done.stdout, done.stderr
 

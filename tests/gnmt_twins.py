@@ -1,10 +1,10 @@
 """GNMT's twin check at the model level: each implementation observed on one fixed batch of token sequences.
 
 GNMT is not in the registry yet (the runners take images until the non-image data path lands), so this module
-does for GNMT what ``backends`` + ``bench.twins.parity.observe`` do for the image models: build an implementation,
-load the neutral weights (``models.weights``), and observe inference-mode logits, the per-token loss, every
+does for GNMT what ``backends`` + ``twinbench.twins.parity.observe`` do for the image models: build an implementation,
+load the neutral weights (``twinbench.models.weights``), and observe inference-mode logits, the per-token loss, every
 gradient and the weight change of one plain SGD step, each in that framework's own idiom. The comparisons are
-``bench.twins.parity``'s.
+``twinbench.twins.parity``'s.
 
 Why SGD and not Adam: an SGD step is ``-lr * gradient`` of *each parameter*, so it shows what a gradient
 comparison cannot, that PyTorch's two LSTM biases, both trained, move their sum twice as far as Keras' one bias.
@@ -20,8 +20,15 @@ import sys
 
 import numpy as np
 
-from bench.twins.parity import FINGERPRINT_DIR, GRAD_ATOL, GRAD_RTOL, ZERO_GRAD_REL, Observation, _check_close
-from models.gnmt.config import EOS, PAD, gnmt_config, param_count, shift_right, torch_key
+from twinbench.models.gnmt.config import EOS, PAD, gnmt_config, param_count, shift_right, torch_key
+from twinbench.twins.parity import (
+    FINGERPRINT_DIR,
+    GRAD_ATOL,
+    GRAD_RTOL,
+    ZERO_GRAD_REL,
+    Observation,
+    _check_close,
+)
 
 # The twin case: the small size without dropout (masks cannot match across frameworks).
 SOURCE_LENGTH, TARGET_LENGTH, VOCABULARY = 7, 6, 40
@@ -54,15 +61,15 @@ def twin_batch(*, batch=4, seed=1234):
 @functools.lru_cache(maxsize=1)
 def canonical() -> dict[str, np.ndarray]:
     """The canonical weights, drawn from the Keras definition's initializers in NumPy (the same on every backend)."""
-    from models.gnmt.keras_model import gnmt
-    from models.weights import canonical_weights
+    from twinbench.models.gnmt.keras_model import gnmt
+    from twinbench.models.weights import canonical_weights
 
     return canonical_weights(gnmt(**BUILD), seed=SEED)
 
 
 # -- Keras 3 (any backend) ---------------------------------------------------------------------------------------
 def keras_model(weights=None):
-    from models.gnmt.keras_model import gnmt
+    from twinbench.models.gnmt.keras_model import gnmt
 
     model = gnmt(**BUILD)
     weights = canonical() if weights is None else weights
@@ -81,7 +88,7 @@ def observe_keras(model, batch) -> Observation:
     """Logits, per-token loss, gradients and one ``keras.optimizers.SGD`` step of the Keras 3 definition."""
     import keras
 
-    from models.gnmt.keras_model import token_loss
+    from twinbench.models.gnmt.keras_model import token_loss
 
     source, decoder_input, labels = batch
     inputs = [keras.ops.convert_to_tensor(source), keras.ops.convert_to_tensor(decoder_input)]
@@ -123,8 +130,8 @@ def observe_keras(model, batch) -> Observation:
 
 # -- tf.keras ----------------------------------------------------------------------------------------------------
 def tf_keras_model(weights=None):
-    from backends.tf_keras_runner import neutral_variables
-    from models.gnmt.tf_keras_model import gnmt
+    from twinbench.backends.tf_keras_runner import neutral_variables
+    from twinbench.models.gnmt.tf_keras_model import gnmt
 
     model = gnmt(**BUILD)
     weights = canonical() if weights is None else weights
@@ -138,8 +145,8 @@ def observe_tf_keras(model, batch) -> Observation:
     import tensorflow as tf
     import tf_keras
 
-    from backends.tf_keras_runner import neutral_variables
-    from models.gnmt.tf_keras_model import token_loss
+    from twinbench.backends.tf_keras_runner import neutral_variables
+    from twinbench.models.gnmt.tf_keras_model import token_loss
 
     source, decoder_input, labels = batch
     logits = model([source, decoder_input], training=False).numpy()
@@ -159,9 +166,9 @@ def observe_tf_keras(model, batch) -> Observation:
 # -- PyTorch -----------------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def torch_layout():
-    """How the neutral names line up with the PyTorch twin's ``state_dict`` (``models.weights.torch_layout``)."""
-    from models.gnmt.keras_model import gnmt
-    from models.weights import torch_layout as layout_of
+    """How the neutral names line up with the PyTorch twin's ``state_dict`` (``twinbench.models.weights.torch_layout``)."""
+    from twinbench.models.gnmt.keras_model import gnmt
+    from twinbench.models.weights import torch_layout as layout_of
 
     reference = gnmt(**BUILD)
     return layout_of(reference, key_fn=torch_key), {v.path: tuple(v.shape) for v in reference.weights}
@@ -171,8 +178,8 @@ def torch_model(weights=None, *, module=None, layout=None):
     """The PyTorch twin (or ``module``) loaded with the neutral weights through ``layout`` (default: the right one)."""
     import torch
 
-    from models.gnmt.torch_model import gnmt
-    from models.weights import to_torch_state
+    from twinbench.models.gnmt.torch_model import gnmt
+    from twinbench.models.weights import to_torch_state
 
     module = gnmt(**BUILD) if module is None else module
     layout = torch_layout()[0] if layout is None else layout
@@ -183,7 +190,7 @@ def torch_model(weights=None, *, module=None, layout=None):
 
 
 def torch_weights(module) -> dict[str, np.ndarray]:
-    from models.weights import from_torch_state
+    from twinbench.models.weights import from_torch_state
 
     layout, shapes = torch_layout()
     return from_torch_state({k: v.detach().numpy().copy() for k, v in module.state_dict().items()}, layout, shapes)
@@ -197,8 +204,8 @@ def observe_torch(module, batch) -> Observation:
     """The same observation of the PyTorch twin: the tutorial loop's ``backward`` and ``torch.optim.SGD``."""
     import torch
 
-    from models.gnmt.torch_model import token_loss
-    from models.weights import from_torch_state
+    from twinbench.models.gnmt.torch_model import token_loss
+    from twinbench.models.weights import from_torch_state
 
     source, decoder_input, labels = (torch.from_numpy(a) for a in batch)
     module.eval()
@@ -224,7 +231,7 @@ def observe_torch(module, batch) -> Observation:
 # -- comparisons -------------------------------------------------------------------------------------------------
 def check_sgd_steps(actual: Observation, expected: Observation) -> None:
     """One SGD step is ``-lr * gradient`` per parameter: the neutral weights' changes divided by ``lr`` are held to
-    the gradient tolerances (``bench.twins.parity``), plus the float32 rounding of the updated weight (a change is
+    the gradient tolerances (``twinbench.twins.parity``), plus the float32 rounding of the updated weight (a change is
     the difference of two float32 numbers near the weight). Two PyTorch biases both trained move twice as far."""
     # A gradient below ZERO_GRAD_REL of the largest gradient norm is zero up to rounding, as in the gradient check:
     # at initialisation, the attention's b (its gradient is a sum of softmax derivatives, which sum to zero).
@@ -238,7 +245,7 @@ def check_sgd_steps(actual: Observation, expected: Observation) -> None:
 
 
 def main() -> int:
-    from bench.twins.parity import fingerprint_of, save_fingerprint
+    from twinbench.twins.parity import fingerprint_of, save_fingerprint
 
     source, decoder_input, labels = batch = twin_batch()
     observation = observe_torch(torch_model(), batch)
@@ -249,7 +256,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from backends import select_keras_backend
+    from twinbench.backends import select_keras_backend
 
     select_keras_backend("torch")
     sys.exit(main())

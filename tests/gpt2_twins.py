@@ -1,9 +1,9 @@
-"""The GPT-2 twin harness: each implementation observed at one small case (``bench.twins.parity.Observation``).
+"""The GPT-2 twin harness: each implementation observed at one small case (``twinbench.twins.parity.Observation``).
 
 Model level and self-contained: the Hugging Face ``GPT2LMHeadModel`` (torch environment), the Keras 3 definition on
 the process' backend, and the tf.keras twin (tensorflow environment) each load the same canonical weights
-(``models.gpt2.weights``), then report inference logits, the next-token loss and every gradient in training mode,
-and the weight change of one Adam step through their real training path. ``bench.twins.parity`` compares them.
+(``twinbench.models.gpt2.weights``), then report inference logits, the next-token loss and every gradient in training mode,
+and the weight change of one Adam step through their real training path. ``twinbench.twins.parity`` compares them.
 
 The loss, one definition for every implementation: softmax cross-entropy of the next token, the mean over the
 labelled tokens of the batch (``PAD = 0`` labels excluded): ``F.cross_entropy(ignore_index=0)`` in PyTorch,
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.twins.parity import Observation
-from data.text import FIRST_BYTE_TOKEN, PAD
-from models.gpt2.config import GPT2_SIZES, parameter_shapes, sizes_for
-from models.gpt2.weights import hf_key
+from twinbench.data.text import FIRST_BYTE_TOKEN, PAD
+from twinbench.models.gpt2.config import GPT2_SIZES, parameter_shapes, sizes_for
+from twinbench.models.gpt2.weights import hf_key
+from twinbench.twins.parity import Observation
 
 MODEL = "gpt_tiny"
 CONTEXT = 16  # tokens per sequence in the twin case
@@ -69,8 +69,8 @@ def hf_model(sizes, weights, *, activation="gelu_new", swap_qk=False, float64=Fa
     """``GPT2LMHeadModel`` holding ``weights``; ``activation``/``swap_qk`` make deliberately wrong twins."""
     import torch
 
-    from models.gpt2.torch_model import build_gpt2
-    from models.gpt2.weights import to_hf_state
+    from twinbench.models.gpt2.torch_model import build_gpt2
+    from twinbench.models.gpt2.weights import to_hf_state
 
     model = build_gpt2(sizes, dropout=0.0, activation=activation)
     state = to_hf_state(weights)
@@ -123,7 +123,7 @@ def keras_model(module_name, sizes, weights):
     """The Keras 3 definition (``module_name="keras"``) or the tf.keras twin (``"tf_keras"``) holding ``weights``."""
     import importlib
 
-    build = importlib.import_module(f"models.gpt2.{module_name}_model").build_gpt2
+    build = importlib.import_module(f"twinbench.models.gpt2.{module_name}_model").build_gpt2
     model = build(sizes, context_length=CONTEXT, dropout=0.0, name=MODEL)
     for variable in model.weights:
         variable.assign(np.asarray(weights[_path(variable)], dtype=np.float32))
@@ -190,14 +190,14 @@ def observe_keras(module_name, model, x, y, *, step=True) -> Observation:
 
 # -- the committed fingerprint of the Hugging Face twin ------------------------------------------------------------
 def fingerprint_file():
-    from bench.twins.parity import FINGERPRINT_DIR
+    from twinbench.twins.parity import FINGERPRINT_DIR
 
     return FINGERPRINT_DIR / f"{MODEL}-hf.npz"  # model level (tests/test_gpt2.py), apart from the registry's fixtures
 
 
 def hf_reference():
     """(observation, noise): the Hugging Face twin at the twin case, and its float32 error against its float64 copy."""
-    from bench.twins.parity import float64_noise
+    from twinbench.twins.parity import float64_noise
 
     sizes, weights, x, y = twin_case()
     observation = observe_hf(hf_model(sizes, weights), x, y)
@@ -209,7 +209,7 @@ def main() -> int:
     """Write the Hugging Face twin's fingerprint (torch environment): ``python -m tests.gpt2_twins``."""
     import os
 
-    from bench.twins.parity import fingerprint_of, save_fingerprint
+    from twinbench.twins.parity import fingerprint_of, save_fingerprint
 
     _, _, x, y = twin_case()
     observation, noise = hf_reference()
@@ -224,7 +224,7 @@ def main() -> int:
 if __name__ == "__main__":
     import sys
 
-    from backends import select_keras_backend
+    from twinbench.backends import select_keras_backend
 
     select_keras_backend("torch")
     sys.exit(main())

@@ -3,7 +3,7 @@
 keras[jax] and keras[tensorflow] cannot share a process (or an environment) with PyTorch, so the torch
 environment writes a small fingerprint per model (logits, loss, sampled gradients, one-step weight changes
 and BatchNorm state for a fixed batch and the canonical weights, plus its float32 error against a float64 run
-of the same computation, the envelope every environment's tolerances come from, see ``bench.twins.parity``) to
+of the same computation, the envelope every environment's tolerances come from, see ``twinbench.twins.parity``) to
 ``tests/parity/<model>.npz``. The torch tests check that the committed file still
 matches the PyTorch twin, so it cannot go stale silently. Models without a PyTorch twin (the
 keras.applications variants) have no fixture.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import functools
 import sys
 
-from bench.cell import DEFAULT_MODE, Mode
-from bench.twins.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
+from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.twins.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
     FINGERPRINT_DIR,
     TwinObservation,
     committed_noise,
@@ -36,7 +36,7 @@ MODE_FIXTURES = {"cifar_cnn": (Mode(precision="mixed_bfloat16"),)}
 
 
 def has_torch_twin(model_name) -> bool:
-    from models import get_model_spec
+    from twinbench.models import get_model_spec
 
     return "torch" in get_model_spec(model_name).builders
 
@@ -47,7 +47,7 @@ fixture_path = fingerprint_path
 @functools.lru_cache(maxsize=1)
 def canonical(model_name):
     """The canonical weights of the parity case, drawn once per process (VGG19's take seconds to draw)."""
-    from backends import get_runner
+    from twinbench.backends import get_runner
 
     input_shape, num_classes, _, _ = parity_case(model_name)
     return get_runner("keras").canonical_weights(model_name, input_shape=input_shape, num_classes=num_classes,
@@ -56,7 +56,7 @@ def canonical(model_name):
 
 def prepared(implementation, backend, model_name, *, weights=None):
     """(runner, model, x, y): ``implementation`` of ``model_name`` at its parity case, canonical weights."""
-    from backends import get_runner
+    from twinbench.backends import get_runner
 
     runner = get_runner(implementation, backend)
     runner.setup(seed=0)
@@ -69,7 +69,7 @@ def prepared(implementation, backend, model_name, *, weights=None):
 
 @functools.lru_cache(maxsize=2)  # a native twin and the Keras definition of the model under test
 def observed(implementation, backend, model_name) -> TwinObservation:
-    """``bench.twins.parity.observe_twin`` with the canonical weights, once per process and implementation.
+    """``twinbench.twins.parity.observe_twin`` with the canonical weights, once per process and implementation.
 
     The tolerances come from the committed fingerprint's float64 envelope; a model without a PyTorch twin
     takes them from its Keras definition run in float64 here (TensorFlow computes it; the native twin is then
@@ -96,7 +96,7 @@ def torch_fingerprint(model_name, mode=DEFAULT_MODE):
 
 
 def main(names=None) -> int:
-    from models import list_models
+    from twinbench.models import list_models
 
     FINGERPRINT_DIR.mkdir(exist_ok=True)
     for name in names or [m for m in list_models() if has_torch_twin(m)]:
@@ -111,7 +111,7 @@ def main(names=None) -> int:
 
 
 if __name__ == "__main__":
-    from backends import select_keras_backend
+    from twinbench.backends import select_keras_backend
 
     select_keras_backend("torch")
     sys.exit(main(sys.argv[1:]))

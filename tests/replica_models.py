@@ -57,8 +57,8 @@ def torch_bn_cnn(*, input_shape, num_classes):
 
 def register() -> str:
     """Register ``bn_cnn`` (once) and return its name."""
-    from models import list_models
-    from models._registry import ModelSpec, TwinCase, register_model
+    from twinbench.models import list_models
+    from twinbench.models._registry import ModelSpec, TwinCase, register_model
 
     if NAME not in list_models():
         register_model(ModelSpec(

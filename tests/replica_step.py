@@ -2,7 +2,7 @@
 has a data-parallel engine, on one replica and on two, written to an ``.npz`` the test compares.
 
 Plain SGD, ``w <- w - lr * g``, so the gradient each engine applied is read back from the weights
-(``backends.distributed.use_plain_sgd``). Models: ``cifar_cnn`` (no BatchNorm: the steps must be equal) and the
+(``twinbench.backends.distributed.use_plain_sgd``). Models: ``cifar_cnn`` (no BatchNorm: the steps must be equal) and the
 test-only ``bn_cnn`` (BatchNorm: per-replica statistics, unless synchronised).
 
     KERAS_BACKEND=tensorflow python tests/replica_step.py OUT.npz          (two logical CPU devices)
@@ -22,10 +22,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import numpy as np  # noqa: E402
 from replica_models import register  # noqa: E402
 
-from backends import BackendError, distributed, get_runner  # noqa: E402
-from backends.base import TrainConfig  # noqa: E402
-from bench.cell import DATA_PARALLEL, ENVIRONMENTS, SINGLE, SYNC_BATCHNORM, Replication, implementation_label  # noqa: E402
-from bench.twins.parity import parity_case, parity_options  # noqa: E402
+from twinbench.backends import BackendError, distributed, get_runner  # noqa: E402
+from twinbench.backends.base import TrainConfig  # noqa: E402
+from twinbench.cell import (  # noqa: E402
+    DATA_PARALLEL,
+    ENVIRONMENTS,
+    SINGLE,
+    SYNC_BATCHNORM,
+    Replication,
+    implementation_label,
+)
+from twinbench.twins.parity import parity_case, parity_options  # noqa: E402
 
 LEARNING_RATE = 1.0  # the applied gradient is the weights' change
 MODELS = ("cifar_cnn", register())
@@ -60,7 +67,7 @@ def observe_step(pair, model_name, replication, *, gradients=False) -> dict[str,
 def observe_fit(pair, replication) -> dict[str, np.ndarray]:
     """One epoch of ``runner.fit`` (Adam, the benchmark's training path) of ``cifar_cnn`` on 64 synthetic samples in
     batches of 16, full batches only: its epoch loss and test accuracy."""
-    import data
+    from twinbench import data
 
     runner = get_runner(*pair, replication=replication)
     runner.setup(seed=0)

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from backends import allocator
-from bench.cell import AXES, Cell
 from conftest import ROOT
+from twinbench.backends import allocator
+from twinbench.cell import AXES, Cell
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tuned setting is glibc's")
 

@@ -17,10 +17,10 @@ import carry_fixture as fixture
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.twins.parity import logits_tolerance
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
-from models.weights import load_weights, save_weights
+from twinbench.cli import main
+from twinbench.models.weights import load_weights, save_weights
+from twinbench.twins.parity import logits_tolerance
 
 pytestmark = requires_backend
 needs_torch = pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch twin trains in the torch environment")
@@ -80,7 +80,7 @@ def test_the_committed_fixture_is_what_the_torch_epoch_gives(tmp_path):
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_save_weights_then_weights_in_every_implementation(pair, tmp_path, capsys):
     """``train --save-weights`` (one epoch), then ``train --weights`` into the same implementation: same accuracy."""
-    from bench.records import load_records
+    from twinbench.records import load_records
 
     implementation, backend = pair
     cell = ["--model", "cifar_cnn", "--impl", implementation, "--backend", backend, *SMALL]
@@ -101,8 +101,8 @@ def test_saved_weights_carry_the_batchnorm_statistics(tmp_path):
 
     (The PyTorch twin only: building MobileNetV2 costs 10-100 s in the other environments on a loaded 2-core
     machine. Keras keeps the statistics in ``model.weights``, which ``get_weights`` reads whole.)"""
-    from backends import get_runner
-    from backends.base import TrainConfig
+    from twinbench.backends import get_runner
+    from twinbench.backends.base import TrainConfig
 
     runner = get_runner("torch")
     runner.setup()
@@ -118,7 +118,7 @@ def test_saved_weights_carry_the_batchnorm_statistics(tmp_path):
 
 
 def test_save_weights_errors(tmp_path):
-    from bench.cli.options import CliError
+    from twinbench.cli.options import CliError
 
     implementation, backend = IMPLEMENTATIONS_HERE[0]
     with pytest.raises(CliError, match=r"--save-weights writes a neutral \.npz\. Received: '.*w\.pth'"):
@@ -130,8 +130,8 @@ def test_save_weights_errors(tmp_path):
 
 def _raise_cli(argv):
     """Parse and run like ``main``, but let the one-line ``CliError`` through, to read its message."""
-    from bench.cli import build_parser
-    from bench.cli.run_commands import cmd_train
+    from twinbench.cli import build_parser
+    from twinbench.cli.run_commands import cmd_train
 
     return cmd_train(build_parser().parse_args(argv))
 
@@ -153,7 +153,7 @@ def test_convert_weights_round_trips(tmp_path, capsys):
     if BACKEND == "torch":  # a plain state_dict that the PyTorch twin loads with load_state_dict
         import torch
 
-        from models import build_model
+        from twinbench.models import build_model
 
         module = build_model("cifar_cnn", "torch", input_shape=(16, 16, 3), num_classes=10)
         module.load_state_dict(torch.load(tmp_path / "w.pth", weights_only=True))
@@ -163,7 +163,7 @@ def test_convert_weights_round_trips(tmp_path, capsys):
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_export_every_format_reloads_with_the_same_logits(pair, tmp_path):
-    from backends.export import EXPORT_FORMATS, export_cell
+    from twinbench.backends.export import EXPORT_FORMATS, export_cell
 
     formats = EXPORT_FORMATS[pair]
     results = export_cell("cifar_cnn", *pair, formats, out_dir=tmp_path, weights=fixture.WEIGHTS,
@@ -179,8 +179,8 @@ def test_export_every_format_reloads_with_the_same_logits(pair, tmp_path):
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE[:1], ids=impl_id)
 def test_export_check_can_fail(pair, tmp_path, monkeypatch):
     """A model whose logits drift from the artifact's by 1e-3 of their scale fails the check."""
-    from backends import get_runner
-    from backends.export import EXPORT_FORMATS, export_and_check
+    from twinbench.backends import get_runner
+    from twinbench.backends.export import EXPORT_FORMATS, export_and_check
 
     runner = get_runner(*pair)
     runner.setup()
@@ -195,11 +195,11 @@ def test_export_check_can_fail(pair, tmp_path, monkeypatch):
 def test_console_script_is_declared_and_runs(capsys):
     import tomllib
 
-    from bench.__main__ import run
     from conftest import ROOT
+    from twinbench.__main__ import run
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["twinbench"] == "bench.__main__:run"
+    assert scripts["twinbench"] == "twinbench.__main__:run"
     with pytest.raises(SystemExit) as exit_info, pytest.MonkeyPatch.context() as patch:
         patch.setattr("sys.argv", ["twinbench", "--help"])
         run()

@@ -1,4 +1,4 @@
-"""The cell: one type, one label, one file id, one sort order, one table of environments (bench.cell).
+"""The cell: one type, one label, one file id, one sort order, one table of environments (twinbench.cell).
 
 Framework-free: runs in every environment.
 """
@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from bench.cell import (
+from conftest import ROOT
+from twinbench.cell import (
     AXES,
     BACKENDS,
     DEFAULT_MODE,
@@ -25,10 +26,9 @@ from bench.cell import (
     environment_cells,
     order,
 )
-from bench.records import RESULTS
-from bench.results.table import sorted_records
-from conftest import ROOT
-from models import UnknownChoiceError
+from twinbench.models import UnknownChoiceError
+from twinbench.records import RESULTS
+from twinbench.results.table import sorted_records
 
 
 def test_label_file_id_and_record_round_trip():
@@ -96,7 +96,7 @@ def test_noxfile_environments_and_results_directories_agree_with_bench():
 
 
 def test_cells_command_lists_the_table_for_scripts():
-    out = subprocess.run([sys.executable, "-m", "bench", "cells", "--env", "jax", "--env", "torch"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "twinbench", "cells", "--env", "jax", "--env", "torch"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["torch torch torch torch", "torch keras torch keras[torch]", "jax keras jax keras[jax]"]
 
@@ -126,7 +126,7 @@ def test_label_order_and_table_are_defined_in_one_module_only():
 
 
 def test_earlier_command_spellings_still_parse_for_one_release():
-    from bench.cli import build_parser
+    from twinbench.cli import build_parser
 
     parser = build_parser()
     for old, new in (("run", "train"), ("matrix", "train"), ("bench", "throughput")):

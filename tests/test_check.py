@@ -1,4 +1,4 @@
-"""``python -m bench check`` / ``bench.check``: a user's own Keras/PyTorch pair is checked like the registered
+"""``python -m twinbench check`` / ``twinbench.check``: a user's own Keras/PyTorch pair is checked like the registered
 twins, and a broken pair is named at the right layer.
 
 The broken twins are classic porting mistakes in a small ResNet-style network (tests/pairs/tiny_resnet.py): a
@@ -21,13 +21,13 @@ PAIRS = ROOT / "tests" / "pairs"
 
 
 def _bench(*args):
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "twinbench", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
 
 
 def _bench_here(capsys, monkeypatch, *args):
-    """``python -m bench ARGS`` in this process (no second framework start-up): (exit code, stdout, stderr)."""
-    from bench.cli import main
+    """``python -m twinbench ARGS`` in this process (no second framework start-up): (exit code, stdout, stderr)."""
+    from twinbench.cli import main
 
     monkeypatch.chdir(ROOT)
     code = main(list(args))
@@ -47,7 +47,7 @@ def tiny_resnet():
 
 
 def _check(tiny_resnet, *, keras=None, torch=None, **kwargs):
-    from bench import check
+    from twinbench import check
 
     return check(functools.partial(tiny_resnet.keras_model, **(keras or {})),
                  functools.partial(tiny_resnet.torch_model, **(torch or {})),
@@ -102,7 +102,7 @@ def test_a_mapping_pairs_by_name(tiny_resnet):
 def test_a_pairing_that_cannot_work_lists_both_sides(tiny_resnet):
     from torch import nn
 
-    from models.weights import WeightMismatchError
+    from twinbench.models.weights import WeightMismatchError
 
     def swapped_torch_model(*, input_shape, num_classes):  # same parameter count, the skip conv 3x3 -> 1x1 swapped
         module = tiny_resnet.torch_model(input_shape=input_shape, num_classes=num_classes)
@@ -110,7 +110,7 @@ def test_a_pairing_that_cannot_work_lists_both_sides(tiny_resnet):
         module.b_conv = nn.Conv2d(16, 16, (1, 9), padding=(0, 4), bias=False)  # 2,304 weights as 3x3 has
         return module
 
-    from bench import check
+    from twinbench import check
 
     with pytest.raises(WeightMismatchError, match=r"Keras layer 'block_conv2' .* no PyTorch module left fits it\. "
                                                   r"Keras from there: \[block_conv2/kernel \(3, 3, 16, 16\).*"
@@ -127,7 +127,7 @@ def test_different_parameter_counts_are_not_identical(tiny_resnet):
         module.b_conv = nn.Conv2d(16, 16, 3, padding=1, bias=True)  # 16 more parameters
         return module
 
-    from bench import check
+    from twinbench import check
 
     report = check(tiny_resnet.keras_model, torch_model_with_a_bias, input_shape=tiny_resnet.INPUT_SHAPE,
                    num_classes=tiny_resnet.NUM_CLASSES)
@@ -137,7 +137,7 @@ def test_different_parameter_counts_are_not_identical(tiny_resnet):
 
 
 def test_a_registered_model_is_checked_by_name(tiny_resnet):
-    from bench.twins.own_pair import check_registered
+    from twinbench.twins.own_pair import check_registered
 
     report = check_registered("cifar_cnn")
     assert report.identical, str(report)

@@ -12,9 +12,9 @@ import functools
 import numpy as np
 import pytest
 
-from backends.checkpoints import CheckpointError, pretrained_weights, read_checkpoint
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
-from models.weights import WeightMismatchError, merge_pretrained, save_weights
+from twinbench.backends.checkpoints import CheckpointError, pretrained_weights, read_checkpoint
+from twinbench.models.weights import WeightMismatchError, merge_pretrained, save_weights
 
 pytestmark = requires_backend
 MODEL = "mobilenet_v2"
@@ -26,7 +26,7 @@ needs_torch = pytest.mark.skipif(BACKEND != "torch", reason="reading a .pth need
 @functools.lru_cache(maxsize=4)
 def _canonical(num_classes, *, seed=0):
     """The Keras definition's initial weights (built once per class count: slow on the jax backend)."""
-    from backends import get_runner
+    from twinbench.backends import get_runner
 
     return get_runner("keras").canonical_weights(MODEL, input_shape=SHAPE, num_classes=num_classes, seed=seed)
 
@@ -74,7 +74,7 @@ def test_torchvision_checkpoint_becomes_the_neutral_mapping(torchvision_checkpoi
 @needs_torch
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_checkpoint_reaches_every_implementation_with_a_new_head(torchvision_checkpoint, pair):
-    from backends import get_runner
+    from twinbench.backends import get_runner
 
     path, _ = torchvision_checkpoint
     initial = _canonical(CLASSES)
@@ -95,8 +95,8 @@ def test_pretrained_twins_give_the_same_logits(torchvision_checkpoint):
     import torch
     import torchvision
 
-    from backends import get_runner
-    from bench.twins.parity import LOGITS_ATOL, parity_batch
+    from twinbench.backends import get_runner
+    from twinbench.twins.parity import LOGITS_ATOL, parity_batch
 
     path, _ = torchvision_checkpoint
     reference = torchvision.models.mobilenet_v2(weights=None, num_classes=1000)
@@ -113,7 +113,7 @@ def test_pretrained_twins_give_the_same_logits(torchvision_checkpoint):
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_neutral_checkpoint_loads_anywhere(neutral_checkpoint, pair):
-    from backends import get_runner
+    from twinbench.backends import get_runner
 
     path, saved = neutral_checkpoint
     weights, info = pretrained_weights(MODEL, path, canonical=_canonical(CLASSES))
@@ -171,7 +171,7 @@ def test_unreadable_checkpoints_say_what_to_do(tmp_path):
 
 
 def test_keras_applications_variants_take_no_torchvision_checkpoint(tmp_path):
-    from backends.checkpoints import neutral_from_torch_state
+    from twinbench.backends.checkpoints import neutral_from_torch_state
 
     with pytest.raises(CheckpointError, match="no PyTorch twin"):
         neutral_from_torch_state("mobilenet_v2_kerasapps", {})
@@ -182,7 +182,7 @@ def test_cli_fine_tunes_from_a_converted_checkpoint(tmp_path, torchvision_checkp
     """convert-weights, then run --weights: the record says which weights were replaced."""
     import json
 
-    from bench.cli import main
+    from twinbench.cli import main
 
     path, _ = torchvision_checkpoint
     npz = tmp_path / "mobilenet_v2.npz"
@@ -197,7 +197,7 @@ def test_cli_fine_tunes_from_a_converted_checkpoint(tmp_path, torchvision_checkp
 
 
 def test_cli_refuses_a_pth_outside_the_torch_environment(tmp_path, capsys):
-    from bench.cli import EXIT_USAGE, main
+    from twinbench.cli import EXIT_USAGE, main
 
     if BACKEND == "torch":
         pytest.skip("the torch environment reads .pth files")

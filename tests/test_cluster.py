@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from bench.records import TIMELINE_SUFFIX, read_record
 from conftest import BACKEND, ROOT
+from twinbench.records import TIMELINE_SUFFIX, read_record
 
 pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="the launcher's test runs in the jax environment")
 QUICK = ["--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32", "--epochs", "1",
@@ -22,7 +22,7 @@ QUICK = ["--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test"
 
 def _matrix(out, *extra):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "bench", "matrix", "--env", BACKEND, "--model", "cifar_cnn",
+    return subprocess.run([sys.executable, "-m", "twinbench", "matrix", "--env", BACKEND, "--model", "cifar_cnn",
                            "--out", str(out), *QUICK, "--launcher", "submitit", "--cluster", "local", *extra],
                           env=env, capture_output=True, text=True, timeout=600)
 

@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from bench.records import SCHEMA, SCHEMA_VERSION
-from bench.results import decompose
-from bench.results.stats import summarize
 from conftest import IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
+from twinbench.records import SCHEMA, SCHEMA_VERSION
+from twinbench.results import decompose
+from twinbench.results.stats import summarize
 
 sys.path.insert(0, str(ROOT / "tools"))
 import crosscheck  # noqa: E402

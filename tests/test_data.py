@@ -18,8 +18,8 @@ import tarfile
 import numpy as np
 import pytest
 
-import data
-from data import (
+from twinbench import data
+from twinbench.data import (
     DATASETS,
     IMAGE_DATASETS,
     Dataset,
@@ -32,8 +32,8 @@ from data import (
     load_dataset,
     resize_bilinear,
 )
-from data.transforms import interpolation_matrix
-from models.choices import UnknownChoiceError
+from twinbench.data.transforms import interpolation_matrix
+from twinbench.models.choices import UnknownChoiceError
 
 CIFAR_PER_BATCH = 10  # images per tiny CIFAR batch: 50 train, 10 test
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.studies.definition_effect import ENV_CELLS, definition_effect_rows, definition_effect_table
+from twinbench.cli import main
+from twinbench.studies.definition_effect import ENV_CELLS, definition_effect_rows, definition_effect_table
 
 
 def _record(model, implementation, backend, step_s, *, forward_flops=100, seed=0):
@@ -58,8 +58,8 @@ def test_cli_table_of_a_missing_directory_is_one_line(tmp_path, capsys):
 
 
 def test_rounds_in_subdirectories_are_pooled_and_their_runs_resampled(tmp_path, records, capsys):
-    from bench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
-    from bench.studies.definition_effect import load_throughput_records
+    from twinbench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
+    from twinbench.studies.definition_effect import load_throughput_records
 
     for round_dir in ("round-1", "round-2"):
         for index, record in enumerate(records):

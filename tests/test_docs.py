@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from bench.twins import env_data, sources, teaching
 from conftest import BACKEND, ROOT
-from models import get_model_spec, list_models
+from twinbench.models import get_model_spec, list_models
+from twinbench.twins import env_data, sources, teaching
 
 MODELS = list_models()
 HOW = "run `nox -s docs` (or, after source changes only, `twinbench docs`)"
@@ -84,23 +84,23 @@ def test_layer_tables_match_this_environment(model_name):
 
 def test_a_changed_definition_makes_the_page_stale(monkeypatch, tmp_path):
     """Edit a copy of the Keras definition (one filter count) and point the generator at it: the page differs."""
-    original = sources.module_path("models.small_cnn.keras_model")
+    original = sources.module_path("twinbench.models.small_cnn.keras_model")
     edited = tmp_path / "keras_model.py"
     edited.write_text(original.read_text().replace('name="conv1"', 'name="conv1", use_bias=False'))
     real = sources.module_path
     monkeypatch.setattr(sources, "module_path",
-                        lambda name: edited if name == "models.small_cnn.keras_model" else real(name))
+                        lambda name: edited if name == "twinbench.models.small_cnn.keras_model" else real(name))
     page = teaching.render_page("cifar_cnn", env_data.load_data("cifar_cnn"))
     assert "use_bias=False" in page
     assert page != teaching.page_path("cifar_cnn").read_text()
 
 
 def test_excerpt_keeps_what_the_builder_needs_and_nothing_else():
-    part = sources.excerpt("models.small_cnn.keras_model", ["cifar_cnn"])
+    part = sources.excerpt("twinbench.models.small_cnn.keras_model", ["cifar_cnn"])
     assert "def cifar_cnn(" in part.text and "def _small_cnn(" in part.text
     assert "def mnist_cnn(" not in part.text  # the other model of the family
-    assert "from models.small_cnn.config import" in part.text
-    assert ("models.small_cnn.config", "SMALL_CNNS") in part.imports
+    assert "from twinbench.models.small_cnn.config import" in part.text
+    assert ("twinbench.models.small_cnn.config", "SMALL_CNNS") in part.imports
 
 
 def test_count_code_lines_skips_blanks_comments_and_docstrings():
@@ -142,7 +142,7 @@ def test_missing_environment_data_is_said_not_crashed():
 
 
 def test_show_prints_the_page_and_rejects_unknown_models():
-    run = [sys.executable, "-m", "bench", "show"]
+    run = [sys.executable, "-m", "twinbench", "show"]
     shown = subprocess.run([*run, "cifar_cnn", "--offline"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert shown.stdout == teaching.page_path("cifar_cnn").read_text()
     bad = subprocess.run([*run, "no_such_model"], cwd=ROOT, capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""bench.measuring.environment: the record of where a result came from."""
+"""twinbench.measuring.environment: the record of where a result came from."""
 
 import importlib.metadata
 import json
@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
-import bench.measuring.environment as environment
-from bench.measuring.environment import ENV_VARS, PACKAGES, SIMD_FLAGS, collect_environment, package_version
+import twinbench.measuring.environment as environment
 from conftest import BACKEND
+from twinbench.measuring.environment import (
+    ENV_VARS,
+    PACKAGES,
+    SIMD_FLAGS,
+    collect_environment,
+    package_version,
+)
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,8 +88,8 @@ def test_git_state_in_and_outside_a_checkout(tmp_path):
 
 def test_no_framework_is_imported():
     code = (
-        "import sys; from bench.measuring.environment import collect_environment; collect_environment(); "
-        "import bench.measuring.profiler, bench.results.stats; "
+        "import sys; from twinbench.measuring.environment import collect_environment; collect_environment(); "
+        "import twinbench.measuring.profiler, twinbench.results.stats; "
         "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'tf_keras') if m in sys.modules))"
     )
     done = subprocess.run(
@@ -97,7 +103,7 @@ def test_no_framework_is_imported():
 def test_limit_threads_leaves_xla_flags_that_xla_can_read(threads):
     """``--threads N`` before JAX starts: XLA_FLAGS holds only real flags (a bare ``intra_op_parallelism_threads=2``
     made XLA abort, taking it for a file name)."""
-    code = (f"from backends import limit_threads; import os; limit_threads({threads}); import jax.numpy as jnp; "
+    code = (f"from twinbench.backends import limit_threads; import os; limit_threads({threads}); import jax.numpy as jnp; "
             "print(float(jnp.ones(3).sum()), os.environ.get('XLA_FLAGS', ''))")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
@@ -108,7 +114,7 @@ def test_limit_threads_leaves_xla_flags_that_xla_can_read(threads):
 
 
 def test_the_machine_in_words_names_its_widest_vector_extension():
-    from bench.results.views import machine
+    from twinbench.results.views import machine
 
     def record(simd):
         return {"environment": {"machine": {"cpu_model": "AMD EPYC", "cpu_affinity": 2, "cpu_simd": simd}}}

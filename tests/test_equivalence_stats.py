@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bench.results.equivalence import equivalence_table, final_accuracies, t_cdf, t_quantile, tost
+from twinbench.results.equivalence import equivalence_table, final_accuracies, t_cdf, t_quantile, tost
 
 
 @pytest.mark.parametrize("t, df, expected", [

@@ -46,8 +46,8 @@ def test_readme_table_lists_every_case():
 
 
 def test_keras_imported_with_another_backend_is_refused():
-    from backends import BACKENDS, BackendError, select_keras_backend
     from conftest import BACKEND
+    from twinbench.backends import BACKENDS, BackendError, select_keras_backend
 
     if BACKEND is None:
         pytest.skip("no Keras backend installed")

@@ -14,7 +14,7 @@ from conftest import BACKEND, ROOT
 
 MODEL_FILE = '''
 """A tiny external model: conv -> ReLU -> global average pool -> logits, in Keras 3 and in PyTorch."""
-from models import ModelSpec, register_model
+from twinbench.models import ModelSpec, register_model
 
 
 def keras_model(*, input_shape, num_classes):
@@ -56,12 +56,12 @@ def model_file(tmp_path):
 
 def _bench(*args, env=None):
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "twinbench", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=environment)
 
 
 def test_a_model_file_registers_its_models_once(model_file, monkeypatch):
-    from models import _registry, get_model_spec, list_models, load_model_file
+    from twinbench.models import _registry, get_model_spec, list_models, load_model_file
 
     monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))  # leave the real registry as it was
     monkeypatch.setattr(_registry, "_LOADED_FILES", {})
@@ -70,7 +70,9 @@ def test_a_model_file_registers_its_models_once(model_file, monkeypatch):
     assert get_model_spec(f"{model_file}:ext_tiny").params == 162  # loading again is no duplicate registration
     assert "ext_tiny" in list_models()
     assert os.environ[_registry.MODELS_VARIABLE] == str(model_file.resolve())  # child processes load it too
-    from bench.twins.sources import model_sources  # `bench show`'s excerpts: the builders are functions here
+    from twinbench.twins.sources import (
+        model_sources,  # `bench show`'s excerpts: the builders are functions here
+    )
 
     sources = model_sources("ext_tiny")
     assert "def torch_model" in "\n".join(part.text for part in sources.definitions["torch"])
@@ -112,7 +114,7 @@ def test_an_external_model_runs_in_train_throughput_compare_and_report(model_fil
 
 
 def test_an_entry_point_can_give_a_model_spec(monkeypatch):
-    from models import ModelSpec, _registry, get_model_spec
+    from twinbench.models import ModelSpec, _registry, get_model_spec
 
     spec = ModelSpec(name="ep_model", builders={"keras": "nowhere:build"}, input_shape=(8, 8, 3), num_classes=10,
                      paper="a test", summary="from an entry point", params=1, forward_flops={"8x8x3": 1})

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cell import ENVIRONMENTS
-from bench.measuring.faults import is_out_of_memory
-from bench.records import TIMELINE_SUFFIX, read_record
 from conftest import BACKEND, requires_backend
+from twinbench.cell import ENVIRONMENTS
+from twinbench.measuring.faults import is_out_of_memory
+from twinbench.records import TIMELINE_SUFFIX, read_record
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = requires_backend
@@ -29,7 +29,7 @@ QUICK = ["--dataset", "synthetic", "--epochs", "1", "--batch-size", "256"]
 
 def _bench(*argv, env=None, **kwargs):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=full_env,
+    return subprocess.Popen([sys.executable, "-m", "twinbench", *argv], cwd=ROOT, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
@@ -113,7 +113,7 @@ def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
 
 
 def test_records_are_written_atomically(tmp_path, monkeypatch):
-    from bench import records
+    from twinbench import records
 
     path = tmp_path / "cell.json"
     records.write_json_atomic(path, {"a": 1})

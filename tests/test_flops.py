@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from backends import get_runner
 from conftest import BACKEND, requires_backend
-from models import build_model, get_model_spec, list_models
-from models.flops import FLOPS_PER_MAC, forward_flops
+from twinbench.backends import get_runner
+from twinbench.models import build_model, get_model_spec, list_models
+from twinbench.models.flops import FLOPS_PER_MAC, forward_flops
 
 pytestmark = requires_backend
 

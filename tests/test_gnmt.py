@@ -8,7 +8,7 @@ In each environment (``tests/gnmt_twins.py`` observes each implementation):
 - tensorflow: tf.keras against keras[tensorflow] in-process, and both against the PyTorch fingerprint;
 - jax: keras[jax] against the PyTorch fingerprint.
 
-The tolerances are ``bench.twins.parity``'s fixed float32 ones: at the small twin case (three layers of 32 units,
+The tolerances are ``twinbench.twins.parity``'s fixed float32 ones: at the small twin case (three layers of 32 units,
 six decoder steps) float32 rounding stays far below them.
 """
 
@@ -18,7 +18,8 @@ import gnmt_twins as twins
 import numpy as np
 import pytest
 
-from bench.twins.parity import (
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, requires_backend
+from twinbench.twins.parity import (
     ParityError,
     batch_checksum,
     compare_fingerprints,
@@ -26,7 +27,6 @@ from bench.twins.parity import (
     fingerprint_of,
     load_fingerprint,
 )
-from conftest import BACKEND, IMPLEMENTATIONS_HERE, requires_backend
 
 pytestmark = requires_backend
 needs_torch = pytest.mark.skipif(BACKEND != "torch", reason="needs the PyTorch twin (torch environment)")
@@ -70,8 +70,8 @@ def _check_fingerprint(observation, batch):
 @needs_torch  # the formula is framework-free: one environment builds it (the others check the small size)
 def test_parameter_count_formula():
     """``param_count`` is what Keras builds, at the small size and at a wider, deeper one."""
-    from models.gnmt.config import GNMTConfig, param_count
-    from models.gnmt.keras_model import gnmt
+    from twinbench.models.gnmt.config import GNMTConfig, param_count
+    from twinbench.models.gnmt.keras_model import gnmt
 
     wide = GNMTConfig(hidden=48, num_layers=4)
     assert gnmt(input_shape=(5, 5), num_classes=101, size=wide).count_params() == param_count(wide, 101)
@@ -80,8 +80,8 @@ def test_parameter_count_formula():
 
 def test_flops_match_a_hand_count():
     """LSTMs cost 4 gates x (inputs + units) x units MACs per step, the attention T x S x (U + H), Dense layers as
-    usual, the embedding nothing (``models.flops``)."""
-    from models.flops import FLOPS_PER_MAC, forward_flops
+    usual, the embedding nothing (``twinbench.models.flops``)."""
+    from twinbench.models.flops import FLOPS_PER_MAC, forward_flops
 
     h, v, s, t = 32, twins.VOCABULARY, twins.SOURCE_LENGTH, twins.TARGET_LENGTH  # the small size: 3 layers
 
@@ -95,7 +95,7 @@ def test_flops_match_a_hand_count():
 
 
 def test_unknown_size_is_one_line():
-    from models.gnmt.config import gnmt_config
+    from twinbench.models.gnmt.config import gnmt_config
 
     with pytest.raises(ValueError, match="Unknown GNMT size 'huge'. Valid choices: reference, small."):
         gnmt_config("huge")
@@ -145,7 +145,7 @@ def test_gate_order_is_caught(batch, keras_observed):
 @needs_torch
 def test_two_trained_biases_are_caught(batch, keras_observed):
     """The tutorial ``nn.LSTM`` trains ``b_hh`` too: more parameters, and one SGD step moves each bias sum twice."""
-    from models.gnmt.config import gnmt_config, lstm_directions
+    from twinbench.models.gnmt.config import gnmt_config, lstm_directions
 
     module = twins.torch_model()
     for parameter in module.parameters():
@@ -161,7 +161,7 @@ def test_two_trained_biases_are_caught(batch, keras_observed):
 # -- tensorflow environment ------------------------------------------------------------------------------------------
 @needs_tf_keras
 def test_tf_keras_twin_equals_keras(batch, keras_observed, tf_keras_model):
-    from backends.tf_keras_runner import neutral_variables
+    from twinbench.backends.tf_keras_runner import neutral_variables
 
     model = tf_keras_model
     assert model.count_params() == twins.params()
@@ -182,7 +182,7 @@ def test_keras_matches_the_fingerprint(batch, keras_observed):
 def test_keras_lstm_kernels():
     """The source mask reaches every encoder layer (Keras propagates it): on a GPU, the torch and jax backends run
     those in the generic loop and only the decoder in cuDNN; TensorFlow runs all in cuDNN. No GPU: the generic loop."""
-    from backends.recurrent import CUDNN, keras_lstm_kernels
+    from twinbench.backends.recurrent import CUDNN, keras_lstm_kernels
 
     model = twins.keras_model()
     assert set(keras_lstm_kernels(model, BACKEND, gpu=False).values()) == {"generic loop (no GPU)"}
@@ -199,7 +199,7 @@ def test_keras_lstm_kernels():
 
 @needs_tf_keras
 def test_tf_keras_lstm_kernels(tf_keras_model):
-    from backends.recurrent import CUDNN, tf_keras_lstm_kernels
+    from twinbench.backends.recurrent import CUDNN, tf_keras_lstm_kernels
 
     model = tf_keras_model
     assert set(tf_keras_lstm_kernels(model, gpu=False).values()) == {"standard_lstm (no GPU)"}
@@ -214,7 +214,7 @@ def test_torch_lstm_kernels_are_what_ran(batch):
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from backends.recurrent import torch_lstm_kernels, watch_lstms
+    from twinbench.backends.recurrent import torch_lstm_kernels, watch_lstms
 
     module = twins.torch_model()
     watch_lstms(module)
@@ -231,7 +231,13 @@ def test_torch_lstm_kernels_are_what_ran(batch):
 
 def test_reference_size_parameters():
     """The MLPerf size: 1024 units, 4 layers, 32,317 shared tokens (counted without building 160M weights)."""
-    from models.gnmt.config import PARAMS_REFERENCE, REFERENCE_VOCABULARY, SIZES, lstm_directions, param_count
+    from twinbench.models.gnmt.config import (
+        PARAMS_REFERENCE,
+        REFERENCE_VOCABULARY,
+        SIZES,
+        lstm_directions,
+        param_count,
+    )
 
     assert param_count(SIZES["reference"], REFERENCE_VOCABULARY) == PARAMS_REFERENCE
     assert 4 * 1024 * lstm_directions(SIZES["reference"]) == 36_864  # what two trained nn.LSTM biases would add

@@ -1,7 +1,7 @@
 """GPT-2: the Keras 3 definition, Hugging Face's ``GPT2LMHeadModel`` and the tf.keras twin are one network.
 
 Model level, at ``gpt_tiny`` (``tests/gpt2_twins.py``: 4 sequences of 16 tokens, some labels PAD), with
-``bench.twins.parity``'s tolerances (the fixed float32 ones, or a few times the Hugging Face twin's float32 error
+``twinbench.twins.parity``'s tolerances (the fixed float32 ones, or a few times the Hugging Face twin's float32 error
 against float64 where larger):
 
 - torch environment: keras[torch] against ``GPT2LMHeadModel`` in-process (parameters, logits, next-token loss,
@@ -32,7 +32,11 @@ from gpt2_twins import (
     twin_weights,
 )
 
-from bench.twins.parity import (
+from conftest import BACKEND
+from twinbench.models.gpt2.config import GPT2_SIZES, count_params, parameter_shapes, sizes_for
+from twinbench.models.gpt2.weights import from_hf_state, hf_key, to_hf_state
+from twinbench.models.weights import WeightMismatchError
+from twinbench.twins.parity import (
     NOISE_FACTOR_NEITHER,
     ParityError,
     batch_checksum,
@@ -42,10 +46,6 @@ from bench.twins.parity import (
     fingerprint_of,
     load_fingerprint,
 )
-from conftest import BACKEND
-from models.gpt2.config import GPT2_SIZES, count_params, parameter_shapes, sizes_for
-from models.gpt2.weights import from_hf_state, hf_key, to_hf_state
-from models.weights import WeightMismatchError
 
 GPT2_SMALL_PARAMS = 124_439_808
 torch_only = pytest.mark.skipif(BACKEND != "torch", reason="Hugging Face's twin lives in the torch environment")
@@ -84,10 +84,10 @@ def test_untied_or_foreign_state_dict_is_refused():
 
 @pytest.mark.skipif(BACKEND is None, reason="needs a Keras backend")
 def test_the_keras_definition_initialises_as_gpt2():
-    """``models.weights.canonical_weights`` draws the definition's initializers: GPT-2's, with the residual
+    """``twinbench.models.weights.canonical_weights`` draws the definition's initializers: GPT-2's, with the residual
     projections scaled by 1/sqrt(2 n_layer)."""
-    from models.gpt2.keras_model import gpt_tiny
-    from models.weights import canonical_weights
+    from twinbench.models.gpt2.keras_model import gpt_tiny
+    from twinbench.models.weights import canonical_weights
 
     weights = canonical_weights(gpt_tiny(input_shape=(8,)), seed=0)
     assert sorted(weights) == sorted(parameter_shapes(GPT2_SIZES["gpt_tiny"]))
@@ -119,7 +119,7 @@ def _keras_here():
 def test_hugging_face_parameter_counts():
     import torch
 
-    from models.gpt2.torch_model import gpt2, gpt_tiny
+    from twinbench.models.gpt2.torch_model import gpt2, gpt_tiny
 
     with torch.device("meta"):  # shapes only
         small = gpt2()
@@ -183,8 +183,8 @@ def test_tf_keras_equals_keras_tensorflow_and_the_fingerprint():
 def test_hugging_face_checkpoint_converts_to_the_neutral_npz(tmp_path, suffix):
     import torch
 
-    from backends.checkpoints import convert_checkpoint, read_checkpoint
-    from models.weights import load_weights
+    from twinbench.backends.checkpoints import convert_checkpoint, read_checkpoint
+    from twinbench.models.weights import load_weights
 
     sizes, weights, _, _ = twin_case()
     model = hf_model(sizes, weights)
@@ -209,7 +209,7 @@ def test_safetensors_reader_needs_no_framework(tmp_path):
     import json
     import struct
 
-    from backends.gpt2_checkpoints import read_safetensors
+    from twinbench.backends.gpt2_checkpoints import read_safetensors
 
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     header = json.dumps({"a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
@@ -219,8 +219,8 @@ def test_safetensors_reader_needs_no_framework(tmp_path):
 
 
 def test_checkpoint_errors_are_one_line(tmp_path):
-    from backends.checkpoints import CheckpointError
-    from backends.gpt2_checkpoints import read_gpt2_checkpoint
+    from twinbench.backends.checkpoints import CheckpointError
+    from twinbench.backends.gpt2_checkpoints import read_gpt2_checkpoint
 
     with pytest.raises(CheckpointError, match="does not exist"):
         read_gpt2_checkpoint(tmp_path / "missing.safetensors", "gpt_tiny")

@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from bench.cell import Cell, environment_cells
-from bench.cli import main
-from bench.measuring.interleave import InterleaveError, abba_order, check_interleave
-from bench.records import SCHEMA, SCHEMA_VERSION, load_records
-from bench.results.decompose import decomposition, machine_minutes, paired_windows, pooled
-from bench.results.stats import paired_ratio_ci, ratio_ci
 from conftest import BACKEND
+from twinbench.cell import Cell, environment_cells
+from twinbench.cli import main
+from twinbench.measuring.interleave import InterleaveError, abba_order, check_interleave
+from twinbench.records import SCHEMA, SCHEMA_VERSION, load_records
+from twinbench.results.decompose import decomposition, machine_minutes, paired_windows, pooled
+from twinbench.results.stats import paired_ratio_ci, ratio_ci
 
 PAIRED_ENVS = ("torch", "tensorflow")
 

@@ -5,12 +5,12 @@ overhead decomposition and ``compare``'s output, on synthetic numbers whose answ
 import numpy as np
 import pytest
 
-from backends.base import StepClock, cycled_batches, epoch_edges
-from bench.cell import Replication
-from bench.cli import main
-from bench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
-from bench.measuring.timing import memory_figures, train_timing
-from bench.records import (
+from twinbench.backends.base import StepClock, cycled_batches, epoch_edges
+from twinbench.cell import Replication
+from twinbench.cli import main
+from twinbench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
+from twinbench.measuring.timing import memory_figures, train_timing
+from twinbench.records import (
     SCHEMA,
     SCHEMA_VERSION,
     RecordError,
@@ -20,7 +20,7 @@ from bench.records import (
     write_json_atomic,
     write_record,
 )
-from bench.results.decompose import (
+from twinbench.results.decompose import (
     DECOMPOSITION,
     TF_NATIVE_FEED_NOTE,
     decomposition,
@@ -31,7 +31,7 @@ from bench.results.decompose import (
     profiler_overhead,
     throughput_rows,
 )
-from bench.results.stats import ratio_ci
+from twinbench.results.stats import ratio_ci
 
 # ---------------------------------------------------------------------- the step clock
 
@@ -73,7 +73,7 @@ def test_clock_finish_syncs_even_off_an_edge():
 def test_cycled_batches_are_full_and_follow_the_shared_order():
     batches = cycled_batches(10, 4, 5, seed=0)
     assert [len(b) for b in batches] == [4] * 5  # the partial batch of 2 is skipped in each epoch
-    from data import batch_indices
+    from twinbench.data import batch_indices
 
     epoch0 = batch_indices(10, 4, epoch=0, seed=0)
     np.testing.assert_array_equal(batches[0], epoch0[0])
@@ -347,7 +347,7 @@ def test_compute_windows_are_their_own_samples_and_feed_is_whole_minus_the_compu
     feed_section = out[out.index("Feed vs compute"):]
     line = next(row for row in feed_section.splitlines() if row.startswith("cifar_cnn  torch "))
     assert "10.00 [" in line and "6.00 [" in line and "4.00 [" in line  # whole, compute, feed (ms)
-    from bench.results.report import build_report
+    from twinbench.results.report import build_report
 
     report = build_report(tmp_path, figures=False).read_text()
     assert "## Feed vs compute" in report and "| keras[torch] / torch |" in report
@@ -374,9 +374,9 @@ def test_several_runs_of_a_cell_are_pooled():
 
 
 def test_gap_parts_add_up_to_the_gap_and_leave_out_what_fell_before_the_last_sync():
-    from backends.base import GAP_PARTS
-    from bench.measuring.timing import gap_parts
-    from bench.results.views import GAP_PARTS as SHOWN_PARTS
+    from twinbench.backends.base import GAP_PARTS
+    from twinbench.measuring.timing import gap_parts
+    from twinbench.results.views import GAP_PARTS as SHOWN_PARTS
 
     assert SHOWN_PARTS == GAP_PARTS  # results spell the parts without importing backends
     # Epoch 0 trained until t=10; a reshuffle at 9.5 (Keras 3: inside the last window) is not part of the gap.

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import get_runner
-from backends.base import GAP_PARTS, StepClock, TrainConfig
-from bench.cli import main
-from bench.measuring.timing import gap_parts
-from bench.records import SCHEMA_VERSION, load_records, read_record, read_timeline
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
+from twinbench.backends import get_runner
+from twinbench.backends.base import GAP_PARTS, StepClock, TrainConfig
+from twinbench.cli import main
+from twinbench.measuring.timing import gap_parts
+from twinbench.records import SCHEMA_VERSION, load_records, read_record, read_timeline
 
 pytestmark = requires_backend
 
@@ -33,10 +33,10 @@ def _ticking_clock(monkeypatch, module):
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(pair, tmp_path, capsys, monkeypatch):
-    import bench.measuring.train
+    import twinbench.measuring.train
 
     implementation, backend = pair
-    _ticking_clock(monkeypatch, bench.measuring.train)
+    _ticking_clock(monkeypatch, twinbench.measuring.train)
     code = main(["run", "--impl", implementation, "--backend", backend, *TINY, "--dataset", "synthetic",
                  "--synthetic-train", "100", "--synthetic-test", "32", "--epochs", "2", "--timing-window", "2",
                  "--profile-interval", "0.02", "--out", str(tmp_path)])
@@ -100,10 +100,10 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
 
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, capsys, monkeypatch):
-    import bench.measuring.throughput
+    import twinbench.measuring.throughput
 
     implementation, backend = pair
-    _ticking_clock(monkeypatch, bench.measuring.throughput)
+    _ticking_clock(monkeypatch, twinbench.measuring.throughput)
     code = main(["bench", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
                  "--repeats", "3", "--overhead-repeats", "2", "--compute-repeats", "2", "--profile-interval", "0.02",
                  "--out", str(tmp_path)])
@@ -159,7 +159,7 @@ def test_threads_and_cpus_reach_the_record_of_a_pinned_child(tmp_path):
     """``--threads 1 --cpus 0`` in a fresh process (pinning must come before any framework starts): the record says
     the pools run one thread, the process ran on CPU 0 only, and the cell is the pinned one."""
     implementation, backend = IMPLEMENTATIONS_HERE[0]
-    done = subprocess.run([sys.executable, "-m", "bench", "throughput", "--impl", implementation, "--backend", backend,
+    done = subprocess.run([sys.executable, "-m", "twinbench", "throughput", "--impl", implementation, "--backend", backend,
                            *TINY, "--steps", "2", "--warmup", "1", "--repeats", "1", "--overhead-repeats", "0",
                            "--threads", "1", "--cpus", "0", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
@@ -190,7 +190,7 @@ def step_counter(runner, model):
 @pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
 def test_clock_edges_fall_between_the_right_steps(pair):
     """At edge i, exactly i optimizer steps have been applied: the clock is called before each step."""
-    from data import load_dataset
+    from twinbench.data import load_dataset
 
     runner = get_runner(*pair)
     runner.setup(seed=0)
@@ -207,7 +207,7 @@ def test_clock_edges_fall_between_the_right_steps(pair):
 def test_compute_steps_and_the_arrays_feed_train_with_the_clock_between_the_right_steps(pair):
     """``train_steps(feed="arrays")`` and ``compute_steps`` apply exactly the steps the clock counts, the weights move
     and stay finite, and the model still trains through its usual path afterwards."""
-    from data import load_dataset
+    from twinbench.data import load_dataset
 
     runner = get_runner(*pair)
     runner.setup(seed=0)
@@ -235,7 +235,7 @@ def test_jax_sync_blocks_on_real_arrays(monkeypatch):
     (which JAX would silently skip, leaving the steps unsynchronised)."""
     import jax
 
-    from data import load_dataset
+    from twinbench.data import load_dataset
 
     runner = get_runner("keras", "jax")
     runner.setup(seed=0)
@@ -277,14 +277,14 @@ def test_profiler_cost_brackets_every_sampled_window_and_counts_samples_inside_i
 
 
 def test_a_failed_profiler_cost_run_is_recorded_and_said_in_one_line(tmp_path, capsys, monkeypatch):
-    import bench.studies.profiler_cost
+    import twinbench.studies.profiler_cost
 
     implementation, backend = IMPLEMENTATIONS_HERE[0]
 
     def broken(config):
         raise RuntimeError("the machine went away\nsecond line")
 
-    monkeypatch.setattr(bench.studies.profiler_cost, "execute_cost", broken)
+    monkeypatch.setattr(twinbench.studies.profiler_cost, "execute_cost", broken)
     code = main(["profiler-cost", "--impl", implementation, "--backend", backend, *TINY, "--out", str(tmp_path)])
     assert code == 1
     err = capsys.readouterr().err.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.measuring.mfu import efficiency, find_peak
+from twinbench.measuring.mfu import efficiency, find_peak
 
 
 @pytest.mark.parametrize(("name", "label"), [

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench.twins.parity import ParityError, compare_twins
 from conftest import BACKEND
 from parity_fixtures import parity_case
+from twinbench.twins.parity import ParityError, compare_twins
 
 pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="needs the PyTorch twin (torch environment)")
 
 
 def _twins(build_wrong):
-    from backends import get_runner
-    from backends.torch_runner import TorchRunner
+    from twinbench.backends import get_runner
+    from twinbench.backends.torch_runner import TorchRunner
 
     class WrongRunner(TorchRunner):
         def build(self, model_name, *, input_shape, num_classes):
@@ -57,7 +57,7 @@ def test_tutorial_mnist_net_with_9216_features_is_caught():
     model = wrong.build("mnist_cnn", input_shape=input_shape, num_classes=num_classes)
     with pytest.raises(ParityError, match="parameter counts differ: 1,199,882 vs 225,034"):
         compare_twins(reference, ref_model, wrong, model, x=x, y=y)
-    from models.weights import WeightMismatchError
+    from twinbench.models.weights import WeightMismatchError
 
     with pytest.raises(WeightMismatchError, match="dense1"):
         wrong.set_weights(model, reference.get_weights(ref_model))
@@ -66,7 +66,7 @@ def test_tutorial_mnist_net_with_9216_features_is_caught():
 def test_twin_without_hidden_relu_is_caught_by_the_logits():
     from torch import nn
 
-    from models.small_cnn.torch_model import SmallCNN
+    from twinbench.models.small_cnn.torch_model import SmallCNN
 
     class NoHiddenRelu(SmallCNN):
         def forward(self, x):
@@ -85,25 +85,25 @@ def test_twin_without_hidden_relu_is_caught_by_the_logits():
 def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatch):
     """The BatchNorm trap: Keras' biased moving variance instead of PyTorch's unbiased one.
 
-    MobileNetV2's training-mode outputs are noisy in float32 (``bench.twins.parity``: its float32 error against
+    MobileNetV2's training-mode outputs are noisy in float32 (``twinbench.twins.parity``: its float32 error against
     float64), so the tolerances widen; the moving variance after one step must still give the twin away
     (32x32 images leave 1x1 maps, so with a batch of 8 the unbiased variance is 8/7 of the biased one).
     """
-    from bench.twins.parity import (
+    from parity_fixtures import canonical, fixture_path
+    from twinbench.models.common import keras_layers
+    from twinbench.twins.parity import (
         committed_noise,
         compare_fingerprints,
         fingerprint_of,
         load_fingerprint,
         observe_twin,
     )
-    from models.common import keras_layers
-    from parity_fixtures import canonical, fixture_path
 
     class BiasedMovingVariance(keras_layers.TorchBatchNormalization):
         def variance_for_moving_average(self, variance, n):
             return variance  # what keras.layers.BatchNormalization does
 
-    monkeypatch.setattr("models.mobilenet_v2.keras_model.TorchBatchNormalization", BiasedMovingVariance)
+    monkeypatch.setattr("twinbench.models.mobilenet_v2.keras_model.TorchBatchNormalization", BiasedMovingVariance)
     twin = observe_twin("keras", "torch", "mobilenet_v2", weights=canonical("mobilenet_v2"),
                         noise=committed_noise("mobilenet_v2"), float64=False)  # the committed envelope only
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
@@ -115,23 +115,23 @@ def test_keras_batchnorm_epsilon_in_resnet50_is_caught_despite_wide_gradient_tol
     """The porting mistake: Keras' BatchNorm epsilon (1e-3) instead of PyTorch's 1e-5, in ResNet50.
 
     ResNet50's float32 training-mode gradients are a few percent from float64 in every framework, so its gradient
-    tolerances are wide (``bench.twins.parity``); the inference-mode logits are well conditioned, and give it away.
+    tolerances are wide (``twinbench.twins.parity``); the inference-mode logits are well conditioned, and give it away.
     """
-    from bench.twins.parity import (
+    from parity_fixtures import canonical, fixture_path
+    from twinbench.models.common import keras_layers
+    from twinbench.twins.parity import (
         committed_noise,
         compare_fingerprints,
         fingerprint_of,
         load_fingerprint,
         observe_twin,
     )
-    from models.common import keras_layers
-    from parity_fixtures import canonical, fixture_path
 
     class KerasEpsilon(keras_layers.TorchBatchNormalization):
         def __init__(self, **kwargs):
             super().__init__(epsilon=1e-3, **kwargs)
 
-    monkeypatch.setattr("models.resnet.keras_model.TorchBatchNormalization", KerasEpsilon)
+    monkeypatch.setattr("twinbench.models.resnet.keras_model.TorchBatchNormalization", KerasEpsilon)
     twin = observe_twin("keras", "torch", "resnet50", weights=canonical("resnet50"), noise=committed_noise("resnet50"),
                         float64=False)  # the committed envelope only
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)

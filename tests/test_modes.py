@@ -1,11 +1,11 @@
-"""The twins in every execution mode (``bench.cell.Mode``): compiled, in mixed precision and in other layouts, each
+"""The twins in every execution mode (``twinbench.cell.Mode``): compiled, in mixed precision and in other layouts, each
 implementation still computes the network of the PyTorch twin, and a mode this machine cannot run is one line.
 
 Each implementation this process can run is checked on ``cifar_cnn`` (small enough to compile in seconds):
 
 - compiled (``--jit on``: torch.compile, XLA, jax.jit) against itself not compiled (``--jit off``: eager PyTorch,
   a plain tf.function, JAX op by op), and against the PyTorch twin's committed float32 fingerprint, with the
-  float32 envelope of ``bench.twins.parity``: compiling changes the kernels, not the network;
+  float32 envelope of ``twinbench.twins.parity``: compiling changes the kernels, not the network;
 - in another layout (Keras ``channels_first``, PyTorch ``channels_last``) against the same fingerprint;
 - in ``mixed_bfloat16`` against the PyTorch twin's committed *bfloat16* fingerprint
   (``tests/parity/cifar_cnn__precision-mixed_bfloat16.npz``), whose envelope is measured, not guessed: the PyTorch
@@ -24,9 +24,11 @@ import sys
 import numpy as np
 import pytest
 
-from backends import BackendError
-from bench.cell import DEFAULT_MODE, Mode
-from bench.twins.parity import (
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
+from parity_fixtures import canonical, fixture_path, parity_case
+from twinbench.backends import BackendError
+from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.twins.parity import (
     NOISE_FACTOR,
     ParityError,
     check_against_fingerprint,
@@ -37,8 +39,6 @@ from bench.twins.parity import (
     load_fingerprint,
     observe_twin,
 )
-from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
-from parity_fixtures import canonical, fixture_path, parity_case
 
 pytestmark = requires_backend
 
@@ -79,7 +79,7 @@ def test_other_layout_is_the_same_network(pair):
     if pair[1] == "tensorflow":  # the twin tests switch oneDNN off (conftest.py), TensorFlow's CPU NCHW kernels need it
         with pytest.raises(BackendError, match="channels_first cannot run here: .*oneDNN"):
             _observe(pair, mode)
-        _run_with_onednn(f"from test_modes import _observe, _against_fingerprint; from bench.cell import Mode; "
+        _run_with_onednn(f"from test_modes import _observe, _against_fingerprint; from twinbench.cell import Mode; "
                          f"_against_fingerprint(_observe({pair!r}, Mode(data_format='channels_first')), {pair!r})")
         return
     here = _observe(pair, mode)
@@ -126,9 +126,9 @@ def test_the_bfloat16_envelope_is_measured_and_far_from_float32():
 def test_a_different_network_still_fails_under_bfloat16():
     from torch import nn
 
-    from backends import get_runner
-    from backends.torch_runner import TorchRunner
-    from models.small_cnn.torch_model import SmallCNN
+    from twinbench.backends import get_runner
+    from twinbench.backends.torch_runner import TorchRunner
+    from twinbench.models.small_cnn.torch_model import SmallCNN
 
     class NoHiddenRelu(SmallCNN):
         def forward(self, x):
@@ -156,7 +156,7 @@ def test_a_different_network_still_fails_under_bfloat16():
 
 
 def test_tf32_on_a_cpu_is_one_line_before_training(tmp_path, capsys):
-    from bench.cli import main
+    from twinbench.cli import main
 
     pair = IMPLEMENTATIONS_HERE[0]
     code = main(["train", "--model", MODEL, "--impl", pair[0], "--backend", pair[1], "--precision", "tf32",
@@ -171,7 +171,7 @@ def test_tf32_on_a_cpu_is_one_line_before_training(tmp_path, capsys):
 def test_a_compilation_that_fails_is_a_failed_record(tmp_path, monkeypatch, capsys):
     import torch
 
-    from bench.cli import main
+    from twinbench.cli import main
 
     def broken_compile(model, *args, **kwargs):
         raise RuntimeError("inductor: C++ compile failed (simulated)")

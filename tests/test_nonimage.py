@@ -1,4 +1,4 @@
-"""Tasks other than image classification: their data, loss and metrics (``data.tasks``), and NCF's wrong twin.
+"""Tasks other than image classification: their data, loss and metrics (``twinbench.data.tasks``), and NCF's wrong twin.
 
 The data tests write small files in the real formats (MovieLens ``ratings.dat`` / ``ratings.csv``, parallel text)
 and need no framework. The loss tests check each framework's spelling of a task's loss against the float64 NumPy
@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from test_data import assert_one_line_error
 
-import data
-from backends import get_runner
-from backends.base import TrainConfig
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
-from data import recommendation, seq2seq, tasks
-from data.base import DatasetError
-from data.tasks import get_task
-from models import UnknownChoiceError, get_model_spec
+from twinbench import data
+from twinbench.backends import get_runner
+from twinbench.backends.base import TrainConfig
+from twinbench.data import recommendation, seq2seq, tasks
+from twinbench.data.base import DatasetError
+from twinbench.data.tasks import get_task
+from twinbench.models import UnknownChoiceError, get_model_spec
 
 
 # --- tasks ----------------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def _loss_cases():
 def test_keras_task_loss_is_the_reference(task, logits, labels):
     import keras
 
-    from backends.keras_runner import task_loss
+    from twinbench.backends.keras_runner import task_loss
 
     loss = keras.ops.convert_to_numpy(task_loss(task)(labels, logits))
     assert float(loss) == pytest.approx(tasks.reference_loss(task, logits, labels), rel=1e-5)
@@ -188,7 +188,7 @@ def test_keras_task_loss_is_the_reference(task, logits, labels):
 def test_torch_task_loss_is_the_reference(task, logits, labels):
     import torch
 
-    from backends.torch_runner import task_loss
+    from twinbench.backends.torch_runner import task_loss
 
     loss = task_loss(task)(torch.from_numpy(logits), torch.from_numpy(labels))
     assert float(loss) == pytest.approx(tasks.reference_loss(task, logits, labels), rel=1e-5)
@@ -197,7 +197,7 @@ def test_torch_task_loss_is_the_reference(task, logits, labels):
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.keras' loss (tensorflow environment)")
 @pytest.mark.parametrize(("task", "logits", "labels"), _loss_cases(), ids=["tokens", "bce"])
 def test_tf_keras_task_loss_is_the_reference(task, logits, labels):
-    from backends.tf_keras_runner import task_loss
+    from twinbench.backends.tf_keras_runner import task_loss
 
     loss = task_loss(task)(labels, logits)
     assert float(loss) == pytest.approx(tasks.reference_loss(task, logits, labels), rel=1e-5)
@@ -208,11 +208,11 @@ def test_tf_keras_task_loss_is_the_reference(task, logits, labels):
 def test_neumf_with_its_towers_concatenated_the_other_way_is_caught():
     import torch
 
-    from backends import get_runner
-    from backends.torch_runner import TorchRunner
-    from bench.twins.parity import ParityError, compare_twins
-    from models.ncf.torch_model import NeuMF
     from parity_fixtures import parity_case, parity_options
+    from twinbench.backends import get_runner
+    from twinbench.backends.torch_runner import TorchRunner
+    from twinbench.models.ncf.torch_model import NeuMF
+    from twinbench.twins.parity import ParityError, compare_twins
 
     class SwappedConcat(NeuMF):
         def forward(self, user, item):
@@ -247,8 +247,8 @@ def test_keras_adam_on_repeated_embedding_rows_is_summed_first():
     import keras
     import tensorflow as tf
 
-    from backends.base import TrainConfig
-    from backends.keras_runner import adam
+    from twinbench.backends.base import TrainConfig
+    from twinbench.backends.keras_runner import adam
 
     def first_step(optimizer, sparse):
         variable = keras.Variable(np.zeros((3, 2), np.float32))
@@ -271,8 +271,8 @@ def test_every_implementation_trains_the_token_and_id_models_through_fit_and_tra
     """``fit`` (the training loop, with its task metrics and NCF's fresh negatives) and ``train_steps`` (the
     throughput loop) take the models of the other tasks — a tuple of id arrays (ncf, gnmt), one token array (gpt_tiny) — in
     every implementation here."""
-    from backends.base import StepClock
-    from data import load_dataset
+    from twinbench.backends.base import StepClock
+    from twinbench.data import load_dataset
 
     spec = get_model_spec(model_name)
     dataset = load_dataset("synthetic", input_shape=spec.input_shape, num_classes=spec.num_classes, task=spec.task,

@@ -5,7 +5,7 @@ this test process can run (see conftest.py) that the model has builders for.
 
 ``test_twin_parity`` runs one implementation at the model's small parity case once and checks, in turn
 (tolerances: the fixed float32 ones, or a few times the reference twin's float32 error against float64 where
-that is larger, see ``bench.twins.parity``):
+that is larger, see ``twinbench.twins.parity``):
 
 1. the canonical weights come back exactly as loaded (the weight mapping is lossless);
 2. for a model with a PyTorch twin: agreement with the committed fingerprint of that twin
@@ -17,7 +17,7 @@ that is larger, see ``bench.twins.parity``):
 The keras.applications variants have no PyTorch twin: their Keras 3 definition is compared with their
 tf.keras twin in-process only.
 
-The parity case (``models._registry.TwinCase``) is small: smaller inputs and, for the deep full-size models,
+The parity case (``twinbench.models._registry.TwinCase``) is small: smaller inputs and, for the deep full-size models,
 fewer repeated blocks at full width. ViT-B/16 is checked on 1 of its 12 encoder blocks, GPT-2 small on 2 of its 12,
 ResNet50 on one bottleneck block per stage (the first, with its downsampling shortcut) instead of 3-4-6-3: every
 kind of layer, every stage and every width is in the check, and the blocks left out are the same code called again
@@ -31,17 +31,17 @@ from __future__ import annotations
 
 import pytest
 
-from backends import get_runner
-from bench.twins.parity import (
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
+from parity_fixtures import fixture_path, has_torch_twin, observed
+from twinbench.backends import get_runner
+from twinbench.models import get_model_spec, list_models
+from twinbench.twins.parity import (
     ParityError,
     batch_checksum,
     check_against_fingerprint,
     check_in_process,
     load_fingerprint,
 )
-from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
-from models import get_model_spec, list_models
-from parity_fixtures import fixture_path, has_torch_twin, observed
 
 pytestmark = requires_backend
 

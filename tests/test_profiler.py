@@ -1,4 +1,4 @@
-"""bench.measuring.profiler with and without NVML; the GPU path runs against a small fake ``pynvml`` module."""
+"""twinbench.measuring.profiler with and without NVML; the GPU path runs against a small fake ``pynvml`` module."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from bench.measuring.profiler import GPU_FIELDS, SAMPLER_THREAD_NAME, Profiler, gpu_info
+from twinbench.measuring.profiler import GPU_FIELDS, SAMPLER_THREAD_NAME, Profiler, gpu_info
 
 
 def sampler_alive():

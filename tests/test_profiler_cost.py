@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from approx import assert_close_numbers, assert_same_text
-from bench.studies.profiler_cost import (
+from twinbench.studies.profiler_cost import (
     MIN_CYCLES,
     analyse,
     bracketed,
@@ -166,7 +166,7 @@ MEASURED = ROOT / "docs" / "measurements" / "profiler-cost-2026-12-01"
 
 
 def _committed(*parts):
-    from bench.records import load_records
+    from twinbench.records import load_records
 
     return [record for part in parts for record in load_records(MEASURED / part)[0]]
 
@@ -179,7 +179,7 @@ def test_committed_records_carry_the_analysis_this_code_computes():
 
 
 def test_the_page_shows_what_the_committed_records_say():
-    from bench.studies.profiler_cost import profiler_cost_section
+    from twinbench.studies.profiler_cost import profiler_cost_section
 
     page = (ROOT / "docs" / "profiler_cost.md").read_text()
     shown = "\n".join([profiler_cost_section(_committed("one-thread", "direct/round-1", "direct/round-2")),

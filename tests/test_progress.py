@@ -29,7 +29,7 @@ class _CountingLoss:
 
 
 def _run(stream, steps=45, interval_s=0.1):
-    from backends.torch_runner import ProgressBar
+    from twinbench.backends.torch_runner import ProgressBar
 
     bar = ProgressBar(epoch=0, epochs=5, steps=steps, samples=1437, batch_size=32, interval_s=interval_s, stream=stream)
     loss = _CountingLoss()

@@ -1,4 +1,4 @@
-"""The record API (bench.records): a record is never overwritten, runs of a cell are pooled, directories are
+"""The record API (twinbench.records): a record is never overwritten, runs of a cell are pooled, directories are
 read with their subdirectories. Framework-free except the one real run at the end."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from bench.cell import Cell
-from bench.cli import main
-from bench.measuring.children import completed
-from bench.measuring.train import RunConfig
-from bench.records import (
+from conftest import IMPLEMENTATIONS_HERE, ROOT, requires_backend
+from twinbench.cell import Cell
+from twinbench.cli import main
+from twinbench.measuring.children import completed
+from twinbench.measuring.train import RunConfig
+from twinbench.records import (
     KINDS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -23,7 +24,6 @@ from bench.records import (
     write_json_atomic,
     write_record,
 )
-from conftest import IMPLEMENTATIONS_HERE, ROOT, requires_backend
 
 MEASURED = ROOT / "docs" / "measurements" / "cpu-2026-12-01" / "bench"
 

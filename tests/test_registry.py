@@ -12,9 +12,9 @@ import dataclasses
 
 import pytest
 
-from bench.cell import ENVIRONMENTS, MODE_CHOICES
-from data.tasks import TASKS
-from models import (
+from twinbench.cell import ENVIRONMENTS, MODE_CHOICES
+from twinbench.data.tasks import TASKS
+from twinbench.models import (
     IMPLEMENTATIONS,
     ModelSpec,
     TwinCase,
@@ -40,7 +40,7 @@ def _is_target(value) -> bool:
 
 
 def _is_shape(value, task="image_classification") -> bool:
-    """``(H, W, C)`` for images; the other tasks' shapes (``data.tasks``) have 1 to 3 sizes."""
+    """``(H, W, C)`` for images; the other tasks' shapes (``twinbench.data.tasks``) have 1 to 3 sizes."""
     return (isinstance(value, tuple) and (len(value) == 3 if task == "image_classification" else 1 <= len(value) <= 3)
             and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value))
 
@@ -132,8 +132,8 @@ def test_unknown_names_list_the_choices():
 def test_a_model_of_one_environment_says_so_elsewhere(monkeypatch):
     """keras-hub's variants build in the tensorflow environment only: elsewhere a one-line error names it, and the
     other environments run none of their cells."""
-    from bench.cell import environment_cells
-    from models import UnknownChoiceError
+    from twinbench.cell import environment_cells
+    from twinbench.models import UnknownChoiceError
 
     spec = get_model_spec("gpt_tiny_kerashub")
     assert spec.environments == ("tensorflow",)

@@ -1,4 +1,4 @@
-"""Data-parallel twins (``--replicas``, ``backends.distributed``): one step over two replicas at global batch B is the
+"""Data-parallel twins (``--replicas``, ``twinbench.backends.distributed``): one step over two replicas at global batch B is the
 step over one replica at batch B, in every implementation that has an engine; BatchNorm is where the engines differ.
 
 The steps run in a child process per environment (``tests/replica_step.py``: under torchrun for torch; with two
@@ -25,7 +25,8 @@ import sys
 import numpy as np
 import pytest
 
-from bench.cell import (
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, requires_backend
+from twinbench.cell import (
     DATA_PARALLEL,
     SINGLE,
     SYNC_BATCHNORM,
@@ -35,7 +36,8 @@ from bench.cell import (
     environment_cells,
     implementation_label,
 )
-from bench.twins.parity import (
+from twinbench.data import batch_indices
+from twinbench.twins.parity import (
     NOISE_FACTOR,
     NOISE_FACTOR_NEITHER,
     Observation,
@@ -46,8 +48,6 @@ from bench.twins.parity import (
     fingerprint_path,
     load_fingerprint,
 )
-from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, requires_backend
-from data import batch_indices
 
 PAIRS = [pytest.param(pair, id=implementation_label(*pair)) for pair in IMPLEMENTATIONS_HERE if pair in DATA_PARALLEL]
 SYNC_PAIRS = [p for p in PAIRS if p.values[0] in SYNC_BATCHNORM]
@@ -141,7 +141,7 @@ def _reference(steps, pair, model) -> Observation:
 
 
 def _compare(actual, expected, model):
-    from bench.twins.parity import compare_observations
+    from twinbench.twins.parity import compare_observations
 
     return compare_observations(actual, expected, lr=1.0, noise=committed_noise(model), factor=NOISE_FACTOR_NEITHER)
 
@@ -237,16 +237,16 @@ torch_only = pytest.mark.skipif(BACKEND != "torch", reason="runs in the torch en
 
 
 def _train(tmp_path, *argv, fault):
-    from bench.measuring.faults import FAULT_ENV, FAULT_RANK_ENV
+    from twinbench.measuring.faults import FAULT_ENV, FAULT_RANK_ENV
 
     env = {**os.environ, FAULT_ENV: fault, FAULT_RANK_ENV: "1", "TWINBENCH_COLLECTIVE_TIMEOUT_S": "5",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "bench", "train", *argv, "--out", str(tmp_path), *QUICK], env=env,
+    return subprocess.run([sys.executable, "-m", "twinbench", "train", *argv, "--out", str(tmp_path), *QUICK], env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 def _records(directory):
-    from bench.records import TIMELINE_SUFFIX, read_record
+    from twinbench.records import TIMELINE_SUFFIX, read_record
 
     return {p.name: read_record(p) for p in sorted(directory.glob("*.json")) if not p.name.endswith(TIMELINE_SUFFIX)}
 
@@ -265,8 +265,8 @@ def test_a_rank_that_dies_or_hangs_fails_its_cell_with_a_record_and_the_matrix_g
 
 
 def test_records_name_the_engine_world_size_and_launcher(monkeypatch):
-    from backends.distributed import Replicas
-    from bench.measuring.environment import LAUNCHER_ENV, launcher_of
+    from twinbench.backends.distributed import Replicas
+    from twinbench.measuring.environment import LAUNCHER_ENV, launcher_of
 
     class Runner:
         replicas = Replicas()
@@ -280,7 +280,7 @@ def test_records_name_the_engine_world_size_and_launcher(monkeypatch):
 def test_sync_batchnorm_without_a_gpu_is_one_line_before_any_rank_starts(tmp_path, capsys):
     import torch
 
-    from bench.cli import main
+    from twinbench.cli import main
 
     if torch.cuda.is_available():
         pytest.skip("SyncBatchNorm runs on GPUs")
@@ -293,8 +293,8 @@ def test_sync_batchnorm_without_a_gpu_is_one_line_before_any_rank_starts(tmp_pat
 @torch_only  # framework-neutral; eager PyTorch trains the cell quickest
 def test_the_profiler_samples_every_replica_device(monkeypatch):
     """Each GPU a cell's replicas run on gets its own NVML sampler (here, without NVML, each falls back to the host)."""
-    from backends.distributed import Replicas
-    from bench.measuring.train import RunConfig, execute
+    from twinbench.backends.distributed import Replicas
+    from twinbench.measuring.train import RunConfig, execute
 
     monkeypatch.setattr(Replicas, "gpu_indices", lambda self: [0, 1, 2])
     record = execute(RunConfig(model="cifar_cnn", implementation="torch", backend="torch", dataset="synthetic",

@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from bench.cell import Cell
-from bench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
-from bench.results import report, views
 from conftest import ROOT
+from twinbench.cell import Cell
+from twinbench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
+from twinbench.results import report, views
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -133,7 +133,7 @@ def test_timeline_reads_the_sidecar_and_falls_back_to_epoch_timestamps(tmp_path)
 
 
 def test_cli_report_errors_and_empty_directory(tmp_path):
-    run = [sys.executable, "-m", "bench", "report"]
+    run = [sys.executable, "-m", "twinbench", "report"]
     missing = subprocess.run([*run, str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("twinbench: error: results directory")
     empty = subprocess.run([*run, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)

@@ -15,7 +15,7 @@ MAX_LINES = 600
 
 
 def _module_name(path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = ("twinbench", *path.relative_to(BENCH).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -29,7 +29,7 @@ def _bench_imports() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                # `from bench.results import report` imports the module bench.results.report
+                # `from twinbench.results import report` imports the module twinbench.results.report
                 imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
         graph[name] = {module for module in imported if module in modules and module != name}
     return graph
@@ -57,7 +57,7 @@ def _cycle(graph) -> list[str] | None:
 
 def test_bench_modules_import_each_other_without_a_cycle():
     graph = _bench_imports()
-    assert "bench.results.report" in graph and "bench.cli.run_commands" in graph
+    assert "twinbench.results.report" in graph and "twinbench.cli.run_commands" in graph
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 
@@ -67,17 +67,17 @@ def test_the_cycle_finder_finds_one():
 
 
 def test_results_import_no_framework():
-    code = ("import pkgutil, importlib, sys, bench.results as r\n"
-            "for m in pkgutil.iter_modules(r.__path__): importlib.import_module(f'bench.results.{m.name}')\n"
+    code = ("import pkgutil, importlib, sys, twinbench.results as r\n"
+            "for m in pkgutil.iter_modules(r.__path__): importlib.import_module(f'twinbench.results.{m.name}')\n"
             f"print([name for name in {FRAMEWORKS!r} if name in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_no_bench_module_imports_a_framework_at_import_time():
-    code = ("import pkgutil, importlib, sys, bench\n"
-            "for m in pkgutil.walk_packages(bench.__path__, 'bench.'):\n"
-            "    if m.name != 'bench.__main__': importlib.import_module(m.name)\n"
+    code = ("import pkgutil, importlib, sys, twinbench\n"
+            "for m in pkgutil.walk_packages(twinbench.__path__, 'twinbench.'):\n"
+            "    if m.name != 'twinbench.__main__': importlib.import_module(m.name)\n"
             f"print([name for name in {FRAMEWORKS!r} if name in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

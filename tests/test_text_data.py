@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.base import DatasetError
-from data.order import batch_indices
-from data.text import (
+from twinbench.data.base import DatasetError
+from twinbench.data.order import batch_indices
+from twinbench.data.text import (
     EOS,
     FIRST_BYTE_TOKEN,
     PAD,
@@ -42,7 +42,7 @@ def test_pydoc_corpus_is_embedded_split_and_fixed():
     assert len(a.x_train) > 9 * len(a.x_test) * 0.95  # 90/10
     assert np.array_equal(a.x_train, b.x_train) and a.meta["sha256"] == b.meta["sha256"]
     assert "the" in decode(a.x_train[:20])
-    # the identical per-epoch order for every implementation: data.order, by the number of windows alone
+    # the identical per-epoch order for every implementation: twinbench.data.order, by the number of windows alone
     assert all(np.array_equal(p, q) for p, q in zip(batch_indices(len(a.x_train), 32, epoch=1, seed=0),
                                                        batch_indices(len(b.x_train), 32, epoch=1, seed=0), strict=True))
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import BACKEND, requires_backend
-from models.common.pooling import adaptive_average_pool_2d, adaptive_pool_windows
+from twinbench.models.common.pooling import adaptive_average_pool_2d, adaptive_pool_windows
 
 pytestmark = requires_backend
 
@@ -40,7 +40,7 @@ def test_reference_pooling_matches_pytorch(size):
 def test_keras_adaptive_pooling_matches_pytorch_formula(size):
     import keras
 
-    from models.common.keras_layers import AdaptiveAveragePooling2D
+    from twinbench.models.common.keras_layers import AdaptiveAveragePooling2D
 
     x = np.random.default_rng(size).normal(size=(2, size, size + 1, 3)).astype(np.float32)
     actual = keras.ops.convert_to_numpy(AdaptiveAveragePooling2D((7, 7))(x))
@@ -50,7 +50,7 @@ def test_keras_adaptive_pooling_matches_pytorch_formula(size):
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="needs tf.keras")
 @pytest.mark.parametrize("size", SIZES)
 def test_tf_keras_adaptive_pooling_matches_pytorch_formula(size):
-    from models.common.tf_keras_layers import AdaptiveAveragePooling2D
+    from twinbench.models.common.tf_keras_layers import AdaptiveAveragePooling2D
 
     x = np.random.default_rng(size).normal(size=(2, size, size + 1, 3)).astype(np.float32)
     np.testing.assert_allclose(AdaptiveAveragePooling2D((7, 7))(x).numpy(), adaptive_average_pool_2d(x, (7, 7)),
@@ -65,7 +65,7 @@ def _small_batch():
 def test_torch_batch_normalization_updates_like_pytorch():
     import keras
 
-    from models.common.keras_layers import TorchBatchNormalization
+    from twinbench.models.common.keras_layers import TorchBatchNormalization
 
     x = _small_batch()
     layer = TorchBatchNormalization()
@@ -91,7 +91,7 @@ def test_torch_batch_normalization_variance_survives_a_large_mean():
     """Two-pass variance: a channel with mean 1000 and std 0.01 still normalises to unit variance."""
     import keras
 
-    from models.common.keras_layers import TorchBatchNormalization
+    from twinbench.models.common.keras_layers import TorchBatchNormalization
 
     x = (1000.0 + 0.01 * np.random.default_rng(1).normal(size=(4, 8, 8, 3))).astype(np.float32)
     out = keras.ops.convert_to_numpy(TorchBatchNormalization(epsilon=1e-12)(x, training=True))
@@ -103,7 +103,7 @@ def test_torch_batch_normalization_equals_batchnorm2d_with_gradients():
     import keras
     import torch
 
-    from models.common.keras_layers import TorchBatchNormalization
+    from twinbench.models.common.keras_layers import TorchBatchNormalization
 
     x = np.random.default_rng(2).normal(size=(3, 2, 2, 4)).astype(np.float32)
     ours = TorchBatchNormalization()
@@ -128,7 +128,7 @@ def test_torch_batch_normalization_equals_batchnorm2d_with_gradients():
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="needs tf.keras")
 def test_tf_keras_fused_batch_norm_keeps_the_unbiased_variance():
-    from models.common.tf_keras_layers import torch_batch_norm
+    from twinbench.models.common.tf_keras_layers import torch_batch_norm
 
     x = _small_batch()
     layer = torch_batch_norm(name="bn")
@@ -141,7 +141,7 @@ def test_tf_keras_fused_batch_norm_keeps_the_unbiased_variance():
 def test_tf_keras_twins_use_the_fused_kernel(model_name):
     import tf_keras
 
-    from models import build_model
+    from twinbench.models import build_model
 
     model = build_model(model_name, "tf_keras", input_shape=(32, 32, 3), num_classes=10)
     norms = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)]

@@ -6,12 +6,12 @@ import json
 import pytest
 from pytest import approx
 
-from backends.trace import exclusive_intervals
-from bench.cli import main
-from bench.ops import CATEGORIES, OpInterval, classify, op_table
-from bench.records import load_records
-from bench.results.ops import difference_line, ops_differences, ops_markdown, ops_section
 from tests.conftest import BACKEND, requires_backend
+from twinbench.backends.trace import exclusive_intervals
+from twinbench.cli import main
+from twinbench.ops import CATEGORIES, OpInterval, classify, op_table
+from twinbench.records import load_records
+from twinbench.results.ops import difference_line, ops_differences, ops_markdown, ops_section
 
 
 @pytest.mark.parametrize(("name", "scope", "category"), [
@@ -127,7 +127,7 @@ def test_trace_of_a_tiny_cnn_adds_up(tmp_path):
 def test_a_pinned_trace_is_its_own_cell():
     """``bench trace --cpus 0`` (pinning happens before any framework is imported, so not in this test's process):
     the layout is the cell's ``cpus`` axis, in the label and the file name, as in ``bench throughput``."""
-    from bench.measuring.trace import TraceConfig
+    from twinbench.measuring.trace import TraceConfig
 
     free = TraceConfig(model="mnist_cnn", implementation="torch", backend="torch")
     pinned = TraceConfig(model="mnist_cnn", implementation="torch", backend="torch", cpus="0")

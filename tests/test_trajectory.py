@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bench.twins.trajectory import FLOAT32_FLOOR, Step, Trajectory
 from conftest import BACKEND, ROOT
+from twinbench.twins.trajectory import FLOAT32_FLOOR, Step, Trajectory
 
 PAIRS = ROOT / "tests" / "pairs"
 
@@ -47,7 +47,7 @@ def torch_env():
 
 
 def test_the_registered_cifar_cnn_stays_inside(torch_env):
-    from bench.twins.own_pair import check_registered
+    from twinbench.twins.own_pair import check_registered
 
     report = check_registered("cifar_cnn", steps=8)
     assert report.identical, str(report)
@@ -60,7 +60,7 @@ def test_the_registered_cifar_cnn_stays_inside(torch_env):
 def test_a_broken_twin_leaves_the_envelope(torch_env):
     import tiny_resnet
 
-    from bench import check
+    from twinbench import check
 
     report = check(lambda **kw: tiny_resnet.keras_model(proj_bn_epsilon=1e-3, **kw), tiny_resnet.torch_model,
                    input_shape=tiny_resnet.INPUT_SHAPE, num_classes=tiny_resnet.NUM_CLASSES, steps=5)
@@ -71,7 +71,7 @@ def test_a_broken_twin_leaves_the_envelope(torch_env):
 
 
 def test_cli_steps_exit_codes(torch_env):
-    done = subprocess.run([sys.executable, "-m", "bench", "check", "docs/examples/tiny_resnet_pair.py", "--steps", "3"],
+    done = subprocess.run([sys.executable, "-m", "twinbench", "check", "docs/examples/tiny_resnet_pair.py", "--steps", "3"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "trajectory over 3 SGD steps: inside the float64 envelope" in done.stdout

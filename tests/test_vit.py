@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.twins.parity import ParityError
 from conftest import BACKEND, requires_backend
+from twinbench.twins.parity import ParityError
 
 pytestmark = requires_backend
 MODEL = "vit_tiny"
@@ -25,14 +25,14 @@ def _against_torchvision():
 
     Unpatched, this is ``tests/test_parity.py::test_twin_parity[vit_tiny-keras[torch]]``, which passes.
     """
-    from bench.twins.parity import (
+    from parity_fixtures import canonical, fixture_path
+    from twinbench.twins.parity import (
         committed_noise,
         compare_fingerprints,
         fingerprint_of,
         load_fingerprint,
         observe_twin,
     )
-    from parity_fixtures import canonical, fixture_path
 
     twin = observe_twin("keras", "torch", MODEL, weights=canonical(MODEL), noise=committed_noise(MODEL), float64=False)
     actual = fingerprint_of(twin.observation, x=twin.x, y=twin.y, noise=twin.noise)
@@ -42,7 +42,7 @@ def _against_torchvision():
 @needs_torch
 def test_tanh_gelu_is_caught(monkeypatch):
     """keras.ops.gelu's default, the tanh approximation, instead of nn.GELU()'s exact erf form."""
-    from models.vit import keras_model
+    from twinbench.models.vit import keras_model
 
     class TanhGELU(keras_model.GELU):
         def __init__(self, *, approximate=True, **kwargs):
@@ -56,7 +56,7 @@ def test_tanh_gelu_is_caught(monkeypatch):
 @needs_torch
 def test_q_and_k_swapped_in_the_packed_projection_are_caught(monkeypatch):
     """Reading torch's packed in_proj_weight as k, q, v instead of q, k, v: every score matrix transposed."""
-    from models.vit import keras_model
+    from twinbench.models.vit import keras_model
 
     class SwappedQK(keras_model.SelfAttention):
         def split_qkv(self, qkv):
@@ -69,7 +69,7 @@ def test_q_and_k_swapped_in_the_packed_projection_are_caught(monkeypatch):
 
 
 def test_images_that_are_not_square_multiples_of_the_patch_are_refused():
-    from models import build_model
+    from twinbench.models import build_model
 
     with pytest.raises(ValueError, match="multiple of its patch size 4. Received: input_shape=\\(30, 30, 3\\)"):
         build_model(MODEL, "keras", input_shape=(30, 30, 3))
@@ -80,7 +80,7 @@ def test_images_that_are_not_square_multiples_of_the_patch_are_refused():
 def test_every_torchvision_key_has_one_keras_weight():
     """The mapping is a bijection onto torchvision's state_dict keys (vit_b_16's, without building the Keras model;
     the keys do not depend on the width, so torchvision's class is built 12 blocks deep but narrow)."""
-    from models.vit.config import CONFIGS, torch_key
+    from twinbench.models.vit.config import CONFIGS, torch_key
 
     paths = ["conv_proj/kernel", "conv_proj/bias", "class_token/token", "pos_embedding/embedding",
              "encoder_ln/gamma", "encoder_ln/beta", "head/kernel", "head/bias"]
@@ -108,7 +108,7 @@ def torchvision_checkpoint(tmp_path_factory):
         pytest.skip("writing a .pth needs PyTorch")
     import torch
 
-    from models import build_model
+    from twinbench.models import build_model
 
     torch.manual_seed(123)
     module = build_model(MODEL, "torch")
@@ -122,7 +122,7 @@ def torchvision_checkpoint(tmp_path_factory):
 
 @needs_torch
 def test_torchvision_checkpoint_becomes_the_neutral_mapping(torchvision_checkpoint):
-    from backends.checkpoints import read_checkpoint
+    from twinbench.backends.checkpoints import read_checkpoint
 
     path, module = torchvision_checkpoint
     state = {k: v.numpy() for k, v in module.state_dict().items()}
@@ -140,10 +140,10 @@ def test_converted_checkpoint_gives_torchvisions_logits(torchvision_checkpoint, 
     """convert-weights writes the neutral .npz; the Keras definition with it computes what torchvision computes."""
     import torch
 
-    from backends import get_runner
-    from bench.cli import main
-    from bench.twins.parity import LOGITS_ATOL, parity_batch
-    from models.weights import load_weights
+    from twinbench.backends import get_runner
+    from twinbench.cli import main
+    from twinbench.models.weights import load_weights
+    from twinbench.twins.parity import LOGITS_ATOL, parity_batch
 
     path, module = torchvision_checkpoint
     npz = tmp_path / "vit_tiny.npz"

@@ -9,7 +9,7 @@ arrays.
 import numpy as np
 import pytest
 
-from bench.twins.parity import ZERO_GRAD_REL, ParityError, compare_fingerprints, sketch
+from twinbench.twins.parity import ZERO_GRAD_REL, ParityError, compare_fingerprints, sketch
 
 
 def _fingerprint(grads):

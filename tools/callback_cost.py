@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
 
-    from backends import get_runner
-    from backends.base import StepClock
+    from twinbench.backends import get_runner
+    from twinbench.backends.base import StepClock
 
     runner = get_runner(args.impl)
     model = runner.prepare("mnist_cnn", input_shape=(12, 12, 1), num_classes=10)
@@ -51,13 +51,13 @@ def main(argv=None) -> int:
         import tensorflow as tf
         import tf_keras as module
 
-        from backends.tf_keras_runner import StepClockCallback
+        from twinbench.backends.tf_keras_runner import StepClockCallback
 
         logs = {"loss": tf.constant(1.0)}
     else:
         import keras as module
 
-        from backends.keras_runner import StepClockCallback
+        from twinbench.backends.keras_runner import StepClockCallback
 
         logs = {"loss": module.ops.convert_to_tensor(1.0)}
 

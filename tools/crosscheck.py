@@ -3,7 +3,7 @@
 No profiler, no ``StepClock``, no ``Runner``, no records: each implementation is trained on plain arrays the way one
 would time it by hand, and timed two ways in the same run. If twinbench's harness (step clock, callback, profiler,
 input pipeline) distorted the timings, the ratios between implementations measured here would disagree with
-``python -m bench throughput``'s.
+``python -m twinbench throughput``'s.
 
 - **step-only** (``step_only_s``): a stopwatch around the train step alone, summed over the ``--steps`` steps of a
   window (then per step). Compared with twinbench's compute-only windows (``decomposition(..., part="compute")``).
@@ -54,20 +54,20 @@ framework is imported; the result records ``cpus`` (as asked), ``affinity`` (as 
 
     python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
-``--allocator tuned`` sets glibc's malloc to keep the memory it took (``backends.allocator``, before any framework is
-imported), as ``bench throughput --allocator tuned`` does; the result records it, and ``--compare --allocator X``
+``--allocator tuned`` sets glibc's malloc to keep the memory it took (``twinbench.backends.allocator``, before any framework is
+imported), as ``twinbench throughput --allocator tuned`` does; the result records it, and ``--compare --allocator X``
 compares only the results and twinbench records of that setting. With glibc's defaults the page faults a step takes
 differ between the two loops' allocation patterns and from process to process (docs/overhead.md, "Page faults").
 
 ``--paired`` answers the harness question without the 7-38% by which processes differ on a small machine: in one
-process, the plain loop of ``--impl`` and twinbench's own runner for it (``bench throughput``'s ``train_steps`` with
+process, the plain loop of ``--impl`` and twinbench's own runner for it (``twinbench throughput``'s ``train_steps`` with
 ``--feed arrays`` and ``compute_steps``, seeded, with canonical weights and its step clock) take turns window by
 window, ``--repeats`` rounds in ABBA order after one discarded window of each; the result (``tool``:
 ``crosscheck-paired``) holds every window and, per round, twinbench compute / plain step-only and twinbench whole /
 plain whole-loop, with the median's 95% CI. ``--compare`` shows these results too.
 
 ``--compare`` reads every result under both directories (subdirectories included), pools several runs of one cell
-like ``python -m bench compare DIR [DIR ...]``, and prints the six ``DECOMPOSITION`` ratios per CPU layout twice:
+like ``python -m twinbench compare DIR [DIR ...]``, and prints the six ``DECOMPOSITION`` ratios per CPU layout twice:
 plain step-only against twinbench compute-only, and plain whole-loop against twinbench whole. Agreement is the
 hand ratio over twinbench's; the exit code is 1 when any is off by more than ``--tolerance`` (or nothing could be
 compared). ``tools/measure_crosscheck.sh`` runs both in interleaved rounds, free and pinned.
@@ -88,20 +88,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Neither imports a framework: --allocator and --cpus take effect before any framework is imported.
-from backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator  # noqa: E402
-from backends.base import FEEDS  # noqa: E402
+from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator  # noqa: E402
+from twinbench.backends.base import FEEDS  # noqa: E402
 
 # The timings of a result, and the twinbench part (``decomposition(..., part=...)``) each is compared with.
 TIMINGS = (("step-only", "step_only_s", "compute"), ("whole-loop", "whole_loop_s", "whole"))
 # The cell axis of a twinbench record that names the CPUs its process was pinned to ("0", "0,1"; absent or "free":
 # not pinned).
 LAYOUT_AXIS = "cpus"
-# The cell axis of a twinbench record that names how its batches were fed (``backends.base.FEEDS``). The plain loop
+# The cell axis of a twinbench record that names how its batches were fed (``twinbench.backends.base.FEEDS``). The plain loop
 # feeds plain arrays, so by default it is compared with twinbench's ``--feed arrays`` records: with the native feed,
 # TensorFlow's steps are slower in the whole process, not just while feeding (docs/overhead.md).
 FEED_AXIS = "feed"
 COMPARED_FEED = "arrays"
-# The cell axis of a twinbench record that names the C allocator's settings (``backends.allocator``); a plain-loop
+# The cell axis of a twinbench record that names the C allocator's settings (``twinbench.backends.allocator``); a plain-loop
 # result names them in ``allocator``. Only results and records of one allocator are compared (``--allocator``).
 ALLOCATOR_AXIS = "allocator"
 TOLERANCE = 0.05
@@ -111,7 +111,7 @@ def set_threads(threads: int) -> None:
     """Cap the frameworks' CPU thread pools; must run before any framework is imported."""
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                       TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads))
-    if threads == 1:  # XLA has no thread-count flag (see backends.limit_threads)
+    if threads == 1:  # XLA has no thread-count flag (see twinbench.backends.limit_threads)
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
 
 
@@ -171,7 +171,7 @@ class TorchLoop:
     def __init__(self, args, x, y):
         import torch
 
-        from models import build_model
+        from twinbench.models import build_model
 
         self.torch = torch
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -294,7 +294,7 @@ def measure(args) -> dict:
         backend, loop = "torch", "loop"
         windows = time_torch(args, x, y)
     else:
-        from models import build_model
+        from twinbench.models import build_model
 
         loop = args.loop
         module, backend = keras_module(args.impl)
@@ -329,7 +329,7 @@ class PlainWindows:
             self.torch = TorchLoop(args, x, y)
             self.backend = "torch"
         else:
-            from models import build_model
+            from twinbench.models import build_model
 
             self.module, self.backend = keras_module(args.impl)
             self.model = build_model(args.model, args.impl, input_shape=args.input_shape, num_classes=10)
@@ -353,13 +353,13 @@ class PlainWindows:
 
 
 class TwinbenchWindows:
-    """twinbench's own runner for ``--impl`` (``bench.measuring.throughput.prepare_synthetic``: seeded, canonical
-    weights, the shared settings), one window at a time, as ``bench throughput`` times them: ``whole`` is
+    """twinbench's own runner for ``--impl`` (``twinbench.measuring.throughput.prepare_synthetic``: seeded, canonical
+    weights, the shared settings), one window at a time, as ``twinbench throughput`` times them: ``whole`` is
     ``runner.train_steps(..., feed="arrays")``, ``compute`` is ``runner.compute_steps``; a ``StepClock`` syncs at the
     window's edges only. Each call runs ``PAIRED_LEAD`` steps, the window's ``--steps`` and one more."""
 
     def __init__(self, args, backend: str):
-        from bench.measuring.throughput import prepare_synthetic
+        from twinbench.measuring.throughput import prepare_synthetic
 
         self.args = args
         self.runner, self.model, self.dataset, self.config = prepare_synthetic(
@@ -367,7 +367,7 @@ class TwinbenchWindows:
             num_classes=10)
 
     def window(self, part: str) -> float:
-        from backends.base import StepClock
+        from twinbench.backends.base import StepClock
 
         # One step after the window, so that what fit does after its last step falls outside it (as it does in the
         # plain loop's windows, which end at a batch's end), and a clock edge after each part.
@@ -387,7 +387,7 @@ def measure_paired(args) -> dict:
     step-only and twinbench whole / plain whole-loop."""
     import numpy as np
 
-    from bench.results.stats import summarize
+    from twinbench.results.stats import summarize
 
     if args.threads:
         set_threads(args.threads)
@@ -422,7 +422,7 @@ def measure_paired(args) -> dict:
 
 def paired_line(result: dict) -> str:
     """One paired result in words: both ratios with their 95% CIs, and the medians behind them."""
-    from bench.results.decompose import label
+    from twinbench.results.decompose import label
 
     def ratio(key):
         r = result["ratios"][key]
@@ -504,14 +504,14 @@ def load_paired(crosscheck_dir, allocator: str = SYSTEM) -> list[dict]:
 
 def record_feed(record: dict) -> str:
     """A twinbench record's feed (its cell's ``FEED_AXIS``; absent: the native feed, twinbench's default)."""
-    from bench.cell import AXES
+    from twinbench.cell import AXES
 
     return (record.get("cell") or {}).get(FEED_AXIS, AXES[FEED_AXIS])
 
 
 def record_allocator(record: dict) -> str:
     """A twinbench record's allocator setting (its cell's ``ALLOCATOR_AXIS``; absent: the system's)."""
-    from bench.cell import AXES
+    from twinbench.cell import AXES
 
     return (record.get("cell") or {}).get(ALLOCATOR_AXIS, AXES[ALLOCATOR_AXIS])
 
@@ -522,7 +522,7 @@ def twinbench_rows(records: list[dict], *, part: str, feed: str = COMPARED_FEED,
     (``"whole"`` or
     ``"compute"``), per CPU layout, by ``(layout, model, batch_size, numerator label, denominator label)``. Records in
     another mode give rows whose labels name their axes, which no plain-loop cell matches."""
-    from bench.results.decompose import decomposition
+    from twinbench.results.decompose import decomposition
 
     by_layout: dict[str, list[dict]] = {}
     for record in records:
@@ -542,8 +542,8 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     resampled like twinbench's), ``agreement`` (hand ratio / twinbench ratio) and ``agree`` (within ``tolerance``).
     Only twinbench's records fed by ``feed``, and results and records under ``allocator``, take part. Cells missing on
     either side are skipped."""
-    from bench.results.decompose import DECOMPOSITION, label
-    from bench.results.stats import ratio_ci
+    from twinbench.results.decompose import DECOMPOSITION, label
+    from twinbench.results.stats import ratio_ci
 
     rows = []
     for timing, key, part in TIMINGS:
@@ -569,8 +569,8 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: st
     """Both sets of ratios side by side, step-only and whole-loop, per layout, against twinbench's records fed by
     ``feed``, both sides under ``allocator``; True when at least one ratio was compared and every one agrees within
     ``tolerance``."""
-    from bench.records import load_records
-    from bench.results.decompose import label
+    from twinbench.records import load_records
+    from twinbench.results.decompose import label
 
     hand = load_hand(crosscheck_dir, allocator)
     rows = agreement_rows(hand, load_records(bench_dir)[0], tolerance=tolerance, feed=feed, allocator=allocator)

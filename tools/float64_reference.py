@@ -44,7 +44,7 @@ def gradient_errors(model_name: str, *, batch_size: int, input_size: int, seed: 
     import torch
     import torch.nn.functional as F
 
-    from models import build_model, get_model_spec
+    from twinbench.models import build_model, get_model_spec
 
     torch.manual_seed(seed)
     spec = get_model_spec(model_name)
@@ -74,8 +74,10 @@ def compare(names, backend: str) -> None:
     """Print, per model and implementation here, the worst ``|g32 - g64| / envelope`` over gradient tensors."""
     import numpy as np
 
-    from backends import get_runner
-    from bench.twins.parity import (
+    from twinbench.backends import get_runner
+    from twinbench.models import build_model, get_model_spec
+    from twinbench.models.weights import canonical_weights
+    from twinbench.twins.parity import (
         committed_noise,
         fingerprint_path,
         float64_noise,
@@ -86,8 +88,6 @@ def compare(names, backend: str) -> None:
         parity_options,
         sketch,
     )
-    from models import build_model, get_model_spec
-    from models.weights import canonical_weights
 
     if backend == "jax":
         import jax
@@ -111,7 +111,7 @@ def compare(names, backend: str) -> None:
                                                        weights=weights, options=parity_options(name)),
                         x=x.astype(np.float64), y=y, step=False)
         fixture = load_fingerprint(fingerprint_path(name))
-        # The fingerprint samples elements of each gradient (bench.twins.parity.sketch): compare the float64 ones.
+        # The fingerprint samples elements of each gradient (twinbench.twins.parity.sketch): compare the float64 ones.
         vs_torch = max((np.abs(sketch(k, g)[:-2].astype(np.float64) - fixture[f"grad:{k}"][:-2]).max()
                         / max(noise[f"grad:{k}"], 1e-30), k) for k, g in exact.grads.items())
         for pair in here:
@@ -143,8 +143,8 @@ def main(argv=None) -> int:
     if args.compare:
         import os
 
-        from backends import select_keras_backend
-        from models import list_models
+        from twinbench.backends import select_keras_backend
+        from twinbench.models import list_models
 
         backend = os.environ.get("KERAS_BACKEND", "torch")
         select_keras_backend(backend)
@@ -155,8 +155,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from backends import select_keras_backend
-    from models import get_model_spec, list_models
+    from twinbench.backends import select_keras_backend
+    from twinbench.models import get_model_spec, list_models
 
     select_keras_backend("torch")  # the registry's builders need the Keras backend chosen first
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The plain-loop cross-check (tools/crosscheck.py, docs/measurements.md "Cross-checked by a plain loop"): cifar_cnn,
 # batch 64, in ROUNDS rounds; in each round, for each CPU layout (free: the process may use every CPU; pinned: one
-# core, --cpus 0), every implementation twice, interleaved: twinbench's `bench throughput` (whole windows and
+# core, --cpus 0), every implementation twice, interleaved: twinbench's `twinbench throughput` (whole windows and
 # compute-only windows) and the plain hand-written loop (step-only and whole-loop from one run), each in its own
 # process, with the same warm-up, steps per window and windows. twinbench feeds plain arrays (--feed arrays), as the
 # plain loop does: with its native feed (Sequence/PyDataset) TensorFlow's steps run twice as long in the whole process
@@ -35,8 +35,8 @@ read -r -a bench_parts <<< "${BENCH_PARTS:---compute-repeats $windows --overhead
 common=(--model cifar_cnn --batch-size 64 --warmup "${WARMUP:-5}" --steps "${STEPS:-20}" --repeats "$windows")
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for layout in free "${PINNED:-0}"; do
@@ -47,7 +47,7 @@ for round in $(seq 1 "$rounds"); do
             python=$(python_for "$env")
             echo "== round $round, cpus $layout: $label, load average $(cut -d' ' -f1-3 /proc/loadavg)"
             # A failed run is a failed record (twinbench) or a missing result (plain loop); the rounds go on.
-            KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
+            KERAS_BACKEND=$backend "$python" -m twinbench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
                 "${bench_parts[@]}" --feed "$feed" --allocator "$allocator" "${pin[@]}" --out "$out/bench/$dir" \
                 || echo "   (twinbench failed)"
             KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" "${pin[@]}" \
@@ -59,6 +59,6 @@ for round in $(seq 1 "$rounds"); do
         done
     done
 done
-"$py_torch" -m bench compare "$out"/bench/round-*
+"$py_torch" -m twinbench compare "$out"/bench/round-*
 echo; echo "Cross-check: the plain loop against twinbench (exit 1 when a ratio is off by more than 5%)"
 "$py_torch" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" --feed "$feed" --allocator "$allocator"

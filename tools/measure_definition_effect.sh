@@ -2,7 +2,7 @@
 # The definition-effect table in docs/definition_effect.md: stock keras.applications vs the matched Keras
 # definition on each backend, and the matched definition vs its native twin (torchvision, tf.keras), for
 # ResNet50, VGG19 and MobileNetV2. ROUNDS passes over the three environments, each cell its own process
-# (python -m bench definition-effect --env ENV); the table pools the rounds and resamples them as runs.
+# (python -m twinbench definition-effect --env ENV); the table pools the rounds and resamples them as runs.
 #
 # Usage: tools/measure_definition_effect.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]] [-- OPTIONS]
 # OPTIONS go to every `definition-effect --env` call (e.g. --batch-size 16 --input-shape 32x32x3 --threads 2).
@@ -22,7 +22,7 @@ for round in $(seq 1 "$rounds"); do
     for env in "torch $py_torch" "tensorflow $py_tf" "jax $py_jax"; do
         read -r name python <<< "$env"
         echo "== round $round: $name environment, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-        KERAS_BACKEND=$name "$python" -m bench definition-effect --env "$name" --out "$out/round-$round" "$@"
+        KERAS_BACKEND=$name "$python" -m twinbench definition-effect --env "$name" --out "$out/round-$round" "$@"
     done
 done
-"$py_torch" -m bench definition-effect --out "$out" --markdown
+"$py_torch" -m twinbench definition-effect --out "$out" --markdown

@@ -2,7 +2,7 @@
 # Feed vs compute (issue 19, part 1) on a CPU: every implementation's whole step (its own feed and train step) against
 # its train step alone on batches already on the device (compute windows, interleaved ABBA with the whole windows in
 # the same process), with the native feed and with plain arrays (--feed arrays), in ROUNDS interleaved rounds, every
-# run its own process. `python -m bench compare` pools the rounds and prints, per cell, the whole step, compute and
+# run its own process. `python -m twinbench compare` pools the rounds and prints, per cell, the whole step, compute and
 # feed (ms, median [IQR], the feed's 95% CI) and the decomposition for the whole step and for compute.
 #
 # Usage: tools/measure_feed.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
@@ -24,8 +24,8 @@ model_args() {
     esac
 }
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for model in ${MODELS:-cifar_cnn mnist_cnn}; do
@@ -35,11 +35,11 @@ for round in $(seq 1 "$rounds"); do
                 read -r env impl backend label <<< "$cell"
                 python=$(python_for "$env")
                 echo "== round $round: $model $label --feed $feed, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-                KERAS_BACKEND=$backend "$python" -m bench throughput --model "$model" --impl "$impl" --backend "$backend" \
+                KERAS_BACKEND=$backend "$python" -m twinbench throughput --model "$model" --impl "$impl" --backend "$backend" \
                     "${margs[@]}" --feed "$feed" --threads "${THREADS:-1}" --overhead-repeats 0 \
                     --out "$out/round-$round" || echo "   (failed: recorded)"
             done
         done
     done
 done
-"$py_torch" -m bench compare "$out"/round-*
+"$py_torch" -m twinbench compare "$out"/round-*

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements of the measurement issue: torch, keras[torch] and keras[jax] (TensorFlow runs on
 # CPU only where we have GPUs), twinbench's benchmark and the hand-written cross-check back to back, in
-# ROUNDS interleaved rounds, each run its own process; then the profiler's cost (bench profiler-cost, windows
+# ROUNDS interleaved rounds, each run its own process; then the profiler's cost (twinbench profiler-cost, windows
 # of COST_STEPS steps, COST_CYCLES cycles), the decomposition and the cross-check.
 #
 # Made for the lent GPU machine, which has PyTorch (CUDA), JAX (CUDA) and nvidia-ml-py but no keras and no
@@ -30,8 +30,8 @@ if ! KERAS_BACKEND=torch "$python" -c "import keras" 2>/dev/null; then
 fi
 mkdir -p "$out"
 # The cells of the torch and jax environments (TensorFlow has no GPU here), one a line, from bench/cell.py.
-mapfile -t cells < <(KERAS_BACKEND=torch "$python" -m bench cells --env torch --env jax)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <(KERAS_BACKEND=torch "$python" -m twinbench cells --env torch --env jax)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
   KERAS_BACKEND=torch "$python" -c "import sys, torch, jax, keras; print('python', sys.version.split()[0], 'torch', torch.__version__,
 'cuda', torch.version.cuda, 'jax', jax.__version__, 'keras', keras.__version__, 'devices', jax.devices())"
@@ -40,7 +40,7 @@ for round in $(seq 1 "$rounds"); do
     for cell in "${cells[@]}"; do
         read -r _ impl backend _ <<< "$cell"
         echo "== round $round: $impl [$backend]"
-        KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
+        KERAS_BACKEND=$backend "$python" -m twinbench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
             --overhead-repeats "${REPEATS:-10}" --out "$out/bench/round-$round"
         KERAS_BACKEND=$backend "$python" tools/crosscheck.py --impl "$impl" "${common[@]}" \
             --out "$out/crosscheck/round-$round"
@@ -49,7 +49,7 @@ done
 for cell in "${cells[@]}"; do
     read -r _ impl backend _ <<< "$cell"
     echo "== profiler cost: $impl [$backend]"
-    KERAS_BACKEND=$backend "$python" -m bench profiler-cost --impl "$impl" --backend "$backend" --model "$model" \
+    KERAS_BACKEND=$backend "$python" -m twinbench profiler-cost --impl "$impl" --backend "$backend" --model "$model" \
         --batch-size "${BATCH:-64}" --steps "${COST_STEPS:-100}" --cycles "${COST_CYCLES:-10}" --out "$out/profiler-cost"
 done
 IFS=';' read -r -a modes <<< "${MODES:---precision tf32;--precision mixed_bfloat16;--jit on}"
@@ -59,14 +59,14 @@ for round in $(seq 1 "${MODE_ROUNDS:-1}"); do
         for mode in "${modes[@]}"; do
             read -r -a mode_args <<< "$mode"
             echo "== modes, round $round: $impl [$backend] $mode"
-            KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
+            KERAS_BACKEND=$backend "$python" -m twinbench throughput --impl "$impl" --backend "$backend" "${common[@]}" \
                 "${mode_args[@]}" --overhead-repeats 0 --out "$out/modes/round-$round" || echo "   (failed: recorded)"
         done
     done
 done
-"$python" -m bench compare "$out"/bench/round-* | tee "$out/compare.txt"
+"$python" -m twinbench compare "$out"/bench/round-* | tee "$out/compare.txt"
 echo; echo "Execution modes (against the float32 eager runs above):"
-"$python" -m bench compare "$out"/bench/round-* "$out"/modes/round-* | tee "$out/compare-modes.txt"
+"$python" -m twinbench compare "$out"/bench/round-* "$out"/modes/round-* | tee "$out/compare-modes.txt"
 echo; echo "Cross-check with the hand-written timing:"
 "$python" tools/crosscheck.py --compare "$out/crosscheck" "$out/bench" | tee "$out/crosscheck.txt" || true
-echo; "$python" -m bench profiler-cost --show "$out/profiler-cost" | tee "$out/profiler-cost.txt"
+echo; "$python" -m twinbench profiler-cost --show "$out/profiler-cost" | tee "$out/profiler-cost.txt"

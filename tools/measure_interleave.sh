@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Interleaving against separate processes, on cifar_cnn at batch 64, in a budget of machine time (10 minutes):
 #
-# 1. interleaved (OUT/interleaved): `bench throughput --env torch` and `--env tensorflow`, each environment's two
+# 1. interleaved (OUT/interleaved): `twinbench throughput --env torch` and `--env tensorflow`, each environment's two
 #    cells in one process, IREPEATS windows each of STEPS steps in an ABBA order (bench/measuring/interleave.py);
 # 2. separate (OUT/separate/round-N): the same four cells each in its own process, ROUNDS rounds of REPEATS windows,
 #    and keras[jax] (alone in its environment: never interleaved) once, so the decomposition has its ratios too;
-# 3. `bench compare OUT/interleaved OUT/separate/round-*`: the decomposition, interleaved ratios paired by ABBA
+# 3. `twinbench compare OUT/interleaved OUT/separate/round-*`: the decomposition, interleaved ratios paired by ABBA
 #    block, each with its CI half-width and the machine minutes behind it ("±h% in m min"; the goal is ±3% in a
 #    10-minute benchmark), and per cell the process effect: its interleaved median step over its separate-process
 #    median, with a 95% CI (interleaving must leave step times as they are: the CI should hold 1).
@@ -45,7 +45,7 @@ phase() { echo "== $1 done after $(( SECONDS - started )) s, load average $(cut 
 
 for env in torch tensorflow; do
     python=$py_torch; [[ $env == tensorflow ]] && python=$py_tf
-    KERAS_BACKEND=$env "$python" -m bench throughput --env "$env" --interleave "${common[@]}" --repeats "$irepeats" \
+    KERAS_BACKEND=$env "$python" -m twinbench throughput --env "$env" --interleave "${common[@]}" --repeats "$irepeats" \
         --out "$out/interleaved" || echo "   (failed: recorded)"
     phase "interleaved $env"
 done
@@ -54,9 +54,9 @@ for round in $(seq 1 "$rounds"); do
     for env in "${envs[@]}"; do
         case $env in torch) python=$py_torch ;; tensorflow) python=$py_tf ;; jax) python=$py_jax ;; esac
         # Each cell in its own process, as before interleaving; no profiler-off windows (not compared here).
-        KERAS_BACKEND=$env "$python" -m bench throughput --env "$env" --no-interleave "${common[@]}" \
+        KERAS_BACKEND=$env "$python" -m twinbench throughput --env "$env" --no-interleave "${common[@]}" \
             --repeats "$repeats" --overhead-repeats 0 --out "$out/separate/round-$round" || echo "   (failed: recorded)"
     done
     phase "separate round $round"
 done
-"$py_torch" -m bench compare "$out/interleaved" "$out"/separate/round-*
+"$py_torch" -m twinbench compare "$out/interleaved" "$out"/separate/round-*

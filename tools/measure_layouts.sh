@@ -22,8 +22,8 @@ model=${MODEL:-cifar_cnn}
 pinned=${CPUS:-0}
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for layout in pinned free; do
@@ -32,14 +32,14 @@ for round in $(seq 1 "$rounds"); do
             read -r env impl backend _ <<< "$cell"
             python=$(python_for "$env")
             echo "== round $round, $layout: $impl [$backend], load average $(cut -d' ' -f1-3 /proc/loadavg)"
-            KERAS_BACKEND=$backend "$python" -m bench throughput --impl "$impl" --backend "$backend" --model "$model" \
+            KERAS_BACKEND=$backend "$python" -m twinbench throughput --impl "$impl" --backend "$backend" --model "$model" \
                 --batch-size 64 --warmup 10 --steps 40 --repeats 4 --overhead-repeats 0 --threads 1 "${cpus[@]}" \
                 --out "$out/throughput/round-$round" || echo "   (failed: recorded)"
-            KERAS_BACKEND=$backend "$python" -m bench train --impl "$impl" --backend "$backend" --model "$model" \
+            KERAS_BACKEND=$backend "$python" -m twinbench train --impl "$impl" --backend "$backend" --model "$model" \
                 --dataset digits --epochs 3 --batch-size 64 --threads 1 "${cpus[@]}" \
                 --out "$out/train/round-$round" || echo "   (failed: recorded)"
         done
     done
 done
-"$py_torch" -m bench compare "$out"/throughput/round-*
-"$py_torch" -m bench compare "$out"/train/round-*
+"$py_torch" -m twinbench compare "$out"/throughput/round-*
+"$py_torch" -m twinbench compare "$out"/train/round-*

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the C allocator costs each implementation's step: `bench throughput` of cifar_cnn (batch 64, 6 windows of 20
+# What the C allocator costs each implementation's step: `twinbench throughput` of cifar_cnn (batch 64, 6 windows of 20
 # steps) for every cell, each in a fresh process, with glibc's malloc as the process starts (its default: a large
 # buffer is mmapped or not depending on the process's history, and freed mmapped memory goes back to the OS, so the
 # next step faults fresh pages in again) and with it told to keep its memory (MALLOC_MMAP_THRESHOLD_=32 MiB, the most
@@ -23,8 +23,8 @@ common=(--model cifar_cnn --batch-size 64 --warmup "${WARMUP:-5}" --steps "${STE
         --compute-repeats 0 --overhead-repeats 0)
 tuned=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=536870912)
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for cell in "${cells[@]}"; do
@@ -33,12 +33,12 @@ for round in $(seq 1 "$rounds"); do
         for variant in default tuned; do
             settings=(); [[ $variant == tuned ]] && settings=("${tuned[@]}")
             echo "== round $round, $label, malloc $variant, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-            env "${settings[@]}" KERAS_BACKEND="$backend" "$python" -m bench throughput --impl "$impl" \
+            env "${settings[@]}" KERAS_BACKEND="$backend" "$python" -m twinbench throughput --impl "$impl" \
                 --backend "$backend" "${common[@]}" --out "$out/$variant/round-$round" || echo "   (failed: recorded)"
         done
     done
 done
 for variant in default tuned; do
     echo; echo "== malloc $variant"
-    "$py_torch" -m bench compare "$out/$variant"/round-*
+    "$py_torch" -m twinbench compare "$out/$variant"/round-*
 done

@@ -2,7 +2,7 @@
 # The execution-mode measurements of docs/modes.md on a CPU: for each model, every implementation eager and
 # compiled (--jit on; keras[jax], which compiles by default, also --jit off), in float32 and mixed_bfloat16, and the
 # layouts (keras[torch] --data-format channels_first, torch --memory-format channels_last), in ROUNDS interleaved
-# rounds, every run its own process. `python -m bench compare` pools the rounds and prints, per mode, the overhead
+# rounds, every run its own process. `python -m twinbench compare` pools the rounds and prints, per mode, the overhead
 # decomposition and the mode effects (compile, precision, layout) with their CIs.
 #
 # Usage: tools/measure_modes.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
@@ -33,8 +33,8 @@ modes_for() {
     esac
 }
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for model in ${MODELS:-cifar_cnn resnet50}; do
@@ -47,11 +47,11 @@ for round in $(seq 1 "$rounds"); do
                 read -r -a mode_args <<< "$mode"
                 echo "== round $round: $model $label $mode, load average $(cut -d' ' -f1-3 /proc/loadavg)"
                 # A mode that fails (e.g. a compiler error) is a failed record; the rounds go on.
-                KERAS_BACKEND=$backend "$python" -m bench throughput --model "$model" --impl "$impl" --backend "$backend" \
+                KERAS_BACKEND=$backend "$python" -m twinbench throughput --model "$model" --impl "$impl" --backend "$backend" \
                     "${margs[@]}" "${mode_args[@]}" --threads "${THREADS:-1}" --overhead-repeats 0 \
                     --out "$out/round-$round" || echo "   (failed: recorded)"
             done < <(modes_for "$label")
         done
     done
 done
-"$py_torch" -m bench compare "$out"/round-*
+"$py_torch" -m twinbench compare "$out"/round-*

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The PyTorch paper's throughput table (Paszke et al., NeurIPS 2019, Table 1: AlexNet, VGG-19, ResNet-50,
 # MobileNet, GNMTv2, NCF) as twinbench measures it on a CPU: every model in all five implementations, each a
-# ratio to the native PyTorch twin with its CI (`python -m bench compare`, which pools the rounds).
+# ratio to the native PyTorch twin with its CI (`python -m twinbench compare`, which pools the rounds).
 #
 # CPU-sized configurations (stated in every record's config): the image models at their smallest useful inputs
 # (AlexNet 63x63, its minimum; the others 32x32) and small batches; GNMT at its "small" size on the embedded
@@ -32,14 +32,14 @@ model_args() {
         *) echo "--batch-size 16 --steps 3 --repeats 3 --warmup 2" ;;
     esac
 }
-mapfile -t registered < <("$py_torch" -c "from models import list_models; print('\n'.join(list_models()))")
+mapfile -t registered < <("$py_torch" -c "from twinbench.models import list_models; print('\n'.join(list_models()))")
 models=()
 for model in ${MODELS:-alexnet vgg19 resnet50 mobilenet_v2 gnmt ncf}; do
     if printf '%s\n' "${registered[@]}" | grep -qx "$model"; then models+=("$model"); else echo "skipped $model: not registered here"; fi
 done
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for model in "${models[@]}"; do
@@ -48,10 +48,10 @@ for round in $(seq 1 "$rounds"); do
             read -r env impl backend label <<< "$cell"
             echo "== round $round: $model $label, load average $(cut -d' ' -f1-3 /proc/loadavg)"
             # A cell that fails is a failed record; the rounds go on.
-            KERAS_BACKEND=$backend "$(python_for "$env")" -m bench throughput --model "$model" --impl "$impl" \
+            KERAS_BACKEND=$backend "$(python_for "$env")" -m twinbench throughput --model "$model" --impl "$impl" \
                 --backend "$backend" "${margs[@]}" --threads "${THREADS:-1}" --overhead-repeats 0 \
                 --out "$out/round-$round" || echo "   (failed: recorded)"
         done
     done
 done
-"$py_torch" -m bench compare "$out"/round-*
+"$py_torch" -m twinbench compare "$out"/round-*

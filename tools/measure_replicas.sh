@@ -3,7 +3,7 @@
 # (--batch-size is the global batch: the same work per step), every implementation that has a data-parallel engine
 # (torch DDP under torchrun, MirroredStrategy for tf_keras and keras[tensorflow], keras.distribution.DataParallel for
 # keras[jax]), each replica with THREADS threads; one replica with 2 x THREADS threads too, the same cores used the
-# ordinary way. Every run is its own process; about 8 minutes on 2 cores with the defaults. `python -m bench compare`
+# ordinary way. Every run is its own process; about 8 minutes on 2 cores with the defaults. `python -m twinbench compare`
 # prints the records; the cell's label carries replicas=2.
 #
 # Usage: tools/measure_replicas.sh OUT_DIR [ROUNDS [PYTHON_TORCH PYTHON_TF PYTHON_JAX]]
@@ -19,8 +19,8 @@ threads=${THREADS:-1}
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL), from the one table in bench/cell.py; keras[torch]
 # has no data-parallel engine (docs/cluster.md) and is left out.
-mapfile -t cells < <("$py_torch" -m bench cells | grep -v 'keras\[torch\]')
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells | grep -v 'keras\[torch\]')
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for model in ${MODELS:-cifar_cnn mnist_cnn}; do
@@ -31,11 +31,11 @@ for round in $(seq 1 "$rounds"); do
             for setting in "1 $threads" "2 $threads" "1 $((2 * threads))"; do
                 read -r replicas run_threads <<< "$setting"
                 echo "== round $round: $model $label replicas=$replicas threads=$run_threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
-                KERAS_BACKEND=$backend "$python" -m bench throughput --model "$model" --impl "$impl" --backend "$backend" \
+                KERAS_BACKEND=$backend "$python" -m twinbench throughput --model "$model" --impl "$impl" --backend "$backend" \
                     --replicas "$replicas" --threads "$run_threads" --batch-size 64 --steps 10 --repeats 4 --warmup 3 \
                     --overhead-repeats 0 --out "$out/round-$round/threads-$run_threads" || echo "   (failed: recorded)"
             done
         done
     done
 done
-"$py_torch" -m bench compare "$out"/round-*/threads-*
+"$py_torch" -m twinbench compare "$out"/round-*/threads-*

@@ -2,7 +2,7 @@
 # Throughput and the overhead decomposition of the Transformers on a CPU: for each model, every implementation eager
 # (the default mode) and, for the CPU-sized configurations, compiled (--jit on; keras[jax], which compiles by default,
 # also --jit off), in ROUNDS interleaved rounds, every run its own process. The full-size configurations run eager only
-# unless FULL_JIT=1 (compiling GPT-2 small takes minutes per run on 2 cores). `python -m bench compare` pools the rounds and prints, per mode, the
+# unless FULL_JIT=1 (compiling GPT-2 small takes minutes per run on 2 cores). `python -m twinbench compare` pools the rounds and prints, per mode, the
 # table and the decomposition. Roughly 10-15 minutes per round on 2 cores with the defaults (vit_tiny at batch 32, and
 # vit_b_16 on 32x32 images, 4 patches + the class token through all 12 blocks, at batch 4; gpt_tiny at batch 16 over
 # its 64 positions; gpt2 at batch 2 over 64 of its 1,024 positions), most of it process start-up and compilation (--jit on: torch.compile, XLA), which the records report apart from the steady state.
@@ -39,8 +39,8 @@ modes_for() {
     esac
 }
 # The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
-mapfile -t cells < <("$py_torch" -m bench cells)
-[[ ${#cells[@]} -gt 0 ]] || { echo "python -m bench cells listed no cells"; exit 2; }
+mapfile -t cells < <("$py_torch" -m twinbench cells)
+[[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 for round in $(seq 1 "$rounds"); do
     for model in ${MODELS:-vit_tiny gpt_tiny vit_b_16 gpt2}; do
@@ -53,11 +53,11 @@ for round in $(seq 1 "$rounds"); do
                 read -r -a mode_args <<< "$mode"
                 echo "== round $round: $model $label $mode, load average $(cut -d' ' -f1-3 /proc/loadavg)"
                 # A mode that fails (e.g. a compiler error) is a failed record; the rounds go on.
-                KERAS_BACKEND=$backend "$python" -m bench throughput --model "$model" --impl "$impl" --backend "$backend" \
+                KERAS_BACKEND=$backend "$python" -m twinbench throughput --model "$model" --impl "$impl" --backend "$backend" \
                     "${margs[@]}" "${mode_args[@]}" --threads "${THREADS:-1}" --overhead-repeats 0 \
                     --out "$out/round-$round" || echo "   (failed: recorded)"
             done < <(modes_for "$model" "$label")
         done
     done
 done
-"$py_torch" -m bench compare "$out"/round-*
+"$py_torch" -m twinbench compare "$out"/round-*

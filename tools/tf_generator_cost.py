@@ -50,8 +50,8 @@ def worker(condition: str) -> dict:
     import tf_keras
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench.measuring.threads import minor_page_faults
-    from models import build_model
+    from twinbench.measuring.threads import minor_page_faults
+    from twinbench.models import build_model
 
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, 32, 32, 3), dtype=np.float32)
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
-        from bench.measuring.environment import ALLOCATOR_VARS
+        from twinbench.measuring.environment import ALLOCATOR_VARS
 
         allocator = {name: os.environ.get(name) for name in ALLOCATOR_VARS}
         tmp.write_text(json.dumps({"tensorflow": tf.__version__, "allocator": allocator, "batch": BATCH, "warmup": WARMUP, "steps": STEPS,

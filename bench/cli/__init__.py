@@ -1,9 +1,9 @@
-"""``twinbench`` (or ``python -m bench``): list models and cells, train cells, benchmark their throughput, compare the results.
+"""``twinbench`` (or ``python -m twinbench``): list models and cells, train cells, benchmark their throughput, compare the results.
 
 Errors a user can cause (a mistyped name, a bad number, a missing dataset) end in one line on stderr,
 ``twinbench: error: ...``, naming the valid choices, and exit code 2 — never a traceback. This package only
-parses, checks and delegates: the work is done by ``bench.measuring``, ``bench.results``, ``bench.twins`` and
-``bench.studies``.
+parses, checks and delegates: the work is done by ``twinbench.measuring``, ``twinbench.results``, ``twinbench.twins`` and
+``twinbench.studies``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backends.base import FEEDS
-from bench.cell import (
+from twinbench.backends.base import FEEDS
+from twinbench.cell import (
     AXES,
     ENVIRONMENTS,
     add_cell_arguments,
@@ -20,10 +20,10 @@ from bench.cell import (
     add_mode_arguments,
     add_replication_arguments,
 )
-from bench.cli.check_command import add_check_parser, cmd_check
-from bench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
-from bench.cli.export_command import add_export_parser, cmd_export
-from bench.cli.options import (
+from twinbench.cli.check_command import add_check_parser, cmd_check
+from twinbench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
+from twinbench.cli.export_command import add_export_parser, cmd_export
+from twinbench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
     CliError,
@@ -42,7 +42,7 @@ from bench.cli.options import (
     positive_float,
     positive_int,
 )
-from bench.cli.run_commands import (
+from twinbench.cli.run_commands import (
     cmd_convert_weights,
     cmd_definition_effect,
     cmd_profiler_cost,
@@ -50,17 +50,17 @@ from bench.cli.run_commands import (
     cmd_trace,
     cmd_train,
 )
-from bench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
-from bench.measuring.children import DEFAULT_MODELS
-from bench.records import RESULTS
-from bench.studies.profiler_cost import DEFAULT_INTERVALS_S
-from models import UnknownChoiceError, load_model_file
+from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
+from twinbench.measuring.children import DEFAULT_MODELS
+from twinbench.models import UnknownChoiceError, load_model_file
+from twinbench.records import RESULTS
+from twinbench.studies.profiler_cost import DEFAULT_INTERVALS_S
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="twinbench", description="List models and cells, train cells, benchmark their throughput, "
                                                   "compare the results; carry weights across frameworks and export "
-                                                  "models (also: python -m bench).")
+                                                  "models (also: python -m twinbench).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("list", help="list the registered models")

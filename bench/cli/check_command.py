@@ -1,10 +1,10 @@
-"""``python -m bench check``: is your Keras model the same network as your PyTorch module, and if not, where do
+"""``python -m twinbench check``: is your Keras model the same network as your PyTorch module, and if not, where do
 they part? Exit code 0 when identical, 1 when not, 2 for input that cannot be checked (one line, no traceback)."""
 
 from __future__ import annotations
 
-from bench.cli.checks import USER_ERRORS
-from bench.cli.options import EXIT_FAILED, CliError, input_shape, non_negative_int, positive_int
+from twinbench.cli.checks import USER_ERRORS
+from twinbench.cli.options import EXIT_FAILED, CliError, input_shape, non_negative_int, positive_int
 
 
 def add_check_parser(sub):
@@ -23,9 +23,9 @@ def add_check_parser(sub):
 
 
 def cmd_check(args) -> int:
-    from backends import resolve_backend, select_keras_backend
-    from bench.twins.own_pair import PairError, check_file, check_registered
-    from models import get_model_spec
+    from twinbench.backends import resolve_backend, select_keras_backend
+    from twinbench.models import get_model_spec
+    from twinbench.twins.own_pair import PairError, check_file, check_registered
 
     try:
         if args.model is not None:

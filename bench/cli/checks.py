@@ -7,16 +7,15 @@ import os
 import tempfile
 from pathlib import Path
 
-import backends
-import backends.allocator
-import data
-from backends import BackendError, missing_packages, resolve_backend
-from backends.checkpoints import NEUTRAL_SUFFIXES, CheckpointError, checkpoint_format
-from bench.cell import DEFAULT_MODE, Mode
-from bench.cli.options import CliError
-from data import DatasetError
-from models import UnknownChoiceError, check_choice, check_input_shape, get_model_spec
-from models.weights import WeightMismatchError
+import twinbench.backends.allocator
+from twinbench import backends, data
+from twinbench.backends import BackendError, missing_packages, resolve_backend
+from twinbench.backends.checkpoints import NEUTRAL_SUFFIXES, CheckpointError, checkpoint_format
+from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.cli.options import CliError
+from twinbench.data import DatasetError
+from twinbench.models import UnknownChoiceError, check_choice, check_input_shape, get_model_spec
+from twinbench.models.weights import WeightMismatchError
 
 # Exception types that mean 'bad input', reported as one line.
 USER_ERRORS = (UnknownChoiceError, BackendError, WeightMismatchError, CheckpointError, DatasetError)
@@ -34,7 +33,7 @@ def validate_cell(model, implementation, backend, dataset, input_shape=None, mod
     if implementation == "keras":
         spec.check_data_format(mode.data_format)
     backend = resolve_backend(implementation, backend)
-    if dataset is not None:  # None: the model's own (data.tasks)
+    if dataset is not None:  # None: the model's own (twinbench.data.tasks)
         check_choice("dataset", dataset, data.DATASETS)
         data.check_dataset_for_task(dataset, spec.task, model=spec.name)
     check_input_shape(spec, input_shape if input_shape is not None else spec.input_shape)
@@ -92,7 +91,7 @@ def check_writable(directory) -> None:
 def limit_threads(threads) -> None:
     """``--threads``: cap the frameworks' thread pools before any of them is imported."""
     if threads is not None:
-        backends.limit_threads(threads)
+        twinbench.backends.limit_threads(threads)
 
 
 def check_cpus(cpus) -> str:
@@ -106,22 +105,22 @@ def check_cpus(cpus) -> str:
 
 
 def check_allocator(allocator) -> str:
-    """``--allocator``: one this process can apply (``backends.allocator``), else one line naming the choices."""
+    """``--allocator``: one this process can apply (``twinbench.backends.allocator``), else one line naming the choices."""
     try:
-        return backends.allocator.check_allocator(allocator)
-    except backends.allocator.AllocatorError as err:
+        return twinbench.backends.allocator.check_allocator(allocator)
+    except twinbench.backends.allocator.AllocatorError as err:
         raise CliError(str(err)) from None
 
 
 def apply_allocator(allocator) -> None:
-    """``--allocator``: set the C allocator before any framework is imported (``backends.allocator``); one line if
+    """``--allocator``: set the C allocator before any framework is imported (``twinbench.backends.allocator``); one line if
     glibc refuses a setting."""
     try:
-        backends.allocator.apply_allocator(allocator)
-    except backends.allocator.AllocatorError as err:
+        twinbench.backends.allocator.apply_allocator(allocator)
+    except twinbench.backends.allocator.AllocatorError as err:
         raise CliError(str(err)) from None
 
 
 def pin_cpus(cpus) -> None:
-    """``--cpus``: pin this process to those CPUs before any framework is imported (``backends.pin_cpus``)."""
-    backends.pin_cpus(cpus)
+    """``--cpus``: pin this process to those CPUs before any framework is imported (``twinbench.backends.pin_cpus``)."""
+    twinbench.backends.pin_cpus(cpus)

@@ -1,17 +1,17 @@
-"""``python -m bench equivalence``: do the implementations reach the same accuracy? Each of an environment's cells
-is trained over several seeds (``bench train``'s own runs, one child process each); ``--show`` pools the records of
-several environments and prints the TOST table (``bench.results.equivalence``)."""
+"""``python -m twinbench equivalence``: do the implementations reach the same accuracy? Each of an environment's cells
+is trained over several seeds (``twinbench train``'s own runs, one child process each); ``--show`` pools the records of
+several environments and prints the TOST table (``twinbench.results.equivalence``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.cell import ENVIRONMENTS, environment_cells
-from bench.cli.checks import USER_ERRORS
-from bench.cli.options import EXIT_FAILED, CliError, non_negative_int, positive_float, positive_int
-from bench.measuring import children
-from bench.records import load_records
-from bench.results.equivalence import equivalence_table
+from twinbench.cell import ENVIRONMENTS, environment_cells
+from twinbench.cli.checks import USER_ERRORS
+from twinbench.cli.options import EXIT_FAILED, CliError, non_negative_int, positive_float, positive_int
+from twinbench.measuring import children
+from twinbench.records import load_records
+from twinbench.results.equivalence import equivalence_table
 
 DEFAULT_OUT = "results/equivalence"
 

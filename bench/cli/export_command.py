@@ -1,12 +1,12 @@
 """``twinbench export``: a model in a framework's own inference format, reloaded in that format's runtime and its
-logits checked against the model it came from (``backends.export``). Exit code 0 when every artifact agrees, 1 when
+logits checked against the model it came from (``twinbench.backends.export``). Exit code 0 when every artifact agrees, 1 when
 one does not, 2 for input that cannot be exported (one line, no traceback)."""
 
 from __future__ import annotations
 
-from bench.cell import add_cell_arguments
-from bench.cli.checks import USER_ERRORS, check_writable, validate_cell, validate_weights
-from bench.cli.options import (
+from twinbench.cell import add_cell_arguments
+from twinbench.cli.checks import USER_ERRORS, check_writable, validate_cell, validate_weights
+from twinbench.cli.options import (
     EXIT_FAILED,
     CliError,
     add_weights_arg,
@@ -14,7 +14,7 @@ from bench.cli.options import (
     non_negative_int,
     positive_int,
 )
-from bench.records import RESULTS
+from twinbench.records import RESULTS
 
 
 def add_export_parser(sub):
@@ -33,8 +33,8 @@ def add_export_parser(sub):
 
 
 def cmd_export(args) -> int:
-    from backends import resolve_backend
-    from backends.export import EXPORT_FORMATS, ExportError, check_format, export_cell
+    from twinbench.backends import resolve_backend
+    from twinbench.backends.export import EXPORT_FORMATS, ExportError, check_format, export_cell
 
     try:
         backend = resolve_backend(args.impl, args.backend)

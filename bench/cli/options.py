@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from backends.allocator import ALLOCATORS
-from bench.cell import AXES
+from twinbench.backends.allocator import ALLOCATORS
+from twinbench.cell import AXES
 
 EXIT_USAGE = 2  # bad input
 EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
@@ -55,7 +55,7 @@ def positive_float(text: str) -> float:
 
 
 def input_shape(text: str) -> tuple[int, ...]:
-    """``HxWxC`` for image models; other tasks' shapes (``data.tasks``) have their own length, e.g. ``6040x3706``
+    """``HxWxC`` for image models; other tasks' shapes (``twinbench.data.tasks``) have their own length, e.g. ``6040x3706``
     (users x items) for recommendation; the model checks the length."""
     try:
         parts = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
@@ -80,7 +80,7 @@ def add_training_args(parser):
     parser.add_argument("--dataset", default=None,
                         help="digits, synthetic, cifar10, mnist for image models (default digits); "
                              "reverse, parallel_text (seq2seq); reverse_lm (language models); implicit, movielens "
-                             "(recommendation); default: the model's own (data.tasks)")
+                             "(recommendation); default: the model's own (twinbench.data.tasks)")
     parser.add_argument("--epochs", type=non_negative_int, default=5)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")

@@ -10,11 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import data as datasets
-from backends import distributed, missing_packages, resolve_backend, select_keras_backend
-from backends.checkpoints import FORMAT_NAMES, CheckpointError, checkpoint_format, convert_checkpoint
-from bench.cell import environment_cells, mode_of, replication_of
-from bench.cli.checks import (
+from twinbench import data as datasets
+from twinbench.backends import distributed, missing_packages, resolve_backend, select_keras_backend
+from twinbench.backends.checkpoints import (
+    FORMAT_NAMES,
+    CheckpointError,
+    checkpoint_format,
+    convert_checkpoint,
+)
+from twinbench.cell import environment_cells, mode_of, replication_of
+from twinbench.cli.checks import (
     USER_ERRORS,
     apply_allocator,
     check_allocator,
@@ -26,18 +31,18 @@ from bench.cli.checks import (
     validate_save_weights,
     validate_weights,
 )
-from bench.cli.options import EXIT_FAILED, CliError, child_args
-from bench.measuring import children, interleave
-from bench.measuring.faults import is_out_of_memory
-from bench.measuring.throughput import ThroughputConfig, execute_throughput
-from bench.measuring.trace import TraceConfig, execute_trace
-from bench.measuring.train import RunConfig, execute
-from bench.records import failed_record, load_records, write_record
-from bench.results.ops import ops_lines
-from bench.results.text import overhead_text, record_label
-from bench.studies import definition_effect, profiler_cost
-from bench.studies.profiler_cost import CostConfig, cost_text, profiler_cost_section
-from models import check_choice, get_model_spec
+from twinbench.cli.options import EXIT_FAILED, CliError, child_args
+from twinbench.measuring import children, interleave
+from twinbench.measuring.faults import is_out_of_memory
+from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
+from twinbench.measuring.trace import TraceConfig, execute_trace
+from twinbench.measuring.train import RunConfig, execute
+from twinbench.models import check_choice, get_model_spec
+from twinbench.records import failed_record, load_records, write_record
+from twinbench.results.ops import ops_lines
+from twinbench.results.text import overhead_text, record_label
+from twinbench.studies import definition_effect, profiler_cost
+from twinbench.studies.profiler_cost import CostConfig, cost_text, profiler_cost_section
 
 
 def record_failure(kind: str, config, err: Exception, *, out) -> int:
@@ -126,7 +131,7 @@ def _train_cell(args) -> int:
         return 0
     path = write_record(record, args.out)
     results = record["results"]
-    metric = next(iter(results["metrics_after"])) if "metrics_after" in results else "accuracy"  # data.tasks
+    metric = next(iter(results["metrics_after"])) if "metrics_after" in results else "accuracy"  # twinbench.data.tasks
     print(f"{config.cell.file_id}: params {record['model']['params']:,}, {metric} {results['accuracy_before']:.3f} -> "
           f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
     step = record["timing"]["steady_step_s"]
@@ -174,7 +179,7 @@ def _train_env(args) -> int:
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
         mode, replication = mode_of(args), replication_of(args)
-        # Each model's own default dataset where --dataset is not given (data.tasks: digits, pydoc, ...).
+        # Each model's own default dataset where --dataset is not given (twinbench.data.tasks: digits, pydoc, ...).
         dataset_of = {model: args.dataset or datasets.get_task(get_model_spec(model).task).default_dataset
                       for model in models}
         cells = {model: environment_cells(args.env, model, dataset=dataset_of[model], mode=mode,
@@ -306,7 +311,7 @@ def cmd_trace(args) -> int:
 
 
 def _interleaves(args, cells) -> bool:
-    """Whether ``throughput --env`` runs its cells in this one process (``bench.measuring.interleave``): asked for with
+    """Whether ``throughput --env`` runs its cells in this one process (``twinbench.measuring.interleave``): asked for with
     ``--interleave`` (an error where it cannot), refused with ``--no-interleave``, and by default wherever it can."""
     if args.interleave is False or args.launcher != "local":
         if args.interleave and args.launcher != "local":
@@ -322,7 +327,7 @@ def _interleaves(args, cells) -> bool:
 
 
 def _throughput_interleaved(args, cells, *, mode, cpus: str, allocator: str) -> int:
-    """The cells of ``--env`` in this process, window by window (``bench.measuring.interleave``); one record each."""
+    """The cells of ``--env`` in this process, window by window (``twinbench.measuring.interleave``); one record each."""
     check_writable(args.out)
     base = ThroughputConfig(model=args.model, implementation=cells[0].implementation, backend=cells[0].backend,
                             batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,

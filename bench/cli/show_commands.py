@@ -6,19 +6,19 @@ import os
 import sys
 from pathlib import Path
 
-from bench.cell import ENVIRONMENTS, environment_cells, implementation_label
-from bench.cli.checks import USER_ERRORS, check_writable
-from bench.cli.options import CliError
-from bench.records import load_records
-from bench.results.ops import ops_section
-from bench.results.report import build_report
-from bench.results.table import agreement_summary, results_table
-from bench.results.text import throughput_section, training_timing_section
-from bench.studies.profiler_cost import profiler_cost_section
-from bench.twins.env_data import current_env, write_env_data
-from bench.twins.sources import DocsError
-from bench.twins.teaching import show, write_pages
-from models import get_model_spec, list_models
+from twinbench.cell import ENVIRONMENTS, environment_cells, implementation_label
+from twinbench.cli.checks import USER_ERRORS, check_writable
+from twinbench.cli.options import CliError
+from twinbench.models import get_model_spec, list_models
+from twinbench.records import load_records
+from twinbench.results.ops import ops_section
+from twinbench.results.report import build_report
+from twinbench.results.table import agreement_summary, results_table
+from twinbench.results.text import throughput_section, training_timing_section
+from twinbench.studies.profiler_cost import profiler_cost_section
+from twinbench.twins.env_data import current_env, write_env_data
+from twinbench.twins.sources import DocsError
+from twinbench.twins.teaching import show, write_pages
 
 
 def cmd_list(args) -> int:
@@ -67,7 +67,7 @@ def cmd_compare(args) -> int:
         print(traces)
     costs = [r for r in records if r.get("kind") == "profiler_cost"]
     if costs:
-        print("\nThe profiler's own cost (bench profiler-cost):")
+        print("\nThe profiler's own cost (twinbench profiler-cost):")
         print(profiler_cost_section(costs))
     return 0
 

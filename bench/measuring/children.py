@@ -1,5 +1,5 @@
-"""An environment's cells, each in its own child process (one Keras backend per process): ``python -m bench
-train --env`` and ``python -m bench throughput --env``.
+"""An environment's cells, each in its own child process (one Keras backend per process): ``python -m twinbench
+train --env`` and ``python -m twinbench throughput --env``.
 
 A cell that fails, crashes or is killed is recorded as failed and the others go on; ``resume`` skips cells
 that already have a successful record, so an interrupted pass is finished, not restarted.
@@ -21,9 +21,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cell import Cell
-from bench.measuring.environment import LAUNCHER_ENV
-from bench.records import load_records
+from twinbench.cell import Cell
+from twinbench.measuring.environment import LAUNCHER_ENV
+from twinbench.records import load_records
 
 DEFAULT_MODELS = ("cifar_cnn", "mnist_cnn")
 # The options that say how the cells are started, not what they run: never passed on to a cell.
@@ -63,7 +63,7 @@ def run_cell_job(argv: list[str], launcher: str) -> int:
 
 def run_cells(command: str, cells: list[Cell], *, out_dir, child_args=(), resume=False,
               python=sys.executable, launcher: Resources = Resources()) -> int:
-    """Run ``python -m bench COMMAND`` (``train`` or ``throughput``) for each cell in its own process, with
+    """Run ``python -m twinbench COMMAND`` (``train`` or ``throughput``) for each cell in its own process, with
     ``child_args`` after the cell's own options; returns the number of cells that failed."""
     failures = 0
     jobs = []
@@ -72,7 +72,7 @@ def run_cells(command: str, cells: list[Cell], *, out_dir, child_args=(), resume
             print(f"[{command}] {cell.file_id}: done already, skipped (--resume)", flush=True)
             continue
         dataset = ["--dataset", cell.dataset] if command == "train" else []  # throughput: synthetic data only
-        argv = [python, "-m", "bench", command, "--model", cell.model, "--impl", cell.implementation,
+        argv = [python, "-m", "twinbench", command, "--model", cell.model, "--impl", cell.implementation,
                 "--backend", cell.backend, *dataset, "--out", str(out_dir), *child_args]
         jobs.append((cell, argv))
     if launcher.launcher == "submitit":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.measuring.profiler import gpu_info
+from twinbench.measuring.profiler import gpu_info
 
 # Distribution names as pip knows them (``tf-keras``, not ``tf_keras``; ``nvidia-ml-py``, not ``pynvml``).
 PACKAGES = (
@@ -160,12 +160,12 @@ def collect_environment(*, repo_dir: str | os.PathLike = REPO_DIR) -> dict:
     }
 
 
-LAUNCHER_ENV = "TWINBENCH_LAUNCHER"  # set by the matrix launcher that started this cell (bench.measuring.children)
+LAUNCHER_ENV = "TWINBENCH_LAUNCHER"  # set by the matrix launcher that started this cell (twinbench.measuring.children)
 
 
 def launcher_of(runner) -> dict:
     """How this run was started: by which matrix launcher (``local`` or ``submitit``, with its Slurm job id), and
-    which engine ran its replicas with how many processes or devices (``backends.distributed``)."""
+    which engine ran its replicas with how many processes or devices (``twinbench.backends.distributed``)."""
     replicas = runner.replicas
     return {"matrix": os.environ.get(LAUNCHER_ENV, "local"), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             "cell": replicas.launcher or "single process", "engine": replicas.engine or "single device",

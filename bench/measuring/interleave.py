@@ -1,13 +1,13 @@
-"""``python -m bench throughput --env torch|tensorflow`` (``--interleave``, the default there): an environment's cells
+"""``python -m twinbench throughput --env torch|tensorflow`` (``--interleave``, the default there): an environment's cells
 in one process, window by window.
 
 Why: processes on one machine differ in speed by more than the windows inside one process (a process lands on
 other cores, caches and memory; its thread pools start differently), so a ratio between cells measured in separate
 processes needs many processes before its CI is narrow. The two cells of an environment that holds two
-(``bench.cell.ENVIRONMENTS``: torch with keras[torch]; tf_keras with keras[tensorflow], as Keras' own integration
+(``twinbench.cell.ENVIRONMENTS``: torch with keras[torch]; tf_keras with keras[tensorflow], as Keras' own integration
 tests run keras and tf_keras in one process) can instead share one process and take turns:
 
-1. Every cell is prepared (one ``Runner`` each, ``bench.measuring.throughput.prepare_synthetic``: same seed, same
+1. Every cell is prepared (one ``Runner`` each, ``twinbench.measuring.throughput.prepare_synthetic``: same seed, same
    synthetic data, same canonical weights) and warmed up (``warmup`` steps, the first, compiling one included).
 2. ``repeats`` windows per cell in an ABBA order (A B, B A, A B, ...: ``abba_order``), so a slow drift of the
    machine hits both cells alike. A window is one call of the cell's real training path (``runner.train_steps``: the
@@ -15,11 +15,11 @@ tests run keras and tf_keras in one process) can instead share one process and t
    to the end of its last: the first step of each call is outside the window, as starting a loop or a ``fit`` is a
    cost per call, not per step. The shared profiler samples during every window (as in a separate-process record's
    ``steady_step_s``); there are no profiler-off windows (its cost is measured in separate processes).
-3. One throughput record per cell (``bench.measuring.throughput.throughput_record``), its cell on the
-   ``process="shared"`` axis (``bench.cell.AXES``) so that it never pools with separate-process records, and
+3. One throughput record per cell (``twinbench.measuring.throughput.throughput_record``), its cell on the
+   ``process="shared"`` axis (``twinbench.cell.AXES``) so that it never pools with separate-process records, and
    ``record["interleaved"] = {"with": [the other cells' labels], "process": <id shared by the records of this process>,
    "order": "ABBA", "window_index": [the place of each of its repeats in the process' sequence of windows]}``.
-   ``bench.results.decompose`` pairs the windows of one process for the ratio's CI.
+   ``twinbench.results.decompose`` pairs the windows of one process for the ratio's CI.
 
 What two runners in one process share, and how it is kept from mattering:
 
@@ -30,11 +30,11 @@ What two runners in one process share, and how it is kept from mattering:
   would alone. Later draws (dropout, shuffles) interleave in the shared generators: the values differ from a run
   alone, the work does not.
 - Keras' global configuration: ``keras.config.image_data_format`` and the dtype policy are set only while a model is
-  built and restored after (``backends.keras_runner.image_data_format``, ``mixed_policy``); keras 3 and tf_keras keep
+  built and restored after (``twinbench.backends.keras_runner.image_data_format``, ``mixed_policy``); keras 3 and tf_keras keep
   separate global state (``keras.src.backend.common.global_state`` against tf_keras' own backend module), and share
   TensorFlow's runtime: its eager context, its two thread pools and ``tf.config`` (TF32), which both runners set the
   same way from the one mode.
-- Thread pools: ``--threads`` is applied once, before any framework is imported (``backends.limit_threads``); both
+- Thread pools: ``--threads`` is applied once, before any framework is imported (``twinbench.backends.limit_threads``); both
   cells then use the same pools, which is the point: they compete for nothing the other is not using at that time.
 
 Refused (one line, ``InterleaveError``): data-parallel replicas (each replica set needs its own processes or
@@ -49,17 +49,17 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from backends.base import StepClock
-from bench.cell import Cell
-from bench.measuring.profiler import Profiler
-from bench.measuring.threads import ThreadCensus, minor_page_faults
-from bench.measuring.throughput import ThroughputConfig, prepare_synthetic, throughput_record
-from bench.measuring.timing import host_load
-from bench.records import new_run_id
-from bench.records import now_iso as _now_iso
+from twinbench.backends.base import StepClock
+from twinbench.cell import Cell
+from twinbench.measuring.profiler import Profiler
+from twinbench.measuring.threads import ThreadCensus, minor_page_faults
+from twinbench.measuring.throughput import ThroughputConfig, prepare_synthetic, throughput_record
+from twinbench.measuring.timing import host_load
+from twinbench.records import new_run_id
+from twinbench.records import now_iso as _now_iso
 
 ORDER = "ABBA"
-SHARED = "shared"  # the ``process`` axis of an interleaved cell (bench.cell.AXES)
+SHARED = "shared"  # the ``process`` axis of an interleaved cell (twinbench.cell.AXES)
 
 
 class InterleaveError(ValueError):
@@ -82,7 +82,7 @@ def abba_order(cells: int, repeats: int) -> list[int]:
 
 
 def check_interleave(cells: list[Cell]) -> None:
-    """Raise ``InterleaveError`` if ``cells`` (one environment's, ``bench.cell.environment_cells``) cannot share a
+    """Raise ``InterleaveError`` if ``cells`` (one environment's, ``twinbench.cell.environment_cells``) cannot share a
     process."""
     if len(cells) < 2:
         what = ", ".join(cell.label for cell in cells) or "no cell"
@@ -100,7 +100,7 @@ def check_interleave(cells: list[Cell]) -> None:
 def interleaved_configs(config: ThroughputConfig, cells: list[Cell]) -> list[ThroughputConfig]:
     """One ``ThroughputConfig`` per cell: ``config``'s settings, the cell's names, the shared-process axis and no
     profiler-off windows
-    and no compute windows (``bench.measuring.throughput``: they run whole windows only)."""
+    and no compute windows (``twinbench.measuring.throughput``: they run whole windows only)."""
     return [dataclasses.replace(config, implementation=cell.implementation, backend=cell.backend, process=SHARED,
                                 overhead_repeats=0, compute_repeats=0) for cell in cells]
 

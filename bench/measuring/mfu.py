@@ -3,7 +3,7 @@
     MFU = training FLOPs per image x images per second / the device's peak FLOP/s
 
 - Training FLOPs per image are 3 x the forward FLOPs counted from the model's layer shapes
-  (``models.flops``: 2 FLOPs per multiply-accumulate of the convolutions and Dense layers; the backward
+  (``twinbench.models.flops``: 2 FLOPs per multiply-accumulate of the convolutions and Dense layers; the backward
   pass costs about twice the forward one). This is the convention of Kaplan et al., *Scaling Laws for
   Neural Language Models* (2020) and Chowdhery et al., *PaLM* (2022, appendix B): it counts the model's
   arithmetic, not what a framework happens to execute (recomputation, padding, BatchNorm are not counted).
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from models.flops import TRAIN_FLOPS_PER_FORWARD_FLOP, model_flops
+from twinbench.models.flops import TRAIN_FLOPS_PER_FORWARD_FLOP, model_flops
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ def efficiency(*, forward_flops: int, images_per_s: dict | None, device: str, de
     """Achieved FLOP/s and MFU of a training run.
 
     Args:
-        forward_flops: forward FLOPs per image (``models.flops``).
-        images_per_s: ``bench.results.stats.summarize`` of the training throughput (median and CI are used).
+        forward_flops: forward FLOPs per image (``twinbench.models.flops``).
+        images_per_s: ``twinbench.results.stats.summarize`` of the training throughput (median and CI are used).
         device: ``"cpu"`` or a GPU device string (``"cuda"``, ``"gpu"``).
         device_name: the GPU's name (NVML), for the peak table.
         precision: the arithmetic the run used: ``fp32`` (twinbench's setting: float32, TF32 off).
@@ -90,7 +90,7 @@ def efficiency(*, forward_flops: int, images_per_s: dict | None, device: str, de
     if on_cpu:
         out["note"] = "CPU: no peak FLOP/s in the table, so no MFU; the achieved GFLOP/s is reported"
     elif peak is None or precision not in peak.tflops:
-        out["note"] = f"no {precision} peak for device {device_name!r} in bench.measuring.mfu.PEAKS; achieved GFLOP/s only"
+        out["note"] = f"no {precision} peak for device {device_name!r} in twinbench.measuring.mfu.PEAKS; achieved GFLOP/s only"
     else:
         out["peak"] = {"label": peak.label, "precision": precision, "tflops": peak.tflops[precision],
                        "source": peak.source}
@@ -100,14 +100,14 @@ def efficiency(*, forward_flops: int, images_per_s: dict | None, device: str, de
 
 
 def run_efficiency(record: dict, *, model_name, input_shape, num_classes) -> dict:
-    """Achieved FLOP/s and MFU of a record's steady-state throughput (FLOPs from ``models.flops``).
+    """Achieved FLOP/s and MFU of a record's steady-state throughput (FLOPs from ``twinbench.models.flops``).
 
     Counts the FLOPs on the Keras definition, so the Keras backend must be chosen (it is, after ``get_runner``).
     """
     gpu = (record.get("environment") or {}).get("gpu") or {}
     try:
         forward_flops = model_flops(model_name, input_shape=input_shape, num_classes=num_classes)
-    except NotImplementedError as err:  # a layer models.flops cannot count (e.g. a recurrent one)
+    except NotImplementedError as err:  # a layer twinbench.models.flops cannot count (e.g. a recurrent one)
         return {"unavailable": str(err)}
     return efficiency(forward_flops=forward_flops,
                       images_per_s=record["timing"]["throughput_images_per_s"],

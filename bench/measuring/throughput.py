@@ -1,4 +1,4 @@
-"""``python -m bench throughput``: the throughput benchmark of one implementation on synthetic data.
+"""``python -m twinbench throughput``: the throughput benchmark of one implementation on synthetic data.
 
 What it measures, in one process (one Keras backend per process):
 
@@ -7,7 +7,7 @@ What it measures, in one process (one Keras backend per process):
 2. ``warmup`` steps in all (the first one included), reported as one figure.
 3. ``repeats`` windows of ``steps`` steps each, with the device synchronised only at the edges of each
    window; the shared profiler samples during every one of them. One sample per repeat: seconds per
-   step (window time / steps) and images per second; ``bench.results.stats.summarize`` gives the median, IQR
+   step (window time / steps) and images per second; ``twinbench.results.stats.summarize`` gives the median, IQR
    and 95% CI over repeats.
 4. ``overhead_repeats`` more windows with the profiler's sampler off, interleaved with the others in an
    ABBA order (on, off, off, on, ...) so a slow drift of the machine affects both alike. The ratio of
@@ -17,7 +17,7 @@ What it measures, in one process (one Keras backend per process):
    alone on a few batches already on the device (``Runner.compute_steps``), each put next to a whole window
    with the profiler on, after one and before the next in turn (``window_schedule``), sampled like it.
    ``timing.compute_step_s`` summarizes them, ``timing.feed_step_s`` the differences whole - compute of the
-   windows side by side (``bench.results.decompose.feed_pairs``); each repeat says its ``window``:
+   windows side by side (``twinbench.results.decompose.feed_pairs``); each repeat says its ``window``:
    ``whole`` or ``compute``.
 
 Whole windows run the implementation's real training path (``Runner.train_steps``: the PyTorch loop, or a
@@ -28,7 +28,7 @@ and every later one by one untimed step. Each window's profiler is started and s
 between the two timestamps the ``StepClock`` takes there, so starting and joining its thread is not timed;
 what the sampler thread costs while the steps run is.
 
-This module never imports a framework itself; it goes through ``backends.get_runner``.
+This module never imports a framework itself; it goes through ``twinbench.backends.get_runner``.
 """
 
 from __future__ import annotations
@@ -37,20 +37,20 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-import data as datasets
-from backends import get_runner
-from backends.base import StepClock, TrainConfig, check_feed
-from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
-from bench.measuring import mfu
-from bench.measuring.environment import collect_environment, launcher_of
-from bench.measuring.profiler import Profiler
-from bench.measuring.threads import ThreadCensus, minor_page_faults
-from bench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
-from bench.records import new_record
-from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
-from bench.results.decompose import feed_pairs, overhead_pairs, profiler_overhead
-from bench.results.stats import ratio_ci
-from models import get_model_spec
+from twinbench import data as datasets
+from twinbench.backends import get_runner
+from twinbench.backends.base import StepClock, TrainConfig, check_feed
+from twinbench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from twinbench.measuring import mfu
+from twinbench.measuring.environment import collect_environment, launcher_of
+from twinbench.measuring.profiler import Profiler
+from twinbench.measuring.threads import ThreadCensus, minor_page_faults
+from twinbench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
+from twinbench.models import get_model_spec
+from twinbench.records import new_record
+from twinbench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
+from twinbench.results.decompose import feed_pairs, overhead_pairs, profiler_overhead
+from twinbench.results.stats import ratio_ci
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,19 @@ class ThroughputConfig:
     repeats: int = 10  # windows with the profiler sampling
     overhead_repeats: int | None = None  # windows with the sampler off; None: as many as `repeats`
     compute_repeats: int | None = None  # compute windows (Runner.compute_steps); None: as many as `repeats`; 0: none
-    feed: str = AXES["feed"]  # how whole windows get their batches (backends.base.FEEDS)
+    feed: str = AXES["feed"]  # how whole windows get their batches (twinbench.backends.base.FEEDS)
     seed: int = 0
     learning_rate: float = 1e-3
     input_shape: tuple[int, int, int] | None = None  # default: the model's own
     num_classes: int | None = None
-    threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
-    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (backends.pin_cpus), e.g. "0,1"; "free": not pinned
+    threads: int | None = None  # CPU threads per framework pool (twinbench.backends.limit_threads); None: defaults
+    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (twinbench.backends.pin_cpus), e.g. "0,1"; "free": not pinned
     profile_interval_s: float = 0.15
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
-    replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
-    process: str = "own"  # own process, or "shared" with the environment's other cell (bench.measuring.interleave)
-    allocator: str = AXES["allocator"]  # the C allocator's settings (backends.allocator), applied before the run
+    replication: Replication = SINGLE  # data-parallel replicas (twinbench.backends.distributed)
+    process: str = "own"  # own process, or "shared" with the environment's other cell (twinbench.measuring.interleave)
+    allocator: str = AXES["allocator"]  # the C allocator's settings (twinbench.backends.allocator), applied before the run
 
     dataset = "synthetic"
 
@@ -193,7 +193,7 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
         dataset = datasets.load_dataset("synthetic", input_shape=input_shape,
                                         num_classes=num_classes or spec.num_classes, seed=seed,
                                         synthetic_train=synthetic_train or 16 * batch_size, synthetic_test=batch_size)
-    else:  # random ids of the model's kind (data.tasks)
+    else:  # random ids of the model's kind (twinbench.data.tasks)
         dataset = datasets.synthetic.load_task(spec.task, input_shape=input_shape,
                                                num_classes=num_classes or spec.num_classes, seed=seed,
                                                train_size=synthetic_train or 16 * batch_size, test_size=batch_size)
@@ -275,7 +275,7 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
                       census: ThreadCensus) -> dict:
     """A cell's throughput record (status ``ok``) from its timed ``repeats`` (dicts with ``profiler``, ``step_s`` and
     ``window``: ``whole`` where absent), its window ``profilers`` ``(name, Profiler, start time)`` and the process's
-    ``census``; ``bench.measuring.interleave`` writes its records with it too."""
+    ``census``; ``twinbench.measuring.interleave`` writes its records with it too."""
     spec = get_model_spec(config.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     whole = [r for r in repeats if r.get("window", "whole") == "whole"]
@@ -320,7 +320,7 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
         threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=config.cpus,
                               sampler={"enabled": True, "interval_s": config.profile_interval_s,
                                        "windows": "profiler-on windows only (timing.repeats[].profiler)"}),
-        timeline=timeline,  # moved to a sidecar by bench.records.write_record
+        timeline=timeline,  # moved to a sidecar by twinbench.records.write_record
     )
     record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
                                               num_classes=dataset.num_classes)

@@ -2,14 +2,14 @@
 
 Both kinds of run use these helpers:
 
-- ``bench train`` (kind ``"train"``) trains for some epochs; ``train_timing`` turns its per-epoch
+- ``twinbench train`` (kind ``"train"``) trains for some epochs; ``train_timing`` turns its per-epoch
   figures into: the first step (tracing/compilation), the steady-state step time (windows of many
   steps, synchronised only at their edges), epoch wall time, the gap between epochs (end of one epoch's
   training to the start of the next one's: evaluation, callbacks, the framework's own epoch handling),
   evaluation time and throughput.
-- ``bench throughput`` (kind ``"throughput"``, ``bench.measuring.throughput``) times repeats of N steps.
+- ``twinbench throughput`` (kind ``"throughput"``, ``twinbench.measuring.throughput``) times repeats of N steps.
 
-Every figure that has several samples is a ``bench.results.stats.summarize`` dict (median, IQR, 95% CI, ...);
+Every figure that has several samples is a ``twinbench.results.stats.summarize`` dict (median, IQR, 95% CI, ...);
 figures with one sample are plain floats.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 
-from backends.base import GAP_PARTS
-from bench.results.stats import summarize
+from twinbench.backends.base import GAP_PARTS
+from twinbench.results.stats import summarize
 
 
 def summarize_or_none(samples) -> dict | None:
@@ -37,7 +37,7 @@ def gap_parts(earlier: dict, later: dict) -> dict | None:
     the next epoch's iterator *before* the epoch's last step is synchronised, inside the last window.
 
     Returns:
-        ``{part: seconds}`` for every part of ``backends.base.GAP_PARTS``, or ``None`` for a record without events.
+        ``{part: seconds}`` for every part of ``twinbench.backends.base.GAP_PARTS``, or ``None`` for a record without events.
     """
     start, end = earlier.get("trained_at"), later.get("started_at")
     if start is None or end is None or "gap_events" not in earlier:

@@ -1,13 +1,13 @@
-"""``python -m bench trace``: where a training step's time goes, op by op, under the framework's own profiler.
+"""``python -m twinbench trace``: where a training step's time goes, op by op, under the framework's own profiler.
 
 One process, one cell: ``warmup`` steps (the first, compiling one included), then ``steps`` steady-state steps of
-the real training path (``Runner.train_steps``, as ``bench throughput`` runs it) with the framework's profiler on
-(``backends.trace``). A ``StepClock`` syncs at the edges of the traced window and starts and stops the profiler
+the real training path (``Runner.train_steps``, as ``twinbench throughput`` runs it) with the framework's profiler on
+(``twinbench.backends.trace``). A ``StepClock`` syncs at the edges of the traced window and starts and stops the profiler
 there, outside the window's timestamps. The record (kind ``trace``) holds ``ops``: the neutral table of
-``bench.ops`` (ms per step of conv/matmul, layout, optimizer, other ops and the remainder).
+``twinbench.ops`` (ms per step of conv/matmul, layout, optimizer, other ops and the remainder).
 
 The profiler slows the steps it traces (every op is recorded), so the wall time per step here is not the
-throughput benchmark's: the table says where time goes, ``bench throughput`` says how much there is.
+throughput benchmark's: the table says where time goes, ``twinbench throughput`` says how much there is.
 
 This module never imports a framework itself; it goes through ``backends``.
 """
@@ -17,15 +17,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import data as datasets
-from backends.base import StepClock
-from backends.trace import op_tracer
-from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
-from bench.measuring.environment import collect_environment
-from bench.measuring.throughput import prepare_synthetic
-from bench.ops import op_table
-from bench.records import new_record, now_iso
-from models import get_model_spec
+from twinbench import data as datasets
+from twinbench.backends.base import StepClock
+from twinbench.backends.trace import op_tracer
+from twinbench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from twinbench.measuring.environment import collect_environment
+from twinbench.measuring.throughput import prepare_synthetic
+from twinbench.models import get_model_spec
+from twinbench.ops import op_table
+from twinbench.records import new_record, now_iso
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class TraceConfig:
     learning_rate: float = 1e-3
     input_shape: tuple[int, ...] | None = None  # default: the model's own
     num_classes: int | None = None
-    threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
+    threads: int | None = None  # CPU threads per framework pool (twinbench.backends.limit_threads); None: defaults
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
     replication: Replication = SINGLE  # always one replica: a trace is one process
     cpus: str = AXES["cpus"]  # the CPUs the process is pinned to (--cpus; the cell axis); "free": not pinned
-    allocator: str = AXES["allocator"]  # the C allocator's settings (backends.allocator), applied before the run
+    allocator: str = AXES["allocator"]  # the C allocator's settings (twinbench.backends.allocator), applied before the run
 
     dataset = "synthetic"
 

@@ -1,12 +1,12 @@
 """One benchmark run (one matrix cell): build, load the canonical weights, evaluate, train, record.
 
-The shared profiler (``bench.measuring.profiler``) runs for the whole cell: its sampler thread records a timeline
+The shared profiler (``twinbench.measuring.profiler``) runs for the whole cell: its sampler thread records a timeline
 (CPU %, RSS, and the GPU through NVML where there is one) and ``fit`` marks every epoch's begin and end
-and opens a window for each epoch's training and evaluation. The record (``bench.records``)
-carries the timing figures with their spread (``bench.measuring.timing.train_timing``); the timeline goes into a
+and opens a window for each epoch's training and evaluation. The record (``twinbench.records``)
+carries the timing figures with their spread (``twinbench.measuring.timing.train_timing``); the timeline goes into a
 sidecar file next to it.
 
-This module never imports a framework itself; it goes through ``backends.get_runner``.
+This module never imports a framework itself; it goes through ``twinbench.backends.get_runner``.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-import data as datasets
-from backends import get_runner
-from backends.base import TrainConfig
-from backends.checkpoints import pretrained_weights
-from bench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
-from bench.measuring import mfu
-from bench.measuring.environment import collect_environment, launcher_of
-from bench.measuring.faults import maybe_inject_fault
-from bench.measuring.profiler import Profiler
-from bench.measuring.threads import SamplingEvents, ThreadCensus
-from bench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
-from bench.records import new_record
-from bench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
-from models import get_model_spec
-from models.weights import save_weights
+from twinbench import data as datasets
+from twinbench.backends import get_runner
+from twinbench.backends.base import TrainConfig
+from twinbench.backends.checkpoints import pretrained_weights
+from twinbench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from twinbench.measuring import mfu
+from twinbench.measuring.environment import collect_environment, launcher_of
+from twinbench.measuring.faults import maybe_inject_fault
+from twinbench.measuring.profiler import Profiler
+from twinbench.measuring.threads import SamplingEvents, ThreadCensus
+from twinbench.measuring.timing import host_load, memory_figures, timeline_segment, train_timing
+from twinbench.models import get_model_spec
+from twinbench.models.weights import save_weights
+from twinbench.records import new_record
+from twinbench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class RunConfig:
     model: str
     implementation: str
     backend: str
-    dataset: str | None = None  # None: the model's own (its task's first, data.tasks), e.g. digits for images
+    dataset: str | None = None  # None: the model's own (its task's first, twinbench.data.tasks), e.g. digits for images
     epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -51,14 +51,14 @@ class RunConfig:
     timing_window: int = 10  # steps per steady-state timing window (sync at its edges only); 0: none
     profile: bool = True  # the profiler's sampler thread (windows and markers are recorded either way)
     profile_interval_s: float = 0.15  # seconds between profiler samples
-    threads: int | None = None  # CPU threads per framework pool (backends.limit_threads); None: defaults
-    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (backends.pin_cpus), e.g. "0,1"; "free": not pinned
-    allocator: str = AXES["allocator"]  # the C allocator's settings (backends.allocator), applied before the run
-    synthetic_train: int | None = None  # samples of the synthetic dataset (default: data.synthetic's)
+    threads: int | None = None  # CPU threads per framework pool (twinbench.backends.limit_threads); None: defaults
+    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (twinbench.backends.pin_cpus), e.g. "0,1"; "free": not pinned
+    allocator: str = AXES["allocator"]  # the C allocator's settings (twinbench.backends.allocator), applied before the run
+    synthetic_train: int | None = None  # samples of the synthetic dataset (default: twinbench.data.synthetic's)
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
     mode: Mode = DEFAULT_MODE  # compilation, precision, layout
-    replication: Replication = SINGLE  # data-parallel replicas (backends.distributed)
+    replication: Replication = SINGLE  # data-parallel replicas (twinbench.backends.distributed)
     save_weights: str | None = None  # write the trained weights here (neutral .npz, BatchNorm statistics included)
 
     def __post_init__(self):
@@ -91,7 +91,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
                                     synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test,
                                     task=spec.task)
     if spec.task != datasets.tasks.DEFAULT_TASK:
-        input_shape = dataset.input_shape  # token lengths, users x items: the data's (data.tasks)
+        input_shape = dataset.input_shape  # token lengths, users x items: the data's (twinbench.data.tasks)
     runner = get_runner(config.implementation, config.backend, mode=config.mode, replication=config.replication)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,

@@ -14,10 +14,10 @@ keras[jax] / keras[tensorflow]        (the same, JAX against TensorFlow)
 torch / tf_keras                      the gap between the two native implementations
 ====================================  ===========================================================
 
-A ratio above 1 means the first is slower. Each ratio is ``bench.results.stats.ratio_ci``: the ratio of the
+A ratio above 1 means the first is slower. Each ratio is ``twinbench.results.stats.ratio_ci``: the ratio of the
 medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
 
-Cells in another execution mode (``bench.cell.Mode``: ``--jit``, ``--precision``, ``--data-format``,
+Cells in another execution mode (``twinbench.cell.Mode``: ``--jit``, ``--precision``, ``--data-format``,
 ``--memory-format``) are never compared across modes silently: the ratios above are taken within one mode
 (``keras[torch] jit=on / torch jit=on``), and the **mode effects** compare one implementation with itself in two
 modes that differ in one axis (``MODE_EFFECTS``): the compile effect (``jit=on`` over not compiled: ``jit=off``, or
@@ -26,14 +26,14 @@ the default where it resolved to no compilation), the precision effect (mixed ov
 interleaved with its environment's other cell over the same cell alone in its process) checks that interleaving
 leaves a cell's step time as it is.
 
-Samples: for a throughput record (``bench throughput``), seconds per step of each repeat with the profiler
-on; for a training record (``bench train``), the training time of each epoch after the first (the first
+Samples: for a throughput record (``twinbench throughput``), seconds per step of each repeat with the profiler
+on; for a training record (``twinbench train``), the training time of each epoch after the first (the first
 one compiles). Several records of the same cell are pooled (``pooled``). This module imports no framework.
 
-Interleaved records (``bench.measuring.interleave``: the two cells of an environment in one process, window by
+Interleaved records (``twinbench.measuring.interleave``: the two cells of an environment in one process, window by
 window, their cells on the ``process="shared"`` axis) are compared only with each other, as every axis keeps its
 values apart. Their windows pair up: one window of each cell per ABBA block of a process (``paired_windows``), and the
-ratio's CI resamples those pairs (``bench.results.stats.paired_ratio_ci``), processes first when there are several.
+ratio's CI resamples those pairs (``twinbench.results.stats.paired_ratio_ci``), processes first when there are several.
 
 **Resolution per minute.** Each ratio row also says how sharp it is for the machine time it took:
 ``half_width_pct`` (half the CI's width, in % of the ratio), ``machine_min`` (the wall time of the records behind
@@ -49,8 +49,8 @@ import datetime as _dt
 import math
 import statistics
 
-from bench.cell import AXES, Cell, implementation_label, order
-from bench.results.stats import paired_ratio_ci, ratio_ci, summarize
+from twinbench.cell import AXES, Cell, implementation_label, order
+from twinbench.results.stats import paired_ratio_ci, ratio_ci, summarize
 
 # The profiler must cost less than this share of a step.
 OVERHEAD_LIMIT = 0.01
@@ -212,7 +212,7 @@ def paired_windows(a_runs: list[dict], b_runs: list[dict]) -> list[tuple[float, 
     """``(a, b, process)`` step times of the windows two cells ran in one ABBA block of one process, or ``None``
     unless every record of both cells is interleaved and each process has one record of each cell.
 
-    A process of ``k`` cells runs its windows in blocks of ``k`` (``bench.measuring.interleave.abba_order``); the
+    A process of ``k`` cells runs its windows in blocks of ``k`` (``twinbench.measuring.interleave.abba_order``); the
     window at ``window_index`` ``i`` is in block ``i // k``. Windows without a partner in their block are left out.
     """
     def by_process(runs):
@@ -325,7 +325,7 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                     r["page_faults_per_step"] for r in repeats if r.get("page_faults_per_step") is not None]) else None,
                 "compute_step_s": parts["compute"],  # the train step alone
                 "feed_step_s": parts["feed"],  # whole - compute, window pairs
-                "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (bench.measuring.mfu)
+                "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (twinbench.measuring.mfu)
                 # Share of the time the sampler thread spent in its own calls (median over profiled windows).
                 "sampler_busy_fraction": statistics.median(
                     busy for record in runs
@@ -418,7 +418,7 @@ def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
 def feed_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
     """``(whole, compute)`` step times of each compute window and the whole window it was run next to.
 
-    ``bench.measuring.throughput.window_schedule`` puts the k-th compute window after a whole window with the
+    ``twinbench.measuring.throughput.window_schedule`` puts the k-th compute window after a whole window with the
     profiler on (k even) or before one (k odd); a compute window without such a neighbour has no pair.
     """
     pairs = []

@@ -1,6 +1,6 @@
 """Are two implementations' final accuracies the same? An equivalence test instead of one run each.
 
-``python -m bench equivalence`` trains a model over several seeds per implementation; this module says whether
+``python -m twinbench equivalence`` trains a model over several seeds per implementation; this module says whether
 the mean final accuracies agree within a stated **margin** (e.g. 1 accuracy point):
 
 - ``tost(a, b, margin=...)``: Welch's **two one-sided tests** (TOST). The difference of means ``d = mean(a) -
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.cell import Cell
+from twinbench.cell import Cell
 
 VERDICTS = ("equivalent", "different", "inconclusive")
 

@@ -5,16 +5,16 @@ keeps one slot per implementation: a cell that is missing or failed is written a
 would be, so a partial matrix reads as partial. Colours: one hue per framework underneath (PyTorch red,
 TensorFlow orange, JAX blue); the native twin is solid, the Keras 3 definition hatched or dashed.
 
-``bench.results.report`` calls ``draw_all``; this is the only module that imports matplotlib.
+``twinbench.results.report`` calls ``draw_all``; this is the only module that imports matplotlib.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.cell import LABELS
-from bench.results import views
-from bench.results.views import MISSING, Group, decomposition_rows
+from twinbench.cell import LABELS
+from twinbench.results import views
+from twinbench.results.views import MISSING, Group, decomposition_rows
 
 STYLE = {  # label -> (colour, native twin?)
     "torch": ("#c0392b", True),
@@ -42,7 +42,7 @@ def _plt():
 
 
 def draw_all(groups: list[Group], *, directory: Path, out_dir: Path) -> dict[str, Path]:
-    """Draw every figure of every group; returns ``{name: path}`` (names as ``bench.results.report`` links them)."""
+    """Draw every figure of every group; returns ``{name: path}`` (names as ``twinbench.results.report`` links them)."""
     plt = _plt()
     drawn = {}
     for group in groups:

@@ -1,12 +1,12 @@
-"""The op-level breakdown in ``compare`` and ``report``: each trace record's ``ops`` table (``bench.ops``), and for
+"""The op-level breakdown in ``compare`` and ``report``: each trace record's ``ops`` table (``twinbench.ops``), and for
 each ratio of the overhead decomposition (``DECOMPOSITION``) where the numerator's extra time per step lies."""
 
 from __future__ import annotations
 
-from bench.cell import Cell
-from bench.ops import CATEGORIES, CATEGORY_LABELS
-from bench.records import latest_runs
-from bench.results.decompose import DECOMPOSITION
+from twinbench.cell import Cell
+from twinbench.ops import CATEGORIES, CATEGORY_LABELS
+from twinbench.records import latest_runs
+from twinbench.results.decompose import DECOMPOSITION
 
 COLUMNS = (*CATEGORIES, "remainder")
 
@@ -54,7 +54,7 @@ def ops_section(records) -> str:
     traces = _traces(records)
     if not traces:
         return ""
-    lines = ["", "Op-level breakdown (bench trace): ms per step under the framework's own profiler "
+    lines = ["", "Op-level breakdown (twinbench trace): ms per step under the framework's own profiler "
                  "(remainder = wall - time covered by ops: Python, dispatch, bookkeeping)"]
     for record in sorted(traces, key=lambda r: (Cell.of(r).model, Cell.of(r).sort_key)):
         lines += ops_lines(f"{Cell.of(record).model} {Cell.of(record).label}", record["ops"])
@@ -70,7 +70,7 @@ def ops_markdown(records) -> list[str]:
         return []
     headers = ["cell", "wall ms/step", *(CATEGORY_LABELS[key] for key in COLUMNS), "profiler"]
     out = ["## Op-level breakdown", "",
-           "Milliseconds per step under each framework's own profiler (`bench trace`); categories split the time "
+           "Milliseconds per step under each framework's own profiler (`twinbench trace`); categories split the time "
            "covered by ops (each op's exclusive time; overlapping ops share it), the remainder is the rest of the "
            "wall time (Python, dispatch, bookkeeping). The profiler slows the steps: read the shares, and take the "
            "step times from the throughput runs.", "",

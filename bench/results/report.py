@@ -1,8 +1,8 @@
-"""``python -m bench report DIR...``: ``report.md`` and its figures, from the result records in the directories.
+"""``python -m twinbench report DIR...``: ``report.md`` and its figures, from the result records in the directories.
 
 The report reads whatever records the directories hold (with their subdirectories, e.g. one per round) and
 works on a partial matrix: a cell that is missing or failed is shown as such in every table and figure, never
-a crash. Several runs of one cell are pooled as ``bench.records`` says: step time, throughput and the
+a crash. Several runs of one cell are pooled as ``twinbench.records`` says: step time, throughput and the
 decomposition use the windows of every successful run, the other per-cell figures its latest one. It shows
 
 1. step time and throughput per implementation, with their 95% confidence intervals;
@@ -13,7 +13,7 @@ decomposition use the windows of every successful run, the other per-cell figure
 5. peak memory per implementation (framework allocator, whole device, host);
 6. the environment each record came from.
 
-Each figure uses the best figures a record has and says which. The figures are drawn by ``bench.results.figures``
+Each figure uses the best figures a record has and says which. The figures are drawn by ``twinbench.results.figures``
 (matplotlib, imported only there).
 """
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from bench.cell import LABELS
-from bench.records import load_records
-from bench.results import figures as fig
-from bench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
-from bench.results.ops import ops_markdown
-from bench.results.table import median_iqr, results_table
-from bench.results.views import (
+from twinbench.cell import LABELS
+from twinbench.records import load_records
+from twinbench.results import figures as fig
+from twinbench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
+from twinbench.results.ops import ops_markdown
+from twinbench.results.table import median_iqr, results_table
+from twinbench.results.views import (
     GAP_PARTS,
     MISSING,
     decomposition_rows,
@@ -82,7 +82,7 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
             raise FileNotFoundError(f"results directory {str(path)!r} does not exist")
     directory = Path(out_dir or directories[0])
     records, skipped = load_records(*directories)
-    # Profiler-cost experiments are not runs of a cell to compare; `bench profiler-cost --show` prints them.
+    # Profiler-cost experiments are not runs of a cell to compare; `twinbench profiler-cost --show` prints them.
     groups = group_records([r for r in records if r.get("kind", "train") in ("train", "throughput")])
     figure_dir = directory / "figures"
     drawn: dict[str, Path] = {}
@@ -100,7 +100,7 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
     sources = ", ".join(f"`{Path(d).as_posix()}`" for d in directories)
     out = [f"# twinbench report: {sources}", "",
            f"{len(records)} records ({ok_count} ok, {len(records) - ok_count} failed) in {len(groups)} group(s); "
-           f"{machines(records)}. Written by `python -m bench report` on "
+           f"{machines(records)}. Written by `python -m twinbench report` on "
            f"{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.", ""]
     if not records:
         out += ["No readable twinbench records here: run the matrix first (`nox -s compare`).", ""]

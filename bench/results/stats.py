@@ -267,7 +267,7 @@ def paired_ratio_ci(pairs, *, runs=None, n_boot: int = 2000, seed: int = 0, conf
                     labels: tuple[str, str] = ("slower", "faster")) -> dict:
     """``median(a) / median(b)`` of paired samples, with a bootstrap CI that resamples the pairs.
 
-    For windows run next to each other in one process (``bench.measuring.interleave``: one ABBA block's window of
+    For windows run next to each other in one process (``twinbench.measuring.interleave``: one ABBA block's window of
     each cell), a drift of the machine or a slow process moves both sides of a pair alike; resampling whole pairs
     keeps that together, so it cancels in each resampled ratio instead of widening the interval as two independent
     resamples (``ratio_ci``) would. With ``runs`` (the process of each pair) naming at least two, the bootstrap

@@ -1,17 +1,17 @@
 """Plain-text tables of result records (no framework imports: runs in any environment).
 
 A cell run several times shows once: its latest successful run where a table has one figure per cell, every
-successful run pooled where it has statistics (``bench.records``: how runs are pooled).
+successful run pooled where it has statistics (``twinbench.records``: how runs are pooled).
 """
 
 from __future__ import annotations
 
 import statistics
 
-from bench.cell import Cell
-from bench.records import latest_runs
-from bench.results.decompose import throughput_rows
-from bench.results.views import GAP_PARTS, gap_breakdown, threads_summary
+from twinbench.cell import Cell
+from twinbench.records import latest_runs
+from twinbench.results.decompose import throughput_rows
+from twinbench.results.views import GAP_PARTS, gap_breakdown, threads_summary
 
 
 def sorted_records(records: list[dict]) -> list[dict]:
@@ -88,7 +88,7 @@ def median_iqr(summary, scale=1.0, spec=".2f"):
 
 
 def timing_table(records: list[dict]) -> str:
-    """The timing figures of training records (``bench train``): median [IQR] over epochs or windows."""
+    """The timing figures of training records (``twinbench train``): median [IQR] over epochs or windows."""
     headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
                "epoch (s) median [IQR]", "gap (ms)", "eval (ms)"]
     rows = []
@@ -128,7 +128,7 @@ def threads_table(records: list[dict]) -> str:
 
 
 def throughput_table(records: list[dict]) -> str:
-    """Throughput records (``bench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
+    """Throughput records (``twinbench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
                "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "page faults/step", "profiler cost [95% CI]"]
     rows = []
@@ -169,9 +169,9 @@ def feed_compute_table(records: list[dict]) -> str:
 
 
 def _flops_cells(row) -> list[str]:
-    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (bench.measuring.mfu)."""
+    """Achieved GFLOP/s (3 x forward FLOPs x images/s) and MFU, from the pooled median throughput (twinbench.measuring.mfu)."""
     eff = row.get("efficiency")
-    if not eff or "train_flops_per_image" not in eff:  # none, or {"unavailable": why} (bench.measuring.mfu)
+    if not eff or "train_flops_per_image" not in eff:  # none, or {"unavailable": why} (twinbench.measuring.mfu)
         return ["—", "—"]
     gflops = eff["train_flops_per_image"] * row["throughput_images_per_s"]["median"] / 1e9
     peak = eff.get("peak")

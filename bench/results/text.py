@@ -1,26 +1,32 @@
 """``compare``'s text: the sections it prints for throughput and training records (tables from
-``bench.results.table``, the decomposition from ``bench.results.decompose``)."""
+``twinbench.results.table``, the decomposition from ``twinbench.results.decompose``)."""
 
 from __future__ import annotations
 
-from bench.cell import Cell
-from bench.results.decompose import (
+from twinbench.cell import Cell
+from twinbench.results.decompose import (
     TF_NATIVE_FEED_NOTE,
     decomposition,
     decomposition_table,
     lasting_feed_cost,
     throughput_rows,
 )
-from bench.results.table import feed_compute_table, gap_table, threads_table, throughput_table, timing_table
+from twinbench.results.table import (
+    feed_compute_table,
+    gap_table,
+    threads_table,
+    throughput_table,
+    timing_table,
+)
 
 
 def throughput_section(records) -> str:
     """``compare``'s text for throughput records: the table, the decomposition, the profiler's cost."""
-    lines = ["Throughput (bench throughput): seconds per step over repeats of N steps, synchronised at the edges only",
+    lines = ["Throughput (twinbench throughput): seconds per step over repeats of N steps, synchronised at the edges only",
              throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
              decomposition_table(decomposition(records)), ""]
     parts = feed_compute_table(records)
-    if parts:  # records with compute windows (bench throughput --compute-repeats)
+    if parts:  # records with compute windows (twinbench throughput --compute-repeats)
         lines += ["Feed vs compute: the whole step (feed + train step), the train step alone on batches already on "
                   "the device, and the feed (whole - compute of windows run next to each other)", parts,
                   *([TF_NATIVE_FEED_NOTE] if lasting_feed_cost(records) else []), "",
@@ -64,7 +70,7 @@ def training_timing_section(records) -> str:
     table = timing_table(records)
     if not table:
         return ""
-    lines = ["", "Timing (bench train): median [IQR] over epochs after the first / over windows", table, "",
+    lines = ["", "Timing (twinbench train): median [IQR] over epochs after the first / over windows", table, "",
              "Overhead decomposition by epoch time (95% bootstrap CI):", decomposition_table(decomposition(records))]
     gaps = gap_table(records)
     if gaps:

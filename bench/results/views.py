@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.cell import Cell, implementation_label
-from bench.records import latest_runs
-from bench.results.decompose import DECOMPOSITION, decomposition
-from bench.results.stats import summarize
+from twinbench.cell import Cell, implementation_label
+from twinbench.records import latest_runs
+from twinbench.results.decompose import DECOMPOSITION, decomposition
+from twinbench.results.stats import summarize
 
 MISSING = "missing"
 
@@ -22,7 +22,7 @@ MISSING = "missing"
 class Group:
     """The records that are compared with each other: one kind of run of one model on one dataset."""
 
-    kind: str  # "train" (bench train) or "throughput" (bench throughput)
+    kind: str  # "train" (twinbench train) or "throughput" (twinbench throughput)
     model: str
     dataset: str
     records: dict[str, dict] = field(default_factory=dict)  # label -> its latest run (ok if one is)
@@ -82,7 +82,7 @@ def _summary(samples):
 
 
 def step_time(record: dict) -> tuple[dict | None, str]:
-    """Seconds per training step as a ``bench.results.stats.summarize`` dict, and what its samples are."""
+    """Seconds per training step as a ``twinbench.results.stats.summarize`` dict, and what its samples are."""
     timing = record.get("timing") or {}
     if isinstance(timing.get("steady_step_s"), dict):  # schema v2: windows of many steps, synced at the edges
         what = "per repeat" if record.get("kind") == "throughput" else f"per window of {timing.get('window_steps')} steps"
@@ -115,7 +115,7 @@ def window_step_times(record: dict) -> list[float]:
 
 def speed(runs: list[dict]) -> tuple[dict | None, dict | None, str]:
     """Step time and images per second (``summarize`` dicts) of a cell's successful runs, and what the samples
-    are: one run's own figures, or the windows of several runs pooled (``bench.records``: how runs are pooled)."""
+    are: one run's own figures, or the windows of several runs pooled (``twinbench.records``: how runs are pooled)."""
     pooled = [s for run in runs for s in window_step_times(run)]
     if len(runs) < 2 or len(pooled) < 2:
         summary, what = step_time(runs[-1])
@@ -135,7 +135,7 @@ def phase_times(record: dict) -> dict:
     def median(value):
         return value.get("median") if isinstance(value, dict) else value
 
-    if "epoch_time_s" in timing:  # schema v2 (bench.measuring.timing.train_timing)
+    if "epoch_time_s" in timing:  # schema v2 (twinbench.measuring.timing.train_timing)
         return {"first_step": timing.get("first_step_s"), "first_epoch": timing["epoch_time_s"].get("first"),
                 "later_epochs": median(timing["epoch_time_s"].get("later")),
                 "between_epochs": median(timing.get("epoch_gap_s")), "evaluation": median(timing.get("eval_time_s"))}
@@ -147,11 +147,11 @@ def phase_times(record: dict) -> dict:
             "evaluation": summary([e["eval_time_s"] for e in epochs])}
 
 
-GAP_PARTS = ("evaluation", "callbacks", "reshuffle", "iterator", "other")  # backends.base.GAP_PARTS, in its order
+GAP_PARTS = ("evaluation", "callbacks", "reshuffle", "iterator", "other")  # twinbench.backends.base.GAP_PARTS, in its order
 
 
 def gap_breakdown(record: dict) -> dict | None:
-    """The time between epochs in parts (``bench.measuring.timing.gap_parts``): ``gap`` and each part of ``GAP_PARTS``
+    """The time between epochs in parts (``twinbench.measuring.timing.gap_parts``): ``gap`` and each part of ``GAP_PARTS``
     as means over the record's gaps (means, not medians, so that the parts add up to the gap), and a later epoch's
     first step in parts: ``first_batch`` and ``retracing`` (medians). None for a record without the parts."""
     timing = record.get("timing") or {}
@@ -304,8 +304,8 @@ def machines(records) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 def decomposition_rows(groups: list[Group], *, part: str = "whole") -> list[dict]:
-    """One row per (group, ratio of ``bench.results.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
-    model, kind, dataset`` and either ``bench.results.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
+    """One row per (group, ratio of ``twinbench.results.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
+    model, kind, dataset`` and either ``twinbench.results.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
     verdict, n_a, n_b``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio).
     Then the ratios the group has in other modes and the mode effects (``decompose.MODE_EFFECTS``), where measured.
     ``part``: ratios of the whole step or of compute alone (``decompose.PARTS``)."""

@@ -11,12 +11,12 @@ the difference a framework effect. twinbench separates two ratios (time per trai
 
 The stock and matched definitions do not cost the same arithmetic (ResNet50 v1 strides its 1x1 convolution,
 VGG19 without adaptive pooling has a 49x smaller first Dense layer at 32x32), so the table also gives the
-FLOP ratio and each cell's achieved GFLOP/s (``bench.measuring.mfu``): a definition may be faster because it computes
+FLOP ratio and each cell's achieved GFLOP/s (``twinbench.measuring.mfu``): a definition may be faster because it computes
 less, or because it runs better.
 
-Measurement: each cell is one ``python -m bench throughput`` process (``bench.measuring.throughput``: warm-up and first
+Measurement: each cell is one ``python -m twinbench throughput`` process (``twinbench.measuring.throughput``: warm-up and first
 step reported apart, repeats of synchronised windows); samples are seconds per step of each repeat, ratios
-are ``bench.results.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
+are ``twinbench.results.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
 excludes 1). This module imports no framework.
 """
 
@@ -26,13 +26,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.cell import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, Cell
-from bench.measuring import children
-from bench.records import load_records
-from bench.results.decompose import label, pooled, pooled_samples, run_labels
-from bench.results.stats import ratio_ci
-from bench.results.table import format_table
-from models import get_model_spec
+from twinbench.cell import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, Cell
+from twinbench.measuring import children
+from twinbench.models import get_model_spec
+from twinbench.records import load_records
+from twinbench.results.decompose import label, pooled, pooled_samples, run_labels
+from twinbench.results.stats import ratio_ci
+from twinbench.results.table import format_table
 
 # The matched definitions and their stock variants: keras.applications for the CNNs (the default families), keras-hub
 # for the Transformers (``--families vit_tiny,gpt_tiny``; keras-hub is installed in the tensorflow environment only, so
@@ -43,7 +43,7 @@ STOCK = {**{family: f"{family}_kerasapps" for family in FAMILIES},
          **{family: f"{family}_kerashub" for family in TRANSFORMER_FAMILIES}}
 
 # What each environment runs: (model role, implementation, backend); role "matched" or "stock". The matched
-# definition runs in every cell of the environment (bench.cell.ENVIRONMENTS), the stock one on Keras 3 only.
+# definition runs in every cell of the environment (twinbench.cell.ENVIRONMENTS), the stock one on Keras 3 only.
 ENV_CELLS = {env: [*(("matched", *pair) for pair in pairs), ("stock", "keras", env)]
              for env, pairs in ENVIRONMENTS.items()}
 # The native twin of each backend that has one: (implementation, backend).

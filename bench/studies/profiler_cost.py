@@ -1,6 +1,6 @@
-"""``python -m bench profiler-cost``: the shared profiler's own cost, measured finely enough to resolve 1%.
+"""``python -m twinbench profiler-cost``: the shared profiler's own cost, measured finely enough to resolve 1%.
 
-Every ``bench throughput`` record already carries an on/off comparison (``profiler_overhead``: windows with the
+Every ``twinbench throughput`` record already carries an on/off comparison (``profiler_overhead``: windows with the
 sampler on and off in ABBA order). On a quiet GPU machine that may be enough. On a shared 2-core VM,
 two consecutive windows of the *same* configuration differ by a median 6%, one pair in ten by more than 16%
 (docs/profiler_cost.md; the machine's load drifts over seconds), so that comparison resolves a few percent, not the 1% the profiler must stay under. This experiment is
@@ -11,7 +11,7 @@ built for that.
    three windows cancels. What is compared is the *share of the window's time lost*,
    ``1 - (bracketing off windows' mean time) / (window time)``; a slowdown is ``share / (1 - share)``.
 2. **Several sampling intervals.** Each "on" window samples at one of the intervals: the production one
-   (0.15 s, what ``bench train`` and ``bench throughput`` use) and, to make the cost large enough to see, much
+   (0.15 s, what ``twinbench train`` and ``twinbench throughput`` use) and, to make the cost large enough to see, much
    shorter ones (down to 2 ms), in a new random order in every cycle.
 
 The data answer two questions.
@@ -32,7 +32,7 @@ The data answer two questions.
 
 Samples are counted by the time they were taken: only those inside the timed interval of their window.
 
-This module never imports a framework itself; it goes through ``backends.get_runner``.
+This module never imports a framework itself; it goes through ``twinbench.backends.get_runner``.
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.base import StepClock
-from bench.cell import Cell
-from bench.measuring.environment import collect_environment
-from bench.measuring.profiler import Profiler
-from bench.measuring.throughput import prepare_synthetic
-from bench.measuring.timing import host_load
-from bench.records import new_record, now_iso
-from bench.results.text import record_label
+from twinbench.backends.base import StepClock
+from twinbench.cell import Cell
+from twinbench.measuring.environment import collect_environment
+from twinbench.measuring.profiler import Profiler
+from twinbench.measuring.throughput import prepare_synthetic
+from twinbench.measuring.timing import host_load
+from twinbench.records import new_record, now_iso
+from twinbench.results.text import record_label
 
-PRODUCTION_INTERVAL_S = 0.15  # the default of bench train / bench throughput (Profiler's default)
+PRODUCTION_INTERVAL_S = 0.15  # the default of twinbench train / twinbench throughput (Profiler's default)
 DEFAULT_INTERVALS_S = (0.15, 0.05, 0.015, 0.005, 0.002)
 MIN_CYCLES = 5  # fewer cycles give no confidence interval (and so no verdict that the cost is shown small)
 

@@ -1,2 +1,2 @@
 """Twins: the teaching pages, one model in three styles with the proof that they are one network (the twin
-checks themselves are ``bench.twins.parity``)."""
+checks themselves are ``twinbench.twins.parity``)."""

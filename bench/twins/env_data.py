@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import get_runner
-from backends.introspect import keras_layer_rows, torch_layer_rows
-from bench.cell import BACKENDS, ENVIRONMENTS, implementation_label
-from bench.measuring.environment import package_version
-from bench.records import write_json_atomic
-from bench.twins.parity import (
+from twinbench.backends import get_runner
+from twinbench.backends.introspect import keras_layer_rows, torch_layer_rows
+from twinbench.cell import BACKENDS, ENVIRONMENTS, implementation_label
+from twinbench.data.tasks import DEFAULT_TASK, random_batch
+from twinbench.measuring.environment import package_version
+from twinbench.models import get_model_spec, list_models
+from twinbench.records import write_json_atomic
+from twinbench.twins.parity import (
     ParityError,
     check_against_fingerprint,
     check_in_process,
@@ -28,12 +30,10 @@ from bench.twins.parity import (
     parity_case,
     parity_options,
 )
-from bench.twins.sources import ROOT, model_sources, relative
-from data.tasks import DEFAULT_TASK, random_batch
-from models import get_model_spec, list_models
+from twinbench.twins.sources import ROOT, model_sources, relative
 
 DATA_DIR = ROOT / "docs" / "models" / "_data"
-ENVS = BACKENDS  # one environment per Keras backend (bench.cell.ENVIRONMENTS)
+ENVS = BACKENDS  # one environment per Keras backend (twinbench.cell.ENVIRONMENTS)
 REGENERATE = "run `nox -s docs` (or, for source changes only, `twinbench docs`)"
 
 
@@ -59,7 +59,7 @@ def _versions(env):
 
 
 def _batch_shape(x) -> list:
-    """The parity batch's shape (a list of shapes for a tuple of inputs, ``data.tasks``)."""
+    """The parity batch's shape (a list of shapes for a tuple of inputs, ``twinbench.data.tasks``)."""
     return [list(a.shape) for a in x] if isinstance(x, tuple) else list(x.shape)
 
 
@@ -88,7 +88,7 @@ def collect(model_name: str, env: str, *, checks: bool = True) -> dict:
         module = runner.build(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)  # runs a sample
         inputs = None
         if spec.task != DEFAULT_TASK:  # one sample of the task's inputs (token or id arrays)
-            from backends.torch_runner import to_torch_inputs
+            from twinbench.backends.torch_runner import to_torch_inputs
 
             x, _ = random_batch(spec.task, spec.input_shape, spec.num_classes, batch=1, seed=0)
             inputs = to_torch_inputs(x if isinstance(x, tuple) else (x,))
@@ -156,8 +156,8 @@ def twin_checks(model_name: str, env: str) -> list[dict]:
     """The twin checks this environment can run, as plain dicts (see ``render_page`` for the columns).
 
     Each implementation is run at the model's parity case with the canonical weights
-    (``bench.twins.parity.observe_twin``), its tolerances widened by the reference twin's float32 error against
-    float64 where that is larger (``bench.twins.parity``, the noise floor). In-process pairs (the native twin
+    (``twinbench.twins.parity.observe_twin``), its tolerances widened by the reference twin's float32 error against
+    float64 where that is larger (``twinbench.twins.parity``, the noise floor). In-process pairs (the native twin
     against the Keras definition on the same framework) are compared tensor by tensor; every
     implementation is also compared with the PyTorch twin's committed fingerprint
     (``tests/parity/<model>.npz``), which is how keras[jax] is tied to the others.

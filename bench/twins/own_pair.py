@@ -1,14 +1,14 @@
 """Your own twins: check any Keras 3 model against your PyTorch module, and say which layer differs.
 
 ``check(keras_builder, torch_builder, input_shape=..., num_classes=...)`` builds both models, pairs their weights
-(``bench.twins.pairing``), loads the same weights into both (the Keras model's initializers drawn with NumPy, as for
-the registered models) and runs the twin check of ``bench.twins.parity``: parameter counts, logits in inference
+(``twinbench.twins.pairing``), loads the same weights into both (the Keras model's initializers drawn with NumPy, as for
+the registered models) and runs the twin check of ``twinbench.twins.parity``: parameter counts, logits in inference
 mode, loss and gradients in training mode, one Adam step and the BatchNorm statistics after it, within the float32
 floor (the fixed tolerances, or ``NOISE_FACTOR`` times the PyTorch model's own float32 error against a float64 copy
-of it). When the two differ, ``bench.twins.localise`` names the first layer whose activations differ and the first
+of it). When the two differ, ``twinbench.twins.localise`` names the first layer whose activations differ and the first
 whose gradients differ.
 
-A pair file (``python -m bench check FILE.py``) defines::
+A pair file (``python -m twinbench check FILE.py``) defines::
 
     def keras_model(*, input_shape, num_classes): ...   # a Keras 3 model returning logits
     def torch_model(*, input_shape, num_classes): ...   # an nn.Module returning logits, images NCHW
@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.base import TrainConfig
-from bench.twins import localise
-from bench.twins.pairing import (
+from twinbench.backends.base import TrainConfig
+from twinbench.models.weights import WeightMismatchError, canonical_weights, leaf_layers
+from twinbench.twins import localise
+from twinbench.twins.pairing import (
     check_layout,
     keras_groups,
     keys_by_name,
@@ -38,7 +39,7 @@ from bench.twins.pairing import (
     pair_in_order,
     torch_groups,
 )
-from bench.twins.parity import (
+from twinbench.twins.parity import (
     NOISE_FACTOR,
     ParityError,
     compare_observations,
@@ -47,8 +48,7 @@ from bench.twins.parity import (
     observe,
     parity_batch,
 )
-from bench.twins.trajectory import Trajectory, run_trajectory
-from models.weights import WeightMismatchError, canonical_weights, leaf_layers
+from twinbench.twins.trajectory import Trajectory, run_trajectory
 
 
 class PairError(ValueError):
@@ -141,7 +141,7 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
         batch: images in the checked batch.
         config: the optimizer step's settings (default ``TrainConfig()``: Adam, lr 1e-3).
         steps: if above 0, also train both ``steps`` SGD steps and check that they stay within the float64
-            envelope (``bench.twins.trajectory``); the report then carries the curve.
+            envelope (``twinbench.twins.trajectory``); the report then carries the curve.
 
     Returns:
         A ``CheckReport``; ``str(report)`` is the verdict and its details.
@@ -149,7 +149,7 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
     Raises:
         PairError, WeightMismatchError, BackendError: a pair that cannot be checked (one-line messages).
     """
-    from backends import get_runner, resolve_backend
+    from twinbench.backends import get_runner, resolve_backend
 
     config = config or TrainConfig()
     keras_runner = get_runner("keras", resolve_backend("keras"))
@@ -174,7 +174,7 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
     module.twinbench_layout = layout  # what TorchRunner reads to convert weights and gradients
     module.twinbench_shapes = {v.path: tuple(v.shape) for v in keras_model.weights}
 
-    from backends.keras_runner import compile_model
+    from twinbench.backends.keras_runner import compile_model
 
     compile_model(keras_model, config)  # the shared optimizer and loss, whatever the user compiled
     keras_runner.set_weights(keras_model, weights)
@@ -228,9 +228,9 @@ def check_registered(model_name, *, steps=0) -> CheckReport:
     """``check`` of a registered model's Keras definition against its PyTorch twin, at its twin-test case."""
     import functools
 
-    from bench.twins.parity import parity_case, parity_options
-    from models import get_model_spec
-    from models._registry import _resolve
+    from twinbench.models import get_model_spec
+    from twinbench.models._registry import _resolve
+    from twinbench.twins.parity import parity_case, parity_options
 
     spec = get_model_spec(model_name)
     spec.check_implementation("torch")
@@ -301,16 +301,16 @@ def _localise(report, keras_model, module, weights, x, runners, keys, *, grads, 
 
 def require_torch() -> None:
     """Raise ``BackendError`` (one line, what to do) where PyTorch is not installed."""
-    from backends import BackendError
+    from twinbench.backends import BackendError
 
     if importlib.util.find_spec("torch") is None:
-        raise BackendError("bench check compares with PyTorch, which this environment lacks: run it in the torch "
+        raise BackendError("twinbench check compares with PyTorch, which this environment lacks: run it in the torch "
                            "environment (pip install 'twinbench[torch]').")
 
 
 def _torch_runner():
     require_torch()
-    from backends.torch_runner import TorchRunner
+    from twinbench.backends.torch_runner import TorchRunner
 
     runner = TorchRunner()
     runner.setup(seed=0)
@@ -344,7 +344,7 @@ def _check_types(keras_model, module):
 
 
 def _nchw(x, torch_runner):
-    from backends.torch_runner import to_nchw
+    from twinbench.backends.torch_runner import to_nchw
 
     return to_nchw(x).to(torch_runner.device)
 

@@ -12,14 +12,20 @@ Three ways, tried in this order:
    four tensors in the same order on both sides).
 
 The Flatten permutation (Keras flattens ``(H, W, C)``, PyTorch ``(C, H, W)``) comes from the Keras graph in every
-case (``models.weights.torch_layout``). A pairing that cannot work is a ``WeightMismatchError`` that lists both
+case (``twinbench.models.weights.torch_layout``). A pairing that cannot work is a ``WeightMismatchError`` that lists both
 sides' tensors where they stop lining up. Equal shapes cannot tell two same-sized layers apart: if a pair is
 swapped, the twin check fails and the localisation names the layer; a ``torch_keys`` mapping fixes it.
 """
 
 from __future__ import annotations
 
-from models.weights import TorchLayout, WeightMismatchError, default_torch_key, flatten_inputs, to_torch_state
+from twinbench.models.weights import (
+    TorchLayout,
+    WeightMismatchError,
+    default_torch_key,
+    flatten_inputs,
+    to_torch_state,
+)
 
 
 def torch_shape_of(keras_shape) -> tuple[int, ...]:

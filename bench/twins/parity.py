@@ -35,7 +35,7 @@ computation** (``float64_noise``: quantity by quantity, how far a float32 result
   float64 than the reference (measured). A twin that is a different network misses by far more: inference-mode
   logits are well conditioned even in ResNet50 (``tests/test_mismatched_twin.py``).
 
-**In other execution modes** (``bench.cell.Mode``) the same check runs with the mode applied to every implementation
+**In other execution modes** (``twinbench.cell.Mode``) the same check runs with the mode applied to every implementation
 (``observe_twin(..., mode=...)``; ``tests/test_modes.py``). Compiling and another layout change kernels, not the
 arithmetic's precision: they are held to the float32 envelope. Mixed precision is held to its own envelope, measured
 the same way: the PyTorch twin's bfloat16 error (``torch.autocast``) against its float64 copy, committed in
@@ -61,9 +61,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.base import TrainConfig
-from bench.cell import DEFAULT_MODE, Cell, Mode
-from data.tasks import DEFAULT_TASK, random_batch
+from twinbench.backends.base import TrainConfig
+from twinbench.cell import DEFAULT_MODE, Cell, Mode
+from twinbench.data.tasks import DEFAULT_TASK, random_batch
 
 # Tolerances (float32 arithmetic, different kernels and summation orders).
 LOGITS_ATOL = 1e-4  # times max |logit| of the reference
@@ -133,13 +133,13 @@ class Observation:
 
 
 def parity_batch(input_shape, num_classes, *, batch=4, seed=1234, task=DEFAULT_TASK):
-    """The fixed batch every twin check uses: ``data.tasks.random_batch`` of the model's task."""
+    """The fixed batch every twin check uses: ``twinbench.data.tasks.random_batch`` of the model's task."""
     return random_batch(task, input_shape, num_classes, batch=batch, seed=seed)
 
 
 def parity_case(model_name):
     """(input_shape, num_classes, x, y) of a model's twin check: its small test case from the registry."""
-    from models import get_model_spec
+    from twinbench.models import get_model_spec
 
     spec = get_model_spec(model_name)
     input_shape = tuple(spec.twin_case.input_shape or spec.input_shape)
@@ -151,7 +151,7 @@ def parity_case(model_name):
 def parity_options(model_name) -> dict:
     """Builder options of a model's twin check (``{"dropout": 0.0}``: dropout masks cannot match across
     frameworks, so training-mode outputs would be random)."""
-    from models import get_model_spec
+    from twinbench.models import get_model_spec
 
     return dict(get_model_spec(model_name).twin_case.options)
 
@@ -233,17 +233,17 @@ def observe_twin(implementation, backend, model_name, *, weights, config=None, n
     """Run ``implementation`` of ``model_name`` at its parity case with ``weights``, and in float64 where it can.
 
     Args:
-        implementation, backend: which twin (``backends.get_runner``).
+        implementation, backend: which twin (``twinbench.backends.get_runner``).
         model_name: a registered model.
         weights: the neutral weights to load (the canonical initial weights of the parity case).
         config: training settings of the one optimizer step (default ``TrainConfig()``).
         noise: the model's float32 error envelope (e.g. from its committed fingerprint); ``None`` makes this
             implementation's own float32 error the envelope, which only one that computes in float64 has.
         float64: also run the float64 copy where the implementation has one (``own_noise``, ``exact``).
-        mode: the execution mode (``bench.cell.Mode``) the implementation runs in; its float64 copy runs in the
+        mode: the execution mode (``twinbench.cell.Mode``) the implementation runs in; its float64 copy runs in the
             default mode (no compilation, no mixed policy), so ``own_noise`` is this mode's error against exact.
     """
-    from backends import get_runner
+    from twinbench.backends import get_runner
 
     input_shape, num_classes, x, y = parity_case(model_name)
     runner = get_runner(implementation, backend, mode=mode)

@@ -12,17 +12,17 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models import get_model_spec
+from twinbench.models import get_model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 STYLES = ("keras", "torch", "tf_keras")  # the implementations, as a page shows them
 
 # The training code each style needs, as twinbench runs it: "module:qualified.name", read from the source.
 TRAINING_CODE = {
-    "keras": ["backends.keras_runner:compile_model", "backends.keras_runner:KerasRunner.fit"],
-    "torch": ["backends.torch_runner:train_step", "backends.torch_runner:evaluate", "backends.torch_runner:train",
-              "backends.torch_runner:TorchRunner.fit"],
-    "tf_keras": ["backends.keras_runner:compile_model", "backends.tf_keras_runner:TfKerasRunner.fit"],
+    "keras": ["twinbench.backends.keras_runner:compile_model", "twinbench.backends.keras_runner:KerasRunner.fit"],
+    "torch": ["twinbench.backends.torch_runner:train_step", "twinbench.backends.torch_runner:evaluate", "twinbench.backends.torch_runner:train",
+              "twinbench.backends.torch_runner:TorchRunner.fit"],
+    "tf_keras": ["twinbench.backends.keras_runner:compile_model", "twinbench.backends.tf_keras_runner:TfKerasRunner.fit"],
 }
 # Helpers the training code above calls that exist only to make the comparison fair (shared batch order,
 # synchronised timing); named on the page, not shown.
@@ -152,7 +152,7 @@ def member_source(target: str) -> tuple[str, Path]:
     for part in qualname.split("."):
         node = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
         if node is None:
-            raise DocsError(f"{relative(path)} defines no {qualname!r} (listed in bench.twins.teaching.TRAINING_CODE)")
+            raise DocsError(f"{relative(path)} defines no {qualname!r} (listed in twinbench.twins.teaching.TRAINING_CODE)")
         scope = node.body
     lines = source.splitlines()
     start = min([node.lineno] + [d.lineno for d in node.decorator_list])
@@ -185,7 +185,7 @@ def count_lines_naming(text: str, name: str) -> int:
 
 
 def _project_module(name: str | None) -> bool:
-    return bool(name) and name.split(".")[0] == "models"
+    return bool(name) and (name == "twinbench.models" or name.startswith("twinbench.models."))
 
 
 def _is_package(name: str) -> bool:

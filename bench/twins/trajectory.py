@@ -1,6 +1,6 @@
 """Equal for longer than one step: do the twins still agree after K optimizer steps?
 
-The one-step twin check (``bench.twins.parity``) compares a single Adam step. Rounding differences then grow with
+The one-step twin check (``twinbench.twins.parity``) compares a single Adam step. Rounding differences then grow with
 every step, so after K steps two honest twins are further apart than after one; how far is honest? The answer
 comes from the PyTorch model itself, trained the same K steps in float64: its float32 run drifts away from that
 exact run by the **envelope** (float32 noise alone, step by step). The Keras model is then compared with the
@@ -12,7 +12,7 @@ PyTorch float32 run, step by step:
   against ``||w_torch32 - w_torch64|| / ||w64||`` (Euclidean norms over all tensors together).
 
 The allowed distance at step k is ``NOISE_FACTOR`` times the largest envelope up to step k (rounding differences
-of another framework may be that many times the reference's own; ``bench.twins.parity``), and never below a few
+of another framework may be that many times the reference's own; ``twinbench.twins.parity``), and never below a few
 float32 rounding units. A real difference leaves the envelope, usually within the first steps; float32 noise
 stays inside. The batches are fixed random images with random labels (``parity_batch``, one seed per step), so the
 run needs no dataset; the optimizer is plain SGD (``LEARNING_RATE``).
@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.twins.parity import NOISE_FACTOR, parity_batch
+from twinbench.twins.parity import NOISE_FACTOR, parity_batch
 
 FIRST_BATCH_SEED = 5000  # step k trains on parity_batch(..., seed=FIRST_BATCH_SEED + k)
 FLOAT32_FLOOR = 8 * 2.0 ** -24  # the smallest envelope, relative: a few float32 rounding units
 # The trajectory trains with plain SGD written out here, the same arithmetic for every run, so that it measures the
 # models and not the optimizers: Keras' and PyTorch's Adam differ by design (the epsilon inside or outside the bias
-# correction, ``bench.twins.parity``) and in float32 detail (Keras computes beta ** t in float32), and either drifts
+# correction, ``twinbench.twins.parity``) and in float32 detail (Keras computes beta ** t in float32), and either drifts
 # the twins apart step after step however identical the networks are. The one-step check covers the real Adam step.
 LEARNING_RATE = 0.05
 

@@ -1,4 +1,4 @@
-"""An example pair for ``python -m bench check docs/examples/tiny_resnet_pair.py``: a small ResNet-style network
+"""An example pair for ``python -m twinbench check docs/examples/tiny_resnet_pair.py``: a small ResNet-style network
 written once in Keras 3 and once in PyTorch, by hand, with *different* layer names on the two sides (as a port
 usually has), so the weights are paired in the order the layers run, by shape.
 

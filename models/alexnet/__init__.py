@@ -1,15 +1,15 @@
 """AlexNet: a Keras 3 definition matching torchvision's, its tf.keras twin, and torchvision itself."""
 
-from models._registry import ModelSpec, TwinCase, register_model
-from models.alexnet.config import MIN_INPUT_SIZE, PARAMS_IMAGENET
+from twinbench.models._registry import ModelSpec, TwinCase, register_model
+from twinbench.models.alexnet.config import MIN_INPUT_SIZE, PARAMS_IMAGENET
 
 register_model(
     ModelSpec(
         name="alexnet",
         builders={
-            "keras": "models.alexnet.keras_model:alexnet",
-            "torch": "models.alexnet.torch_model:alexnet",
-            "tf_keras": "models.alexnet.tf_keras_model:alexnet",
+            "keras": "twinbench.models.alexnet.keras_model:alexnet",
+            "torch": "twinbench.models.alexnet.torch_model:alexnet",
+            "tf_keras": "twinbench.models.alexnet.tf_keras_model:alexnet",
         },
         input_shape=(224, 224, 3),
         num_classes=1000,
@@ -18,7 +18,7 @@ register_model(
         summary="AlexNet as torchvision defines it (adaptive 6x6 pool, dropout 0.5)",
         params=PARAMS_IMAGENET,
         forward_flops={"224x224x3": 1_428_376_960, "63x63x3": 196_289_920},  # at 1000 classes; models/flops.py
-        torch_keys="models.alexnet.config:torch_key",
+        torch_keys="twinbench.models.alexnet.config:torch_key",
         min_input_size=MIN_INPUT_SIZE,
         head="predictions",
         # no dropout: dropout masks cannot match across frameworks

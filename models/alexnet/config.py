@@ -5,7 +5,7 @@ arXiv:1404.5997: 64, 192, 384, 256, 256 filters) is five convolutions with ReLU,
 ``AdaptiveAvgPool2d((6, 6))`` and a three-layer classifier with dropout before each hidden layer.
 """
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 # name, filters, kernel, stride, padding, max-pool after it; torchvision's `features` indices follow from it.
 CONVS = [

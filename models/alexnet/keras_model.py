@@ -21,8 +21,12 @@ permutes that kernel (``models/weights.py``).
 import keras
 from keras import layers
 
-from models.alexnet.config import CONVS, DROPOUT, HIDDEN_UNITS, POOL_SIZE, POOL_STRIDE, POOLED_SIZE
-from models.common.keras_layers import AdaptiveAveragePooling2D, torch_linear_bias, torch_linear_kernel
+from twinbench.models.alexnet.config import CONVS, DROPOUT, HIDDEN_UNITS, POOL_SIZE, POOL_STRIDE, POOLED_SIZE
+from twinbench.models.common.keras_layers import (
+    AdaptiveAveragePooling2D,
+    torch_linear_bias,
+    torch_linear_kernel,
+)
 
 
 def alexnet(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

@@ -1,14 +1,18 @@
 """AlexNet (torchvision definition) in tf.keras (Keras 2): the line-by-line twin of ``keras_model.py``.
 
-tf.keras has no adaptive pooling layer; ``models.common.tf_keras_layers.AdaptiveAveragePooling2D``
+tf.keras has no adaptive pooling layer; ``twinbench.models.common.tf_keras_layers.AdaptiveAveragePooling2D``
 applies PyTorch's pooling windows as two small matrices.
 """
 
 import tf_keras
 from tf_keras import layers
 
-from models.alexnet.config import CONVS, DROPOUT, HIDDEN_UNITS, POOL_SIZE, POOL_STRIDE, POOLED_SIZE
-from models.common.tf_keras_layers import AdaptiveAveragePooling2D, torch_linear_bias, torch_linear_kernel
+from twinbench.models.alexnet.config import CONVS, DROPOUT, HIDDEN_UNITS, POOL_SIZE, POOL_STRIDE, POOLED_SIZE
+from twinbench.models.common.tf_keras_layers import (
+    AdaptiveAveragePooling2D,
+    torch_linear_bias,
+    torch_linear_kernel,
+)
 
 
 def alexnet(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

@@ -2,7 +2,7 @@
 
 import torchvision
 
-from models.alexnet.config import DROPOUT
+from twinbench.models.alexnet.config import DROPOUT
 
 
 def alexnet(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

@@ -8,7 +8,7 @@ Used by the torchvision-matched definitions (``models/resnet``, ``models/vgg``, 
   ``mode="fan_out"``, ``normal_(0, 0.01)``, and ``nn.Linear``'s own default), so a freshly built Keras model
   starts from the same distribution as a freshly built torchvision model;
 - ``AdaptiveAveragePooling2D``: ``torch.nn.AdaptiveAvgPool2d`` as two small matrix products (PyTorch's
-  window formula, ``models.common.pooling``). Keras 3.15's own layer of that name returned NaN on the jax
+  window formula, ``twinbench.models.common.pooling``). Keras 3.15's own layer of that name returned NaN on the jax
   backend for some sizes when we tried it (7x7 -> 7x7 among them, VGG19's ImageNet case), so we do not use it.
 """
 
@@ -19,7 +19,7 @@ import math
 import keras
 from keras import ops
 
-from models.common.pooling import adaptive_pool_matrix
+from twinbench.models.common.pooling import adaptive_pool_matrix
 
 
 def channels_first() -> bool:
@@ -108,7 +108,7 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
     """``torch.nn.AdaptiveAvgPool2d(output_size)`` for channels-last inputs with a static spatial size.
 
     Output ``(i, j)`` averages PyTorch's window of rows ``floor(i*H/h) .. ceil((i+1)*H/h)`` and the same
-    for columns; written as ``P_h @ x @ P_w^T`` with the averaging matrices of ``models.common.pooling``.
+    for columns; written as ``P_h @ x @ P_w^T`` with the averaging matrices of ``twinbench.models.common.pooling``.
 
     Args:
         output_size: ``(height, width)`` of the output, or one int for both.

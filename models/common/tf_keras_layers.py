@@ -7,7 +7,7 @@ The twin of ``models/common/keras_layers.py``:
   PyTorch does (the unfused path and Keras 3 use the biased one), so no subclass is needed here;
   ``tests/test_torch_layers.py`` pins that behaviour.
 - ``AdaptiveAveragePooling2D``: tf.keras has none; this one multiplies by PyTorch's pooling matrices
-  (``models.common.pooling``).
+  (``twinbench.models.common.pooling``).
 - the torchvision initializers, spelled with ``tf_keras.initializers``.
 """
 
@@ -18,7 +18,7 @@ import math
 import tensorflow as tf
 import tf_keras
 
-from models.common.pooling import adaptive_pool_matrix
+from twinbench.models.common.pooling import adaptive_pool_matrix
 
 TORCH_BN_EPSILON = 1e-5
 TORCH_BN_MOMENTUM = 0.9  # Keras terms: torch's momentum=0.1

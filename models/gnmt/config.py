@@ -37,7 +37,7 @@ The parity details, shared by the three files (each file's docstring says how it
   ``(input, 4 * hidden)`` kernel, PyTorch as rows of a ``(4 * hidden, input)`` weight: a transpose, no reordering.
 - biases: a Keras LSTM has one bias ``b``, a PyTorch ``nn.LSTM`` two, ``b_ih + b_hh``, which the forward pass only
   ever uses summed. The neutral mapping carries ``b``: it loads as ``b_ih = b, b_hh = 0`` and is read back as
-  ``b_ih + b_hh`` (``models.weights``). Trained, two biases are not one: each receives the full gradient, so
+  ``b_ih + b_hh`` (``twinbench.models.weights``). Trained, two biases are not one: each receives the full gradient, so
   their sum moves twice as far per SGD step and there are ``4 * hidden`` more parameters per LSTM direction. The
   PyTorch twin therefore keeps ``b_hh`` at zero and frozen (``requires_grad=False``): the same trainable
   parameters and the same optimizer step as Keras. ``LSTM_DIRECTIONS`` counts what unfreezing it would add.
@@ -57,7 +57,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 PAD, BOS, EOS = 0, 1, 2  # token conventions of every token task
 INIT_SCALE = 0.1  # the reference's init_weight: weights start uniform in [-0.1, 0.1]
@@ -157,7 +157,7 @@ def torch_key(path: str) -> str:
     """Keras weight path -> the PyTorch twin's ``state_dict`` key.
 
     ``encoder_lstm_0/backward_encoder_lstm_0/lstm_cell/kernel`` -> ``encoder_lstm.0.weight_ih_l0_reverse``,
-    ``decoder_lstm_1/lstm_cell/bias`` -> ``decoder_lstm.1.bias_ih_l0`` (``b_hh`` follows: ``models.weights``),
+    ``decoder_lstm_1/lstm_cell/bias`` -> ``decoder_lstm.1.bias_ih_l0`` (``b_hh`` follows: ``twinbench.models.weights``),
     ``embedding/embeddings`` -> ``embedding.weight``, ``attention/linear_att`` -> ``attention.linear_att``.
     """
     match = _LSTM_PATH.match(path)

@@ -11,7 +11,7 @@ The architecture and its parity details are in ``models/gnmt/config.py``. How Ke
 - the fused cuDNN kernel is Keras' choice per layer (``LSTM(use_cudnn="auto")``): on a GPU with the settings used
   here (tanh, sigmoid, a bias, no unrolling, no recurrent dropout), TensorFlow takes it even with a right-padded
   mask, while the torch and jax backends take it only for *unmasked* layers (here the decoder's) and run Keras'
-  generic loop for the masked encoder. On a CPU every backend runs the generic loop (``backends.recurrent``).
+  generic loop for the masked encoder. On a CPU every backend runs the generic loop (``twinbench.backends.recurrent``).
 
 Inputs ``(source, decoder_input)``, int32 ``(N, S)`` and ``(N, T)``; output: logits ``(N, T, vocabulary)``.
 The loss is ``token_loss()``: cross-entropy over the labelled tokens, PAD ignored.
@@ -20,7 +20,14 @@ The loss is ``token_loss()``: cross-entropy over the labelled tokens, PAD ignore
 import keras
 from keras import layers, ops
 
-from models.gnmt.config import DEFAULT_SIZE, INIT_SCALE, MASKED_SCORE, PAD, attention_scale, gnmt_config
+from twinbench.models.gnmt.config import (
+    DEFAULT_SIZE,
+    INIT_SCALE,
+    MASKED_SCORE,
+    PAD,
+    attention_scale,
+    gnmt_config,
+)
 
 
 def _uniform():
@@ -43,7 +50,7 @@ class NormalizedBahdanauAttention(layers.Layer):
         super().__init__(**kwargs)
         self.units = units
         self.supports_masking = True  # the keys arrive with the source mask attached; it is passed explicitly too
-        # Read by models.weights.canonical_weights: the initializer of each variable, by the variable's name.
+        # Read by twinbench.models.weights.canonical_weights: the initializer of each variable, by the variable's name.
         self.linear_att_initializer = _uniform()
         self.normalize_scalar_initializer = keras.initializers.Constant(attention_scale(units))
         self.normalize_bias_initializer = keras.initializers.Zeros()
@@ -68,7 +75,7 @@ class NormalizedBahdanauAttention(layers.Layer):
         return None  # the context has no padding: one vector per target position
 
     def macs(self):
-        """Multiply-accumulates per sample (``models.flops``): the scores' dot products and the weighted sum."""
+        """Multiply-accumulates per sample (``twinbench.models.flops``): the scores' dot products and the weighted sum."""
         query, keys, values, _ = self.input
         return query.shape[1] * keys.shape[1] * (self.units + values.shape[-1])
 
@@ -97,7 +104,7 @@ def gnmt(*, input_shape, num_classes, size=DEFAULT_SIZE, dropout=None):
 
     Returns:
         A ``keras.Model`` mapping ``(source, decoder_input)`` to logits ``(N, T, num_classes)``;
-        ``models.gnmt.config.param_count`` parameters.
+        ``twinbench.models.gnmt.config.param_count`` parameters.
     """
     config = gnmt_config(size)
     hidden, rate = config.hidden, config.dropout if dropout is None else dropout

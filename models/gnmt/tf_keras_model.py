@@ -10,7 +10,14 @@ import tensorflow as tf
 import tf_keras
 from tf_keras import layers
 
-from models.gnmt.config import DEFAULT_SIZE, INIT_SCALE, MASKED_SCORE, PAD, attention_scale, gnmt_config
+from twinbench.models.gnmt.config import (
+    DEFAULT_SIZE,
+    INIT_SCALE,
+    MASKED_SCORE,
+    PAD,
+    attention_scale,
+    gnmt_config,
+)
 
 
 def _uniform():
@@ -46,7 +53,7 @@ class NormalizedBahdanauAttention(layers.Layer):
         return None
 
     def macs(self):
-        """Multiply-accumulates per sample (``models.flops``), as in the Keras 3 layer."""
+        """Multiply-accumulates per sample (``twinbench.models.flops``), as in the Keras 3 layer."""
         query, keys, values, _ = self.input
         return query.shape[1] * keys.shape[1] * (self.units + values.shape[-1])
 
@@ -61,7 +68,7 @@ def _lstm(units, name):
 
 
 def gnmt(*, input_shape, num_classes, size=DEFAULT_SIZE, dropout=None):
-    """GNMT (Wu et al. 2016) in tf.keras; arguments and output as ``models.gnmt.keras_model.gnmt``."""
+    """GNMT (Wu et al. 2016) in tf.keras; arguments and output as ``twinbench.models.gnmt.keras_model.gnmt``."""
     config = gnmt_config(size)
     hidden, rate = config.hidden, config.dropout if dropout is None else dropout
     source_length, target_length = input_shape

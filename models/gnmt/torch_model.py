@@ -13,7 +13,7 @@ The architecture and its parity details are in ``models/gnmt/config.py``. How Py
   zero, as Keras' masks do;
 - the fused kernel: ``nn.LSTM`` calls cuDNN on a CUDA device (packed sequences included); on a CPU it calls
   oneDNN's fused LSTM (``aten::mkldnn_rnn_layer``) for unpacked float32 input and ATen's own loop for packed input
-  and float64 (``backends.recurrent`` records it).
+  and float64 (``twinbench.backends.recurrent`` records it).
 
 ``forward(source, decoder_input)`` takes int ``(N, S)`` and ``(N, T)`` tensors and returns logits ``(N, T, vocabulary)``.
 """
@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from models.gnmt.config import DEFAULT_SIZE, INIT_SCALE, MASKED_SCORE, PAD, attention_scale, gnmt_config
+from twinbench.models.gnmt.config import (
+    DEFAULT_SIZE,
+    INIT_SCALE,
+    MASKED_SCORE,
+    PAD,
+    attention_scale,
+    gnmt_config,
+)
 
 
 class NormalizedBahdanauAttention(nn.Module):

@@ -28,7 +28,7 @@ import math
 import keras
 from keras import layers, ops
 
-from models.gpt2.config import GPT2_SIZES, INIT_STD, MLP_RATIO, GPT2Sizes, sizes_for
+from twinbench.models.gpt2.config import GPT2_SIZES, INIT_STD, MLP_RATIO, GPT2Sizes, sizes_for
 
 DROPOUT = 0.1  # GPT2Config's resid_pdrop = embd_pdrop = attn_pdrop
 MASKED = -1e9  # a score that the softmax turns into exactly 0
@@ -48,7 +48,7 @@ class TiedEmbedding(layers.Layer):
                                           initializer=self.embeddings_initializer)
 
     def macs(self):
-        """Multiply-accumulates per sequence (``models.flops``): the lookup costs none, the output layer T x C x V."""
+        """Multiply-accumulates per sequence (``twinbench.models.flops``): the lookup costs none, the output layer T x C x V."""
         return self.context_length * self.width * self.vocab_size
 
     def call(self, inputs, reverse=False):
@@ -70,7 +70,7 @@ class PositionEmbedding(layers.Layer):
                                           initializer=self.embeddings_initializer)
 
     def macs(self):
-        """A lookup: no multiply-accumulates (``models.flops``)."""
+        """A lookup: no multiply-accumulates (``twinbench.models.flops``)."""
         return 0
 
     def call(self, token_ids):
@@ -91,7 +91,7 @@ class CausalSelfAttention(layers.Layer):
         super().build(input_shape)
 
     def macs(self):
-        """Multiply-accumulates per sequence (``models.flops``): ``q k^T`` and ``weights v``, T x T x C each."""
+        """Multiply-accumulates per sequence (``twinbench.models.flops``): ``q k^T`` and ``weights v``, T x T x C each."""
         return 2 * self.context_length * self.context_length * self.width
 
     def _heads(self, x, batch, length, head_dim):  # (B, T, C) -> (B, heads, T, head_dim)

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras
 from tf_keras import layers
 
-from models.gpt2.config import GPT2_SIZES, INIT_STD, MLP_RATIO, GPT2Sizes, sizes_for
+from twinbench.models.gpt2.config import GPT2_SIZES, INIT_STD, MLP_RATIO, GPT2Sizes, sizes_for
 
 DROPOUT = 0.1
 MASKED = -1e9
@@ -35,7 +35,7 @@ class TiedEmbedding(layers.Layer):
         super().build(input_shape)
 
     def macs(self):
-        """Multiply-accumulates per sequence (``models.flops``): the lookup costs none, the output layer T x C x V."""
+        """Multiply-accumulates per sequence (``twinbench.models.flops``): the lookup costs none, the output layer T x C x V."""
         return self.context_length * self.width * self.vocab_size
 
     def call(self, inputs, reverse=False):
@@ -58,7 +58,7 @@ class PositionEmbedding(layers.Layer):
         super().build(input_shape)
 
     def macs(self):
-        """A lookup: no multiply-accumulates (``models.flops``)."""
+        """A lookup: no multiply-accumulates (``twinbench.models.flops``)."""
         return 0
 
     def call(self, token_ids):
@@ -78,7 +78,7 @@ class CausalSelfAttention(layers.Layer):
         super().build(input_shape)
 
     def macs(self):
-        """Multiply-accumulates per sequence (``models.flops``): ``q k^T`` and ``weights v``, T x T x C each."""
+        """Multiply-accumulates per sequence (``twinbench.models.flops``): ``q k^T`` and ``weights v``, T x T x C each."""
         return 2 * self.context_length * self.context_length * self.width
 
     def call(self, qkv, training=None):

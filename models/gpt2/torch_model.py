@@ -7,7 +7,7 @@ weights into it afterwards). ``forward(input_ids)`` returns an output object who
 
 from __future__ import annotations
 
-from models.gpt2.config import GPT2_SIZES, GPT2Sizes, sizes_for
+from twinbench.models.gpt2.config import GPT2_SIZES, GPT2Sizes, sizes_for
 
 DROPOUT = 0.1  # GPT2Config's default resid/embd/attn dropout
 

@@ -7,7 +7,7 @@ weight as ``(in, out)``, exactly like a Keras ``Dense`` kernel, unlike ``nn.Line
 
 GPT-2's initial weights are the Keras definition's own initializers (N(0, 0.02), the residual projections
 N(0, 0.02 / sqrt(2 n_layer)), as ``GPT2PreTrainedModel._init_weights``), drawn in NumPy by
-``models.weights.canonical_weights`` like every model's. NumPy only: readable in every environment.
+``twinbench.models.weights.canonical_weights`` like every model's. NumPy only: readable in every environment.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import re
 
 import numpy as np
 
-from models.gpt2.config import GPT2Sizes, parameter_shapes
-from models.weights import WeightMismatchError
+from twinbench.models.gpt2.config import GPT2Sizes, parameter_shapes
+from twinbench.models.weights import WeightMismatchError
 
 TIED_HEAD_KEY = "lm_head.weight"  # the tied output layer: the same tensor as transformer.wte.weight
 _LAYER = re.compile(r"h_(\d+)_(ln_1|ln_2|attn_c_attn|attn_c_proj|mlp_c_fc|mlp_c_proj)/(\w+)")

@@ -4,7 +4,7 @@ They exist to measure the *definition effect*: how much of a "Keras vs PyTorch" 
 keras.applications defining a different network than torchvision. Each builder's docstring lists how.
 """
 
-from models._registry import ModelSpec, TwinCase, register_model
+from twinbench.models._registry import ModelSpec, TwinCase, register_model
 
 _VARIANTS = {
     # name: (paper, summary, parameters at 224x224x3 and 1000 classes, forward FLOPs per image at 1000 classes)
@@ -35,8 +35,8 @@ for _name, (_paper, _summary, _params, _flops) in _VARIANTS.items():
         ModelSpec(
             name=_name,
             builders={
-                "keras": f"models.kerasapps.keras_model:{_name}",
-                "tf_keras": f"models.kerasapps.tf_keras_model:{_name}",
+                "keras": f"twinbench.models.kerasapps.keras_model:{_name}",
+                "tf_keras": f"twinbench.models.kerasapps.tf_keras_model:{_name}",
             },
             input_shape=(224, 224, 3),
             num_classes=1000,

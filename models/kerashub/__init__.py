@@ -6,9 +6,9 @@ environments; twinbench installs it in the tensorflow environment only (``pyproj
 (``ModelSpec.environments``) when another backend asks for them.
 """
 
-from models._registry import ModelSpec, TwinCase, get_model_spec, register_model
-from models.gpt2.config import CONTEXT, GPT2_SIZES, count_params
-from models.vit.config import CONFIGS, PARAMS
+from twinbench.models._registry import ModelSpec, TwinCase, get_model_spec, register_model
+from twinbench.models.gpt2.config import CONTEXT, GPT2_SIZES, count_params
+from twinbench.models.vit.config import CONFIGS, PARAMS
 
 # The FLOPs are the twin's: the same convolutions and matmuls (three q/k/v einsums do what one packed projection does);
 # models/flops.py cannot walk keras-hub's composite layers (TransformerDecoder, ViTPatchingAndEmbedding) to recount them.
@@ -23,7 +23,7 @@ for _twin in ("vit_b_16", "vit_tiny"):
     register_model(
         ModelSpec(
             name=f"{_twin}_kerashub",
-            builders={"keras": f"models.kerashub.keras_model:{_twin}_kerashub"},
+            builders={"keras": f"twinbench.models.kerashub.keras_model:{_twin}_kerashub"},
             input_shape=(_size, _size, 3),
             num_classes=1000 if _twin == "vit_b_16" else 10,
             paper=_VIT_PAPER,
@@ -31,7 +31,7 @@ for _twin in ("vit_b_16", "vit_tiny"):
             params=PARAMS[_twin],
             forward_flops=get_model_spec(_twin).forward_flops,  # the twin's (see _FLOPS)
             min_input_size=CONFIGS[_twin].patch_size,
-            input_check="models.vit.config:check_input",
+            input_check="twinbench.models.vit.config:check_input",
             twin_case=TwinCase(input_shape=(32, 32, 3), num_classes=10, batch=2),
             environments=("tensorflow",),
         )
@@ -41,7 +41,7 @@ for _twin in ("gpt2", "gpt_tiny"):
     register_model(
         ModelSpec(
             name=f"{_twin}_kerashub",
-            builders={"keras": f"models.kerashub.keras_model:{_twin}_kerashub"},
+            builders={"keras": f"twinbench.models.kerashub.keras_model:{_twin}_kerashub"},
             task="language_model",
             input_shape=(CONTEXT[_twin],),
             num_classes=GPT2_SIZES[_twin].vocab_size,

@@ -14,8 +14,8 @@ environment only: these models build with ``KERAS_BACKEND=tensorflow`` (``keras[
 import keras
 import keras_hub
 
-from models.gpt2.config import CONTEXT, GPT2_SIZES, MLP_RATIO
-from models.vit.config import CONFIGS, LAYER_NORM_EPSILON, check_image_size
+from twinbench.models.gpt2.config import CONTEXT, GPT2_SIZES, MLP_RATIO
+from twinbench.models.vit.config import CONFIGS, LAYER_NORM_EPSILON, check_image_size
 
 
 def _vit(name, *, input_shape, num_classes, dropout=0.0, attention_dropout=0.0):

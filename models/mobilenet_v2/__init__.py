@@ -1,15 +1,15 @@
 """MobileNetV2: a Keras 3 definition matching torchvision's, its tf.keras twin, and torchvision itself."""
 
-from models._registry import ModelSpec, TwinCase, register_model
-from models.mobilenet_v2.config import PARAMS_IMAGENET
+from twinbench.models._registry import ModelSpec, TwinCase, register_model
+from twinbench.models.mobilenet_v2.config import PARAMS_IMAGENET
 
 register_model(
     ModelSpec(
         name="mobilenet_v2",
         builders={
-            "keras": "models.mobilenet_v2.keras_model:mobilenet_v2",
-            "torch": "models.mobilenet_v2.torch_model:mobilenet_v2",
-            "tf_keras": "models.mobilenet_v2.tf_keras_model:mobilenet_v2",
+            "keras": "twinbench.models.mobilenet_v2.keras_model:mobilenet_v2",
+            "torch": "twinbench.models.mobilenet_v2.torch_model:mobilenet_v2",
+            "tf_keras": "twinbench.models.mobilenet_v2.tf_keras_model:mobilenet_v2",
         },
         input_shape=(224, 224, 3),
         num_classes=1000,
@@ -18,7 +18,7 @@ register_model(
         summary="MobileNetV2 as torchvision defines it (symmetric padding, BN eps 1e-5, dropout 0.2)",
         params=PARAMS_IMAGENET,
         forward_flops={"224x224x3": 601_548_544, "32x32x3": 14_784_256},  # at 1000 classes; models/flops.py
-        torch_keys="models.mobilenet_v2.config:torch_key",
+        torch_keys="twinbench.models.mobilenet_v2.config:torch_key",
         min_input_size=32,
         head="classifier",
         # 8 images: with 2, training-mode BatchNorm over a 1x1 map is a sign function of the difference

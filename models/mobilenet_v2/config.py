@@ -6,7 +6,7 @@ This is torchvision's table and numbering (``features.0`` is the stem, ``feature
 blocks, ``features.18`` the last 1x1 convolution), at width multiplier 1.0.
 """
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 # t, c, n, s
 INVERTED_RESIDUAL_SETTING = (

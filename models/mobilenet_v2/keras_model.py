@@ -20,14 +20,21 @@ linear projection, plus the input when the stride is 1 and the channel count is 
 import keras
 from keras import layers
 
-from models.common.keras_layers import (
+from twinbench.models.common.keras_layers import (
     TorchBatchNormalization,
     image_input,
     kaiming_normal_fan_out,
     kaiming_normal_fan_out_depthwise,
     normal_001,
 )
-from models.mobilenet_v2.config import DROPOUT, LAST_CHANNEL, RELU6, STEM_CHANNELS, blocks, make_divisible
+from twinbench.models.mobilenet_v2.config import (
+    DROPOUT,
+    LAST_CHANNEL,
+    RELU6,
+    STEM_CHANNELS,
+    blocks,
+    make_divisible,
+)
 
 
 def _conv_bn(x, filters, kernel_size, *, strides=1, relu6=True, name):

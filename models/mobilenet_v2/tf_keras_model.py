@@ -3,13 +3,20 @@
 import tf_keras
 from tf_keras import layers
 
-from models.common.tf_keras_layers import (
+from twinbench.models.common.tf_keras_layers import (
     kaiming_normal_fan_out,
     kaiming_normal_fan_out_depthwise,
     normal_001,
     torch_batch_norm,
 )
-from models.mobilenet_v2.config import DROPOUT, LAST_CHANNEL, RELU6, STEM_CHANNELS, blocks, make_divisible
+from twinbench.models.mobilenet_v2.config import (
+    DROPOUT,
+    LAST_CHANNEL,
+    RELU6,
+    STEM_CHANNELS,
+    blocks,
+    make_divisible,
+)
 
 
 def _conv_bn(x, filters, kernel_size, *, strides=1, relu6=True, name):

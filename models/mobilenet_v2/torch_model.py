@@ -2,7 +2,7 @@
 
 import torchvision
 
-from models.mobilenet_v2.config import DROPOUT
+from twinbench.models.mobilenet_v2.config import DROPOUT
 
 
 def mobilenet_v2(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

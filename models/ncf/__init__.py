@@ -1,14 +1,14 @@
 """NCF (NeuMF): a Keras 3 definition, its tf.keras twin and a PyTorch twin in the MLPerf reference's style."""
 
-from models._registry import ModelSpec, TwinCase, register_model
+from twinbench.models._registry import ModelSpec, TwinCase, register_model
 
 register_model(
     ModelSpec(
         name="ncf",
         builders={
-            "keras": "models.ncf.keras_model:neumf",
-            "torch": "models.ncf.torch_model:neumf",
-            "tf_keras": "models.ncf.tf_keras_model:neumf",
+            "keras": "twinbench.models.ncf.keras_model:neumf",
+            "torch": "twinbench.models.ncf.torch_model:neumf",
+            "tf_keras": "twinbench.models.ncf.tf_keras_model:neumf",
         },
         task="recommendation",
         input_shape=(128, 256),  # (users, items) of the default dataset, `implicit`; movielens brings its own
@@ -18,7 +18,7 @@ register_model(
         summary="NeuMF: GMF (64 factors) + MLP (256-256-128-64) towers over user and item embeddings",
         params=180_801,
         forward_flops={"128x256": 213_248},  # Dense layers only (models/flops.py): embeddings are lookups
-        torch_keys="models.ncf.config:torch_key",
+        torch_keys="twinbench.models.ncf.config:torch_key",
         twin_case=TwinCase(input_shape=(10, 12), batch=8, options={"mf_dim": 4, "mlp_layers": (8, 8, 4)}),
     )
 )

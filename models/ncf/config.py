@@ -5,7 +5,7 @@ He, Liao, Zhang, Nie, Hu & Chua, *Neural Collaborative Filtering*, WWW 2017 (arX
 tower, MLP layers (256, 256, 128, 64) of which the first is the concatenated user and item embeddings.
 """
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 MF_DIM = 64  # GMF factors
 MLP_LAYERS = (256, 256, 128, 64)  # mlp_layers[0] = user + item MLP embeddings, then one Dense per size

@@ -3,14 +3,14 @@
 import tf_keras
 from tf_keras import layers
 
-from models.ncf.config import EMBEDDING_STD, MF_DIM, MLP_LAYERS, check_arguments
+from twinbench.models.ncf.config import EMBEDDING_STD, MF_DIM, MLP_LAYERS, check_arguments
 
 
 def neumf(*, input_shape=(128, 256), num_classes=1, mf_dim=MF_DIM, mlp_layers=MLP_LAYERS):
     """NeuMF in tf.keras (Keras 2).
 
     Args:
-        input_shape: ``(num_users, num_items)``: the sizes of the two embedding tables (``data.tasks``).
+        input_shape: ``(num_users, num_items)``: the sizes of the two embedding tables (``twinbench.data.tasks``).
         num_classes: must be 1 (one logit).
         mf_dim: GMF factors.
         mlp_layers: the MLP's sizes; the first is the concatenated user and item embeddings (half each).

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from models.ncf.config import EMBEDDING_STD, MF_DIM, MLP_LAYERS, check_arguments
+from twinbench.models.ncf.config import EMBEDDING_STD, MF_DIM, MLP_LAYERS, check_arguments
 
 
 class NeuMF(nn.Module):

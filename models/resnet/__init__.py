@@ -1,15 +1,15 @@
 """ResNet50: a Keras 3 definition matching torchvision's, its tf.keras twin, and torchvision itself."""
 
-from models._registry import ModelSpec, TwinCase, register_model
-from models.resnet.config import PARAMS_IMAGENET
+from twinbench.models._registry import ModelSpec, TwinCase, register_model
+from twinbench.models.resnet.config import PARAMS_IMAGENET
 
 register_model(
     ModelSpec(
         name="resnet50",
         builders={
-            "keras": "models.resnet.keras_model:resnet50",
-            "torch": "models.resnet.torch_model:resnet50",
-            "tf_keras": "models.resnet.tf_keras_model:resnet50",
+            "keras": "twinbench.models.resnet.keras_model:resnet50",
+            "torch": "twinbench.models.resnet.torch_model:resnet50",
+            "tf_keras": "twinbench.models.resnet.tf_keras_model:resnet50",
         },
         input_shape=(224, 224, 3),
         num_classes=1000,
@@ -18,7 +18,7 @@ register_model(
         summary="ResNet50 as torchvision defines it (v1.5, no conv bias, BN eps 1e-5)",
         params=PARAMS_IMAGENET,
         forward_flops={"224x224x3": 8_178_368_512, "32x32x3": 170_917_888},  # at 1000 classes; models/flops.py
-        torch_keys="models.resnet.config:torch_key",
+        torch_keys="twinbench.models.resnet.config:torch_key",
         min_input_size=32,
         head="fc",
         # 64x64, 8 images: at 32x32 the last stage's training-mode BatchNorms see 8-32 values per channel, and

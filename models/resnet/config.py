@@ -6,7 +6,7 @@ puts its stride on the 3x3 convolution (the original paper, and keras.applicatio
 1x1 convolution).
 """
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 # blocks per stage (torchvision's `layers` argument)
 LAYERS = (3, 4, 6, 3)

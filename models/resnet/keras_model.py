@@ -21,14 +21,14 @@ Layer names are torchvision's module paths with ``_`` for ``.``: ``layer2_0_conv
 import keras
 from keras import layers
 
-from models.common.keras_layers import (
+from twinbench.models.common.keras_layers import (
     TorchBatchNormalization,
     image_input,
     kaiming_normal_fan_out,
     torch_linear_bias,
     torch_linear_kernel,
 )
-from models.resnet.config import EXPANSION, FEATURES, LAYERS, STEM_CHANNELS, STRIDES, WIDTHS
+from twinbench.models.resnet.config import EXPANSION, FEATURES, LAYERS, STEM_CHANNELS, STRIDES, WIDTHS
 
 
 def _conv(filters, kernel_size, *, strides=1, name):

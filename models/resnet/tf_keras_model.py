@@ -7,13 +7,13 @@ whose moving variance is already the unbiased one (see ``models/common/tf_keras_
 import tf_keras
 from tf_keras import layers
 
-from models.common.tf_keras_layers import (
+from twinbench.models.common.tf_keras_layers import (
     kaiming_normal_fan_out,
     torch_batch_norm,
     torch_linear_bias,
     torch_linear_kernel,
 )
-from models.resnet.config import EXPANSION, FEATURES, LAYERS, STEM_CHANNELS, STRIDES, WIDTHS
+from twinbench.models.resnet.config import EXPANSION, FEATURES, LAYERS, STEM_CHANNELS, STRIDES, WIDTHS
 
 
 def _conv(filters, kernel_size, *, strides=1, name):

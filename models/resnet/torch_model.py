@@ -2,12 +2,12 @@
 
 torchvision takes no input shape (the network is fully convolutional up to a global average pool), so
 ``input_shape`` is only checked; ``weights=None`` means torchvision's own random initialisation, never a
-download (pretrained weights come from a local checkpoint file: ``python -m bench run --weights``).
+download (pretrained weights come from a local checkpoint file: ``python -m twinbench run --weights``).
 """
 
 import torchvision
 
-from models.resnet.config import LAYERS
+from twinbench.models.resnet.config import LAYERS
 
 
 def resnet50(*, input_shape=(224, 224, 3), num_classes=1000, blocks=LAYERS):

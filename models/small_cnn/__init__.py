@@ -1,7 +1,7 @@
 """The two seed CNNs: ``cifar_cnn`` and ``mnist_cnn`` (Keras 3 definition + PyTorch and tf.keras twins)."""
 
-from models._registry import ModelSpec, register_model
-from models.small_cnn.config import MIN_INPUT_SIZE, SMALL_CNNS
+from twinbench.models._registry import ModelSpec, register_model
+from twinbench.models.small_cnn.config import MIN_INPUT_SIZE, SMALL_CNNS
 
 _PAPER = "LeCun et al., Gradient-based learning applied to document recognition, Proc. IEEE 1998 (LeNet-style CNN)"
 _SUMMARY = {
@@ -14,9 +14,9 @@ for _name, _cfg in SMALL_CNNS.items():
         ModelSpec(
             name=_name,
             builders={
-                "keras": f"models.small_cnn.keras_model:{_name}",
-                "torch": f"models.small_cnn.torch_model:{_name}",
-                "tf_keras": f"models.small_cnn.tf_keras_model:{_name}",
+                "keras": f"twinbench.models.small_cnn.keras_model:{_name}",
+                "torch": f"twinbench.models.small_cnn.torch_model:{_name}",
+                "tf_keras": f"twinbench.models.small_cnn.tf_keras_model:{_name}",
             },
             input_shape=_cfg["input_shape"],
             num_classes=_cfg["num_classes"],

@@ -7,8 +7,8 @@ PyTorch twin's attribute names and the tf.keras twin's layer names, so weights m
 import keras
 from keras import layers
 
-from models.common.keras_layers import image_input
-from models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS
+from twinbench.models.common.keras_layers import image_input
+from twinbench.models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS
 
 
 def _small_cnn(*, input_shape, num_classes, filters, dense_units, name):

@@ -6,7 +6,7 @@ Same layers and names as the Keras 3 definition; only the import differs (``tf_k
 import tf_keras
 from tf_keras import layers
 
-from models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS
+from twinbench.models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS
 
 
 def _small_cnn(*, input_shape, num_classes, filters, dense_units, name):

@@ -8,7 +8,7 @@ Keras ``conv1/kernel``. PyTorch works channels first (N, C, H, W); ``input_shape
 import torch.nn.functional as F
 from torch import nn
 
-from models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS, feature_map_size
+from twinbench.models.small_cnn.config import KERNEL_SIZE, POOL_SIZE, SMALL_CNNS, feature_map_size
 
 
 class SmallCNN(nn.Module):

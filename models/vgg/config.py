@@ -5,7 +5,7 @@ many filters followed by ReLU, ``"M"`` a 2x2 max-pool with stride 2. VGG19 is co
 (Simonyan & Zisserman, Table 1, column E).
 """
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 CFGS = {
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],

@@ -20,8 +20,8 @@ permutes that kernel (``models/weights.py``). Layer names follow keras.applicati
 import keras
 from keras import layers
 
-from models.common.keras_layers import AdaptiveAveragePooling2D, kaiming_normal_fan_out, normal_001
-from models.vgg.config import CFGS, DROPOUT, HIDDEN_UNITS, POOLED_SIZE, conv_layer_names
+from twinbench.models.common.keras_layers import AdaptiveAveragePooling2D, kaiming_normal_fan_out, normal_001
+from twinbench.models.vgg.config import CFGS, DROPOUT, HIDDEN_UNITS, POOLED_SIZE, conv_layer_names
 
 
 def vgg19(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

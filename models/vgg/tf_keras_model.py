@@ -1,14 +1,18 @@
 """VGG19 (torchvision definition) in tf.keras (Keras 2): the line-by-line twin of ``keras_model.py``.
 
-tf.keras has no adaptive pooling layer; ``models.common.tf_keras_layers.AdaptiveAveragePooling2D``
+tf.keras has no adaptive pooling layer; ``twinbench.models.common.tf_keras_layers.AdaptiveAveragePooling2D``
 applies PyTorch's pooling windows as two small matrices.
 """
 
 import tf_keras
 from tf_keras import layers
 
-from models.common.tf_keras_layers import AdaptiveAveragePooling2D, kaiming_normal_fan_out, normal_001
-from models.vgg.config import CFGS, DROPOUT, HIDDEN_UNITS, POOLED_SIZE, conv_layer_names
+from twinbench.models.common.tf_keras_layers import (
+    AdaptiveAveragePooling2D,
+    kaiming_normal_fan_out,
+    normal_001,
+)
+from twinbench.models.vgg.config import CFGS, DROPOUT, HIDDEN_UNITS, POOLED_SIZE, conv_layer_names
 
 
 def vgg19(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

@@ -2,7 +2,7 @@
 
 import torchvision
 
-from models.vgg.config import DROPOUT
+from twinbench.models.vgg.config import DROPOUT
 
 
 def vgg19(*, input_shape=(224, 224, 3), num_classes=1000, dropout=DROPOUT):

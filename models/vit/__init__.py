@@ -7,8 +7,8 @@ into the torch and jax environments (``pip install --dry-run keras-hub==0.32.0``
 tensorflow-2.21.0 tensorflow-text-2.21.1 ..."). It installs cleanly only into the tensorflow environment.
 """
 
-from models._registry import ModelSpec, TwinCase, register_model
-from models.vit.config import CONFIGS, PARAMS
+from twinbench.models._registry import ModelSpec, TwinCase, register_model
+from twinbench.models.vit.config import CONFIGS, PARAMS
 
 PAPER = ("Dosovitskiy, Beyer, Kolesnikov, Weissenborn, Zhai, Unterthiner, Dehghani, Minderer, Heigold, Gelly, "
          "Uszkoreit & Houlsby, An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale, "
@@ -24,9 +24,9 @@ def _register(name, *, num_classes, summary, forward_flops, twin_case):
         ModelSpec(
             name=name,
             builders={
-                "keras": f"models.vit.keras_model:{name}",
-                "torch": f"models.vit.torch_model:{name}",
-                "tf_keras": f"models.vit.tf_keras_model:{name}",
+                "keras": f"twinbench.models.vit.keras_model:{name}",
+                "torch": f"twinbench.models.vit.torch_model:{name}",
+                "tf_keras": f"twinbench.models.vit.tf_keras_model:{name}",
             },
             input_shape=(config.image_size, config.image_size, 3),
             num_classes=num_classes,
@@ -34,9 +34,9 @@ def _register(name, *, num_classes, summary, forward_flops, twin_case):
             summary=summary,
             params=PARAMS[name],
             forward_flops=forward_flops,  # at the default classes; models/flops.py
-            torch_keys="models.vit.config:torch_key",
+            torch_keys="twinbench.models.vit.config:torch_key",
             min_input_size=config.patch_size,
-            input_check="models.vit.config:check_input",  # square, a multiple of the patch size
+            input_check="twinbench.models.vit.config:check_input",  # square, a multiple of the patch size
             head="head",
             twin_case=twin_case,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.weights import default_torch_key
+from twinbench.models.weights import default_torch_key
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,8 +56,8 @@ import math
 import keras
 from keras import layers, ops
 
-from models.common.keras_layers import image_input, torch_linear_bias, torch_linear_kernel
-from models.vit.config import (
+from twinbench.models.common.keras_layers import image_input, torch_linear_bias, torch_linear_kernel
+from twinbench.models.vit.config import (
     CONFIGS,
     DROPOUT,
     GELU_APPROXIMATE,
@@ -146,7 +146,7 @@ class SelfAttention(keras.layers.Layer):
         return (*input_shape[:2], input_shape[2] // 3)
 
     def macs(self) -> int:
-        """Multiply-accumulates per sample (``models.flops``): ``q k^T`` and ``weights v``, each tokens^2 * D."""
+        """Multiply-accumulates per sample (``twinbench.models.flops``): ``q k^T`` and ``weights v``, each tokens^2 * D."""
         tokens, width = self.input.shape[1], self.input.shape[2] // 3
         return 2 * tokens * tokens * width
 
@@ -207,7 +207,7 @@ def encoder_block(x, *, num_heads, hidden_dim, mlp_dim, dropout, attention_dropo
 
 def vision_transformer(name, *, input_shape, num_classes, dropout=DROPOUT, attention_dropout=DROPOUT,
                        zero_head=True, num_layers=None, approximate_gelu=GELU_APPROXIMATE):
-    """A Vision Transformer of the configuration ``name`` (``models.vit.config.CONFIGS``) in Keras 3.
+    """A Vision Transformer of the configuration ``name`` (``twinbench.models.vit.config.CONFIGS``) in Keras 3.
 
     Args:
         name: ``"vit_b_16"`` or ``"vit_tiny"``.

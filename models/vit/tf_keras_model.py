@@ -7,8 +7,8 @@ import tensorflow as tf
 import tf_keras
 from tf_keras import layers
 
-from models.common.tf_keras_layers import torch_linear_bias, torch_linear_kernel
-from models.vit.config import (
+from twinbench.models.common.tf_keras_layers import torch_linear_bias, torch_linear_kernel
+from twinbench.models.vit.config import (
     CONFIGS,
     DROPOUT,
     GELU_APPROXIMATE,

@@ -4,7 +4,7 @@ arguments (``vit_b_16`` through torchvision's own builder, ``vit_tiny`` through 
 import torchvision
 from torchvision.models.vision_transformer import VisionTransformer
 
-from models.vit.config import CONFIGS, DROPOUT, check_image_size
+from twinbench.models.vit.config import CONFIGS, DROPOUT, check_image_size
 
 
 def _head(model, zero_head):

@@ -1,4 +1,4 @@
-"""A broken pair file for ``python -m bench check``: Keras' default BatchNorm epsilon (1e-3) on the block's
+"""A broken pair file for ``python -m twinbench check``: Keras' default BatchNorm epsilon (1e-3) on the block's
 projection, where PyTorch has 1e-5. The check must name ``block_proj_bn``."""
 
 import functools
