@@ -26,7 +26,7 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests", "lint"]
 
 # The nox environments: the extra each installs and the Keras backend its processes use. Which cells each one
-# runs is bench/cell.py's ENVIRONMENTS (python -m twinbench cells); tests/test_cell.py asserts the names agree.
+# runs is backends/environments.py's ENVIRONMENTS (python -m twinbench cells); tests/test_cell.py asserts the names agree.
 ENVIRONMENTS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 ENV_PARAMS = [nox.param(name, id=name, tags=[name]) for name in ENVIRONMENTS]
 

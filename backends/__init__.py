@@ -14,14 +14,8 @@ import os
 import shutil
 import sys
 
-from twinbench.cell import (  # cells, environments, modes
-    BACKENDS,
-    DEFAULT_MODE,
-    NATIVE_BACKEND,
-    SINGLE,
-    Mode,
-    Replication,
-)
+from twinbench.backends.environments import BACKENDS, NATIVE_BACKEND
+from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
 from twinbench.models import IMPLEMENTATIONS
 from twinbench.models.choices import check_choice
 
@@ -218,7 +212,7 @@ def keras_callback_threads(keras) -> dict:
 def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = DEFAULT_MODE,
                replication: Replication = SINGLE):
     """The ``Runner`` for ``implementation`` (on ``backend`` for the Keras 3 definition), running in ``mode``
-    (``twinbench.cell.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can) on
+    (``twinbench.backends.modes.Mode``: compilation, precision, layout; ``runner.setup`` checks that this machine can) on
     ``replication``'s replicas (``twinbench.backends.distributed``)."""
     backend = resolve_backend(implementation, backend)
     mode.check(implementation)

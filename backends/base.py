@@ -30,7 +30,7 @@ import numpy as np
 
 from twinbench import data as datasets
 from twinbench.backends.distributed import Replicas
-from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.backends.modes import DEFAULT_MODE, Mode
 from twinbench.data import tasks
 from twinbench.models import build_model, get_model_spec
 from twinbench.models.weights import canonical_weights, check_weights

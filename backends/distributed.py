@@ -1,6 +1,6 @@
 """Data parallelism on the engines users already run: torch DDP, ``keras.distribution``, ``tf.distribute``.
 
-A cell with ``--replicas N`` (``twinbench.cell.Replication``) trains each global batch of ``--batch-size`` samples on N
+A cell with ``--replicas N`` (``twinbench.backends.modes.Replication``) trains each global batch of ``--batch-size`` samples on N
 replicas, each taking an equal, consecutive shard of it (the split MirroredStrategy and a batch-sharded JAX array
 make); only full global batches are trained (a partial last batch cannot be split evenly; ``drop_last`` in
 ``TrainConfig``). The engines:
@@ -14,7 +14,7 @@ make); only full global batches are trained (a partial last batch cannot be spli
   ``--xla_force_host_platform_device_count``); batches are sharded arrays, so BatchNorm sees the global batch.
 - keras[tensorflow] and tf_keras: ``tf.distribute.MirroredStrategy`` over N devices (on a CPU: N logical devices);
   model and optimizer are made in ``strategy.scope()``; ``--sync-batchnorm``: ``BatchNormalization(synchronized=True)``.
-- keras[torch]: none in Keras 3.15 (``twinbench.cell.NO_DATA_PARALLEL`` says why).
+- keras[torch]: none in Keras 3.15 (``twinbench.backends.modes.NO_DATA_PARALLEL`` says why).
 
 The runners call small hooks here (``scope``, ``after_build``, ``wrap``, ``shard``, ``mean``); everything else about
 the engines lives in this module. A collective that waits longer than ``TWINBENCH_COLLECTIVE_TIMEOUT_S`` seconds (default
@@ -28,7 +28,7 @@ import datetime
 import os
 import sys
 
-from twinbench.cell import DATA_PARALLEL, SINGLE, Replication
+from twinbench.backends.modes import DATA_PARALLEL, SINGLE, Replication
 
 TIMEOUT_ENV = "TWINBENCH_COLLECTIVE_TIMEOUT_S"
 XLA_DEVICES_FLAG = "--xla_force_host_platform_device_count"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twinbench.cell import implementation_label
+from twinbench.backends.environments import implementation_label
 from twinbench.twins.parity import logits_tolerance
 
 # (implementation, backend) -> the formats it can produce, the first the default.

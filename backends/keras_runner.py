@@ -5,7 +5,7 @@ from a ``keras.utils.PyDataset`` that follows twinbench's shared per-epoch order
 the batches the PyTorch loop sees. Test accuracy is measured after each epoch by a callback that predicts
 the test set, the same work the PyTorch loop does after each epoch.
 
-The mode (``twinbench.cell.Mode``) is applied the way Keras users do it: ``compile(jit_compile=...)``, a global
+The mode (``twinbench.backends.modes.Mode``) is applied the way Keras users do it: ``compile(jit_compile=...)``, a global
 dtype policy (``mixed_bfloat16``, ``mixed_float16``: ``compile`` then wraps the optimizer in a
 ``LossScaleOptimizer``) and ``keras.config.set_image_data_format`` while the model is built. twinbench's arrays
 stay channels last: a channels-first model gets its batches transposed once. Its weights are the neutral ones

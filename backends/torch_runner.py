@@ -7,7 +7,7 @@ outside, the way a Keras callback measures ``fit``: ``LoopHooks`` is called arou
 clock, the epoch loss accumulated on the device and reported as the mean over samples, like Keras reports it, the
 progress bar, the profiler's markers), so the loop that runs is the loop the teaching pages show.
 
-The mode (``twinbench.cell.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
+The mode (``twinbench.backends.modes.Mode``) is applied the way PyTorch users do it: ``--jit on`` trains
 ``torch.compile(model)``; mixed precision runs the forward pass and the loss under ``torch.autocast`` and, for
 float16, scales the loss with a ``GradScaler`` (PyTorch's AMP recipe; the scaler is a pass-through otherwise);
 ``--memory-format channels_last`` moves the weights and every batch to ``torch.channels_last``.

@@ -1,7 +1,7 @@
 """Test setup: one Keras backend per test process, chosen before anything imports keras.
 
 Each nox environment runs the suite with its own ``KERAS_BACKEND``; the implementations that live in
-that environment (``twinbench.cell.ENVIRONMENTS``) are tested there.
+that environment (``twinbench.backends.environments.ENVIRONMENTS``) are tested there.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from twinbench.backends import BACKENDS, select_keras_backend  # noqa: E402
-from twinbench.cell import ENVIRONMENTS, implementation_label  # noqa: E402
+from twinbench.backends.environments import ENVIRONMENTS, implementation_label  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND") or next(
     (b for b in BACKENDS if importlib.util.find_spec(b) is not None), None
@@ -34,7 +34,7 @@ if BACKEND is not None:
     select_keras_backend(BACKEND)
 
 # The implementations this process can run, as (implementation, backend) pairs: its environment's cells
-# (twinbench.cell.ENVIRONMENTS), tf_keras only where the tf-keras package is installed.
+# (twinbench.backends.environments.ENVIRONMENTS), tf_keras only where the tf-keras package is installed.
 IMPLEMENTATIONS_HERE = [
     (implementation, backend) for implementation, backend in ENVIRONMENTS.get(BACKEND, ())
     if implementation != "tf_keras" or importlib.util.find_spec("tf_keras") is not None

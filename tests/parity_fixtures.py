@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.backends.modes import DEFAULT_MODE, Mode
 from twinbench.twins.parity import (  # noqa: F401  (parity_case is re-exported for the other tests)
     FINGERPRINT_DIR,
     TwinObservation,

@@ -24,14 +24,8 @@ from replica_models import register  # noqa: E402
 
 from twinbench.backends import BackendError, distributed, get_runner  # noqa: E402
 from twinbench.backends.base import TrainConfig  # noqa: E402
-from twinbench.cell import (  # noqa: E402
-    DATA_PARALLEL,
-    ENVIRONMENTS,
-    SINGLE,
-    SYNC_BATCHNORM,
-    Replication,
-    implementation_label,
-)
+from twinbench.backends.environments import ENVIRONMENTS, implementation_label  # noqa: E402
+from twinbench.backends.modes import DATA_PARALLEL, SINGLE, SYNC_BATCHNORM, Replication  # noqa: E402
 from twinbench.twins.parity import parity_case, parity_options  # noqa: E402
 
 LEARNING_RATE = 1.0  # the applied gradient is the weights' change

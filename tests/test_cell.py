@@ -14,18 +14,9 @@ import sys
 import pytest
 
 from conftest import ROOT
-from twinbench.cell import (
-    AXES,
-    BACKENDS,
-    DEFAULT_MODE,
-    ENVIRONMENTS,
-    NATIVE_BACKEND,
-    ORDER,
-    Cell,
-    Mode,
-    environment_cells,
-    order,
-)
+from twinbench.backends.environments import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, ORDER, order
+from twinbench.backends.modes import DEFAULT_MODE, Mode
+from twinbench.cell import AXES, Cell, environment_cells
 from twinbench.models import UnknownChoiceError
 from twinbench.records import RESULTS
 from twinbench.results.table import sorted_records
@@ -111,7 +102,7 @@ def _literal_tables(tree) -> list[str]:
 
 def test_label_order_and_table_are_defined_in_one_module_only():
     """The label ("keras[" + backend) is built, and the environment table and the order are written out, in
-    bench/cell.py alone; everything else derives from them."""
+    backends/environments.py alone; everything else derives from them."""
     label = re.compile(r"keras\[\{|keras\[' \+|keras\[\" \+")
     found = {"label": [], "table": []}
     for package in ("models", "backends", "data", "bench"):
@@ -121,8 +112,8 @@ def test_label_order_and_table_are_defined_in_one_module_only():
                 found["label"].append(name)
             if _literal_tables(ast.parse(text)):
                 found["table"].append(name)
-    assert found == {"label": ["bench/cell.py"], "table": ["bench/cell.py"]}
-    assert _literal_tables(ast.parse((ROOT / "bench" / "cell.py").read_text())) == ["ENVIRONMENTS"]
+    assert found == {"label": ["backends/environments.py"], "table": ["backends/environments.py"]}
+    assert _literal_tables(ast.parse((ROOT / "backends" / "environments.py").read_text())) == ["ENVIRONMENTS"]
 
 
 def test_earlier_command_spellings_still_parse_for_one_release():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BACKEND, requires_backend
-from twinbench.cell import ENVIRONMENTS
+from twinbench.backends.environments import ENVIRONMENTS
 from twinbench.measuring.faults import is_out_of_memory
 from twinbench.records import TIMELINE_SUFFIX, read_record
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from twinbench.backends.base import StepClock, cycled_batches, epoch_edges
-from twinbench.cell import Replication
+from twinbench.backends.modes import Replication
 from twinbench.cli import main
 from twinbench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
 from twinbench.measuring.timing import memory_figures, train_timing

@@ -1,4 +1,4 @@
-"""The twins in every execution mode (``twinbench.cell.Mode``): compiled, in mixed precision and in other layouts, each
+"""The twins in every execution mode (``twinbench.backends.modes.Mode``): compiled, in mixed precision and in other layouts, each
 implementation still computes the network of the PyTorch twin, and a mode this machine cannot run is one line.
 
 Each implementation this process can run is checked on ``cifar_cnn`` (small enough to compile in seconds):
@@ -27,7 +27,7 @@ import pytest
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
 from parity_fixtures import canonical, fixture_path, parity_case
 from twinbench.backends import BackendError
-from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.backends.modes import DEFAULT_MODE, Mode
 from twinbench.twins.parity import (
     NOISE_FACTOR,
     ParityError,

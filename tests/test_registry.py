@@ -12,7 +12,8 @@ import dataclasses
 
 import pytest
 
-from twinbench.cell import ENVIRONMENTS, MODE_CHOICES
+from twinbench.backends.environments import ENVIRONMENTS
+from twinbench.backends.modes import MODE_CHOICES
 from twinbench.data.tasks import TASKS
 from twinbench.models import (
     IMPLEMENTATIONS,

@@ -26,16 +26,9 @@ import numpy as np
 import pytest
 
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, requires_backend
-from twinbench.cell import (
-    DATA_PARALLEL,
-    SINGLE,
-    SYNC_BATCHNORM,
-    Cell,
-    Replication,
-    UnknownChoiceError,
-    environment_cells,
-    implementation_label,
-)
+from twinbench.backends.environments import implementation_label
+from twinbench.backends.modes import DATA_PARALLEL, SINGLE, SYNC_BATCHNORM, Replication
+from twinbench.cell import Cell, UnknownChoiceError, environment_cells
 from twinbench.data import batch_indices
 from twinbench.twins.parity import (
     NOISE_FACTOR,

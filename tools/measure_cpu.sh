@@ -20,7 +20,7 @@ py_tf=${4:-.nox/throughput-tensorflow/bin/python}
 py_jax=${5:-.nox/throughput-jax/bin/python}
 common=(--model cifar_cnn --batch-size 64 --warmup 10 --threads 1)
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
-# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
+# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in backends/environments.py.
 mapfile -t cells < <("$py_torch" -m twinbench cells)
 [[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true

@@ -23,7 +23,7 @@ model_args() {
         *) echo "--batch-size 32 --steps 10 --repeats 6 --compute-repeats 6 --warmup 3" ;;
     esac
 }
-# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
+# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in backends/environments.py.
 mapfile -t cells < <("$py_torch" -m twinbench cells)
 [[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true

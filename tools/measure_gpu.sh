@@ -29,7 +29,7 @@ if ! KERAS_BACKEND=torch "$python" -c "import keras" 2>/dev/null; then
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 mkdir -p "$out"
-# The cells of the torch and jax environments (TensorFlow has no GPU here), one a line, from bench/cell.py.
+# The cells of the torch and jax environments (TensorFlow has no GPU here), one a line, from backends/environments.py.
 mapfile -t cells < <(KERAS_BACKEND=torch "$python" -m twinbench cells --env torch --env jax)
 [[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true

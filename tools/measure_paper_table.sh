@@ -37,7 +37,7 @@ models=()
 for model in ${MODELS:-alexnet vgg19 resnet50 mobilenet_v2 gnmt ncf}; do
     if printf '%s\n' "${registered[@]}" | grep -qx "$model"; then models+=("$model"); else echo "skipped $model: not registered here"; fi
 done
-# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in bench/cell.py.
+# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL, in table order), from the one table in backends/environments.py.
 mapfile -t cells < <("$py_torch" -m twinbench cells)
 [[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true

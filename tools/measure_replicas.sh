@@ -17,7 +17,7 @@ py_tf=${4:-.nox/throughput-tensorflow/bin/python}
 py_jax=${5:-.nox/throughput-jax/bin/python}
 threads=${THREADS:-1}
 python_for() { case $1 in torch) echo "$py_torch" ;; tensorflow) echo "$py_tf" ;; jax) echo "$py_jax" ;; esac; }
-# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL), from the one table in bench/cell.py; keras[torch]
+# The cells, one a line (ENVIRONMENT IMPLEMENTATION BACKEND LABEL), from the one table in backends/environments.py; keras[torch]
 # has no data-parallel engine (docs/cluster.md) and is left out.
 mapfile -t cells < <("$py_torch" -m twinbench cells | grep -v 'keras\[torch\]')
 [[ ${#cells[@]} -gt 0 ]] || { echo "python -m twinbench cells listed no cells"; exit 2; }

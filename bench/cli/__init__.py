@@ -12,9 +12,9 @@ import argparse
 import sys
 
 from twinbench.backends.base import FEEDS
+from twinbench.backends.environments import ENVIRONMENTS
 from twinbench.cell import (
     AXES,
-    ENVIRONMENTS,
     add_cell_arguments,
     add_env_argument,
     add_mode_arguments,

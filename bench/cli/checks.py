@@ -11,7 +11,7 @@ import twinbench.backends.allocator
 from twinbench import backends, data
 from twinbench.backends import BackendError, missing_packages, resolve_backend
 from twinbench.backends.checkpoints import NEUTRAL_SUFFIXES, CheckpointError, checkpoint_format
-from twinbench.cell import DEFAULT_MODE, Mode
+from twinbench.backends.modes import DEFAULT_MODE, Mode
 from twinbench.cli.options import CliError
 from twinbench.data import DatasetError
 from twinbench.models import UnknownChoiceError, check_choice, check_input_shape, get_model_spec

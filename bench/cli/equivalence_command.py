@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twinbench.cell import ENVIRONMENTS, environment_cells
+from twinbench.backends.environments import ENVIRONMENTS
+from twinbench.cell import environment_cells
 from twinbench.cli.checks import USER_ERRORS
 from twinbench.cli.options import EXIT_FAILED, CliError, non_negative_int, positive_float, positive_int
 from twinbench.measuring import children

@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from twinbench.cell import ENVIRONMENTS, environment_cells, implementation_label
+from twinbench.backends.environments import ENVIRONMENTS, implementation_label
+from twinbench.cell import environment_cells
 from twinbench.cli.checks import USER_ERRORS, check_writable
 from twinbench.cli.options import CliError
 from twinbench.models import get_model_spec, list_models

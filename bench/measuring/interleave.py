@@ -4,7 +4,7 @@ in one process, window by window.
 Why: processes on one machine differ in speed by more than the windows inside one process (a process lands on
 other cores, caches and memory; its thread pools start differently), so a ratio between cells measured in separate
 processes needs many processes before its CI is narrow. The two cells of an environment that holds two
-(``twinbench.cell.ENVIRONMENTS``: torch with keras[torch]; tf_keras with keras[tensorflow], as Keras' own integration
+(``twinbench.backends.environments.ENVIRONMENTS``: torch with keras[torch]; tf_keras with keras[tensorflow], as Keras' own integration
 tests run keras and tf_keras in one process) can instead share one process and take turns:
 
 1. Every cell is prepared (one ``Runner`` each, ``twinbench.measuring.throughput.prepare_synthetic``: same seed, same

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from twinbench import data as datasets
 from twinbench.backends import get_runner
 from twinbench.backends.base import StepClock, TrainConfig, check_feed
-from twinbench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
+from twinbench.cell import AXES, Cell
 from twinbench.measuring import mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.profiler import Profiler

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from twinbench import data as datasets
 from twinbench.backends.base import StepClock
+from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
 from twinbench.backends.trace import op_tracer
-from twinbench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from twinbench.cell import AXES, Cell
 from twinbench.measuring.environment import collect_environment
 from twinbench.measuring.throughput import prepare_synthetic
 from twinbench.models import get_model_spec

@@ -19,7 +19,8 @@ from twinbench import data as datasets
 from twinbench.backends import get_runner
 from twinbench.backends.base import TrainConfig
 from twinbench.backends.checkpoints import pretrained_weights
-from twinbench.cell import AXES, DEFAULT_MODE, SINGLE, Cell, Mode, Replication
+from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
+from twinbench.cell import AXES, Cell
 from twinbench.measuring import mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.faults import maybe_inject_fault

@@ -17,7 +17,7 @@ torch / tf_keras                      the gap between the two native implementat
 A ratio above 1 means the first is slower. Each ratio is ``twinbench.results.stats.ratio_ci``: the ratio of the
 medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
 
-Cells in another execution mode (``twinbench.cell.Mode``: ``--jit``, ``--precision``, ``--data-format``,
+Cells in another execution mode (``twinbench.backends.modes.Mode``: ``--jit``, ``--precision``, ``--data-format``,
 ``--memory-format``) are never compared across modes silently: the ratios above are taken within one mode
 (``keras[torch] jit=on / torch jit=on``), and the **mode effects** compare one implementation with itself in two
 modes that differ in one axis (``MODE_EFFECTS``): the compile effect (``jit=on`` over not compiled: ``jit=off``, or
@@ -49,7 +49,8 @@ import datetime as _dt
 import math
 import statistics
 
-from twinbench.cell import AXES, Cell, implementation_label, order
+from twinbench.backends.environments import implementation_label, order
+from twinbench.cell import AXES, Cell
 from twinbench.results.stats import paired_ratio_ci, ratio_ci, summarize
 
 # The profiler must cost less than this share of a step.

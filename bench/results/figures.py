@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twinbench.cell import LABELS
+from twinbench.backends.environments import LABELS
 from twinbench.results import views
 from twinbench.results.views import MISSING, Group, decomposition_rows
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from twinbench.cell import LABELS
+from twinbench.backends.environments import LABELS
 from twinbench.records import load_records
 from twinbench.results import figures as fig
 from twinbench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twinbench.cell import Cell, implementation_label
+from twinbench.backends.environments import implementation_label
+from twinbench.cell import Cell
 from twinbench.records import latest_runs
 from twinbench.results.decompose import DECOMPOSITION, decomposition
 from twinbench.results.stats import summarize

@@ -26,7 +26,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from twinbench.cell import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND, Cell
+from twinbench.backends.environments import BACKENDS, ENVIRONMENTS, NATIVE_BACKEND
+from twinbench.cell import Cell
 from twinbench.measuring import children
 from twinbench.models import get_model_spec
 from twinbench.records import load_records
@@ -43,7 +44,7 @@ STOCK = {**{family: f"{family}_kerasapps" for family in FAMILIES},
          **{family: f"{family}_kerashub" for family in TRANSFORMER_FAMILIES}}
 
 # What each environment runs: (model role, implementation, backend); role "matched" or "stock". The matched
-# definition runs in every cell of the environment (twinbench.cell.ENVIRONMENTS), the stock one on Keras 3 only.
+# definition runs in every cell of the environment (twinbench.backends.environments.ENVIRONMENTS), the stock one on Keras 3 only.
 ENV_CELLS = {env: [*(("matched", *pair) for pair in pairs), ("stock", "keras", env)]
              for env, pairs in ENVIRONMENTS.items()}
 # The native twin of each backend that has one: (implementation, backend).

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from twinbench.backends import get_runner
+from twinbench.backends.environments import BACKENDS, ENVIRONMENTS, implementation_label
 from twinbench.backends.introspect import keras_layer_rows, torch_layer_rows
-from twinbench.cell import BACKENDS, ENVIRONMENTS, implementation_label
 from twinbench.data.tasks import DEFAULT_TASK, random_batch
 from twinbench.measuring.environment import package_version
 from twinbench.models import get_model_spec, list_models
@@ -33,7 +33,7 @@ from twinbench.twins.parity import (
 from twinbench.twins.sources import ROOT, model_sources, relative
 
 DATA_DIR = ROOT / "docs" / "models" / "_data"
-ENVS = BACKENDS  # one environment per Keras backend (twinbench.cell.ENVIRONMENTS)
+ENVS = BACKENDS  # one environment per Keras backend (twinbench.backends.environments.ENVIRONMENTS)
 REGENERATE = "run `nox -s docs` (or, for source changes only, `twinbench docs`)"
 
 

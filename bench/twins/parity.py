@@ -35,7 +35,7 @@ computation** (``float64_noise``: quantity by quantity, how far a float32 result
   float64 than the reference (measured). A twin that is a different network misses by far more: inference-mode
   logits are well conditioned even in ResNet50 (``tests/test_mismatched_twin.py``).
 
-**In other execution modes** (``twinbench.cell.Mode``) the same check runs with the mode applied to every implementation
+**In other execution modes** (``twinbench.backends.modes.Mode``) the same check runs with the mode applied to every implementation
 (``observe_twin(..., mode=...)``; ``tests/test_modes.py``). Compiling and another layout change kernels, not the
 arithmetic's precision: they are held to the float32 envelope. Mixed precision is held to its own envelope, measured
 the same way: the PyTorch twin's bfloat16 error (``torch.autocast``) against its float64 copy, committed in
@@ -62,7 +62,8 @@ from pathlib import Path
 import numpy as np
 
 from twinbench.backends.base import TrainConfig
-from twinbench.cell import DEFAULT_MODE, Cell, Mode
+from twinbench.backends.modes import DEFAULT_MODE, Mode
+from twinbench.cell import Cell
 from twinbench.data.tasks import DEFAULT_TASK, random_batch
 
 # Tolerances (float32 arithmetic, different kernels and summation orders).
@@ -240,7 +241,7 @@ def observe_twin(implementation, backend, model_name, *, weights, config=None, n
         noise: the model's float32 error envelope (e.g. from its committed fingerprint); ``None`` makes this
             implementation's own float32 error the envelope, which only one that computes in float64 has.
         float64: also run the float64 copy where the implementation has one (``own_noise``, ``exact``).
-        mode: the execution mode (``twinbench.cell.Mode``) the implementation runs in; its float64 copy runs in the
+        mode: the execution mode (``twinbench.backends.modes.Mode``) the implementation runs in; its float64 copy runs in the
             default mode (no compilation, no mixed policy), so ``own_noise`` is this mode's error against exact.
     """
     from twinbench.backends import get_runner

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twinbench.cell import implementation_label
+from twinbench.backends.environments import implementation_label
 from twinbench.data.tasks import DEFAULT_TASK, get_task
 from twinbench.models import get_model_spec, list_models
 from twinbench.twins.env_data import ENVS, REGENERATE, collect, current_env, data_path, load_data
