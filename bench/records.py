@@ -30,13 +30,19 @@ Schema history (``schema_version``): 1 had no ``kind``, ``timing``, ``settings``
 ``kind``, ``timing`` (median/IQR/CI from ``twinbench.results.stats.summarize``), ``settings`` (Keras backend, resolved
 ``jit_compile``, precision, TF32, threads, device), ``memory`` (framework allocator, NVML, host RSS), ``profile``,
 ``profiler_overhead`` (throughput), ``host_load`` and ``timeline_file``: the profiler's samples in a sidecar
-``<record name>.timeline.json``. ``run_id`` came later within version 2; records without one still read.
+``<record name>.timeline.json.gz``. ``run_id`` came later within version 2; records without one still read.
 Records of another version are listed as skipped with the reason, never half-read.
+
+Timelines are most of a results directory's bytes (thousands of samples a run; the record itself is a few KB), so
+their sidecars are gzip-compressed JSON; records stay plain, indented JSON to read and diff. Sidecars written before
+that (plain ``<record name>.timeline.json``) still read, and ``compress_timelines`` converts them without losing a
+byte of what they hold (``python tools/compress_timelines.py DIR``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import itertools
 import json
 import os
@@ -51,7 +57,8 @@ from twinbench.cell import Cell
 SCHEMA = "twinbench.run"
 SCHEMA_VERSION = 2
 TIMELINE_SCHEMA = "twinbench.timeline"
-TIMELINE_SUFFIX = ".timeline.json"
+TIMELINE_SUFFIX = ".timeline.json.gz"
+PLAIN_TIMELINE_SUFFIX = ".timeline.json"  # sidecars from before they were compressed: read, and converted
 
 # The kinds of record: the command that writes them, its default results directory (nox's too), and what the
 # file name adds to the cell's file id.
@@ -99,7 +106,7 @@ def failed_record(kind: str, config, err: BaseException, **error_fields) -> dict
 def write_record(record: dict, out_dir) -> Path:
     """Write ``record`` into ``out_dir`` under a name no other record there has, and return its path.
 
-    Its timeline, if it has one (``record["timeline"]``), goes first into the sidecar ``<name>.timeline.json``,
+    Its timeline, if it has one (``record["timeline"]``), goes first into the sidecar ``<name>.timeline.json.gz``,
     so a record that names a sidecar always has it.
     """
     stem = Cell.of(record).file_id + KINDS[record.get("kind", "train")]["suffix"]
@@ -122,15 +129,28 @@ def write_record(record: dict, out_dir) -> Path:
 def write_json_atomic(path, payload: dict, *, overwrite: bool = True) -> Path:
     """Write ``payload`` as JSON to ``path`` atomically (temp file + fsync + rename into place).
 
+    A path ending in ``.gz`` gets gzip-compressed JSON (a timeline sidecar), any other indented JSON (a record).
     ``overwrite=False``: ``FileExistsError`` if ``path`` exists (the move is a hard link, which never replaces).
     """
     path = Path(path)
+    if path.name.endswith(".gz"):
+        # Compact inside (nobody reads it unpacked); mtime=0, so the same payload always gives the same bytes and
+        # converting a directory again changes nothing git can see.
+        text = json.dumps(payload, separators=(",", ":"), default=_jsonable)
+        data = gzip.compress(text.encode(), compresslevel=9, mtime=0)
+    else:
+        data = (json.dumps(payload, indent=2, sort_keys=False, default=_jsonable) + "\n").encode()
+    return _write_atomic(path, data, overwrite=overwrite)
+
+
+def _write_atomic(path: Path, data: bytes, *, overwrite: bool) -> Path:
+    """``data`` into ``path``: a temporary file beside it, fsync, then renamed (or hard-linked) into place, so a
+    reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=_jsonable)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:
@@ -162,10 +182,7 @@ def read_record(path, *, name: str | None = None) -> dict:
     """
     path = Path(path)
     name = name or path.name
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise RecordError(f"{name}: not readable JSON ({err.__class__.__name__})") from None
+    record = _read_json(path, name)
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         raise RecordError(f"{name}: not a twinbench run record")
     if record.get("schema_version") != SCHEMA_VERSION:
@@ -175,48 +192,118 @@ def read_record(path, *, name: str | None = None) -> dict:
     return record
 
 
+def _read_json(path: Path, name: str | None = None):
+    """The JSON in ``path``, gzip-compressed if its name ends in ``.gz``; ``RecordError`` if it cannot be read."""
+    try:
+        data = path.read_bytes()
+        return json.loads(gzip.decompress(data) if path.name.endswith(".gz") else data)
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:  # gzip.BadGzipFile is an OSError
+        raise RecordError(f"{name or path.name}: not readable JSON ({err.__class__.__name__})") from None
+
+
 def timeline_path(record_path) -> Path:
-    """The sidecar of ``OUT/<cell>.json``: ``OUT/<cell>.timeline.json``."""
+    """The sidecar of ``OUT/<cell>.json``: ``OUT/<cell>.timeline.json.gz``, or, for a record from before sidecars
+    were compressed, its ``OUT/<cell>.timeline.json`` where only that one exists."""
+    compressed = _sidecar(record_path, TIMELINE_SUFFIX)
+    plain = _sidecar(record_path, PLAIN_TIMELINE_SUFFIX)
+    return plain if plain.exists() and not compressed.exists() else compressed
+
+
+def _sidecar(record_path, suffix: str) -> Path:
     record_path = Path(record_path)
-    return record_path.with_name(record_path.name[: -len(".json")] + TIMELINE_SUFFIX)
+    return record_path.with_name(record_path.name[: -len(".json")] + suffix)
 
 
 def write_timeline(record_path, record: dict, segments: list[dict]) -> Path:
-    """Atomically write the profiler timeline of ``record`` next to it; returns the sidecar's path.
+    """Atomically write the profiler timeline of ``record`` next to it, compressed; returns the sidecar's path.
 
     ``segments``: one entry per profiler that ran (a training run has one, a throughput run one per
     repeat), each ``{"name", "profiler_enabled", "offset_s", "samples", "windows", "markers"}`` with times
     in seconds since that profiler started and ``offset_s`` its start relative to the first one.
     """
     payload = {"schema": TIMELINE_SCHEMA, "schema_version": 1, "cell": record["cell"], "segments": segments}
-    return write_json_atomic(timeline_path(record_path), payload)
+    return write_json_atomic(_sidecar(record_path, TIMELINE_SUFFIX), payload)
 
 
 def read_timeline(record_path) -> dict:
     """The sidecar timeline of the record at ``record_path`` (``RecordError`` if missing or unreadable)."""
-    path = timeline_path(record_path)
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise RecordError(f"{path.name}: not readable JSON ({err.__class__.__name__})") from None
-    if payload.get("schema") != TIMELINE_SCHEMA:
+    return read_timeline_file(timeline_path(record_path))
+
+
+def read_timeline_file(path) -> dict:
+    """A timeline sidecar by its own name (a record's ``timeline_file``), compressed or plain.
+
+    Where the named file is missing, the same sidecar in the other form is read: a record whose sidecar was
+    compressed later (by hand with ``gzip``, or a copy of the record older than its converted directory).
+    ``RecordError`` if neither is there or readable.
+    """
+    path = Path(path)
+    if not path.exists():
+        other = path.with_name(path.name[: -len(".gz")] if path.name.endswith(".gz") else path.name + ".gz")
+        path = other if other.exists() else path
+    payload = _read_json(path)
+    if not isinstance(payload, dict) or payload.get("schema") != TIMELINE_SCHEMA:
         raise RecordError(f"{path.name}: not a twinbench timeline")
     return payload
+
+
+def compress_timelines(*paths) -> list[Path]:
+    """Compress every plain ``*.timeline.json`` sidecar under ``paths`` (directories, with their subdirectories) into
+    ``*.timeline.json.gz``, point its record at it and remove the plain file; returns the compressed files.
+
+    Nothing is lost, and an interruption leaves every timeline readable: the compressed copy is written atomically
+    and read back, and only when it holds exactly the plain file's JSON (same values, same key order) is the record's
+    ``timeline_file`` line changed (that line only; every other byte of the record stays) and then the plain file
+    removed. Running it again finishes an interrupted conversion and changes nothing in a converted directory.
+    ``RecordError`` (the plain file kept) where a copy would not be exact.
+    """
+    compressed_files = []
+    for root in map(Path, paths):
+        for plain in sorted(root.rglob("*" + PLAIN_TIMELINE_SUFFIX)):
+            compressed = plain.with_name(plain.name + ".gz")
+            payload = _read_json(plain)
+            text = json.dumps(payload)  # what it holds, compared as text: key order counts, and NaN equals NaN
+            if compressed.exists() and json.dumps(_read_json(compressed)) != text:
+                raise RecordError(f"{compressed}: differs from {plain.name} beside it; both kept, compare them")
+            write_json_atomic(compressed, payload)
+            if json.dumps(_read_json(compressed)) != text:
+                raise RecordError(f"{compressed}: does not read back as {plain.name}; the plain file kept")
+            _point_record_at(plain, compressed)
+            plain.unlink()
+            compressed_files.append(compressed)
+    return compressed_files
+
+
+def _point_record_at(plain: Path, compressed: Path) -> None:
+    """Change the ``timeline_file`` of the record beside ``plain`` (``<name>.json``) from it to ``compressed``,
+    as a one-line edit of the record's text. A sidecar without its record is compressed all the same."""
+    record_path = plain.with_name(plain.name[: -len(PLAIN_TIMELINE_SUFFIX)] + ".json")
+    if not record_path.exists():
+        return
+    text = record_path.read_text()
+    record = json.loads(text)
+    if record.get("timeline_file") != plain.name:
+        return
+    line = f'"timeline_file": {json.dumps(plain.name)}'
+    changed = text.replace(line, f'"timeline_file": {json.dumps(compressed.name)}', 1)
+    if json.dumps(json.loads(changed)) != json.dumps({**record, "timeline_file": compressed.name}):
+        raise RecordError(f"{record_path}: its timeline_file line not found; the plain {plain.name} kept")
+    _write_atomic(record_path, changed.encode(), overwrite=True)
 
 
 def load_records(*paths) -> tuple[list[dict], list[str]]:
     """Every readable record in ``paths`` (record files, or directories searched with their subdirectories,
     e.g. one per round) and a list of 'file: why skipped' lines, directory by directory in name order.
 
-    Timeline sidecars (``*.timeline.json``) belong to their records and are not listed as skipped; a
-    directory's ``report.md`` figures are no JSON. Each record gets ``record_dir``, the directory it lies in
+    Timeline sidecars (``*.timeline.json.gz``, and the plain ``*.timeline.json`` of older runs) belong to their
+    records and are not listed as skipped; a directory's ``report.md`` figures are no JSON. Each record gets ``record_dir``, the directory it lies in
     (not written back: where its sidecar is).
     """
     records, skipped = [], []
     for root in map(Path, paths):
         files = [root] if root.is_file() else sorted(root.rglob("*.json"), key=lambda p: (p.parent, p.name))
         for path in files:
-            if path.name.endswith(TIMELINE_SUFFIX):
+            if path.name.endswith(PLAIN_TIMELINE_SUFFIX):
                 continue
             name = path.name if root.is_file() else path.relative_to(root).as_posix()
             try:

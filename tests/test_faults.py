@@ -34,7 +34,7 @@ def _bench(*argv, env=None, **kwargs):
 
 
 def _records(directory):
-    """Run records by file name (the profiler's ``*.timeline.json`` sidecars are not records)."""
+    """Run records by file name (the profiler's ``*.timeline.json.gz`` sidecars are not records)."""
     return {p.name: read_record(p) for p in sorted(Path(directory).glob("*.json"))
             if not p.name.endswith(TIMELINE_SUFFIX)}
 

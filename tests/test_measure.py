@@ -275,7 +275,7 @@ def test_v1_records_are_skipped_with_a_reason_and_timelines_are_not_records(tmp_
     record = throughput_record("keras[torch]", [1.0, 1.1])
     record["timeline"] = [{"name": "run", "samples": [], "windows": [], "markers": []}]
     path = write_record(record, tmp_path)
-    assert record["timeline_file"] == "cifar_cnn__keras__torch__synthetic.timeline.json"
+    assert record["timeline_file"] == "cifar_cnn__keras__torch__synthetic.timeline.json.gz"
     assert "timeline" not in read_record(path)
     assert read_timeline(path)["segments"][0]["name"] == "run"
     records, skipped = load_records(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT
 from twinbench.cell import Cell
-from twinbench.records import SCHEMA, SCHEMA_VERSION, write_json_atomic
+from twinbench.records import SCHEMA, SCHEMA_VERSION, read_timeline_file, write_json_atomic, write_timeline
 from twinbench.results import report, views
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -122,14 +122,17 @@ def test_timeline_reads_the_sidecar_and_falls_back_to_epoch_timestamps(tmp_path)
     assert fallback.source == "epochs only" and not fallback.samples
     assert fallback.windows[0] == {"name": "train-epoch-0", "start_s": 0.0, "end_s": 3.0}
     samples = [{"t_s": t / 10, "source": "psutil", "cpu_percent": 90.0, "rss_bytes": 2**30} for t in range(30)]
-    (tmp_path / "side.timeline.json").write_text(json.dumps({"segments": [
+    sidecar = write_timeline(tmp_path / "side.json", record, [
         {"offset_s": 0.0, "samples": samples, "markers": [],
          "windows": [{"name": "train-epoch-0", "start_s": 0.5, "end_s": 2.0}]},
-        {"offset_s": 5.0, "samples": samples[:2], "markers": [], "windows": []}]}))
-    record["timeline_file"] = "side.timeline.json"
+        {"offset_s": 5.0, "samples": samples[:2], "markers": [], "windows": []}])
+    record["timeline_file"] = sidecar.name  # side.timeline.json.gz
     line = views.timeline(record, tmp_path)
     assert line.source == "psutil" and not line.has_gpu
     assert len(line.samples) == 32 and line.samples[-1]["t_s"] == pytest.approx(5.1)
+    # A plain sidecar from before timelines were compressed reads the same.
+    (tmp_path / "old.timeline.json").write_text(json.dumps(read_timeline_file(sidecar), indent=2))
+    assert views.timeline({**record, "timeline_file": "old.timeline.json"}, tmp_path) == line
 
 
 def test_cli_report_errors_and_empty_directory(tmp_path):

@@ -6,13 +6,12 @@ Every function returns None (or ``MISSING``) when a record cannot say. Imports n
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from twinbench.backends.environments import implementation_label
 from twinbench.cell import Cell
-from twinbench.records import latest_runs
+from twinbench.records import RecordError, latest_runs, read_timeline_file
 from twinbench.results.decompose import DECOMPOSITION, decomposition
 from twinbench.results.stats import summarize
 
@@ -247,8 +246,8 @@ def timeline(record: dict, directory: Path) -> Timeline | None:
     if segments is None and record.get("timeline_file"):
         where = Path(record.get("record_dir") or directory)
         try:
-            segments = json.loads((where / record["timeline_file"]).read_text()).get("segments")
-        except (OSError, json.JSONDecodeError):
+            segments = read_timeline_file(where / record["timeline_file"]).get("segments")
+        except RecordError:  # missing or unreadable: the epochs' timestamps below, as for a run without a profiler
             segments = None
     if segments is None and (record.get("profile") or {}).get("timeline") is not None:
         profile = record["profile"]
