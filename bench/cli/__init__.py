@@ -52,7 +52,7 @@ from twinbench.cli.run_commands import (
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
 from twinbench.measuring.children import DEFAULT_MODELS
-from twinbench.models import UnknownChoiceError, load_model_file
+from twinbench.models import UnknownChoiceError, external_models, load_model_file
 from twinbench.records import RESULTS
 from twinbench.studies.profiler_cost import DEFAULT_INTERVALS_S
 
@@ -225,7 +225,12 @@ def _add_profiler_cost_parser(sub):
 
 
 def _load_model_files(args) -> None:
-    """``--model FILE.py:NAME`` (and in ``--models``): load the file, which registers NAME, and go on with NAME."""
+    """Load the model files of ``TWINBENCH_MODELS`` and of ``--model FILE.py:NAME`` (and in ``--models``), which
+    register their models, and go on with NAME; a file that cannot be imported is one line."""
+    try:
+        external_models()
+    except UnknownChoiceError as err:
+        raise CliError(str(err)) from None
     for dest in ("model", "models"):
         value = getattr(args, dest, None)
         if isinstance(value, str) and ".py:" in value:
