@@ -128,12 +128,6 @@ def compare_throughput(session: nox.Session) -> None:
     session.run("python", "-m", "twinbench", "compare", RESULTS["throughput"])
 
 
-@nox.session(default=False, requires=["compare_throughput"])
-def bench(session: nox.Session) -> None:
-    """The earlier name of compare_throughput, kept for one release."""
-    session.log("nox -s bench is now nox -s compare_throughput")
-
-
 @nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
 def definition_effect(session: nox.Session, env: str) -> None:
