@@ -146,9 +146,9 @@ def test_a_pair_without_weights_is_not_called_identical(tiny_resnet):
     from twinbench import check
     from twinbench.twins.own_pair import PairError
 
-    def keras_pool(*, input_shape, num_classes):
-        inputs = keras.Input(input_shape)
-        return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    def keras_pool(*, input_shape, num_classes):  # every name given: Keras' automatic names count up per process
+        inputs = keras.Input(input_shape, name="images")
+        return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pool")(inputs), name="pool_only")
 
     class TorchPool(nn.Module):
         def forward(self, x):
