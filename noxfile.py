@@ -101,6 +101,15 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def parity_fixtures(session: nox.Session) -> None:
+    """Rewrite the PyTorch twin's fingerprints (tests/parity/*.npz) that every environment's twin tests compare with."""
+    # The fingerprints are the PyTorch twin's, so the torch environment alone writes them. Arguments: model names
+    # (default: every model with a PyTorch twin), --dry-run to list the files (python -m tests.parity_fixtures --help).
+    _install(session, "torch")
+    session.run("python", "-m", "tests.parity_fixtures", *session.posargs, env=_env_vars("torch"))
+
+
+@nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
 def throughput(session: nox.Session, env: str) -> None:
     """Throughput benchmark of this environment's implementations, interleaved in one process where two share it."""
@@ -117,12 +126,6 @@ def compare_throughput(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["throughput"])
-
-
-@nox.session(default=False, requires=["compare_throughput"])
-def bench(session: nox.Session) -> None:
-    """The earlier name of compare_throughput, kept for one release."""
-    session.log("nox -s bench is now nox -s compare_throughput")
 
 
 @nox.session(default=False)

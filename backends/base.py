@@ -210,20 +210,6 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
-def mean_sample_loss(batch_losses, batch_sizes) -> float:
-    """The one loss definition for every implementation: per-batch means weighted by batch size."""
-    batch_sizes = np.asarray(batch_sizes, dtype=np.float64)
-    return float(np.dot(np.asarray(batch_losses, dtype=np.float64), batch_sizes) / batch_sizes.sum())
-
-
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy of integer labels under softmax(logits), in float64 (a reference for tests)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-
 class Runner:
     """Base class: the parts every framework does the same way. Subclasses fill in the framework parts."""
 

@@ -98,11 +98,6 @@ class Replicas:
     def world_size(self) -> int:
         return self.replication.replicas
 
-    @property
-    def is_writer(self) -> bool:
-        """Whether this process writes the cell's record (rank 0)."""
-        return self.rank == 0
-
     def scope(self):
         """The context models and optimizers are made in."""
         return contextlib.nullcontext()

@@ -38,7 +38,6 @@ from twinbench.data.tasks import EOS, FIRST_TOKEN, PAD  # the token conventions 
 FIRST_BYTE_TOKEN = FIRST_TOKEN  # byte b is token b + 3
 VOCAB_SIZE = FIRST_BYTE_TOKEN + 256
 TRAIN_SHARE = 0.9  # the first 90% of the token stream trains, the rest tests
-TEXT_DATASETS = ("pydoc", "synthetic_tokens", "text_file")
 DEFAULT_CONTEXT = 64
 
 

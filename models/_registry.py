@@ -174,7 +174,8 @@ def get_model_spec(name: str) -> ModelSpec:
     the valid ones."""
     if _is_file_reference(name):
         name = load_model_file(name)
-    check_choice("model", name, list_models())
+    if name not in _MODELS:  # a built-in name never loads the user's files (the families ask while importing)
+        check_choice("model", name, list_models())
     return _MODELS[name]
 
 
@@ -231,7 +232,10 @@ def external_models() -> None:
     for path_text in filter(None, os.environ.get(MODELS_VARIABLE, "").split(os.pathsep)):
         path = Path(path_text).resolve()
         if path.is_file():
-            _load_file(path)
+            try:
+                _load_file(path)
+            except UnknownChoiceError as err:  # say where the file was named: the user did not type it here
+                raise UnknownChoiceError(f"{err} (listed in {MODELS_VARIABLE})") from None
     if not _LOADED_ENTRY_POINTS:
         _LOADED_ENTRY_POINTS.append(True)
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):

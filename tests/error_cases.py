@@ -146,6 +146,9 @@ CASES = [
          r"no twinbench records in '.*'", prepare="empty_dir"),
     Case("report-no-directory", "A report of a results directory that does not exist", ("report", "{tmp}/nope"),
          r"results directory '.*nope' does not exist; run the matrix first \(nox -s compare\)"),
+    Case("model-file-syntax-error", "A model file in TWINBENCH_MODELS that Python cannot import", ("list",),
+         r"Model file '.*my_models\.py' could not be imported: SyntaxError: .*\(listed in TWINBENCH_MODELS\)",
+         env={"TWINBENCH_MODELS": "{tmp}/my_models.py"}, prepare="bad_model_file"),
     Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
          r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, gnmt, "),
 ]
@@ -183,6 +186,11 @@ def bad_checkpoint(tmp: Path):
 
     tmp.mkdir(parents=True, exist_ok=True)
     np.savez(tmp / "ckpt.npz", **{"conv1/kernel": np.zeros((3, 3, 3, 64), np.float32)})
+
+
+def bad_model_file(tmp: Path):
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "my_models.py").write_text("from twinbench.models import register_model\n\ndef build(*, input_shape:\n")
 
 
 def future_record(tmp: Path):

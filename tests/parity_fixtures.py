@@ -9,10 +9,12 @@ matches the PyTorch twin, so it cannot go stale silently. Models without a PyTor
 keras.applications variants) have no fixture.
 
 Regenerate (torch environment):  nox -s parity_fixtures   or   KERAS_BACKEND=torch python -m tests.parity_fixtures
+(model names to write only those; --dry-run lists the files).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 
@@ -95,16 +97,31 @@ def torch_fingerprint(model_name, mode=DEFAULT_MODE):
     return fingerprint_of(result.observation, x=result.x, y=result.y, noise=result.noise)
 
 
-def main(names=None) -> int:
-    from twinbench.models import list_models
+def main(argv=None) -> int:
+    from twinbench.models import UnknownChoiceError, check_choice, list_models
 
-    FINGERPRINT_DIR.mkdir(exist_ok=True)
-    for name in names or [m for m in list_models() if has_torch_twin(m)]:
+    parser = argparse.ArgumentParser(prog="python -m tests.parity_fixtures",
+                                     description="Write the PyTorch twin's fingerprints to tests/parity/ "
+                                                 "(torch environment; nox -s parity_fixtures).")
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help="the models to write (default: every model with a PyTorch twin)")
+    parser.add_argument("--dry-run", action="store_true", help="list the files it would write; compute nothing")
+    args = parser.parse_args(argv)
+    try:
+        for name in args.models:
+            check_choice("model", name, list_models())
+    except UnknownChoiceError as err:
+        parser.error(str(err))
+    for name in args.models or [m for m in list_models() if has_torch_twin(m)]:
         if not has_torch_twin(name):
             print(f"skipped {name}: no PyTorch twin")
             continue
         for mode in (DEFAULT_MODE, *MODE_FIXTURES.get(name, ())):
             path = fixture_path(name, mode)
+            if args.dry_run:
+                print(f"would write {path}")
+                continue
+            FINGERPRINT_DIR.mkdir(exist_ok=True)
             save_fingerprint(path, torch_fingerprint(name, mode))
             print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0
@@ -114,4 +131,4 @@ if __name__ == "__main__":
     from twinbench.backends import select_keras_backend
 
     select_keras_backend("torch")
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

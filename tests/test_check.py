@@ -75,7 +75,7 @@ BROKEN = [
                          ids=[b[0] for b in BROKEN])
 def test_a_broken_twin_is_named_at_the_right_layer(tiny_resnet, keras, torch, layers, where, between):
     report = _check(tiny_resnet, keras=keras, torch=torch)
-    assert not report.identical
+    assert not report.identical and report.localised
     assert "NOT identical" in report.verdict
     found = report.divergence
     assert found is not None, str(report)
@@ -134,6 +134,28 @@ def test_different_parameter_counts_are_not_identical(tiny_resnet):
     assert not report.identical
     assert report.verdict.endswith("NOT identical: parameter counts differ: Keras 6,482 vs PyTorch 6,498")
     assert "does not fit" in str(report) or "no PyTorch module left fits" in str(report)
+    # Nothing was paired, so nothing is said of paired layers or their gradients.
+    assert not report.localised and report.divergence is None and report.gradient_divergence is None
+    assert "paired layer" not in str(report) and "gradients" not in str(report), str(report)
+
+
+def test_a_pair_without_weights_is_not_called_identical(tiny_resnet):
+    import keras
+    from torch import nn
+
+    from twinbench import check
+    from twinbench.twins.own_pair import PairError
+
+    def keras_pool(*, input_shape, num_classes):  # every name given: Keras' automatic names count up per process
+        inputs = keras.Input(input_shape, name="images")
+        return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pool")(inputs), name="pool_only")
+
+    class TorchPool(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    with pytest.raises(PairError, match=r"neither model has weights to pair \(Keras 0, PyTorch 0 tensors\)"):
+        check(keras_pool, lambda **_: TorchPool(), input_shape=(8, 8, 3), num_classes=3)
 
 
 def test_a_registered_model_is_checked_by_name(tiny_resnet):

@@ -187,7 +187,7 @@ def test_cli_fine_tunes_from_a_converted_checkpoint(tmp_path, torchvision_checkp
     path, _ = torchvision_checkpoint
     npz = tmp_path / "mobilenet_v2.npz"
     assert main(["convert-weights", str(path), str(npz), "--model", MODEL]) == 0
-    assert main(["run", "--model", MODEL, "--impl", "torch", "--dataset", "synthetic", "--input-shape", "32x32x3",
+    assert main(["train", "--model", MODEL, "--impl", "torch", "--dataset", "synthetic", "--input-shape", "32x32x3",
                  "--num-classes", "10", "--epochs", "1", "--batch-size", "8", "--synthetic-train", "8",
                  "--synthetic-test", "8", "--weights", str(npz), "--out", str(tmp_path / "out"),
                  "--no-profiler"]) == 0
@@ -202,7 +202,7 @@ def test_cli_refuses_a_pth_outside_the_torch_environment(tmp_path, capsys):
     if BACKEND == "torch":
         pytest.skip("the torch environment reads .pth files")
     (tmp_path / "x.pth").write_bytes(b"")
-    code = main(["run", "--model", MODEL, "--impl", "keras", "--backend", BACKEND, "--weights", str(tmp_path / "x.pth"),
+    code = main(["train", "--model", MODEL, "--impl", "keras", "--backend", BACKEND, "--weights", str(tmp_path / "x.pth"),
                  "--out", str(tmp_path)])
     assert code == EXIT_USAGE
     assert "convert-weights" in capsys.readouterr().err

@@ -22,7 +22,7 @@ QUICK = ["--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test"
 
 def _matrix(out, *extra):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "twinbench", "matrix", "--env", BACKEND, "--model", "cifar_cnn",
+    return subprocess.run([sys.executable, "-m", "twinbench", "train", "--env", BACKEND, "--model", "cifar_cnn",
                            "--out", str(out), *QUICK, "--launcher", "submitit", "--cluster", "local", *extra],
                           env=env, capture_output=True, text=True, timeout=600)
 

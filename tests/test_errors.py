@@ -30,7 +30,7 @@ def test_missing_backend_package_says_what_to_install(tmp_path):
     from error_cases import Case
 
     implementation = {"torch": "torch", "tensorflow": "tf_keras", "jax": "keras"}[backend]
-    case = Case("missing", "", ("run", "--model", "cifar_cnn", "--impl", implementation, "--backend", backend,
+    case = Case("missing", "", ("train", "--model", "cifar_cnn", "--impl", implementation, "--backend", backend,
                                 "--out", "{tmp}"), rf"The {backend} backend needs the package\(s\) .*pip install")
     code, stdout, stderr = run_case(case, tmp_path)
     assert code == 2 and "Traceback" not in stderr

@@ -88,6 +88,21 @@ def test_a_bad_model_reference_is_one_line(model_file, reference, message):
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_model_file_that_cannot_be_imported_is_one_line_however_it_is_named(tmp_path):
+    bad = tmp_path / "my_models.py"
+    bad.write_text("def build(*, input_shape:\n")
+    by_option = _bench("train", "--model", f"{bad}:ext_tiny", "--impl", "keras", "--epochs", "0")
+    by_variable = _bench("cells", env={"TWINBENCH_MODELS": str(bad)})
+    for done in (by_option, by_variable):
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert f"Model file '{bad}' could not be imported: SyntaxError: " in done.stderr
+    assert "(listed in TWINBENCH_MODELS)" in by_variable.stderr
+    # Importing the package loads no user file: only the commands do, inside their one-line error handling.
+    imported = subprocess.run([sys.executable, "-c", "import twinbench.models"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "TWINBENCH_MODELS": str(bad)})
+    assert imported.returncode == 0, imported.stderr
+
+
 def test_an_external_model_runs_in_train_throughput_compare_and_report(model_file, tmp_path):
     if BACKEND != "torch":
         pytest.skip("one environment suffices: the torch environment runs both the PyTorch twin and Keras 3")

@@ -55,7 +55,7 @@ def test_out_of_memory_errors_of_every_framework_are_recognised():
 @matrix_env_only
 def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
     env = {"TWINBENCH_INJECT_FAULT": "oom@cifar_cnn"}
-    proc = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+    proc = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
                   env=env)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1, output  # some cell failed, reported, not a crash
@@ -75,7 +75,7 @@ def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
 def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
     env = {"TWINBENCH_INJECT_FAULT": "oom-above:64"}
     implementation, backend = ENVIRONMENTS[BACKEND][0]
-    proc = _bench("run", "--model", "mnist_cnn", "--impl", implementation, "--backend", backend, "--oom-retry",
+    proc = _bench("train", "--model", "mnist_cnn", "--impl", implementation, "--backend", backend, "--oom-retry",
                   "--out", str(tmp_path), *QUICK, env=env)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
@@ -88,7 +88,7 @@ def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
 @matrix_env_only
 def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
     cells = ENVIRONMENTS[BACKEND]
-    proc = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+    proc = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
                   env={"TWINBENCH_INJECT_FAULT": "hang@mnist_cnn"}, start_new_session=True)
     deadline = time.monotonic() + 600
     while len(_records(tmp_path)) < len(cells):  # first model done, second hangs
@@ -102,7 +102,7 @@ def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written file left behind
     stamps = {name: (tmp_path / name).stat().st_mtime_ns for name in done}
 
-    resume = _bench("matrix", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+    resume = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
                     "--resume")
     output, _ = resume.communicate(timeout=600)
     assert resume.returncode == 0, output

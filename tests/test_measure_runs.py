@@ -37,7 +37,7 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
 
     implementation, backend = pair
     _ticking_clock(monkeypatch, twinbench.measuring.train)
-    code = main(["run", "--impl", implementation, "--backend", backend, *TINY, "--dataset", "synthetic",
+    code = main(["train", "--impl", implementation, "--backend", backend, *TINY, "--dataset", "synthetic",
                  "--synthetic-train", "100", "--synthetic-test", "32", "--epochs", "2", "--timing-window", "2",
                  "--profile-interval", "0.02", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
@@ -104,7 +104,7 @@ def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, 
 
     implementation, backend = pair
     _ticking_clock(monkeypatch, twinbench.measuring.throughput)
-    code = main(["bench", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
+    code = main(["throughput", "--impl", implementation, "--backend", backend, *TINY, "--steps", "3", "--warmup", "2",
                  "--repeats", "3", "--overhead-repeats", "2", "--compute-repeats", "2", "--profile-interval", "0.02",
                  "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err

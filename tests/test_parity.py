@@ -84,7 +84,7 @@ def test_twin_parity(model_name, pair):
         path = fixture_path(model_name)
         assert path.exists(), f"no PyTorch fingerprint for {model_name}: run `nox -s parity_fixtures`"
         expected = load_fingerprint(path)
-        assert batch_checksum(here.x) == expected["x_crc32"], "the parity batch has changed: regenerate the fixtures"
+        assert batch_checksum(here.x) == expected["x_crc32"], "the parity batch has changed: regenerate the fixtures (nox -s parity_fixtures)"
         try:
             check_against_fingerprint(here, expected, lr=1e-3)
         except ParityError as err:

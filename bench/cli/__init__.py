@@ -52,7 +52,7 @@ from twinbench.cli.run_commands import (
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
 from twinbench.measuring.children import DEFAULT_MODELS
-from twinbench.models import UnknownChoiceError, load_model_file
+from twinbench.models import UnknownChoiceError, external_models, load_model_file
 from twinbench.records import RESULTS
 from twinbench.studies.profiler_cost import DEFAULT_INTERVALS_S
 
@@ -71,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this environment's cells (repeatable; default: all)")
     cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
 
-    # `run` (one cell) and `matrix` (an environment's cells) are the earlier spellings: kept for one release.
-    train = sub.add_parser("train", aliases=["run", "matrix"],
+    train = sub.add_parser("train",
                            help="train one cell (--impl) or an environment's cells (--env), each in its own process")
     which = train.add_mutually_exclusive_group(required=True)
     add_cell_arguments(train, impl_group=which, model_default="")
@@ -158,8 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench_parser(sub):
-    # `bench` is the earlier spelling: kept for one release.
-    bench = sub.add_parser("throughput", aliases=["bench"],
+    bench = sub.add_parser("throughput",
                            help="throughput benchmark on synthetic data: one cell, or an environment's cells")
     which = bench.add_mutually_exclusive_group(required=True)
     add_cell_arguments(bench, impl_group=which, model_default="cifar_cnn")
@@ -225,7 +223,12 @@ def _add_profiler_cost_parser(sub):
 
 
 def _load_model_files(args) -> None:
-    """``--model FILE.py:NAME`` (and in ``--models``): load the file, which registers NAME, and go on with NAME."""
+    """Load the model files of ``TWINBENCH_MODELS`` and of ``--model FILE.py:NAME`` (and in ``--models``), which
+    register their models, and go on with NAME; a file that cannot be imported is one line."""
+    try:
+        external_models()
+    except UnknownChoiceError as err:
+        raise CliError(str(err)) from None
     for dest in ("model", "models"):
         value = getattr(args, dest, None)
         if isinstance(value, str) and ".py:" in value:
@@ -239,9 +242,9 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _load_model_files(args)
-        commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train, "run": cmd_train, "matrix": cmd_train,
+        commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train,
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
-                    "throughput": cmd_throughput, "bench": cmd_throughput,
+                    "throughput": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export}

@@ -220,10 +220,6 @@ def memory_peaks(record: dict) -> dict[str, int | None]:
     }
 
 
-def device_memory_is_process(record: dict) -> bool:
-    return bool((record.get("memory") or {}).get("process_gpu_memory_peak_bytes"))
-
-
 @dataclass
 class Timeline:
     """One run's profiler samples and windows, in seconds since the run's first profiler started."""

@@ -105,7 +105,11 @@ def _one_line(err: BaseException) -> str:
 
 @dataclass
 class CheckReport:
-    """The outcome of ``check``: a one-line verdict, then the details and, if they differ, where."""
+    """The outcome of ``check``: a one-line verdict, then the details and, if they differ, where.
+
+    ``localised`` says whether the paired layers' activations and gradients were compared: only then does the report
+    speak of them (a pair whose weights do not pair has no paired layers to speak of).
+    """
 
     name: str
     identical: bool
@@ -114,12 +118,13 @@ class CheckReport:
     divergence: localise.Divergence | None = None
     gradient_divergence: localise.GradientDivergence | None = None
     trajectory: Trajectory | None = None
+    localised: bool = False
 
     def __str__(self) -> str:
         lines = [self.verdict, *(f"  {line}" for line in self.details)]
         if self.trajectory is not None:
             lines += [f"  {self.trajectory.verdict()}", *(f"    {line}" for line in self.trajectory.curve())]
-        if not self.identical:
+        if not self.identical and self.localised:
             lines.append("  " + (self.divergence.describe() if self.divergence is not None else
                                  "activations: every paired layer's input and output agree, in both modes"))
             lines.append("  " + (self.gradient_divergence.describe() if self.gradient_divergence is not None else
@@ -167,6 +172,10 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
     torch_calls = _run("torch_model", lambda: localise.torch_trace(module, _nchw(x, torch_runner), training=False), x)
     keys, how = pair_weights(keras_model, module, torch_keys=torch_keys, keras_calls=keras_calls,
                              torch_calls=torch_calls)
+    if not keys:
+        raise PairError(f"{name}: neither model has weights to pair (Keras {len(keras_model.weights)}, PyTorch "
+                        f"{len(module.state_dict())} tensors): the check loads the same weights into both and "
+                        "compares them, so it has nothing to check.")
     weights = _initial_weights(keras_model, keras_runner)
     state_shapes = {key: tuple(value.shape) for key, value in module.state_dict().items()}
     layout = layout_for(keras_model, keys)
@@ -276,6 +285,10 @@ def _localise(report, keras_model, module, weights, x, runners, keys, *, grads, 
         if paths:
             pairs[layer.name] = keys[paths[0]].rpartition(".")[0]
             layer_order[layer.name] = paths
+    if not pairs:  # the weights paired, but not as layers of the two models: nothing to compare layer by layer
+        report.details.append("layers: no Keras layer's weights paired with one PyTorch module's, so no layer "
+                              "was compared")
+        return
     flattened = {layer.name: module.twinbench_layout.flatten_inputs[layer.kernel.path]
                  for layer in leaf_layers(keras_model)
                  if getattr(layer, "kernel", None) is not None
@@ -297,6 +310,7 @@ def _localise(report, keras_model, module, weights, x, runners, keys, *, grads, 
         layer_order = {name: layer_order[name] for name in ran}
     report.gradient_divergence = localise.first_gradient_divergence(*grads, layer_order=layer_order, pairs=pairs,
                                                                     noise=noise)
+    report.localised = True
 
 
 def require_torch() -> None:

@@ -2,7 +2,7 @@
 
 torchvision takes no input shape (the network is fully convolutional up to a global average pool), so
 ``input_shape`` is only checked; ``weights=None`` means torchvision's own random initialisation, never a
-download (pretrained weights come from a local checkpoint file: ``python -m twinbench run --weights``).
+download (pretrained weights come from a local checkpoint file: ``python -m twinbench train --weights``).
 """
 
 import torchvision
