@@ -3,9 +3,9 @@
 which implementation has which knob. The runners apply them (``twinbench.backends``); the cell names them
 (``twinbench.cell``). It imports no framework.
 
-Each of their fields is an *axis* of a cell, declared once here with ``axis()``: its default, its choices, its help,
-which implementations have it. ``twinbench.cell.Cell`` takes these declarations over for its own fields, and the
-command line, its checks and the command lines of child processes are generated from them (``twinbench.cli.options``).
+Each of their fields is an *axis* of a cell, declared once here with ``axis()``: its default, its choices, its
+help, the implementations that have it. ``twinbench.cell.Cell`` takes these declarations over for its own fields;
+the command line, its checks and the command lines of child processes are generated from them.
 """
 
 from __future__ import annotations
@@ -27,22 +27,23 @@ class Axis:
     """One axis of a cell, as declared (``axis()``); ``twinbench.cell.CELL_AXES`` holds the cell's.
 
     Attributes:
-        name: the field's name (``data_format``); its option is ``--data-format`` (``flag``).
-        default: the value that means what twinbench did before the axis existed; a record, a label and a file id
-            name the axis only where a cell leaves it.
+        default: the value that means what twinbench did before the axis existed; a record, a label and a
+            file id name the axis only where a cell leaves it.
         help: what the option does, for ``--help`` (the default is appended).
         choices: the values it takes; None for a free-form one (``parse`` and ``resolve`` check those).
         parse: turns the option's text into the value (argparse's ``type``), e.g. ``int``.
         metavar: the option's placeholder in ``--help`` for a free-form value (``LIST``).
         implementations: the implementations that have this knob; any other runs only at the default.
-        commands: the commands that take it as an option, and whose records' ``config`` carry it; a child process
-            started for one of their cells gets it on its command line. Empty: a *record-only* axis, which the run
-            sets (``process``: the interleaving), never a user.
-        recorded: commands whose records' ``config`` carry it without taking the option (a trace runs on one
-            replica, and says so).
-        resolve: checks a value on this machine before any framework starts and returns it as the cell names it
-            (``--cpus 1,0`` -> ``"0,1"``); raises a one-line ``ValueError`` or ``RuntimeError``.
-        apply: sets the value in this process before any framework is imported (pin the CPUs, tune the allocator).
+        commands: the commands that take it as an option, and whose records' ``config`` carry it; a child
+            process started for one of their cells gets it on its command line. Empty: a *record-only* axis,
+            which the run sets (``process``: the interleaving), never a user.
+        recorded: commands whose records' ``config`` carry it without taking the option (a trace runs on
+            one replica, and says so).
+        resolve: checks a value on this machine before any framework starts and returns it as the cell
+            names it (``--cpus 1,0`` -> ``"0,1"``); raises a one-line ``ValueError`` or ``RuntimeError``.
+        apply: sets the value in this process before any framework is imported (pins the CPUs, tunes the
+            allocator).
+        name: the field's name (``data_format``), filled in by ``axes_of``; its option is ``flag``.
     """
 
     default: object
@@ -73,7 +74,7 @@ class Axis:
 
 
 def axis(default, *, help: str, **declaration) -> dataclasses.Field:
-    """A dataclass field that is an axis of a cell: its ``default`` and the rest of its ``Axis`` declaration."""
+    """A dataclass field that is an axis of a cell: its ``default`` and the rest of its ``Axis``."""
     return dataclasses.field(default=default, metadata={"axis": Axis(default, help, **declaration)})
 
 
@@ -111,10 +112,10 @@ class Mode:
                     help="compile: default (the framework's own), off, on (torch.compile / XLA / jax.jit)")
     precision: str = axis("float32", choices=("float32", "tf32", "mixed_bfloat16", "mixed_float16"),
                           help="float32 (TF32 off), tf32 (GPU), mixed_bfloat16, mixed_float16")
-    data_format: str = axis("channels_last", choices=("channels_last", "channels_first"), implementations=("keras",),
-                            help="image layout of the Keras definition (keras only)")
-    memory_format: str = axis("contiguous", choices=("contiguous", "channels_last"), implementations=("torch",),
-                              help="tensor layout of the PyTorch twin (torch only)")
+    data_format: str = axis("channels_last", choices=("channels_last", "channels_first"),
+                            implementations=("keras",), help="image layout of the Keras definition (keras only)")
+    memory_format: str = axis("contiguous", choices=("contiguous", "channels_last"),
+                              implementations=("torch",), help="tensor layout of the PyTorch twin (torch only)")
 
     def __post_init__(self):
         for name, choices in MODE_CHOICES.items():
@@ -171,10 +172,11 @@ class Replication:
 
     replicas: int = axis(1, parse=int, commands=("train", "throughput"), recorded=("trace",),
                          help="data-parallel replicas; --batch-size stays the global batch (torch: DDP through "
-                              "torchrun; keras[jax]: keras.distribution.DataParallel; tf_keras, keras[tensorflow]: "
-                              "MirroredStrategy; on a CPU: N host devices)")
+                              "torchrun; keras[jax]: keras.distribution.DataParallel; tf_keras, "
+                              "keras[tensorflow]: MirroredStrategy; on a CPU: N host devices)")
     sync_batchnorm: bool = axis(False, commands=("train", "throughput"), recorded=("trace",),
-                                help="BatchNorm statistics over the global batch (SyncBatchNorm, synchronized=True)")
+                                help="BatchNorm statistics over the global batch (SyncBatchNorm, "
+                                     "synchronized=True)")
 
     def __post_init__(self):
         if not isinstance(self.replicas, int) or self.replicas < 1:

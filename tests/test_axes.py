@@ -40,8 +40,8 @@ def _parser_actions(command):
 
 def test_axes_and_their_defaults_are_read_from_the_declarations():
     assert AXES == {name: declared.default for name, declared in CELL_AXES.items()}
-    assert list(AXES) == ["jit", "precision", "data_format", "memory_format", "replicas", "sync_batchnorm", "feed",
-                          "cpus", "process", "allocator"]  # the order of labels and file names
+    assert list(AXES)[:10] == ["jit", "precision", "data_format", "memory_format", "replicas", "sync_batchnorm",
+                               "feed", "cpus", "process", "allocator"]  # the order of labels and file names
     # Mode and Replication, the types the runners receive, declare their axes; the cell takes them over unchanged.
     for runtime in (Mode, Replication):
         for name, declared in axes_of(runtime).items():
@@ -93,8 +93,9 @@ def test_the_checks_name_the_choices_and_the_implementations_from_the_declaratio
     for name, declared in CELL_AXES.items():
         others = [i for i in ("torch", "tf_keras", "keras") if i not in declared.implementations]
         for implementation in others:
-            with pytest.raises(UnknownChoiceError, match=f"{declared.flag} applies to .* only, not to {implementation}"):
-                Cell("cifar_cnn", implementation, "tensorflow", **{name: _other_value(declared)}).check_applies()
+            cell = Cell("cifar_cnn", implementation, "tensorflow", **{name: _other_value(declared)})
+            with pytest.raises(UnknownChoiceError, match=f"{declared.flag} applies to .* not to {implementation}"):
+                cell.check_applies()
 
 
 @pytest.mark.parametrize("kind", CONFIGS)
@@ -111,8 +112,8 @@ def test_a_config_records_the_axes_its_command_records(kind):
 
 
 def test_committed_records_read_back_into_the_same_config():
-    """A record's ``config`` is what it was before configs held a cell: each committed record written with today's
-    layout (every key present) comes back from its cell and its own fields unchanged."""
+    """A record's ``config`` is what it was before configs held a cell: each committed record comes back from its
+    cell and its own fields unchanged (those written before an axis or a field existed: in the keys they have)."""
     compared = 0
     for path in sorted((ROOT / "docs" / "measurements").rglob("*.json")):
         if path.name.endswith(".timeline.json"):
@@ -126,8 +127,7 @@ def test_committed_records_read_back_into_the_same_config():
         own = {key: tuple(value) if isinstance(value, list) else value for key, value in own.items()}
         config = config_class(Cell.of(record), **own)
         rebuilt = json.loads(json.dumps(config.as_dict()))
-        if set(rebuilt) != set(record["config"]):
-            continue  # written before an axis or a field existed
-        assert rebuilt == record["config"], path
+        assert set(record["config"]) <= set(rebuilt), path
+        assert {key: rebuilt[key] for key in record["config"]} == record["config"], path
         compared += 1
-    assert compared >= 50
+    assert compared >= 400

@@ -364,9 +364,10 @@ def cmd_profiler_cost(args) -> int:
         validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    config = CostConfig(cell, batch_size=args.batch_size, steps=args.steps, cycles=args.cycles, intervals_s=args.intervals,
-                        production_interval_s=args.intervals[0], warmup=args.warmup, seed=args.seed,
-                        input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads)
+    config = CostConfig(cell, batch_size=args.batch_size, steps=args.steps, cycles=args.cycles,
+                        intervals_s=args.intervals, production_interval_s=args.intervals[0], warmup=args.warmup,
+                        seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
+                        threads=args.threads)
     try:
         limit_threads(args.threads)
         record = profiler_cost.execute_cost(config)  # looked up here: tests replace it
