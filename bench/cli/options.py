@@ -150,7 +150,8 @@ def add_env_argument(parser, **kwargs) -> None:
 
 def add_axis_arguments(parser, command: str) -> None:
     """The options of the cell's axes that ``command`` takes, each generated from its declaration
-    (``twinbench.cell.CELL_AXES``): a flag for a yes/no axis, else its choices (or its parser), default and help."""
+    (``twinbench.cell.CELL_AXES``), in a help section of their own: a flag for a yes/no axis (no by default), else
+    its choices (or its parser), default and help."""
     group = parser.add_argument_group("axes of the cell", "each a part of the cell's identity: records, labels and "
                                                           "file names mention an axis only off its default")
     for declared in command_axes(command).values():
