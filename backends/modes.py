@@ -2,15 +2,92 @@
 (``Replication``), each with the default that means what twinbench does without the option, and the tables of
 which implementation has which knob. The runners apply them (``twinbench.backends``); the cell names them
 (``twinbench.cell``). It imports no framework.
+
+Each of their fields is an *axis* of a cell, declared once here with ``axis()``: its default, its choices, its
+help, the implementations that have it. ``twinbench.cell.Cell`` takes these declarations over for its own fields;
+the command line, its checks and the command lines of child processes are generated from them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from twinbench.backends.environments import implementation_label
-from twinbench.models import check_choice
+from twinbench.models import IMPLEMENTATIONS, check_choice
 from twinbench.models.choices import UnknownChoiceError
+
+# The commands that measure a cell: an axis is one of their options unless its declaration says otherwise.
+MEASURING = ("train", "throughput", "trace")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a cell, as declared (``axis()``); ``twinbench.cell.CELL_AXES`` holds the cell's.
+
+    Attributes:
+        default: the value that means what twinbench did before the axis existed; a record, a label and a
+            file id name the axis only where a cell leaves it.
+        help: what the option does, for ``--help`` (the default is appended).
+        choices: the values it takes; None for a free-form one (``parse`` and ``resolve`` check those).
+        parse: turns the option's text into the value (argparse's ``type``), e.g. ``int``.
+        metavar: the option's placeholder in ``--help`` for a free-form value (``LIST``).
+        implementations: the implementations that have this knob; any other runs only at the default.
+        commands: the commands that take it as an option, and whose records' ``config`` carry it; a child
+            process started for one of their cells gets it on its command line. Empty: a *record-only* axis,
+            which the run sets (``process``: the interleaving), never a user.
+        recorded: commands whose records' ``config`` carry it without taking the option (a trace runs on
+            one replica, and says so).
+        resolve: checks a value on this machine before any framework starts and returns it as the cell
+            names it (``--cpus 1,0`` -> ``"0,1"``); raises a one-line ``ValueError`` or ``RuntimeError``.
+        apply: sets the value in this process before any framework is imported (pins the CPUs, tunes the
+            allocator).
+        name: the field's name (``data_format``), filled in by ``axes_of``; its option is ``flag``.
+    """
+
+    default: object
+    help: str
+    choices: tuple | None = None
+    parse: Callable | None = None
+    metavar: str | None = None
+    implementations: tuple[str, ...] = IMPLEMENTATIONS
+    commands: tuple[str, ...] = MEASURING
+    recorded: tuple[str, ...] = ()
+    resolve: Callable | None = None
+    apply: Callable | None = None
+    name: str = ""
+
+    @property
+    def flag(self) -> str:
+        """The option: ``--data-format`` for ``data_format``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def record_only(self) -> bool:
+        """Set by the run itself, never by an option (``process``)."""
+        return not self.commands
+
+    def records(self, command: str) -> bool:
+        """Whether the ``config`` of ``command``'s records carries this axis."""
+        return command in self.commands or command in self.recorded
+
+
+def axis(default, *, help: str, **declaration) -> dataclasses.Field:
+    """A dataclass field that is an axis of a cell: its ``default`` and the rest of its ``Axis``."""
+    return dataclasses.field(default=default, metadata={"axis": Axis(default, help, **declaration)})
+
+
+def axes_of(cls) -> dict[str, Axis]:
+    """The axes a dataclass declares (``axis()`` fields), by name, in the order of its fields."""
+    return {field.name: dataclasses.replace(field.metadata["axis"], name=field.name)
+            for field in dataclasses.fields(cls) if "axis" in field.metadata}
+
+
+def same_axis(cls, name: str) -> dataclasses.Field:
+    """A field declared as ``cls``'s axis ``name`` (the cell takes over ``Mode``'s and ``Replication``'s)."""
+    declared = axes_of(cls)[name]
+    return dataclasses.field(default=declared.default, metadata={"axis": declared})
 
 
 # The execution mode: the axes of a cell that say *how* a model runs, each with the default that means what twinbench
@@ -31,10 +108,14 @@ class Mode:
         memory_format: the PyTorch twin's tensor layout (``torch.channels_last`` or contiguous NCHW).
     """
 
-    jit: str = "default"
-    precision: str = "float32"
-    data_format: str = "channels_last"
-    memory_format: str = "contiguous"
+    jit: str = axis("default", choices=("default", "off", "on"),
+                    help="compile: default (the framework's own), off, on (torch.compile / XLA / jax.jit)")
+    precision: str = axis("float32", choices=("float32", "tf32", "mixed_bfloat16", "mixed_float16"),
+                          help="float32 (TF32 off), tf32 (GPU), mixed_bfloat16, mixed_float16")
+    data_format: str = axis("channels_last", choices=("channels_last", "channels_first"),
+                            implementations=("keras",), help="image layout of the Keras definition (keras only)")
+    memory_format: str = axis("contiguous", choices=("contiguous", "channels_last"),
+                              implementations=("torch",), help="tensor layout of the PyTorch twin (torch only)")
 
     def __post_init__(self):
         for name, choices in MODE_CHOICES.items():
@@ -49,14 +130,11 @@ class Mode:
                     f"{implementation}. Received: {name}={getattr(self, name)!r}.")
 
 
-MODE_CHOICES = {
-    "jit": ("default", "off", "on"),
-    "precision": ("float32", "tf32", "mixed_bfloat16", "mixed_float16"),
-    "data_format": ("channels_last", "channels_first"),
-    "memory_format": ("contiguous", "channels_last"),
-}
-# The axes only some implementations have: the Keras definitions' image layout, the PyTorch tensors' memory format.
-MODE_APPLIES_TO = {"data_format": ("keras",), "memory_format": ("torch",)}
+# Read from the declarations above: each axis's values, and the axes only some implementations have (the Keras
+# definitions' image layout, the PyTorch tensors' memory format).
+MODE_CHOICES = {name: declared.choices for name, declared in axes_of(Mode).items()}
+MODE_APPLIES_TO = {name: declared.implementations for name, declared in axes_of(Mode).items()
+                   if declared.implementations != IMPLEMENTATIONS}
 DEFAULT_MODE = Mode()
 
 
@@ -92,8 +170,13 @@ class Replication:
         sync_batchnorm: BatchNorm statistics over the global batch, where the engine keeps them per replica.
     """
 
-    replicas: int = 1
-    sync_batchnorm: bool = False
+    replicas: int = axis(1, parse=int, commands=("train", "throughput"), recorded=("trace",),
+                         help="data-parallel replicas; --batch-size stays the global batch (torch: DDP through "
+                              "torchrun; keras[jax]: keras.distribution.DataParallel; tf_keras, "
+                              "keras[tensorflow]: MirroredStrategy; on a CPU: N host devices)")
+    sync_batchnorm: bool = axis(False, commands=("train", "throughput"), recorded=("trace",),
+                                help="BatchNorm statistics over the global batch (SyncBatchNorm, "
+                                     "synchronized=True)")
 
     def __post_init__(self):
         if not isinstance(self.replicas, int) or self.replicas < 1:

@@ -3,9 +3,27 @@
 A cell is model x implementation x backend x dataset, plus the axes that further runs will vary (compilation,
 precision, data layout, device count). Each axis has a default that means what twinbench does today, so a
 record that does not name an axis ran with its default. Everything that names, orders, files or selects
-cells asks this module: the label ("keras[torch]"), the file id, the sort order, the command-line options.
+cells asks this module: the label ("keras[torch]"), the file id, the sort order, the axes' declarations.
 Which environment runs which (implementation, backend), and their order, is ``twinbench.backends.environments``;
 the execution mode and the replicas are ``twinbench.backends.modes``.
+
+An axis is one declaration: a field of ``Cell`` made by ``axis()`` (``twinbench.backends.modes.Axis``) with its
+default, choices, help, the implementations that have it and the commands that take it. ``AXES`` (name -> default)
+is read from the declarations; so are the command-line options and their checks (``twinbench.cli.options``), the
+command line of a child process that runs a cell (``cell_argv``) and the ``config`` of a record (``CellConfig``).
+The axes of the mode and the replicas are declared on ``Mode`` and ``Replication``, the types the runners receive,
+and taken over here with ``same_axis``.
+
+Adding an axis
+--------------
+One field of ``Cell``, e.g. a ``--fuse`` that only the PyTorch twin has, on the throughput command::
+
+    fuse: str = axis("off", choices=("off", "on"), implementations=("torch",), commands=("throughput",),
+                     help="fuse the optimizer step (torch only)")
+
+Then ``twinbench throughput --fuse on`` parses and checks it, records and labels name it (``torch fuse=on``), an
+``--env`` run hands it to its children, and ``throughput_config.cell.fuse`` reaches the code that applies it (the
+runner, or ``apply=`` for a setting made before any framework starts, as ``cpus`` and ``allocator`` do).
 
 This module imports no framework.
 """
@@ -14,55 +32,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
-from twinbench.backends.environments import BACKENDS, ENVIRONMENTS, implementation_label, order
-from twinbench.backends.modes import DEFAULT_MODE, MODE_CHOICES, SINGLE, Mode, Replication
-from twinbench.models import IMPLEMENTATIONS, check_choice, get_model_spec
+from twinbench.backends import FREE, cpu_list, pin_cpus
+from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
+from twinbench.backends.base import FEEDS
+from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
+from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
+from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
 
-# The axes beyond the first four, with the default that means today's behaviour. A record, a label and a
-# file id name an axis only where a cell leaves its default.
-AXES = {
-    **dataclasses.asdict(DEFAULT_MODE),
-    **dataclasses.asdict(SINGLE),  # replicas: devices one step runs on
-    "feed": "native",  # how a throughput run feeds its batches (twinbench.backends.base.FEEDS; --feed)
-    "cpus": "free",  # CPUs the process is pinned to (--cpus 0, 0,1); free: whatever it was given
-    "process": "own",  # own: the cell ran alone in its process; shared: interleaved with its environment's other cell
-    "allocator": "system",  # the C allocator's settings (twinbench.backends.allocator; --allocator): system (as started), tuned
-}
 
-
-def add_mode_arguments(parser) -> None:
-    """``--jit``, ``--precision``, ``--data-format``, ``--memory-format``: the cell's execution mode."""
-    helps = {"jit": "compile: default (the framework's own), off, on (torch.compile / XLA / jax.jit)",
-             "precision": "float32 (TF32 off), tf32 (GPU), mixed_bfloat16, mixed_float16",
-             "data_format": "image layout of the Keras definition (keras only)",
-             "memory_format": "tensor layout of the PyTorch twin (torch only)"}
-    for name, choices in MODE_CHOICES.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=AXES[name],
-                            help=f"{helps[name]} (default {AXES[name]})")
-
-
-def mode_of(args) -> Mode:
-    """The ``Mode`` of parsed ``add_mode_arguments`` options."""
-    return Mode(**{name: getattr(args, name) for name in MODE_CHOICES})
-
-
-def add_replication_arguments(parser) -> None:
-    """``--replicas N`` and ``--sync-batchnorm``: data-parallel training (``docs/cluster.md``)."""
-    parser.add_argument("--replicas", type=int, default=AXES["replicas"],
-                        help="data-parallel replicas; --batch-size stays the global batch (torch: DDP through "
-                             "torchrun; keras[jax]: keras.distribution.DataParallel; tf_keras, keras[tensorflow]: "
-                             "MirroredStrategy; on a CPU: N host devices)")
-    parser.add_argument("--sync-batchnorm", action="store_true",
-                        help="BatchNorm statistics over the global batch (SyncBatchNorm, synchronized=True)")
-
-
-def replication_of(args) -> Replication:
-    """The ``Replication`` of parsed ``add_replication_arguments`` options."""
-    return Replication(replicas=args.replicas, sync_batchnorm=args.sync_batchnorm)
-
-
+def _named_cpus(cpus: str) -> str:
+    """``--cpus`` as the cell names it: ``"0,1"`` (sorted, checked against this machine's) or ``"free"``."""
+    return ",".join(map(str, cpu_list(cpus))) or FREE
 
 
 @dataclass(frozen=True)
@@ -73,16 +56,27 @@ class Cell:
     implementation: str
     backend: str
     dataset: str = "digits"
-    jit: str = AXES["jit"]
-    precision: str = AXES["precision"]
-    data_format: str = AXES["data_format"]
-    memory_format: str = AXES["memory_format"]
-    replicas: int = AXES["replicas"]
-    sync_batchnorm: bool = AXES["sync_batchnorm"]
-    feed: str = AXES["feed"]
-    cpus: str = AXES["cpus"]
-    process: str = AXES["process"]
-    allocator: str = AXES["allocator"]
+    # How the model runs and on how many devices: declared with the runners' Mode and Replication.
+    jit: str = same_axis(Mode, "jit")
+    precision: str = same_axis(Mode, "precision")
+    data_format: str = same_axis(Mode, "data_format")
+    memory_format: str = same_axis(Mode, "memory_format")
+    replicas: int = same_axis(Replication, "replicas")
+    sync_batchnorm: bool = same_axis(Replication, "sync_batchnorm")
+    # How the measured process is fed and set up.
+    feed: str = axis("native", choices=FEEDS, commands=("throughput",),
+                     help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
+                          "arrays: plain arrays (pre-sliced tensors; fit(x, y))")
+    cpus: str = axis(FREE, metavar="LIST", resolve=_named_cpus, apply=pin_cpus,
+                     help="run on these CPUs only, e.g. 0 or 0,1 (pinned before any framework starts; pinned and free "
+                          "runs are different cells); free: the CPUs the process was given")
+    process: str = axis("own", commands=(), recorded=("throughput",),
+                        help="own: the cell ran alone in its process; shared: interleaved with its environment's "
+                             "other cell (twinbench.measuring.interleave)")
+    allocator: str = axis(SYSTEM, choices=ALLOCATORS, resolve=check_allocator, apply=apply_allocator,
+                          help="the C allocator's settings, applied before any framework starts: system (as the "
+                               "process was started) or tuned (glibc keeps the memory it took: no page faults from "
+                               "giving it back each step; backends/allocator.py)")
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -92,12 +86,12 @@ class Cell:
     @property
     def mode(self) -> Mode:
         """The cell's execution mode (its axes but the device count)."""
-        return Mode(**{name: getattr(self, name) for name in MODE_CHOICES})
+        return Mode(**{name: getattr(self, name) for name in axes_of(Mode)})
 
     @property
     def replication(self) -> Replication:
         """On how many replicas the cell runs."""
-        return Replication(replicas=self.replicas, sync_batchnorm=self.sync_batchnorm)
+        return Replication(**{name: getattr(self, name) for name in axes_of(Replication)})
 
     @property
     def environment(self) -> str:
@@ -133,6 +127,23 @@ class Cell:
         return {"model": self.model, "implementation": self.implementation, "backend": self.backend,
                 "dataset": self.dataset, **self.axes}
 
+    def check_values(self) -> None:
+        """Raise ``UnknownChoiceError`` (one line) for a value an axis does not take (``jit='xla'``, ``replicas=0``)."""
+        for name, declared in CELL_AXES.items():
+            if declared.choices is not None:
+                check_choice(name.replace("_", "-"), getattr(self, name), declared.choices)
+        self.replication  # noqa: B018  (its own checks: a positive count, --sync-batchnorm on several)
+
+    def check_applies(self) -> None:
+        """Raise ``UnknownChoiceError`` (one line) if an axis is off its default where the implementation has no such
+        knob (``Axis.implementations``), or the replicas have no data-parallel engine to run on."""
+        for name, value in self.axes.items():
+            implementations = CELL_AXES[name].implementations
+            if self.implementation not in implementations:
+                raise UnknownChoiceError(f"{CELL_AXES[name].flag} applies to {' and '.join(implementations)} only, "
+                                         f"not to {self.implementation}. Received: {name}={value!r}.")
+        self.replication.check(self.implementation, self.backend)
+
     @classmethod
     def of(cls, record_or_cell: dict) -> Cell:
         """The cell of a record (or of a record's ``cell`` dict); absent axes take their defaults."""
@@ -141,11 +152,35 @@ class Cell:
         return cls(**{key: value for key, value in cell.items() if key in names})
 
 
-def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mode = DEFAULT_MODE,
-                      replication: Replication = SINGLE) -> list[Cell]:
-    """The cells environment ``env`` runs for ``model`` in ``mode``: those it has a builder for (keras.applications
-    variants have no torch twin) and that have every axis ``mode`` sets (``--memory-format`` only the PyTorch twin)
-    and a data-parallel engine where ``replication`` asks for one."""
+# The cell's axes as declared, by name, in the order records, labels and file ids name them; and their defaults.
+CELL_AXES: dict[str, Axis] = axes_of(Cell)
+AXES = {name: declared.default for name, declared in CELL_AXES.items()}
+
+
+def command_axes(command: str) -> dict[str, Axis]:
+    """The axes ``command`` (``train``, ``throughput``, ``trace``) takes as options."""
+    return {name: declared for name, declared in CELL_AXES.items() if command in declared.commands}
+
+
+def cell_argv(cell: Cell, command: str) -> list[str]:
+    """The options that name ``cell`` to ``python -m twinbench COMMAND`` in a child process: ``--model M --impl I
+    --backend B`` (``--dataset D`` for ``train``; the others run on synthetic data) and every axis off its default."""
+    argv = ["--model", cell.model, "--impl", cell.implementation, "--backend", cell.backend]
+    argv += ["--dataset", cell.dataset] if command == "train" else []
+    options = command_axes(command)
+    for name, value in cell.axes.items():
+        if CELL_AXES[name].record_only:
+            continue  # set by the run itself (process)
+        if name not in options:
+            raise ValueError(f"{command} has no option {CELL_AXES[name].flag}. Received: {name}={value!r}.")
+        argv += [options[name].flag] if isinstance(value, bool) else [options[name].flag, str(value)]
+    return argv
+
+
+def environment_cells(env: str, model: str, *, dataset: str = "digits", **axes) -> list[Cell]:
+    """The cells environment ``env`` runs for ``model`` with ``axes`` (e.g. ``jit="on"``): those it has a builder for
+    (keras.applications variants have no torch twin), that have every axis set (``memory_format`` only the PyTorch
+    twin) and a data-parallel engine where ``replicas`` asks for one."""
     check_choice("environment", env, ENVIRONMENTS)
     spec = get_model_spec(model)
     if not spec.builds_in(env):  # keras-hub's models: the tensorflow environment only
@@ -155,31 +190,45 @@ def environment_cells(env: str, model: str, *, dataset: str = "digits", mode: Mo
     for implementation, backend in ENVIRONMENTS[env]:
         if implementation not in builders:
             continue
+        cell = Cell(model, implementation, backend, dataset, **axes)
+        cell.check_values()
         try:
-            mode.check(implementation)
-            replication.check(implementation, backend)
+            cell.check_applies()
         except UnknownChoiceError:
             continue
-        cells.append(Cell(model, implementation, backend, dataset, **dataclasses.asdict(mode),
-                          **dataclasses.asdict(replication)))
+        cells.append(cell)
     return cells
 
 
-def add_cell_arguments(parser, *, impl_group=None, model_default: str | None = None) -> None:
-    """``--model``, ``--impl`` and ``--backend``: the options that name one cell (the dataset: the command's).
+@dataclass(frozen=True)
+class CellConfig:
+    """What the settings of every measuring run start with: the cell it runs. Each command's config (``RunConfig``,
+    ``ThroughputConfig``, ``TraceConfig``, ``CostConfig``) adds its own fields (epochs, steps, repeats...).
 
-    ``impl_group``: a mutually exclusive group for ``--impl`` (beside ``--env``); without one it is required.
+    ``as_dict`` is the record's ``config``: the cell's names, the config's own fields and the axes its command records
+    (those of the mode and the replicas as the ``mode`` and ``replication`` the runners receive).
     """
-    if model_default is None:
-        parser.add_argument("--model", required=True)
-    else:
-        parser.add_argument("--model", default=model_default)
-    (impl_group or parser).add_argument("--impl", required=impl_group is None,
-                                        help=f"{', '.join(IMPLEMENTATIONS)}: run this one cell in this process")
-    parser.add_argument("--backend", default=None, help=f"{', '.join(BACKENDS)} (for --impl keras)")
 
+    cell: Cell
+    command: ClassVar[str]  # the command that runs it, whose records' config carries its axes (Axis.records)
+    dataset: ClassVar[str | None] = None  # the dataset every cell of the command runs on; None: the cell's own
 
-def add_env_argument(parser, **kwargs) -> None:
-    """``--env``: run an environment's cells, each in its own process."""
-    parser.add_argument("--env", help=f"{', '.join(ENVIRONMENTS)}: run its cells, each in its own process",
-                        **kwargs)
+    def __post_init__(self):
+        if self.dataset is not None and self.cell.dataset != self.dataset:
+            raise ValueError(f"{self.command} runs on {self.dataset} data. Received: dataset={self.cell.dataset!r}.")
+
+    def as_dict(self) -> dict:
+        """The record's ``config``: the run's settings, verbatim."""
+        cell = self.cell
+        names = {"model": cell.model, "implementation": cell.implementation, "backend": cell.backend}
+        if self.dataset is None:  # a config names the dataset where the cell chooses one
+            names["dataset"] = cell.dataset
+        own = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "cell"}
+        groups = {**dict.fromkeys(axes_of(Mode), "mode"), **dict.fromkeys(axes_of(Replication), "replication")}
+        axes = {}
+        for name, declared in CELL_AXES.items():
+            if declared.records(self.command) and name in groups:
+                axes[groups[name]] = dataclasses.asdict(getattr(cell, groups[name]))
+            elif declared.records(self.command):
+                axes[name] = getattr(cell, name)
+        return {**names, **own, **axes}

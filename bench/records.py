@@ -49,7 +49,6 @@ import os
 import secrets
 import tempfile
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 from twinbench.cell import Cell
@@ -86,12 +85,12 @@ def new_run_id() -> str:
 
 
 def new_record(kind: str, config, *, started: str | None = None) -> dict:
-    """What every record starts with, a failed one too. ``config``: the run's frozen dataclass, with a
-    ``cell`` property (``twinbench.cell.Cell``); ``started``: the run's start time (now when not given)."""
+    """What every record starts with, a failed one too. ``config``: the run's settings (``twinbench.cell.CellConfig``:
+    its cell and the command's own fields); ``started``: the run's start time (now when not given)."""
     if kind not in KINDS:
         raise ValueError(f"Unknown record kind {kind!r}. Valid choices: {', '.join(KINDS)}.")
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "cell": config.cell.as_dict(),
-            "run_id": new_run_id(), "config": asdict(config), "started": started or now_iso()}
+            "run_id": new_run_id(), "config": config.as_dict(), "started": started or now_iso()}
 
 
 def failed_record(kind: str, config, err: BaseException, **error_fields) -> dict:

@@ -26,10 +26,11 @@ LOGITS = DIR / f"{MODEL}.torch-epoch{EPOCHS}.logits.npz"
 
 def train_and_save(weights_path) -> dict:
     """Train the epoch in the PyTorch twin through ``twinbench train``'s own code path, saving to ``weights_path``."""
+    from twinbench.cell import Cell
     from twinbench.measuring.train import RunConfig, execute
 
-    config = RunConfig(model=MODEL, implementation=IMPLEMENTATION, backend="torch", dataset=DATASET, epochs=EPOCHS,
-                       input_shape=INPUT_SHAPE, profile=False, save_weights=str(weights_path))
+    config = RunConfig(Cell(MODEL, IMPLEMENTATION, "torch", DATASET), epochs=EPOCHS, input_shape=INPUT_SHAPE,
+                       profile=False, save_weights=str(weights_path))
     return execute(config)
 
 

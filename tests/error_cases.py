@@ -194,11 +194,12 @@ def bad_model_file(tmp: Path):
 
 
 def future_record(tmp: Path):
+    from twinbench.cell import Cell
     from twinbench.measuring.train import RunConfig
     from twinbench.records import new_record
 
     tmp.mkdir(parents=True, exist_ok=True)
-    record = new_record("train", RunConfig(model="cifar_cnn", implementation="torch", backend="torch"))
+    record = new_record("train", RunConfig(Cell("cifar_cnn", "torch", "torch")))
     record.update(status="failed", error={"type": "Example", "message": "kept for the table"})
     (tmp / "cifar_cnn__torch__torch__digits.json").write_text(json.dumps(record))
     (tmp / "future.json").write_text(json.dumps({**record, "schema_version": 99}))

@@ -54,9 +54,9 @@ def test_a_mode_checks_its_values_and_which_implementations_have_each_axis():
         Mode(memory_format="channels_last").check("tf_keras")
     Mode(jit="on", precision="mixed_float16").check("tf_keras")  # every implementation has these
     # An environment's cells in a mode: only those that have every axis it sets.
-    cells = environment_cells("torch", "cifar_cnn", mode=Mode(data_format="channels_first"))
+    cells = environment_cells("torch", "cifar_cnn", data_format="channels_first")
     assert [c.label for c in cells] == ["keras[torch] data_format=channels_first"]
-    assert [c.label for c in environment_cells("torch", "cifar_cnn", mode=Mode(jit="on"))] == \
+    assert [c.label for c in environment_cells("torch", "cifar_cnn", jit="on")] == \
         ["torch jit=on", "keras[torch] jit=on"]
 
 

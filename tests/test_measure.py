@@ -2,11 +2,13 @@
 overhead decomposition and ``compare``'s output, on synthetic numbers whose answers are known."""
 
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from twinbench.backends.base import StepClock, cycled_batches, epoch_edges
-from twinbench.backends.modes import Replication
+from twinbench.cell import Cell
 from twinbench.cli import main
 from twinbench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
 from twinbench.measuring.timing import memory_figures, train_timing
@@ -317,12 +319,11 @@ def test_compute_windows_are_their_own_samples_and_feed_is_whole_minus_the_compu
                                                       ("whole", True), ("whole", False), ("compute", True)]
     assert segments(window_schedule([True, True], 2), warmup=4) == [("whole", 4, [0]), ("compute", 4, [1, 2]),
                                                                     ("whole", 1, [3])]
-    config = ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch", repeats=3)
+    cell = Cell("mnist_cnn", "torch", "torch", "synthetic")
+    config = ThroughputConfig(cell, repeats=3)
     assert config.compute_windows == 3 and config.cell.feed == "native"
-    assert ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch", feed="arrays").cell.label == \
-        "torch feed=arrays"
-    assert ThroughputConfig(model="mnist_cnn", implementation="torch", backend="torch",
-                            replication=Replication(replicas=2)).compute_windows == 0  # compute runs on one replica
+    assert ThroughputConfig(dataclasses.replace(cell, feed="arrays")).cell.label == "torch feed=arrays"
+    assert ThroughputConfig(dataclasses.replace(cell, replicas=2)).compute_windows == 0  # compute runs on one replica
     rng = np.random.default_rng(0)
     noise = 1 + 0.001 * rng.standard_normal(8)
     records = [feed_compute_record("torch", 0.010 * noise, 0.006 * noise),

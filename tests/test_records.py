@@ -52,7 +52,7 @@ def throughput_record(implementation, backend, step_times, *, started="2026-01-0
 
 
 def test_new_and_failed_records_share_one_header():
-    config = RunConfig(model="cifar_cnn", implementation="keras", backend="jax")
+    config = RunConfig(Cell("cifar_cnn", "keras", "jax"))
     record = new_record("train", config)
     assert {"schema", "schema_version", "kind", "cell", "run_id", "config", "started"} <= set(record)
     assert record["cell"] == Cell("cifar_cnn", "keras", "jax").as_dict() and record["config"]["epochs"] == 5
@@ -205,7 +205,7 @@ def test_running_one_cell_twice_keeps_both_and_compare_pools_them(tmp_path, caps
 
 def test_resume_counts_any_successful_record_of_the_cell(tmp_path):
     cell = Cell("cifar_cnn", "torch", "torch")
-    config = RunConfig(model="cifar_cnn", implementation="torch", backend="torch")
+    config = RunConfig(cell)
     write_record(failed_record("train", config, RuntimeError("first try")), tmp_path)
     assert not completed(tmp_path, cell)
     write_record({**new_record("train", config), "status": "ok"}, tmp_path)  # the second run: a run id name

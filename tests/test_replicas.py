@@ -60,11 +60,10 @@ def test_replicas_is_an_axis_of_the_cell():
 
 
 def test_cell_lists_keep_the_implementations_that_have_an_engine():
-    two, synced = Replication(replicas=2), Replication(replicas=2, sync_batchnorm=True)
-    labels = {env: [c.label for c in environment_cells(env, "cifar_cnn", replication=two)] for env in ("torch", "jax")}
+    labels = {env: [c.label for c in environment_cells(env, "cifar_cnn", replicas=2)] for env in ("torch", "jax")}
     assert labels == {"torch": ["torch replicas=2"], "jax": ["keras[jax] replicas=2"]}  # keras[torch]: none in 3.15
-    assert len(environment_cells("tensorflow", "cifar_cnn", replication=synced)) == 2
-    assert environment_cells("jax", "cifar_cnn", replication=synced) == []  # global statistics already
+    assert len(environment_cells("tensorflow", "cifar_cnn", replicas=2, sync_batchnorm=True)) == 2
+    assert environment_cells("jax", "cifar_cnn", replicas=2, sync_batchnorm=True) == []  # global statistics already
 
 
 def test_replication_checks_name_the_reason():
@@ -290,7 +289,7 @@ def test_the_profiler_samples_every_replica_device(monkeypatch):
     from twinbench.measuring.train import RunConfig, execute
 
     monkeypatch.setattr(Replicas, "gpu_indices", lambda self: [0, 1, 2])
-    record = execute(RunConfig(model="cifar_cnn", implementation="torch", backend="torch", dataset="synthetic",
-                               epochs=1, batch_size=16, synthetic_train=16, synthetic_test=16))
+    record = execute(RunConfig(Cell("cifar_cnn", "torch", "torch", "synthetic"), epochs=1, batch_size=16,
+                               synthetic_train=16, synthetic_test=16))
     assert len(record["profile_devices"]) == 2  # devices 1 and 2 beside the run's own profiler (device 0)
     assert all(summary["n_samples"] >= 1 for summary in record["profile_devices"])

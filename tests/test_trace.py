@@ -127,9 +127,10 @@ def test_trace_of_a_tiny_cnn_adds_up(tmp_path):
 def test_a_pinned_trace_is_its_own_cell():
     """``bench trace --cpus 0`` (pinning happens before any framework is imported, so not in this test's process):
     the layout is the cell's ``cpus`` axis, in the label and the file name, as in ``bench throughput``."""
+    from twinbench.cell import Cell
     from twinbench.measuring.trace import TraceConfig
 
-    free = TraceConfig(model="mnist_cnn", implementation="torch", backend="torch")
-    pinned = TraceConfig(model="mnist_cnn", implementation="torch", backend="torch", cpus="0")
+    free = TraceConfig(Cell("mnist_cnn", "torch", "torch", "synthetic"))
+    pinned = TraceConfig(Cell("mnist_cnn", "torch", "torch", "synthetic", cpus="0"))
     assert free.cell.cpus == "free" and "cpus" not in free.cell.file_id
     assert pinned.cell.label == "torch cpus=0" and "cpus-0" in pinned.cell.file_id

@@ -11,15 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twinbench.backends.base import FEEDS
 from twinbench.backends.environments import ENVIRONMENTS
-from twinbench.cell import (
-    AXES,
-    add_cell_arguments,
-    add_env_argument,
-    add_mode_arguments,
-    add_replication_arguments,
-)
 from twinbench.cli.check_command import add_check_parser, cmd_check
 from twinbench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from twinbench.cli.export_command import add_export_parser, cmd_export
@@ -28,8 +20,9 @@ from twinbench.cli.options import (
     EXIT_USAGE,
     CliError,
     Parser,
-    add_allocator_arg,
-    add_cpus_arg,
+    add_axis_arguments,
+    add_cell_arguments,
+    add_env_argument,
     add_launcher_args,
     add_measurement_args,
     add_save_weights_arg,
@@ -84,12 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--oom-retry", action="store_true",
                        help="on out-of-memory, retry with half the batch size (marked in the record)")
     add_training_args(train)
-    add_mode_arguments(train)
-    add_replication_arguments(train)
+    add_axis_arguments(train, "train")
     add_launcher_args(train)
     add_measurement_args(train)
-    add_cpus_arg(train)
-    add_allocator_arg(train)
     train.add_argument("--timing-window", type=non_negative_int, default=10,
                        help="steps per steady-state timing window, synchronised at its edges only (0: none)")
     train.add_argument("--synthetic-train", type=positive_int, default=None, help="samples of --dataset synthetic")
@@ -169,14 +159,8 @@ def _add_bench_parser(sub):
     bench.add_argument("--compute-repeats", type=non_negative_int, default=None,
                        help="windows of the train step alone on batches already on the device, interleaved with the "
                             "whole windows (default: --repeats, none with --replicas; 0: none)")
-    bench.add_argument("--feed", choices=FEEDS, default=AXES["feed"],
-                       help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
-                            "arrays: plain arrays (pre-sliced tensors; fit(x, y)) (default native)")
     bench.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
-    add_cpus_arg(bench)
-    add_allocator_arg(bench)
-    add_mode_arguments(bench)
-    add_replication_arguments(bench)
+    add_axis_arguments(bench, "throughput")
     add_launcher_args(bench)
     bench.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=None,
                        help="with --env torch or tensorflow: run its two cells in this one process, window by window "
@@ -192,9 +176,7 @@ def _add_trace_parser(sub):
                                          "step of conv/matmul, layout, optimizer, other ops and the remainder")
     add_cell_arguments(trace, model_default="cifar_cnn")
     add_synthetic_steps_args(trace, steps=10, steps_help="traced steady-state steps", warmup=5)
-    add_mode_arguments(trace)
-    add_cpus_arg(trace)
-    add_allocator_arg(trace)
+    add_axis_arguments(trace, "trace")
     trace.add_argument("--out", default=RESULTS["trace"], help="directory for the record")
     trace.set_defaults(parser=trace)
 

@@ -3,15 +3,17 @@ is one line and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
 
-import twinbench.backends.allocator
-from twinbench import backends, data
+import twinbench.backends
+from twinbench import data
 from twinbench.backends import BackendError, missing_packages, resolve_backend
 from twinbench.backends.checkpoints import NEUTRAL_SUFFIXES, CheckpointError, checkpoint_format
 from twinbench.backends.modes import DEFAULT_MODE, Mode
+from twinbench.cell import CELL_AXES, Cell
 from twinbench.cli.options import CliError
 from twinbench.data import DatasetError
 from twinbench.models import UnknownChoiceError, check_choice, check_input_shape, get_model_spec
@@ -94,33 +96,22 @@ def limit_threads(threads) -> None:
         twinbench.backends.limit_threads(threads)
 
 
-def check_cpus(cpus) -> str:
-    """``--cpus``: the CPUs as the cell names them (``"0,1"``, sorted) or ``"free"``; one line on a CPU this machine
-    lacks."""
+def resolve_axes(cell: Cell) -> Cell:
+    """``cell`` with each axis checked on this machine and named as the cell names it (``Axis.resolve``: ``--cpus 1,0``
+    -> ``0,1``; an ``--allocator`` this process can apply); one line naming the choices where it cannot."""
     try:
-        wanted = backends.cpu_list(cpus)
-    except BackendError as err:
-        raise CliError(str(err)) from None
-    return ",".join(map(str, wanted)) if wanted else backends.FREE
-
-
-def check_allocator(allocator) -> str:
-    """``--allocator``: one this process can apply (``twinbench.backends.allocator``), else one line naming the choices."""
-    try:
-        return twinbench.backends.allocator.check_allocator(allocator)
-    except twinbench.backends.allocator.AllocatorError as err:
+        return dataclasses.replace(cell, **{name: declared.resolve(getattr(cell, name))
+                                            for name, declared in CELL_AXES.items() if declared.resolve})
+    except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
 
 
-def apply_allocator(allocator) -> None:
-    """``--allocator``: set the C allocator before any framework is imported (``twinbench.backends.allocator``); one line if
-    glibc refuses a setting."""
+def apply_axes(cell: Cell) -> None:
+    """Set up this process as ``cell``'s axes say, before any framework is imported (``Axis.apply``: pin its CPUs, tune
+    its C allocator); one line if the machine refuses."""
     try:
-        twinbench.backends.allocator.apply_allocator(allocator)
-    except twinbench.backends.allocator.AllocatorError as err:
+        for name, declared in CELL_AXES.items():
+            if declared.apply:
+                declared.apply(getattr(cell, name))
+    except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
-
-
-def pin_cpus(cpus) -> None:
-    """``--cpus``: pin this process to those CPUs before any framework is imported (``twinbench.backends.pin_cpus``)."""
-    twinbench.backends.pin_cpus(cpus)

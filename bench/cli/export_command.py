@@ -4,11 +4,11 @@ one does not, 2 for input that cannot be exported (one line, no traceback)."""
 
 from __future__ import annotations
 
-from twinbench.cell import add_cell_arguments
 from twinbench.cli.checks import USER_ERRORS, check_writable, validate_cell, validate_weights
 from twinbench.cli.options import (
     EXIT_FAILED,
     CliError,
+    add_cell_arguments,
     add_weights_arg,
     input_shape,
     non_negative_int,

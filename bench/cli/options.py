@@ -1,12 +1,14 @@
 """The command line's vocabulary: exit codes, the one-line error, argument types, the option groups that several
-commands share, and the command line of a child process, built from the options of its parent."""
+commands share (the cell's axes among them, generated from their declarations in ``twinbench.cell``), and the command
+line of a child process, built from the options of its parent."""
 
 from __future__ import annotations
 
 import argparse
 
-from twinbench.backends.allocator import ALLOCATORS
-from twinbench.cell import AXES
+from twinbench.backends.environments import BACKENDS, ENVIRONMENTS
+from twinbench.cell import CELL_AXES, command_axes
+from twinbench.models import IMPLEMENTATIONS
 
 EXIT_USAGE = 2  # bad input
 EXIT_FAILED = 1  # the run itself failed (recorded as a failed cell)
@@ -126,27 +128,54 @@ def add_measurement_args(parser):
     parser.add_argument("--profile-interval", type=positive_float, default=0.15, help="seconds between samples")
 
 
-def add_cpus_arg(parser):
-    parser.add_argument("--cpus", default="free", metavar="LIST",
-                        help="run on these CPUs only, e.g. 0 or 0,1 (pinned before any framework starts; a cell axis: "
-                             "pinned and free runs are different cells); default free: the CPUs the process was given")
+def add_cell_arguments(parser, *, impl_group=None, model_default: str | None = None) -> None:
+    """``--model``, ``--impl`` and ``--backend``: the options that name one cell (the dataset: the command's).
+
+    ``impl_group``: a mutually exclusive group for ``--impl`` (beside ``--env``); without one it is required.
+    """
+    if model_default is None:
+        parser.add_argument("--model", required=True)
+    else:
+        parser.add_argument("--model", default=model_default)
+    (impl_group or parser).add_argument("--impl", required=impl_group is None,
+                                        help=f"{', '.join(IMPLEMENTATIONS)}: run this one cell in this process")
+    parser.add_argument("--backend", default=None, help=f"{', '.join(BACKENDS)} (for --impl keras)")
 
 
-def add_allocator_arg(parser):
-    parser.add_argument("--allocator", choices=ALLOCATORS, default=AXES["allocator"],
-                        help="the C allocator's settings, applied before any framework starts (a cell axis): system "
-                             "(as the process was started) or tuned (glibc keeps the memory it took: no page faults "
-                             f"from giving it back each step; backends/allocator.py); default {AXES['allocator']}")
+def add_env_argument(parser, **kwargs) -> None:
+    """``--env``: run an environment's cells, each in its own process."""
+    parser.add_argument("--env", help=f"{', '.join(ENVIRONMENTS)}: run its cells, each in its own process",
+                        **kwargs)
+
+
+def add_axis_arguments(parser, command: str) -> None:
+    """The options of the cell's axes that ``command`` takes, each generated from its declaration
+    (``twinbench.cell.CELL_AXES``), in a help section of their own: a flag for a yes/no axis (no by default), else
+    its choices (or its parser), default and help."""
+    group = parser.add_argument_group("axes of the cell", "each a part of the cell's identity: records, labels and "
+                                                          "file names mention an axis only off its default")
+    for declared in command_axes(command).values():
+        if isinstance(declared.default, bool):
+            group.add_argument(declared.flag, action="store_true", help=declared.help)
+        else:
+            group.add_argument(declared.flag, choices=declared.choices, type=declared.parse, metavar=declared.metavar,
+                               default=declared.default, help=f"{declared.help} (default {declared.default})")
+
+
+def axis_values(args, command: str) -> dict:
+    """The values of the parsed axis options of ``command`` (``add_axis_arguments``), by axis."""
+    return {name: getattr(args, name) for name in command_axes(command)}
 
 
 def child_args(args, *, leave_out=()) -> list[str]:
     """The options of ``args`` as a command line for a child process that runs one of the command's cells.
 
-    Read from the command's own parser (``args.parser``), so an option added there reaches the children.
+    Read from the command's own parser (``args.parser``), so an option added there reaches the children. The cell's
+    axes are left out: the child's cell names them (``twinbench.cell.cell_argv``).
     """
     argv = []
     for action in args.parser._actions:
-        if not action.option_strings or action.dest in (*leave_out, "help"):
+        if not action.option_strings or action.dest in (*leave_out, *CELL_AXES, "help"):
             continue
         value, flag = getattr(args, action.dest), max(action.option_strings, key=len)
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):

@@ -18,20 +18,18 @@ from twinbench.backends.checkpoints import (
     checkpoint_format,
     convert_checkpoint,
 )
-from twinbench.cell import environment_cells, mode_of, replication_of
+from twinbench.cell import Cell, cell_argv, environment_cells
 from twinbench.cli.checks import (
     USER_ERRORS,
-    apply_allocator,
-    check_allocator,
-    check_cpus,
+    apply_axes,
     check_writable,
     limit_threads,
-    pin_cpus,
+    resolve_axes,
     validate_cell,
     validate_save_weights,
     validate_weights,
 )
-from twinbench.cli.options import EXIT_FAILED, CliError, child_args
+from twinbench.cli.options import EXIT_FAILED, CliError, axis_values, child_args
 from twinbench.measuring import children, interleave
 from twinbench.measuring.faults import is_out_of_memory
 from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
@@ -54,6 +52,20 @@ def record_failure(kind: str, config, err: Exception, *, out) -> int:
     return EXIT_FAILED
 
 
+def _cell_of(args, command: str, dataset: str) -> Cell:
+    """The one cell that ``--model``, ``--impl``, ``--backend`` and ``command``'s axis options name, its axes checked
+    (their values, and that the implementation has each one set); raises the user errors of ``USER_ERRORS``."""
+    cell = Cell(args.model, args.impl, resolve_backend(args.impl, args.backend), dataset, **axis_values(args, command))
+    cell.check_values()
+    cell.check_applies()
+    return cell
+
+
+def _dataset_of(model: str, dataset: str | None) -> str:
+    """``--dataset``, or where it is not given the model's own (its task's default: digits, pydoc, ...)."""
+    return dataset or datasets.get_task(get_model_spec(model).task).default_dataset
+
+
 def cmd_train(args) -> int:
     """One cell in this process (``--impl``), or an environment's cells each in its own (``--env``)."""
     if args.env is not None:
@@ -66,31 +78,25 @@ def cmd_train(args) -> int:
 def _train_cell(args) -> int:
     # 1. Bad input: checked before any framework is imported; one line, exit code 2.
     try:
-        mode = mode_of(args)
-        replication = replication_of(args)
-        replication.check(args.impl, resolve_backend(args.impl, args.backend))
-        backend = validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, mode)
-        distributed.check_launch(args.impl, replication)
-        validate_weights(args.weights, args.model, backend)
+        cell = _cell_of(args, "train", _dataset_of(args.model, args.dataset))
+        validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, cell.mode)
+        distributed.check_launch(args.impl, cell.replication)
+        validate_weights(args.weights, args.model, cell.backend)
         validate_save_weights(args.save_weights)
     except (*USER_ERRORS, ValueError) as err:
         raise CliError(str(err)) from None
-    cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
+    cell = resolve_axes(cell)
     check_writable(args.out)
-    config = RunConfig(model=args.model, implementation=args.impl, backend=backend, dataset=args.dataset,
-                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+    config = RunConfig(cell, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                        data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
                        progress=args.progress, timing_window=args.timing_window, profile=args.profile,
                        profile_interval_s=args.profile_interval, threads=args.threads,
                        synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, mode=mode, save_weights=args.save_weights,
-                       replication=replication, cpus=cpus, allocator=allocator)
-    if distributed.needs_launcher(args.impl, replication):
-        return _launch_ranks("train", args, config, [*_cell_argv("train", config.cell, args.out), *child_args(
-            args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))])
+                       weights=args.weights, save_weights=args.save_weights)
+    if distributed.needs_launcher(args.impl, cell.replication):
+        return _launch_ranks("train", args, config)
     writer = distributed.launched_rank() is None or distributed.launched_rank()[0] == 0
-    apply_allocator(allocator)
-    pin_cpus(cpus)
+    apply_axes(cell)
     limit_threads(args.threads)
     # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
     #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
@@ -141,20 +147,17 @@ def _train_cell(args) -> int:
     return 0
 
 
-def _cell_argv(command: str, cell, out_dir) -> list[str]:
-    """``COMMAND --model M --impl I --backend B [--dataset D] --out DIR``: one cell's own options."""
-    dataset = ["--dataset", cell.dataset] if command == "train" else []  # throughput: synthetic data only
-    return [command, "--model", cell.model, "--impl", cell.implementation, "--backend", cell.backend, *dataset,
-            "--out", str(out_dir)]
-
-
-def _launch_ranks(command: str, args, config, bench_argv: list[str]) -> int:
-    """torch DDP: run the cell's ranks under torchrun. Rank 0 records the cell; where no rank got to record it (a rank
-    died, or hung past the collective timeout and torchrun ended the rest), the failed record is written here."""
+def _launch_ranks(command: str, args, config) -> int:
+    """torch DDP: run the cell's ranks under torchrun, each with the cell's options and the command's others. Rank 0
+    records the cell; where no rank got to record it (a rank died, or hung past the collective timeout and torchrun
+    ended the rest), the failed record is written here."""
     out = Path(args.out)
     before = set(out.glob("*.json"))
-    print(f"[{command}] {config.cell.file_id}: {config.replication.replicas} ranks under torchrun", flush=True)
-    code = subprocess.call(distributed.torchrun_command(config.replication.replicas, bench_argv))
+    replicas = config.cell.replicas
+    argv = [command, *cell_argv(config.cell, command), "--out", str(out),
+            *child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume"))]
+    print(f"[{command}] {config.cell.file_id}: {replicas} ranks under torchrun", flush=True)
+    code = subprocess.call(distributed.torchrun_command(replicas, argv))
     if code == 0:
         return 0
     if not set(out.glob("*.json")) - before:
@@ -178,19 +181,13 @@ def _train_env(args) -> int:
         raise CliError("--save-weights writes one cell's weights: give --impl (and --backend), not --env")
     try:
         models = [args.model] if args.model else [m for m in args.models.split(",") if m]
-        mode, replication = mode_of(args), replication_of(args)
-        # Each model's own default dataset where --dataset is not given (twinbench.data.tasks: digits, pydoc, ...).
-        dataset_of = {model: args.dataset or datasets.get_task(get_model_spec(model).task).default_dataset
-                      for model in models}
-        cells = {model: environment_cells(args.env, model, dataset=dataset_of[model], mode=mode,
-                                          replication=replication) for model in models}
+        cells = {model: environment_cells(args.env, model, dataset=_dataset_of(model, args.dataset),
+                                          **axis_values(args, "train")) for model in models}
         for model in models:
             for cell in cells[model]:
-                validate_cell(model, cell.implementation, cell.backend, dataset_of[model], args.input_shape, mode)
+                validate_cell(model, cell.implementation, cell.backend, cell.dataset, args.input_shape, cell.mode)
                 validate_weights(args.weights, model, cell.backend)
-        cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
-        cells = {model: [dataclasses.replace(cell, cpus=cpus, allocator=allocator) for cell in cells[model]]
-                 for model in models}
+        cells = {model: [resolve_axes(cell) for cell in cells[model]] for model in models}
         check_writable(args.out)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
@@ -208,47 +205,41 @@ def _train_env(args) -> int:
 
 def cmd_throughput(args) -> int:
     try:
-        mode, replication = mode_of(args), replication_of(args)
         if args.env is not None:
-            cells = [dataclasses.replace(cell, feed=args.feed) for cell in
-                     environment_cells(args.env, args.model, dataset="synthetic", mode=mode, replication=replication)]
+            cells = environment_cells(args.env, args.model, dataset="synthetic", **axis_values(args, "throughput"))
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
             interleaved = _interleaves(args, cells)  # before the environment is checked: a wrong option first
             for cell in cells:
-                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, mode)
+                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode)
         else:
-            replication.check(args.impl, resolve_backend(args.impl, args.backend))
-            backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
-            distributed.check_launch(args.impl, replication)
+            cell = _cell_of(args, "throughput", "synthetic")
+            validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, cell.mode)
+            distributed.check_launch(args.impl, cell.replication)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
 
-    if args.env is not None and interleaved:
-        return _throughput_interleaved(args, cells, mode=mode, cpus=cpus, allocator=allocator)
     if args.env is not None:
+        cells = [resolve_axes(cell) for cell in cells]  # as the children name them (--resume)
+        if interleaved:
+            return _throughput_interleaved(args, cells)
         bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume", "interleave",
                                                  *children.LAUNCHER_OPTIONS))
-        cells = [dataclasses.replace(cell, cpus=cpus, allocator=allocator) for cell in cells]  # the children's (--resume)
         failures = children.run_cells("throughput", cells, out_dir=args.out, child_args=bench_args,
                                       resume=args.resume, launcher=children.launcher_of(args))
         return EXIT_FAILED if failures else 0
 
-    config = ThroughputConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
-                              steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                              overhead_repeats=args.overhead_repeats, compute_repeats=args.compute_repeats,
-                              feed=args.feed, seed=args.seed, learning_rate=args.lr,
+    cell = resolve_axes(cell)
+    config = ThroughputConfig(cell, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                              repeats=args.repeats, overhead_repeats=args.overhead_repeats,
+                              compute_repeats=args.compute_repeats, seed=args.seed, learning_rate=args.lr,
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
-                              profile_interval_s=args.profile_interval, mode=mode, replication=replication,
-                              cpus=cpus, allocator=allocator)
-    if distributed.needs_launcher(args.impl, replication):
-        return _launch_ranks("throughput", args, config, [*_cell_argv("throughput", config.cell, args.out), *child_args(
-            args, leave_out=("env", "model", "impl", "backend", "out", "resume"))])
+                              profile_interval_s=args.profile_interval)
+    if distributed.needs_launcher(args.impl, cell.replication):
+        return _launch_ranks("throughput", args, config)
     if distributed.launched_rank() is not None and distributed.launched_rank()[0] != 0:
-        apply_allocator(allocator)
-        pin_cpus(cpus)
+        apply_axes(cell)
         limit_threads(args.threads)
         try:
             execute_throughput(config)  # the other ranks train with rank 0, which records the cell
@@ -258,8 +249,7 @@ def cmd_throughput(args) -> int:
             return EXIT_FAILED
         return 0
     try:
-        apply_allocator(allocator)
-        pin_cpus(cpus)
+        apply_axes(cell)
         limit_threads(args.threads)
         record = execute_throughput(config)
     except USER_ERRORS as err:
@@ -285,19 +275,17 @@ def cmd_throughput(args) -> int:
 def cmd_trace(args) -> int:
     """One cell's steady-state steps under its framework's own profiler, in this process; prints the op table."""
     try:
-        mode = mode_of(args)
-        backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, mode)
+        cell = _cell_of(args, "trace", "synthetic")
+        validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, cell.mode)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    cpus, allocator = check_cpus(args.cpus), check_allocator(args.allocator)
+    cell = resolve_axes(cell)
     check_writable(args.out)
-    config = TraceConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
-                         steps=args.steps, warmup=args.warmup, seed=args.seed, learning_rate=args.lr,
-                         input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads, mode=mode,
-                         cpus=cpus, allocator=allocator)
+    config = TraceConfig(cell, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, seed=args.seed,
+                         learning_rate=args.lr, input_shape=args.input_shape, num_classes=args.num_classes,
+                         threads=args.threads)
     try:
-        apply_allocator(allocator)
-        pin_cpus(cpus)
+        apply_axes(cell)
         limit_threads(args.threads)
         record = execute_trace(config)
     except USER_ERRORS as err:
@@ -326,14 +314,13 @@ def _interleaves(args, cells) -> bool:
     return True
 
 
-def _throughput_interleaved(args, cells, *, mode, cpus: str, allocator: str) -> int:
+def _throughput_interleaved(args, cells) -> int:
     """The cells of ``--env`` in this process, window by window (``twinbench.measuring.interleave``); one record each."""
     check_writable(args.out)
-    base = ThroughputConfig(model=args.model, implementation=cells[0].implementation, backend=cells[0].backend,
-                            batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                            seed=args.seed, learning_rate=args.lr, input_shape=args.input_shape,
-                            num_classes=args.num_classes, threads=args.threads, feed=args.feed, cpus=cpus,
-                            allocator=allocator, profile_interval_s=args.profile_interval, mode=mode)
+    base = ThroughputConfig(cells[0], batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                            repeats=args.repeats, seed=args.seed, learning_rate=args.lr, input_shape=args.input_shape,
+                            num_classes=args.num_classes, threads=args.threads,
+                            profile_interval_s=args.profile_interval)
     configs = interleave.interleaved_configs(base, cells)
     if args.resume and all(children.completed(args.out, config.cell, kind="throughput") for config in configs):
         print(f"[throughput] {args.model} {args.env}: interleaved cells done already, skipped (--resume)", flush=True)
@@ -341,8 +328,7 @@ def _throughput_interleaved(args, cells, *, mode, cpus: str, allocator: str) -> 
     print(f"[throughput] {', '.join(config.cell.file_id for config in configs)}: interleaved in one process "
           f"({interleave.ORDER}, {args.repeats} windows each)", flush=True)
     try:
-        apply_allocator(allocator)
-        pin_cpus(cpus)
+        apply_axes(cells[0])  # one process: the cells share their CPUs and allocator
         limit_threads(args.threads)
         records = interleave.execute_interleaved(configs)
     except USER_ERRORS as err:
@@ -374,13 +360,14 @@ def cmd_profiler_cost(args) -> int:
         print(profiler_cost_section(records))
         return 0
     try:
-        backend = validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
+        cell = _cell_of(args, "profiler-cost", "synthetic")
+        validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
-    config = CostConfig(model=args.model, implementation=args.impl, backend=backend, batch_size=args.batch_size,
-                        steps=args.steps, cycles=args.cycles, intervals_s=args.intervals,
-                        production_interval_s=args.intervals[0], warmup=args.warmup, seed=args.seed,
-                        input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads)
+    config = CostConfig(cell, batch_size=args.batch_size, steps=args.steps, cycles=args.cycles,
+                        intervals_s=args.intervals, production_interval_s=args.intervals[0], warmup=args.warmup,
+                        seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
+                        threads=args.threads)
     try:
         limit_threads(args.threads)
         record = profiler_cost.execute_cost(config)  # looked up here: tests replace it

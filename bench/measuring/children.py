@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from twinbench.cell import Cell
+from twinbench.cell import Cell, cell_argv
 from twinbench.measuring.environment import LAUNCHER_ENV
 from twinbench.records import load_records
 
@@ -64,16 +64,15 @@ def run_cell_job(argv: list[str], launcher: str) -> int:
 def run_cells(command: str, cells: list[Cell], *, out_dir, child_args=(), resume=False,
               python=sys.executable, launcher: Resources = Resources()) -> int:
     """Run ``python -m twinbench COMMAND`` (``train`` or ``throughput``) for each cell in its own process, with
-    ``child_args`` after the cell's own options; returns the number of cells that failed."""
+    ``child_args`` after the cell's own options (``twinbench.cell.cell_argv``: its names and its axes); returns the
+    number of cells that failed."""
     failures = 0
     jobs = []
     for cell in cells:
         if resume and completed(out_dir, cell, kind=command):
             print(f"[{command}] {cell.file_id}: done already, skipped (--resume)", flush=True)
             continue
-        dataset = ["--dataset", cell.dataset] if command == "train" else []  # throughput: synthetic data only
-        argv = [python, "-m", "twinbench", command, "--model", cell.model, "--impl", cell.implementation,
-                "--backend", cell.backend, *dataset, "--out", str(out_dir), *child_args]
+        argv = [python, "-m", "twinbench", command, *cell_argv(cell, command), "--out", str(out_dir), *child_args]
         jobs.append((cell, argv))
     if launcher.launcher == "submitit":
         return _submit(command, jobs, out_dir=out_dir, resources=launcher)

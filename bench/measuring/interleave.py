@@ -98,11 +98,10 @@ def check_interleave(cells: list[Cell]) -> None:
 
 
 def interleaved_configs(config: ThroughputConfig, cells: list[Cell]) -> list[ThroughputConfig]:
-    """One ``ThroughputConfig`` per cell: ``config``'s settings, the cell's names, the shared-process axis and no
-    profiler-off windows
-    and no compute windows (``twinbench.measuring.throughput``: they run whole windows only)."""
-    return [dataclasses.replace(config, implementation=cell.implementation, backend=cell.backend, process=SHARED,
-                                overhead_repeats=0, compute_repeats=0) for cell in cells]
+    """One ``ThroughputConfig`` per cell: ``config``'s settings, the cell on the shared-process axis, and no
+    profiler-off windows and no compute windows (``twinbench.measuring.throughput``: they run whole windows only)."""
+    return [dataclasses.replace(config, cell=dataclasses.replace(cell, process=SHARED), overhead_repeats=0,
+                                compute_repeats=0) for cell in cells]
 
 
 def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
@@ -118,17 +117,18 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
     census = ThreadCensus().start()
     prepared = []
     for config in configs:
+        cell = config.cell
         runner, model, dataset, train_config = prepare_synthetic(
-            config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
+            cell.model, cell.implementation, cell.backend, batch_size=config.batch_size, seed=config.seed,
             input_shape=config.input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
-            synthetic_train=config.synthetic_train, mode=config.mode, replication=config.replication)
+            synthetic_train=config.synthetic_train, mode=cell.mode, replication=cell.replication)
         prepared.append((runner, model, dataset, train_config))
 
     warm = []  # (first_step_s, warmup_s) per cell
     for config, (runner, model, dataset, train_config) in zip(configs, prepared, strict=True):
         edges = sorted({0, 1, config.warmup})
         clock = StepClock(edges, sync=lambda r=runner, m=model: r.sync(m))
-        runner.train_steps(model, dataset, train_config, steps=config.warmup, clock=clock, feed=config.feed)
+        runner.train_steps(model, dataset, train_config, steps=config.warmup, clock=clock, feed=config.cell.feed)
         first_step_s = clock.interval(0, 1)
         warm.append((first_step_s, clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s))
 
@@ -139,7 +139,7 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
         runner, model, dataset, train_config = prepared[which]
         window = _Window(steps=config.steps, interval_s=config.profile_interval_s, name=f"repeat-{len(repeats[which])}")
         clock = StepClock([0, 1, 1 + config.steps], sync=lambda r=runner, m=model: r.sync(m), on_edge=window)
-        runner.train_steps(model, dataset, train_config, steps=1 + config.steps, clock=clock, feed=config.feed)
+        runner.train_steps(model, dataset, train_config, steps=1 + config.steps, clock=clock, feed=config.cell.feed)
         seconds = clock.interval(1, 1 + config.steps)
         repeats[which].append({"repeat": len(repeats[which]), "profiler": True, "steps": config.steps,
                                "seconds": seconds, "step_s": seconds / config.steps,

@@ -33,15 +33,14 @@ This module never imports a framework itself; it goes through ``twinbench.backen
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
 from twinbench import data as datasets
 from twinbench.backends import get_runner
 from twinbench.backends.base import StepClock, TrainConfig, check_feed
-from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
-from twinbench.cell import AXES, Cell
+from twinbench.backends.modes import DEFAULT_MODE, SINGLE
+from twinbench.cell import CellConfig
 from twinbench.measuring import mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.profiler import Profiler
@@ -55,39 +54,26 @@ from twinbench.results.stats import ratio_ci
 
 
 @dataclass(frozen=True)
-class ThroughputConfig:
-    """Everything that defines one throughput run; recorded verbatim."""
+class ThroughputConfig(CellConfig):
+    """Everything that defines one throughput run: the cell (its axes included: the mode, the replicas, ``feed``,
+    ``cpus``, ``process``, ``allocator``) and how it is timed; recorded verbatim (``CellConfig.as_dict``)."""
 
-    model: str
-    implementation: str
-    backend: str
+    command = "throughput"
+    dataset = "synthetic"
+
     batch_size: int = 64
     steps: int = 50  # steps per timed window (one window per repeat)
     warmup: int = 10  # steps before the first window, the first (compiling) step included
     repeats: int = 10  # windows with the profiler sampling
     overhead_repeats: int | None = None  # windows with the sampler off; None: as many as `repeats`
     compute_repeats: int | None = None  # compute windows (Runner.compute_steps); None: as many as `repeats`; 0: none
-    feed: str = AXES["feed"]  # how whole windows get their batches (twinbench.backends.base.FEEDS)
     seed: int = 0
     learning_rate: float = 1e-3
     input_shape: tuple[int, int, int] | None = None  # default: the model's own
     num_classes: int | None = None
     threads: int | None = None  # CPU threads per framework pool (twinbench.backends.limit_threads); None: defaults
-    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (twinbench.backends.pin_cpus), e.g. "0,1"; "free": not pinned
     profile_interval_s: float = 0.15
     synthetic_train: int | None = None  # default: enough for 16 distinct batches
-    mode: Mode = DEFAULT_MODE  # compilation, precision, layout
-    replication: Replication = SINGLE  # data-parallel replicas (twinbench.backends.distributed)
-    process: str = "own"  # own process, or "shared" with the environment's other cell (twinbench.measuring.interleave)
-    allocator: str = AXES["allocator"]  # the C allocator's settings (twinbench.backends.allocator), applied before the run
-
-    dataset = "synthetic"
-
-    @property
-    def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), feed=self.feed, cpus=self.cpus, process=self.process,
-                    allocator=self.allocator)
 
     @property
     def off_repeats(self) -> int:
@@ -98,7 +84,7 @@ class ThroughputConfig:
         """Compute windows to run: ``compute_repeats``, by default as many as ``repeats`` (none on several replicas,
         where ``Runner.compute_steps`` does not run)."""
         if self.compute_repeats is None:
-            return self.repeats if self.replication.replicas == 1 else 0
+            return self.repeats if self.cell.replicas == 1 else 0
         return self.compute_repeats
 
 
@@ -207,21 +193,22 @@ def prepare_synthetic(model_name, implementation, backend, *, batch_size, seed, 
 
 def execute_throughput(config: ThroughputConfig) -> dict:
     """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
+    cell = config.cell
     if config.warmup < 1 or config.steps < 1 or config.repeats < 1:
         raise ValueError("warmup, steps and repeats must be at least 1.")
-    check_feed(config.feed)
-    if config.compute_windows and config.replication.replicas > 1:
+    check_feed(cell.feed)
+    if config.compute_windows and cell.replicas > 1:
         raise ValueError(f"--compute-repeats runs on one replica only: use --compute-repeats 0 with --replicas "
-                         f"{config.replication.replicas}. Received: compute_repeats={config.compute_repeats}.")
+                         f"{cell.replicas}. Received: compute_repeats={config.compute_repeats}.")
     started = _now_iso()
     load_before = host_load()
     census = ThreadCensus().start()
-    spec = get_model_spec(config.model)
+    spec = get_model_spec(cell.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     runner, model, dataset, train_config = prepare_synthetic(
-        config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
+        cell.model, cell.implementation, cell.backend, batch_size=config.batch_size, seed=config.seed,
         input_shape=input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
-        synthetic_train=config.synthetic_train, mode=config.mode, replication=config.replication)
+        synthetic_train=config.synthetic_train, mode=cell.mode, replication=cell.replication)
 
     windows_run = window_schedule(repeat_schedule(config.repeats, config.off_repeats), config.compute_windows)
     profilers: list = []
@@ -250,7 +237,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
 
         clock = StepClock(edges, sync=lambda: runner.sync(model), on_edge=on_edge)
         run_steps = runner.train_steps if kind == "whole" else runner.compute_steps
-        options = {"feed": config.feed} if kind == "whole" else {}
+        options = {"feed": cell.feed} if kind == "whole" else {}
         run_steps(model, dataset, train_config, steps=edges[-1], clock=clock, **options)
         for i, index in enumerate(indices):
             seconds[index] = clock.interval(edges[i + 2], edges[i + 3])
@@ -277,7 +264,8 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
     """A cell's throughput record (status ``ok``) from its timed ``repeats`` (dicts with ``profiler``, ``step_s`` and
     ``window``: ``whole`` where absent), its window ``profilers`` ``(name, Profiler, start time)`` and the process's
     ``census``; ``twinbench.measuring.interleave`` writes its records with it too."""
-    spec = get_model_spec(config.model)
+    cell = config.cell
+    spec = get_model_spec(cell.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     whole = [r for r in repeats if r.get("window", "whole") == "whole"]
     on = [r["step_s"] for r in whole if r["profiler"]]
@@ -294,7 +282,7 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
     record.update(
         status="ok",
         finished=_now_iso(),
-        model={"name": config.model, "params": runner.count_params(model),
+        model={"name": cell.model, "params": runner.count_params(model),
                "expected_params": spec.params if input_shape == tuple(spec.input_shape) else None,
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
         dataset={"name": "synthetic", "train": datasets.tasks.num_samples(dataset.x_train),
@@ -318,12 +306,12 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
-        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=config.cpus,
+        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=cell.cpus,
                               sampler={"enabled": True, "interval_s": config.profile_interval_s,
                                        "windows": "profiler-on windows only (timing.repeats[].profiler)"}),
         timeline=timeline,  # moved to a sidecar by twinbench.records.write_record
     )
-    record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
+    record["efficiency"] = mfu.run_efficiency(record, model_name=cell.model, input_shape=input_shape,
                                               num_classes=dataset.num_classes)
     return record
 

@@ -14,14 +14,12 @@ This module never imports a framework itself; it goes through ``backends``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from twinbench import data as datasets
 from twinbench.backends.base import StepClock
-from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
 from twinbench.backends.trace import op_tracer
-from twinbench.cell import AXES, Cell
+from twinbench.cell import CellConfig
 from twinbench.measuring.environment import collect_environment
 from twinbench.measuring.throughput import prepare_synthetic
 from twinbench.models import get_model_spec
@@ -30,12 +28,13 @@ from twinbench.records import new_record, now_iso
 
 
 @dataclass(frozen=True)
-class TraceConfig:
-    """Everything that defines one trace run; recorded verbatim."""
+class TraceConfig(CellConfig):
+    """Everything that defines one trace run: the cell (its mode, CPUs and allocator; always one replica: a trace is
+    one process) and the steps traced; recorded verbatim (``CellConfig.as_dict``)."""
 
-    model: str
-    implementation: str
-    backend: str
+    command = "trace"
+    dataset = "synthetic"
+
     batch_size: int = 64
     steps: int = 10  # traced steady-state steps
     warmup: int = 5  # steps before the traced ones, the first (compiling) step included
@@ -44,18 +43,6 @@ class TraceConfig:
     input_shape: tuple[int, ...] | None = None  # default: the model's own
     num_classes: int | None = None
     threads: int | None = None  # CPU threads per framework pool (twinbench.backends.limit_threads); None: defaults
-    mode: Mode = DEFAULT_MODE  # compilation, precision, layout
-    replication: Replication = SINGLE  # always one replica: a trace is one process
-    cpus: str = AXES["cpus"]  # the CPUs the process is pinned to (--cpus; the cell axis); "free": not pinned
-    allocator: str = AXES["allocator"]  # the C allocator's settings (twinbench.backends.allocator), applied before the run
-
-    dataset = "synthetic"
-
-    @property
-    def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), cpus=self.cpus,
-                    allocator=self.allocator)
 
 
 class _TracedWindow:
@@ -76,13 +63,14 @@ def execute_trace(config: TraceConfig) -> dict:
     """Run the traced steps and return the record (status ``ok``); exceptions propagate to the caller."""
     if config.warmup < 1 or config.steps < 1:
         raise ValueError("warmup and steps must be at least 1.")
+    cell = config.cell
     started = now_iso()
-    spec = get_model_spec(config.model)
+    spec = get_model_spec(cell.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     runner, model, dataset, train_config = prepare_synthetic(
-        config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
+        cell.model, cell.implementation, cell.backend, batch_size=config.batch_size, seed=config.seed,
         input_shape=input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate,
-        mode=config.mode, replication=config.replication)
+        mode=cell.mode, replication=cell.replication)
     tracer = op_tracer(runner)
     begin, end = config.warmup, config.warmup + config.steps
     window = _TracedWindow(tracer, begin=begin, end=end)
@@ -94,7 +82,7 @@ def execute_trace(config: TraceConfig) -> dict:
     record.update(
         status="ok",
         finished=now_iso(),
-        model={"name": config.model, "params": runner.count_params(model), "input_shape": list(input_shape),
+        model={"name": cell.model, "params": runner.count_params(model), "input_shape": list(input_shape),
                "num_classes": dataset.num_classes},
         dataset={"name": "synthetic", "train": datasets.tasks.num_samples(dataset.x_train),
                  "batch_size": config.batch_size},

@@ -11,7 +11,6 @@ This module never imports a framework itself; it goes through ``twinbench.backen
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -19,8 +18,7 @@ from twinbench import data as datasets
 from twinbench.backends import get_runner
 from twinbench.backends.base import TrainConfig
 from twinbench.backends.checkpoints import pretrained_weights
-from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
-from twinbench.cell import AXES, Cell
+from twinbench.cell import CellConfig
 from twinbench.measuring import mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.faults import maybe_inject_fault
@@ -34,13 +32,12 @@ from twinbench.records import now_iso as _now_iso  # a module name of its own: t
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines one run; recorded verbatim."""
+class RunConfig(CellConfig):
+    """Everything that defines one run: the cell (its dataset and axes included) and how it is trained; recorded
+    verbatim (``CellConfig.as_dict``)."""
 
-    model: str
-    implementation: str
-    backend: str
-    dataset: str | None = None  # None: the model's own (its task's first, twinbench.data.tasks), e.g. digits for images
+    command = "train"
+
     epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -53,24 +50,10 @@ class RunConfig:
     profile: bool = True  # the profiler's sampler thread (windows and markers are recorded either way)
     profile_interval_s: float = 0.15  # seconds between profiler samples
     threads: int | None = None  # CPU threads per framework pool (twinbench.backends.limit_threads); None: defaults
-    cpus: str = AXES["cpus"]  # CPUs the process is pinned to (twinbench.backends.pin_cpus), e.g. "0,1"; "free": not pinned
-    allocator: str = AXES["allocator"]  # the C allocator's settings (twinbench.backends.allocator), applied before the run
     synthetic_train: int | None = None  # samples of the synthetic dataset (default: twinbench.data.synthetic's)
     synthetic_test: int | None = None
     weights: str | None = None  # pretrained start: a torchvision .pth (torch env) or a neutral .npz
-    mode: Mode = DEFAULT_MODE  # compilation, precision, layout
-    replication: Replication = SINGLE  # data-parallel replicas (twinbench.backends.distributed)
     save_weights: str | None = None  # write the trained weights here (neutral .npz, BatchNorm statistics included)
-
-    def __post_init__(self):
-        if self.dataset is None:
-            object.__setattr__(self, "dataset", datasets.get_task(get_model_spec(self.model).task).default_dataset)
-
-    @property
-    def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset, **dataclasses.asdict(self.mode),
-                    **dataclasses.asdict(self.replication), cpus=self.cpus,
-                    allocator=self.allocator)
 
 
 def execute(config: RunConfig, *, events=None) -> dict:
@@ -80,24 +63,25 @@ def execute(config: RunConfig, *, events=None) -> dict:
     run's own profiler (then the record has no ``profile`` and no timeline).
     """
 
+    cell = config.cell
     started = _now_iso()
     load_before = host_load()
     census = ThreadCensus().start()
-    spec = get_model_spec(config.model)
-    datasets.check_dataset_for_task(config.dataset, spec.task, model=config.model)
+    spec = get_model_spec(cell.model)
+    datasets.check_dataset_for_task(cell.dataset, spec.task, model=cell.model)
     input_shape = tuple(config.input_shape or spec.input_shape)
     num_classes = config.num_classes or spec.num_classes
-    dataset = datasets.load_dataset(config.dataset, input_shape=input_shape, num_classes=num_classes,
+    dataset = datasets.load_dataset(cell.dataset, input_shape=input_shape, num_classes=num_classes,
                                     data_dir=config.data_dir, seed=config.seed,
                                     synthetic_train=config.synthetic_train, synthetic_test=config.synthetic_test,
                                     task=spec.task)
     if spec.task != datasets.tasks.DEFAULT_TASK:
         input_shape = dataset.input_shape  # token lengths, users x items: the data's (twinbench.data.tasks)
-    runner = get_runner(config.implementation, config.backend, mode=config.mode, replication=config.replication)
+    runner = get_runner(cell.implementation, cell.backend, mode=cell.mode, replication=cell.replication)
     runner.setup(seed=config.seed)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate, seed=config.seed, progress=config.progress,
-                               timing_window=config.timing_window, drop_last=config.replication.replicas > 1)
+                               timing_window=config.timing_window, drop_last=cell.replication.replicas > 1)
 
     profiler, others = None, []
     if events is None:
@@ -112,12 +96,12 @@ def execute(config: RunConfig, *, events=None) -> dict:
             weights, weights_info = None, {"source": f"canonical initial weights (seed {config.seed})"}
             if config.weights:  # the fine-tuning start: a checkpoint, with a new classifier if the classes differ
 
-                initial = runner.canonical_weights(config.model, input_shape=input_shape,
+                initial = runner.canonical_weights(cell.model, input_shape=input_shape,
                                                    num_classes=dataset.num_classes, seed=config.seed)
-                weights, weights_info = pretrained_weights(config.model, config.weights, canonical=initial,
+                weights, weights_info = pretrained_weights(cell.model, config.weights, canonical=initial,
                                                            input_shape=input_shape)
                 weights_info = {"source": "checkpoint", **weights_info}
-            model = runner.prepare(config.model, input_shape=input_shape, num_classes=dataset.num_classes,
+            model = runner.prepare(cell.model, input_shape=input_shape, num_classes=dataset.num_classes,
                                    seed=config.seed, weights=weights)
             del weights
             build_s = time.perf_counter() - t0
@@ -126,7 +110,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
             accuracy_before, metrics_before = runner.epoch_metrics(model, dataset,
                                                                    batch_size=train_config.eval_batch_size)
             eval_before_s = time.perf_counter() - t0
-        maybe_inject_fault(model=config.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
+        maybe_inject_fault(model=cell.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
         # --epochs 0 evaluates only (e.g. weights loaded with --weights); tf.keras' fit refuses zero epochs
         epochs = runner.fit(model, dataset, train_config, events=SamplingEvents(events, census)) if config.epochs else []
     finally:
@@ -144,7 +128,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
     record.update(
         status="ok",
         finished=_now_iso(),
-        model={"name": config.model, "params": runner.count_params(model),
+        model={"name": cell.model, "params": runner.count_params(model),
                "expected_params": spec.params if input_shape == tuple(spec.input_shape) else None,
                "input_shape": list(input_shape), "num_classes": dataset.num_classes},
         dataset={"name": dataset.name, "train": datasets.tasks.num_samples(dataset.x_train),
@@ -170,11 +154,11 @@ def execute(config: RunConfig, *, events=None) -> dict:
         host_load={"before": load_before, "after": host_load()},
         environment=collect_environment(),
         launcher=launcher_of(runner),
-        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=config.cpus,
+        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=cell.cpus,
                               sampler={"enabled": config.profile, "interval_s": config.profile_interval_s}),
     )
     if record["timing"].get("throughput_images_per_s"):
-        record["efficiency"] = mfu.run_efficiency(record, model_name=config.model, input_shape=input_shape,
+        record["efficiency"] = mfu.run_efficiency(record, model_name=cell.model, input_shape=input_shape,
                                                   num_classes=dataset.num_classes)
     if profiler is not None:
         record["timeline"] = [timeline_segment(profiler, name="run")]  # moved to a sidecar by write_record

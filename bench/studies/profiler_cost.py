@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twinbench.backends.base import StepClock
-from twinbench.cell import Cell
+from twinbench.cell import Cell, CellConfig
 from twinbench.measuring.environment import collect_environment
 from twinbench.measuring.profiler import Profiler
 from twinbench.measuring.throughput import prepare_synthetic
@@ -58,12 +58,13 @@ MIN_CYCLES = 5  # fewer cycles give no confidence interval (and so no verdict th
 
 
 @dataclass(frozen=True)
-class CostConfig:
-    """Everything that defines one profiler-cost experiment; recorded verbatim."""
+class CostConfig(CellConfig):
+    """Everything that defines one profiler-cost experiment: the cell (every axis at its default) and the windows;
+    recorded verbatim (``CellConfig.as_dict``)."""
 
-    model: str
-    implementation: str
-    backend: str
+    command = "profiler-cost"
+    dataset = "synthetic"
+
     batch_size: int = 64
     steps: int = 10  # steps per window
     cycles: int = 20  # each cycle: one "on" window per interval, each bracketed by "off" windows
@@ -76,12 +77,6 @@ class CostConfig:
     num_classes: int | None = None
     threads: int | None = None
     n_boot: int = 2000
-
-    dataset = "synthetic"
-
-    @property
-    def cell(self) -> Cell:
-        return Cell(self.model, self.implementation, self.backend, self.dataset)
 
 
 def cost_schedule(intervals, cycles: int, *, seed: int = 0) -> list[tuple[int, float | None]]:
@@ -383,7 +378,8 @@ def execute_cost(config: CostConfig) -> dict:
     started = now_iso()
     load_before = host_load()
     runner, model, dataset, train_config = prepare_synthetic(
-        config.model, config.implementation, config.backend, batch_size=config.batch_size, seed=config.seed,
+        config.cell.model, config.cell.implementation, config.cell.backend, batch_size=config.batch_size,
+        seed=config.seed,
         input_shape=config.input_shape, num_classes=config.num_classes, learning_rate=config.learning_rate)
 
     schedule = cost_schedule(config.intervals_s, config.cycles, seed=config.seed)
