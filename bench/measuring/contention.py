@@ -169,9 +169,10 @@ def run_summary(windows: list[dict | None], *, unavailable: str | None = None) -
 class EpochContention:
     """The profiler's ``mark``/``window`` interface (``events`` in ``Runner.fit``) that also counts contention over
     each epoch's training window (``phase="train"``: from the epoch's synchronised start to its last synchronised
-    step, the interval ``train_time_s`` times). ``epochs``: epoch -> ``window`` dict. The snapshots are taken just
-    inside the epoch's interval (the runners open the window after its start); reading a few ``/proc`` files costs
-    well under a millisecond against epochs of seconds."""
+    step, the interval ``train_time_s`` times). ``epochs``: epoch -> ``window`` dict. The first snapshot falls just
+    inside the epoch's interval (the runners open the window after its synchronised start, and ``backends`` stays
+    free of measuring code): one ``/proc`` read per thread, small against epochs of seconds (not measured), and the
+    last one after it."""
 
     def __init__(self, events, proc: Path | None = None):
         self.events, self.proc = events, proc

@@ -15,7 +15,8 @@ torch / tf_keras                      the gap between the two native implementat
 ====================================  ===========================================================
 
 A ratio above 1 means the first is slower. Each ratio is ``twinbench.results.stats.ratio_ci``: the ratio of the
-medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
+medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0, and a verdict is given only
+from a quiet machine and a resolved ratio (``twinbench.results.verdict``); the ratio and its CI are shown either way.
 
 Cells in another execution mode (``twinbench.backends.modes.Mode``: ``--jit``, ``--precision``, ``--data-format``,
 ``--memory-format``) are never compared across modes silently: the ratios above are taken within one mode

@@ -6,7 +6,8 @@ a crash. Several runs of one cell are pooled as ``twinbench.records`` says: step
 decomposition use the windows of every successful run, the other per-cell figures its latest one. It shows
 
 1. step time and throughput per implementation, with their 95% confidence intervals;
-2. the overhead decomposition (ratios of step times with a CI and a verdict in plain words);
+2. the overhead decomposition (ratios of step times with a CI, each cell's contention, and a verdict in plain words
+   or why there is none: ``twinbench.results.verdict``);
 3. the shared profiler's timeline: GPU utilisation and device memory (CPU % and RSS on a CPU machine)
    against time, epochs shaded, one panel per implementation on a shared time axis;
 4. training loss (log scale) and test accuracy per epoch, every implementation on one chart;

@@ -80,13 +80,13 @@ def independent_samples(row: dict) -> int:
 
 def minutes_to_resolve(row: dict) -> float | None:
     """About how many more minutes of machine time would resolve ``row`` (``decompose.resolution``'s keys); ``None``
-    when its records lack their times.
+    when its records do not say how long they ran (no times, or records stamped only at their end: 0 minutes).
 
     Two needs, the larger wins: the CI's half-width down to ``MAX_HALF_WIDTH_PCT`` (``(resolution /
     MAX_HALF_WIDTH_PCT)^2`` minutes in all), and the samples up to ``MIN_INDEPENDENT_SAMPLES`` at the machine time
     one sample took so far (a pair: the row's minutes over its pairs; a run: over the runs of both sides)."""
     minutes = row.get("machine_min")
-    if minutes is None:
+    if not minutes:
         return None
     for_width = (row["resolution_pct_min"] / MAX_HALF_WIDTH_PCT) ** 2 - minutes
     if row.get("paired"):
@@ -112,8 +112,9 @@ def judge(row: dict, contention: list[tuple[str, dict]]) -> dict:
         return {**fields, "verdict_status": BUSY,
                 "verdict": f"machine busy: {'; '.join(busy)}; rerun on a quiet machine"}
     if independent < MIN_INDEPENDENT_SAMPLES or row["half_width_pct"] > MAX_HALF_WIDTH_PCT:
-        how = ("the records lack their times: rerun with more runs" if more is None else
-               f"about {max(math.ceil(more), 1)} more minutes of machine time would resolve it")
+        minutes = max(math.ceil(more), 1) if more is not None else None
+        how = ("the records do not say how long they ran; more runs would resolve it" if minutes is None else
+               f"about {minutes} more minute{'s' if minutes > 1 else ''} of machine time would resolve it")
         return {**fields, "verdict_status": UNRESOLVED,
                 "verdict": f"unresolved (±{row['half_width_pct']:.1f}%, {independent} independent samples): {how}"}
     return {**fields, "verdict_status": CALLED, "verdict": row["verdict"]}
