@@ -226,7 +226,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     windows_run = window_schedule(repeat_schedule(config.repeats, config.off_repeats), config.compute_windows)
     profilers: list = []
     seconds: dict[int, float] = {}  # window index -> seconds
-    busy: dict[int, dict | None] = {}  # window index -> the kernel's count of contention (twinbench.measuring.contention)
+    counts: dict[int, dict | None] = {}  # window index -> what the kernel counted (twinbench.measuring.contention)
     faults: dict[int, float | None] = {}  # window index -> minor page faults per step
     first_step_s = warmup_s = None
     kinds_run: set[str] = set()
@@ -259,7 +259,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
             seconds[index] = clock.interval(edges[i + 2], edges[i + 3])
             start, end = faults_at.get(edges[i + 2]), faults_at.get(edges[i + 3])
             faults[index] = None if start is None or end is None else (end - start) / config.steps
-            busy[index] = contention.window(counts_at.get(edges[i + 2]), counts_at.get(edges[i + 3]))
+            counts[index] = contention.window(counts_at.get(edges[i + 2]), counts_at.get(edges[i + 3]))
         if first_step_s is None:
             first_step_s = clock.interval(0, 1)
             warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
@@ -269,7 +269,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         repeats.append({"repeat": index, "window": kind, "profiler": enabled, "steps": config.steps,
                         "seconds": seconds[index], "step_s": seconds[index] / config.steps,
                         "images_per_s": config.steps * config.batch_size / seconds[index],
-                        "page_faults_per_step": faults[index], "contention": busy[index]})
+                        "page_faults_per_step": faults[index], "contention": counts[index]})
     return throughput_record(config, runner=runner, model=model, dataset=dataset, started=started,
                              load_before=load_before, first_step_s=first_step_s, warmup_s=warmup_s, repeats=repeats,
                              profilers=profilers, census=census)
