@@ -4,6 +4,9 @@ window in an ABBA order; the process axis keeps their records apart; the decompo
 from __future__ import annotations
 
 import math
+import os
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from conftest import BACKEND
 from twinbench.cell import Cell, environment_cells
 from twinbench.cli import main
+from twinbench.measuring import contention
 from twinbench.measuring.interleave import InterleaveError, abba_order, check_interleave
 from twinbench.records import SCHEMA, SCHEMA_VERSION, load_records
 from twinbench.results.decompose import decomposition, machine_minutes, paired_windows, pooled
@@ -37,12 +41,40 @@ def test_an_interleaved_run_writes_one_record_per_cell_with_one_process_and_abba
         assert all(r["page_faults_per_step"] is None or r["page_faults_per_step"] >= 0
                    for r in record["timing"]["repeats"])
         assert record["timing"]["steady_step_s"]["n"] == 2 and record["started"] <= record["finished"]
+        # The kernel's count of contention in each window (twinbench.measuring.contention), and per run.
+        if sys.platform == "linux":
+            assert all(r["contention"]["wall_s"] > 0 for r in record["timing"]["repeats"])
+            assert record["contention"]["windows"] == 2
     assert first["interleaved"]["window_index"] == [0, 3] and second["interleaved"]["window_index"] == [1, 2]
     assert first["interleaved"]["with"] == [Cell.of(second).label]
     assert [(a, b) for a, b, _ in paired_windows([second], [first])] == [
         (second["timing"]["repeats"][k]["step_s"], first["timing"]["repeats"][k]["step_s"]) for k in range(2)]
     [row] = [row for row in decomposition([first, second]) if row["samples"].endswith("paired by ABBA block")]
     assert row["numerator"] == f"{Cell.of(second).label}" and row["machine_min"] is not None
+
+
+@pytest.mark.skipif(BACKEND not in PAIRED_ENVS, reason="an environment with two cells (torch, tensorflow)")
+def test_a_busy_machine_reaches_compare_as_no_verdict(tmp_path, capsys, monkeypatch):
+    """A whole interleaved run on a simulated busy machine (the kernel's counters say others took half the CPUs):
+    every window is flagged, and compare prints the ratio with no verdict and the reason."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def busy(proc=None):  # the CPUs busy half the time without this process: others take 50% of 2 CPUs
+        t = time.perf_counter()
+        return contention.Snapshot(t=t, wait_ns={}, own_cpu_s=0.0, busy_ticks=t * hz, steal_ticks=0, cpus=2,
+                                   cpus_from="affinity")
+
+    monkeypatch.setattr(contention, "snapshot", busy)
+    code = main(["throughput", "--env", BACKEND, "--model", "mnist_cnn", "--batch-size", "8", "--steps", "2",
+                 "--repeats", "2", "--warmup", "1", "--feed", "arrays", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    records = load_records(tmp_path)[0]
+    assert all(r["contention"]["flagged"] == 2 for r in records)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "machine busy: others took 50% of the CPUs in 2 of 2 windows of " in out
+    assert "rerun on a quiet machine" in out and "busy 2/2" in out and "x slower" not in out
 
 
 def test_abba_order_and_the_cells_that_cannot_share_a_process():
@@ -99,6 +131,7 @@ def test_the_paired_ratio_cancels_a_drift_both_cells_share():
     assert paired["ci_high"] - paired["ci_low"] < 0.5 * (unpaired["ci_high"] - unpaired["ci_low"])
     [row] = decomposition([keras, torch])
     assert row["samples"].endswith("paired by ABBA block") and row["ratio"] == pytest.approx(paired["ratio"])
+    assert row["independent_samples"] == 12  # paired ABBA blocks, not runs, are the independent samples here
     # Resolution: one process of one minute, counted once although two records span it.
     assert row["machine_min"] == pytest.approx(1.0)
     half = 100 * (row["ci_high"] - row["ci_low"]) / 2 / row["ratio"]

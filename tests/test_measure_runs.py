@@ -57,6 +57,11 @@ def test_bench_run_writes_a_v2_record_with_timing_settings_memory_and_timeline(p
     assert SUMMARY_KEYS <= set(timing["throughput_images_per_s"])
     assert timing["epoch_gap_s"]["n"] == 1 and timing["epoch_gap_s"]["median"] > 0
     assert timing["eval_time_s"]["n"] == 2 and timing["epoch_time_s"]["later"]["n"] == 1
+    # How busy the machine was in each epoch's training window, from the kernel's accounting (Linux).
+    if sys.platform == "linux":
+        assert all(e["contention"]["wall_s"] > 0 and isinstance(e["contention"]["busy"], bool)
+                   for e in record["results"]["epochs"])
+        assert record["contention"]["windows"] == 2 and record["contention"]["flagged"] in (0, 1, 2)
 
     # Between the epochs: parts that add up to the gap, none negative, the evaluation the one after epoch 0.
     earlier, later = record["results"]["epochs"]
@@ -122,6 +127,8 @@ def test_bench_bench_writes_repeats_summaries_and_profiler_cost(pair, tmp_path, 
     assert all(r["page_faults_per_step"] is None or r["page_faults_per_step"] >= 0 for r in timing["repeats"])
     if sys.platform == "linux":
         assert all(r["page_faults_per_step"] is not None for r in timing["repeats"])
+        assert all(r["contention"]["wall_s"] > 0 and r["contention"]["others_cpu_s"] >= 0 for r in timing["repeats"])
+        assert record["contention"]["windows"] == 7 and "schedstat" in record["contention"]["source"]
     assert SUMMARY_KEYS <= set(timing["steady_step_s"]) and timing["steady_step_s"]["n"] == 3
     assert timing["profiler_off_step_s"]["n"] == 2 and timing["throughput_images_per_s"]["n"] == 3
     assert SUMMARY_KEYS <= set(timing["compute_step_s"]) and timing["compute_step_s"]["n"] == 2

@@ -87,24 +87,56 @@ def test_report_from_a_partial_matrix(partial_results):
     assert "No memory figures in these records" in text
 
 
-def test_decomposition_calls_a_difference_only_when_the_interval_excludes_one(partial_results):
+def test_decomposition_keeps_the_ratio_but_gives_no_verdict_from_one_run_per_cell(partial_results):
     groups = report.group_records(report.load_records(partial_results)[0])
     rows = {(r["numerator"], r["denominator"]): r for r in report.decomposition_rows(groups)}
     slower = rows[("keras[torch]", "torch")]
     assert slower["ratio"] == pytest.approx(2.0, rel=0.01)  # medians 2.0 s vs 1.0 s per epoch
-    assert slower["differs"] and "slower" in slower["verdict"]
+    # Epochs of one process are not independent samples: the interval excludes 1, but there is no verdict.
+    assert slower["differs"] and slower["verdict"].startswith("unresolved (")
+    assert "1 independent samples" in slower["verdict"] and "more minutes of machine time" in slower["verdict"]
     same = rows[("keras[jax]", "keras[torch]")]  # 1.0 s vs 2.0 s: twice as fast
-    assert same["ratio"] == pytest.approx(0.5, rel=0.01) and "faster" in same["verdict"]
+    assert same["ratio"] == pytest.approx(0.5, rel=0.01) and same["verdict_status"] == "unresolved"
     missing = rows[("torch", "tf_keras")]
     assert "ratio" not in missing and "tf_keras failed" in missing["missing"]
+    assert "| not recorded / not recorded | unresolved (" in report.build_report(partial_results, figures=False).read_text()
 
 
-def test_no_measurable_difference_when_the_intervals_overlap(tmp_path):
+def _runs(tmp_path, *, busy_epochs=0):
+    """Five runs (rounds) of torch and keras[torch], keras[torch] twice as slow; ``busy_epochs`` of each torch run
+    counted busy (others took 60% of the CPUs)."""
+    for run in range(5):
+        for implementation, seconds in (("torch", 1.0), ("keras", 2.0)):
+            times = [3.0] + [seconds * (1 + 0.001 * (run + i)) for i in range(4)]
+            record = _record("cifar_cnn", implementation, "torch", epoch_s=times)
+            for i, epoch in enumerate(record["results"]["epochs"]):
+                share = 0.6 if implementation == "torch" and 0 < i <= busy_epochs else 0.0
+                epoch["contention"] = {"others_share": share, "wait_share": 0.0, "steal_share": 0.0,
+                                       "busy": share > 0, "reasons": ["others"] if share else []}
+            (tmp_path / f"round-{run}").mkdir(exist_ok=True)
+            _write(tmp_path / f"round-{run}", record)
+    return report.build_report(tmp_path, figures=False).read_text()
+
+
+def test_five_quiet_runs_per_cell_with_a_narrow_interval_get_their_verdict(tmp_path):
+    text = _runs(tmp_path)
+    line = next(line for line in text.splitlines() if line.startswith("| cifar_cnn on digits | keras[torch] / torch"))
+    assert "| quiet / quiet | 2.00x slower" in line
+
+
+def test_a_busy_machine_gives_no_verdict_in_the_report(tmp_path):
+    text = _runs(tmp_path, busy_epochs=2)  # 2 of each torch run's 4 sample epochs: 10 of 20
+    line = next(line for line in text.splitlines() if line.startswith("| cifar_cnn on digits | keras[torch] / torch"))
+    assert "| quiet / busy 10/20 | machine busy: others took 60% of the CPUs in 10 of 20 windows of torch; " in line
+    assert "rerun on a quiet machine" in line and "2.00x slower" not in line
+
+
+def test_overlapping_intervals_from_one_run_each_are_unresolved_not_no_difference(tmp_path):
     _write(tmp_path, _record("cifar_cnn", "torch", "torch", epoch_s=(3.0, 1.0, 1.3, 0.8, 1.2, 0.9)))
     _write(tmp_path, _record("cifar_cnn", "keras", "torch", epoch_s=(3.0, 0.9, 1.2, 1.0, 1.3, 0.8)))
     groups = report.group_records(report.load_records(tmp_path)[0])
     row = next(r for r in report.decomposition_rows(groups) if r["numerator"] == "keras[torch]")
-    assert not row["differs"] and row["verdict"].startswith("no measurable difference")
+    assert not row["differs"] and row["verdict"].startswith("unresolved (")  # one run each: not "no difference"
 
 
 def test_step_time_prefers_the_measured_statistics_of_a_v2_record():

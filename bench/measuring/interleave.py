@@ -51,6 +51,7 @@ import time
 
 from twinbench.backends.base import StepClock
 from twinbench.cell import Cell
+from twinbench.measuring import contention
 from twinbench.measuring.profiler import Profiler
 from twinbench.measuring.threads import ThreadCensus, minor_page_faults
 from twinbench.measuring.throughput import ThroughputConfig, prepare_synthetic, throughput_record
@@ -144,7 +145,8 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
         repeats[which].append({"repeat": len(repeats[which]), "profiler": True, "steps": config.steps,
                                "seconds": seconds, "step_s": seconds / config.steps,
                                "images_per_s": config.steps * config.batch_size / seconds,
-                               "page_faults_per_step": window.page_faults_per_step, "window_index": index})
+                               "page_faults_per_step": window.page_faults_per_step, "window_index": index,
+                               "contention": window.contention})
         profilers[which].append(window.entry)
 
     records = []
@@ -173,13 +175,20 @@ class _Window:
         self.entry = None  # (name, profiler, start time) once started
         self._profiler = None
         self._faults: dict[int, int | None] = {}  # edge -> the process's minor page faults so far
+        self._counts: dict[int, contention.Snapshot | None] = {}  # edge -> the kernel's counters
 
     @property
     def page_faults_per_step(self) -> float | None:
         start, end = self._faults.get(1), self._faults.get(self.last)
         return None if start is None or end is None else (end - start) / self.steps
 
+    @property
+    def contention(self) -> dict | None:
+        """How busy the machine was during the window (``twinbench.measuring.contention.window``)."""
+        return contention.window(self._counts.get(1), self._counts.get(self.last))
+
     def __call__(self, edge: int) -> None:
+        self._counts[edge] = contention.snapshot()
         self._faults[edge] = minor_page_faults()
         if edge == 1:
             self._profiler = Profiler(interval_s=self.interval_s, enabled=True)

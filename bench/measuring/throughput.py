@@ -41,7 +41,7 @@ from twinbench.backends import get_runner
 from twinbench.backends.base import StepClock, TrainConfig, check_feed
 from twinbench.backends.modes import DEFAULT_MODE, SINGLE
 from twinbench.cell import CellConfig
-from twinbench.measuring import mfu
+from twinbench.measuring import contention, mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.profiler import Profiler
 from twinbench.measuring.threads import ThreadCensus, minor_page_faults
@@ -213,6 +213,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
     windows_run = window_schedule(repeat_schedule(config.repeats, config.off_repeats), config.compute_windows)
     profilers: list = []
     seconds: dict[int, float] = {}  # window index -> seconds
+    counts: dict[int, dict | None] = {}  # window index -> what the kernel counted (twinbench.measuring.contention)
     faults: dict[int, float | None] = {}  # window index -> minor page faults per step
     first_step_s = warmup_s = None
     kinds_run: set[str] = set()
@@ -229,8 +230,10 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         windows = _Windows(starts, config.profile_interval_s, profilers)
 
         faults_at: dict[int, int | None] = {}  # edge -> the process's minor page faults so far
+        counts_at: dict[int, contention.Snapshot | None] = {}  # edge -> the kernel's counters
 
-        def on_edge(edge, windows=windows, faults_at=faults_at):  # between an edge's two timestamps: outside windows
+        def on_edge(edge, windows=windows, faults_at=faults_at, counts_at=counts_at):  # between an edge's two timestamps
+            counts_at[edge] = contention.snapshot()
             faults_at[edge] = minor_page_faults()
             census.sample()
             windows(edge)
@@ -243,6 +246,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
             seconds[index] = clock.interval(edges[i + 2], edges[i + 3])
             start, end = faults_at.get(edges[i + 2]), faults_at.get(edges[i + 3])
             faults[index] = None if start is None or end is None else (end - start) / config.steps
+            counts[index] = contention.window(counts_at.get(edges[i + 2]), counts_at.get(edges[i + 3]))
         if first_step_s is None:
             first_step_s = clock.interval(0, 1)
             warmup_s = clock.interval(0, config.warmup) if config.warmup > 1 else first_step_s
@@ -252,7 +256,7 @@ def execute_throughput(config: ThroughputConfig) -> dict:
         repeats.append({"repeat": index, "window": kind, "profiler": enabled, "steps": config.steps,
                         "seconds": seconds[index], "step_s": seconds[index] / config.steps,
                         "images_per_s": config.steps * config.batch_size / seconds[index],
-                        "page_faults_per_step": faults[index]})
+                        "page_faults_per_step": faults[index], "contention": counts[index]})
     return throughput_record(config, runner=runner, model=model, dataset=dataset, started=started,
                              load_before=load_before, first_step_s=first_step_s, warmup_s=warmup_s, repeats=repeats,
                              profilers=profilers, census=census)
@@ -300,6 +304,8 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
             "repeats": repeats,
         },
         profiler_overhead=profiler_overhead(on, off, ratio_ci=ratio_ci, pairs=overhead_pairs(repeats)),
+        # How many timed windows the machine was busy in (each repeat's own figures: repeats[].contention).
+        contention=contention.run_summary([r.get("contention") for r in repeats], unavailable=contention.why_not()),
         settings=runner.describe(model),
         memory=memory_figures(runner.memory_stats(), profile),
         profile=profile,

@@ -19,7 +19,7 @@ from twinbench.backends import get_runner
 from twinbench.backends.base import TrainConfig
 from twinbench.backends.checkpoints import pretrained_weights
 from twinbench.cell import CellConfig
-from twinbench.measuring import mfu
+from twinbench.measuring import contention, mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.faults import maybe_inject_fault
 from twinbench.measuring.profiler import Profiler
@@ -112,7 +112,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
             eval_before_s = time.perf_counter() - t0
         maybe_inject_fault(model=cell.model, batch_size=config.batch_size)  # tests only; see bench/faults.py
         # --epochs 0 evaluates only (e.g. weights loaded with --weights); tf.keras' fit refuses zero epochs
-        epochs = runner.fit(model, dataset, train_config, events=SamplingEvents(events, census)) if config.epochs else []
+        counted = contention.EpochContention(SamplingEvents(events, census))  # how busy the machine was, per epoch
+        epochs = runner.fit(model, dataset, train_config, events=counted) if config.epochs else []
     finally:
         if profiler is not None:
             profiler.stop()
@@ -123,6 +124,7 @@ def execute(config: RunConfig, *, events=None) -> dict:
         save_weights(config.save_weights, runner.get_weights(model))
         weights_info = {**weights_info, "saved_to": str(config.save_weights)}
     epoch_dicts = [e.as_dict() for e in epochs]
+    counted.annotate(epoch_dicts)  # each epoch's "contention" (twinbench.measuring.contention)
     profile = profiler.summary() if profiler is not None else None
     record = new_record("train", config, started=started)
     record.update(
@@ -147,6 +149,8 @@ def execute(config: RunConfig, *, events=None) -> dict:
                if metrics_before is not None else {}),
         },
         timing=train_timing(epoch_dicts, batch_size=config.batch_size),
+        # How many epochs the machine was busy in (each epoch's own figures: results.epochs[].contention).
+        contention=contention.run_summary([e["contention"] for e in epoch_dicts], unavailable=contention.why_not()),
         settings=runner.describe(model),
         memory=memory_figures(runner.memory_stats(), profile),
         profile=profile,

@@ -15,7 +15,8 @@ torch / tf_keras                      the gap between the two native implementat
 ====================================  ===========================================================
 
 A ratio above 1 means the first is slower. Each ratio is ``twinbench.results.stats.ratio_ci``: the ratio of the
-medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0.
+medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0, and a verdict is given only
+from a quiet machine and a resolved ratio (``twinbench.results.verdict``); the ratio and its CI are shown either way.
 
 Cells in another execution mode (``twinbench.backends.modes.Mode``: ``--jit``, ``--precision``, ``--data-format``,
 ``--memory-format``) are never compared across modes silently: the ratios above are taken within one mode
@@ -51,6 +52,7 @@ import statistics
 
 from twinbench.backends.environments import implementation_label, order
 from twinbench.cell import AXES, Cell
+from twinbench.results import verdict
 from twinbench.results.stats import paired_ratio_ci, ratio_ci, summarize
 
 # The profiler must cost less than this share of a step.
@@ -99,8 +101,9 @@ def window_of(repeat: dict) -> str:
     return repeat.get("window", "whole")
 
 
-def time_samples(record: dict, *, part: str = "whole") -> tuple[list[float], str]:
-    """The timing samples a record contributes to a ratio, and what they are (in words).
+def sample_windows(record: dict, *, part: str = "whole") -> list[dict]:
+    """The timed windows whose times a record contributes to a ratio: throughput repeats, or a training record's
+    epochs after the first (each with its ``contention`` where it was counted).
 
     ``part`` (``PARTS``): ``whole``, the profiler-on whole windows of a throughput record (or a training record's
     epochs); ``compute``, its compute windows (none in a training record or an older throughput record).
@@ -110,12 +113,25 @@ def time_samples(record: dict, *, part: str = "whole") -> tuple[list[float], str
     if record.get("kind") == "throughput":
         repeats = (record.get("timing") or {}).get("repeats") or []
         if part == "compute":
-            return [r["step_s"] for r in repeats if window_of(r) == "compute"], "s/step per compute window"
-        return [r["step_s"] for r in repeats if r["profiler"] and window_of(r) == "whole"], "s/step per repeat"
+            return [r for r in repeats if window_of(r) == "compute"]
+        return [r for r in repeats if r["profiler"] and window_of(r) == "whole"]
     if part == "compute":
-        return [], "s/step per compute window"
-    epochs = (record.get("results") or {}).get("epochs") or []
-    return [e["train_time_s"] for e in epochs[1:]], "s/epoch, epochs after the first"
+        return []
+    return ((record.get("results") or {}).get("epochs") or [])[1:]
+
+
+def time_samples(record: dict, *, part: str = "whole") -> tuple[list[float], str]:
+    """The timing samples a record contributes to a ratio (``sample_windows``' times), and what they are (in words)."""
+    windows = sample_windows(record, part=part)
+    if record.get("kind") == "throughput" or part == "compute":
+        what = "s/step per compute window" if part == "compute" else "s/step per repeat"
+        return [r["step_s"] for r in windows], what
+    return [e["train_time_s"] for e in windows], "s/epoch, epochs after the first"
+
+
+def runs_contention(records: list[dict], *, part: str = "whole") -> dict:
+    """``verdict.cell_contention`` of the sample windows of one cell's runs, pooled."""
+    return verdict.cell_contention([w for record in records for w in sample_windows(record, part=part)])
 
 
 def group_key(record: dict) -> tuple:
@@ -160,8 +176,9 @@ def decomposition(records: list[dict], *, part: str = "whole", seed: int = 0) ->
 
     Returns one dict per (group, ratio) that both cells have samples for: ``model, kind, dataset,
     batch_size, numerator, denominator, meaning, samples, runs_a, runs_b`` (what was compared) and
-    ``ratio_ci``'s ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``. A ratio needs at least 2
-    samples per side. With several runs of a cell, the bootstrap resamples the runs as well as the
+    ``ratio_ci``'s ``ratio, ci_low, ci_high, differs, verdict, n_a, n_b``, ``resolution``'s keys and
+    ``verdict.judge``'s (``verdict`` is replaced by why there is none where the machine was busy or the ratio is
+    unresolved: ``verdict_status``). A ratio needs at least 2 samples per side. With several runs of a cell, the bootstrap resamples the runs as well as the
     samples within them (``ratio_ci``'s ``runs_a``/``runs_b``), so the spread between processes counts.
     ``part`` (``PARTS``): which samples (``time_samples``); each row says it as ``part``.
     """
@@ -204,6 +221,9 @@ def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where, part="whole") ->
            "numerator": labels[0], "denominator": labels[1], "meaning": meaning, "samples": what,
            "runs_a": len(a_runs), "runs_b": len(b_runs), **result,
            **resolution(result, machine_minutes([*a_runs, *b_runs]))}
+    # No verdict from a busy machine or an unresolved ratio (twinbench.results.verdict); the ratio and CI stay.
+    row.update(verdict.judge(row, [(labels[0], runs_contention(a_runs, part=part)),
+                                   (labels[1], runs_contention(b_runs, part=part))]))
     if part != "whole":  # rows of the whole step keep their keys (committed pages are made of them)
         row["part"] = part
     return [row]
@@ -301,7 +321,8 @@ def throughput_rows(records: list[dict]) -> list[dict]:
     ``throughput_images_per_s`` (``summarize`` of the pooled whole windows with the profiler on),
     ``profiler_overhead`` (``profiler_overhead`` of the pooled on/off whole windows and pairs),
     ``jit_compile``, ``page_faults_per_step`` (median over the whole windows; None in records from before it),
-    ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows).
+    ``compute_step_s`` and ``feed_step_s`` (``feed_pairs``; both None without compute windows), ``contention``
+    (``verdict.contention_text``: ``quiet``, ``busy 3/12`` or ``not recorded``).
     """
     rows = []
     for (kind, model, _, batch_size, _, axes), cells in pooled(records).items():
@@ -324,6 +345,8 @@ def throughput_rows(records: list[dict]) -> list[dict]:
                 # Minor page faults per step of the whole windows (records from before they were counted: None).
                 "page_faults_per_step": statistics.median(faults) if (faults := [
                     r["page_faults_per_step"] for r in repeats if r.get("page_faults_per_step") is not None]) else None,
+                # Busy windows / counted windows among the timed ones (twinbench.measuring.contention).
+                "contention": verdict.contention_text(runs_contention(runs)),
                 "compute_step_s": parts["compute"],  # the train step alone
                 "feed_step_s": parts["feed"],  # whole - compute, window pairs
                 "efficiency": runs[0].get("efficiency"),  # FLOPs per image and the device's peak (twinbench.measuring.mfu)
@@ -368,13 +391,13 @@ def decomposition_table(rows: list[dict]) -> str:
     """The decomposition as plain text, one line per ratio."""
     if not rows:
         return "(no decomposition: it needs two implementations with at least 2 samples each)"
-    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "runs", "resolution", "verdict",
-               "what it isolates"]
+    headers = ["model", "batch", "time ratio", "ratio", "95% CI", "n", "runs", "resolution", "contention",
+               "what it isolates", "verdict"]
     right = {"batch", "ratio", "95% CI", "n", "runs", "resolution"}
     table = [[row["model"], str(row["batch_size"]), f"{row['numerator']} / {row['denominator']}",
               f"{row['ratio']:.3f}", f"{row['ci_low']:.3f}-{row['ci_high']:.3f}", f"{row['n_a']}/{row['n_b']}",
-              f"{row['runs_a']}/{row['runs_b']}", _resolution_text(row), _short_verdict(row), row["meaning"]]
-             for row in rows]
+              f"{row['runs_a']}/{row['runs_b']}", _resolution_text(row), row.get("contention", "not recorded"),
+              row["meaning"], _short_verdict(row)] for row in rows]
     widths = [max(len(line[i]) for line in [headers, *table]) for i in range(len(headers))]
 
     def line(cells):
@@ -386,7 +409,8 @@ def decomposition_table(rows: list[dict]) -> str:
                       "a difference is called only when the 95% CI excludes 1; with several runs (processes) "
                       "of a cell the bootstrap resamples the runs too; interleaved cells (process=shared) pair their "
                       "windows by ABBA block. resolution: the CI's half-width in % of the ratio and the machine time "
-                      "the records took (each process once)."])
+                      "the records took (each process once). contention: busy windows / counted windows of each "
+                      f"cell. {verdict.RULES}"])
 
 
 def _resolution_text(row: dict) -> str:
@@ -396,6 +420,9 @@ def _resolution_text(row: dict) -> str:
 
 
 def _short_verdict(row: dict) -> str:
+    """The verdict column: ``1.48x slower``, ``no measurable difference``, or why there is no verdict."""
+    if row.get("verdict_status", verdict.CALLED) != verdict.CALLED:
+        return row["verdict"]
     if not row["differs"]:
         return "no measurable difference"
     return f"{row['ratio']:.2f}x slower" if row["ratio"] > 1 else f"{1 / row['ratio']:.2f}x faster"

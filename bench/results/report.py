@@ -6,7 +6,8 @@ a crash. Several runs of one cell are pooled as ``twinbench.records`` says: step
 decomposition use the windows of every successful run, the other per-cell figures its latest one. It shows
 
 1. step time and throughput per implementation, with their 95% confidence intervals;
-2. the overhead decomposition (ratios of step times with a CI and a verdict in plain words);
+2. the overhead decomposition (ratios of step times with a CI, each cell's contention, and a verdict in plain words
+   or why there is none: ``twinbench.results.verdict``);
 3. the shared profiler's timeline: GPU utilisation and device memory (CPU % and RSS on a CPU machine)
    against time, epochs shaded, one panel per implementation on a shared time axis;
 4. training loss (log scale) and test accuracy per epoch, every implementation on one chart;
@@ -28,6 +29,7 @@ from twinbench.results import figures as fig
 from twinbench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
 from twinbench.results.ops import ops_markdown
 from twinbench.results.table import median_iqr, results_table
+from twinbench.results.verdict import RULES
 from twinbench.results.views import (
     GAP_PARTS,
     MISSING,
@@ -68,6 +70,16 @@ def _fmt_bytes(value) -> str:
 def _table(headers, rows) -> list[str]:
     return ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|",
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+
+
+def _decomposition_table(rows: list[dict]) -> list[str]:
+    """Decomposition rows (``views.decomposition_rows``) as a table: the ratio and its CI in every row, the contention
+    of both cells, and the verdict (or why there is none: ``twinbench.results.verdict``)."""
+    return _table(["group", "ratio", "what it isolates", "ratio (95% CI)", "contention", "verdict"],
+                  [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],
+                    MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
+                    "" if "missing" in r else r.get("contention", "not recorded"),
+                    r["missing"] if "missing" in r else r["verdict"]] for r in rows]) + [""]
 
 
 def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
@@ -132,14 +144,11 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
 
         out += ["## Where the time goes: the overhead decomposition", "",
                 "Ratios of median step times (numerator / denominator; above 1: the numerator is slower), each with "
-                "a bootstrap 95% CI. A difference is called only when the interval excludes 1.0.", ""]
+                f"a bootstrap 95% CI. A difference is called only when the interval excludes 1.0. {RULES}", ""]
         rows = decomposition_rows(groups)
         for group in groups:
             out += image(f"decomposition__{group.slug}", f"overhead decomposition, {group.title}")
-        out += _table(["group", "ratio", "what it isolates", "ratio (95% CI)", "verdict"],
-                      [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],
-                        MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
-                        r["missing"] if "missing" in r else r["verdict"]] for r in rows]) + [""]
+        out += _decomposition_table(rows)
 
     # -- feed vs compute (throughput records with compute windows) --
     if any(feed_and_compute(group.ok_runs(label))["compute"] for group in groups for label in group.ok()):
@@ -163,11 +172,7 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
         if lasting_feed_cost(records):
             out += [TF_NATIVE_FEED_NOTE, ""]
         out += ["Ratios of compute alone (the same pairs as above):", ""]
-        out += _table(["group", "ratio", "what it isolates", "ratio (95% CI)", "verdict"],
-                      [[r["group"], f"{r['numerator']} / {r['denominator']}", r["meaning"],
-                        MISSING if "missing" in r else f"{r['ratio']:.3f} ({r['ci_low']:.3f}–{r['ci_high']:.3f})",
-                        r["missing"] if "missing" in r else r["verdict"]]
-                       for r in decomposition_rows(groups, part="compute")]) + [""]
+        out += _decomposition_table(decomposition_rows(groups, part="compute"))
     out += ops_markdown(records)
 
     # -- timeline --

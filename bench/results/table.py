@@ -10,7 +10,8 @@ import statistics
 
 from twinbench.cell import Cell
 from twinbench.records import latest_runs
-from twinbench.results.decompose import throughput_rows
+from twinbench.results.decompose import runs_contention, throughput_rows
+from twinbench.results.verdict import contention_text
 from twinbench.results.views import GAP_PARTS, gap_breakdown, threads_summary
 
 
@@ -90,7 +91,7 @@ def median_iqr(summary, scale=1.0, spec=".2f"):
 def timing_table(records: list[dict]) -> str:
     """The timing figures of training records (``twinbench train``): median [IQR] over epochs or windows."""
     headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
-               "epoch (s) median [IQR]", "gap (ms)", "eval (ms)"]
+               "epoch (s) median [IQR]", "gap (ms)", "eval (ms)", "contention"]
     rows = []
     for record in sorted_records(latest_runs(records)):
         if record.get("status") != "ok" or "timing" not in record:
@@ -102,7 +103,8 @@ def timing_table(records: list[dict]) -> str:
                      median_iqr(timing["steady_step_s"], 1e3),
                      median_iqr(timing["epoch_time_s"]["later"]),
                      median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
-                     median_iqr(timing["eval_time_s"], 1e3, ".0f")])
+                     median_iqr(timing["eval_time_s"], 1e3, ".0f"),
+                     contention_text(runs_contention([record]))])  # busy epochs / counted, after the first
     return format_table(rows, headers) if rows else ""
 
 
@@ -130,7 +132,8 @@ def threads_table(records: list[dict]) -> str:
 def throughput_table(records: list[dict]) -> str:
     """Throughput records (``twinbench throughput``): one row per cell, pooled over runs, median [IQR] over repeats."""
     headers = ["model", "implementation", "batch", "runs", "jit", "first step (ms)", "step (ms) median [IQR]",
-               "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "page faults/step", "profiler cost [95% CI]"]
+               "95% CI (ms)", "images/s", "GFLOP/s", "MFU", "page faults/step", "profiler cost [95% CI]",
+               "contention"]
     rows = []
     for row in throughput_rows(records):
         step, overhead = row["steady_step_s"], row["profiler_overhead"]
@@ -142,13 +145,14 @@ def throughput_table(records: list[dict]) -> str:
                      f"{1e3 * row['first_step_s']:.0f}", median_iqr(step, 1e3),
                      f"{1e3 * step['ci_low']:.2f}-{1e3 * step['ci_high']:.2f}",
                      f"{row['throughput_images_per_s']['median']:.0f}", *_flops_cells(row),
-                     "—" if row["page_faults_per_step"] is None else f"{row['page_faults_per_step']:.0f}", cost])
+                     "—" if row["page_faults_per_step"] is None else f"{row['page_faults_per_step']:.0f}", cost,
+                     row["contention"]])
     failed = [r for r in latest_runs(records) if r.get("status") != "ok"]  # cells without a successful run
     for record in sorted_records(failed):
         cell = record["cell"]
         reason = (record.get("error") or {}).get("message", "failed")
         rows.append([cell["model"], Cell.of(record).label, "", "", "",
-                     "FAILED", reason[:40], "", "", "", "", "", ""])
+                     "FAILED", reason[:40], "", "", "", "", "", "", ""])
     return format_table(rows, headers) if rows else ""
 
 

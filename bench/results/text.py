@@ -22,7 +22,8 @@ from twinbench.results.table import (
 
 def throughput_section(records) -> str:
     """``compare``'s text for throughput records: the table, the decomposition, the profiler's cost."""
-    lines = ["Throughput (twinbench throughput): seconds per step over repeats of N steps, synchronised at the edges only",
+    lines = ["Throughput (twinbench throughput): seconds per step over repeats of N steps, synchronised at the edges only; "
+             "contention: windows the machine was busy in / windows counted (twinbench.measuring.contention)",
              throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
              decomposition_table(decomposition(records)), ""]
     parts = feed_compute_table(records)

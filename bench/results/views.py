@@ -302,7 +302,8 @@ def machines(records) -> str:
 def decomposition_rows(groups: list[Group], *, part: str = "whole") -> list[dict]:
     """One row per (group, ratio of ``twinbench.results.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
     model, kind, dataset`` and either ``twinbench.results.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
-    verdict, n_a, n_b``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio).
+    verdict, n_a, n_b``; ``verdict`` as ``twinbench.results.verdict.judge`` gives it, with ``verdict_status`` and
+    ``contention``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio).
     Then the ratios the group has in other modes and the mode effects (``decompose.MODE_EFFECTS``), where measured.
     ``part``: ratios of the whole step or of compute alone (``decompose.PARTS``)."""
     rows = []
