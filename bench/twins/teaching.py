@@ -232,7 +232,8 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
             "that name `timer` or `hooks`, in the row below the total) and "
             "the code that serves twinbench's shared batch order (not counted: the order's own classes, named "
             "under each listing). The PyTorch count includes what `fit` does for you in Keras: moving batches to "
-            "the device and the evaluation loop. tf.keras reuses `compile_model` from the Keras 3 runner.", ""]
+            "the device and the evaluation loop. Keras 3 and tf.keras share `compile_model` (the Keras runners' "
+            "common module).", ""]
 
     # -- equivalence --
     out += ["## Same network? The twin check", "",
