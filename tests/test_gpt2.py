@@ -33,11 +33,11 @@ from gpt2_twins import (
 )
 
 from conftest import BACKEND
+from twinbench.backends.tolerances import NOISE_FACTOR_NEITHER
 from twinbench.models.gpt2.config import GPT2_SIZES, count_params, parameter_shapes, sizes_for
 from twinbench.models.gpt2.weights import from_hf_state, hf_key, to_hf_state
 from twinbench.models.weights import WeightMismatchError
 from twinbench.twins.parity import (
-    NOISE_FACTOR_NEITHER,
     ParityError,
     batch_checksum,
     combine_noise,

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from twinbench.backends.base import TrainConfig
+from twinbench.backends.tolerances import NOISE_FACTOR, logits_tolerance
 from twinbench.models.weights import WeightMismatchError, canonical_weights, leaf_layers
 from twinbench.twins import localise
 from twinbench.twins.pairing import (
@@ -39,15 +40,7 @@ from twinbench.twins.pairing import (
     pair_in_order,
     torch_groups,
 )
-from twinbench.twins.parity import (
-    NOISE_FACTOR,
-    ParityError,
-    compare_observations,
-    float64_noise,
-    logits_tolerance,
-    observe,
-    parity_batch,
-)
+from twinbench.twins.parity import ParityError, compare_observations, float64_noise, observe, parity_batch
 from twinbench.twins.trajectory import Trajectory, run_trajectory
 
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from twinbench.backends.environments import implementation_label
+from twinbench.backends.tolerances import NOISE_FACTOR
 from twinbench.data.tasks import DEFAULT_TASK, get_task
 from twinbench.models import get_model_spec, list_models
 from twinbench.twins.env_data import ENVS, REGENERATE, collect, current_env, data_path, load_data
-from twinbench.twins.parity import NOISE_FACTOR
 from twinbench.twins.sources import (
     MEASUREMENT_NAMES,
     ROOT,
