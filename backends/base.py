@@ -296,7 +296,7 @@ class Runner:
 
     def describe_threads(self) -> dict:
         """The framework's thread pools and the input pipeline's workers, as the framework reports them after
-        ``setup`` (``twinbench.backends.framework_threads``); the record's ``threads`` (``twinbench.measuring.threads``)."""
+        ``setup`` (``twinbench.backends.process.framework_threads``); the record's ``threads`` (``twinbench.measuring.threads``)."""
         return {}
 
     def describe(self, model=None) -> dict:

@@ -29,6 +29,7 @@ import os
 import sys
 
 from twinbench.backends.modes import DATA_PARALLEL, SINGLE, Replication
+from twinbench.backends.process import BackendError
 
 TIMEOUT_ENV = "TWINBENCH_COLLECTIVE_TIMEOUT_S"
 XLA_DEVICES_FLAG = "--xla_force_host_platform_device_count"
@@ -65,8 +66,6 @@ def check_launch(implementation: str, replication: Replication) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            from twinbench.backends import BackendError
-
             raise BackendError(SYNC_BATCHNORM_CPU)
 
 
@@ -152,8 +151,6 @@ class TorchDDP(Replicas):
         self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
         self.gpu = torch.cuda.is_available()
         if replication.sync_batchnorm and not self.gpu:
-            from twinbench.backends import BackendError
-
             raise BackendError(SYNC_BATCHNORM_CPU)
         if self.gpu:
             torch.cuda.set_device(self.local_rank)
@@ -299,22 +296,3 @@ def start(implementation: str, backend: str, replication: Replication) -> Replic
         return Mirrored(replication)
     return KerasDataParallel(replication)
 
-
-def use_plain_sgd(runner, model, learning_rate: float) -> None:
-    """Make ``runner.train_step`` take plain SGD steps, ``w <- w - learning_rate * g``, on ``model``, so the gradient
-    the engine applied can be read back from the weights: ``g = (w_before - w_after) / learning_rate`` (Adam, the
-    benchmark's optimizer, is blind to a gradient's scale, so it could not tell averaged from summed gradients)."""
-    if runner.implementation == "torch":
-        import torch
-
-        model.twinbench_optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
-        model.twinbench_scaler = torch.amp.GradScaler(runner.device.type, enabled=False)
-        return
-    module = runner.keras_module
-    if runner.implementation == "tf_keras":
-        from twinbench.backends.tf_keras_runner import Float32CrossEntropy as loss_class
-    else:
-        loss_class = module.losses.SparseCategoricalCrossentropy
-    with runner.replicas.scope():
-        model.compile(optimizer=module.optimizers.SGD(learning_rate=learning_rate), loss=loss_class(from_logits=True),
-                      jit_compile=runner.jit_compile)

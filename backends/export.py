@@ -12,8 +12,8 @@ What each implementation can produce (``EXPORT_FORMATS``), in Keras' own names f
 
 Every artifact is reloaded in its own runtime — ``torch.export.load``, ``onnxruntime``, ``tf.saved_model.load``,
 ``jax.export.deserialize`` — run on a batch of images, and its logits are compared with the model's own
-(``runner.predict``) within the twin check's float32 tolerance (``twinbench.twins.parity.logits_tolerance``). The
-batch dimension is left dynamic. Images go in as the model takes them: channels last (N, H, W, C) for the Keras
+(``runner.predict``) within the twin check's float32 tolerance (``twinbench.backends.tolerances.logits_tolerance``).
+The batch dimension is left dynamic. Images go in as the model takes them: channels last (N, H, W, C) for the Keras
 models, channels first (N, C, H, W) for the PyTorch twin.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from twinbench.backends.environments import implementation_label
-from twinbench.twins.parity import logits_tolerance
+from twinbench.backends.tolerances import logits_tolerance
 
 # (implementation, backend) -> the formats it can produce, the first the default.
 EXPORT_FORMATS = {

@@ -11,13 +11,15 @@ and ``fit_classes(tf_keras)`` make, on that module's own base classes:
 - ``EpochTimer``         synchronised epoch timestamps, steady-state windows, test accuracy after each
   epoch (the same work the PyTorch loop does after each epoch), profiler markers.
 
-``KerasFitRunner`` is the runners' common base: prediction, one optimizer step and the throughput
-benchmark's steps, through ``fit`` of the runner's ``keras_module``. Each runner keeps its own ``fit``
+``compile_model`` compiles a model with the shared training settings and ``mixed_policy`` builds one under a mixed
+dtype policy, in either module. ``KerasFitRunner`` is the runners' common base: prediction, one optimizer step and
+the throughput benchmark's steps, through ``fit`` of the runner's ``keras_module``. Each runner keeps its own ``fit``
 (what the teaching pages show). Neither Keras module is imported here: each runner passes its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -27,7 +29,6 @@ from types import ModuleType
 import numpy as np
 
 from twinbench import data as datasets
-from twinbench.backends import BackendError
 from twinbench.backends.base import (
     COMPUTE_BATCHES,
     EpochResult,
@@ -38,6 +39,7 @@ from twinbench.backends.base import (
     cycled_batches,
     epoch_edges,
 )
+from twinbench.backends.process import BackendError
 from twinbench.data.tasks import num_samples, take
 
 
@@ -186,6 +188,35 @@ def fit_classes(module: ModuleType) -> FitClasses:
 
     return FitClasses(EpochBatches=EpochBatches, FixedBatches=FixedBatches, StepClockCallback=StepClockCallback,
                       EpochTimer=EpochTimer)
+
+
+def compile_model(model, config: TrainConfig, *, module: ModuleType, loss, jit_compile="auto",
+                  adam: type | None = None) -> None:
+    """The shared training settings in Keras terms, written once for both Keras modules (``keras``, ``tf_keras``):
+    Adam with ``config``'s learning rate and epsilon (``adam``: the module's own Adam unless the runner gives
+    another), the task's ``loss`` (the runner's ``task_loss``)."""
+    adam = adam or module.optimizers.Adam
+    model.compile(
+        optimizer=adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon),
+        loss=loss,
+        jit_compile=jit_compile,
+    )
+
+
+@contextlib.contextmanager
+def mixed_policy(module, precision: str):
+    """Under ``mixed_bfloat16``/``mixed_float16``, make it the global dtype policy of ``module`` (``keras`` or
+    ``tf_keras``) while the model is built; the process keeps its own policy outside."""
+    if not precision.startswith("mixed"):
+        yield
+        return
+    mixed_precision = module.mixed_precision
+    before = mixed_precision.global_policy()
+    mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        mixed_precision.set_global_policy(before)
 
 
 class KerasFitRunner(Runner):

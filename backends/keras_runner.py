@@ -22,11 +22,24 @@ import itertools
 import keras
 import numpy as np
 
-from twinbench.backends import BackendError, check_mode_here, framework_threads, keras_callback_threads
 from twinbench.backends.base import NullEvents, TrainConfig
-from twinbench.backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
+from twinbench.backends.keras_fit import (
+    KerasFitRunner,
+    compile_model,
+    fit_classes,
+    mixed_policy,
+    tf_data_iterator,
+)
+from twinbench.backends.keras_shapes import shapes_only
+from twinbench.backends.process import (
+    BackendError,
+    check_mode_here,
+    framework_threads,
+    keras_callback_threads,
+)
 from twinbench.backends.recurrent import keras_lstm_kernels
-from twinbench.data.tasks import DEFAULT_TASK, PAD
+from twinbench.backends.torch_compile import compile_stats
+from twinbench.data.tasks import PAD
 from twinbench.models import build_model
 from twinbench.models.weights import WeightMismatchError, leaf_layers
 
@@ -84,37 +97,10 @@ class SummedRowsAdam(keras.optimizers.Adam):
         return super().apply([summed(g) for g in grads], trainable_variables)
 
 
-def adam(config: TrainConfig, *, module=keras):
-    """The shared optimizer: Adam with ``config``'s learning rate and epsilon (``SummedRowsAdam`` for Keras 3 on
-    TensorFlow)."""
-    if module is keras and keras.backend.backend() == "tensorflow":
-        return SummedRowsAdam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon)
-    return module.optimizers.Adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon)
-
-
-def compile_model(model, config: TrainConfig, *, module=keras, jit_compile="auto", loss=None):
-    """The shared training settings in Keras terms (also used for tf.keras, passing ``module=tf_keras``)."""
-    model.compile(
-        optimizer=adam(config, module=module),
-        loss=loss or task_loss(getattr(model, "twinbench_task", DEFAULT_TASK)),
-        jit_compile=jit_compile,
-    )
-
-
-@contextlib.contextmanager
-def mixed_policy(module, precision: str):
-    """Under ``mixed_bfloat16``/``mixed_float16``, make it the global dtype policy of ``module`` (``keras`` or
-    ``tf_keras``) while the model is built; the process keeps its own policy outside."""
-    if not precision.startswith("mixed"):
-        yield
-        return
-    mixed_precision = module.mixed_precision
-    before = mixed_precision.global_policy()
-    mixed_precision.set_global_policy(precision)
-    try:
-        yield
-    finally:
-        mixed_precision.set_global_policy(before)
+def adam_class() -> type:
+    """Keras 3's Adam for the shared settings (``compile_model``): ``SummedRowsAdam`` on TensorFlow, Keras' own
+    elsewhere."""
+    return SummedRowsAdam if keras.backend.backend() == "tensorflow" else keras.optimizers.Adam
 
 
 @contextlib.contextmanager
@@ -126,21 +112,6 @@ def image_data_format(data_format: str):
         yield
     finally:
         keras.config.set_image_data_format(before)
-
-
-@contextlib.contextmanager
-def shapes_only():
-    """Keras variables created inside are deferred and stay so: a shape and an initializer that never runs (a
-    ``keras.StatelessScope`` that does not initialise them on exit), for a model of which only the weights' shapes
-    and the graph are read: counting parameters, the PyTorch twin's weight layout (``TorchRunner.build``)."""
-    from keras.src.backend.common import global_state  # where Keras lists deferred variables (no public API)
-
-    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:  # these variables are never initialised: a later scope's exit must not draw them after all
-        global_state.set_global_attribute("uninitialized_variables", pending)
 
 
 class KerasRunner(KerasFitRunner):
@@ -289,7 +260,8 @@ class KerasRunner(KerasFitRunner):
     # -- training ------------------------------------------------------------------------------------------
     def fit(self, model, dataset, config: TrainConfig, *, events=None):
         with self.replicas.scope():  # the optimizer's variables too are made on every replica
-            compile_model(model, config, jit_compile=self.jit_compile)
+            compile_model(model, config, module=keras, loss=task_loss(self.task_of(model)),
+                          jit_compile=self.jit_compile, adam=adam_class())
         batches = EpochBatches(self.model_inputs(dataset.x_train), dataset.y_train, config.batch_size, seed=config.seed,
                                resample=dataset.resample, drop_last=config.drop_last)
         timer = _EpochTimer(self, dataset, config, events or NullEvents(), data=batches)
@@ -300,7 +272,8 @@ class KerasRunner(KerasFitRunner):
     def ensure_compiled(self, model, config: TrainConfig) -> None:
         if not getattr(model, "compiled", False):
             with self.replicas.scope():
-                compile_model(model, config, jit_compile=self.jit_compile)
+                compile_model(model, config, module=keras, loss=task_loss(self.task_of(model)),
+                              jit_compile=self.jit_compile, adam=adam_class())
 
     def run_train_function(self, model, batches, *, steps, clock):
         """``model.train_function`` called as this backend's ``fit`` calls it (keras/src/backend/<backend>/trainer.py).
@@ -452,8 +425,6 @@ def _jit_engine(backend, model):
 def _torch_compile_stats(backend, model):
     if backend != "torch" or model is None or not getattr(model, "jit_compile", False):
         return None
-    from twinbench.backends.torch_runner import compile_stats
-
     return compile_stats()
 
 

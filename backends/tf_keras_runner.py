@@ -13,10 +13,15 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from twinbench.backends import check_mode_here, framework_threads
 from twinbench.backends.base import NullEvents, TrainConfig
-from twinbench.backends.keras_fit import KerasFitRunner, fit_classes, tf_data_iterator
-from twinbench.backends.keras_runner import compile_model, mixed_policy
+from twinbench.backends.keras_fit import (
+    KerasFitRunner,
+    compile_model,
+    fit_classes,
+    mixed_policy,
+    tf_data_iterator,
+)
+from twinbench.backends.process import check_mode_here, framework_threads
 from twinbench.backends.recurrent import tf_keras_lstm_kernels
 from twinbench.data.tasks import PAD
 from twinbench.models import build_model

@@ -27,7 +27,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from twinbench import data as datasets
-from twinbench.backends import BackendError, check_mode_here, framework_threads
 from twinbench.backends.base import (
     COMPUTE_BATCHES,
     EpochResult,
@@ -40,7 +39,10 @@ from twinbench.backends.base import (
     epoch_edges,
 )
 from twinbench.backends.distributed import TorchDDP
+from twinbench.backends.keras_shapes import shapes_only
+from twinbench.backends.process import BackendError, check_mode_here, framework_threads
 from twinbench.backends.recurrent import torch_lstm_kernels, watch_lstms
+from twinbench.backends.torch_compile import compile_stats
 from twinbench.data.tasks import DEFAULT_TASK, PAD, num_samples, take
 from twinbench.models import build_model
 from twinbench.models._registry import _resolve
@@ -344,8 +346,6 @@ class TorchRunner(Runner):
     def _attach_layout(self, module, model_name, *, input_shape, num_classes, **options) -> None:
         """How the neutral (Keras) names and layouts line up with this module's state_dict, read from the Keras
         definition built with deferred weights (its names, shapes and graph: no Keras weight is drawn)."""
-        from twinbench.backends.keras_runner import shapes_only
-
         with shapes_only():
             reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes, **options)
         spec = self.spec(model_name)
@@ -567,19 +567,6 @@ def embedding_gradients(model) -> dict:
     if not embeddings:
         return {}
     return {"embedding_gradients": "sparse" if all(m.sparse for m in embeddings) else "dense"}
-
-
-def compile_stats() -> dict:
-    """What torch.compile did in this process (``torch._dynamo``'s counters): frames compiled (every compilation
-    after a frame's first is a recompilation, e.g. for a new batch shape or train/eval mode), graphs and graph
-    breaks with their most frequent reasons."""
-    from torch._dynamo.utils import counters
-
-    breaks = counters.get("graph_break", {})
-    return {"frames_compiled": int(counters.get("frames", {}).get("ok", 0)),
-            "unique_graphs": int(counters.get("stats", {}).get("unique_graphs", 0)),
-            "graph_breaks": int(sum(breaks.values())),
-            "graph_break_reasons": [reason[:160] for reason, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:5]]}
 
 
 def _loss_scaling(model):

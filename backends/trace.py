@@ -1,4 +1,5 @@
-"""Each framework's own profiler, read into the neutral op intervals of ``twinbench.ops`` (``python -m twinbench trace``).
+"""Each framework's own profiler, read into neutral op intervals (``OpInterval``; ``python -m twinbench trace``),
+which ``twinbench.ops`` sorts into categories.
 
 - torch and Keras on torch: ``torch.profiler`` (CPU activities; CUDA kernels too where a GPU is used). The ops are
   the events of ``prof.events()`` that are no user annotation (``record_function`` ranges such as
@@ -21,8 +22,18 @@ from __future__ import annotations
 import glob
 import shutil
 import tempfile
+from typing import NamedTuple
 
-from twinbench.ops import OpInterval
+
+class OpInterval(NamedTuple):
+    """One op's exclusive time (or one piece of it) as a profiler saw it: its name, its start and end (seconds, one clock per trace), its thread,
+    and the names of the ranges around it (``scope``, outermost first, joined by ``/``)."""
+
+    name: str
+    start_s: float
+    end_s: float
+    thread: str = ""
+    scope: str = ""
 
 
 def op_tracer(runner):

@@ -10,16 +10,22 @@ no framework and no model):
 >>> report = twinbench.check(my_keras_builder, my_torch_builder, input_shape=(32, 32, 3), num_classes=10)  # doctest: +SKIP
 >>> records, skipped = twinbench.load_records("results/train")  # doctest: +SKIP
 
-The package's parts, one job each, importing each other one way (tests/test_structure.py proves it):
+The package's parts, one job each, in layers: a part imports its own layer and those below it, never one above,
+and nothing imports in a circle (tests/test_structure.py proves it over every module, and holds the table):
 
-- ``models``: each model's Keras 3 definition, its twins and the registry; ``data``: the datasets and the shared
-  batch order; ``backends``: everything framework-specific at run time (the runners);
-- ``cell``, ``records``: what a run is (its cell) and what it leaves (its record);
-- ``measuring``: runs a cell in this process and measures it (timing, profiler, environment, FLOP/s);
-- ``results``: statistics, decomposition, tables, report and figures from records; imports no framework;
-- ``twins``: the twin checks (``parity``), the check of your own pair (``own_pair``) and the teaching pages;
-- ``studies``: one-off questions (the definition effect, the profiler's own cost);
-- ``cli``: ``python -m twinbench``: parses, checks the input, delegates, sets the exit code.
+0. ``models``: each model's Keras 3 definition, its twins and the registry;
+1. ``data``: the datasets and the shared batch order;
+2. ``backends``: everything framework-specific at run time: the runners and what they share (the process's
+   backend and threads, the modes, the replicas, the float32 tolerances, the profilers' op intervals); a runner
+   imports the shared modules, never another runner;
+3. ``cell``, ``records``: what a run is (its cell) and what it leaves (its record); with them ``ops`` (a record's op
+   table: which op is which kind of work) and ``stats`` (medians, spreads and intervals: a record's figures);
+4. ``measuring``: runs a cell in this process and measures it (timing, profiler, environment, FLOP/s); beside it
+   ``twins``: the twin checks (``parity``), the check of your own pair (``own_pair``) and the teaching pages, which
+   run twins through the runners as measuring runs cells;
+5. ``results``: decomposition, tables, report and figures from records; imports no framework;
+6. ``studies``: one-off questions that measure and then analyse (the definition effect, the profiler's own cost);
+7. ``cli``: ``python -m twinbench``: parses, checks the input, delegates, sets the exit code.
 """
 
 from __future__ import annotations

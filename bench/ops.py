@@ -1,7 +1,7 @@
 """The op-level breakdown of a training step, the same for every framework: which op is which kind of work.
 
 ``python -m twinbench trace`` runs a cell's steps under its framework's own profiler (``twinbench.backends.trace`` reads each
-profiler's output into ``OpInterval`` s); this module sorts the ops into ``CATEGORIES`` by the name patterns of
+profiler's output into its ``OpInterval`` s); this module sorts the ops into ``CATEGORIES`` by the name patterns of
 ``RULES`` (the one place the classification is written) and turns the intervals into the record's ``ops`` table:
 milliseconds per step for each category, and the **remainder**, the step's wall time that no op covers (Python,
 dispatch, framework bookkeeping, waiting).
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import NamedTuple
 
 # The categories of an op, in the order tables show them; the table adds "remainder".
 CATEGORIES = ("conv_matmul", "layout", "optimizer", "other")
@@ -46,17 +45,6 @@ NOTE = ("exclusive op time; covered = the union of op intervals over all threads
         "to each; remainder = wall - covered (Python, dispatch, bookkeeping, idle)")
 _RULES = tuple((category, re.compile(pattern)) for category, pattern in RULES)
 _SCOPE = re.compile(SCOPE_RULES)
-
-
-class OpInterval(NamedTuple):
-    """One op's exclusive time (or one piece of it) as a profiler saw it: its name, its start and end (seconds, one clock per trace), its thread,
-    and the names of the ranges around it (``scope``, outermost first, joined by ``/``)."""
-
-    name: str
-    start_s: float
-    end_s: float
-    thread: str = ""
-    scope: str = ""
 
 
 def classify(name: str, *, scope: str = "") -> str:

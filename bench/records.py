@@ -27,7 +27,7 @@ time) shows the cell's latest successful run (``latest_runs``) and a failed run 
 successful one. ``--resume`` counts a cell as done when it has any successful record.
 
 Schema history (``schema_version``): 1 had no ``kind``, ``timing``, ``settings`` or profiler; 2 (read here) adds
-``kind``, ``timing`` (median/IQR/CI from ``twinbench.results.stats.summarize``), ``settings`` (Keras backend, resolved
+``kind``, ``timing`` (median/IQR/CI from ``twinbench.stats.summarize``), ``settings`` (Keras backend, resolved
 ``jit_compile``, precision, TF32, threads, device), ``memory`` (framework allocator, NVML, host RSS), ``profile``,
 ``profiler_overhead`` (throughput), ``host_load`` and ``timeline_file``: the profiler's samples in a sidecar
 ``<record name>.timeline.json.gz``. ``run_id`` came later within version 2; records without one still read.

@@ -20,15 +20,9 @@ import sys
 
 import numpy as np
 
+from twinbench.backends.tolerances import GRAD_ATOL, GRAD_RTOL, ZERO_GRAD_REL
 from twinbench.models.gnmt.config import EOS, PAD, gnmt_config, param_count, shift_right, torch_key
-from twinbench.twins.parity import (
-    FINGERPRINT_DIR,
-    GRAD_ATOL,
-    GRAD_RTOL,
-    ZERO_GRAD_REL,
-    Observation,
-    _check_close,
-)
+from twinbench.twins.parity import FINGERPRINT_DIR, Observation, _check_close
 
 # The twin case: the small size without dropout (masks cannot match across frameworks).
 SOURCE_LENGTH, TARGET_LENGTH, VOCABULARY = 7, 6, 40

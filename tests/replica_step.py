@@ -2,7 +2,7 @@
 has a data-parallel engine, on one replica and on two, written to an ``.npz`` the test compares.
 
 Plain SGD, ``w <- w - lr * g``, so the gradient each engine applied is read back from the weights
-(``twinbench.backends.distributed.use_plain_sgd``). Models: ``cifar_cnn`` (no BatchNorm: the steps must be equal) and the
+(``use_plain_sgd``). Models: ``cifar_cnn`` (no BatchNorm: the steps must be equal) and the
 test-only ``bn_cnn`` (BatchNorm: per-replica statistics, unless synchronised).
 
     KERAS_BACKEND=tensorflow python tests/replica_step.py OUT.npz          (two logical CPU devices)
@@ -34,6 +34,26 @@ TWO = Replication(replicas=2)
 TWO_SYNC = Replication(replicas=2, sync_batchnorm=True)
 
 
+def use_plain_sgd(runner, model, learning_rate: float) -> None:
+    """Make ``runner.train_step`` take plain SGD steps, ``w <- w - learning_rate * g``, on ``model``, so the gradient
+    the engine applied can be read back from the weights: ``g = (w_before - w_after) / learning_rate`` (Adam, the
+    benchmark's optimizer, is blind to a gradient's scale, so it could not tell averaged from summed gradients)."""
+    if runner.implementation == "torch":
+        import torch
+
+        model.twinbench_optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+        model.twinbench_scaler = torch.amp.GradScaler(runner.device.type, enabled=False)
+        return
+    module = runner.keras_module
+    if runner.implementation == "tf_keras":
+        from twinbench.backends.tf_keras_runner import Float32CrossEntropy as loss_class
+    else:
+        loss_class = module.losses.SparseCategoricalCrossentropy
+    with runner.replicas.scope():
+        model.compile(optimizer=module.optimizers.SGD(learning_rate=learning_rate), loss=loss_class(from_logits=True),
+                      jit_compile=runner.jit_compile)
+
+
 def observe_step(pair, model_name, replication, *, gradients=False) -> dict[str, np.ndarray]:
     """Logits, the step's loss, the gradient the step applied (``applied:NAME``) and every weight after it
     (``after:NAME``); with ``gradients``, also ``runner.loss_and_grads`` on a fresh copy (``grad:NAME``)."""
@@ -47,7 +67,7 @@ def observe_step(pair, model_name, replication, *, gradients=False) -> dict[str,
         loss, grads = runner.loss_and_grads(runner.prepare(model_name, weights=weights, **build), x, y)
         out.update({f"grad:{name}": g for name, g in grads.items()}, grad_loss=np.array(loss))
     model = runner.prepare(model_name, weights=weights, **build)
-    distributed.use_plain_sgd(runner, model, LEARNING_RATE)
+    use_plain_sgd(runner, model, LEARNING_RATE)
     out["logits"] = runner.predict(model, x)
     before = runner.get_weights(model)
     out["loss"] = np.array(runner.train_step(model, x, y, TrainConfig(learning_rate=LEARNING_RATE)))

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, impl_id, requires_backend
+from twinbench.backends.tolerances import logits_tolerance
 from twinbench.cli import main
 from twinbench.models.weights import load_weights, save_weights
-from twinbench.twins.parity import logits_tolerance
 
 pytestmark = requires_backend
 needs_torch = pytest.mark.skipif(BACKEND != "torch", reason="the PyTorch twin trains in the torch environment")

@@ -96,7 +96,8 @@ def test_pretrained_twins_give_the_same_logits(torchvision_checkpoint):
     import torchvision
 
     from twinbench.backends import get_runner
-    from twinbench.twins.parity import LOGITS_ATOL, parity_batch
+    from twinbench.backends.tolerances import LOGITS_ATOL
+    from twinbench.twins.parity import parity_batch
 
     path, _ = torchvision_checkpoint
     reference = torchvision.models.mobilenet_v2(weights=None, num_classes=1000)

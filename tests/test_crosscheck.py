@@ -15,7 +15,7 @@ import pytest
 from conftest import IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_backend
 from twinbench.records import SCHEMA, SCHEMA_VERSION
 from twinbench.results import decompose
-from twinbench.results.stats import summarize
+from twinbench.stats import summarize
 
 sys.path.insert(0, str(ROOT / "tools"))
 import crosscheck  # noqa: E402

@@ -89,7 +89,7 @@ def test_git_state_in_and_outside_a_checkout(tmp_path):
 def test_no_framework_is_imported():
     code = (
         "import sys; from twinbench.measuring.environment import collect_environment; collect_environment(); "
-        "import twinbench.measuring.profiler, twinbench.results.stats; "
+        "import twinbench.measuring.profiler, twinbench.stats; "
         "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'tf_keras') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -33,11 +33,11 @@ from gpt2_twins import (
 )
 
 from conftest import BACKEND
+from twinbench.backends.tolerances import NOISE_FACTOR_NEITHER
 from twinbench.models.gpt2.config import GPT2_SIZES, count_params, parameter_shapes, sizes_for
 from twinbench.models.gpt2.weights import from_hf_state, hf_key, to_hf_state
 from twinbench.models.weights import WeightMismatchError
 from twinbench.twins.parity import (
-    NOISE_FACTOR_NEITHER,
     ParityError,
     batch_checksum,
     combine_noise,
@@ -209,7 +209,7 @@ def test_safetensors_reader_needs_no_framework(tmp_path):
     import json
     import struct
 
-    from twinbench.backends.gpt2_checkpoints import read_safetensors
+    from twinbench.backends.checkpoints import read_safetensors
 
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     header = json.dumps({"a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
@@ -219,8 +219,7 @@ def test_safetensors_reader_needs_no_framework(tmp_path):
 
 
 def test_checkpoint_errors_are_one_line(tmp_path):
-    from twinbench.backends.checkpoints import CheckpointError
-    from twinbench.backends.gpt2_checkpoints import read_gpt2_checkpoint
+    from twinbench.backends.checkpoints import CheckpointError, read_gpt2_checkpoint
 
     with pytest.raises(CheckpointError, match="does not exist"):
         read_gpt2_checkpoint(tmp_path / "missing.safetensors", "gpt_tiny")

@@ -18,7 +18,7 @@ from twinbench.measuring import contention
 from twinbench.measuring.interleave import InterleaveError, abba_order, check_interleave
 from twinbench.records import SCHEMA, SCHEMA_VERSION, load_records
 from twinbench.results.decompose import decomposition, machine_minutes, paired_windows, pooled
-from twinbench.results.stats import paired_ratio_ci, ratio_ci
+from twinbench.stats import paired_ratio_ci, ratio_ci
 
 PAIRED_ENVS = ("torch", "tensorflow")
 

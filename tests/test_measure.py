@@ -11,7 +11,13 @@ from twinbench.backends.base import StepClock, cycled_batches, epoch_edges
 from twinbench.cell import Cell
 from twinbench.cli import main
 from twinbench.measuring.throughput import ThroughputConfig, repeat_schedule, segments, window_schedule
-from twinbench.measuring.timing import memory_figures, train_timing
+from twinbench.measuring.timing import (
+    feed_pairs,
+    memory_figures,
+    overhead_pairs,
+    profiler_overhead,
+    train_timing,
+)
 from twinbench.records import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -27,13 +33,10 @@ from twinbench.results.decompose import (
     TF_NATIVE_FEED_NOTE,
     decomposition,
     decomposition_table,
-    feed_pairs,
     lasting_feed_cost,
-    overhead_pairs,
-    profiler_overhead,
     throughput_rows,
 )
-from twinbench.results.stats import ratio_ci
+from twinbench.stats import ratio_ci
 
 # ---------------------------------------------------------------------- the step clock
 

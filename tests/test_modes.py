@@ -28,8 +28,8 @@ from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, impl_id, requires_back
 from parity_fixtures import canonical, fixture_path, parity_case
 from twinbench.backends import BackendError
 from twinbench.backends.modes import DEFAULT_MODE, Mode
+from twinbench.backends.tolerances import NOISE_FACTOR
 from twinbench.twins.parity import (
-    NOISE_FACTOR,
     ParityError,
     check_against_fingerprint,
     check_in_process,

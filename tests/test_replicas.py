@@ -28,11 +28,10 @@ import pytest
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, ROOT, requires_backend
 from twinbench.backends.environments import implementation_label
 from twinbench.backends.modes import DATA_PARALLEL, SINGLE, SYNC_BATCHNORM, Replication
+from twinbench.backends.tolerances import NOISE_FACTOR, NOISE_FACTOR_NEITHER
 from twinbench.cell import Cell, UnknownChoiceError, environment_cells
 from twinbench.data import batch_indices
 from twinbench.twins.parity import (
-    NOISE_FACTOR,
-    NOISE_FACTOR_NEITHER,
     Observation,
     ParityError,
     committed_noise,

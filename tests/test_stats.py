@@ -1,4 +1,4 @@
-"""twinbench.results.stats on samples whose answers are known."""
+"""twinbench.stats on samples whose answers are known."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from twinbench.results.stats import median_ci_ranks, ratio_ci, summarize
+from twinbench.stats import median_ci_ranks, ratio_ci, summarize
 
 
 def test_summarize_one_to_nine_exactly():
@@ -25,7 +25,7 @@ def test_summarize_one_to_nine_exactly():
 
 
 def binomial_coverage(n, lo):
-    """Coverage of [x_(lo), x_(n+1-lo)], computed independently of twinbench.results.stats."""
+    """Coverage of [x_(lo), x_(n+1-lo)], computed independently of twinbench.stats."""
     left_out = sum(math.comb(n, k) for k in range(lo)) / 2**n
     return 1 - 2 * left_out
 

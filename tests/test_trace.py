@@ -7,9 +7,9 @@ import pytest
 from pytest import approx
 
 from tests.conftest import BACKEND, requires_backend
-from twinbench.backends.trace import exclusive_intervals
+from twinbench.backends.trace import OpInterval, exclusive_intervals
 from twinbench.cli import main
-from twinbench.ops import CATEGORIES, OpInterval, classify, op_table
+from twinbench.ops import CATEGORIES, classify, op_table
 from twinbench.records import load_records
 from twinbench.results.ops import difference_line, ops_differences, ops_markdown, ops_section
 

@@ -141,9 +141,10 @@ def test_converted_checkpoint_gives_torchvisions_logits(torchvision_checkpoint, 
     import torch
 
     from twinbench.backends import get_runner
+    from twinbench.backends.tolerances import LOGITS_ATOL
     from twinbench.cli import main
     from twinbench.models.weights import load_weights
-    from twinbench.twins.parity import LOGITS_ATOL, parity_batch
+    from twinbench.twins.parity import parity_batch
 
     path, module = torchvision_checkpoint
     npz = tmp_path / "vit_tiny.npz"

@@ -9,7 +9,8 @@ arrays.
 import numpy as np
 import pytest
 
-from twinbench.twins.parity import ZERO_GRAD_REL, ParityError, compare_fingerprints, sketch
+from twinbench.backends.tolerances import ZERO_GRAD_REL
+from twinbench.twins.parity import ParityError, compare_fingerprints, sketch
 
 
 def _fingerprint(grads):

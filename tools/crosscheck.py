@@ -387,7 +387,7 @@ def measure_paired(args) -> dict:
     step-only and twinbench whole / plain whole-loop."""
     import numpy as np
 
-    from twinbench.results.stats import summarize
+    from twinbench.stats import summarize
 
     if args.threads:
         set_threads(args.threads)
@@ -543,7 +543,7 @@ def agreement_rows(hand: dict, records: list[dict], *, tolerance: float = TOLERA
     Only twinbench's records fed by ``feed``, and results and records under ``allocator``, take part. Cells missing on
     either side are skipped."""
     from twinbench.results.decompose import DECOMPOSITION, label
-    from twinbench.results.stats import ratio_ci
+    from twinbench.stats import ratio_ci
 
     rows = []
     for timing, key, part in TIMINGS:

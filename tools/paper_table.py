@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twinbench.records import load_records  # noqa: E402
 from twinbench.results.decompose import label, pooled, pooled_samples, run_labels  # noqa: E402
-from twinbench.results.stats import ratio_ci  # noqa: E402
+from twinbench.stats import ratio_ci  # noqa: E402
 
 MODELS = ("alexnet", "vgg19", "resnet50", "mobilenet_v2", "gnmt", "ncf")
 REFERENCE = ("torch", "torch")

@@ -2,7 +2,7 @@
 
 For each model and implementation: the step time at 2 replicas (one core each, ``threads-1/``) over the step time
 at 1 replica on one core (``threads-1/``) and on two cores (``threads-2/``), each a ratio of medians with its 95%
-bootstrap CI (``twinbench.results.stats.ratio_ci``). The global batch is the same in every run, so the scaling
+bootstrap CI (``twinbench.stats.ratio_ci``). The global batch is the same in every run, so the scaling
 efficiency against one core is ``1 / ratio / 2`` (1.0: two replicas do the work twice as fast).
 
     python tools/replica_scaling.py docs/measurements/replicas-cpu-2026-12-02/round-1
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twinbench.records import load_records  # noqa: E402
 from twinbench.results.decompose import pooled_samples, run_labels  # noqa: E402
-from twinbench.results.stats import ratio_ci  # noqa: E402
+from twinbench.stats import ratio_ci  # noqa: E402
 
 
 def _cells(directory) -> dict[tuple, list[dict]]:

@@ -30,8 +30,9 @@ What two runners in one process share, and how it is kept from mattering:
   would alone. Later draws (dropout, shuffles) interleave in the shared generators: the values differ from a run
   alone, the work does not.
 - Keras' global configuration: ``keras.config.image_data_format`` and the dtype policy are set only while a model is
-  built and restored after (``twinbench.backends.keras_runner.image_data_format``, ``mixed_policy``); keras 3 and tf_keras keep
-  separate global state (``keras.src.backend.common.global_state`` against tf_keras' own backend module), and share
+  built and restored after (``twinbench.backends.keras_runner.image_data_format``,
+  ``twinbench.backends.keras_fit.mixed_policy``); keras 3 and tf_keras keep separate global state
+  (``keras.src.backend.common.global_state`` against tf_keras' own backend module), and share
   TensorFlow's runtime: its eager context, its two thread pools and ``tf.config`` (TF32), which both runners set the
   same way from the one mode.
 - Thread pools: ``--threads`` is applied once, before any framework is imported (``twinbench.backends.limit_threads``); both

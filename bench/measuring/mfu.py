@@ -69,7 +69,7 @@ def efficiency(*, forward_flops: int, images_per_s: dict | None, device: str, de
 
     Args:
         forward_flops: forward FLOPs per image (``twinbench.models.flops``).
-        images_per_s: ``twinbench.results.stats.summarize`` of the training throughput (median and CI are used).
+        images_per_s: ``twinbench.stats.summarize`` of the training throughput (median and CI are used).
         device: ``"cpu"`` or a GPU device string (``"cuda"``, ``"gpu"``).
         device_name: the GPU's name (NVML), for the peak table.
         precision: the arithmetic the run used: ``fp32`` (twinbench's setting: float32, TF32 off).

@@ -7,7 +7,7 @@ What it measures, in one process (one Keras backend per process):
 2. ``warmup`` steps in all (the first one included), reported as one figure.
 3. ``repeats`` windows of ``steps`` steps each, with the device synchronised only at the edges of each
    window; the shared profiler samples during every one of them. One sample per repeat: seconds per
-   step (window time / steps) and images per second; ``twinbench.results.stats.summarize`` gives the median, IQR
+   step (window time / steps) and images per second; ``twinbench.stats.summarize`` gives the median, IQR
    and 95% CI over repeats.
 4. ``overhead_repeats`` more windows with the profiler's sampler off, interleaved with the others in an
    ABBA order (on, off, off, on, ...) so a slow drift of the machine affects both alike. The ratio of
@@ -17,7 +17,7 @@ What it measures, in one process (one Keras backend per process):
    alone on a few batches already on the device (``Runner.compute_steps``), each put next to a whole window
    with the profiler on, after one and before the next in turn (``window_schedule``), sampled like it.
    ``timing.compute_step_s`` summarizes them, ``timing.feed_step_s`` the differences whole - compute of the
-   windows side by side (``twinbench.results.decompose.feed_pairs``); each repeat says its ``window``:
+   windows side by side (``twinbench.measuring.timing.feed_pairs``); each repeat says its ``window``:
    ``whole`` or ``compute``.
 
 Whole windows run the implementation's real training path (``Runner.train_steps``: the PyTorch loop, or a
@@ -45,12 +45,19 @@ from twinbench.measuring import contention, mfu
 from twinbench.measuring.environment import collect_environment, launcher_of
 from twinbench.measuring.profiler import Profiler
 from twinbench.measuring.threads import ThreadCensus, minor_page_faults
-from twinbench.measuring.timing import host_load, memory_figures, summarize_or_none, timeline_segment
+from twinbench.measuring.timing import (
+    feed_pairs,
+    host_load,
+    memory_figures,
+    overhead_pairs,
+    profiler_overhead,
+    summarize_or_none,
+    timeline_segment,
+)
 from twinbench.models import get_model_spec
 from twinbench.records import new_record
 from twinbench.records import now_iso as _now_iso  # a module name of its own: tests pin the clock here
-from twinbench.results.decompose import feed_pairs, overhead_pairs, profiler_overhead
-from twinbench.results.stats import ratio_ci
+from twinbench.stats import ratio_ci
 
 
 @dataclass(frozen=True)

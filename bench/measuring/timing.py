@@ -9,8 +9,10 @@ Both kinds of run use these helpers:
   evaluation time and throughput.
 - ``twinbench throughput`` (kind ``"throughput"``, ``twinbench.measuring.throughput``) times repeats of N steps.
 
-Every figure that has several samples is a ``twinbench.results.stats.summarize`` dict (median, IQR, 95% CI, ...);
-figures with one sample are plain floats.
+Every figure that has several samples is a ``twinbench.stats.summarize`` dict (median, IQR, 95% CI, ...);
+figures with one sample are plain floats. A throughput record's windows pair up as the schedule ran them
+(``overhead_pairs``, ``feed_pairs``); ``profiler_overhead`` is the profiler's cost they show, in the record and, pooled
+over runs, in the results (``twinbench.results.decompose``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 
 from twinbench.backends.base import GAP_PARTS
-from twinbench.results.stats import summarize
+from twinbench.stats import summarize
 
 
 def summarize_or_none(samples) -> dict | None:
@@ -137,3 +139,80 @@ def timeline_segment(profiler, *, name: str, offset_s: float = 0.0) -> dict:
     summary = profiler.summary()
     return {"name": name, "profiler_enabled": profiler.enabled, "offset_s": offset_s,
             "samples": profiler.timeline(), "windows": summary["windows"], "markers": summary["markers"]}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The windows of a throughput record: their kind, which ran next to which (the schedule pairs them), and the
+# profiler's cost they show (windows with its sampler on against windows with it off). The results read them too.
+# ----------------------------------------------------------------------------------------------------------
+
+# The profiler must cost less than this share of a step.
+OVERHEAD_LIMIT = 0.01
+
+
+def window_of(repeat: dict) -> str:
+    """A throughput repeat's window kind: ``whole`` or ``compute`` (records before compute windows: ``whole``)."""
+    return repeat.get("window", "whole")
+
+
+def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
+    """``(on, off)`` step times of the whole windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
+    repeats = [r for r in repeats if window_of(r) == "whole"]
+    pairs = []
+    for first, second in zip(repeats[0::2], repeats[1::2], strict=False):
+        if first["profiler"] != second["profiler"]:
+            on, off = (first, second) if first["profiler"] else (second, first)
+            pairs.append((on["step_s"], off["step_s"]))
+    return pairs
+
+
+def feed_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
+    """``(whole, compute)`` step times of each compute window and the whole window it was run next to.
+
+    ``twinbench.measuring.throughput.window_schedule`` puts the k-th compute window after a whole window with the
+    profiler on (k even) or before one (k odd); a compute window without such a neighbour has no pair.
+    """
+    pairs = []
+    computes = [i for i, r in enumerate(repeats) if window_of(r) == "compute"]
+    for k, i in enumerate(computes):
+        j = i - 1 if k % 2 == 0 else i + 1
+        if 0 <= j < len(repeats) and window_of(repeats[j]) == "whole" and repeats[j]["profiler"] == repeats[i]["profiler"]:
+            pairs.append((repeats[j]["step_s"], repeats[i]["step_s"]))
+    return pairs
+
+
+def profiler_overhead(on: list[float], off: list[float], *, ratio_ci, pairs=()) -> dict | None:
+    """The profiler's cost: step time with the sampler on / off, with a 95% CI.
+
+    Two estimates. Unpaired: the ratio of the medians of all on and all off windows, with a bootstrap
+    CI (``ratio``, ``ci_low``, ``ci_high``, ``overhead_pct``, ``ci_pct``). Paired (``paired``): the
+    median of the per-pair ratios of windows run next to each other (``overhead_pairs``), with the
+    distribution-free CI of ``summarize``; a slow drift of the machine cancels within each pair, so it
+    is the sharper one on a busy machine, and it decides when there are at least 2 pairs.
+
+    ``under_limit`` says whether the deciding estimate is under ``OVERHEAD_LIMIT`` (1%);
+    ``shown_under_limit`` whether its whole CI is, i.e. whether the data *show* that the cost is under 1%
+    rather than merely fail to show that it is above.
+    """
+    if not on or not off:
+        return None
+    result = ratio_ci(on, off)
+    limit = 1.0 + OVERHEAD_LIMIT
+    paired = None
+    if len(pairs) >= 2:
+        ratios = summarize([a / b for a, b in pairs])
+        paired = {"n": ratios["n"], "ratio": ratios["median"], "ci_low": ratios["ci_low"],
+                  "ci_high": ratios["ci_high"], "ci_method": ratios["ci_method"],
+                  "overhead_pct": 100.0 * (ratios["median"] - 1.0),
+                  "ci_pct": [100.0 * (ratios["ci_low"] - 1.0), 100.0 * (ratios["ci_high"] - 1.0)]}
+    deciding = paired or result
+    return {
+        **result,
+        "overhead_pct": 100.0 * (result["ratio"] - 1.0),
+        "ci_pct": [100.0 * (result["ci_low"] - 1.0), 100.0 * (result["ci_high"] - 1.0)],
+        "paired": paired,
+        "decided_by": "paired" if paired else "unpaired",
+        "limit_pct": 100.0 * OVERHEAD_LIMIT,
+        "under_limit": deciding["ratio"] < limit,
+        "shown_under_limit": deciding["ci_high"] < limit,
+    }

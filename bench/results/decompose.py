@@ -14,7 +14,7 @@ keras[jax] / keras[tensorflow]        (the same, JAX against TensorFlow)
 torch / tf_keras                      the gap between the two native implementations
 ====================================  ===========================================================
 
-A ratio above 1 means the first is slower. Each ratio is ``twinbench.results.stats.ratio_ci``: the ratio of the
+A ratio above 1 means the first is slower. Each ratio is ``twinbench.stats.ratio_ci``: the ratio of the
 medians with a bootstrap 95% CI; a difference is called only when the CI excludes 1.0, and a verdict is given only
 from a quiet machine and a resolved ratio (``twinbench.results.verdict``); the ratio and its CI are shown either way.
 
@@ -34,7 +34,7 @@ one compiles). Several records of the same cell are pooled (``pooled``). This mo
 Interleaved records (``twinbench.measuring.interleave``: the two cells of an environment in one process, window by
 window, their cells on the ``process="shared"`` axis) are compared only with each other, as every axis keeps its
 values apart. Their windows pair up: one window of each cell per ABBA block of a process (``paired_windows``), and the
-ratio's CI resamples those pairs (``twinbench.results.stats.paired_ratio_ci``), processes first when there are several.
+ratio's CI resamples those pairs (``twinbench.stats.paired_ratio_ci``), processes first when there are several.
 
 **Resolution per minute.** Each ratio row also says how sharp it is for the machine time it took:
 ``half_width_pct`` (half the CI's width, in % of the ratio), ``machine_min`` (the wall time of the records behind
@@ -52,11 +52,9 @@ import statistics
 
 from twinbench.backends.environments import implementation_label, order
 from twinbench.cell import AXES, Cell
+from twinbench.measuring.timing import feed_pairs, overhead_pairs, profiler_overhead, window_of
 from twinbench.results import verdict
-from twinbench.results.stats import paired_ratio_ci, ratio_ci, summarize
-
-# The profiler must cost less than this share of a step.
-OVERHEAD_LIMIT = 0.01
+from twinbench.stats import paired_ratio_ci, ratio_ci, summarize
 
 # (numerator, denominator, what the ratio isolates); cells are (implementation, backend).
 DECOMPOSITION = (
@@ -94,11 +92,6 @@ def axes_key(record: dict) -> tuple:
 # What a sample times (``part``): the whole step (the real feed and the train step), or the train step alone on
 # batches already on the device (``Runner.compute_steps``; throughput records with compute windows only).
 PARTS = ("whole", "compute")
-
-
-def window_of(repeat: dict) -> str:
-    """A throughput repeat's window kind: ``whole`` or ``compute`` (records before compute windows: ``whole``)."""
-    return repeat.get("window", "whole")
 
 
 def sample_windows(record: dict, *, part: str = "whole") -> list[dict]:
@@ -426,70 +419,3 @@ def _short_verdict(row: dict) -> str:
     if not row["differs"]:
         return "no measurable difference"
     return f"{row['ratio']:.2f}x slower" if row["ratio"] > 1 else f"{1 / row['ratio']:.2f}x faster"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The profiler's cost in a throughput record: windows with its sampler on against windows with it off.
-# ----------------------------------------------------------------------------------------------------------
-
-def overhead_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
-    """``(on, off)`` step times of the whole windows the ABBA schedule runs next to each other (2k and 2k + 1)."""
-    repeats = [r for r in repeats if window_of(r) == "whole"]
-    pairs = []
-    for first, second in zip(repeats[0::2], repeats[1::2], strict=False):
-        if first["profiler"] != second["profiler"]:
-            on, off = (first, second) if first["profiler"] else (second, first)
-            pairs.append((on["step_s"], off["step_s"]))
-    return pairs
-
-
-def feed_pairs(repeats: list[dict]) -> list[tuple[float, float]]:
-    """``(whole, compute)`` step times of each compute window and the whole window it was run next to.
-
-    ``twinbench.measuring.throughput.window_schedule`` puts the k-th compute window after a whole window with the
-    profiler on (k even) or before one (k odd); a compute window without such a neighbour has no pair.
-    """
-    pairs = []
-    computes = [i for i, r in enumerate(repeats) if window_of(r) == "compute"]
-    for k, i in enumerate(computes):
-        j = i - 1 if k % 2 == 0 else i + 1
-        if 0 <= j < len(repeats) and window_of(repeats[j]) == "whole" and repeats[j]["profiler"] == repeats[i]["profiler"]:
-            pairs.append((repeats[j]["step_s"], repeats[i]["step_s"]))
-    return pairs
-
-
-def profiler_overhead(on: list[float], off: list[float], *, ratio_ci, pairs=()) -> dict | None:
-    """The profiler's cost: step time with the sampler on / off, with a 95% CI.
-
-    Two estimates. Unpaired: the ratio of the medians of all on and all off windows, with a bootstrap
-    CI (``ratio``, ``ci_low``, ``ci_high``, ``overhead_pct``, ``ci_pct``). Paired (``paired``): the
-    median of the per-pair ratios of windows run next to each other (``overhead_pairs``), with the
-    distribution-free CI of ``summarize``; a slow drift of the machine cancels within each pair, so it
-    is the sharper one on a busy machine, and it decides when there are at least 2 pairs.
-
-    ``under_limit`` says whether the deciding estimate is under ``OVERHEAD_LIMIT`` (1%);
-    ``shown_under_limit`` whether its whole CI is, i.e. whether the data *show* that the cost is under 1%
-    rather than merely fail to show that it is above.
-    """
-    if not on or not off:
-        return None
-    result = ratio_ci(on, off)
-    limit = 1.0 + OVERHEAD_LIMIT
-    paired = None
-    if len(pairs) >= 2:
-        ratios = summarize([a / b for a, b in pairs])
-        paired = {"n": ratios["n"], "ratio": ratios["median"], "ci_low": ratios["ci_low"],
-                  "ci_high": ratios["ci_high"], "ci_method": ratios["ci_method"],
-                  "overhead_pct": 100.0 * (ratios["median"] - 1.0),
-                  "ci_pct": [100.0 * (ratios["ci_low"] - 1.0), 100.0 * (ratios["ci_high"] - 1.0)]}
-    deciding = paired or result
-    return {
-        **result,
-        "overhead_pct": 100.0 * (result["ratio"] - 1.0),
-        "ci_pct": [100.0 * (result["ci_low"] - 1.0), 100.0 * (result["ci_high"] - 1.0)],
-        "paired": paired,
-        "decided_by": "paired" if paired else "unpaired",
-        "limit_pct": 100.0 * OVERHEAD_LIMIT,
-        "under_limit": deciding["ratio"] < limit,
-        "shown_under_limit": deciding["ci_high"] < limit,
-    }

@@ -13,7 +13,7 @@ from twinbench.backends.environments import implementation_label
 from twinbench.cell import Cell
 from twinbench.records import RecordError, latest_runs, read_timeline_file
 from twinbench.results.decompose import DECOMPOSITION, decomposition
-from twinbench.results.stats import summarize
+from twinbench.stats import summarize
 
 MISSING = "missing"
 
@@ -82,7 +82,7 @@ def _summary(samples):
 
 
 def step_time(record: dict) -> tuple[dict | None, str]:
-    """Seconds per training step as a ``twinbench.results.stats.summarize`` dict, and what its samples are."""
+    """Seconds per training step as a ``twinbench.stats.summarize`` dict, and what its samples are."""
     timing = record.get("timing") or {}
     if isinstance(timing.get("steady_step_s"), dict):  # schema v2: windows of many steps, synced at the edges
         what = "per repeat" if record.get("kind") == "throughput" else f"per window of {timing.get('window_steps')} steps"
@@ -301,7 +301,7 @@ def machines(records) -> str:
 
 def decomposition_rows(groups: list[Group], *, part: str = "whole") -> list[dict]:
     """One row per (group, ratio of ``twinbench.results.decompose.DECOMPOSITION``): ``numerator, denominator, meaning,
-    model, kind, dataset`` and either ``twinbench.results.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
+    model, kind, dataset`` and either ``twinbench.stats.ratio_ci``'s fields (``ratio, ci_low, ci_high, differs,
     verdict, n_a, n_b``; ``verdict`` as ``twinbench.results.verdict.judge`` gives it, with ``verdict_status`` and
     ``contention``), pooled over every successful run of each cell, or ``missing`` (why there is no ratio).
     Then the ratios the group has in other modes and the mode effects (``decompose.MODE_EFFECTS``), where measured.

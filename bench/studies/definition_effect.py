@@ -16,7 +16,7 @@ less, or because it runs better.
 
 Measurement: each cell is one ``python -m twinbench throughput`` process (``twinbench.measuring.throughput``: warm-up and first
 step reported apart, repeats of synchronised windows); samples are seconds per step of each repeat, ratios
-are ``twinbench.results.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
+are ``twinbench.stats.ratio_ci`` (ratio of medians, bootstrap 95% CI; a difference is called only when the CI
 excludes 1). This module imports no framework.
 """
 
@@ -32,8 +32,8 @@ from twinbench.measuring import children
 from twinbench.models import get_model_spec
 from twinbench.records import load_records
 from twinbench.results.decompose import label, pooled, pooled_samples, run_labels
-from twinbench.results.stats import ratio_ci
 from twinbench.results.table import format_table
+from twinbench.stats import ratio_ci
 
 # The matched definitions and their stock variants: keras.applications for the CNNs (the default families), keras-hub
 # for the Transformers (``--families vit_tiny,gpt_tiny``; keras-hub is installed in the tensorflow environment only, so

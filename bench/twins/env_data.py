@@ -14,6 +14,7 @@ import numpy as np
 from twinbench.backends import get_runner
 from twinbench.backends.environments import BACKENDS, ENVIRONMENTS, implementation_label
 from twinbench.backends.introspect import keras_layer_rows, torch_layer_rows
+from twinbench.backends.tolerances import logits_tolerance
 from twinbench.data.tasks import DEFAULT_TASK, random_batch
 from twinbench.measuring.environment import package_version
 from twinbench.models import get_model_spec, list_models
@@ -25,7 +26,6 @@ from twinbench.twins.parity import (
     committed_noise,
     fingerprint_path,
     load_fingerprint,
-    logits_tolerance,
     observe_twin,
     parity_case,
     parity_options,

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from twinbench.backends.tolerances import GRAD_ATOL, GRAD_RTOL, LOGITS_ATOL, NOISE_FACTOR, ZERO_GRAD_REL
 from twinbench.models.weights import leaf_layers
-from twinbench.twins.parity import GRAD_ATOL, GRAD_RTOL, LOGITS_ATOL, NOISE_FACTOR, ZERO_GRAD_REL
 
 
 @dataclass

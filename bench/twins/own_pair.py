@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from twinbench.backends.base import TrainConfig
+from twinbench.backends.tolerances import NOISE_FACTOR, logits_tolerance
 from twinbench.models.weights import WeightMismatchError, canonical_weights, leaf_layers
 from twinbench.twins import localise
 from twinbench.twins.pairing import (
@@ -39,15 +40,7 @@ from twinbench.twins.pairing import (
     pair_in_order,
     torch_groups,
 )
-from twinbench.twins.parity import (
-    NOISE_FACTOR,
-    ParityError,
-    compare_observations,
-    float64_noise,
-    logits_tolerance,
-    observe,
-    parity_batch,
-)
+from twinbench.twins.parity import ParityError, compare_observations, float64_noise, observe, parity_batch
 from twinbench.twins.trajectory import Trajectory, run_trajectory
 
 
@@ -183,9 +176,12 @@ def check(keras_builder, torch_builder, *, input_shape, num_classes, torch_keys=
     module.twinbench_layout = layout  # what TorchRunner reads to convert weights and gradients
     module.twinbench_shapes = {v.path: tuple(v.shape) for v in keras_model.weights}
 
-    from twinbench.backends.keras_runner import compile_model
+    from twinbench.backends.keras_fit import compile_model
+    from twinbench.backends.keras_runner import adam_class, task_loss
 
-    compile_model(keras_model, config)  # the shared optimizer and loss, whatever the user compiled
+    # the shared optimizer and loss, whatever the user compiled
+    compile_model(keras_model, config, module=keras_runner.keras_module,
+                  loss=task_loss(keras_runner.task_of(keras_model)), adam=adam_class())
     keras_runner.set_weights(keras_model, weights)
     torch_runner.set_weights(module, weights)
     exact_module = copy.deepcopy(module).double()  # the float64 copy: how far float32 may honestly be off

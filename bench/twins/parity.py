@@ -63,36 +63,23 @@ import numpy as np
 
 from twinbench.backends.base import TrainConfig
 from twinbench.backends.modes import DEFAULT_MODE, Mode
+from twinbench.backends.tolerances import (
+    GRAD_ATOL,
+    GRAD_RTOL,
+    LOSS_ATOL,
+    LOSS_RTOL,
+    NOISE_FACTOR,
+    NOISE_FACTOR_NEITHER,
+    STATE_ATOL,
+    STATE_RTOL,
+    STEP_ATOL,
+    STEP_GRAD_FLOOR,
+    ZERO_GRAD_REL,
+    logits_tolerance,
+    tolerance,
+)
 from twinbench.cell import Cell
 from twinbench.data.tasks import DEFAULT_TASK, random_batch
-
-# Tolerances (float32 arithmetic, different kernels and summation orders).
-LOGITS_ATOL = 1e-4  # times max |logit| of the reference
-LOSS_ATOL, LOSS_RTOL = 1e-5, 1e-5
-GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-4  # atol times max |gradient| of the tensor
-STATE_ATOL, STATE_RTOL = 1e-4, 1e-3  # non-trainable state after one step (BatchNorm statistics)
-# Adam divides by sqrt(v) + eps, and Keras puts eps *outside* the bias correction ("epsilon hat") while
-# PyTorch puts it inside: for gradients much larger than eps the first step is lr * sign(g) in both.
-# With eps = 1e-8 the first Keras step is lr * g / (|g| + 3.2e-7), the PyTorch one lr * g / (|g| + 1e-8):
-# above |g| = 5e-5 they agree within 0.7% of lr; below it only |Δw| <= lr is asserted.
-STEP_ATOL = 2e-2  # times the learning rate, where |g| > STEP_GRAD_FLOOR (+ the tolerance factor x gradient noise)
-STEP_GRAD_FLOOR = 5e-5
-
-# How many times the reference twin's float32 error (against float64) another implementation's own may reach: other
-# kernels and summation orders. Measured by `tools/float64_reference.py --compare` at the twin cases (docs/definition_effect.md):
-# up to 8.9x (keras[tensorflow], ResNet50's layer4_1_conv1) and 7.2x for the implementations that have no float64
-# copy to measure their own (keras[torch], tf_keras), so 15 leaves a margin of 1.7 for other CPUs.
-OTHER_ERROR = 15.0
-# Twins a and b must agree within |a - exact| + |b - exact|, where that exceeds the fixed tolerance: NOISE_FACTOR
-# times the reference's error when one of them is the reference twin, NOISE_FACTOR_NEITHER when not.
-NOISE_FACTOR = 1.0 + OTHER_ERROR
-NOISE_FACTOR_NEITHER = 2 * OTHER_ERROR
-# A gradient below this share of the model's largest gradient norm is zero up to float32 rounding: e.g. the shift
-# (beta) of MobileNetV2's project BatchNorms, whose output reaches the next training-mode BatchNorm only through a
-# linear convolution, so that BatchNorm subtracts any constant shift again (tools/float64_reference.py counts 17 such
-# tensors). Its value is rounding noise that changes with the order of multi-threaded sums, run to run; it is
-# compared against this floor instead of its own (meaningless) scale.
-ZERO_GRAD_REL = 1e-8
 
 
 class ParityError(AssertionError):
@@ -302,7 +289,7 @@ def compare_exact(exact: Observation, expected: dict) -> None:
     _check_logits("float64 logits", exact.logits, expected["logits"], noise, "logits")
     loss_ref = float(expected["loss"])
     _check_close("float64 loss", "cross-entropy", exact.loss, loss_ref,
-                 atol=_tolerance(LOSS_ATOL + LOSS_RTOL * abs(loss_ref), noise, "loss"))
+                 atol=tolerance(LOSS_ATOL + LOSS_RTOL * abs(loss_ref), noise, "loss"))
     names = sorted(k[len("grad:"):] for k in expected if k.startswith("grad:"))
     if names != sorted(exact.grads):
         raise ParityError(f"gradient names differ: {sorted(set(names) ^ set(exact.grads))[:3]}")
@@ -311,15 +298,7 @@ def compare_exact(exact: Observation, expected: dict) -> None:
         g_ref = expected[f"grad:{name}"][:-2]
         tensor_scale = float(np.abs(g_ref).max(initial=0)) or 1.0
         _check_close("float64 gradient", name, sketch(name, exact.grads[name])[:-2], g_ref,
-                     atol=_tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}"), rtol=GRAD_RTOL)
-
-
-def _tolerance(fixed: float, noise: dict | None, key: str, report: ParityReport | None = None, *,
-               factor: float = NOISE_FACTOR) -> float:
-    floor = factor * float((noise or {}).get(key, 0.0))
-    if floor > fixed and report is not None:
-        report.noise_widened.append(key)
-    return max(fixed, floor)
+                     atol=tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}"), rtol=GRAD_RTOL)
 
 
 def _check_close(what, name, actual, expected, *, atol, rtol=0.0):
@@ -335,12 +314,6 @@ def _check_close(what, name, actual, expected, *, atol, rtol=0.0):
             f"{actual[i]:.6g} vs {expected[i]:.6g} (tolerance {atol:.2g} + {rtol:.2g}*|ref|)"
         )
     return float(diff.max()) if diff.size else 0.0
-
-
-def logits_tolerance(expected, noise=None, *, key="logits", report=None) -> float:
-    """How far logits may differ: LOGITS_ATOL of their own largest value, or the noise floor if larger."""
-    scale = float(np.abs(expected).max()) or 1.0
-    return _tolerance(LOGITS_ATOL * scale, noise, key, report)
 
 
 def _check_logits(what, actual, expected, noise, key, report=None):
@@ -366,7 +339,7 @@ def compare_observations(actual: Observation, expected: Observation, *, lr: floa
     report.max_abs_logits = _check_logits("logits", actual.logits, expected.logits, noise, "logits", report)
     report.loss = (actual.loss, expected.loss)
     _check_close("loss", "cross-entropy", actual.loss, expected.loss,
-                 atol=_tolerance(LOSS_ATOL + LOSS_RTOL * abs(expected.loss), noise, "loss", report, factor=factor))
+                 atol=tolerance(LOSS_ATOL + LOSS_RTOL * abs(expected.loss), noise, "loss", report, factor=factor))
     if set(actual.grads) != set(expected.grads):
         missing = sorted(set(expected.grads) ^ set(actual.grads))[0]
         raise ParityError(f"gradient {missing!r} exists in only one implementation")
@@ -374,7 +347,7 @@ def compare_observations(actual: Observation, expected: Observation, *, lr: floa
                                      default=0.0)
     for name, grad_ref in expected.grads.items():
         tensor_scale = float(np.abs(grad_ref).max()) or 1.0
-        atol = _tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}", report, factor=factor)
+        atol = tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}", report, factor=factor)
         diff = _check_close("gradient", name, actual.grads[name], grad_ref, atol=atol, rtol=GRAD_RTOL)
         report.max_rel_grad = max(report.max_rel_grad, diff / tensor_scale)
     for name, step_ref in expected.steps.items():
@@ -385,7 +358,7 @@ def compare_observations(actual: Observation, expected: Observation, *, lr: floa
         raise ParityError(f"state {sorted(set(expected.state) ^ set(actual.state))[0]!r} exists in only one implementation")
     for name, value_ref in expected.state.items():  # non-trainable state, e.g. BatchNorm moving statistics
         _check_close("state after one step", name, actual.state[name], value_ref,
-                     atol=_tolerance(STATE_ATOL, noise, f"state:{name}", report, factor=factor), rtol=STATE_RTOL)
+                     atol=tolerance(STATE_ATOL, noise, f"state:{name}", report, factor=factor), rtol=STATE_RTOL)
     return report
 
 
@@ -539,7 +512,7 @@ def compare_fingerprints(actual: dict, expected: dict, *, lr: float) -> None:
     _check_logits("logits", actual["logits"], expected["logits"], noise, "logits")
     loss_ref = float(expected["loss"])
     _check_close("loss", "cross-entropy", actual["loss"], loss_ref,
-                 atol=_tolerance(LOSS_ATOL + LOSS_RTOL * abs(loss_ref), noise, "loss"))
+                 atol=tolerance(LOSS_ATOL + LOSS_RTOL * abs(loss_ref), noise, "loss"))
     for prefix in ("grad:", "state:"):
         names = sorted(k[len(prefix):] for k in expected if k.startswith(prefix))
         actual_names = sorted(k[len(prefix):] for k in actual if k.startswith(prefix))
@@ -551,9 +524,9 @@ def compare_fingerprints(actual: dict, expected: dict, *, lr: float) -> None:
         g_ref = expected[f"grad:{name}"]
         tensor_scale = float(np.abs(g_ref[:-2]).max(initial=0)) or 1.0
         _check_close("gradient", name, actual[f"grad:{name}"][:-2], g_ref[:-2],
-                     atol=_tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}"), rtol=GRAD_RTOL)
+                     atol=tolerance(max(GRAD_ATOL * tensor_scale, zero_floor), noise, f"grad:{name}"), rtol=GRAD_RTOL)
         _check_close("gradient norm", name, actual[f"grad:{name}"][-2], g_ref[-2],
-                     atol=_tolerance(max(1e-7, zero_floor), noise, f"gradnorm:{name}"), rtol=1e-3)
+                     atol=tolerance(max(1e-7, zero_floor), noise, f"gradnorm:{name}"), rtol=1e-3)
         if f"step:{name}" not in actual:  # no Adam step observed (tests/test_replicas.py: SGD read-backs)
             continue
         # The sampled weight changes, where the sampled gradient is clearly above Adam's epsilon and the noise.
@@ -562,4 +535,4 @@ def compare_fingerprints(actual: dict, expected: dict, *, lr: float) -> None:
                      atol=STEP_ATOL * lr)
     for name in sorted(k[6:] for k in expected if k.startswith("state:")):
         _check_close("state after one step", name, actual[f"state:{name}"][:-2], expected[f"state:{name}"][:-2],
-                     atol=_tolerance(STATE_ATOL, noise, f"state:{name}"), rtol=STATE_RTOL)
+                     atol=tolerance(STATE_ATOL, noise, f"state:{name}"), rtol=STATE_RTOL)

@@ -19,10 +19,10 @@ STYLES = ("keras", "torch", "tf_keras")  # the implementations, as a page shows 
 
 # The training code each style needs, as twinbench runs it: "module:qualified.name", read from the source.
 TRAINING_CODE = {
-    "keras": ["twinbench.backends.keras_runner:compile_model", "twinbench.backends.keras_runner:KerasRunner.fit"],
+    "keras": ["twinbench.backends.keras_fit:compile_model", "twinbench.backends.keras_runner:KerasRunner.fit"],
     "torch": ["twinbench.backends.torch_runner:train_step", "twinbench.backends.torch_runner:evaluate", "twinbench.backends.torch_runner:train",
               "twinbench.backends.torch_runner:TorchRunner.fit"],
-    "tf_keras": ["twinbench.backends.keras_runner:compile_model", "twinbench.backends.tf_keras_runner:TfKerasRunner.fit"],
+    "tf_keras": ["twinbench.backends.keras_fit:compile_model", "twinbench.backends.tf_keras_runner:TfKerasRunner.fit"],
 }
 # Helpers the training code above calls that exist only to make the comparison fair (shared batch order,
 # synchronised timing); named on the page, not shown.

@@ -26,10 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from twinbench.backends.environments import implementation_label
+from twinbench.backends.tolerances import NOISE_FACTOR
 from twinbench.data.tasks import DEFAULT_TASK, get_task
 from twinbench.models import get_model_spec, list_models
 from twinbench.twins.env_data import ENVS, REGENERATE, collect, current_env, data_path, load_data
-from twinbench.twins.parity import NOISE_FACTOR
 from twinbench.twins.sources import (
     MEASUREMENT_NAMES,
     ROOT,
@@ -232,7 +232,8 @@ def render_page(model_name: str, data_by_env: dict[str, dict]) -> str:
             "that name `timer` or `hooks`, in the row below the total) and "
             "the code that serves twinbench's shared batch order (not counted: the order's own classes, named "
             "under each listing). The PyTorch count includes what `fit` does for you in Keras: moving batches to "
-            "the device and the evaluation loop. tf.keras reuses `compile_model` from the Keras 3 runner.", ""]
+            "the device and the evaluation loop. Keras 3 and tf.keras share `compile_model` (the Keras runners' "
+            "common module).", ""]
 
     # -- equivalence --
     out += ["## Same network? The twin check", "",

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twinbench.twins.parity import NOISE_FACTOR, parity_batch
+from twinbench.backends.tolerances import NOISE_FACTOR
+from twinbench.twins.parity import parity_batch
 
 FIRST_BATCH_SEED = 5000  # step k trains on parity_batch(..., seed=FIRST_BATCH_SEED + k)
 FLOAT32_FLOOR = 8 * 2.0 ** -24  # the smallest envelope, relative: a few float32 rounding units

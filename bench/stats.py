@@ -27,7 +27,8 @@ Caveats a reader should keep in mind:
   side the interval is too narrow rather than too wide.
 - The median of an even number of samples is the mean of the two middle ones (numpy's convention).
 
-Only numpy and the standard library are used.
+Only numpy and the standard library are used. Measuring summarises a record's figures with it
+(``twinbench.measuring.timing``) and the results compare them (``twinbench.results``): it sits below both.
 """
 
 from __future__ import annotations
