@@ -38,7 +38,7 @@ LAYERS = {
 }
 # Modules that are a framework's own (the runners, the twins, their layers): importing them imports it.
 FRAMEWORK_FILES = ("torch_runner", "keras_runner", "tf_keras_runner", "torch_model", "keras_model", "tf_keras_model",
-                   "keras_layers", "tf_keras_layers")
+                   "keras_layers", "tf_keras_layers", "torch_generate", "keras_generate", "tf_keras_generate")
 
 
 def _package_dirs() -> dict[str, object]:
