@@ -4,6 +4,7 @@ Model level and self-contained: the Hugging Face ``GPT2LMHeadModel`` (torch envi
 the process' backend, and the tf.keras twin (tensorflow environment) each load the same canonical weights
 (``twinbench.models.gpt2.weights``), then report inference logits, the next-token loss and every gradient in training mode,
 and the weight change of one Adam step through their real training path. ``twinbench.twins.parity`` compares them.
+Greedy generation (``tests/test_gpt2_generation.py``) has its case, its Hugging Face fingerprint and its check here too.
 
 The loss, one definition for every implementation: softmax cross-entropy of the next token, the mean over the
 labelled tokens of the batch (``PAD = 0`` labels excluded): ``F.cross_entropy(ignore_index=0)`` in PyTorch,
@@ -130,6 +131,37 @@ def keras_model(module_name, sizes, weights):
     return model
 
 
+def kerashub_model(sizes, weights):
+    """keras-hub's GPT-2 (``gpt_tiny_kerashub``, tensorflow environment) holding ``weights``: the fused ``c_attn``
+    split into its query, key and value ``EinsumDense`` kernels ``(width, heads, head_dim)``, the output projection
+    ``(heads, head_dim, width)``, the other layers renamed (keras-hub's own Hugging Face converter does the same)."""
+    from twinbench.models.kerashub.keras_model import gpt_tiny_kerashub
+
+    model = gpt_tiny_kerashub(input_shape=(CONTEXT,), num_classes=sizes.vocab_size, dropout=0.0)
+    d, heads = sizes.n_embd, sizes.n_head
+    names = {"self_attention_layer_norm": "ln_1", "feedforward_intermediate_dense": "mlp_c_fc",
+             "feedforward_output_dense": "mlp_c_proj", "feedforward_layer_norm": "ln_2"}
+    for variable in model.weights:
+        path = variable.path.split("/")
+        if path[0] in ("token_embedding", "position_embedding"):
+            value = weights[f"{'wte' if path[0] == 'token_embedding' else 'wpe'}/embeddings"]
+        elif path[0] == "layer_norm":
+            value = weights[f"ln_f/{path[1]}"]
+        else:  # transformer_layer_<i>/<layer>[/<projection>]/<array>
+            p = f"h_{path[0].rpartition('_')[2]}_"
+            if path[1] != "self_attention":
+                value = weights[f"{p}{names[path[1]]}/{path[2]}"]
+            elif path[2] == "attention_output":
+                value = weights[f"{p}attn_c_proj/{path[3]}"]
+                value = value.reshape(heads, d // heads, d) if path[3] == "kernel" else value
+            else:
+                which = ("query", "key", "value").index(path[2])
+                value = weights[f"{p}attn_c_attn/{path[3]}"][..., which * d:(which + 1) * d]
+                value = value.reshape(*value.shape[:-1], heads, d // heads)
+        variable.assign(np.asarray(value, dtype=np.float32))
+    return model
+
+
 def _loss_fn(module):
     return module.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD)
 
@@ -205,12 +237,89 @@ def hf_reference():
     return observation, float64_noise(observation, exact)
 
 
-def main() -> int:
-    """Write the Hugging Face twin's fingerprint (torch environment): ``python -m tests.gpt2_twins``."""
+# -- greedy generation: the Hugging Face twin's tokens and per-step logits -------------------------------------------
+PROMPT_BATCH, PROMPT_LENGTH = 2, 5
+NEW_TOKENS = 12
+
+
+def generation_case(seed=4321):
+    """(sizes, weights, prompt): the twin weights and a fixed batch of byte-token prompts."""
+    sizes = sizes_for(MODEL, input_shape=(CONTEXT,), num_classes=GPT2_SIZES[MODEL].vocab_size)
+    prompt = np.random.default_rng(seed).integers(FIRST_BYTE_TOKEN, sizes.vocab_size, (PROMPT_BATCH, PROMPT_LENGTH))
+    return sizes, twin_weights(sizes, seed=0), prompt.astype(np.int64)
+
+
+def generation_fingerprint_file():
+    from twinbench.twins.parity import FINGERPRINT_DIR
+
+    return FINGERPRINT_DIR / f"{MODEL}-generate.npz"
+
+
+def hf_generation_reference() -> dict[str, np.ndarray]:
+    """Hugging Face's greedy ``generate`` at the generation case: its sequences and per-step logits, the logits'
+    float32 error against the float64 model (``noise``, the envelope) and the smallest gap between the best and the
+    second-best logit of any step (``margin``: the greedy choice is decided far above float32 rounding)."""
+    from twinbench.models.gpt2.torch_generate import generate
+
+    sizes, weights, prompt = generation_case()
+    result = generate(hf_model(sizes, weights).eval(), prompt, max_new_tokens=NEW_TOKENS)
+    exact = generate(hf_model(sizes, weights, float64=True).eval(), prompt, max_new_tokens=NEW_TOKENS)
+    assert np.array_equal(result.sequences, exact.sequences), "float32 and float64 choose different tokens"
+    top2 = np.sort(result.logits, axis=-1)[..., -2:]
+    return {"prompt": prompt, "sequences": result.sequences, "logits": result.logits,
+            "noise": np.array(np.abs(result.logits - exact.logits).max()),
+            "margin": np.array((top2[..., 1] - top2[..., 0]).min())}
+
+
+def check_generation(generation, reference) -> None:
+    """Raise AssertionError unless ``generation`` (a ``Generation``) has ``reference``'s tokens and every step's logits
+    (where it has them) within the float32 envelope (``logits_tolerance``: LOGITS_ATOL of the largest logit, or NOISE_FACTOR times the
+    Hugging Face twin's own float32 error where larger)."""
+    from twinbench.backends.tolerances import logits_tolerance
+
+    expected = reference["sequences"]
+    assert generation.sequences.shape == expected.shape, f"sequences {generation.sequences.shape} != {expected.shape}"
+    different = np.argwhere(generation.sequences != expected)
+    if len(different):
+        row, position = different[0]
+        raise AssertionError(f"token {position} of prompt {row} differs: {generation.sequences[row, position]} "
+                             f"instead of Hugging Face's {expected[row, position]}")
+    if generation.logits is None:  # keras-hub's generate returns the tokens alone
+        return
+    tolerance = logits_tolerance(reference["logits"], {"logits": float(reference["noise"])})
+    error = np.abs(generation.logits.astype(np.float64) - reference["logits"]).max(axis=(0, 2))  # per step
+    if (error > tolerance).any():
+        step = int(np.argmax(error > tolerance))
+        raise AssertionError(f"logits of step {step} differ by {error[step]:.3g} > tolerance {tolerance:.3g}")
+
+
+def write_generation_fingerprint() -> None:
+    import os
+
+    path = generation_fingerprint_file()
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **hf_generation_reference())
+    os.replace(tmp, path)  # atomic
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+
+
+def main(argv=None) -> int:
+    """Write the Hugging Face twin's fingerprints (torch environment): ``python -m tests.gpt2_twins [twin|generation]``
+    (default: both)."""
+    import argparse
     import os
 
     from twinbench.twins.parity import fingerprint_of, save_fingerprint
 
+    parser = argparse.ArgumentParser(prog="python -m tests.gpt2_twins",
+                                     description="Write the Hugging Face twin's fingerprints to tests/parity/.")
+    parser.add_argument("which", nargs="*", choices=["twin", "generation"], default=["twin", "generation"],
+                        help=f"{fingerprint_file().name} (twin), {generation_fingerprint_file().name} (generation)")
+    args = parser.parse_args(argv)
+    if "generation" in args.which:
+        write_generation_fingerprint()
+    if "twin" not in args.which:
+        return 0
     _, _, x, y = twin_case()
     observation, noise = hf_reference()
     path = fingerprint_file()
