@@ -29,7 +29,7 @@ from gpt2_twins import (
     kerashub_model,
 )
 
-from conftest import BACKEND, requires_backend
+from conftest import BACKEND, IMPLEMENTATIONS_HERE, requires_backend
 from twinbench.backends.tolerances import logits_tolerance
 from twinbench.models.gpt2.generation import (
     GENERATE,
@@ -39,8 +39,8 @@ from twinbench.models.gpt2.generation import (
     generate_tokens,
 )
 
-# The implementations with a generate function in this environment.
-HERE = ["keras"] + {"torch": ["torch"], "tensorflow": ["tf_keras"]}.get(BACKEND, [])
+# The implementations of this environment (conftest: its cells), each with a generate function.
+HERE = [implementation for implementation, _ in IMPLEMENTATIONS_HERE if implementation in GENERATE]
 
 
 def _reference() -> dict:
