@@ -36,7 +36,7 @@ from typing import ClassVar
 
 from twinbench.backends import FREE, cpu_list, pin_cpus
 from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
-from twinbench.backends.base import FEEDS
+from twinbench.backends.base import FEEDS, STYLES
 from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
 from twinbench.models import check_choice, get_model_spec
@@ -67,6 +67,10 @@ class Cell:
     feed: str = axis("native", choices=FEEDS, commands=("throughput",),
                      help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
                           "arrays: plain arrays (pre-sliced tensors; fit(x, y))")
+    # How an inference call is written (twinbench latency): the Keras call, or Keras' and tf.keras' predict methods.
+    style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency",),
+                      help="call: model(x, training=False) (torch: model.eval() and model(x) under "
+                           "torch.inference_mode()); predict_on_batch, predict: Keras' and tf.keras' own")
     cpus: str = axis(FREE, metavar="LIST", resolve=_named_cpus, apply=pin_cpus,
                      help="run on these CPUs only, e.g. 0 or 0,1 (pinned before any framework starts; pinned and free "
                           "runs are different cells); free: the CPUs the process was given")
@@ -141,7 +145,8 @@ class Cell:
             implementations = CELL_AXES[name].implementations
             if self.implementation not in implementations:
                 raise UnknownChoiceError(f"{CELL_AXES[name].flag} applies to {' and '.join(implementations)} only, "
-                                         f"not to {self.implementation}. Received: {name}={value!r}.")
+                                         f"not to {self.implementation}. Received: {name}={value!r}. Valid for "
+                                         f"{self.implementation}: {CELL_AXES[name].default}.")
         self.replication.check(self.implementation, self.backend)
 
     @classmethod
