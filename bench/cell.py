@@ -67,10 +67,6 @@ class Cell:
     feed: str = axis("native", choices=FEEDS, commands=("throughput",),
                      help="native: the implementation's own input path (DataLoader, fit over a PyDataset/Sequence); "
                           "arrays: plain arrays (pre-sliced tensors; fit(x, y))")
-    # How an inference call is written (twinbench latency): the Keras call, or Keras' and tf.keras' predict methods.
-    style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency",),
-                      help="call: model(x, training=False) (torch: model.eval() and model(x) under "
-                           "torch.inference_mode()); predict_on_batch, predict: Keras' and tf.keras' own")
     cpus: str = axis(FREE, metavar="LIST", resolve=_named_cpus, apply=pin_cpus,
                      help="run on these CPUs only, e.g. 0 or 0,1 (pinned before any framework starts; pinned and free "
                           "runs are different cells); free: the CPUs the process was given")
@@ -81,6 +77,10 @@ class Cell:
                           help="the C allocator's settings, applied before any framework starts: system (as the "
                                "process was started) or tuned (glibc keeps the memory it took: no page faults from "
                                "giving it back each step; backends/allocator.py)")
+    # How an inference call is written (twinbench latency): the Keras call, or Keras' and tf.keras' predict methods.
+    style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency",),
+                      help="call: model(x, training=False) (torch: model.eval() and model(x) under "
+                           "torch.inference_mode()); predict_on_batch, predict: Keras' and tf.keras' own")
 
     @property
     def pair(self) -> tuple[str, str]:
