@@ -208,8 +208,12 @@ COMPILED_STYLES = {"torch": ("call",), "keras": ("predict_on_batch", "predict"),
                    "tf_keras": ("predict_on_batch", "predict")}
 
 
-def check_style(implementation: str, style: str, jit: str) -> None:
-    """Raise ``ValueError`` (one line) where ``--jit on`` asks to compile a style that runs eagerly."""
+def check_style(implementation: str, style: str, jit: str, artifact: str = "none") -> None:
+    """Raise ``ValueError`` (one line) where ``--jit on`` asks to compile a style that runs eagerly, or a style or
+    compilation is asked of an exported artifact (it runs in its format's own runtime, called one way)."""
+    if artifact != "none" and (style != "call" or jit != "default"):
+        raise ValueError(f"--artifact {artifact} runs in its format's own runtime: --style and --jit do not apply. "
+                         f"Received: style={style!r}, jit={jit!r}.")
     compiled = COMPILED_STYLES[implementation]
     if jit == "on" and style not in compiled:
         raise ValueError(f"--jit on compiles {' and '.join(compiled)} for {implementation}; --style {style} runs the "

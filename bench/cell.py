@@ -38,6 +38,7 @@ from twinbench.backends import FREE, cpu_list, pin_cpus
 from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
 from twinbench.backends.base import FEEDS, STYLES
 from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
+from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
@@ -81,6 +82,10 @@ class Cell:
     style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency",),
                       help="call: model(x, training=False) (torch: model.eval() and model(x) under "
                            "torch.inference_mode()); predict_on_batch, predict: Keras' and tf.keras' own")
+    artifact: str = axis("none", choices=("none", *FORMATS), commands=("latency",),
+                         help="none: the model as built; else the model exported in this format and run in the "
+                              "format's own runtime (torch: torch.export, onnx: onnxruntime, tf_saved_model, jax: "
+                              "jax.export; backends/export.py)")
 
     @property
     def pair(self) -> tuple[str, str]:

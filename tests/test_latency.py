@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import IMPLEMENTATIONS_HERE, impl_id, requires_backend
 
+from conftest import IMPLEMENTATIONS_HERE, impl_id, requires_backend
 from twinbench.backends.base import STYLES, check_style
+from twinbench.backends.export import EXPORT_FORMATS
 from twinbench.cell import CELL_AXES, Cell, cell_argv, command_axes, environment_cells
 from twinbench.cli import main
 from twinbench.measuring.latency import LatencyConfig, batch_figures, check_batch_sizes, execute_latency
@@ -196,3 +197,21 @@ def test_compare_and_report_show_the_latency_table_ratios_and_figure(tmp_path, c
     report = (tmp_path / "report.md").read_text()
     assert "## Inference latency" in report and "figures/latency__mnist_cnn.png" in report
     assert (tmp_path / "figures" / "latency__mnist_cnn.png").stat().st_size > 10_000
+
+
+@requires_backend
+@pytest.mark.large
+@pytest.mark.parametrize("pair", IMPLEMENTATIONS_HERE, ids=impl_id)
+def test_an_exported_artifact_is_a_latency_cell_of_its_own(pair):
+    implementation, backend = pair
+    fmt = EXPORT_FORMATS[pair][0]  # each implementation's own format: torch.export, SavedModel, jax.export
+    cell = Cell("mnist_cnn", implementation, backend, "synthetic", artifact=fmt)
+    record = execute_latency(LatencyConfig(cell, batch_sizes=(1, 2), calls=2, repeats=1, warmup=1,
+                                           input_shape=(12, 12, 1)))
+    assert record["config"]["artifact"] == fmt and f"artifact={fmt}" in Cell.of(record).label
+    assert [len(b["calls_s"]) for b in record["timing"]["batches"]] == [2, 2]
+
+
+def test_an_artifact_takes_no_style_and_no_jit():
+    with pytest.raises(ValueError, match="--artifact onnx runs in its format's own runtime"):
+        check_style("keras", "predict", "default", "onnx")

@@ -19,6 +19,7 @@ from twinbench.backends.checkpoints import (
     checkpoint_format,
     convert_checkpoint,
 )
+from twinbench.backends.export import EXPORT_FORMATS, check_format
 from twinbench.cell import Cell, cell_argv, environment_cells
 from twinbench.cli.checks import (
     USER_ERRORS,
@@ -281,13 +282,16 @@ def cmd_latency(args) -> int:
         if args.env is not None:
             cells = environment_cells(args.env, args.model, dataset="synthetic", **axis_values(args, "latency"))
             cells = [cell for cell in cells if cell.jit != "on" or cell.style in COMPILED_STYLES[cell.implementation]]
+            cells = [cell for cell in cells if cell.artifact == "none" or cell.artifact in EXPORT_FORMATS[cell.pair]]
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode and style (it has: {', '.join(get_model_spec(args.model).builders)}).")
         else:
             cells = [_cell_of(args, "latency", "synthetic")]
         for cell in cells:
-            check_style(cell.implementation, cell.style, cell.jit)
+            check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
+            if cell.artifact != "none":
+                check_format(cell.implementation, cell.backend, cell.artifact)
             validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode)
         check_writable(args.out)
     except (*USER_ERRORS, ValueError) as err:

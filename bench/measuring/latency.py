@@ -6,6 +6,10 @@ What it measures, in one process (one Keras backend per process), for each batch
    new batch size may trace again, so every batch size has its own ``first_call_s``, never averaged into the
    steady state.
 2. ``warmup`` calls in all (the first one included), reported as one figure.
+With ``artifact`` (``--artifact onnx``, ...), each call runs the model exported in that format in the format's own
+runtime (``twinbench.backends.export.exported_model``: exported once, checked against the model's logits, loaded into
+its runtime; numpy in, numpy out, as a server calls it).
+
 3. ``repeats`` windows of ``calls`` calls each. Every call is synchronised (``Runner.inference_call``: the call as
    the implementation's users write it, in the cell's ``style``, returning when the device has finished), and
    timed on its own with ``time.perf_counter()``: a latency is one call's time, so here the sync after each call is
@@ -24,10 +28,13 @@ imports a framework itself; it goes through ``twinbench.backends.get_runner``.
 
 from __future__ import annotations
 
+import functools
+import tempfile
 import time
 from dataclasses import dataclass
 
 from twinbench.backends.base import check_style
+from twinbench.backends.export import artifact_inputs, check_format, exported_model
 from twinbench.cell import CellConfig
 from twinbench.data.tasks import take
 from twinbench.measuring import contention
@@ -104,7 +111,9 @@ def execute_latency(config: LatencyConfig) -> dict:
     if config.warmup < 1 or config.calls < 1 or config.repeats < 1:
         raise ValueError("warmup, calls and repeats must be at least 1.")
     batch_sizes = check_batch_sizes(config.batch_sizes)
-    check_style(cell.implementation, cell.style, cell.jit)
+    check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
+    if cell.artifact != "none":
+        check_format(cell.implementation, cell.backend, cell.artifact)
     started = _now_iso()
     load_before = host_load()
     census = ThreadCensus().start()
@@ -113,9 +122,18 @@ def execute_latency(config: LatencyConfig) -> dict:
         input_shape=config.input_shape, num_classes=config.num_classes, synthetic_train=max(batch_sizes),
         mode=cell.mode)
 
+    exported = None  # the exported artifact's runtime, for --artifact (written to a directory that goes with the run)
+    if cell.artifact != "none":
+        with tempfile.TemporaryDirectory(prefix="twinbench-latency-") as directory:
+            exported = exported_model(runner, model, cell.artifact, dataset.x_train, directory=directory)
     batches, all_windows = [], []
     for batch_size in batch_sizes:
-        call = runner.inference_call(model, take(dataset.x_train, slice(0, batch_size)), style=cell.style)
+        x = take(dataset.x_train, slice(0, batch_size))
+        if exported is None:
+            call = runner.inference_call(model, x, style=cell.style)
+        else:
+            inputs = artifact_inputs(runner, x)
+            call = functools.partial(exported, inputs)
         first_call_s = time_calls(call, 1)[0]
         warmup_s = first_call_s + sum(time_calls(call, config.warmup - 1))
         windows = []

@@ -17,8 +17,8 @@ This module imports no framework (figures: ``twinbench.results.figures.latency_f
 
 from __future__ import annotations
 
-from twinbench.backends.environments import implementation_label, order
-from twinbench.cell import CELL_AXES
+from twinbench.backends.environments import order
+from twinbench.cell import CELL_AXES, Cell
 from twinbench.results import verdict
 from twinbench.results.decompose import (
     DECOMPOSITION,
@@ -140,8 +140,7 @@ def latency_lines(record: dict) -> list[str]:
     lines = []
     for entry in record["timing"]["batches"]:
         p = entry["percentiles_s"]
-        lines.append(f"{cell['model']} {implementation_label(cell['implementation'], cell['backend'])} "
-                     f"{record['timing']['style']} batch {entry['batch_size']}: first call "
+        lines.append(f"{cell['model']} {Cell.of(record).label} batch {entry['batch_size']}: first call "
                      f"{_ms(entry['first_call_s'])} ms; p50 {_ms(p['p50']['value'])} ms (95% CI "
                      f"{_ms(p['p50']['ci_low'])}-{_ms(p['p50']['ci_high'])}), p90 {_ms(p['p90']['value'])}, p99 "
                      f"{_ms(p['p99']['value'])} ms; {entry['throughput_samples_per_s']['median']:,.0f} samples/s")
