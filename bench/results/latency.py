@@ -119,12 +119,20 @@ def _ms(value) -> str:
     return "-" if value is None else f"{1e3 * value:.3g}"
 
 
+def _ci(percentile: dict) -> str:
+    """``0.31-0.35`` (ms); ``?`` for a bound too few calls give, ``none`` for both."""
+    low, high = percentile["ci_low"], percentile["ci_high"]
+    if low is None and high is None:
+        return "none"
+    return "-".join("?" if bound is None else _ms(bound) for bound in (low, high))
+
+
 def latency_table(rows: list[dict]) -> str:
     """``latency_rows`` as one plain-text table per model (milliseconds)."""
     blocks = []
     for model in dict.fromkeys(row["model"] for row in rows):
         table = [[row["label"], str(row["batch_size"]),
-                  f"{_ms(row['p50']['value'])} [{_ms(row['p50']['ci_low'])}-{_ms(row['p50']['ci_high'])}]",
+                  f"{_ms(row['p50']['value'])} [{_ci(row['p50'])}]",
                   _ms(row["p90"]["value"]), _ms(row["p99"]["value"]),
                   "-" if row["throughput"] is None else f"{row['throughput']['median']:,.0f}",
                   _ms(row["first_call_s"]), f"{row['calls']}/{row['runs']}"]
@@ -141,8 +149,8 @@ def latency_lines(record: dict) -> list[str]:
     for entry in record["timing"]["batches"]:
         p = entry["percentiles_s"]
         lines.append(f"{cell['model']} {Cell.of(record).label} batch {entry['batch_size']}: first call "
-                     f"{_ms(entry['first_call_s'])} ms; p50 {_ms(p['p50']['value'])} ms (95% CI "
-                     f"{_ms(p['p50']['ci_low'])}-{_ms(p['p50']['ci_high'])}), p90 {_ms(p['p90']['value'])}, p99 "
+                     f"{_ms(entry['first_call_s'])} ms; p50 {_ms(p['p50']['value'])} ms (95% CI {_ci(p['p50'])}), "
+                     f"p90 {_ms(p['p90']['value'])}, p99 "
                      f"{_ms(p['p99']['value'])} ms; {entry['throughput_samples_per_s']['median']:,.0f} samples/s")
     return lines
 
