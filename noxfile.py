@@ -3,6 +3,7 @@
     nox -s compare      # train the default cells on the embedded digits data, then one comparison table + report
     nox -s tests        # the equivalence and correctness tests, in every backend environment
     nox -s compare_throughput   # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
+    nox -s compare_latency      # inference latency at batch sizes 1, 4, 16, 64, then the table and the ratios
     nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
@@ -10,7 +11,8 @@
 
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
 ``train(ENV)``, records of kind ``train``, ``results/train``) and ``throughput`` (``python -m twinbench throughput``,
-``throughput(ENV)``, kind ``throughput``, ``results/throughput``); the ``compare*`` sessions print the tables.
+``throughput(ENV)``, kind ``throughput``, ``results/throughput``) and ``latency`` (``python -m twinbench latency``,
+``latency(ENV)``, kind ``latency``, ``results/latency``); the ``compare*`` sessions print the tables.
 
 Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3`` or
 ``nox -s compare_throughput -- --model mnist_cnn --batch-size 128 --steps 100 --repeats 20 --threads 1``.
@@ -37,7 +39,7 @@ def _each_env(session_name: str) -> list[str]:
 
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
-RESULTS = {"train": "results/train", "throughput": "results/throughput",
+RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
            "definition_effect": "results/definition_effect"}
 
 
@@ -126,6 +128,24 @@ def compare_throughput(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["throughput"])
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def latency(session: nox.Session, env: str) -> None:
+    """Inference latency of this environment's implementations at a sweep of batch sizes, each cell in its process."""
+    _install(session, env)
+    # Options: --model, --batch-sizes, --style (call, predict_on_batch, predict), --jit, --calls, --repeats, --warmup,
+    # --threads, --input-shape (python -m twinbench latency --help).
+    session.run("python", "-m", "twinbench", "latency", "--env", env, "--out", RESULTS["latency"],
+                *session.posargs, env=_env_vars(env), success_codes=[0, 1])
+
+
+@nox.session(default=False, requires=_each_env("latency"))
+def compare_latency(session: nox.Session) -> None:
+    """Inference latency of all five implementations; print the table per model and the ratios per batch size."""
+    session.install("-e", ".")
+    session.run("python", "-m", "twinbench", "compare", RESULTS["latency"])
 
 
 @nox.session(default=False)

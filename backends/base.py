@@ -195,6 +195,31 @@ def cycled_batches(n: int, batch_size: int, steps: int, *, seed: int) -> list[np
 # arrays  plain arrays: the PyTorch loop over pre-sliced tensors in a list (no DataLoader); fit(x, y, batch_size=...,
 #         shuffle=False) on numpy arrays already in the shared cycled order.
 FEEDS = ("native", "arrays")
+# How an inference call is written (``--style``; the cell axis ``style``), as each implementation's users write it:
+# call              ``model(x, training=False)`` (Keras, tf.keras); the PyTorch twin: ``model.eval()`` once, then
+#                   ``model(x)`` under ``torch.inference_mode()`` (its only style);
+# predict_on_batch  Keras' and tf.keras' ``model.predict_on_batch(x)``: one batch through the compiled predict function;
+# predict           ``model.predict(x, batch_size=len(x), verbose=0)``: the same through the fit-style loop (an
+#                   iterator, callbacks), the batch whole so that the batch size is the one measured.
+# ``--jit`` compiles what the style runs: torch.compile(model) for the PyTorch twin, ``compile(jit_compile=...)`` for
+# the predict methods; Keras' eager call has no such switch (``check_style``).
+STYLES = ("call", "predict_on_batch", "predict")
+COMPILED_STYLES = {"torch": ("call",), "keras": ("predict_on_batch", "predict"),
+                   "tf_keras": ("predict_on_batch", "predict")}
+
+
+def check_style(implementation: str, style: str, jit: str, artifact: str = "none") -> None:
+    """Raise ``ValueError`` (one line) where ``--jit on`` asks to compile a style that runs eagerly, or a style or
+    compilation is asked of an exported artifact (it runs in its format's own runtime, called one way)."""
+    if artifact != "none" and (style != "call" or jit != "default"):
+        raise ValueError(f"--artifact {artifact} runs in its format's own runtime: --style and --jit do not apply. "
+                         f"Received: style={style!r}, jit={jit!r}.")
+    compiled = COMPILED_STYLES[implementation]
+    if jit == "on" and style not in compiled:
+        raise ValueError(f"--jit on compiles {' and '.join(compiled)} for {implementation}; --style {style} runs the "
+                         f"model eagerly. Valid styles with --jit on: {', '.join(compiled)}. Received: style={style!r}.")
+
+
 # Distinct batches a compute run cycles through (``Runner.compute_steps``).
 COMPUTE_BATCHES = 4
 
@@ -284,6 +309,18 @@ class Runner:
         the device once before ``clock``'s first edge and then cycled. What "compute" leaves out is the input
         pipeline: slicing, collating, converting and copying a batch, and the pipeline's own threads. Each
         implementation's docstring says exactly what it includes. Raises ``BackendError`` on several replicas.
+        """
+        raise NotImplementedError
+
+    def inference_call(self, model, x, *, style: str = "call"):
+        """A callable that runs one synchronised inference call of ``model`` on the batch ``x``, in ``style``.
+
+        For the latency benchmark (``twinbench.measuring.latency``): the call is written the way the
+        implementation's users write it (``STYLES``), in the runner's mode (``--jit``, ``--precision``), and returns
+        only when the device has finished (the framework's sync: ``torch.cuda.synchronize()``, JAX's
+        ``block_until_ready``, fetching TensorFlow's result), so the time around it is the call's latency. ``x`` is
+        a numpy batch (a tuple of arrays for token tasks); whatever it must become (a tensor on the device) it
+        becomes once, here, outside every call.
         """
         raise NotImplementedError
 

@@ -99,19 +99,38 @@ def export_and_check(runner, model, fmt: str, path, *, x: np.ndarray) -> ExportR
     staging.mkdir(parents=True)
     expected = runner.predict(model, x)
     try:
-        exporter, reloader = _HANDLERS[(runner.implementation, fmt)]
+        exporter, loader = _HANDLERS[(runner.implementation, fmt)]
         exporter(runner, model, staging / path.name, x)
         for item in staging.iterdir():
             _remove(path.parent / item.name)
             item.replace(path.parent / item.name)
     finally:
         _remove(staging)
-    actual = np.asarray(reloader(path, _inputs(runner, x)), dtype=np.float64)
+    actual = np.asarray(loader(path)(_inputs(runner, x)), dtype=np.float64)
     if actual.shape != expected.shape:
         raise ExportError(f"The reloaded {fmt} artifact returned shape {actual.shape}, the model {expected.shape}.")
     return ExportResult(format=fmt, path=str(path), bytes=_size(path), runtime=FORMATS[fmt][1],
                         max_abs_logits=float(np.abs(actual - expected).max()),
                         tolerance=logits_tolerance(expected))
+
+
+def exported_model(runner, model, fmt: str, x: np.ndarray, *, directory):
+    """``model`` exported as ``fmt`` and loaded into the format's own runtime: a function of a batch in the artifact's
+    layout (``artifact_inputs``) that returns the logits as numpy (the latency benchmark's ``artifact`` cells: many
+    users serve with these).
+
+    The artifact is written to ``directory`` and checked first (``export_and_check``: its logits against the model's on
+    8 rows of ``x``), then loaded once. Numpy in, numpy out, as a server calls it: the result on the host means the
+    runtime has finished.
+    """
+    path = artifact_path(directory, "model", runner.implementation, runner.backend, fmt)
+    export_and_check(runner, model, fmt, path, x=x[np.arange(8) % len(x)])  # 8 rows: a batch of 1 would fix the size
+    return _HANDLERS[(runner.implementation, fmt)][1](path)
+
+
+def artifact_inputs(runner, x: np.ndarray) -> np.ndarray:
+    """Channels-last images as the exported model takes them (NCHW for the PyTorch twin)."""
+    return _inputs(runner, x)
 
 
 def export_cell(model_name, implementation, backend, formats, *, out_dir, weights=None, input_shape=None,
@@ -163,7 +182,8 @@ def _remove(path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Exporters (each writes ``path``) and reloaders (each returns logits for ``inputs``), one pair per format.
+# Exporters (each writes ``path``) and loaders (each loads ``path`` into its runtime once and returns a function of
+# ``inputs`` that gives the logits as numpy), one pair per format.
 # ----------------------------------------------------------------------------------------------------------
 
 def _torch_export(runner, model, path, x):
@@ -220,41 +240,46 @@ def _jax_export(runner, model, path, x):
     path.write_bytes(exported.serialize())
 
 
-def _reload_torch(path, inputs):
+def _load_torch(path):
     import torch
 
     module = torch.export.load(str(path)).module()
     device = next(iter([*module.parameters(), *module.buffers()]), torch.empty(0)).device  # where it was exported
-    with torch.no_grad():
-        return module(torch.from_numpy(inputs).to(device)).cpu().numpy()
+
+    def run(inputs):
+        with torch.no_grad():
+            return module(torch.from_numpy(inputs).to(device)).cpu().numpy()
+    return run
 
 
-def _reload_onnx(path, inputs):
+def _load_onnx(path):
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs.astype(np.float32)})[0]
+    name = session.get_inputs()[0].name
+    return lambda inputs: session.run(None, {name: inputs.astype(np.float32)})[0]
 
 
-def _reload_saved_model(path, inputs):
+def _load_saved_model(path):
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(path))  # kept in a name: its variables die with it
-    return loaded.serve(tf.constant(inputs)).numpy()
+    loaded = tf.saved_model.load(str(path))  # kept in the closure: its variables die with it
+    return lambda inputs: loaded.serve(tf.constant(inputs)).numpy()
 
 
-def _reload_jax(path, inputs):
+def _load_jax(path):
     import jax
 
-    return np.asarray(jax.export.deserialize(bytearray(path.read_bytes())).call(inputs))
+    exported = jax.export.deserialize(bytearray(path.read_bytes()))
+    return lambda inputs: np.asarray(exported.call(inputs))
 
 
 _HANDLERS = {
-    ("torch", "torch"): (_torch_export, _reload_torch),
-    ("torch", "onnx"): (_torch_onnx, _reload_onnx),
-    ("keras", "torch"): (_keras_export("torch"), _reload_torch),
-    ("keras", "onnx"): (_keras_export("onnx"), _reload_onnx),
-    ("keras", "tf_saved_model"): (_keras_export("tf_saved_model"), _reload_saved_model),
-    ("keras", "jax"): (_jax_export, _reload_jax),
-    ("tf_keras", "tf_saved_model"): (_tf_keras_export, _reload_saved_model),
+    ("torch", "torch"): (_torch_export, _load_torch),
+    ("torch", "onnx"): (_torch_onnx, _load_onnx),
+    ("keras", "torch"): (_keras_export("torch"), _load_torch),
+    ("keras", "onnx"): (_keras_export("onnx"), _load_onnx),
+    ("keras", "tf_saved_model"): (_keras_export("tf_saved_model"), _load_saved_model),
+    ("keras", "jax"): (_jax_export, _load_jax),
+    ("tf_keras", "tf_saved_model"): (_tf_keras_export, _load_saved_model),
 }

@@ -31,6 +31,7 @@ import numpy as np
 from twinbench import data as datasets
 from twinbench.backends.base import (
     COMPUTE_BATCHES,
+    STYLES,
     EpochResult,
     Runner,
     StepClock,
@@ -245,6 +246,34 @@ class KerasFitRunner(Runner):
     def predict(self, model, x, *, batch_size=256):
         logits = np.asarray(model.predict(self.model_inputs(x), batch_size=batch_size, verbose=0))
         return logits if logits.dtype == np.float64 else logits.astype(np.float32)  # float64: prepare_float64
+
+    def inference_call(self, model, x, *, style="call"):
+        """``model(x, training=False)`` on the batch converted to a tensor once, the result waited for
+        (``wait_for``); or ``predict_on_batch(x)`` / ``predict(x, batch_size=len(x))`` on the numpy batch as users
+        pass it, compiled with the mode's ``jit_compile`` (both return numpy: the device has finished)."""
+        inputs = self.model_inputs(x)
+        if style == "call":
+            tensors = tuple(map(self.to_tensor, inputs)) if isinstance(inputs, tuple) else self.to_tensor(inputs)
+
+            def call():
+                self.wait_for(model(tensors, training=False))
+
+            return call
+        self.ensure_compiled(model, TrainConfig())  # the mode's jit_compile, as fit would have compiled it
+        if style == "predict_on_batch":
+            return lambda: model.predict_on_batch(inputs)
+        if style == "predict":
+            return lambda: model.predict(inputs, batch_size=num_samples(inputs), verbose=0)
+        raise ValueError(f"--style must be one of {', '.join(STYLES)}. Received: style={style!r}.")
+
+    def to_tensor(self, array):
+        """A numpy array as the backend's tensor (on the device), made once before the timed calls."""
+        raise NotImplementedError
+
+    def wait_for(self, outputs) -> None:
+        """Return when ``outputs`` are computed: TensorFlow's are fetched (reading a value waits for it)."""
+        for output in outputs if isinstance(outputs, (tuple, list)) else [outputs]:
+            np.asarray(output)
 
     def train_step(self, model, x, y, config):
         self.ensure_compiled(model, config)

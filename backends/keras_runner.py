@@ -319,6 +319,21 @@ class KerasRunner(KerasFitRunner):
             model._jax_state = None
 
     # -- device ----------------------------------------------------------------------------------------------
+    def to_tensor(self, array):
+        return keras.ops.convert_to_tensor(array)
+
+    def wait_for(self, outputs) -> None:
+        """Return when ``outputs`` are computed: ``torch.cuda.synchronize()`` (CPU tensors are computed synchronously),
+        JAX's ``block_until_ready``, TensorFlow's fetched (reading a value waits for it)."""
+        if self.backend == "torch":
+            self.sync()
+        elif self.backend == "jax":
+            import jax
+
+            jax.block_until_ready(outputs)
+        else:
+            super().wait_for(outputs)
+
     def sync(self, model=None):
         """Wait for the device. With ``model``, also for the training steps dispatched for it so far."""
         if self.backend == "torch":

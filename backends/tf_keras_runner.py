@@ -173,6 +173,9 @@ class TfKerasRunner(KerasFitRunner):
         clock.finish(steps)
 
     # -- device ----------------------------------------------------------------------------------------------
+    def to_tensor(self, array):
+        return tf.convert_to_tensor(array)
+
     def sync(self, model=None):
         """Reading a variable waits for every pending write to it: the step counter is written by each step."""
         if model is not None and getattr(model, "optimizer", None) is not None:

@@ -420,6 +420,22 @@ class TorchRunner(Runner):
         logits = torch.cat(outputs)
         return (logits.float() if self.autocast_dtype is not None else logits).numpy()  # bfloat16 has no numpy
 
+    def inference_call(self, model, x, *, style="call"):
+        """``model.eval()`` once, then each call ``model(x)`` under ``torch.inference_mode()`` (``torch.compile(model)``
+        under ``--jit on``), the batch on the device already; ``torch.cuda.synchronize()`` after it on a GPU."""
+        model.eval()
+        network = self.network(model)
+        inputs = self.to_device(to_torch_inputs(x))
+        cuda = self.device.type == "cuda"
+
+        def call():
+            with torch.inference_mode(), self.autocast():
+                forward(network, inputs)
+            if cuda:
+                torch.cuda.synchronize()
+
+        return call
+
     def loss_and_grads(self, model, x, y):
         model.train()
         model.zero_grad()

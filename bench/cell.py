@@ -36,8 +36,9 @@ from typing import ClassVar
 
 from twinbench.backends import FREE, cpu_list, pin_cpus
 from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
-from twinbench.backends.base import FEEDS
+from twinbench.backends.base import FEEDS, STYLES
 from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
+from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
@@ -77,6 +78,14 @@ class Cell:
                           help="the C allocator's settings, applied before any framework starts: system (as the "
                                "process was started) or tuned (glibc keeps the memory it took: no page faults from "
                                "giving it back each step; backends/allocator.py)")
+    # How an inference call is written (twinbench latency): the Keras call, or Keras' and tf.keras' predict methods.
+    style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency",),
+                      help="call: model(x, training=False) (torch: model.eval() and model(x) under "
+                           "torch.inference_mode()); predict_on_batch, predict: Keras' and tf.keras' own")
+    artifact: str = axis("none", choices=("none", *FORMATS), commands=("latency",),
+                         help="none: the model as built; else the model exported in this format and run in the "
+                              "format's own runtime (torch: torch.export, onnx: onnxruntime, tf_saved_model, jax: "
+                              "jax.export; backends/export.py)")
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -141,7 +150,8 @@ class Cell:
             implementations = CELL_AXES[name].implementations
             if self.implementation not in implementations:
                 raise UnknownChoiceError(f"{CELL_AXES[name].flag} applies to {' and '.join(implementations)} only, "
-                                         f"not to {self.implementation}. Received: {name}={value!r}.")
+                                         f"not to {self.implementation}. Received: {name}={value!r}. Valid for "
+                                         f"{self.implementation}: {CELL_AXES[name].default}.")
         self.replication.check(self.implementation, self.backend)
 
     @classmethod

@@ -9,7 +9,9 @@ A **record** is one run's result: one process that ran one cell (``twinbench.cel
 - ``profiler_cost``: ``python -m twinbench profiler-cost`` (``twinbench.studies.profiler_cost``): windows with the profiler's
   sampler on, each between two with it off, at several sampling intervals;
 - ``trace``: ``python -m twinbench trace`` (``twinbench.measuring.trace``): steady-state steps under the framework's own
-  profiler, and ``ops``, the time per step of each kind of op (``twinbench.ops``).
+  profiler, and ``ops``, the time per step of each kind of op (``twinbench.ops``);
+- ``latency``: ``python -m twinbench latency`` (``twinbench.measuring.latency``): inference calls at each batch size,
+  the first call apart, every call's seconds, p50/p90/p99 with CIs, throughput, peak memory.
 
 Every record starts the same way (``new_record``): ``schema``, ``schema_version``, ``kind``, ``cell``,
 ``run_id``, ``config`` (the run's settings, verbatim) and ``started``; then ``status`` (``ok`` or ``failed``,
@@ -67,6 +69,7 @@ KINDS = {
     "profiler_cost": {"command": "twinbench profiler-cost", "results": "results/profiler_cost",
                       "suffix": "__profiler_cost"},
     "trace": {"command": "twinbench trace", "results": "results/trace", "suffix": "__trace"},
+    "latency": {"command": "twinbench latency", "results": "results/latency", "suffix": "__latency"},
 }
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
 # models' (twinbench export: artifacts, not records).

@@ -9,6 +9,10 @@ interval (CI) to every figure it compares.
   (the number of samples below the true median). It needs no assumption about the shape of the
   timings, but it only exists for n >= 6 at 95%; below that, ``summarize`` falls back to a bootstrap
   percentile interval and says so in ``ci_method`` (with 5 repeats or fewer, treat it as a rough guide).
+- ``quantile_ci(samples, q)`` gives a percentile (p50, p90, p99 of per-call latencies) with the same kind of
+  distribution-free interval: two order statistics chosen from the Binomial(n, q) distribution
+  (``quantile_ci_ranks``). An extreme percentile needs many samples for a bound to exist (p99's upper bound at
+  95%: n >= 368); a side without one is ``None``, never a guess.
 - ``ratio_ci(a, b)`` compares two implementations: the ratio of medians ``median(a) / median(b)``
   with a bootstrap percentile CI (``a`` and ``b`` resampled independently). A difference is called
   only when the interval excludes 1.0.
@@ -32,6 +36,8 @@ Only numpy and the standard library are used. Measuring summarises a record's fi
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -88,6 +94,56 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int, float] 
     # On leaving the loop, count_at_most_k counts B <= lo and count_k is C(n, lo).
     coverage = 1.0 - 2 * (count_at_most_k - count_k) / total
     return lo, n + 1 - lo, coverage
+
+
+def _binomial_cdf(n: int, q: float) -> np.ndarray:
+    """``P(B <= k)`` for ``k = 0..n``, ``B ~ Binomial(n, q)``: the terms in log space (no overflow for thousands of
+    samples), then a running sum."""
+    k = np.arange(n + 1)
+    log_pmf = (math.lgamma(n + 1) - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
+               + k * math.log(q) + (n - k) * math.log1p(-q))
+    return np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)
+
+
+def quantile_ci_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int | None, int | None, float | None]:
+    """Ranks of the order-statistic confidence interval for the ``q`` quantile (the median's, generalised).
+
+    ``B ~ Binomial(n, q)`` counts the samples below the true quantile; ``[x_(lo), x_(hi)]`` contains it with
+    probability ``P(lo <= B < hi)``. Each side leaves out at most ``(1 - confidence) / 2``: ``lo`` is the largest
+    rank with ``P(B < lo) <= alpha/2``, ``hi`` the smallest with ``P(B >= hi) <= alpha/2``.
+
+    Returns:
+        ``(lo, hi, coverage)``: 1-based ranks, either ``None`` where no sample is far enough out (few samples for
+        an extreme quantile), and the exact coverage when both exist (else ``None``).
+
+    Example: n=100, q=0.9 gives ranks 84 and 96.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1. Received: n={n}")
+    if not 0 < q < 1:
+        raise ValueError(f"q must be between 0 and 1. Received: q={q}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1. Received: confidence={confidence}")
+    tail = (1.0 - confidence) / 2
+    cdf = _binomial_cdf(n, q)  # cdf[k] = P(B <= k)
+    lo = max((rank for rank in range(1, n + 1) if cdf[rank - 1] <= tail), default=None)  # P(B < lo) = cdf[lo - 1]
+    hi = min((rank for rank in range(1, n + 1) if 1.0 - cdf[rank - 1] <= tail), default=None)  # P(B >= hi)
+    coverage = None if lo is None or hi is None else float(cdf[hi - 1] - cdf[lo - 1])
+    return lo, hi, coverage
+
+
+def quantile_ci(samples, q: float, *, confidence: float = 0.95) -> dict:
+    """The ``q`` quantile of ``samples`` (numpy's linear interpolation) with its order-statistic CI.
+
+    Returns ``q``, ``value``, ``ci_low``, ``ci_high`` (``None`` on a side without a rank: too few samples),
+    ``ci_ranks``, ``ci_coverage`` (exact, or ``None``), ``ci_confidence`` and ``n``.
+    """
+    values = np.sort(_as_samples(samples))
+    lo, hi, coverage = quantile_ci_ranks(values.size, q, confidence)
+    return {"q": q, "value": float(np.quantile(values, q)), "n": int(values.size),
+            "ci_low": None if lo is None else float(values[lo - 1]),
+            "ci_high": None if hi is None else float(values[hi - 1]),
+            "ci_ranks": [lo, hi], "ci_coverage": coverage, "ci_confidence": confidence}
 
 
 def _bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

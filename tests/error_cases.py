@@ -103,6 +103,17 @@ CASES = [
          r"argument --allocator: invalid choice: 'jemalloc' \(choose from '?system'?, '?tuned'?\)"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
+    Case("latency-batch-zero", "A latency batch size of 0",
+         ("latency", "--model", "cifar_cnn", "--impl", "{impl}", "--batch-sizes", "0,4", "--out", "{tmp}/out"),
+         r"argument --batch-sizes: must be comma-separated positive integers, e\.g\. 1,4,16,64, got '0,4'"),
+    Case("latency-style", "A call style the implementation lacks",
+         ("latency", "--model", "cifar_cnn", "--impl", "torch", "--style", "predict", "--out", "{tmp}/out"),
+         r"--style applies to keras and tf_keras only, not to torch\. Received: style='predict'\. Valid for torch: "
+         r"call\."),
+    Case("latency-style-jit", "Compiling a call style that runs eagerly",
+         ("latency", "--model", "cifar_cnn", "--impl", "tf_keras", "--jit", "on", "--out", "{tmp}/out"),
+         r"--jit on compiles predict_on_batch and predict for tf_keras; --style call runs the model eagerly\. Valid "
+         r"styles with --jit on: predict_on_batch, predict\."),
     Case("interleave-alone", "Interleaving an environment with one cell",
          ("throughput", "--env", "jax", "--interleave", "--out", "{tmp}/out"),
          r"--interleave needs two cells in one environment; this one runs keras\[jax\] in this mode: run it with "

@@ -29,6 +29,7 @@ from twinbench.cli.options import (
     add_synthetic_steps_args,
     add_training_args,
     add_weights_arg,
+    batch_size_list,
     input_shape,
     interval_list,
     non_negative_int,
@@ -38,6 +39,7 @@ from twinbench.cli.options import (
 from twinbench.cli.run_commands import (
     cmd_convert_weights,
     cmd_definition_effect,
+    cmd_latency,
     cmd_profiler_cost,
     cmd_throughput,
     cmd_trace,
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
+    _add_latency_parser(sub)
     add_check_parser(sub)
     add_export_parser(sub)
     add_equivalence_parser(sub)
@@ -171,6 +174,31 @@ def _add_bench_parser(sub):
     bench.set_defaults(parser=bench)
 
 
+def _add_latency_parser(sub):
+    latency = sub.add_parser("latency", help="inference latency at a sweep of batch sizes on synthetic data, in a call "
+                                             "style (--style): one cell, or an environment's cells")
+    which = latency.add_mutually_exclusive_group(required=True)
+    add_cell_arguments(latency, impl_group=which, model_default="cifar_cnn")
+    add_env_argument(which)
+    latency.add_argument("--batch-sizes", type=batch_size_list, default=batch_size_list("1,4,16,64"),
+                         help="comma-separated batch sizes, each timed in turn (default 1,4,16,64)")
+    latency.add_argument("--calls", type=positive_int, default=20, help="timed calls per window")
+    latency.add_argument("--repeats", type=positive_int, default=5, help="timed windows per batch size")
+    latency.add_argument("--warmup", type=positive_int, default=5,
+                         help="calls before timing at each batch size, the first (tracing) one included")
+    latency.add_argument("--input-shape", type=input_shape, default=None, help="HxWxC; default: the model's own")
+    latency.add_argument("--num-classes", type=positive_int, default=None)
+    latency.add_argument("--seed", type=non_negative_int, default=0)
+    latency.add_argument("--threads", type=positive_int, default=None,
+                         help="CPU threads per framework thread pool (default: each framework's own choice)")
+    add_axis_arguments(latency, "latency")
+    add_launcher_args(latency)
+    latency.add_argument("--resume", action="store_true",
+                         help="with --env: skip cells that already have a successful record")
+    latency.add_argument("--out", default=RESULTS["latency"], help="directory for the records")
+    latency.set_defaults(parser=latency)
+
+
 def _add_trace_parser(sub):
     trace = sub.add_parser("trace", help="steady-state steps of one cell under its framework's own profiler: time per "
                                          "step of conv/matmul, layout, optimizer, other ops and the remainder")
@@ -226,7 +254,7 @@ def main(argv=None) -> int:
         _load_model_files(args)
         commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train,
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
-                    "throughput": cmd_throughput,
+                    "throughput": cmd_throughput, "latency": cmd_latency,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export}

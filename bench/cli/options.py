@@ -78,6 +78,21 @@ def interval_list(text: str) -> tuple[float, ...]:
     return values
 
 
+class CommaList(tuple):
+    """A tuple typed as comma-separated values (``--batch-sizes 1,4,16``), and written back so (``_option_text``)."""
+
+
+def batch_size_list(text: str) -> CommaList:
+    """``1,4,16,64``: positive batch sizes, sorted, each once."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, e.g. 1,4,16,64, got {text!r}")
+    return CommaList(sorted(set(values)))
+
+
 def add_training_args(parser):
     parser.add_argument("--dataset", default=None,
                         help="digits, synthetic, cifar10, mnist for image models (default digits); "
@@ -187,6 +202,8 @@ def child_args(args, *, leave_out=()) -> list[str]:
 
 def _option_text(value) -> str:
     """An option's value as it is typed: ``32x32x3`` for a shape, ``0.15,0.015`` for intervals."""
+    if isinstance(value, CommaList):
+        return ",".join(map(str, value))
     if isinstance(value, tuple):
         return ("x" if all(isinstance(v, int) for v in value) else ",").join(map(str, value))
     return str(value)

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from twinbench import data as datasets
 from twinbench.backends import distributed, missing_packages, resolve_backend, select_keras_backend
+from twinbench.backends.base import COMPILED_STYLES, check_style
 from twinbench.backends.checkpoints import (
     FORMAT_NAMES,
     CheckpointError,
     checkpoint_format,
     convert_checkpoint,
 )
+from twinbench.backends.export import EXPORT_FORMATS, check_format
 from twinbench.cell import Cell, cell_argv, environment_cells
 from twinbench.cli.checks import (
     USER_ERRORS,
@@ -32,11 +34,13 @@ from twinbench.cli.checks import (
 from twinbench.cli.options import EXIT_FAILED, CliError, axis_values, child_args
 from twinbench.measuring import children, interleave
 from twinbench.measuring.faults import is_out_of_memory
+from twinbench.measuring.latency import LatencyConfig, execute_latency
 from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
 from twinbench.measuring.trace import TraceConfig, execute_trace
 from twinbench.measuring.train import RunConfig, execute
 from twinbench.models import check_choice, get_model_spec
 from twinbench.records import failed_record, load_records, write_record
+from twinbench.results.latency import latency_lines
 from twinbench.results.ops import ops_lines
 from twinbench.results.text import overhead_text, record_label
 from twinbench.studies import definition_effect, profiler_cost
@@ -269,6 +273,51 @@ def cmd_throughput(args) -> int:
         print(f"{config.cell.file_id}: profiler cost {overhead_text(overhead)}; record {path}")
     else:
         print(f"{config.cell.file_id}: record {path}")
+    return 0
+
+
+def cmd_latency(args) -> int:
+    """One cell's inference latency in this process (``--impl``), or an environment's cells each in its own (``--env``)."""
+    try:
+        if args.env is not None:
+            cells = environment_cells(args.env, args.model, dataset="synthetic", **axis_values(args, "latency"))
+            cells = [cell for cell in cells if cell.jit != "on" or cell.style in COMPILED_STYLES[cell.implementation]]
+            cells = [cell for cell in cells if cell.artifact == "none" or cell.artifact in EXPORT_FORMATS[cell.pair]]
+            if not cells:
+                raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
+                               f"this mode and style (it has: {', '.join(get_model_spec(args.model).builders)}).")
+        else:
+            cells = [_cell_of(args, "latency", "synthetic")]
+        for cell in cells:
+            check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
+            if cell.artifact != "none":
+                check_format(cell.implementation, cell.backend, cell.artifact)
+            validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode)
+        check_writable(args.out)
+    except (*USER_ERRORS, ValueError) as err:
+        raise CliError(str(err)) from None
+    cells = [resolve_axes(cell) for cell in cells]
+    if args.env is not None:
+        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume",
+                                                 *children.LAUNCHER_OPTIONS))
+        failures = children.run_cells("latency", cells, out_dir=args.out, child_args=bench_args, resume=args.resume,
+                                      launcher=children.launcher_of(args))
+        return EXIT_FAILED if failures else 0
+    config = LatencyConfig(cells[0], batch_sizes=tuple(args.batch_sizes), calls=args.calls, repeats=args.repeats,
+                           warmup=args.warmup, seed=args.seed, input_shape=args.input_shape,
+                           num_classes=args.num_classes, threads=args.threads)
+    try:
+        apply_axes(config.cell)
+        limit_threads(args.threads)
+        record = execute_latency(config)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it
+        return record_failure("latency", config, err, out=args.out)
+    path = write_record(record, args.out)
+    for line in latency_lines(record):
+        print(line)
+    print(f"record {path}")
     return 0
 
 

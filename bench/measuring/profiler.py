@@ -111,7 +111,7 @@ def _jsonable(value):
     return str(value)
 
 
-def _host_peak_rss_from_rusage() -> int | None:
+def host_peak_rss() -> int | None:
     """Lifetime peak RSS of this process in bytes from ``getrusage`` (None where unavailable)."""
     try:
         import resource  # not available on Windows
@@ -483,7 +483,7 @@ class Profiler:
         pid_checks = [s["pid_found"] for s in samples if s["pid_found"] is not None]
         attributed = any(pid_checks) if pid_checks else None
 
-        rss_peaks = [value for value in (fields["rss_bytes"]["peak"], _host_peak_rss_from_rusage()) if value]
+        rss_peaks = [value for value in (fields["rss_bytes"]["peak"], host_peak_rss()) if value]
         busy_fraction = busy_s / elapsed_s if elapsed_s > 0 else None
         overhead = {
             "sampler_busy_s": busy_s,

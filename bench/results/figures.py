@@ -340,3 +340,57 @@ def memory_figure(plt, group: Group, title: str):
     ax.set_title(f"Peak memory: {title}", fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def latency_figure(plt, rows: list[dict], model: str, title: str):
+    """Latency per call against batch size, log-log, one line per cell (``twinbench.results.latency.latency_rows``):
+    p50 with its 95% CI as error bars. Where the line is flat, a fixed cost per call (Python, dispatch) dominates;
+    where it rises with the batch, the kernels do."""
+    rows = [row for row in rows if row["model"] == model]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for cell in dict.fromkeys(row["label"] for row in rows):
+        points = sorted((row for row in rows if row["label"] == cell), key=lambda row: row["batch_size"])
+        implementation = cell.split(" ")[0]
+        colour, native = STYLE.get(implementation, ("#555555", True))
+        marker, size = MARKERS.get(implementation, ("o", 6))
+        sizes = [row["batch_size"] for row in points]
+        p50 = [1e3 * row["p50"]["value"] for row in points]
+        low = [p - 1e3 * (row["p50"]["ci_low"] if row["p50"]["ci_low"] is not None else row["p50"]["value"])
+               for p, row in zip(p50, points, strict=True)]
+        high = [1e3 * (row["p50"]["ci_high"] if row["p50"]["ci_high"] is not None else row["p50"]["value"]) - p
+                for p, row in zip(p50, points, strict=True)]
+        # One colour per implementation; its call styles apart by line: call as the implementation draws (solid
+        # native, dashed Keras), predict_on_batch dotted, predict dash-dotted.
+        line = {"style=predict_on_batch": ":", "style=predict": "-."}.get(
+            next((part for part in cell.split(" ") if part.startswith("style=")), ""), "-" if native else "--")
+        ax.errorbar(sizes, p50, yerr=[low, high], color=colour, linestyle=line, marker=marker,
+                    markersize=size, markerfacecolor="none", capsize=3, label=cell)
+    ax.set_xscale("log", base=2)
+    batch_sizes = sorted({row["batch_size"] for row in rows})
+    ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
+    ax.minorticks_off()
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (log scale)")
+    ax.set_ylabel("latency per call (ms, p50; bars: 95% CI; log scale)")
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"Inference latency against batch size: {title}\n"
+                 "flat: a fixed cost per call dominates (Python, dispatch); rising: the kernels do", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_latency(rows: list[dict], *, out_dir: Path, machine: str = "") -> dict[str, Path]:
+    """One latency figure per model of ``rows``; returns ``{name: path}`` (``latency__MODEL``)."""
+    plt = _plt()
+    drawn = {}
+    for model in dict.fromkeys(row["model"] for row in rows):
+        figure = latency_figure(plt, rows, model, f"{model}" + (f" — {machine}" if machine else ""))
+        if figure is None:
+            continue
+        path = Path(out_dir) / f"latency__{model}.png"
+        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(figure)
+        drawn[f"latency__{model}"] = path
+    return drawn

@@ -26,7 +26,13 @@ from pathlib import Path
 from twinbench.backends.environments import LABELS
 from twinbench.records import load_records
 from twinbench.results import figures as fig
-from twinbench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
+from twinbench.results.decompose import (
+    TF_NATIVE_FEED_NOTE,
+    decomposition_table,
+    feed_and_compute,
+    lasting_feed_cost,
+)
+from twinbench.results.latency import latency_ratios, latency_rows, latency_table
 from twinbench.results.ops import ops_markdown
 from twinbench.results.table import median_iqr, results_table
 from twinbench.results.verdict import RULES
@@ -235,6 +241,20 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
                 peaks = memory_peaks(record)
                 rows.append([label, _fmt_bytes(peaks["allocator"]), _fmt_bytes(peaks["device"]), _fmt_bytes(peaks["host"])])
             out += _table(["implementation", "framework allocator", "device", "host RSS"], rows) + [""]
+
+    # -- inference latency --
+    latency = latency_rows(records)
+    if latency:
+        out += ["## Inference latency", "",
+                "Per call, each synchronised, at each batch size (`twinbench latency`); the first call (tracing, "
+                "compilation) apart. p50 with its 95% order-statistic CI over the pooled calls of every run.", ""]
+        if figures:
+            figure_dir.mkdir(exist_ok=True)
+            drawn.update(fig.draw_latency(latency, out_dir=figure_dir, machine=machines(records)))
+        for model in dict.fromkeys(row["model"] for row in latency):
+            out += image(f"latency__{model}", f"latency against batch size, {model}")
+        out += ["```", latency_table(latency), "```", "",
+                "Ratios of the p50 per batch size:", "", "```", decomposition_table(latency_ratios(records)), "```", ""]
 
     # -- environment --
     if records:
