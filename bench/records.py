@@ -9,7 +9,11 @@ A **record** is one run's result: one process that ran one cell (``twinbench.cel
 - ``profiler_cost``: ``python -m twinbench profiler-cost`` (``twinbench.studies.profiler_cost``): windows with the profiler's
   sampler on, each between two with it off, at several sampling intervals;
 - ``trace``: ``python -m twinbench trace`` (``twinbench.measuring.trace``): steady-state steps under the framework's own
-  profiler, and ``ops``, the time per step of each kind of op (``twinbench.ops``).
+  profiler, and ``ops``, the time per step of each kind of op (``twinbench.ops``);
+- ``breakdown``: ``python -m twinbench breakdown`` (``twinbench.measuring.breakdown``): steady-state steps under a
+  Python profiler, their time per step by cause (``twinbench.causes``) and the layer calls and ops per step;
+- ``calls``: ``python -m twinbench calls`` (``twinbench.measuring.calls``): one call of each layer type, µs per call
+  over a sweep of sizes, and the fixed and per-element cost fitted to it.
 
 Every record starts the same way (``new_record``): ``schema``, ``schema_version``, ``kind``, ``cell``,
 ``run_id``, ``config`` (the run's settings, verbatim) and ``started``; then ``status`` (``ok`` or ``failed``,
@@ -67,6 +71,8 @@ KINDS = {
     "profiler_cost": {"command": "twinbench profiler-cost", "results": "results/profiler_cost",
                       "suffix": "__profiler_cost"},
     "trace": {"command": "twinbench trace", "results": "results/trace", "suffix": "__trace"},
+    "breakdown": {"command": "twinbench breakdown", "results": "results/breakdown", "suffix": "__breakdown"},
+    "calls": {"command": "twinbench calls", "results": "results/calls", "suffix": "__calls"},
 }
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
 # models' (twinbench export: artifacts, not records).
