@@ -157,7 +157,7 @@ def module_name(filename: str, roots: dict[str, str] | None = None) -> str:
     return match.group(1) if match else path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _definitions(filename: str) -> dict[int, str]:
     """``{first line: qualified name}`` of every function defined in ``filename`` (a decorated function's first line
     is its first decorator's, as in its code object)."""

@@ -12,6 +12,7 @@ from twinbench.cli.checks import USER_ERRORS, check_writable
 from twinbench.cli.options import CliError
 from twinbench.models import get_model_spec, list_models
 from twinbench.records import load_records
+from twinbench.results.breakdown import breakdown_section, calls_section
 from twinbench.results.ops import ops_section
 from twinbench.results.report import build_report
 from twinbench.results.table import agreement_summary, results_table
@@ -66,6 +67,9 @@ def cmd_compare(args) -> int:
     traces = ops_section(records)
     if traces:
         print(traces)
+    for section in (breakdown_section(records), calls_section(records)):
+        if section:
+            print(section)
     costs = [r for r in records if r.get("kind") == "profiler_cost"]
     if costs:
         print("\nThe profiler's own cost (twinbench profiler-cost):")

@@ -340,3 +340,37 @@ def memory_figure(plt, group: Group, title: str):
     ax.set_title(f"Peak memory: {title}", fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def causes_figures(bars: dict[str, dict[str, dict[str, float]]], *, out_dir: Path) -> dict[str, Path]:
+    """One stacked-bar figure per model and batch (``twinbench.results.breakdown.stacked_bars``): a bar per
+    implementation, its ms per step under the Python profiler split by family of causes; returns ``{name: path}``."""
+    if not bars:
+        return {}
+    plt = _plt()
+    drawn = {}
+    for title, cells in bars.items():
+        families = sorted({f for parts in cells.values() for f in parts},
+                          key=lambda f: -max(parts.get(f, 0.0) for parts in cells.values()))
+        colours = plt.get_cmap("tab20")
+        fig, ax = plt.subplots(figsize=(10, 0.6 * len(cells) + 2.2))
+        labels = list(cells)
+        ys = list(range(len(labels)))[::-1]
+        for y, label in zip(ys, labels, strict=True):
+            left = 0.0
+            for i, family in enumerate(families):
+                width = cells[label].get(family, 0.0)
+                ax.barh(y, width, left=left, color=colours(i % 20), edgecolor="white",
+                        label=family if y == ys[0] else None)
+                left += width
+        _rows(ax, ys, labels)
+        ax.set_xlabel("ms per step under cProfile (each function's self time, folded by cause)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
+        ax.set_title(f"A step's time by cause: {title}", fontsize=12)
+        fig.tight_layout()
+        name = "causes__" + "".join(c if c.isalnum() else "_" for c in title)
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+        drawn[name] = path
+    return drawn

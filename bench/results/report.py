@@ -26,6 +26,7 @@ from pathlib import Path
 from twinbench.backends.environments import LABELS
 from twinbench.records import load_records
 from twinbench.results import figures as fig
+from twinbench.results.breakdown import breakdown_markdown, calls_section, stacked_bars
 from twinbench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
 from twinbench.results.ops import ops_markdown
 from twinbench.results.table import median_iqr, results_table
@@ -174,6 +175,15 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
         out += ["Ratios of compute alone (the same pairs as above):", ""]
         out += _decomposition_table(decomposition_rows(groups, part="compute"))
     out += ops_markdown(records)
+    out += breakdown_markdown(records)
+    if figures and stacked_bars(records):
+        figure_dir.mkdir(exist_ok=True)
+        for name, path in fig.causes_figures(stacked_bars(records), out_dir=figure_dir).items():
+            drawn[name] = path
+            out += image(name, f"a step's time by cause: {name}")
+    calls = calls_section(records)
+    if calls:
+        out += ["## Cost of one layer call", "", "```", *calls.strip().splitlines(), "```", ""]
 
     # -- timeline --
     if groups:
