@@ -79,6 +79,9 @@ GROUPS: tuple[Group, ...] = (
     Group("traceback filtering", LAYER_CALL, r"^keras/src/utils/traceback_utils\.py$"),
     Group("rest of Layer.__call__", LAYER_CALL, r"^keras/src/(layers/layer\.py|ops/operation\.py|"
                                                r"backend/(torch|tensorflow|jax)/layer\.py)$"),
+    # Keras: the optimizer and the trainer, whose backend files sit beside the backend's ops.
+    Group("optimizer apply", "optimizer", r"^keras/src/(optimizers/|backend/\w+/optimizers/)"),
+    Group("train step (trainer)", "train step", r"^keras/src/(trainers/trainer\.py|backend/\w+/trainer\.py)$"),
     # Keras: from keras.ops to the backend's functions.
     Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute", owns_native=True),
     Group("tensor conversion", "tensor conversion", _K,
@@ -90,11 +93,9 @@ GROUPS: tuple[Group, ...] = (
     Group("backend functions", "op dispatch", _TORCH_BACKEND),
     Group("activations", "op dispatch", r"^keras/src/activations/"),
     # Keras: training.
-    Group("optimizer apply", "optimizer", r"^keras/src/(optimizers/|backend/\w+/optimizers/)"),
     Group("loss and metrics", "loss and metrics", r"^keras/src/(losses/|metrics/|trainers/compile_utils\.py$)"),
     Group("callbacks", "callbacks", r"^keras/src/callbacks/"),
     Group("data adapter", "data adapter", r"^keras/src/trainers/(data_adapters/|epoch_iterator\.py$)"),
-    Group("train step (trainer)", "train step", r"^keras/src/(trainers/trainer\.py|backend/\w+/trainer\.py)$"),
     Group("layer bodies (call)", "layer bodies", r"^keras/src/(layers|models)/"),
     Group("keras, elsewhere", OTHER, r"^keras/"),
     # The native twins: PyTorch.

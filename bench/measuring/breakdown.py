@@ -39,7 +39,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import twinbench
 from twinbench import backends as _backends
 from twinbench import data as _data
 from twinbench import models as _models
@@ -54,7 +53,7 @@ from twinbench.stats import summarize
 
 PROFILER = "cProfile"
 # The package's folders, so that its own files are named as its modules are (twinbench/measuring/...).
-ROOTS = {str(Path(twinbench.__file__).parent): "twinbench", str(Path(_models.__file__).parent): "twinbench/models",
+ROOTS = {str(Path(__file__).parents[1]): "twinbench", str(Path(_models.__file__).parent): "twinbench/models",
          str(Path(_data.__file__).parent): "twinbench/data", str(Path(_backends.__file__).parent): "twinbench/backends"}
 
 
