@@ -24,6 +24,7 @@ import datetime as _dt
 from pathlib import Path
 
 from twinbench.backends.environments import LABELS
+from twinbench.causes import NATIVE_GROUP
 from twinbench.records import load_records
 from twinbench.results import figures as fig
 from twinbench.results.breakdown import breakdown_markdown, calls_section, stacked_bars
@@ -178,7 +179,7 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
     out += breakdown_markdown(records)
     if figures and stacked_bars(records):
         figure_dir.mkdir(exist_ok=True)
-        for name, path in fig.causes_figures(stacked_bars(records), out_dir=figure_dir).items():
+        for name, path in fig.causes_figures(stacked_bars(records), out_dir=figure_dir, native=NATIVE_GROUP).items():
             drawn[name] = path
             out += image(name, f"a step's time by cause: {name}")
     calls = calls_section(records)
