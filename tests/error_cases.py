@@ -103,6 +103,11 @@ CASES = [
          r"argument --allocator: invalid choice: 'jemalloc' \(choose from '?system'?, '?tuned'?\)"),
     Case("repeats-zero", "Zero repeats", ("throughput", "--model", "cifar_cnn", "--impl", "{impl}", "--repeats", "0"),
          r"argument --repeats: must be a positive integer, got '0'"),
+    Case("unknown-layer", "A layer type twinbench calls does not time",
+         ("calls", "--impl", "{impl}", "--layers", "Dense,Nope", "--out", "{tmp}/out"),
+         r"argument --layers: unknown Nope\. Valid choices: Conv2D, Dense, BatchNormalization, .*ReLU\."),
+    Case("calls-unknown-impl", "An implementation twinbench does not know, for calls",
+         ("calls", "--impl", "flax", "--out", "{tmp}/out"), r"Unknown implementation 'flax'\. Valid choices: "),
     Case("interleave-alone", "Interleaving an environment with one cell",
          ("throughput", "--env", "jax", "--interleave", "--out", "{tmp}/out"),
          r"--interleave needs two cells in one environment; this one runs keras\[jax\] in this mode: run it with "

@@ -40,7 +40,8 @@ def _names(choices):
         names = tuple(part.strip() for part in text.split(",") if part.strip())
         wrong = [name for name in names if name not in choices]
         if not names or wrong:
-            raise argparse.ArgumentTypeError(f"{', '.join(wrong) or text!r} not among: {', '.join(choices)}")
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(wrong) or repr(text)}. Valid choices: "
+                                             f"{', '.join(choices)}.")
         return names
     return parse
 
