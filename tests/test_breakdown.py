@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BACKEND
+from conftest import BACKEND, IMPLEMENTATIONS_HERE
 from twinbench.backends.layer_calls import LAYERS
 from twinbench.cell import Cell
 from twinbench.measuring.breakdown import BreakdownConfig, execute_breakdown
@@ -101,7 +101,10 @@ def test_calls_runs_every_layer_in_torch(impl):
 
 
 @pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"), reason="the tensorflow and jax environments")
-def test_calls_runs_one_layer_in_this_backend():
-    record = _calls("keras", BACKEND, ("Dense",))
+@pytest.mark.parametrize("impl", ["keras", "tf_keras"])
+def test_calls_runs_one_layer_in_this_backend(impl):
+    if impl == "tf_keras" and (impl, BACKEND) not in IMPLEMENTATIONS_HERE:
+        pytest.skip("tf_keras: the tensorflow environment")
+    record = _calls(impl, BACKEND, ("Dense",))
     assert {row["compiled"] for row in record["rows"]} == {False, True}
     assert {fit["pass"] for fit in record["fits"]} == {"forward", "backward"}
