@@ -114,23 +114,31 @@ def _trivial():
     return None
 
 
+def _loop_s(calls: int, *, profiled: bool) -> float:
+    """Seconds of ``calls`` calls of an empty function, with the profiler on or off."""
+    profile = cProfile.Profile() if profiled else None
+    if profile is not None:
+        profile.enable()
+    started = time.perf_counter()
+    for _ in range(calls):
+        _trivial()
+    seconds = time.perf_counter() - started
+    if profile is not None:
+        profile.disable()
+    return seconds
+
+
 def profiler_cost_per_call(*, calls: int = 20_000, repeats: int = 10) -> dict:
     """The profiler's own cost per call of a Python function, in µs (``summarize``d over ``repeats``): ``calls``
-    calls of an empty function with the profiler on, minus the same without it, each pair measured back to back."""
+    calls of an empty function with the profiler on, minus the same without it, in the order off, on, on, off
+    (a drift of the machine's speed during a repeat cancels). On a busy machine a sample can come out negative:
+    it is kept, as measured."""
     samples = []
     for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(calls):
-            _trivial()
-        off = time.perf_counter() - started
-        profile = cProfile.Profile()
-        profile.enable()
-        started = time.perf_counter()
-        for _ in range(calls):
-            _trivial()
-        on = time.perf_counter() - started
-        profile.disable()
-        samples.append(1e6 * (on - off) / calls)
+        off = _loop_s(calls, profiled=False)
+        on = _loop_s(calls, profiled=True) + _loop_s(calls, profiled=True)
+        off += _loop_s(calls, profiled=False)
+        samples.append(1e6 * (on - off) / (2 * calls))
     return summarize(samples)
 
 
