@@ -144,17 +144,20 @@ def profiler_cost_per_call(*, calls: int = 20_000, repeats: int = 10) -> dict:
 
 def breakdown_table(windows: list[list[Function]], *, steps: int) -> tuple[dict, dict, int]:
     """``(groups, counts, calls)`` over the profiled ``windows`` (each ``steps`` steps): each group's family, ms per
-    step (summarized over the windows), calls per step and top functions (of the last window); the counters per step;
+    step (summarized over the windows), calls per step and top functions (of its median window); the counters per step;
     the profiled calls per step (median over the windows)."""
     folded = [fold(functions) for functions in windows]
     names = sorted({name for window in folded for name in window})
     groups = {}
     for name in names:
         per_step = [1e3 * window.get(name, {"s": 0.0})["s"] / steps for window in folded]
-        last = next(window[name] for window in reversed(folded) if name in window)
+        # Calls and top functions from the window at the group's median (a window with a rare recompile or a
+        # garbage collection would misrepresent it).
+        typical = folded[sorted(range(len(folded)), key=per_step.__getitem__)[len(folded) // 2]]
+        typical = typical.get(name, {"calls": 0, "top": []})
         groups[name] = {"family": family_of(name), "ms_per_step": summarize(per_step),
-                        "calls_per_step": last["calls"] / steps,
-                        "top": [{"function": label, "ms_per_step": 1e3 * s / steps} for label, s in last["top"]]}
+                        "calls_per_step": typical["calls"] / steps,
+                        "top": [{"function": label, "ms_per_step": 1e3 * s / steps} for label, s in typical["top"]]}
     counts = [count(functions) for functions in windows]
     per_step = {name: sorted(c[name] for c in counts)[len(counts) // 2] / steps for name in counts[0]}
     calls = sorted(sum(f.calls for f in functions) for functions in windows)[len(windows) // 2] // steps
