@@ -9,7 +9,7 @@ import pytest
 from twinbench.causes import NATIVE_GROUP, Function
 from twinbench.measuring.breakdown import breakdown_table
 from twinbench.results import figures
-from twinbench.results.breakdown import calls_section, difference_line, stacked_bars
+from twinbench.results.breakdown import beside, calls_section, difference_line, stacked_bars
 from twinbench.stats import linear_fit, summarize
 
 
@@ -68,3 +68,13 @@ def test_the_calls_table_names_fixed_and_per_element_costs():
               "fits": [{"layer": "Dense", "pass": "forward", "compiled": False, **fit}]}
     text = calls_section([record])
     assert "Dense" in text and "ns/element; tiny 10.0 µs" in text and " 9.9 µs [" in text
+
+
+def test_the_split_stands_beside_its_decomposition_row():
+    keras = _record("keras", "torch", step_ms=10.0, parts={"argument binding": 3.0}, profiler_ms=0.0)
+    torch = _record("torch", "torch", step_ms=7.0, parts={"nn.Module __call__ and hooks": 0.5}, profiler_ms=0.0)
+    rows = [{"model": "cifar_cnn", "batch_size": 2, "numerator": "keras[torch]", "denominator": "torch"},
+            {"model": "cifar_cnn", "batch_size": 64, "numerator": "keras[torch]", "denominator": "torch"},
+            {"model": "cifar_cnn", "batch_size": 2, "numerator": "keras[jax]", "denominator": "keras[torch]"}]
+    lines = beside(rows, [keras, torch])
+    assert len(lines) == 1 and lines[0].startswith("cifar_cnn batch 2, keras[torch] / torch: of the extra +3.00 ms")

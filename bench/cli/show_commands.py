@@ -61,7 +61,7 @@ def cmd_compare(args) -> int:
             print(line)
     throughput = [r for r in records if r.get("kind") == "throughput"]
     if throughput:
-        print(throughput_section(throughput))
+        print(throughput_section(throughput, breakdowns=records))
     if trained:
         print(training_timing_section(trained))
     traces = ops_section(records)

@@ -73,6 +73,20 @@ def breakdown_differences(records) -> list[dict]:
     return rows
 
 
+def beside(rows: list[dict], records) -> list[str]:
+    """For each decomposition row (``twinbench.results.decompose.decomposition``: ``model``, ``batch_size``,
+    ``numerator``, ``denominator``) whose two cells have a breakdown at that model and batch, the line that splits its
+    extra time by cause: ``cifar_cnn batch 64, keras[torch] / torch: of the extra ...``."""
+    found = {(row["group"].split(" batch ")[0], int(row["group"].split(" batch ")[1].split()[0]), row["numerator"],
+              row["denominator"]): row["line"] for row in breakdown_differences(records)}
+    lines = []
+    for row in rows:
+        key = (row.get("model"), row.get("batch_size"), row.get("numerator"), row.get("denominator"))
+        if key in found:
+            lines.append(f"{key[0]} batch {key[1]}, {key[2]} / {key[3]}: {found.pop(key)}")
+    return lines
+
+
 def cell_line(record: dict) -> str:
     """One cell: its step time, the profiled one, the profiler's estimated own part, the counts and the families."""
     cell, profiler = Cell.of(record), record["profiler"]

@@ -27,7 +27,7 @@ from twinbench.backends.environments import LABELS
 from twinbench.causes import NATIVE_GROUP
 from twinbench.records import load_records
 from twinbench.results import figures as fig
-from twinbench.results.breakdown import breakdown_markdown, calls_section, stacked_bars
+from twinbench.results.breakdown import beside, breakdown_markdown, calls_section, stacked_bars
 from twinbench.results.decompose import TF_NATIVE_FEED_NOTE, feed_and_compute, lasting_feed_cost
 from twinbench.results.ops import ops_markdown
 from twinbench.results.table import median_iqr, results_table
@@ -151,6 +151,10 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
         for group in groups:
             out += image(f"decomposition__{group.slug}", f"overhead decomposition, {group.title}")
         out += _decomposition_table(rows)
+        split = beside([row for row in rows if "missing" not in row], records)
+        if split:
+            out += ["Where each ratio's extra time goes (`twinbench breakdown`; section below):", "",
+                    *(f"- {line}" for line in split), ""]
 
     # -- feed vs compute (throughput records with compute windows) --
     if any(feed_and_compute(group.ok_runs(label))["compute"] for group in groups for label in group.ok()):
