@@ -98,7 +98,7 @@ def cmd_calls(args) -> int:
     check_writable(args.out)
     config = CallsConfig(Cell(MODEL, args.impl, backend, "synthetic"), layers=args.layers, sizes=args.sizes,
                          batches=args.batches, passes=args.passes, compiled=args.compiled, repeats=args.repeats,
-                         warmup=args.warmup, sample_s=args.sample_s)
+                         warmup=args.warmup, sample_s=args.sample_s, threads=args.threads)
     try:
         record = execute_calls(config)
     except Exception as err:  # the run failed: record it

@@ -49,6 +49,7 @@ class CallsConfig(CellConfig):
     warmup: int = 3
     sample_s: float = 0.005  # a sample lasts at least this long
     max_calls: int = 1000  # calls per sample at most
+    threads: int | None = None  # CPU threads per framework pool (applied before the framework starts); None: defaults
 
 
 def points_of(config: CallsConfig) -> list[tuple[str, int]]:
