@@ -19,7 +19,7 @@ from twinbench.models import IMPLEMENTATIONS, check_choice
 from twinbench.models.choices import UnknownChoiceError
 
 # The commands that measure a cell: an axis is one of their options unless its declaration says otherwise.
-MEASURING = ("train", "throughput", "trace", "latency")
+MEASURING = ("train", "throughput", "trace", "latency", "breakdown")
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,11 @@ class Replication:
         sync_batchnorm: BatchNorm statistics over the global batch, where the engine keeps them per replica.
     """
 
-    replicas: int = axis(1, parse=int, commands=("train", "throughput"), recorded=("trace",),
+    replicas: int = axis(1, parse=int, commands=("train", "throughput"), recorded=("trace", "breakdown"),
                          help="data-parallel replicas; --batch-size stays the global batch (torch: DDP through "
                               "torchrun; keras[jax]: keras.distribution.DataParallel; tf_keras, "
                               "keras[tensorflow]: MirroredStrategy; on a CPU: N host devices)")
-    sync_batchnorm: bool = axis(False, commands=("train", "throughput"), recorded=("trace",),
+    sync_batchnorm: bool = axis(False, commands=("train", "throughput"), recorded=("trace", "breakdown"),
                                 help="BatchNorm statistics over the global batch (SyncBatchNorm, "
                                      "synchronized=True)")
 

@@ -19,7 +19,8 @@ and nothing imports in a circle (tests/test_structure.py proves it over every mo
    backend and threads, the modes, the replicas, the float32 tolerances, the profilers' op intervals); a runner
    imports the shared modules, never another runner;
 3. ``cell``, ``records``: what a run is (its cell) and what it leaves (its record); with them ``ops`` (a record's op
-   table: which op is which kind of work) and ``stats`` (medians, spreads and intervals: a record's figures);
+   table: which op is which kind of work), ``causes`` (a profile's functions by cause: the one group table) and
+   ``stats`` (medians, spreads and intervals: a record's figures);
 4. ``measuring``: runs a cell in this process and measures it (timing, profiler, environment, FLOP/s); beside it
    ``twins``: the twin checks (``parity``), the check of your own pair (``own_pair``) and the teaching pages, which
    run twins through the runners as measuring runs cells;

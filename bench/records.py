@@ -12,6 +12,10 @@ A **record** is one run's result: one process that ran one cell (``twinbench.cel
   profiler, and ``ops``, the time per step of each kind of op (``twinbench.ops``);
 - ``latency``: ``python -m twinbench latency`` (``twinbench.measuring.latency``): inference calls at each batch size,
   the first call apart, every call's seconds, p50/p90/p99 with CIs, throughput, peak memory.
+- ``breakdown``: ``python -m twinbench breakdown`` (``twinbench.measuring.breakdown``): steady-state steps under a
+  Python profiler, their time per step by cause (``twinbench.causes``) and the layer calls and ops per step;
+- ``calls``: ``python -m twinbench calls`` (``twinbench.measuring.calls``): one call of each layer type, µs per call
+  over a sweep of sizes, and the fixed and per-element cost fitted to it.
 
 Every record starts the same way (``new_record``): ``schema``, ``schema_version``, ``kind``, ``cell``,
 ``run_id``, ``config`` (the run's settings, verbatim) and ``started``; then ``status`` (``ok`` or ``failed``,
@@ -70,6 +74,8 @@ KINDS = {
                       "suffix": "__profiler_cost"},
     "trace": {"command": "twinbench trace", "results": "results/trace", "suffix": "__trace"},
     "latency": {"command": "twinbench latency", "results": "results/latency", "suffix": "__latency"},
+    "breakdown": {"command": "twinbench breakdown", "results": "results/breakdown", "suffix": "__breakdown"},
+    "calls": {"command": "twinbench calls", "results": "results/calls", "suffix": "__calls"},
 }
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
 # models' (twinbench export: artifacts, not records).

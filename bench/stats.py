@@ -368,3 +368,43 @@ def paired_ratio_ci(pairs, *, runs=None, n_boot: int = 2000, seed: int = 0, conf
         "method": "ratio of medians, bootstrap percentile interval over pairs of windows run next to each other"
                   + ("; processes, then pairs within processes" if two_stage else ""),
     }
+
+
+def linear_fit(points, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict:
+    """A straight line through repeated measurements at several x: the fixed cost and the cost per unit of x.
+
+    ``twinbench calls`` fits µs per layer call against the input's elements: the intercept is the fixed cost of a
+    call (what a call costs when its kernel does nothing), the slope the cost per element.
+
+    Args:
+        points: ``[(x, samples), ...]``: at each x (at least two distinct x), the repeats measured there.
+        confidence: coverage of the intervals.
+        n_boot: bootstrap resamples: each resample draws every point's repeats with replacement, takes their
+            medians and fits the line through them by least squares.
+        seed: the bootstrap's seed.
+
+    Returns:
+        ``{"intercept", "slope"}``, each ``{"value", "ci_low", "ci_high"}`` (the fit through the medians and its
+        bootstrap percentile interval), with ``points`` (x and the median there), ``ci_confidence`` and ``ci_method``.
+    """
+    xs = np.asarray([float(x) for x, _ in points])
+    samples = [_as_samples(values, "samples at each x") for _, values in points]
+    if len(set(xs.tolist())) < 2:
+        raise ValueError(f"a line needs at least two distinct x. Received: x={xs.tolist()}")
+    design = np.column_stack([np.ones_like(xs), xs])
+
+    def line(medians):
+        return np.linalg.lstsq(design, medians, rcond=None)[0]
+
+    medians = np.asarray([np.median(values) for values in samples])
+    intercept, slope = line(medians)
+    rng = np.random.default_rng(seed)
+    boot = np.asarray([line(np.asarray([np.median(rng.choice(values, size=values.size)) for values in samples]))
+                       for _ in range(n_boot)])
+    alpha = 1.0 - confidence
+    low, high = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
+    return {"intercept": {"value": float(intercept), "ci_low": float(low[0]), "ci_high": float(high[0])},
+            "slope": {"value": float(slope), "ci_low": float(low[1]), "ci_high": float(high[1])},
+            "points": [{"x": float(x), "median": float(m)} for x, m in zip(xs, medians, strict=True)],
+            "ci_confidence": confidence,
+            "ci_method": "bootstrap percentile over each point's repeats; least squares through the medians"}

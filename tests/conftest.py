@@ -46,3 +46,18 @@ def impl_id(pair):
 
 
 requires_backend = pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed in this environment")
+
+
+# The tiers (as keras-hub's): tests marked ``large`` (multi-second runs of whole cells) run only when asked for,
+# with ``--large`` or TWINBENCH_LARGE=1.
+def pytest_addoption(parser):
+    parser.addoption("--large", action="store_true", help="also run the tests marked large")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--large") or os.environ.get("TWINBENCH_LARGE") == "1":
+        return
+    skip = pytest.mark.skip(reason="large: run with --large (or TWINBENCH_LARGE=1)")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)

@@ -114,6 +114,11 @@ CASES = [
          ("latency", "--model", "cifar_cnn", "--impl", "tf_keras", "--jit", "on", "--out", "{tmp}/out"),
          r"--jit on compiles predict_on_batch and predict for tf_keras; --style call runs the model eagerly\. Valid "
          r"styles with --jit on: predict_on_batch, predict\."),
+    Case("unknown-layer", "A layer type twinbench calls does not time",
+         ("calls", "--impl", "{impl}", "--layers", "Dense,Nope", "--out", "{tmp}/out"),
+         r"argument --layers: unknown Nope\. Valid choices: Conv2D, Dense, BatchNormalization, .*ReLU\."),
+    Case("calls-unknown-impl", "An implementation twinbench does not know, for calls",
+         ("calls", "--impl", "flax", "--out", "{tmp}/out"), r"Unknown implementation 'flax'\. Valid choices: "),
     Case("interleave-alone", "Interleaving an environment with one cell",
          ("throughput", "--env", "jax", "--interleave", "--out", "{tmp}/out"),
          r"--interleave needs two cells in one environment; this one runs keras\[jax\] in this mode: run it with "

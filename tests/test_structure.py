@@ -27,7 +27,8 @@ LAYERS = {
     "twinbench.cell": 3,        # what a run is ...
     "twinbench.records": 3,     # ... and what it leaves
     "twinbench.ops": 3,         # a record's op table: the ops' categories
-    "twinbench.stats": 3,       # the statistics a record's figures are, and every comparison draws on
+    "twinbench.stats": 3,
+    "twinbench.causes": 3,      # a profile's functions by cause: the one group table and the folding       # the statistics a record's figures are, and every comparison draws on
     "twinbench.measuring": 4,   # runs a cell in this process and measures it
     "twinbench.twins": 4,       # the twin checks: run twins through the runners, as measuring runs cells
     "twinbench.results": 5,     # decomposition, tables, report, figures, from records

@@ -13,6 +13,7 @@ import sys
 
 from twinbench.backends.environments import ENVIRONMENTS
 from twinbench.cli.check_command import add_check_parser, cmd_check
+from twinbench.cli.dispatch_commands import add_dispatch_parsers, cmd_breakdown, cmd_calls
 from twinbench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from twinbench.cli.export_command import add_export_parser, cmd_export
 from twinbench.cli.options import (
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
     _add_trace_parser(sub)
+    add_dispatch_parsers(sub)
 
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
@@ -257,7 +259,8 @@ def main(argv=None) -> int:
                     "throughput": cmd_throughput, "latency": cmd_latency,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
-                    "equivalence": cmd_equivalence, "export": cmd_export}
+                    "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,
+                    "breakdown": cmd_breakdown}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

@@ -12,6 +12,7 @@ from twinbench.cli.checks import USER_ERRORS, check_writable
 from twinbench.cli.options import CliError
 from twinbench.models import get_model_spec, list_models
 from twinbench.records import load_records
+from twinbench.results.breakdown import breakdown_section, calls_section
 from twinbench.results.latency import latency_section
 from twinbench.results.ops import ops_section
 from twinbench.results.report import build_report
@@ -61,7 +62,7 @@ def cmd_compare(args) -> int:
             print(line)
     throughput = [r for r in records if r.get("kind") == "throughput"]
     if throughput:
-        print(throughput_section(throughput))
+        print(throughput_section(throughput, breakdowns=records))
     if trained:
         print(training_timing_section(trained))
     traces = ops_section(records)
@@ -70,6 +71,9 @@ def cmd_compare(args) -> int:
     latency = latency_section(records)
     if latency:
         print(latency)
+    for section in (breakdown_section(records), calls_section(records)):
+        if section:
+            print(section)
     costs = [r for r in records if r.get("kind") == "profiler_cost"]
     if costs:
         print("\nThe profiler's own cost (twinbench profiler-cost):")

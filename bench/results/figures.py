@@ -394,3 +394,44 @@ def draw_latency(rows: list[dict], *, out_dir: Path, machine: str = "") -> dict[
         plt.close(figure)
         drawn[f"latency__{model}"] = path
     return drawn
+
+
+def causes_figures(bars: dict[str, dict[str, dict[str, float]]], *, out_dir: Path,
+                   native: str = "native ops (kernels, C++)") -> dict[str, Path]:
+    """One stacked-bar figure per model and batch (``twinbench.results.breakdown.stacked_bars``): a bar per
+    implementation, its ms per step under the Python profiler split by family of causes, and beside it the same
+    without the ``native`` family (the kernels: the Python part alone); returns ``{name: path}``."""
+    if not bars:
+        return {}
+    plt = _plt()
+    drawn = {}
+    for title, cells in bars.items():
+        families = sorted({f for parts in cells.values() for f in parts},
+                          key=lambda f: -max(parts.get(f, 0.0) for parts in cells.values()))
+        colours = {family: plt.get_cmap("tab20")(i % 20) for i, family in enumerate(families)}
+        labels = list(cells)
+        ys = list(range(len(labels)))[::-1]
+        # Left: the whole profiled step; right: its Python part alone (the native ops would hide it).
+        fig, axes = plt.subplots(1, 2, figsize=(13, 0.6 * len(cells) + 2.4), sharey=True)
+        for ax, shown, xlabel in ((axes[0], families, "ms per step under cProfile (self time, folded by cause)"),
+                                  (axes[1], [f for f in families if f != native],
+                                   f"the same without {native}: the Python part")):
+            for y, label in zip(ys, labels, strict=True):
+                left = 0.0
+                for family in shown:
+                    width = cells[label].get(family, 0.0)
+                    ax.barh(y, width, left=left, color=colours[family], edgecolor="white",
+                            label=family if y == ys[0] and ax is axes[0] else None)
+                    left += width
+            ax.set_xlabel(xlabel)
+        _rows(axes[0], ys, labels)
+        fig.legend(loc="lower center", bbox_to_anchor=(0.5, -0.02 - 0.04 * len(families) / 4), ncol=4, fontsize=8,
+                   frameon=False)
+        fig.suptitle(f"A step's time by cause: {title}")
+        fig.tight_layout()
+        name = "causes__" + "".join(c if c.isalnum() else "_" for c in title)
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+        drawn[name] = path
+    return drawn

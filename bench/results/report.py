@@ -24,8 +24,10 @@ import datetime as _dt
 from pathlib import Path
 
 from twinbench.backends.environments import LABELS
+from twinbench.causes import NATIVE_GROUP
 from twinbench.records import load_records
 from twinbench.results import figures as fig
+from twinbench.results.breakdown import beside, breakdown_markdown, calls_section, stacked_bars
 from twinbench.results.decompose import (
     TF_NATIVE_FEED_NOTE,
     decomposition_table,
@@ -155,6 +157,10 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
         for group in groups:
             out += image(f"decomposition__{group.slug}", f"overhead decomposition, {group.title}")
         out += _decomposition_table(rows)
+        split = beside([row for row in rows if "missing" not in row], records)
+        if split:
+            out += ["Where each ratio's extra time goes (`twinbench breakdown`; section below):", "",
+                    *(f"- {line}" for line in split), ""]
 
     # -- feed vs compute (throughput records with compute windows) --
     if any(feed_and_compute(group.ok_runs(label))["compute"] for group in groups for label in group.ok()):
@@ -180,6 +186,15 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
         out += ["Ratios of compute alone (the same pairs as above):", ""]
         out += _decomposition_table(decomposition_rows(groups, part="compute"))
     out += ops_markdown(records)
+    out += breakdown_markdown(records)
+    if figures and stacked_bars(records):
+        figure_dir.mkdir(exist_ok=True)
+        for name, path in fig.causes_figures(stacked_bars(records), out_dir=figure_dir, native=NATIVE_GROUP).items():
+            drawn[name] = path
+            out += image(name, f"a step's time by cause: {name}")
+    calls = calls_section(records)
+    if calls:
+        out += ["## Cost of one layer call", "", "```", *calls.strip().splitlines(), "```", ""]
 
     # -- timeline --
     if groups:

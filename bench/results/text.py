@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from twinbench.cell import Cell
+from twinbench.results.breakdown import beside
 from twinbench.results.decompose import (
     TF_NATIVE_FEED_NOTE,
     decomposition,
@@ -20,12 +21,17 @@ from twinbench.results.table import (
 )
 
 
-def throughput_section(records) -> str:
-    """``compare``'s text for throughput records: the table, the decomposition, the profiler's cost."""
+def throughput_section(records, *, breakdowns=()) -> str:
+    """``compare``'s text for throughput records: the table, the decomposition (beside each ratio, where
+    ``breakdowns`` has both its cells, its extra time by cause: ``twinbench.results.breakdown``), the profiler's
+    cost."""
+    rows = decomposition(records)
+    split = beside(rows, breakdowns)
     lines = ["Throughput (twinbench throughput): seconds per step over repeats of N steps, synchronised at the edges only; "
              "contention: windows the machine was busy in / windows counted (twinbench.measuring.contention)",
              throughput_table(records), "", "Overhead decomposition (time ratios, 95% bootstrap CI):",
-             decomposition_table(decomposition(records)), ""]
+             decomposition_table(rows), *(["Where each ratio's extra time goes (twinbench breakdown):", *split]
+                                          if split else []), ""]
     parts = feed_compute_table(records)
     if parts:  # records with compute windows (twinbench throughput --compute-repeats)
         lines += ["Feed vs compute: the whole step (feed + train step), the train step alone on batches already on "

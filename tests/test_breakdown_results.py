@@ -1,0 +1,80 @@
+"""The breakdown's figures from profiles and records, without a framework: the table over windows
+(``twinbench.measuring.breakdown.breakdown_table``), the "of the extra X ms" line, the stacked bars and the calls
+table (``twinbench.results.breakdown``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from twinbench.causes import NATIVE_GROUP, Function
+from twinbench.measuring.breakdown import breakdown_table
+from twinbench.results import figures
+from twinbench.results.breakdown import beside, calls_section, difference_line, stacked_bars
+from twinbench.stats import linear_fit, summarize
+
+
+def _window(binding_s: float) -> list[Function]:
+    return [Function("keras/src/layers/layer.py", "Layer.__call__", 0.001, 4, {}),
+            Function("keras/src/layers/layer.py", "CallSpec.__init__", binding_s, 4, {}),
+            Function("~", "<built-in method torch.relu>", 0.002, 8, {})]
+
+
+def test_the_table_over_windows_takes_medians_and_the_typical_window():
+    groups, counts, calls = breakdown_table([_window(0.001), _window(0.100), _window(0.002)], steps=2)
+    binding = groups["argument binding"]
+    assert binding["ms_per_step"]["median"] == pytest.approx(1.0)  # 2 ms over 2 steps; the 100 ms window is an outlier
+    assert binding["top"][0]["ms_per_step"] == pytest.approx(1.0) and binding["family"] == "layer-call machinery"
+    assert counts == {"layer calls": 2.0, "backend ops": 4.0} and calls == 8
+
+
+def _record(impl: str, backend: str, *, step_ms: float, parts: dict[str, float], profiler_ms: float) -> dict:
+    families = {"argument binding": "layer-call machinery", NATIVE_GROUP: NATIVE_GROUP,
+                "nn.Module __call__ and hooks": "module call"}
+    return {"kind": "breakdown", "status": "ok", "started": "2026-12-07T00:00:00+00:00", "run_id": impl,
+            "cell": {"model": "cifar_cnn", "implementation": impl, "backend": backend, "dataset": "synthetic"},
+            "config": {"batch_size": 2}, "timing": {"step_s": summarize([step_ms / 1e3] * 6),
+                                                    "profiled_step_s": summarize([step_ms / 1e3] * 6)},
+            "profiler": {"estimated_ms_per_step": profiler_ms, "cost_per_call_us": summarize([0.3] * 6),
+                         "profiled_calls_per_step": 100},
+            "breakdown": {"counts_per_step": {"layer calls": 3, "backend ops": 9},
+                          "groups": {name: {"family": families[name], "ms_per_step": summarize([ms] * 6),
+                                            "calls_per_step": 1, "top": [{"function": f"m.py:{name}", "ms_per_step": ms}]}
+                                     for name, ms in parts.items()}}}
+
+
+def test_the_extra_time_is_split_by_family_with_the_rest_unexplained(tmp_path):
+    keras = _record("keras", "torch", step_ms=10.0, parts={"argument binding": 3.0, NATIVE_GROUP: 5.0},
+                    profiler_ms=1.0)
+    torch = _record("torch", "torch", step_ms=6.0, parts={"nn.Module __call__ and hooks": 0.5, NATIVE_GROUP: 5.0},
+                    profiler_ms=0.5)
+    line = difference_line(keras, torch)
+    # extra 4.0; families +3.0 layer-call machinery, -0.5 module call, +0.0 native; profiler +0.5;
+    # unexplained = 4.0 - (2.5 - 0.5) = 2.0
+    assert line.startswith("of the extra +4.00 ms/step (unprofiled): +3.00 in layer-call machinery (argument binding)")
+    assert "-0.50 in module call" in line and line.endswith("less the profiler's own +0.50; unexplained +2.00")
+    bars = stacked_bars([keras, torch])
+    assert bars == {"cifar_cnn batch 2": {"torch": {NATIVE_GROUP: 5.0, "module call": 0.5},
+                                          "keras[torch]": {NATIVE_GROUP: 5.0, "layer-call machinery": 3.0}}}
+    drawn = figures.causes_figures(bars, out_dir=tmp_path)
+    assert [path.name for path in drawn.values()] == ["causes__cifar_cnn_batch_2.png"]
+
+
+def test_the_calls_table_names_fixed_and_per_element_costs():
+    fit = linear_fit([(8, [10.0, 10.2, 9.8]), (8000, [90.0, 90.5, 89.5])])
+    record = {"kind": "calls", "status": "ok", "started": "x", "run_id": "a", "note": None,
+              "cell": {"model": "layers", "implementation": "torch", "backend": "torch", "dataset": "synthetic"},
+              "rows": [{"layer": "Dense", "pass": "forward", "compiled": False, "size": "tiny",
+                        "us_per_call": summarize([10.0, 10.2, 9.8])}],
+              "fits": [{"layer": "Dense", "pass": "forward", "compiled": False, **fit}]}
+    text = calls_section([record])
+    assert "Dense" in text and "ns/element; tiny 10.0 µs" in text and " 9.9 µs [" in text
+
+
+def test_the_split_stands_beside_its_decomposition_row():
+    keras = _record("keras", "torch", step_ms=10.0, parts={"argument binding": 3.0}, profiler_ms=0.0)
+    torch = _record("torch", "torch", step_ms=7.0, parts={"nn.Module __call__ and hooks": 0.5}, profiler_ms=0.0)
+    rows = [{"model": "cifar_cnn", "batch_size": 2, "numerator": "keras[torch]", "denominator": "torch"},
+            {"model": "cifar_cnn", "batch_size": 64, "numerator": "keras[torch]", "denominator": "torch"},
+            {"model": "cifar_cnn", "batch_size": 2, "numerator": "keras[jax]", "denominator": "keras[torch]"}]
+    lines = beside(rows, [keras, torch])
+    assert len(lines) == 1 and lines[0].startswith("cifar_cnn batch 2, keras[torch] / torch: of the extra +3.00 ms")
