@@ -51,6 +51,7 @@ from twinbench.cli.run_commands import (
     cmd_train,
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
+from twinbench.cli.study_command import add_study_parser, cmd_study
 from twinbench.measuring.children import DEFAULT_MODELS
 from twinbench.models import UnknownChoiceError, load_model_file
 from twinbench.records import RESULTS
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_equivalence_parser(sub)
     _add_profiler_cost_parser(sub)
     _add_trace_parser(sub)
+    add_study_parser(sub)
 
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
@@ -244,7 +246,7 @@ def main(argv=None) -> int:
                     "throughput": cmd_throughput, "bench": cmd_throughput,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
-                    "equivalence": cmd_equivalence, "export": cmd_export}
+                    "equivalence": cmd_equivalence, "export": cmd_export, "study": cmd_study}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
