@@ -55,6 +55,7 @@ from twinbench.cli.study_command import add_study_parser, cmd_study
 from twinbench.measuring.children import DEFAULT_MODELS
 from twinbench.models import UnknownChoiceError, load_model_file
 from twinbench.records import RESULTS
+from twinbench.results.measured_tables import VIEWS
 from twinbench.studies.profiler_cost import DEFAULT_INTERVALS_S
 
 
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
     compare.add_argument("results", nargs="*", default=[RESULTS["train"]],
                          help="directories of records; several runs of one cell are pooled")
+    compare.add_argument("--view", choices=list(VIEWS), default=None,
+                         help="one table instead of all: the PyTorch paper's (docs/paper_table.md) or data-parallel "
+                              "scaling (docs/cluster.md)")
 
     _add_bench_parser(sub)
     add_check_parser(sub)

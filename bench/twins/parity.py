@@ -15,7 +15,7 @@ cannot share a process (keras[jax] and the PyTorch twin) are still compared.
 **The noise floor: how far float32 may honestly be from the exact answer.** Fixed float32 tolerances
 suit a small network. A deep network with BatchNorm in training mode amplifies float32 rounding enormously at
 initialisation: for ResNet50, PyTorch's own float32 gradients differ from its float64 gradients by a few percent
-of a tensor's largest value in the median tensor and up to a third in the worst (``tools/float64_reference.py``),
+of a tensor's largest value in the median tensor and up to a third in the worst (``tools/investigations/float64_reference.py``),
 so no two frameworks can agree more closely, and *how* close two float32 runs land depends on the CPU's kernels
 and summation orders. twinbench therefore takes the tolerances from **float64 references of the same
 computation** (``float64_noise``: quantity by quantity, how far a float32 result is from the float64 one):
@@ -79,7 +79,7 @@ STEP_ATOL = 2e-2  # times the learning rate, where |g| > STEP_GRAD_FLOOR (+ the 
 STEP_GRAD_FLOOR = 5e-5
 
 # How many times the reference twin's float32 error (against float64) another implementation's own may reach: other
-# kernels and summation orders. Measured by `tools/float64_reference.py --compare` at the twin cases (docs/definition_effect.md):
+# kernels and summation orders. Measured by `tools/investigations/float64_reference.py --compare` at the twin cases (docs/definition_effect.md):
 # up to 8.9x (keras[tensorflow], ResNet50's layer4_1_conv1) and 7.2x for the implementations that have no float64
 # copy to measure their own (keras[torch], tf_keras), so 15 leaves a margin of 1.7 for other CPUs.
 OTHER_ERROR = 15.0
@@ -89,7 +89,7 @@ NOISE_FACTOR = 1.0 + OTHER_ERROR
 NOISE_FACTOR_NEITHER = 2 * OTHER_ERROR
 # A gradient below this share of the model's largest gradient norm is zero up to float32 rounding: e.g. the shift
 # (beta) of MobileNetV2's project BatchNorms, whose output reaches the next training-mode BatchNorm only through a
-# linear convolution, so that BatchNorm subtracts any constant shift again (tools/float64_reference.py counts 17 such
+# linear convolution, so that BatchNorm subtracts any constant shift again (tools/investigations/float64_reference.py counts 17 such
 # tensors). Its value is rounding noise that changes with the order of multi-threaded sums, run to run; it is
 # compared against this floor instead of its own (meaningless) scale.
 ZERO_GRAD_REL = 1e-8
