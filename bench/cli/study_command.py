@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import shlex
 from pathlib import Path
 
 from twinbench.backends.environments import ENVIRONMENTS
@@ -30,15 +30,19 @@ def add_study_parser(sub) -> None:
                             help="its smallest size: 1 round, one model, fewest steps (does every run start?)")
         parser.add_argument("--env", action="append", choices=list(ENVIRONMENTS), default=[],
                             help="only this environment's cells (repeatable; default: all)")
+        parser.add_argument("--cell", action="append", default=[], metavar="LABEL",
+                            help="only this cell, e.g. keras[jax] (repeatable; default: the study's)")
         parser.add_argument("--part", action="append", default=[], help="only this part of the study (repeatable)")
         parser.add_argument("--models", default=None, help="comma-separated models instead of the study's own")
         parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="params",
                             help="a parameter of the study (study show lists them)")
+        parser.add_argument("--extra", default="", metavar="'OPTIONS'",
+                            help="options for every twinbench command of the study, one string after an equals "
+                                 "sign: --extra='--batch-size 8'")
     run.add_argument("--python", action="append", default=[], metavar="[ENV=]PATH",
                      help="the python of an environment (torch=PATH), or of all (PATH); default: the nox "
                           "environment's, .nox/<session>-<env>/bin/python")
     run.add_argument("--no-afterwards", action="store_true", help="skip the study's closing compare commands")
-    run.add_argument("extra", nargs=argparse.REMAINDER, help="after --: options for every twinbench command")
 
 
 def _registered(model: str, label: str) -> bool:
@@ -66,10 +70,10 @@ def _plan(args):
             if not sep:
                 raise CliError(f"--set takes NAME=VALUE. Received: {item!r}")
             overrides[name] = value
-        extra = tuple(word for word in getattr(args, "extra", []) if word != "--")
+        extra = tuple(shlex.split(getattr(args, "extra", "")))
         plan = make_plan(study, args.out, rounds=args.rounds, smallest=args.smallest, envs=tuple(args.env),
-                         parts=tuple(args.part), models=models, params=overrides, extra=extra,
-                         registered=_registered)
+                         cells=tuple(args.cell), parts=tuple(args.part), models=models, params=overrides,
+                         extra=extra, registered=_registered)
         params = resolve_params(study, overrides, 1 if args.smallest else args.rounds)
     except (StudyError, UnknownChoiceError) as err:
         raise CliError(str(err)) from None

@@ -192,7 +192,7 @@ def _environment_of(label: str, over: str = "cell") -> tuple[str, str | None, st
 
 
 def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None, smallest: bool = False,
-              envs: tuple[str, ...] = (), parts: tuple[str, ...] = (), models: tuple[str, ...] = (),
+              envs: tuple[str, ...] = (), cells: tuple[str, ...] = (), parts: tuple[str, ...] = (), models: tuple[str, ...] = (),
               params: Mapping[str, str] | None = None, extra: tuple[str, ...] = (),
               registered: Callable[[str, str], bool] | None = None) -> list[Run]:
     """Every run of ``study`` into ``directory``, in the order they run.
@@ -201,6 +201,7 @@ def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None
         rounds: the rounds of the parts that take the study's (default: ``study.rounds``).
         smallest: one round, each part's first model, ``SMALLEST`` sizes: a check that every run starts and ends.
         envs: only the cells of these environments (default: all).
+        cells: only these cells, by label (an environment-wide part: the environments that run one of them).
         parts: only these parts (default: all).
         models: these models instead of the parts' own (each must have sizes in the part; others get none).
         params: ``--set`` overrides of the study's parameters.
@@ -208,6 +209,8 @@ def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None
         registered: ``(model, label) -> bool``, whether the model has a builder for that cell; runs without one
             are left out (default: every model runs everywhere).
     """
+    for label in cells:
+        _environment_of(label)
     for env in envs:
         if env not in ENVIRONMENTS:
             raise StudyError(f"Unknown environment {env!r}. Valid choices: {', '.join(ENVIRONMENTS)}.")
@@ -223,7 +226,8 @@ def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None
         n_rounds = 1 if smallest else part_rounds(part, rounds or study.rounds, values)
         chosen = _part_models(part, models, smallest)
         for round_number in range(1, n_rounds + 1):
-            one_pass = list(_pass(directory, part, round_number, chosen, values, envs, smallest, extra, registered))
+            one_pass = list(_pass(directory, part, round_number, chosen, values, envs, cells, smallest, extra,
+                                  registered))
             # A B in odd rounds, B A in even ones: a drift that is linear over two rounds reaches every cell alike.
             plan.extend(one_pass if round_number % 2 else one_pass[::-1])
     keys = [run.key for run in plan]
@@ -246,9 +250,12 @@ def _part_models(part: Part, models: tuple[str, ...], smallest: bool) -> list[st
     return chosen[:1] if smallest else chosen
 
 
-def _pass(directory, part, round_number, models, values, envs, smallest, extra, registered):
+def _pass(directory, part, round_number, models, values, envs, cells, smallest, extra, registered):
     """One round of ``part``: its runs in the nesting order it declares."""
-    labels = [label for label in part.cells if not envs or _environment_of(label, part.over)[0] in envs]
+    chosen_envs = {_environment_of(label)[0] for label in cells}
+    labels = [label for label in part.cells
+              if (not envs or _environment_of(label, part.over)[0] in envs)
+              and (not cells or (label in chosen_envs if part.over == "environment" else label in cells))]
     axes = {"model": models, "cell": labels, "variant": list(part.variants)}
     a, b, c = (axes[name] for name in part.nesting)
     for x in a:
