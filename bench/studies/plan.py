@@ -83,8 +83,9 @@ class Part:
     """One pass of a study, ``rounds`` times: every step of every cell (or, ``over="environment"``, every
     environment: ``--env NAME``), model and variant, nested in the order ``nesting`` gives, outermost first.
 
-    ``models``: each model's size options (``None``: the command takes no ``--model``); ``rounds``: ``None`` for
-    the study's ``--rounds``, a number, or a parameter's name.
+    ``models``: each model's size options (``"*"``: those of any other model ``--models`` names; ``None``: the
+    command takes no ``--model``); ``rounds``: ``None`` for the study's ``--rounds``, a number, or a parameter's
+    name.
     """
 
     name: str
@@ -192,7 +193,8 @@ def _environment_of(label: str, over: str = "cell") -> tuple[str, str | None, st
 
 
 def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None, smallest: bool = False,
-              envs: tuple[str, ...] = (), cells: tuple[str, ...] = (), parts: tuple[str, ...] = (), models: tuple[str, ...] = (),
+              envs: tuple[str, ...] = (), cells: tuple[str, ...] = (), parts: tuple[str, ...] = (),
+              models: tuple[str, ...] = (),
               params: Mapping[str, str] | None = None, extra: tuple[str, ...] = (),
               registered: Callable[[str, str], bool] | None = None) -> list[Run]:
     """Every run of ``study`` into ``directory``, in the order they run.
@@ -237,16 +239,15 @@ def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None
 
 
 def _part_models(part: Part, models: tuple[str, ...], smallest: bool) -> list[str | None]:
+    """The models a part runs: ``models`` where given (each needs sizes of its own or the part's ``"*"``), else
+    the part's own; at the smallest size only the first."""
     if part.models is None:
         return [None]
-    chosen = [m for m in models if m in part.models] if models else list(part.models)
     for model in models:
         if model not in part.models and "*" not in part.models:
-            raise StudyError(f"Model {model!r} has no sizes in part {part.name!r}. "
+            raise StudyError(f"Model {model!r} has no sizes in part {part.name!r} of this study. "
                              f"Valid choices: {', '.join(m for m in part.models if m != '*')}.")
-        if model not in part.models:
-            chosen.append(model)
-    chosen = [m for m in chosen if m != "*"]
+    chosen = list(models) or [m for m in part.models if m != "*"]
     return chosen[:1] if smallest else chosen
 
 
