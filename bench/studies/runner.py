@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from twinbench.backends.environments import ENVIRONMENTS
@@ -134,24 +134,21 @@ def execute(run: Run, python: str) -> tuple[int, float, list[str]]:
     argv = [python, *run.args]
     start = time.perf_counter()
     try:
-        if run.stdout:
+        if run.stdout:  # a command that writes no record: its output is the record, its wall time the last line
             Path(run.stdout).parent.mkdir(parents=True, exist_ok=True)
             with open(run.stdout, "w") as handle:
                 code = subprocess.run(argv, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
-                wall = time.perf_counter() - start
-                handle.write(f"{run.label}: {wall:.0f} s wall\n")
+                handle.write(f"{run.label}: {time.perf_counter() - start:.0f} s wall\n")
         else:
             code = subprocess.run(argv, env=env).returncode
     except OSError as err:  # the python vanished or is not executable
         print(f"   cannot start {python}: {err}", flush=True)
         code = 127
-    wall = time.perf_counter() - start
-    return code, wall, sorted(_files(run) - before)
+    return code, time.perf_counter() - start, sorted(_files(run) - before)
 
 
 def run_study(study: Study, plan: list[Run], directory: Path, pythons: Mapping[str, str], *,
-              params: Mapping[str, object], afterwards: bool = True,
-              execute_run: Callable[[Run, str], tuple[int, float, list[str]]] = execute) -> int:
+              params: Mapping[str, object], afterwards: bool = True) -> int:
     """Run ``plan`` into ``directory`` (resuming), log every run, then the study's ``afterwards`` commands.
 
     Returns 0 when every run ended well, 1 otherwise (the afterwards commands are views: they print, their exit
@@ -161,17 +158,18 @@ def run_study(study: Study, plan: list[Run], directory: Path, pythons: Mapping[s
     done = done_runs(directory)
     append_log(directory, {"event": "study", "study": study.name, "runs": len(plan), "started": now_iso(),
                            "params": {k: str(v) for k, v in params.items()}, "pythons": dict(pythons)})
-    failed = 0
+    failed = skipped = 0
     for number, run in enumerate(plan, 1):
         where = f"[{number}/{len(plan)}] {run.part + ' ' if run.part else ''}round {run.round}: {run.label}" \
                 f"{' ' + run.model if run.model else ''}{' ' + run.variant if run.variant else ''} {run.command}"
         if run.key in done:
             print(f"== {where}: done already (its record is in {run.out or run.stdout}), skipped", flush=True)
+            skipped += 1
             continue
         load_before, cpu_before = os.getloadavg(), cpu_times()
         print(f"== {where}, load average {' '.join(f'{x:.2f}' for x in load_before)}", flush=True)
         started = now_iso()
-        code, wall, wrote = execute_run(run, pythons[run.env])
+        code, wall, wrote = execute(run, pythons[run.env])
         cpu_after = cpu_times()
         status = "ok" if code == 0 else "failed"
         if code:
@@ -186,7 +184,8 @@ def run_study(study: Study, plan: list[Run], directory: Path, pythons: Mapping[s
             "cpu_steal_share": _share(cpu_before, cpu_after, 1), "wrote": wrote})
     if afterwards:
         _afterwards(study, directory, params)
-    print(f"== study {study.name}: {len(plan)} runs, {failed} failed; log: {directory / LOG_NAME}", flush=True)
+    print(f"== study {study.name}: {len(plan)} runs, {skipped} of them done already, {failed} failed; "
+          f"log: {directory / LOG_NAME}", flush=True)
     return 1 if failed else 0
 
 
