@@ -86,13 +86,13 @@ def test_a_failed_run_is_logged_the_rest_go_on_and_a_rerun_resumes(tmp_path, cap
 
     assert main(argv) == 1  # again: the four done are skipped, the failed one runs again
     out = capsys.readouterr().out
-    assert out.count("done already") == 4
+    assert out.count(": done already") == 4
     again = [entry for entry in read_log(tmp_path / "study") if entry["event"] == "run"][len(runs):]
     assert [entry["label"] for entry in again] == ["tf_keras"]
 
     (tmp_path / "study" / "round-1" / "torch-torch.json").unlink()  # a record gone: its run is made again
     main(argv)
-    assert capsys.readouterr().out.count("done already") == 3
+    assert capsys.readouterr().out.count(": done already") == 3
     assert (tmp_path / "study" / LOG_NAME).read_text().endswith("\n")
     assert all(json.loads(line) for line in (tmp_path / "study" / LOG_NAME).read_text().splitlines())
 
