@@ -8,9 +8,10 @@ parameters (``--set name=value``). The pages that quote a study's results say wh
 
 from __future__ import annotations
 
+from twinbench.backends.environments import ENVIRONMENTS
 from twinbench.studies.plan import CELLS, Part, Step, Study, Variant
 
-ENVIRONMENT_NAMES = ("torch", "tensorflow", "jax")
+ENVIRONMENT_NAMES = tuple(ENVIRONMENTS)  # for the parts that run a command once per environment
 # glibc's malloc told to keep the memory it took (backends/allocator.py ``tuned``, as environment variables): the most
 # mmap threshold it takes (32 MiB), a trim threshold of 64 GiB, a top pad of 512 MiB.
 KEEP_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "68719476736",

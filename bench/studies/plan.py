@@ -220,7 +220,7 @@ def make_plan(study: Study, directory: str = "DIR", *, rounds: int | None = None
     for name in parts:
         if name not in known:
             raise StudyError(f"Unknown part {name!r} of study {study.name!r}. Valid choices: {', '.join(known)}.")
-    values = resolve_params(study, params or {}, rounds)
+    values = resolve_params(study, params or {}, 1 if smallest else rounds)
     plan: list[Run] = []
     for part in study.parts:
         if parts and part.name not in parts:
