@@ -14,7 +14,7 @@ comparison: it is not the framework's overhead but the allocator's luck.
 - ``tuned``: glibc is told to keep what it took (``mallopt``, before any framework is imported): no trimming of a
   heap's top, ``malloc`` rather than ``mmap`` up to its largest threshold (32 MiB on 64-bit), 512 MiB of padding
   each time a heap grows. The same settings as the variables ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``
-  and ``MALLOC_TOP_PAD_`` that tools/measure_malloc.sh measured (the trim threshold capped at the largest value
+  and ``MALLOC_TOP_PAD_`` that the study ``malloc`` measured (the trim threshold capped at the largest value
   ``mallopt`` takes, 2 GiB, which no heap of these runs reaches). A block larger than 32 MiB is still mapped and
   unmapped each time (a large model's activations at a large batch).
 

@@ -46,7 +46,7 @@ from twinbench.models.weights import WeightMismatchError, leaf_layers
 # The batches and callbacks fit uses, shared with tf.keras (backends/keras_fit.py), made for Keras 3.
 _classes = fit_classes(keras)
 EpochBatches, _EpochTimer = _classes.EpochBatches, _classes.EpochTimer
-StepClockCallback = _classes.StepClockCallback  # tools/callback_cost.py times it alone
+StepClockCallback = _classes.StepClockCallback  # tools/investigations/callback_cost.py times it alone
 
 
 class TokenCrossEntropy(keras.losses.Loss):

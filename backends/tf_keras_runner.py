@@ -30,7 +30,7 @@ from twinbench.models.weights import WeightMismatchError
 # The batches and callbacks fit uses, shared with Keras 3 (backends/keras_fit.py), made for tf.keras.
 _classes = fit_classes(tf_keras)
 EpochBatches, _EpochTimer = _classes.EpochBatches, _classes.EpochTimer
-StepClockCallback = _classes.StepClockCallback  # tools/callback_cost.py times it alone
+StepClockCallback = _classes.StepClockCallback  # tools/investigations/callback_cost.py times it alone
 
 
 class Float32CrossEntropy(tf_keras.losses.SparseCategoricalCrossentropy):

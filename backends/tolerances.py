@@ -23,7 +23,7 @@ STEP_ATOL = 2e-2  # times the learning rate, where |g| > STEP_GRAD_FLOOR (+ the 
 STEP_GRAD_FLOOR = 5e-5
 
 # How many times the reference twin's float32 error (against float64) another implementation's own may reach: other
-# kernels and summation orders. Measured by `tools/float64_reference.py --compare` at the twin cases (docs/definition_effect.md):
+# kernels and summation orders. Measured by `tools/investigations/float64_reference.py --compare` at the twin cases (docs/definition_effect.md):
 # up to 8.9x (keras[tensorflow], ResNet50's layer4_1_conv1) and 7.2x for the implementations that have no float64
 # copy to measure their own (keras[torch], tf_keras), so 15 leaves a margin of 1.7 for other CPUs.
 OTHER_ERROR = 15.0
@@ -33,7 +33,7 @@ NOISE_FACTOR = 1.0 + OTHER_ERROR
 NOISE_FACTOR_NEITHER = 2 * OTHER_ERROR
 # A gradient below this share of the model's largest gradient norm is zero up to float32 rounding: e.g. the shift
 # (beta) of MobileNetV2's project BatchNorms, whose output reaches the next training-mode BatchNorm only through a
-# linear convolution, so that BatchNorm subtracts any constant shift again (tools/float64_reference.py counts 17 such
+# linear convolution, so that BatchNorm subtracts any constant shift again (tools/investigations/float64_reference.py counts 17 such
 # tensors). Its value is rounding noise that changes with the order of multi-threaded sums, run to run; it is
 # compared against this floor instead of its own (meaningless) scale.
 ZERO_GRAD_REL = 1e-8

@@ -167,6 +167,15 @@ CASES = [
          env={"TWINBENCH_MODELS": "{tmp}/my_models.py"}, prepare="bad_model_file"),
     Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
          r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, gnmt, "),
+    Case("study-unknown", "Unknown study", ("study", "show", "overhead"),
+         r"Unknown study 'overhead'\. Valid choices: cpu, crosscheck, definition-effect, "),
+    Case("study-unknown-parameter", "A parameter the study does not have", ("study", "show", "malloc", "--set",
+                                                                             "budget_min=5"),
+         r"Unknown parameter 'budget_min' of study 'malloc'\. Valid choices: windows, steps, warmup\."),
+    Case("study-missing-python", "A study whose environment has no python",
+         ("study", "run", "trace", "--out", "{tmp}/study", "--python", "torch={tmp}/nope"),
+         r"no python for the torch environment: .*nope does not exist \(nox -s throughput --install-only creates "
+         r"it; or --python torch=PATH, or only the others: --env\)"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""tools/crosscheck.py: the plain-loop cross-check. Its compare logic on fabricated results and records (agreement,
+"""tools/crosscheck/crosscheck.py: the plain-loop cross-check. Its compare logic on fabricated results and records (agreement,
 disagreement, missing cells, CPU layouts kept apart), and one real tiny run per implementation of this environment
 that produces both lists of samples."""
 
@@ -17,7 +17,7 @@ from twinbench.records import SCHEMA, SCHEMA_VERSION
 from twinbench.results import decompose
 from twinbench.stats import summarize
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tools" / "crosscheck"))
 import crosscheck  # noqa: E402
 
 # Seconds per step of each cell: step-only / compute-only and whole; the ratios between cells are what is compared.

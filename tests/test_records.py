@@ -146,7 +146,7 @@ def test_an_interrupted_or_hand_made_conversion_still_reads_and_a_mismatch_keeps
 
 def test_every_committed_record_and_timeline_reads():
     """Everything measured under docs/measurements: every twinbench record reads (the skipped files are other
-    tools' results, tools/crosscheck.py's), every committed timeline reads, is compressed and belongs to its
+    tools' results, tools/crosscheck/crosscheck.py's), every committed timeline reads, is compressed and belongs to its
     record, and only the studies that left their timelines out name one that is not there."""
     records, skipped = load_records(MEASUREMENTS)
     assert len(records) >= 449

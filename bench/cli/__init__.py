@@ -47,9 +47,11 @@ from twinbench.cli.run_commands import (
     cmd_train,
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
+from twinbench.cli.study_command import add_study_parser, cmd_study
 from twinbench.measuring.children import DEFAULT_MODELS
 from twinbench.models import UnknownChoiceError, external_models, load_model_file
 from twinbench.records import RESULTS
+from twinbench.results.measured_tables import VIEWS
 from twinbench.studies.profiler_cost import DEFAULT_INTERVALS_S
 
 
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="print the comparison tables of results directories")
     compare.add_argument("results", nargs="*", default=[RESULTS["train"]],
                          help="directories of records; several runs of one cell are pooled")
+    compare.add_argument("--view", choices=list(VIEWS), default=None,
+                         help="one table instead of all: the PyTorch paper's (docs/paper_table.md) or data-parallel "
+                              "scaling (docs/cluster.md)")
 
     _add_bench_parser(sub)
     _add_latency_parser(sub)
@@ -113,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profiler_cost_parser(sub)
     _add_trace_parser(sub)
     add_dispatch_parsers(sub)
+    add_study_parser(sub)
 
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
@@ -260,7 +266,7 @@ def main(argv=None) -> int:
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,
-                    "breakdown": cmd_breakdown}
+                    "breakdown": cmd_breakdown, "study": cmd_study}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

@@ -14,6 +14,7 @@ from twinbench.models import get_model_spec, list_models
 from twinbench.records import load_records
 from twinbench.results.breakdown import breakdown_section, calls_section
 from twinbench.results.latency import latency_section
+from twinbench.results.measured_tables import VIEWS
 from twinbench.results.ops import ops_section
 from twinbench.results.report import build_report
 from twinbench.results.table import agreement_summary, results_table
@@ -54,6 +55,13 @@ def cmd_compare(args) -> int:
         print(f"skipped {line}", file=sys.stderr)
     if not records:
         raise CliError(f"no twinbench records in {', '.join(map(repr, directories))}")
+    if getattr(args, "view", None):
+        rows_of, table_of, lacking = VIEWS[args.view]
+        rows = rows_of(records)
+        if not rows:
+            raise CliError(f"{lacking} in {', '.join(map(repr, directories))}")
+        print(table_of(rows))
+        return 0
     trained = [r for r in records if r.get("kind", "train") == "train"]
     if trained:
         print(results_table(trained))

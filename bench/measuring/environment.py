@@ -42,7 +42,7 @@ PACKAGES = (
     "psutil",
 )
 
-# The C allocator's settings: glibc's malloc reads these at start-up (tools/measure_malloc.sh), or another allocator
+# The C allocator's settings: glibc's malloc reads these at start-up (the study malloc), or another allocator
 # is preloaded; they decide how many page faults a step takes (docs/overhead.md).
 ALLOCATOR_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
 

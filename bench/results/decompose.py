@@ -137,7 +137,7 @@ def group_key(record: dict) -> tuple:
 def pooled(records: list[dict]) -> dict[tuple, dict[tuple[str, str], list[dict]]]:
     """Successful records by ``group_key`` (its last item: the mode), then by cell ``(implementation, backend)``.
 
-    Several records of one cell (e.g. the rounds of ``tools/measure_cpu.sh``, each a separate process
+    Several records of one cell (e.g. the rounds of the study ``cpu``, each a separate process
     run at a different time) are pooled: their samples are concatenated. Interleaving rounds of all
     cells spreads a slow drift of a shared machine over every implementation instead of one.
     """
@@ -357,7 +357,7 @@ TF_NATIVE_FEED_NOTE = (
     "TensorFlow cells with the native feed (Sequence/PyDataset, which reach tf.data through from_generator): with it "
     "in the process, glibc's malloc hands TensorFlow's per-step buffers back to the OS, and every later step, the "
     "compute windows included, faults fresh pages in (see 'page faults/step'; 1.9x slower for cifar_cnn on the 2-core "
-    "VM, and none of it with the allocator told to keep its memory: tools/measure_malloc.sh), so whole - compute "
+    "VM, and none of it with the allocator told to keep its memory: twinbench study run malloc), so whole - compute "
     "leaves that cost out; the same cell with --feed arrays shows it (docs/overhead.md).")
 
 

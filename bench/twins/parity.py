@@ -15,7 +15,7 @@ cannot share a process (keras[jax] and the PyTorch twin) are still compared.
 **The noise floor: how far float32 may honestly be from the exact answer.** Fixed float32 tolerances
 suit a small network. A deep network with BatchNorm in training mode amplifies float32 rounding enormously at
 initialisation: for ResNet50, PyTorch's own float32 gradients differ from its float64 gradients by a few percent
-of a tensor's largest value in the median tensor and up to a third in the worst (``tools/float64_reference.py``),
+of a tensor's largest value in the median tensor and up to a third in the worst (``tools/investigations/float64_reference.py``),
 so no two frameworks can agree more closely, and *how* close two float32 runs land depends on the CPU's kernels
 and summation orders. twinbench therefore takes the tolerances from **float64 references of the same
 computation** (``float64_noise``: quantity by quantity, how far a float32 result is from the float64 one):

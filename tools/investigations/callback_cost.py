@@ -7,8 +7,8 @@ without touching the step itself). This script times the per-step hook calls ``f
 callback (its clock has no edge in the loop, as on every step between two window edges), and reports
 the difference per step: the price of the clock between edges, to set against a step's milliseconds.
 
-    KERAS_BACKEND=torch      python tools/callback_cost.py --impl keras
-    KERAS_BACKEND=tensorflow python tools/callback_cost.py --impl tf_keras
+    KERAS_BACKEND=torch      python tools/investigations/callback_cost.py --impl keras
+    KERAS_BACKEND=tensorflow python tools/investigations/callback_cost.py --impl tf_keras
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def per_step_hook_time(callback_list, logs, steps: int) -> float:

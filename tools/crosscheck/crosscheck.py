@@ -46,13 +46,13 @@ Free or pinned: ``--cpus 0`` (a list: ``0,1`` or ``0-1``) pins the process with 
 framework is imported; the result records ``cpus`` (as asked), ``affinity`` (as set) and ``layout`` (``free`` or
 ``cpus=0``), and ``--compare`` matches it with twinbench's records of the same ``--cpus`` (their cell's ``cpus``). One implementation per process (one Keras backend per process)::
 
-    KERAS_BACKEND=torch      python tools/crosscheck.py --impl torch    --out results/crosscheck
-    KERAS_BACKEND=torch      python tools/crosscheck.py --impl keras    --out results/crosscheck
-    KERAS_BACKEND=tensorflow python tools/crosscheck.py --impl tf_keras --out results/crosscheck
-    KERAS_BACKEND=tensorflow python tools/crosscheck.py --impl keras    --out results/crosscheck
-    KERAS_BACKEND=jax        python tools/crosscheck.py --impl keras    --out results/crosscheck --cpus 0
+    KERAS_BACKEND=torch      python tools/crosscheck/crosscheck.py --impl torch    --out results/crosscheck
+    KERAS_BACKEND=torch      python tools/crosscheck/crosscheck.py --impl keras    --out results/crosscheck
+    KERAS_BACKEND=tensorflow python tools/crosscheck/crosscheck.py --impl tf_keras --out results/crosscheck
+    KERAS_BACKEND=tensorflow python tools/crosscheck/crosscheck.py --impl keras    --out results/crosscheck
+    KERAS_BACKEND=jax        python tools/crosscheck/crosscheck.py --impl keras    --out results/crosscheck --cpus 0
 
-    python tools/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
+    python tools/crosscheck/crosscheck.py --compare results/crosscheck results/throughput   # both sets of ratios
 
 ``--allocator tuned`` sets glibc's malloc to keep the memory it took (``twinbench.backends.allocator``, before any framework is
 imported), as ``twinbench throughput --allocator tuned`` does; the result records it, and ``--compare --allocator X``
@@ -70,7 +70,7 @@ plain whole-loop, with the median's 95% CI. ``--compare`` shows these results to
 like ``python -m twinbench compare DIR [DIR ...]``, and prints the six ``DECOMPOSITION`` ratios per CPU layout twice:
 plain step-only against twinbench compute-only, and plain whole-loop against twinbench whole. Agreement is the
 hand ratio over twinbench's; the exit code is 1 when any is off by more than ``--tolerance`` (or nothing could be
-compared). ``tools/measure_crosscheck.sh`` runs both in interleaved rounds, free and pinned.
+compared). ``twinbench study run crosscheck`` runs both in interleaved rounds, free and pinned.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 # Neither imports a framework: --allocator and --cpus take effect before any framework is imported.

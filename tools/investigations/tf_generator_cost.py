@@ -6,8 +6,8 @@ before them: tf.keras' ``Sequence`` and Keras 3's ``PyDataset`` reach TensorFlow
 ``from_generator`` iterator has produced one element, every later train step in that process is slower, even one
 on constant tensors with the iterator deleted. This script shows it in isolation, with the page faults per step
 (``getrusage``): twinbench's native-feed TensorFlow cells fault ~17,000 fresh pages in per step
-(tools/measure_malloc.sh), because glibc's malloc hands TensorFlow's buffers back to the OS; run it with ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736
-MALLOC_TOP_PAD_=536870912`` set (tools/measure_malloc.sh) to see the allocator told to keep them.
+(twinbench study run malloc), because glibc's malloc hands TensorFlow's buffers back to the OS; run it with ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736
+MALLOC_TOP_PAD_=536870912`` set (the study malloc) to see the allocator told to keep them.
 
 Each condition runs in a fresh process (``--condition``, the worker mode): cifar_cnn (tf.keras) at batch 64, its
 train step as a ``tf.function`` on constant tensors, ``WARMUP`` steps, then ``WINDOWS`` windows of ``STEPS`` steps;
@@ -23,7 +23,7 @@ before the warm-up, the condition does its one thing:
 The conditions alternate in every round (``--rounds``), each process alone on the machine. Run it in the tensorflow
 environment, on an idle machine::
 
-    .nox/tests-tensorflow/bin/python tools/tf_generator_cost.py --rounds 3 --out results/tf-generator-cost.json
+    .nox/tests-tensorflow/bin/python tools/investigations/tf_generator_cost.py --rounds 3 --out results/tf-generator-cost.json
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def worker(condition: str) -> dict:
     import tensorflow as tf
     import tf_keras
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from twinbench.measuring.threads import minor_page_faults
     from twinbench.models import build_model
 
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     if args.out:
         import tensorflow as tf
 
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
         from twinbench.measuring.environment import ALLOCATOR_VARS

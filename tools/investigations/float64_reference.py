@@ -6,8 +6,8 @@ the same batch, training mode, so BatchNorm uses batch statistics) and reports, 
 ``max |g32 - g64| / max |g64|``: the error of float32 arithmetic alone, in one framework, relative to the
 tensor's largest gradient. No two frameworks can be expected to agree more closely than that.
 
-    KERAS_BACKEND=torch python tools/float64_reference.py --model resnet50 --batch-size 8 --input-size 32
-    KERAS_BACKEND=torch python tools/float64_reference.py --model cifar_cnn
+    KERAS_BACKEND=torch python tools/investigations/float64_reference.py --model resnet50 --batch-size 8 --input-size 32
+    KERAS_BACKEND=torch python tools/investigations/float64_reference.py --model cifar_cnn
 
 Runs in the torch environment (torchvision builds the big models); CPU only, a few seconds per model.
 
@@ -18,7 +18,7 @@ answer is computed here: the PyTorch twin in float64 (torch environment), the Ke
 policy on TensorFlow or on JAX (``jax_enable_x64``). It also compares that float64 result with the PyTorch
 twin's committed float32 values: for the same network they lie within about one envelope of each other.
 
-    KERAS_BACKEND=jax python tools/float64_reference.py --compare --model resnet50
+    KERAS_BACKEND=jax python tools/investigations/float64_reference.py --compare --model resnet50
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import copy
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 # A tensor whose float64 gradient is this small against the model's largest is zero up to rounding: e.g. the bias
