@@ -29,6 +29,7 @@ from twinbench.cli.options import (
     add_synthetic_steps_args,
     add_training_args,
     add_weights_arg,
+    env_python,
     input_shape,
     interval_list,
     non_negative_int,
@@ -36,6 +37,7 @@ from twinbench.cli.options import (
     positive_int,
 )
 from twinbench.cli.run_commands import (
+    cmd_alternate,
     cmd_convert_weights,
     cmd_definition_effect,
     cmd_profiler_cost,
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="directories of records; several runs of one cell are pooled")
 
     _add_bench_parser(sub)
+    _add_alternate_parser(sub)
     add_check_parser(sub)
     add_export_parser(sub)
     add_equivalence_parser(sub)
@@ -171,6 +174,28 @@ def _add_bench_parser(sub):
     bench.set_defaults(parser=bench)
 
 
+def _add_alternate_parser(sub):
+    alternate = sub.add_parser(
+        "alternate", help="timing verdicts for every decomposition ratio: each environment's cells interleaved in "
+                          "short throughput processes, the environments' processes alternated A,B,B,A within a "
+                          "budget; then the ratios, their resolution and the machine's quietness")
+    alternate.add_argument("--python", action="append", default=[], metavar="ENV=PATH", type=env_python,
+                           help=f"the Python of an environment's virtualenv ({', '.join(ENVIRONMENTS)}); repeat it "
+                                "for each environment to alternate")
+    alternate.add_argument("--model", default="cifar_cnn")
+    alternate.add_argument("--batch-size", type=positive_int, default=32)
+    alternate.add_argument("--steps", type=positive_int, default=20, help="steps per timed window")
+    alternate.add_argument("--warmup", type=positive_int, default=3, help="steps before timing, the first included")
+    alternate.add_argument("--repeats", type=positive_int, default=8, help="timed windows per cell and process")
+    alternate.add_argument("--threads", type=positive_int, default=None,
+                           help="CPU threads per framework thread pool (default: each framework's own choice)")
+    alternate.add_argument("--blocks", type=positive_int, default=12,
+                           help="the most blocks of one process per environment (ABBA order)")
+    alternate.add_argument("--budget-s", type=positive_float, default=60.0,
+                           help="no block is started that would end past this many seconds (the first always runs)")
+    alternate.add_argument("--out", default=RESULTS["timing"], help="directory for the records")
+
+
 def _add_trace_parser(sub):
     trace = sub.add_parser("trace", help="steady-state steps of one cell under its framework's own profiler: time per "
                                          "step of conv/matmul, layout, optimizer, other ops and the remainder")
@@ -226,7 +251,7 @@ def main(argv=None) -> int:
         _load_model_files(args)
         commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train,
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
-                    "throughput": cmd_throughput,
+                    "throughput": cmd_throughput, "alternate": cmd_alternate,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export}
