@@ -21,7 +21,13 @@ from twinbench.measuring.contention import Snapshot
 from twinbench.measuring.environment import ALTERNATION_ENV
 from twinbench.records import SCHEMA, SCHEMA_VERSION, load_records, write_json_atomic
 from twinbench.results.decompose import alternated_pairs, decomposition
-from twinbench.results.timing_verdicts import latest_sequence, main_job_text, run_text, structure, verdict_section
+from twinbench.results.timing_verdicts import (
+    latest_sequence,
+    main_job_text,
+    run_text,
+    structure,
+    verdict_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 HZ = 100
@@ -192,6 +198,23 @@ def test_unpaired_records_of_the_same_cells_drift_apart():
 def test_a_block_with_a_failed_process_has_no_pair():
     records = [r for r in _sequence(6) if not (r["alternation"]["slot"] == 1)]  # tensorflow of block 0 failed
     assert len(alternated_pairs(_side(records, "torch"), _side(records, "tf_keras"))) == 5
+
+
+def test_a_failed_process_is_recorded_with_its_slot_and_listed(tmp_path, monkeypatch):
+    from twinbench.cli.run_commands import record_failure
+    from twinbench.measuring.throughput import ThroughputConfig
+
+    slot = {"sequence": "seq1", "slot": 1, "block": 0, "environment": "tensorflow", "order": "ABBA",
+            "environments": list(ENVS)}
+    monkeypatch.setenv(ALTERNATION_ENV, json.dumps(slot))
+    config = ThroughputConfig(Cell("cifar_cnn", "tf_keras", "tensorflow", "synthetic"))
+    assert record_failure("throughput", config, RuntimeError("boom"), out=tmp_path) == 1
+    [failed] = load_records(tmp_path)[0]
+    assert failed["status"] == "failed" and failed["alternation"] == slot
+    records = [r for r in _sequence(6) if r["alternation"]["slot"] != 1] + [failed]
+    text = verdict_section(records)
+    assert "failed processes (recorded; the others went on): cifar_cnn tf_keras (slot 1)" in text
+    assert "5/5" in text  # torch / tf_keras: the five blocks with both processes
 
 
 def test_too_few_blocks_say_unresolved_and_how_long_would_resolve_it():

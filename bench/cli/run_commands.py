@@ -32,6 +32,7 @@ from twinbench.cli.checks import (
 )
 from twinbench.cli.options import EXIT_FAILED, CliError, axis_values, child_args
 from twinbench.measuring import alternate, children, interleave
+from twinbench.measuring.environment import alternation_slot
 from twinbench.measuring.faults import is_out_of_memory
 from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
 from twinbench.measuring.trace import TraceConfig, execute_trace
@@ -48,6 +49,9 @@ from twinbench.studies.profiler_cost import CostConfig, cost_text, profiler_cost
 def record_failure(kind: str, config, err: Exception, *, out) -> int:
     """A run that failed: its failed record written to ``out``, one line on the terminal; returns ``EXIT_FAILED``."""
     record = failed_record(kind, config, err)
+    slot = alternation_slot()
+    if slot is not None:  # a process of an alternated sequence: its timing verdicts list it as failed
+        record["alternation"] = slot
     path = write_record(record, out)
     print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
           file=sys.stderr)

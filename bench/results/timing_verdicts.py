@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from twinbench.cell import Cell
 from twinbench.results import verdict
 from twinbench.results.decompose import DECOMPOSITION, decomposition, decomposition_table, sample_windows
 from twinbench.results.table import agreement_summary, results_table
@@ -87,7 +88,7 @@ def verdict_section(records: list[dict], *, run: str | None = None) -> str:
     """The timing verdicts of ``records`` (throughput records of an alternated sequence): heading, ``run`` (what
     ran, in words), the decomposition table, the resolution reached and the machine's quietness."""
     rows = timing_rows(records)
-    failed = sorted({f"{r['cell']['model']} {r['cell']['implementation']}[{r['cell']['backend']}]"
+    failed = sorted({f"{r['cell']['model']} {Cell.of(r).label} (slot {(r.get('alternation') or {}).get('slot')})"
                      for r in records if r.get("kind") == "throughput" and r.get("status") != "ok"})
     lines = [HEADING, *([run] if run else []), decomposition_table(rows), resolution_text(rows),
              machine_text([r for r in records if r.get("kind") == "throughput" and r.get("status") == "ok"])]
