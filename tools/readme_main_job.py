@@ -44,8 +44,9 @@ def provenance(records: list[dict]) -> str:
             f"{versions.get('python', '?')}, {packages}")
 
 
-def block(train_dir: Path, timing_dir: Path) -> str:
-    """The README block, markers included."""
+def block(train_dir: Path, timing_dir: Path, *, note: str | None = None) -> str:
+    """The README block, markers included; ``note``: a sentence on how this run differs from a plain
+    ``nox -s compare`` (options, a shared machine), said under the intro."""
     train = [r for r in load_records(train_dir)[0] if r.get("kind", "train") == "train"]
     timing = latest_sequence(load_records(timing_dir)[0])
     text = main_job_text(train, timing, run=run_text(timing))
@@ -55,7 +56,7 @@ def block(train_dir: Path, timing_dir: Path) -> str:
         "decomposition (each environment's cells interleaved in short processes, the environments' processes "
         "alternated A,B,B,A within a budget; a verdict only from a quiet machine and a resolved ratio, otherwise the "
         "row says why). Made at " + provenance(train + timing) + "; written into this block by "
-        "`python tools/readme_main_job.py --write`.", "", "```", text, "```", END])
+        "`python tools/readme_main_job.py --write`." + (f" {note}" if note else ""), "", "```", text, "```", END])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=ROOT / RESULTS["train"], help="the training records")
     parser.add_argument("--timing", type=Path, default=ROOT / RESULTS["timing"], help="the alternated records")
     parser.add_argument("--write", action="store_true", help="replace README.md's block instead of printing it")
+    parser.add_argument("--note", default=None, help="a sentence on how the run differed from plain nox -s compare")
     args = parser.parse_args(argv)
     for directory in (args.train, args.timing):
         if not directory.is_dir():
             print(f"readme_main_job: no directory {directory}; run nox -s compare first", file=sys.stderr)
             return 2
-    text = block(args.train, args.timing)
+    text = block(args.train, args.timing, note=args.note)
     if not args.write:
         print(text)
         return 0
