@@ -52,7 +52,7 @@ def block(train_dir: Path, timing_dir: Path, *, note: str | None = None) -> str:
     text = main_job_text(train, timing, run=run_text(timing))
     return "\n".join([
         BEGIN,
-        "What `nox -s compare` printed: the accuracy table, then timing verdicts for the six ratios of the overhead "
+        "What `nox -s compare` prints: the accuracy table, then timing verdicts for the six ratios of the overhead "
         "decomposition (each environment's cells interleaved in short processes, the environments' processes "
         "alternated A,B,B,A within a budget; a verdict only from a quiet machine and a resolved ratio, otherwise the "
         "row says why). Made at " + provenance(train + timing) + "; written into this block by "
