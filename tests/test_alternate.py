@@ -6,7 +6,9 @@ one large test starts real ones."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +49,11 @@ class _FakeChildren:
     def __init__(self, fail=()):
         self.calls, self.fail = [], set(fail)
 
-    def __call__(self, argv, env):
+    def __call__(self, argv, env, timeout=None):
         slot = json.loads(env[ALTERNATION_ENV])
         self.calls.append((argv, slot, env["KERAS_BACKEND"]))
+        if slot["slot"] in self.fail and timeout:
+            raise subprocess.TimeoutExpired(argv, timeout)
         return 1 if slot["slot"] in self.fail else 0
 
 
@@ -80,13 +84,22 @@ def test_a_failed_process_is_counted_and_the_sequence_goes_on(tmp_path):
     assert any("slot 1: FAILED (exit code 1); the others go on" in line for line in lines)
 
 
+def test_a_hung_process_is_ended_and_counted_and_the_sequence_goes_on(tmp_path):
+    children = _FakeChildren(fail={0})
+    lines = []
+    sequence = run_alternated(_cells(), {env: "python" for env in ENVS}, out_dir=tmp_path, blocks=1,
+                              process_timeout_s=5, call=children, log=lines.append)
+    assert len(children.calls) == 3 and sequence.failures == 1 and sequence.slots[0]["code"] == "timeout"
+    assert any("slot 0: FAILED (ended after 5 s); the others go on" in line for line in lines)
+
+
 def test_the_budget_stops_between_blocks_never_inside_one(tmp_path):
     now = [0.0]
 
     def clock():
         return now[0]
 
-    def call(argv, env):
+    def call(argv, env, timeout=None):
         now[0] += 10.0  # every process takes 10 s: a block of three, 30 s
         return 0
 
@@ -250,8 +263,6 @@ def test_a_cpu_hog_beside_the_processes_would_be_counted_as_busy():
     kernel's counts flag (twinbench.measuring.contention), so a process of the sequence gets no verdict."""
     if sys.platform != "linux":
         pytest.skip("the kernel's accounting is Linux's")
-    import subprocess
-    import time
 
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
@@ -317,7 +328,7 @@ def test_a_real_sequence_writes_records_that_name_their_slots(tmp_path, capsys):
 def test_records_written_as_they_come_survive_an_interrupted_sequence(tmp_path):
     """Each process writes its own records; the runner keeps none in memory, so a sequence cut short keeps all its
     finished processes' records (written here by the fake children)."""
-    def call(argv, env):
+    def call(argv, env, timeout=None):
         slot = json.loads(env[ALTERNATION_ENV])
         if slot["slot"] == 2:
             raise KeyboardInterrupt

@@ -193,6 +193,8 @@ def _add_alternate_parser(sub):
                            help="the most blocks of one process per environment (ABBA order)")
     alternate.add_argument("--budget-s", type=positive_float, default=60.0,
                            help="no block is started that would end past this many seconds (the first always runs)")
+    alternate.add_argument("--process-timeout-s", type=positive_float, default=600.0,
+                           help="end a process still running after this long and count it as failed (default 600)")
     alternate.add_argument("--out", default=RESULTS["timing"], help="directory for the records")
 
 

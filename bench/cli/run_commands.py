@@ -299,7 +299,7 @@ def cmd_alternate(args) -> int:
              "--repeats", str(args.repeats), "--overhead-repeats", "0", "--compute-repeats", "0",
              *(["--threads", str(args.threads)] if args.threads else [])]
     sequence = alternate.run_alternated(cells, pythons, out_dir=args.out, blocks=args.blocks, budget_s=args.budget_s,
-                                        child_args=sizes)
+                                        process_timeout_s=args.process_timeout_s, child_args=sizes)
     records = [r for r in load_records(args.out)[0]
                if (r.get("alternation") or {}).get("sequence") == sequence.sequence]
     stopped = f"the budget of {args.budget_s:g} s" if sequence.stopped == "budget" else f"--blocks {args.blocks}"

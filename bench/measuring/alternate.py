@@ -82,7 +82,8 @@ def _axes_argv(cell: Cell) -> list[str]:
 
 
 def run_alternated(cells: dict[str, list[Cell]], pythons: dict[str, str], *, out_dir, blocks: int,
-                   budget_s: float | None = None, child_args=(), env: dict | None = None,
+                   budget_s: float | None = None, process_timeout_s: float | None = None, child_args=(),
+                   env: dict | None = None,
                    call: Callable[..., int] = subprocess.call, clock: Callable[[], float] = time.monotonic,
                    log: Callable[[str], None] = print) -> Sequence:
     """Run ``blocks`` blocks of one process per environment in ABBA order, each writing its records to ``out_dir``.
@@ -94,6 +95,8 @@ def run_alternated(cells: dict[str, list[Cell]], pythons: dict[str, str], *, out
         blocks: the most blocks to run (at least 1).
         budget_s: stop before a block that would end past it (estimated from the longest block so far); the first
             block always runs.
+        process_timeout_s: a process still running after this long is ended and counted as failed (a hung
+            child must not hold the rest up); ``None``: no limit.
         child_args: options after each process's cell options (``--steps 10 --repeats 6 ...``).
         env: the children's environment (default: this one's); ``KERAS_BACKEND`` is set per environment.
         call, clock, log: ``subprocess.call``, ``time.monotonic`` and ``print`` (tests pass fakes).
@@ -128,11 +131,15 @@ def run_alternated(cells: dict[str, list[Cell]], pythons: dict[str, str], *, out
             log(f"[alternate] block {block + 1}/{blocks}, slot {slot}: {name} "
                 f"({', '.join(cell.label for cell in env_cells)})")
             slot_start = clock()
-            code = call(argv, env=child_env)
+            try:
+                code = call(argv, env=child_env, timeout=process_timeout_s)
+            except subprocess.TimeoutExpired:  # subprocess.call has ended the child
+                code = "timeout"
             sequence.slots.append({"slot": slot, "block": block, "environment": name, "code": code,
                                    "seconds": clock() - slot_start})
             if code != 0:
-                log(f"[alternate] {name}, slot {slot}: FAILED (exit code {code}); the others go on")
+                why = f"ended after {process_timeout_s:g} s" if code == "timeout" else f"exit code {code}"
+                log(f"[alternate] {name}, slot {slot}: FAILED ({why}); the others go on")
         longest = max(longest, clock() - block_start)
         sequence.blocks = block + 1
     sequence.seconds = clock() - started
