@@ -1,6 +1,7 @@
 """twinbench's task runner: one virtualenv per backend (their pins conflict), one process per backend.
 
-    nox -s compare      # train the default cells on the embedded digits data, then one comparison table + report
+    nox -s compare      # train the default cells on the embedded digits data, then one comparison table + report,
+                        # then timing verdicts: the environments' short processes alternated A,B,B,A (~60 s)
     nox -s tests        # the equivalence and correctness tests, in every backend environment
     nox -s compare_throughput   # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
     nox -s compare_latency      # inference latency at batch sizes 1, 4, 16, 64, then the table and the ratios
@@ -19,6 +20,9 @@ Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import nox
 
@@ -40,7 +44,7 @@ def _each_env(session_name: str) -> list[str]:
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
 RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
-           "definition_effect": "results/definition_effect"}
+           "definition_effect": "results/definition_effect", "timing": "results/timing"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -72,10 +76,24 @@ def train(session: nox.Session, env: str) -> None:
 
 @nox.session(requires=_each_env("train"))
 def compare(session: nox.Session) -> None:
-    """Train the default cells (both CNNs, every implementation, digits), print the table, write the report."""
+    """Train the default cells (both CNNs, every implementation, digits), print the table, write the report; then
+    time them for the verdicts (``twinbench alternate``)."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["train"])
     session.run("python", "-m", "twinbench", "report", RESULTS["train"])
+    # Timing verdicts from the train sessions' environments (no new virtualenv): each environment's cells interleaved
+    # in short processes, the processes alternated A,B,B,A within a budget; a failed process does not stop the rest.
+    # (session.posargs are the train sessions' options: not passed on.)
+    pythons = [f"--python={env}={_env_python(session, 'train', env)}" for env in ENVIRONMENTS]
+    session.run("python", "-m", "twinbench", "alternate", *pythons, "--out", RESULTS["timing"],
+                env={"TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                     "TF_FORCE_GPU_ALLOW_GROWTH": "true"}, success_codes=[0, 1])
+
+
+def _env_python(session: nox.Session, name: str, env: str) -> str:
+    """The Python of session ``name(env)``'s virtualenv (``.nox/train-torch/bin/python``), next to this session's."""
+    folder = Path(session.virtualenv.location).parent / f"{name}-{env}"
+    return str(folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
 
 
 @nox.session

@@ -31,6 +31,7 @@ from twinbench.cli.options import (
     add_training_args,
     add_weights_arg,
     batch_size_list,
+    env_python,
     input_shape,
     interval_list,
     non_negative_int,
@@ -38,6 +39,7 @@ from twinbench.cli.options import (
     positive_int,
 )
 from twinbench.cli.run_commands import (
+    cmd_alternate,
     cmd_convert_weights,
     cmd_definition_effect,
     cmd_latency,
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     _add_latency_parser(sub)
+    _add_alternate_parser(sub)
     add_check_parser(sub)
     add_export_parser(sub)
     add_equivalence_parser(sub)
@@ -207,6 +210,30 @@ def _add_latency_parser(sub):
     latency.set_defaults(parser=latency)
 
 
+def _add_alternate_parser(sub):
+    alternate = sub.add_parser(
+        "alternate", help="timing verdicts for every decomposition ratio: each environment's cells interleaved in "
+                          "short throughput processes, the environments' processes alternated A,B,B,A within a "
+                          "budget; then the ratios, their resolution and the machine's quietness")
+    alternate.add_argument("--python", action="append", default=[], metavar="ENV=PATH", type=env_python,
+                           help=f"the Python of an environment's virtualenv ({', '.join(ENVIRONMENTS)}); repeat it "
+                                "for each environment to alternate")
+    alternate.add_argument("--model", default="cifar_cnn")
+    alternate.add_argument("--batch-size", type=positive_int, default=32)
+    alternate.add_argument("--steps", type=positive_int, default=20, help="steps per timed window")
+    alternate.add_argument("--warmup", type=positive_int, default=3, help="steps before timing, the first included")
+    alternate.add_argument("--repeats", type=positive_int, default=8, help="timed windows per cell and process")
+    alternate.add_argument("--threads", type=positive_int, default=None,
+                           help="CPU threads per framework thread pool (default: each framework's own choice)")
+    alternate.add_argument("--blocks", type=positive_int, default=12,
+                           help="the most blocks of one process per environment (ABBA order)")
+    alternate.add_argument("--budget-s", type=positive_float, default=60.0,
+                           help="no block is started that would end past this many seconds (the first always runs)")
+    alternate.add_argument("--process-timeout-s", type=positive_float, default=600.0,
+                           help="end a process still running after this long and count it as failed (default 600)")
+    alternate.add_argument("--out", default=RESULTS["timing"], help="directory for the records")
+
+
 def _add_trace_parser(sub):
     trace = sub.add_parser("trace", help="steady-state steps of one cell under its framework's own profiler: time per "
                                          "step of conv/matmul, layout, optimizer, other ops and the remainder")
@@ -262,7 +289,7 @@ def main(argv=None) -> int:
         _load_model_files(args)
         commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train,
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
-                    "throughput": cmd_throughput, "latency": cmd_latency,
+                    "throughput": cmd_throughput, "latency": cmd_latency, "alternate": cmd_alternate,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,

@@ -107,6 +107,17 @@ def add_training_args(parser):
     parser.add_argument("--num-classes", type=positive_int, default=None)
 
 
+def env_python(text: str) -> tuple[str, str]:
+    """``ENV=PATH`` (``--python torch=.nox/train-torch/bin/python``) as ``(env, path)``; an unknown environment or a
+    missing ``=`` is an argparse error."""
+    env, sep, path = text.partition("=")
+    if not sep or not path:
+        raise argparse.ArgumentTypeError(f"expected ENV=PATH, e.g. torch=.nox/train-torch/bin/python. Received: {text!r}")
+    if env not in ENVIRONMENTS:
+        raise argparse.ArgumentTypeError(f"unknown environment {env!r}; choose from {', '.join(ENVIRONMENTS)}")
+    return env, path
+
+
 def add_synthetic_steps_args(parser, *, steps: int, steps_help: str, warmup: int):
     """The options of a run of steps on synthetic data (``throughput``, ``trace``): batch, steps, warm-up, shape,
     classes, seed, learning rate, threads."""

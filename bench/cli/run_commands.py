@@ -19,6 +19,7 @@ from twinbench.backends.checkpoints import (
     checkpoint_format,
     convert_checkpoint,
 )
+from twinbench.backends.environments import ENVIRONMENTS
 from twinbench.backends.export import EXPORT_FORMATS, check_format
 from twinbench.cell import Cell, cell_argv, environment_cells
 from twinbench.cli.checks import (
@@ -32,7 +33,8 @@ from twinbench.cli.checks import (
     validate_weights,
 )
 from twinbench.cli.options import EXIT_FAILED, CliError, axis_values, child_args
-from twinbench.measuring import children, interleave
+from twinbench.measuring import alternate, children, interleave
+from twinbench.measuring.environment import alternation_slot
 from twinbench.measuring.faults import is_out_of_memory
 from twinbench.measuring.latency import LatencyConfig, execute_latency
 from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
@@ -43,6 +45,7 @@ from twinbench.records import failed_record, load_records, write_record
 from twinbench.results.latency import latency_lines
 from twinbench.results.ops import ops_lines
 from twinbench.results.text import overhead_text, record_label
+from twinbench.results.timing_verdicts import run_text, verdict_section
 from twinbench.studies import definition_effect, profiler_cost
 from twinbench.studies.profiler_cost import CostConfig, cost_text, profiler_cost_section
 
@@ -50,6 +53,9 @@ from twinbench.studies.profiler_cost import CostConfig, cost_text, profiler_cost
 def record_failure(kind: str, config, err: Exception, *, out) -> int:
     """A run that failed: its failed record written to ``out``, one line on the terminal; returns ``EXIT_FAILED``."""
     record = failed_record(kind, config, err)
+    slot = alternation_slot()
+    if slot is not None:  # a process of an alternated sequence: its timing verdicts list it as failed
+        record["alternation"] = slot
     path = write_record(record, out)
     print(f"twinbench: run failed: {type(err).__name__}: {record['error']['message']} (recorded in {path})",
           file=sys.stderr)
@@ -318,6 +324,41 @@ def cmd_latency(args) -> int:
     for line in latency_lines(record):
         print(line)
     print(f"record {path}")
+    return 0
+
+
+def cmd_alternate(args) -> int:
+    """Every environment given (``--python ENV=PATH``) runs its cells of ``--model`` in short throughput processes,
+    alternated A,B,B,A (``twinbench.measuring.alternate``); then the timing verdicts of that sequence."""
+    pythons = dict(args.python)
+    if not pythons:
+        raise CliError(f"give each environment's Python: --python ENV=PATH (environments: {', '.join(ENVIRONMENTS)})")
+    for env, python in pythons.items():
+        if not Path(python).exists():
+            raise CliError(f"the Python of environment {env} does not exist: {python!r}")
+    try:
+        cells = {env: [resolve_axes(cell) for cell in environment_cells(env, args.model, dataset="synthetic")]
+                 for env in ENVIRONMENTS if env in pythons}
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    if not any(cells.values()):
+        raise CliError(f"model {args.model!r} has no implementation in {', '.join(pythons)}")
+    check_writable(args.out)
+    sizes = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+             "--repeats", str(args.repeats), "--overhead-repeats", "0", "--compute-repeats", "0",
+             *(["--threads", str(args.threads)] if args.threads else [])]
+    sequence = alternate.run_alternated(cells, pythons, out_dir=args.out, blocks=args.blocks, budget_s=args.budget_s,
+                                        process_timeout_s=args.process_timeout_s, child_args=sizes)
+    records = [r for r in load_records(args.out)[0]
+               if (r.get("alternation") or {}).get("sequence") == sequence.sequence]
+    stopped = f"the budget of {args.budget_s:g} s" if sequence.stopped == "budget" else f"--blocks {args.blocks}"
+    run = (f"{run_text(records)}; {sequence.seconds:.0f} s, stopped by {stopped}; sequence {sequence.sequence} "
+           f"in {args.out}")
+    print(verdict_section(records, run=run))
+    if sequence.failures:
+        print(f"twinbench: {sequence.failures} of {len(sequence.slots)} processes failed (their records say why)",
+              file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import socket
@@ -161,6 +162,21 @@ def collect_environment(*, repo_dir: str | os.PathLike = REPO_DIR) -> dict:
 
 
 LAUNCHER_ENV = "TWINBENCH_LAUNCHER"  # set by the matrix launcher that started this cell (twinbench.measuring.children)
+# Set by twinbench.measuring.alternate for each process it starts: that process's slot in an A,B,B,A sequence (JSON).
+ALTERNATION_ENV = "TWINBENCH_ALTERNATION"
+
+
+def alternation_slot() -> dict | None:
+    """This process's place in an alternated sequence (``twinbench.measuring.alternate``), or ``None`` when it was
+    not started by one; the throughput record keeps it as ``record["alternation"]``."""
+    text = os.environ.get(ALTERNATION_ENV)
+    if not text:
+        return None
+    try:
+        slot = json.loads(text)
+    except ValueError:
+        return None
+    return slot if isinstance(slot, dict) else None
 
 
 def launcher_of(runner) -> dict:

@@ -42,7 +42,7 @@ from twinbench.backends.base import StepClock, TrainConfig, check_feed
 from twinbench.backends.modes import DEFAULT_MODE, SINGLE
 from twinbench.cell import CellConfig
 from twinbench.measuring import contention, mfu
-from twinbench.measuring.environment import collect_environment, launcher_of
+from twinbench.measuring.environment import alternation_slot, collect_environment, launcher_of
 from twinbench.measuring.profiler import Profiler
 from twinbench.measuring.threads import ThreadCensus, minor_page_faults
 from twinbench.measuring.timing import (
@@ -324,6 +324,9 @@ def throughput_record(config: ThroughputConfig, *, runner, model, dataset, start
                                        "windows": "profiler-on windows only (timing.repeats[].profiler)"}),
         timeline=timeline,  # moved to a sidecar by twinbench.records.write_record
     )
+    slot = alternation_slot()
+    if slot is not None:  # one process of an A,B,B,A sequence (twinbench.measuring.alternate): results pair it
+        record["alternation"] = slot
     record["efficiency"] = mfu.run_efficiency(record, model_name=cell.model, input_shape=input_shape,
                                               num_classes=dataset.num_classes)
     return record

@@ -36,6 +36,11 @@ window, their cells on the ``process="shared"`` axis) are compared only with eac
 values apart. Their windows pair up: one window of each cell per ABBA block of a process (``paired_windows``), and the
 ratio's CI resamples those pairs (``twinbench.stats.paired_ratio_ci``), processes first when there are several.
 
+Alternated records (``twinbench.measuring.alternate``: environments' short processes in ABBA blocks, each record
+naming its slot in ``record["alternation"]``) pair across environments: the two processes, one of each cell, that
+ran in one block of one sequence give one pair of their median step times (``alternated_pairs``), and the ratio's CI
+resamples those pairs; each pair is one independent sample (``twinbench.results.verdict``).
+
 **Resolution per minute.** Each ratio row also says how sharp it is for the machine time it took:
 ``half_width_pct`` (half the CI's width, in % of the ratio), ``machine_min`` (the wall time of the records behind
 it, ``finished - started``, each process counted once: the two records of an interleaved process share theirs) and
@@ -204,9 +209,13 @@ def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where, part="whole") ->
     if len(a) < 2 or len(b) < 2:
         return []
     pairs = paired_windows(a_runs, b_runs) if part == "whole" else None
+    alternated = alternated_pairs(a_runs, b_runs, part=part) if pairs is None else None
     if pairs is not None and len(pairs) >= 2:
         result = paired_ratio_ci([(x, y) for x, y, _ in pairs], runs=[process for _, _, process in pairs], seed=seed)
         what += ", paired by ABBA block"
+    elif alternated is not None and len(alternated) >= 2:  # each pair of adjacent processes: one independent sample
+        result = paired_ratio_ci(alternated, seed=seed)
+        what = f"{what.replace(' per repeat', '')}, median per process, paired by alternated ABBA block of processes"
     else:
         result = ratio_ci(a, b, seed=seed, runs_a=run_labels(a_runs, part=part), runs_b=run_labels(b_runs, part=part))
     model, kind, dataset, batch_size = where
@@ -246,6 +255,38 @@ def paired_windows(a_runs: list[dict], b_runs: list[dict]) -> list[tuple[float, 
         cells = 1 + len(a_record["interleaved"]["with"])
         a_blocks, b_blocks = _blocks(a_record, cells), _blocks(b_by[process], cells)
         pairs += [(a_blocks[block], b_blocks[block], process) for block in sorted(a_blocks) if block in b_blocks]
+    return pairs
+
+
+def alternated_pairs(a_runs: list[dict], b_runs: list[dict], *, part: str = "whole") -> list[tuple[float, float]] | None:
+    """``(a, b)``: the median step times of the two processes, one of each cell, that ran in one block of an
+    alternated sequence (``twinbench.measuring.alternate``: environments' processes in ABBA order), or ``None``
+    unless every record of both cells names its slot (``record["alternation"]``) and the two cells ran in different
+    processes (one process's two cells pair by window: ``paired_windows``).
+
+    Pairs are matched by ``(sequence, block)``; a block where either process failed (or ran twice) has no pair.
+    """
+    def by_block(runs):
+        found = {}
+        for record in runs:
+            slot = record.get("alternation")
+            if not slot:
+                return None
+            samples = time_samples(record, part=part)[0]
+            if samples:
+                found.setdefault((slot["sequence"], slot["block"]), []).append(
+                    (slot["slot"], statistics.median(samples)))
+        return found
+
+    a_by, b_by = by_block(a_runs), by_block(b_runs)
+    if a_by is None or b_by is None:
+        return None
+    pairs = []
+    for key in sorted(set(a_by) & set(b_by)):
+        (a_slot, a), (b_slot, b) = a_by[key][0], b_by[key][0]
+        if len(a_by[key]) > 1 or len(b_by[key]) > 1 or a_slot == b_slot:
+            continue  # not one process of each cell in the block
+        pairs.append((a, b))
     return pairs
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from twinbench.backends.environments import implementation_label
 from twinbench.results.decompose import label, pooled, pooled_samples, run_labels
-from twinbench.results.stats import ratio_ci
+from twinbench.stats import ratio_ci
 
 PAPER_MODELS = ("alexnet", "vgg19", "resnet50", "mobilenet_v2", "gnmt", "ncf")
 REFERENCE = ("torch", "torch")
