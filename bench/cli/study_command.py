@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from twinbench.backends.environments import ENVIRONMENTS
+from twinbench.backends.environments import ENVIRONMENTS, implementation_label
 from twinbench.cli.options import CliError, positive_int
 from twinbench.models import UnknownChoiceError, check_choice, get_model_spec, list_models
 from twinbench.studies.declared import STUDIES
@@ -52,7 +52,7 @@ def _registered(model: str, label: str) -> bool:
     spec = get_model_spec(model)
     for env, pairs in ENVIRONMENTS.items():
         for implementation, backend in pairs:
-            if label in (env, f"keras[{backend}]" if implementation == "keras" else implementation):
+            if label in (env, implementation_label(implementation, backend)):
                 return spec.builds_in(env) and (label == env or implementation in spec.builders)
     return False
 
