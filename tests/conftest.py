@@ -1,7 +1,11 @@
-"""Test setup: one Keras backend per test process, chosen before anything imports keras.
+"""Test setup: one Keras backend per test process, chosen before anything imports keras; the two tiers.
 
 Each nox environment runs the suite with its own ``KERAS_BACKEND``; the implementations that live in
 that environment (``twinbench.backends.environments.ENVIRONMENTS``) are tested there.
+
+Tests come in two tiers, as in keras-hub: the fast tier (``nox -s tests``) covers every model, implementation and
+mode at small sizes; tests marked ``@pytest.mark.large`` (full-size twins, float64 copies of big models,
+multi-process start-ups) run only with ``--run-large`` (``nox -s tests_large`` runs just them).
 """
 
 from __future__ import annotations
@@ -46,3 +50,20 @@ def impl_id(pair):
 
 
 requires_backend = pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed in this environment")
+
+
+RUN_LARGE = "--run-large"
+
+
+def pytest_addoption(parser):
+    parser.addoption(RUN_LARGE, action="store_true", default=False,
+                     help="also run the large tier (tests marked large: full-size twins, multi-process start-ups)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption(RUN_LARGE):
+        return
+    skip_large = pytest.mark.skip(reason=f"large tier: run with {RUN_LARGE} (nox -s tests_large)")
+    for item in items:
+        if item.get_closest_marker("large") is not None:
+            item.add_marker(skip_large)

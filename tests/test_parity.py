@@ -25,6 +25,9 @@ with another index in every implementation. What the full depth adds, the weight
 parameter count, ``test_parameter_count_matches_registry`` checks at the model's default size in every
 implementation. Each environment still proves its own backend: torch the PyTorch twin (the fingerprint is current)
 and keras[torch] against it, tensorflow keras[tensorflow] and the tf.keras twin, jax keras[jax].
+
+The checks that take a minute or more (``LARGE_TWIN_CHECKS``: full-width classifiers, keras.applications at full depth,
+and the deep models outside the torch environment) are in the large tier (``--run-large``, ``nox -s tests_large``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,28 @@ from twinbench.twins.parity import (
 )
 
 pytestmark = requires_backend
+
+EVERY_ENVIRONMENT = ("torch", "tensorflow", "jax")
+# The twin checks of the large tier (--run-large), by model: the environments where they take a minute or more, each
+# with its float64 copy. Every other model's twin check, and these elsewhere, run in the fast tier.
+LARGE_TWIN_CHECKS = {
+    # Full width at the twin case: torchvision's classifier (VGG19's 25,088 x 4,096 fc1, AlexNet's 9,216 x 4,096)
+    # does not shrink with the input, 139M and 57M parameters. A fast twin needs a narrower classifier, which
+    # torchvision's builder does not offer, and a new committed fingerprint.
+    "vgg19": EVERY_ENVIRONMENT,
+    "alexnet": EVERY_ENVIRONMENT,
+    # keras.applications at full depth (their builders have no smaller variant), compared in-process with tf.keras.
+    "resnet50_kerasapps": EVERY_ENVIRONMENT,
+    "vgg19_kerasapps": EVERY_ENVIRONMENT,
+    "mobilenet_v2_kerasapps": EVERY_ENVIRONMENT,
+    # Full depth or full width: seconds in the torch environment, where the fast tier checks the PyTorch twin against
+    # its fingerprint and keras[torch] against the twin; compiling them here takes a minute each. The same code at
+    # small sizes (vit_tiny, gpt_tiny) stays in every environment's fast tier.
+    "mobilenet_v2": ("tensorflow", "jax"),
+    "resnet50": ("tensorflow", "jax"),
+    "vit_b_16": ("tensorflow", "jax"),
+    "gpt2": ("tensorflow", "jax"),
+}
 
 
 def _cases(*, with_a_reference=False):
@@ -65,6 +90,13 @@ def _cases(*, with_a_reference=False):
     return cases
 
 
+def _twin_cases():
+    """The twin checks' cases, those in ``LARGE_TWIN_CHECKS`` for this environment marked large."""
+    return [pytest.param(*case.values, id=case.id,
+                         marks=[pytest.mark.large] if BACKEND in LARGE_TWIN_CHECKS.get(case.values[0], ()) else [])
+            for case in _cases(with_a_reference=True)]
+
+
 @pytest.mark.parametrize(("model_name", "pair"), _cases())
 def test_parameter_count_matches_registry(model_name, pair):
     spec = get_model_spec(model_name)
@@ -75,7 +107,7 @@ def test_parameter_count_matches_registry(model_name, pair):
     assert runner.count_params(model) == spec.params
 
 
-@pytest.mark.parametrize(("model_name", "pair"), _cases(with_a_reference=True))
+@pytest.mark.parametrize(("model_name", "pair"), _twin_cases())
 def test_twin_parity(model_name, pair):
     here = observed(*pair, model_name)
     assert here.round_trip_error is None, here.round_trip_error
