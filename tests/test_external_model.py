@@ -88,6 +88,7 @@ def test_a_bad_model_reference_is_one_line(model_file, reference, message):
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.large  # four child processes, two of them start PyTorch and Keras and train
 def test_an_external_model_runs_in_train_throughput_compare_and_report(model_file, tmp_path):
     if BACKEND != "torch":
         pytest.skip("one environment suffices: the torch environment runs both the PyTorch twin and Keras 3")
