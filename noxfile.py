@@ -2,7 +2,7 @@
 
     nox -s compare      # train the default cells on the embedded digits data, then one comparison table + report
     nox -s tests        # the equivalence and correctness tests at small sizes (the fast tier), in every environment
-    nox -s tests_large  # the large tier: full-size twins, multi-process start-ups (CI runs both tiers)
+    nox -s tests_large  # the large tier: the biggest twins, full-size builds, child processes (CI runs both)
     nox -s compare_throughput   # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
     nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
@@ -54,7 +54,7 @@ def _env_vars(env: str) -> dict[str, str]:
 @nox.session
 @nox.parametrize("env", ENV_PARAMS)
 def tests(session: nox.Session, env: str) -> None:
-    """Run the fast tier in one backend environment: every model, implementation and mode at small sizes."""
+    """Run the fast tier in one backend environment: every implementation and mode, the twins at small sizes."""
     _install(session, env, "test")
     # `nox -s tests -- --run-large` runs both tiers in one go (tests/conftest.py).
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=_env_vars(env))
@@ -63,7 +63,7 @@ def tests(session: nox.Session, env: str) -> None:
 @nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
 def tests_large(session: nox.Session, env: str) -> None:
-    """Run the large tier in one backend environment: full-size twins, multi-process start-ups (CI runs both)."""
+    """Run the large tier in one environment: the biggest twins, full-size builds, multi-process start-ups."""
     _install(session, env, "test")
     session.run("python", "-m", "pytest", "-m", "large", "--run-large", *(session.posargs or ["-q"]),
                 env=_env_vars(env))

@@ -3,9 +3,9 @@
 Each nox environment runs the suite with its own ``KERAS_BACKEND``; the implementations that live in
 that environment (``twinbench.backends.environments.ENVIRONMENTS``) are tested there.
 
-Tests come in two tiers, as in keras-hub: the fast tier (``nox -s tests``) covers every model, implementation and
-mode at small sizes; tests marked ``@pytest.mark.large`` (full-size twins, float64 copies of big models,
-multi-process start-ups) run only with ``--run-large`` (``nox -s tests_large`` runs just them).
+Tests come in two tiers, as in keras-hub: the fast tier (``nox -s tests``) covers every implementation and mode,
+the twins at small sizes; tests marked ``@pytest.mark.large`` (the biggest twins with their float64 copies, full-size
+builds, child processes that start a framework) run only with ``--run-large`` (``nox -s tests_large`` runs just them).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ RUN_LARGE = "--run-large"
 
 def pytest_addoption(parser):
     parser.addoption(RUN_LARGE, action="store_true", default=False,
-                     help="also run the large tier (tests marked large: full-size twins, multi-process start-ups)")
+                     help="also run the large tier (tests marked large: the biggest twins, child processes)")
 
 
 def pytest_collection_modifyitems(config, items):
