@@ -2,7 +2,8 @@
 
     nox -s compare      # train the default cells on the embedded digits data, then one comparison table + report,
                         # then timing verdicts: the environments' short processes alternated A,B,B,A (~60 s)
-    nox -s tests        # the equivalence and correctness tests, in every backend environment
+    nox -s tests        # the equivalence and correctness tests at small sizes (the fast tier), in every environment
+    nox -s tests_large  # the large tier: the biggest twins, full-size builds, child processes (CI runs both)
     nox -s compare_throughput   # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
     nox -s compare_latency      # inference latency at batch sizes 1, 4, 16, 64, then the table and the ratios
     nox -s report       # report.md + figures for results/train (also the last step of compare)
@@ -59,9 +60,19 @@ def _env_vars(env: str) -> dict[str, str]:
 @nox.session
 @nox.parametrize("env", ENV_PARAMS)
 def tests(session: nox.Session, env: str) -> None:
-    """Run the test suite in one backend environment (twins equal, data, errors)."""
+    """Run the fast tier in one backend environment: every implementation and mode, the twins at small sizes."""
     _install(session, env, "test")
+    # `nox -s tests -- --run-large` runs both tiers in one go (tests/conftest.py).
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=_env_vars(env))
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def tests_large(session: nox.Session, env: str) -> None:
+    """Run the large tier in one environment: the biggest twins, full-size builds, multi-process start-ups."""
+    _install(session, env, "test")
+    session.run("python", "-m", "pytest", "-m", "large", "--run-large", *(session.posargs or ["-q"]),
+                env=_env_vars(env))
 
 
 @nox.session

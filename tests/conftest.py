@@ -1,7 +1,11 @@
-"""Test setup: one Keras backend per test process, chosen before anything imports keras.
+"""Test setup: one Keras backend per test process, chosen before anything imports keras; the two tiers.
 
 Each nox environment runs the suite with its own ``KERAS_BACKEND``; the implementations that live in
 that environment (``twinbench.backends.environments.ENVIRONMENTS``) are tested there.
+
+Tests come in two tiers, as in keras-hub: the fast tier (``nox -s tests``) covers every implementation and mode,
+the twins at small sizes; tests marked ``@pytest.mark.large`` (the biggest twins with their float64 copies, full-size
+builds, child processes that start a framework) run only with ``--run-large`` (``nox -s tests_large`` runs just them).
 """
 
 from __future__ import annotations
@@ -48,16 +52,19 @@ def impl_id(pair):
 requires_backend = pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed in this environment")
 
 
-# The tiers (as keras-hub's): tests marked ``large`` (multi-second runs of whole cells) run only when asked for,
-# with ``--large`` or TWINBENCH_LARGE=1.
+# The tiers (as keras-hub's `--run_large`): tests marked ``large`` run only with --run-large.
+RUN_LARGE = "--run-large"
+
+
 def pytest_addoption(parser):
-    parser.addoption("--large", action="store_true", help="also run the tests marked large")
+    parser.addoption(RUN_LARGE, action="store_true", default=False,
+                     help="also run the large tier (tests marked large: the biggest twins, child processes)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--large") or os.environ.get("TWINBENCH_LARGE") == "1":
+    if config.getoption(RUN_LARGE):
         return
-    skip = pytest.mark.skip(reason="large: run with --large (or TWINBENCH_LARGE=1)")
+    skip_large = pytest.mark.skip(reason=f"large tier: run with {RUN_LARGE} (nox -s tests_large)")
     for item in items:
-        if "large" in item.keywords:
-            item.add_marker(skip)
+        if item.get_closest_marker("large") is not None:
+            item.add_marker(skip_large)

@@ -1,7 +1,7 @@
 """``twinbench breakdown`` and ``twinbench calls`` run, and the breakdown is held to a known cause: a delay injected into
 Keras' argument binding (``inspect.Signature.bind``, which ``keras/src/layers/layer.py``'s ``CallSpec`` runs on every
 layer call) shows up as that delay x its calls in the group "argument binding", within its CI. The runs of whole
-cells are ``large`` (tens of seconds on a shared CPU: ``pytest --large``)."""
+cells are ``large`` (tens of seconds on a shared CPU: ``pytest --run-large``, ``nox -s tests_large``)."""
 
 from __future__ import annotations
 

@@ -166,12 +166,14 @@ def test_a_registered_model_is_checked_by_name(tiny_resnet):
     assert "paired by name" in str(report)
 
 
+@pytest.mark.large  # a child process that starts PyTorch and Keras; the pair is checked in-process above
 def test_cli_example_pair_exits_0(tiny_resnet):
     done = _bench("check", str(EXAMPLE))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "tiny_resnet_pair.py: identical (float32, within the float32 floor)"
 
 
+@pytest.mark.large  # likewise: the broken pairs are named in-process above
 def test_cli_broken_pair_exits_1_and_names_the_layer(tiny_resnet):
     done = _bench("check", str(PAIRS / "bn_epsilon_pair.py"))
     assert done.returncode == 1, done.stderr

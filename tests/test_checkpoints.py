@@ -179,6 +179,7 @@ def test_keras_applications_variants_take_no_torchvision_checkpoint(tmp_path):
 
 
 @needs_torch
+@pytest.mark.large  # MobileNetV2 at full depth trained an epoch through the CLI; conversion and loading: above
 def test_cli_fine_tunes_from_a_converted_checkpoint(tmp_path, torchvision_checkpoint, capsys):
     """convert-weights, then run --weights: the record says which weights were replaced."""
     import json

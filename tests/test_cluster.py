@@ -15,7 +15,9 @@ import pytest
 from conftest import BACKEND, ROOT
 from twinbench.records import TIMELINE_SUFFIX, read_record
 
-pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="the launcher's test runs in the jax environment")
+# The large tier: a matrix of submitit jobs, each a process that starts a framework, run twice (--resume).
+pytestmark = [pytest.mark.skipif(BACKEND != "jax", reason="the launcher's test runs in the jax environment"),
+              pytest.mark.large]
 QUICK = ["--dataset", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32", "--epochs", "1",
          "--batch-size", "32", "--threads", "1", "--replicas", "2"]
 

@@ -65,6 +65,7 @@ def test_committed_twin_checks_passed(model_name):
             assert check["max_abs_logits"] <= check["tolerance"]
 
 
+@pytest.mark.large  # every model at full size in every style (tf.keras builds in full): seconds to a minute each
 @pytest.mark.skipif(BACKEND is None, reason="needs a framework environment")
 @pytest.mark.parametrize("model_name", MODELS)
 def test_layer_tables_match_this_environment(model_name):

@@ -103,6 +103,7 @@ def test_a_model_file_that_cannot_be_imported_is_one_line_however_it_is_named(tm
     assert imported.returncode == 0, imported.stderr
 
 
+@pytest.mark.large  # four child processes, two of them start PyTorch and Keras and train
 def test_an_external_model_runs_in_train_throughput_compare_and_report(model_file, tmp_path):
     if BACKEND != "torch":
         pytest.skip("one environment suffices: the torch environment runs both the PyTorch twin and Keras 3")

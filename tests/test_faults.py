@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = requires_backend
 # The matrix machinery is framework-neutral; its child-process tests run once, in the lightest environment.
 matrix_env_only = pytest.mark.skipif(BACKEND != "jax", reason="matrix fault tests run in the jax environment")
+# The large tier: a matrix (or a run) in child processes, each starting its framework, some started twice (20-75 s
+# each on the busy 2-core machine). Recognising out-of-memory errors and atomic writes stay in the fast tier.
 QUICK = ["--dataset", "synthetic", "--epochs", "1", "--batch-size", "256"]
 
 
@@ -53,6 +55,7 @@ def test_out_of_memory_errors_of_every_framework_are_recognised():
 
 
 @matrix_env_only
+@pytest.mark.large
 def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
     env = {"TWINBENCH_INJECT_FAULT": "oom@cifar_cnn"}
     proc = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
@@ -72,6 +75,7 @@ def test_out_of_memory_cell_is_recorded_and_the_matrix_goes_on(tmp_path):
 
 
 @matrix_env_only
+@pytest.mark.large
 def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
     env = {"TWINBENCH_INJECT_FAULT": "oom-above:64"}
     implementation, backend = ENVIRONMENTS[BACKEND][0]
@@ -86,6 +90,7 @@ def test_out_of_memory_retry_with_smaller_batch_is_marked(tmp_path):
 
 
 @matrix_env_only
+@pytest.mark.large
 def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
     cells = ENVIRONMENTS[BACKEND]
     proc = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,

@@ -162,6 +162,7 @@ def _one_thread_pools(pools: dict) -> bool:
     return pools["xla_cpu_multi_thread_eigen"] is False
 
 
+@pytest.mark.large  # a fresh process that starts its framework
 def test_threads_and_cpus_reach_the_record_of_a_pinned_child(tmp_path):
     """``--threads 1 --cpus 0`` in a fresh process (pinning must come before any framework starts): the record says
     the pools run one thread, the process ran on CPU 0 only, and the cell is the pinned one."""

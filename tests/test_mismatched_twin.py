@@ -82,6 +82,7 @@ def test_twin_without_hidden_relu_is_caught_by_the_logits():
         compare_twins(reference, ref_model, wrong, model, x=x, y=y)
 
 
+@pytest.mark.large  # MobileNetV2 at full depth; the small twins above show the check failing in the fast tier
 def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatch):
     """The BatchNorm trap: Keras' biased moving variance instead of PyTorch's unbiased one.
 
@@ -111,6 +112,7 @@ def test_keras_moving_variance_rule_is_caught_despite_the_noise_floor(monkeypatc
         compare_fingerprints(actual, load_fingerprint(fixture_path("mobilenet_v2")), lr=1e-3)
 
 
+@pytest.mark.large  # ResNet50 (one block per stage): likewise
 def test_keras_batchnorm_epsilon_in_resnet50_is_caught_despite_wide_gradient_tolerances(monkeypatch):
     """The porting mistake: Keras' BatchNorm epsilon (1e-3) instead of PyTorch's 1e-5, in ResNet50.
 

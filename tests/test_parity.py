@@ -25,6 +25,9 @@ with another index in every implementation. What the full depth adds, the weight
 parameter count, ``test_parameter_count_matches_registry`` checks at the model's default size in every
 implementation. Each environment still proves its own backend: torch the PyTorch twin (the fingerprint is current)
 and keras[torch] against it, tensorflow keras[tensorflow] and the tf.keras twin, jax keras[jax].
+
+The checks that take a minute or more (``LARGE_TWIN_CHECKS``: full-width classifiers, keras.applications at full depth,
+and the deep models outside the torch environment) are in the large tier (``--run-large``, ``nox -s tests_large``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,41 @@ from twinbench.twins.parity import (
 
 pytestmark = requires_backend
 
+EVERY_ENVIRONMENT = ("torch", "tensorflow", "jax")
+# The twin checks of the large tier (--run-large), by model: the environments where they take a minute or more, each
+# with its float64 copy. Every other model's twin check, and these elsewhere, run in the fast tier.
+LARGE_TWIN_CHECKS = {
+    # Full width at the twin case: torchvision's classifier (VGG19's 25,088 x 4,096 fc1, AlexNet's 9,216 x 4,096)
+    # does not shrink with the input, 139M and 57M parameters. A fast twin needs a narrower classifier, which
+    # torchvision's builder does not offer, and a new committed fingerprint.
+    "vgg19": EVERY_ENVIRONMENT,
+    "alexnet": EVERY_ENVIRONMENT,
+    # keras.applications at full depth (their builders have no smaller variant), compared in-process with tf.keras.
+    "resnet50_kerasapps": EVERY_ENVIRONMENT,
+    "vgg19_kerasapps": EVERY_ENVIRONMENT,
+    "mobilenet_v2_kerasapps": EVERY_ENVIRONMENT,
+    # Full depth or full width: seconds in the torch environment, where the fast tier checks the PyTorch twin against
+    # its fingerprint and keras[torch] against the twin; compiling them here takes a minute each. The same code at
+    # small sizes (vit_tiny, gpt_tiny) stays in every environment's fast tier.
+    "mobilenet_v2": ("tensorflow", "jax"),
+    "resnet50": ("tensorflow", "jax"),
+    "vit_b_16": ("tensorflow", "jax"),
+    "gpt2": ("tensorflow", "jax"),
+    # Checked at the same size in this environment's fast tier by tests/test_gnmt.py and tests/test_gpt2.py (the same
+    # twins against their own committed fingerprints); the registry's twin case adds its float64 copies.
+    "gnmt": ("tensorflow", "jax"),
+    "gpt_tiny": ("tensorflow", "jax"),
+}
+
+
+def _large_here(model_name, pair=None) -> list:
+    """``[pytest.mark.large]`` for a twin check in ``LARGE_TWIN_CHECKS`` here; with ``pair``, for a parameter count
+    that tf.keras (which builds the full-size model in full, no shape-only build) takes for such a model."""
+    large = BACKEND in LARGE_TWIN_CHECKS.get(model_name, ())
+    if pair is not None:
+        large = large and pair[0] == "tf_keras"
+    return [pytest.mark.large] if large else []
+
 
 def _cases(*, with_a_reference=False):
     """(model, (implementation, backend)) for every registered model and implementation runnable here.
@@ -61,7 +99,8 @@ def _cases(*, with_a_reference=False):
                 continue
             if with_a_reference and pair[0] == "keras" and "torch" not in spec.builders:
                 continue
-            cases.append(pytest.param(model_name, pair, id=f"{model_name}-{impl_id(pair)}"))
+            marks = _large_here(model_name) if with_a_reference else _large_here(model_name, pair)
+            cases.append(pytest.param(model_name, pair, id=f"{model_name}-{impl_id(pair)}", marks=marks))
     return cases
 
 

@@ -13,6 +13,9 @@ summed its replicas' gradients instead of averaging them would apply twice the g
   its own statistics, a measured difference far outside that envelope; ``--sync-batchnorm`` (``synchronized=True``)
   closes it on TensorFlow, torch's SyncBatchNorm is GPU-only (a one-line error here); keras[jax]'s sharded arrays
   see the global batch and need no synchronisation.
+
+The tests that start the child process (or, for the faults, two ranks twice) are in the large tier (``--run-large``);
+the cell axis, the shards, the records and the one-line errors stay in the fast tier.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ def _compare(actual, expected, model):
     return compare_observations(actual, expected, lr=1.0, noise=committed_noise(model), factor=NOISE_FACTOR_NEITHER)
 
 
+@pytest.mark.large
 @requires_backend
 @pytest.mark.parametrize("pair", PAIRS)
 def test_two_replicas_take_the_one_replica_step(steps, pair):
@@ -148,6 +152,7 @@ def test_two_replicas_take_the_one_replica_step(steps, pair):
         _compare(_observation(steps, pair, "cifar_cnn", "two", factor=2.0), reference, "cifar_cnn")
 
 
+@pytest.mark.large
 @requires_backend
 @pytest.mark.parametrize("pair", PAIRS)
 def test_two_replicas_agree_with_the_pytorch_twin(steps, pair):
@@ -161,6 +166,7 @@ def test_two_replicas_agree_with_the_pytorch_twin(steps, pair):
         raise ParityError(f"{implementation_label(*pair)} on two replicas vs the PyTorch twin: {err}") from None
 
 
+@pytest.mark.large
 @requires_backend
 @pytest.mark.parametrize("pair", PAIRS)
 def test_an_epoch_of_fit_on_two_replicas_is_the_epoch_on_one(steps, pair):
@@ -178,6 +184,7 @@ def _batchnorm_gap(steps, pair, variant) -> float:
     return max(float(np.abs(two.grads[n] - g).max() / (np.abs(g).max() or 1.0)) for n, g in reference.grads.items())
 
 
+@pytest.mark.large
 @requires_backend
 @pytest.mark.parametrize("pair", PAIRS)
 def test_batchnorm_statistics_per_replica_are_a_measured_difference(steps, pair):
@@ -191,6 +198,7 @@ def test_batchnorm_statistics_per_replica_are_a_measured_difference(steps, pair)
     assert gap > 100 * 1e-4 * NOISE_FACTOR, f"{implementation_label(*pair)}: per-replica BatchNorm moved only {gap:.2g}"
 
 
+@pytest.mark.large
 @requires_backend
 def test_per_replica_batchnorm_on_mirroredstrategy_same_step_other_moving_statistics(steps):
     """tf_keras and keras[tensorflow] take the same per-replica gradient step (the difference is the engine's), but
@@ -208,6 +216,7 @@ def test_per_replica_batchnorm_on_mirroredstrategy_same_step_other_moving_statis
     assert np.abs(states[1]["bn/moving_mean"] - one).max() > 1e-4
 
 
+@pytest.mark.large
 @requires_backend
 @pytest.mark.parametrize("pair", SYNC_PAIRS)
 def test_sync_batchnorm_closes_the_difference(steps, pair):
@@ -242,6 +251,7 @@ def _records(directory):
     return {p.name: read_record(p) for p in sorted(directory.glob("*.json")) if not p.name.endswith(TIMELINE_SUFFIX)}
 
 
+@pytest.mark.large  # two ranks started twice, one of them left to hang until the collective times out
 @torch_only
 def test_a_rank_that_dies_or_hangs_fails_its_cell_with_a_record_and_the_matrix_goes_on(tmp_path):
     done = _train(tmp_path, "--env", "torch", "--models", "cifar_cnn,mnist_cnn", fault="crash@cifar_cnn,hang@mnist_cnn")

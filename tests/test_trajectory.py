@@ -70,6 +70,7 @@ def test_a_broken_twin_leaves_the_envelope(torch_env):
     assert step.loss_distance > 16 * step.loss_envelope
 
 
+@pytest.mark.large  # a child process that starts PyTorch and Keras; the trajectories are checked in-process above
 def test_cli_steps_exit_codes(torch_env):
     done = subprocess.run([sys.executable, "-m", "twinbench", "check", "docs/examples/tiny_resnet_pair.py", "--steps", "3"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
