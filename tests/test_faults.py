@@ -123,11 +123,12 @@ def test_records_are_written_atomically(tmp_path, monkeypatch):
     path = tmp_path / "cell.json"
     records.write_json_atomic(path, {"a": 1})
 
-    def broken_dump(*args, **kwargs):
-        raise KeyboardInterrupt  # interrupted while writing
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # interrupted after writing the temporary file, before it is moved into place
 
-    monkeypatch.setattr(records.json, "dump", broken_dump)
-    with pytest.raises(KeyboardInterrupt):
-        records.write_json_atomic(path, {"a": 2})
+    monkeypatch.setattr(records.os, "fsync", interrupted)
+    for payload, target in (({"a": 2}, path), ({"a": 3}, tmp_path / "cell.timeline.json.gz")):
+        with pytest.raises(KeyboardInterrupt):
+            records.write_json_atomic(target, payload)
     assert json.loads(path.read_text()) == {"a": 1}  # the old record is intact
     assert list(tmp_path.iterdir()) == [path]  # and no temporary file is left
