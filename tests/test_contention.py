@@ -48,7 +48,16 @@ def test_a_busy_window_counts_the_others_cpu_and_the_wait():
     counts = contention.window(start, end, clock_ticks=HZ)
     assert counts["others_cpu_s"] == pytest.approx(0.9) and counts["others_share"] == pytest.approx(0.45)
     assert counts["run_queue_wait_s"] == pytest.approx(0.3)  # a thread born inside the window counts from 0
-    assert counts["busy"] and counts["reasons"] == ["others", "wait"]
+    assert counts["busy"] and counts["reasons"] == ["others"]
+
+
+def test_a_process_whose_own_threads_queue_is_not_a_busy_machine():
+    # TensorFlow's pools on 2 CPUs, measured quiet (contention module docstring): the threads waited 0.8 s of a 1 s
+    # window for each other while nothing else ran; no limit is exceeded.
+    counts = contention.window(_snap(0.0, busy=0, own=0.0), _snap(1.0, busy=200, own=2.0, wait={"1": 800_000_000}),
+                               clock_ticks=HZ)
+    assert counts["wait_share"] == pytest.approx(0.8) and counts["others_cpu_s"] == 0.0
+    assert not counts["busy"] and counts["reasons"] == []
 
 
 def test_steal_is_counted_apart_and_tick_rounding_never_gives_negative_others():
@@ -59,13 +68,11 @@ def test_steal_is_counted_apart_and_tick_rounding_never_gives_negative_others():
 
 
 @pytest.mark.parametrize(("field", "limit"), [("others", contention.OTHERS_SHARE_LIMIT),
-                                              ("wait", contention.WAIT_SHARE_LIMIT),
                                               ("steal", contention.STEAL_SHARE_LIMIT)])
 def test_each_limit_flags_just_above_it_and_not_just_below(field, limit):
     def counts(share):
         amount = share * 10.0 * 2  # a 10 s window on 2 CPUs
-        end = {"others": _snap(10.0, busy=round(amount * HZ)), "steal": _snap(10.0, steal=round(amount * HZ)),
-               "wait": _snap(10.0, wait={"1": round(share * 10.0 * 1e9)})}[field]
+        end = {"others": _snap(10.0, busy=round(amount * HZ)), "steal": _snap(10.0, steal=round(amount * HZ))}[field]
         return contention.window(_snap(0.0), end, clock_ticks=HZ)
 
     assert not counts(limit * 0.9)["busy"]
