@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from twinbench.measuring.contention import OTHERS_SHARE_LIMIT, STEAL_SHARE_LIMIT
+
 BUSY_WINDOWS_LIMIT = 0.25  # more than a quarter of a cell's sample windows busy: no verdict
 MIN_INDEPENDENT_SAMPLES = 5  # processes per side, or paired ABBA blocks
 MAX_HALF_WIDTH_PCT = 5.0  # the 95% CI's half-width, in % of the ratio
@@ -122,5 +124,6 @@ def judge(row: dict, contention: list[tuple[str, dict]]) -> dict:
 
 RULES = (f"A ratio gets a verdict only from at least {MIN_INDEPENDENT_SAMPLES} independent samples (runs per side, or "
          f"paired ABBA blocks of interleaved cells), a 95% CI within ±{MAX_HALF_WIDTH_PCT:g}%, and no more than "
-         f"{BUSY_WINDOWS_LIMIT:.0%} of either cell's windows busy (contention: the kernel's count of other processes' "
-         "CPU, run-queue wait and steal per window; 'not recorded' in records made before it was counted).")
+         f"{BUSY_WINDOWS_LIMIT:.0%} of either cell's windows busy (contention: a window is busy when, by the kernel's "
+         f"count, other processes took more than {OTHERS_SHARE_LIMIT:.0%} of the CPUs or a hypervisor stole more than "
+         f"{STEAL_SHARE_LIMIT:.0%}; 'not recorded' in records made before it was counted).")
