@@ -11,7 +11,6 @@ from twinbench.backends.layer_calls import LAYERS, PASSES, SIZES
 from twinbench.cell import Cell
 from twinbench.cli.checks import (
     USER_ERRORS,
-    apply_axes,
     check_writable,
     limit_threads,
     resolve_axes,
@@ -26,7 +25,7 @@ from twinbench.cli.options import (
     positive_float,
     positive_int,
 )
-from twinbench.cli.run_commands import record_failure
+from twinbench.cli.run_commands import record_failure, run_here
 from twinbench.measuring.breakdown import BreakdownConfig, execute_breakdown
 from twinbench.measuring.calls import MODEL, CallsConfig, execute_calls
 from twinbench.models import IMPLEMENTATIONS, check_choice
@@ -124,15 +123,5 @@ def cmd_breakdown(args) -> int:
     config = BreakdownConfig(cell, batch_size=args.batch_size, steps=args.steps, repeats=args.repeats,
                              warmup=args.warmup, seed=args.seed, learning_rate=args.lr, input_shape=args.input_shape,
                              num_classes=args.num_classes, threads=args.threads)
-    try:
-        apply_axes(cell)
-        limit_threads(args.threads)
-        record = execute_breakdown(config)
-    except USER_ERRORS as err:
-        raise CliError(str(err)) from None
-    except Exception as err:  # the run failed: record it
-        return record_failure("breakdown", config, err, out=args.out)
-    path = write_record(record, args.out)
-    print(breakdown_section([record]).strip())
-    print(f"record {path}")
-    return 0
+    return run_here("breakdown", config, execute_breakdown, out=args.out, threads=args.threads,
+                    show=lambda record: [breakdown_section([record]).strip()])

@@ -62,6 +62,25 @@ def record_failure(kind: str, config, err: Exception, *, out) -> int:
     return EXIT_FAILED
 
 
+def run_here(kind: str, config, execute, *, out, threads, show) -> int:
+    """One cell's run in this process: its axes applied and its threads limited, then ``execute(config)``; a run
+    that fails is recorded (``record_failure``), one that ends is written and ``show(record)``'s lines printed with
+    the record's path."""
+    try:
+        apply_axes(config.cell)
+        limit_threads(threads)
+        record = execute(config)
+    except USER_ERRORS as err:
+        raise CliError(str(err)) from None
+    except Exception as err:  # the run failed: record it
+        return record_failure(kind, config, err, out=out)
+    path = write_record(record, out)
+    for line in show(record):
+        print(line)
+    print(f"record {path}")
+    return 0
+
+
 def _cell_of(args, command: str, dataset: str) -> Cell:
     """The one cell that ``--model``, ``--impl``, ``--backend`` and ``command``'s axis options name, its axes checked
     (their values, and that the implementation has each one set); raises the user errors of ``USER_ERRORS``."""
@@ -312,19 +331,7 @@ def cmd_latency(args) -> int:
     config = LatencyConfig(cells[0], batch_sizes=tuple(args.batch_sizes), calls=args.calls, repeats=args.repeats,
                            warmup=args.warmup, seed=args.seed, input_shape=args.input_shape,
                            num_classes=args.num_classes, threads=args.threads)
-    try:
-        apply_axes(config.cell)
-        limit_threads(args.threads)
-        record = execute_latency(config)
-    except USER_ERRORS as err:
-        raise CliError(str(err)) from None
-    except Exception as err:  # the run failed: record it
-        return record_failure("latency", config, err, out=args.out)
-    path = write_record(record, args.out)
-    for line in latency_lines(record):
-        print(line)
-    print(f"record {path}")
-    return 0
+    return run_here("latency", config, execute_latency, out=args.out, threads=args.threads, show=latency_lines)
 
 
 def cmd_alternate(args) -> int:
@@ -374,18 +381,8 @@ def cmd_trace(args) -> int:
     config = TraceConfig(cell, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, seed=args.seed,
                          learning_rate=args.lr, input_shape=args.input_shape, num_classes=args.num_classes,
                          threads=args.threads)
-    try:
-        apply_axes(cell)
-        limit_threads(args.threads)
-        record = execute_trace(config)
-    except USER_ERRORS as err:
-        raise CliError(str(err)) from None
-    except Exception as err:  # the run failed: record it
-        return record_failure("trace", config, err, out=args.out)
-    path = write_record(record, args.out)
-    print("\n".join(ops_lines(record_label(record), record["ops"])))
-    print(f"record {path}")
-    return 0
+    return run_here("trace", config, execute_trace, out=args.out, threads=args.threads,
+                    show=lambda record: ops_lines(record_label(record), record["ops"]))
 
 
 def _interleaves(args, cells) -> bool:
