@@ -85,7 +85,7 @@ STUDIES = {study.name: study for study in (
         afterwards=("definition-effect --out {out} --markdown",),
     ),
     Study(
-        name="feed", rounds=3, doc="README.md",
+        name="feed", rounds=3, doc="docs/methodology.md",
         summary="the whole step against its train step alone, native feed and plain arrays",
         params={"threads": "1"},
         parts=(Part("", nesting=("model", "variant", "cell"),
@@ -146,7 +146,7 @@ STUDIES = {study.name: study for study in (
         afterwards=("compare {out}/interleaved {out}/separate/round-*",),
     ),
     Study(
-        name="layouts", rounds=4, doc="README.md",
+        name="layouts", rounds=4, doc="docs/methodology.md",
         summary="pinned to one core against free: throughput and a short training run of every cell",
         params={"cpus": "0"},
         parts=(Part("", nesting=("variant", "cell", "model"), variants=CPU_LAYOUTS,
