@@ -114,10 +114,14 @@ def test_every_relative_link_resolves_inside_the_repository():
     assert not broken, "links that lead nowhere (or out of the repository):\n" + "\n".join(broken)
 
 
-def test_every_docs_page_is_reached_from_the_readme():
+def test_every_docs_page_is_reached_from_the_readme_and_listed_in_the_index():
     pages = [p for p in PAGES if not p.is_relative_to(RECORDS)]
     missing = unreachable_pages(ROOT / "README.md", pages, ROOT)
     assert not missing, "pages no link leads to (list them in docs/index.md):\n" + "\n".join(missing)
+    index = ROOT / "docs" / "index.md"
+    listed = {(index.parent / target.partition("#")[0]).resolve() for target in relative_links(index)}
+    unlisted = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p != index and p.resolve() not in listed)
+    assert not unlisted, f"docs/index.md does not list: {', '.join(unlisted)}"
 
 
 def test_the_link_check_finds_broken_links_and_anchors(tmp_path):
