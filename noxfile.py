@@ -61,7 +61,7 @@ def _env_vars(env: str) -> dict[str, str]:
 @nox.parametrize("env", ENV_PARAMS)
 def tests(session: nox.Session, env: str) -> None:
     """Run the fast tier in one backend environment: every implementation and mode, the twins at small sizes."""
-    _install(session, env, "test")
+    _install(session, env, "test", "history")
     # `nox -s tests -- --run-large` runs both tiers in one go (tests/conftest.py).
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=_env_vars(env))
 
@@ -70,7 +70,7 @@ def tests(session: nox.Session, env: str) -> None:
 @nox.parametrize("env", ENV_PARAMS)
 def tests_large(session: nox.Session, env: str) -> None:
     """Run the large tier in one environment: the biggest twins, full-size builds, multi-process start-ups."""
-    _install(session, env, "test")
+    _install(session, env, "test", "history")
     session.run("python", "-m", "pytest", "-m", "large", "--run-large", *(session.posargs or ["-q"]),
                 env=_env_vars(env))
 
@@ -112,6 +112,15 @@ def report(session: nox.Session) -> None:
     """Write report.md and its figures for results directories (default results/train; cells may be missing)."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "report", *(session.posargs or [RESULTS["train"]]))
+
+
+@nox.session(default=False)
+def history(session: nox.Session) -> None:
+    """Build the history page (docs/history.md) of results directories (default: results/throughput and results/latency
+    where they exist, written to results/history); posargs replace both: `nox -s history -- DIR... --out OUT`."""
+    session.install("-e", ".[history]")
+    found = [d for d in (RESULTS["throughput"], RESULTS["latency"]) if Path(d).is_dir()] or [RESULTS["throughput"]]
+    session.run("python", "-m", "twinbench", "history", *(session.posargs or [*found, "--out", RESULTS["history"]]))
 
 
 @nox.session(default=False)
