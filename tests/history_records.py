@@ -20,7 +20,8 @@ def throughput_record(implementation, *, keras, step_s, run, commit="a" * 40, sp
             "config": {"batch_size": 64}, "model": {"input_shape": [32, 32, 3], "params": 1},
             "timing": {"first_step_s": 1.0,
                        "repeats": [{"repeat": i, "profiler": True, "step_s": float(t)} for i, t in enumerate(times)]},
-            "environment": {"versions": {"keras": keras, "torch": "2.14.1"}, "git": {"commit": commit, "dirty": False}}}
+            "environment": {"versions": {"keras": keras, "torch": "2.14.1"}, "git": {"commit": commit, "dirty": False},
+                            "machine": {"cpu_model": "Synthetic CPU", "cpu_count_logical": 2}, "gpu": None}}
 
 
 def series_records(ratios, *, versions=None, runs=5, spread=0.01, seed=0, torch_step_s=0.01):

@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
-
 from history_records import series_records, throughput_record
+
 from twinbench.cli import main
 from twinbench.results import verdict
 from twinbench.results.history import candidate_steps, collect, judge_step, stack_label, version_order

@@ -2,20 +2,22 @@
 data with no console error, draws one point per stack and marks the called step. Large tier: it starts a browser.
 
 The screenshot is left in the test's temporary directory (``history.png``; pytest --basetemp=DIR keeps it there).
+Chromium's flags keep it off the network (no component updates, sync or QUIC) with a fresh profile each time.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
-
 from history_records import series_records
+
 from twinbench.results.history import history
-from twinbench.results.history_page import write_page
+from twinbench.results.history_page import PAGE_FILE, write_page
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,18 +30,27 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def served(tmp_path):
-    """The page of six stacks with a step from 3.10 to 3.11 (five runs per cell: verdicts), served on localhost."""
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """The page of six stacks with a step from 3.10 to 3.11 (five runs per cell: verdicts)."""
     records = series_records([1.5, 1.5, 1.5, 1.8, 1.8, 1.8], versions=VERSIONS)
-    write_page(history(records, sources=["synthetic"]), tmp_path / "page")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_Quiet, directory=str(tmp_path / "page")))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", tmp_path
+    out = tmp_path_factory.mktemp("history") / "page"
+    write_page(history(records, sources=["synthetic"]), out)
+    return out
+
+
+def _serve(directory):
+    """An HTTP server of ``directory`` on localhost in a thread, and its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture
+def served(page):
+    server, url = _serve(page)
+    yield url
     server.shutdown()
-    thread.join()
 
 
 @pytest.fixture
@@ -60,11 +71,10 @@ def browser(tmp_path):
 
 
 @pytest.mark.large
-def test_the_page_loads_its_data_and_draws_every_point(served, browser):
+def test_the_page_loads_its_data_and_draws_every_point(served, browser, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, tmp_path = served
-    browser.get(url)
+    browser.get(served)
     WebDriverWait(browser, 20).until(lambda d: d.find_element("tag name", "body").get_attribute("data-loaded"))
     browser.save_screenshot(str(tmp_path / "history.png"))
     assert browser.find_element("tag name", "body").get_attribute("data-loaded") == "true"
@@ -80,13 +90,19 @@ def test_the_page_loads_its_data_and_draws_every_point(served, browser):
 
 
 @pytest.mark.large
-def test_the_page_says_so_when_its_data_is_missing(served, browser):
-    url, tmp_path = served
-    (tmp_path / "page" / "history.json").unlink()
-    browser.get(url)
+def test_the_page_says_so_when_its_data_is_missing(page, browser, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 20).until(lambda d: d.find_element("tag name", "body").get_attribute("data-loaded"))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(page / PAGE_FILE, alone / PAGE_FILE)  # the page without its data
+    server, url = _serve(alone)
+    try:
+        browser.get(url)
+        WebDriverWait(browser, 20).until(lambda d: d.find_element("tag name", "body").get_attribute("data-loaded"))
+        logs = browser.get_log("browser")
+    finally:
+        server.shutdown()
     assert browser.find_element("tag name", "body").get_attribute("data-loaded") == "failed"
     assert "Could not load history.json" in browser.find_element("id", "status").text
-    assert any("history.json" in entry["message"] for entry in browser.get_log("browser"))
+    assert any("history.json" in entry["message"] for entry in logs)

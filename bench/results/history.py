@@ -2,7 +2,8 @@
 
 Records kept from runs on several stacks (Keras releases, a local checkout) and at several twinbench commits are
 collected into **series**: one per ratio (``keras[torch] / torch`` training step time first; the p50 latency at
-batch 1 where latency records exist) and per comparable group (model, kind, dataset, batch size, mode), with
+batch 1 where latency records exist), per comparable group (model, kind, dataset, batch size, mode) and per kind of
+machine (``machine_of``: CPU model and count, GPU), with
 
 - a **version series**: one point per stack, ordered by the Keras version (``packaging.version``), every commit's
   records of that stack pooled; and
@@ -70,6 +71,17 @@ def commit_of(record: dict) -> str:
     return git["commit"][:10] + ("+dirty" if git.get("dirty") else "")
 
 
+def machine_of(record: dict) -> str:
+    """The kind of machine a record ran on: CPU model and logical CPUs, and the GPU where there was one (hosts of one
+    kind are alike; ratios from different kinds of machine are different series)."""
+    environment = record.get("environment") or {}
+    machine, gpu = environment.get("machine") or {}, environment.get("gpu") or {}
+    if not machine:
+        return "machine not recorded"
+    words = f"{machine.get('cpu_model') or 'unknown CPU'} x{machine.get('cpu_count_logical') or '?'}"
+    return f"{words}, {gpu['name']}" if gpu.get("name") else words
+
+
 def stack_label(version: str, spec: str) -> str:
     """``keras 3.10.0``, and the spec beside it where it says more than the Keras version."""
     if not spec or spec.replace(" ", "") == f"keras=={version}":
@@ -133,22 +145,38 @@ def _first_started(records: list[dict]) -> str:
 def collect(records: list[dict], *, seed: int = 0) -> list[dict]:
     """The series of ``records`` (successful ones; see the module docstring), each with its steps (``find_steps``).
 
-    A series: ``id``, ``axis`` (``version`` or ``commit``), ``stack`` (the commit series' stack, else ``None``),
+    A series: ``id``, ``axis`` (``version`` or ``commit``), ``machine`` (``machine_of``), ``stack`` (the commit series' stack, else ``None``),
     ``kind, model, dataset, batch_size, numerator, denominator, meaning``, ``points`` (``x, ratio, ci_low, ci_high,
     verdict_status, verdict, runs_a, runs_b, commits, records``) and ``steps``. Keras' overhead on PyTorch first.
     """
     ok = [r for r in records if r.get("status") == "ok"]
-    stacks: dict[tuple, list[dict]] = {}
+    machines: dict[str, list[dict]] = {}
     for record in ok:
+        machines.setdefault(machine_of(record), []).append(record)
+    series: dict[tuple, dict] = {}
+    for machine, here in machines.items():
+        _collect_machine(machine, here, series, seed=seed)
+    result = []
+    for key in sorted(series, key=_series_order):
+        entry = series[key]
+        point_records, point_rows = entry.pop("_records"), entry.pop("_rows")
+        entry["steps"] = find_steps(entry, point_records, point_rows=point_rows, seed=seed)
+        result.append({"id": f"s{len(result)}", **entry})
+    return result
+
+
+def _collect_machine(machine: str, records: list[dict], series: dict, *, seed: int) -> None:
+    """Add the points of one kind of machine's records to ``series`` (``collect``)."""
+    stacks: dict[tuple, list[dict]] = {}
+    for record in records:
         stacks.setdefault((keras_version(record), stack_spec(record)), []).append(record)
     ordered = sorted(stacks, key=lambda key: (version_order(key[0]), key[1]))
-    series: dict[tuple, dict] = {}
 
     def add(axis, stack, x, records_here):
         for row in ratio_rows(records_here, seed=seed):
-            key = (axis, stack, *row_key(row))
+            key = (axis, machine, stack, *row_key(row))
             entry = series.setdefault(key, {
-                "axis": axis, "stack": stack, "kind": row["kind"], "model": row["model"],
+                "axis": axis, "machine": machine, "stack": stack, "kind": row["kind"], "model": row["model"],
                 "dataset": row.get("dataset"), "batch_size": row["batch_size"], "numerator": row["numerator"],
                 "denominator": row["denominator"], "meaning": row["meaning"], "points": [], "_records": [], "_rows": []})
             entry["points"].append(_point(x, row, records_here))
@@ -166,18 +194,10 @@ def collect(records: list[dict], *, seed: int = 0) -> list[dict]:
         for commit in sorted(commits, key=lambda c: (_first_started(commits[c]), c)):
             add("commit", stack_label(version, spec), commit, commits[commit])
 
-    result = []
-    for key in sorted(series, key=_series_order):
-        entry = series[key]
-        point_records, point_rows = entry.pop("_records"), entry.pop("_rows")
-        entry["steps"] = find_steps(entry, point_records, point_rows=point_rows, seed=seed)
-        result.append({"id": f"s{len(result)}", **entry})
-    return result
-
 
 def _series_order(key: tuple) -> tuple:
-    axis, stack, kind, model, dataset, batch_size, numerator, denominator = key
-    return ((numerator, denominator) != FIRST, kind == "latency", AXES.index(axis), model, kind, str(dataset),
+    axis, machine, stack, kind, model, dataset, batch_size, numerator, denominator = key
+    return ((numerator, denominator) != FIRST, kind == "latency", AXES.index(axis), machine, model, kind, str(dataset),
             batch_size or 0, numerator, denominator, stack or "")
 
 
@@ -267,5 +287,5 @@ DETECTOR = ("Steps: asv's step detection (asv.step_detect.detect_steps, weighted
 
 def history(records: list[dict], *, sources: list[str] = (), seed: int = 0) -> dict:
     """The page's data (``history.json``): ``schema``, ``generated``, ``sources``, ``detector`` and ``series``."""
-    return {"schema": SCHEMA, "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"schema": SCHEMA, "generated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "sources": list(sources), "detector": DETECTOR, "series": collect(records, seed=seed)}

@@ -2,8 +2,8 @@
 
 One static page, no library and nothing fetched from elsewhere: a small script in the page loads ``history.json``
 from beside it and draws, per series, an SVG plot (each point's ratio with its 95% CI as a bar, a dashed line at
-1 = no difference, called steps as a solid red line and candidate steps asv proposed but the CI rule did not call
-as a dotted grey one) and a table of the points and the steps with their reasons. Points whose ratio has no verdict
+1 = no difference, called steps as a red line) and tables of the points and of the steps, the candidates asv
+proposed that the CI rule did not call among them, with their reasons. Points whose ratio has no verdict
 (busy machine, unresolved) are drawn hollow. Browsers do not let a page opened from a file fetch its neighbour, so
 serve the directory: ``python -m http.server -d DIR`` (the page says so when it cannot load its data).
 """
@@ -32,7 +32,6 @@ PAGE = """<!doctype html>
   .point.no-verdict { fill: #fff; }
   .one { stroke: #888; stroke-dasharray: 4 3; }
   .step.called { stroke: #c22; stroke-width: 2; }
-  .step.candidate { stroke: #999; stroke-dasharray: 2 3; }
   .axis text, .label { font-size: 11px; fill: #444; }
   table { border-collapse: collapse; font-size: 13px; margin-top: 0.5em; }
   td, th { border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left; }
@@ -42,12 +41,15 @@ PAGE = """<!doctype html>
 <body>
 <h1>twinbench history</h1>
 <p id="status" class="note">loading history.json ...</p>
+<p class="note">Each plot: a ratio of step times (&gt;1: the first is slower) at each point with its 95% CI as a bar;
+filled points have a verdict, hollow ones do not (machine busy or unresolved: see the table); the dashed line is 1
+(no difference); a red line is a called step. Candidate steps that the CI rule did not call are listed under the plot.</p>
 <p id="detector" class="note"></p>
 <div id="series"></div>
 <script>
 "use strict";
 const SVG = "http://www.w3.org/2000/svg";
-const W = 720, H = 260, LEFT = 60, RIGHT = 20, TOP = 15, BOTTOM = 60;
+const W = 720, H = 260, LEFT = 80, RIGHT = 20, TOP = 15, BOTTOM = 60;
 
 function el(name, attrs, parent, text) {
   const node = document.createElementNS(SVG, name);
@@ -60,7 +62,7 @@ function el(name, attrs, parent, text) {
 function title(s) {
   const what = s.kind === "latency" ? "p50 latency, batch " + s.batch_size : s.kind + ", batch " + s.batch_size;
   const over = s.axis === "version" ? "over versions" : "over twinbench commits, " + s.stack;
-  return s.numerator + " / " + s.denominator + " — " + s.model + " (" + what + "), " + over;
+  return s.numerator + " / " + s.denominator + " — " + s.model + " (" + what + "), " + over + ", on " + s.machine;
 }
 
 function plot(s, parent) {
@@ -79,9 +81,9 @@ function plot(s, parent) {
   el("text", {x: 12, y: TOP + (H - TOP - BOTTOM) / 2, transform: "rotate(-90 12 " + (TOP + (H - TOP - BOTTOM) / 2) + ")",
               "text-anchor": "middle", class: "label"}, svg, "time ratio (95% CI)");
   el("line", {class: "one", x1: LEFT, x2: W - RIGHT, y1: y(1), y2: y(1)}, svg);
-  for (const step of s.steps) {
+  for (const step of s.steps.filter(t => t.called)) {  // candidates not called: in the table only
     const sx = (x(step.index - 1) + x(step.index)) / 2;
-    el("line", {class: "step " + (step.called ? "called" : "candidate"), x1: sx, x2: sx, y1: TOP, y2: H - BOTTOM},
+    el("line", {class: "step called", x1: sx, x2: sx, y1: TOP, y2: H - BOTTOM},
        svg).appendChild(document.createElementNS(SVG, "title")).textContent = step.why;
   }
   s.points.forEach((p, i) => {
@@ -121,7 +123,7 @@ function show(data) {
       table(s.steps.map(t => [t.before + " → " + t.after, t.change === null ? "" : t.change.toFixed(3),
                               t.change === null ? "" : t.change_low.toFixed(3) + "-" + t.change_high.toFixed(3),
                               t.called ? "called" : "candidate", t.why]),
-            ["step", "after / before", "interval", "", "why"], section);
+            ["step", "after / before", "interval", "status", "why"], section);
     root.appendChild(section);
   }
   const points = data.series.reduce((sum, s) => sum + s.points.length, 0);
