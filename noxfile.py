@@ -45,7 +45,7 @@ def _each_env(session_name: str) -> list[str]:
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
 RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
-           "definition_effect": "results/definition_effect", "timing": "results/timing"}
+           "definition_effect": "results/definition_effect", "timing": "results/timing", "history": "results/history"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:

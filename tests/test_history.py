@@ -105,8 +105,8 @@ def test_a_stack_that_ran_at_two_commits_gets_a_commit_series():
 def test_stacks_with_the_same_keras_never_pool():
     records = series_records([1.5], versions=["3.15.1"], runs=1)
     other = series_records([1.9], versions=["3.15.1"], runs=1)
-    for record in other:
-        record["config"]["stack"] = "torch==2.13.0"
+    for record in other:  # where a record names its stack (the cell's stack axis, and its config)
+        record["cell"]["stack"] = record["config"]["stack"] = "torch==2.13.0"
     (series,) = collect(records + other)
     assert [p["x"] for p in series["points"]] == ["keras 3.15.1", "keras 3.15.1 [torch==2.13.0]"]
     assert [p["ratio"] for p in series["points"]] == pytest.approx([1.5, 1.9], rel=0.05)

@@ -173,7 +173,8 @@ def _collect_machine(machine: str, records: list[dict], series: dict, *, seed: i
     ordered = sorted(stacks, key=lambda key: (version_order(key[0]), key[1]))
 
     def add(axis, stack, x, records_here):
-        for row in ratio_rows(records_here, seed=seed):
+        # One stack per point: set aside, its labels are the ratio's alone (keras[torch], not keras[torch] keras=3.10.0)
+        for row in ratio_rows([_without_stack(r) for r in records_here], seed=seed):
             key = (axis, machine, stack, *row_key(row))
             entry = series.setdefault(key, {
                 "axis": axis, "machine": machine, "stack": stack, "kind": row["kind"], "model": row["model"],
