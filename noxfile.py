@@ -9,6 +9,7 @@
     nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
+    nox -s history      # the ratios over Keras versions and commits, their steps: results/history/index.html
     nox -l              # everything else
 
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
