@@ -7,8 +7,8 @@ machine (``machine_of``: CPU model and count, GPU), with
 
 - a **version series**: one point per stack, ordered by the Keras version (``packaging.version``), every commit's
   records of that stack pooled; and
-- a **commit series** per stack that ran at two commits or more: one point per commit, in the order of the first
-  record each commit has (records carry no commit dates).
+- a **commit series** per stack where a ratio's two cells ran at two commits or more: one point per commit, in the
+  order of the first record each commit has (records carry no commit dates).
 
 A record's stack is its Keras version (``record["environment"]["versions"]``) and, where the record names one, its
 stack spec (``record["cell"]["stack"]`` or ``record["config"]["stack"]``: the project's default pins are ``""``):
@@ -40,14 +40,14 @@ from asv.step_detect import detect_steps
 from packaging.version import InvalidVersion, Version
 
 from twinbench.results import verdict
-from twinbench.results.decompose import decomposition
+from twinbench.results.decompose import DECOMPOSITION, decomposition, label
 from twinbench.results.latency import latency_ratios
 
 SCHEMA = "twinbench.history"
 LATENCY_BATCH = 1  # the latency ratio the history follows: p50 at batch size 1
 AXES = ("version", "commit")  # what a series runs over
-# The first series on the page: Keras 3's overhead on PyTorch.
-FIRST = ("keras[torch]", "torch")
+# The ratios in the decomposition's order (Keras 3's overhead on PyTorch first): the order of the page.
+RATIOS = [(label(numerator), label(denominator)) for numerator, denominator, _ in DECOMPOSITION]
 
 
 # --------------------------------------------------------------------------------------------- a record's place
@@ -159,6 +159,8 @@ def collect(records: list[dict], *, seed: int = 0) -> list[dict]:
     result = []
     for key in sorted(series, key=_series_order):
         entry = series[key]
+        if entry["axis"] == "commit" and len(entry["points"]) < 2:
+            continue  # the ratio's two cells met at one commit only: nothing over commits to show
         point_records, point_rows = entry.pop("_records"), entry.pop("_rows")
         entry["steps"] = find_steps(entry, point_records, point_rows=point_rows, seed=seed)
         result.append({"id": f"s{len(result)}", **entry})
@@ -197,8 +199,11 @@ def _collect_machine(machine: str, records: list[dict], series: dict, *, seed: i
 
 
 def _series_order(key: tuple) -> tuple:
+    """Keras' overhead on PyTorch first, then the decomposition's order (modes after their ratio), latency last."""
     axis, machine, stack, kind, model, dataset, batch_size, numerator, denominator = key
-    return ((numerator, denominator) != FIRST, kind == "latency", AXES.index(axis), machine, model, kind, str(dataset),
+    pair = (numerator.split(" ")[0], denominator.split(" ")[0])  # the labels without their mode
+    rank = RATIOS.index(pair) if pair in RATIOS else len(RATIOS)
+    return (rank, numerator != pair[0] or denominator != pair[1], kind == "latency", AXES.index(axis), machine, model, kind, str(dataset),
             batch_size or 0, numerator, denominator, stack or "")
 
 

@@ -49,7 +49,7 @@ filled points have a verdict, hollow ones do not (machine busy or unresolved: se
 <script>
 "use strict";
 const SVG = "http://www.w3.org/2000/svg";
-const W = 720, H = 260, LEFT = 80, RIGHT = 20, TOP = 15, BOTTOM = 60;
+const W = 720, H = 260, LEFT = 80, RIGHT = 20, TOP = 15, BOTTOM = 60, INSET = 60;
 
 function el(name, attrs, parent, text) {
   const node = document.createElementNS(SVG, name);
@@ -71,7 +71,8 @@ function plot(s, parent) {
   let lo = Math.min(1, ...lows), hi = Math.max(1, ...highs);
   const pad = (hi - lo) * 0.08 || 0.05; lo -= pad; hi += pad;
   const n = s.points.length;
-  const x = i => LEFT + (n === 1 ? (W - LEFT - RIGHT) / 2 : i * (W - LEFT - RIGHT) / (n - 1));
+  const inner = W - LEFT - RIGHT - 2 * INSET;  // points kept off the edges: room for their slanted labels
+  const x = i => LEFT + INSET + (n === 1 ? inner / 2 : i * inner / (n - 1));
   const y = v => TOP + (hi - v) / (hi - lo) * (H - TOP - BOTTOM);
   const axis = el("g", {class: "axis"}, svg);
   for (let k = 0; k <= 4; k++) {
