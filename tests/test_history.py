@@ -112,6 +112,18 @@ def test_stacks_with_the_same_keras_never_pool():
     assert [p["ratio"] for p in series["points"]] == pytest.approx([1.5, 1.9], rel=0.05)
 
 
+def test_latency_records_give_the_p50_ratio_at_batch_1():
+    from test_latency import _fake  # latency records of mnist_cnn at batch sizes 1 and 4
+
+    records = [_fake("torch", "torch", seconds=0.001, run=0), _fake("keras", "torch", seconds=0.002, run=0)]
+    for record in records:
+        record["environment"] = {"versions": {"keras": "3.15.1"}}
+    (series,) = collect(records)
+    assert (series["kind"], series["batch_size"], series["numerator"]) == ("latency", 1, "keras[torch]")
+    assert [p["x"] for p in series["points"]] == ["keras 3.15.1"]
+    assert series["points"][0]["ratio"] == pytest.approx(2.0, rel=0.05)
+
+
 # ---------------------------------------------------------------------------------------------------- the CLI
 
 
