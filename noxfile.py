@@ -9,6 +9,7 @@
     nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
+    nox -s history      # the ratios over Keras versions and commits, their steps: results/history/index.html
     nox -l              # everything else
 
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
@@ -45,7 +46,7 @@ def _each_env(session_name: str) -> list[str]:
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
 RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
-           "definition_effect": "results/definition_effect", "timing": "results/timing"}
+           "definition_effect": "results/definition_effect", "timing": "results/timing", "history": "results/history"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -61,7 +62,7 @@ def _env_vars(env: str) -> dict[str, str]:
 @nox.parametrize("env", ENV_PARAMS)
 def tests(session: nox.Session, env: str) -> None:
     """Run the fast tier in one backend environment: every implementation and mode, the twins at small sizes."""
-    _install(session, env, "test")
+    _install(session, env, "test", "history")
     # `nox -s tests -- --run-large` runs both tiers in one go (tests/conftest.py).
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=_env_vars(env))
 
@@ -70,7 +71,7 @@ def tests(session: nox.Session, env: str) -> None:
 @nox.parametrize("env", ENV_PARAMS)
 def tests_large(session: nox.Session, env: str) -> None:
     """Run the large tier in one environment: the biggest twins, full-size builds, multi-process start-ups."""
-    _install(session, env, "test")
+    _install(session, env, "test", "history")
     session.run("python", "-m", "pytest", "-m", "large", "--run-large", *(session.posargs or ["-q"]),
                 env=_env_vars(env))
 
@@ -112,6 +113,15 @@ def report(session: nox.Session) -> None:
     """Write report.md and its figures for results directories (default results/train; cells may be missing)."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "report", *(session.posargs or [RESULTS["train"]]))
+
+
+@nox.session(default=False)
+def history(session: nox.Session) -> None:
+    """Build the history page (docs/history.md) of results directories (default: results/throughput and results/latency
+    where they exist, written to results/history); posargs replace both: `nox -s history -- DIR... --out OUT`."""
+    session.install("-e", ".[history]")
+    found = [d for d in (RESULTS["throughput"], RESULTS["latency"]) if Path(d).is_dir()] or [RESULTS["throughput"]]
+    session.run("python", "-m", "twinbench", "history", *(session.posargs or [*found, "--out", RESULTS["history"]]))
 
 
 @nox.session(default=False)

@@ -16,6 +16,7 @@ from twinbench.cli.check_command import add_check_parser, cmd_check
 from twinbench.cli.dispatch_commands import add_dispatch_parsers, cmd_breakdown, cmd_calls
 from twinbench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from twinbench.cli.export_command import add_export_parser, cmd_export
+from twinbench.cli.history_command import add_history_parser, cmd_history
 from twinbench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_parser(sub)
     add_export_parser(sub)
     add_equivalence_parser(sub)
+    add_history_parser(sub)
     _add_profiler_cost_parser(sub)
     _add_trace_parser(sub)
     add_dispatch_parsers(sub)
@@ -293,7 +295,8 @@ def main(argv=None) -> int:
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,
-                    "breakdown": cmd_breakdown, "study": cmd_study}
+                    "breakdown": cmd_breakdown, "study": cmd_study,
+                    "history": cmd_history}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)
