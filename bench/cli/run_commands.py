@@ -341,13 +341,15 @@ def cmd_alternate(args) -> int:
     alternated A,B,B,A (``twinbench.measuring.alternate``); then the timing verdicts of that sequence."""
     pythons = dict(args.python)
     if not pythons:
-        raise CliError(f"give each environment's Python: --python ENV=PATH (environments: {', '.join(ENVIRONMENTS)})")
+        raise CliError(f"give each environment's Python: --python ENV=PATH (environments: "
+                       f"{', '.join(RUN_ENVIRONMENTS)})")
     for env, python in pythons.items():
         if not Path(python).exists():
             raise CliError(f"the Python of environment {env} does not exist: {python!r}")
     try:
-        cells = {env: [resolve_axes(cell) for cell in environment_cells(env, args.model, dataset="synthetic")]
-                 for env in ENVIRONMENTS if env in pythons}
+        cells = {env: [resolve_axes(cell) for cell in environment_cells(env, args.model, dataset="synthetic",
+                                                                         allocator=args.allocator)]
+                 for env in RUN_ENVIRONMENTS if env in pythons}
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
     if not any(cells.values()):
