@@ -76,6 +76,21 @@ STUDIES = {study.name: study for study in (
                     "--allocator {allocator}"),
     ),
     Study(
+        name="crosscheck-alternated", rounds=6, doc="docs/crosscheck.md",
+        summary="twinbench against the plain loop per implementation, their processes alternated A,B,B,A (cifar_cnn)",
+        params={"windows": "4", "steps": "20", "warmup": "5", "threads": "1", "allocator": "tuned"},
+        # Each cell's two processes next to each other (A,B in odd rounds, B,A in even ones: plan.make_plan reverses
+        # every other pass); round N on both sides under round-N, which pairs them
+        # (tools/crosscheck/crosscheck.py --alternated).
+        parts=(Part("", nesting=("model", "cell", "variant"),
+                    models={"cifar_cnn": "--batch-size 64 --steps {steps} --warmup {warmup} --repeats {windows} "
+                                         "--threads {threads} --allocator {allocator}"},
+                    steps=(Step("throughput", "--feed arrays --compute-repeats 0 --overhead-repeats 0",
+                                out="bench/round-{round}"),
+                           Step("crosscheck", out="crosscheck/round-{round}"))),),
+        afterwards=("tools/crosscheck/crosscheck.py --alternated {out}/crosscheck {out}/bench --allocator {allocator}",),
+    ),
+    Study(
         name="definition-effect", rounds=2, doc="docs/definition_effect.md",
         summary="stock keras.applications vs the matched Keras definition vs the native twin",
         parts=(Part("", over="environment", cells=ENVIRONMENT_NAMES,
