@@ -126,3 +126,27 @@ def test_a_real_natives_process_interleaves_the_two_native_twins(tmp_path):
         assert record["interleaved"]["side_by_side"]
     rows = [row for row in decomposition(records) if row["meaning"].startswith("native gap")]
     assert len(rows) == 1 and rows[0]["samples"].endswith("paired by ABBA block")
+
+
+def test_the_alternated_studies_hand_every_named_environment_its_python(tmp_path):
+    from twinbench.studies.declared import STUDIES
+    from twinbench.studies.plan import StudyError, make_plan
+    from twinbench.studies.runner import check_can_run, named_pythons, python_paths
+
+    study = STUDIES["natives-pair"]
+    [run] = make_plan(study, "OUT")
+    assert run.command == "alternate" and "--env" not in run.args
+    assert "--budget-s" in run.args and run.args[run.args.index("--budget-s") + 1] == "180"
+    pythons = python_paths(study, [f"{env}={tmp_path / env}" for env in ("torch", "tensorflow")])
+    assert pythons[NATIVES] == f".nox/{NATIVES}/bin/python"  # nox -s natives
+    argv = named_pythons(run.args, pythons)
+    assert f"--python=torch={tmp_path / 'torch'}" in argv and f"--python={NATIVES}=.nox/{NATIVES}/bin/python" in argv
+    (tmp_path / "torch").touch()
+    (tmp_path / "tensorflow").touch()
+    with pytest.raises(StudyError, match=f"nox -s {NATIVES} --install-only"):
+        check_can_run(study, [run], pythons)
+    [six] = make_plan(STUDIES["six-ratios"], "OUT")
+    assert [arg for arg in six.args if arg.startswith("--python=")] == [
+        "--python=torch", "--python=tensorflow", "--python=jax"]
+    assert six.args[six.args.index("--budget-s") + 1] == "600"
+    assert six.args[six.args.index("--allocator") + 1] == "tuned" and six.args[six.args.index("--threads") + 1] == "1"
