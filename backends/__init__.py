@@ -20,8 +20,8 @@ from twinbench.backends.environments import BACKENDS
 from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
 from twinbench.backends.process import (
     FREE,
-    allow_native_frameworks_side_by_side,
     BackendError,
+    allow_native_frameworks_side_by_side,
     check_mode_here,
     cpu_list,
     framework_threads,

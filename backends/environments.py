@@ -26,7 +26,7 @@ NATIVE_BACKEND = {implementation: backend for implementation, backend in ORDER i
 NATIVES = "natives"
 NATIVE_PAIR = (("torch", "torch"), ("tf_keras", "tensorflow"))
 # Every environment a run may name: the three above, and the native pair's.
-RUN_ENVIRONMENTS = {**ENVIRONMENTS, NATIVES: NATIVE_PAIR}
+RUN_ENVIRONMENTS = dict(ENVIRONMENTS, **{NATIVES: NATIVE_PAIR})
 
 
 def implementation_label(implementation: str, backend: str) -> str:

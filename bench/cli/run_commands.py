@@ -19,7 +19,7 @@ from twinbench.backends.checkpoints import (
     checkpoint_format,
     convert_checkpoint,
 )
-from twinbench.backends.environments import ENVIRONMENTS, NATIVES, RUN_ENVIRONMENTS
+from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS
 from twinbench.backends.export import EXPORT_FORMATS, check_format
 from twinbench.cell import Cell, cell_argv, environment_cells
 from twinbench.cli.checks import (
