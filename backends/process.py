@@ -111,10 +111,10 @@ def allow_native_frameworks_side_by_side() -> list[str]:
     twins); call before ``torch`` imports ``triton`` (before any model is built). Returns what it did, for the
     record.
 
-    Tried with torch 2.14.1 and tensorflow 2.21.0 in one virtualenv (CPU): both import in either order, but the
-    first ``torch`` import that reaches ``torch._dynamo`` (the optimizer does) imports ``triton``, whose
-    ``libtriton.so`` brings its own LLVM; with TensorFlow's LLVM/MLIR symbols already loaded the process ends with a
-    segmentation fault (and the other way round: TensorFlow's import crashes after triton's). Triton serves only
+    Tried with torch 2.14.1 and tensorflow 2.21.0 in one virtualenv (CPU): ``import tensorflow`` then ``import torch``
+    ends with a segmentation fault while ``torch._dynamo`` imports ``triton`` (its ``libtriton.so`` brings its own
+    LLVM beside TensorFlow's), and ``import torch`` then ``import tensorflow`` ends with one too. With ``triton``
+    unimportable, both orders import and train. Triton serves only
     ``torch.compile`` on a GPU, which an interleaved process refuses anyway (``--jit on``), so ``triton`` is marked
     unimportable here: ``import triton`` raises ``ImportError`` and PyTorch takes it as not installed.
     """
