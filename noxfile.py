@@ -159,7 +159,7 @@ def throughput(session: nox.Session, env: str) -> None:
 NATIVES = "natives"
 
 
-@nox.session(default=False, name=NATIVES)
+@nox.session(default=False)
 def natives(session: nox.Session) -> None:
     """Throughput of the two native twins interleaved in one process (torch / tf_keras from paired windows)."""
     session.install("-e", ".[natives,test]")
