@@ -150,3 +150,13 @@ def test_the_alternated_studies_hand_every_named_environment_its_python(tmp_path
         "--python=torch", "--python=tensorflow", "--python=jax"]
     assert six.args[six.args.index("--budget-s") + 1] == "600"
     assert six.args[six.args.index("--allocator") + 1] == "tuned" and six.args[six.args.index("--threads") + 1] == "1"
+
+
+def test_alternate_takes_the_natives_python_and_names_the_environments_when_one_is_unknown():
+    import argparse
+
+    from twinbench.cli.options import env_python
+
+    assert env_python(f"{NATIVES}=/venv/bin/python") == (NATIVES, "/venv/bin/python")
+    with pytest.raises(argparse.ArgumentTypeError, match="torch, tensorflow, jax, natives"):
+        env_python("both=/venv/bin/python")
