@@ -10,6 +10,7 @@
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
     nox -s history      # the ratios over Keras versions and commits, their steps: results/history/index.html
+    nox -s natives      # the two native twins (PyTorch, tf.keras) interleaved in one process: both frameworks installed
     nox -l              # everything else
 
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
@@ -160,6 +161,21 @@ def throughput(session: nox.Session, env: str) -> None:
     # python -m twinbench throughput --help).
     session.run("python", "-m", "twinbench", "throughput", "--env", env, "--out", RESULTS["throughput"],
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
+
+
+# The natives environment (backends/environments.py NATIVES): PyTorch, TensorFlow and tf.keras in one virtualenv, so
+# that the two native twins can take turns window by window in one process. Its Python for twinbench alternate and
+# the studies: .nox/natives/bin/python (nox -s natives --install-only builds it).
+NATIVES = "natives"
+
+
+@nox.session(default=False)
+def natives(session: nox.Session) -> None:
+    """Throughput of the two native twins interleaved in one process (torch / tf_keras from paired windows)."""
+    session.install("-e", ".[natives,test]")
+    # Options as for throughput, e.g. nox -s natives -- --model mnist_cnn --repeats 40 --threads 1 --allocator tuned
+    session.run("python", "-m", "twinbench", "throughput", "--env", NATIVES, "--interleave", "--out",
+                RESULTS["throughput"], *session.posargs, env=_env_vars("torch"), success_codes=[0, 1])
 
 
 @nox.session(default=False, requires=_each_env("throughput"))

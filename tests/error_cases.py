@@ -169,7 +169,7 @@ CASES = [
     Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
          r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, gnmt, "),
     Case("study-unknown", "Unknown study", ("study", "show", "overhead"),
-         r"Unknown study 'overhead'\. Valid choices: cpu, crosscheck, definition-effect, "),
+         r"Unknown study 'overhead'\. Valid choices: cpu, crosscheck, crosscheck-alternated, definition-effect, "),
     Case("study-unknown-parameter", "A parameter the study does not have", ("study", "show", "malloc", "--set",
                                                                              "budget_min=5"),
          r"Unknown parameter 'budget_min' of study 'malloc'\. Valid choices: windows, steps, warmup\."),
