@@ -128,7 +128,7 @@ def test_a_real_natives_process_interleaves_the_two_native_twins(tmp_path):
     assert len(rows) == 1 and rows[0]["samples"].endswith("paired by ABBA block")
 
 
-def test_the_alternated_studies_hand_every_named_environment_its_python(tmp_path):
+def test_the_alternated_studies_hand_every_named_environment_its_python(tmp_path, monkeypatch):
     from twinbench.studies.declared import STUDIES
     from twinbench.studies.plan import StudyError, make_plan
     from twinbench.studies.runner import check_can_run, named_pythons, python_paths
@@ -143,6 +143,7 @@ def test_the_alternated_studies_hand_every_named_environment_its_python(tmp_path
     assert f"--python=torch={tmp_path / 'torch'}" in argv and f"--python={NATIVES}=.nox/{NATIVES}/bin/python" in argv
     (tmp_path / "torch").touch()
     (tmp_path / "tensorflow").touch()
+    monkeypatch.chdir(tmp_path)  # no .nox/natives here, whatever the checkout has built
     with pytest.raises(StudyError, match=f"nox -s {NATIVES} --install-only"):
         check_can_run(study, [run], pythons)
     [six] = make_plan(STUDIES["six-ratios"], "OUT")
