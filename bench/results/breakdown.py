@@ -14,7 +14,11 @@ Framework-free: reads records only.
 
 from __future__ import annotations
 
-from twinbench.cell import Cell
+import dataclasses
+
+from twinbench.backends.what_if import NONE as NO_WHAT_IF
+from twinbench.backends.what_if import WHAT_IFS
+from twinbench.cell import CELL_AXES, Cell
 from twinbench.records import latest_runs
 from twinbench.results.decompose import DECOMPOSITION
 
@@ -39,51 +43,142 @@ def _step_ms(record: dict, key: str = "step_s") -> float:
     return 1e3 * record["timing"][key]["median"]
 
 
-def difference_line(numerator: dict, denominator: dict) -> str:
-    """``of the extra X ms/step: Y in layer-call machinery (top functions), ...; unexplained R``."""
+def _half_width_ms(record: dict) -> float:
+    """Half the width of the unprofiled step time's 95% CI, in ms (0 where the record has none)."""
+    step = record["timing"]["step_s"]
+    low, high = step.get("ci_low"), step.get("ci_high")
+    return 0.0 if low is None or high is None else 500.0 * (high - low)
+
+
+def split(numerator: dict, denominator: dict) -> dict:
+    """Where the numerator's extra time per step goes, from two breakdown records.
+
+    ``extra_ms``: the gap of the unprofiled step times (medians), ``ci_ms``: its CI's half width (the two step times'
+    half widths added in quadrature); ``families``: ``[(family, ms, top functions)]``, each family's ms per step in
+    the numerator less the denominator's (profiled), largest change first; ``profiler_ms``: the difference of the
+    profiler's own estimated cost; ``unexplained_ms``: what is left, ``extra - (sum of families - profiler)``, so
+    that the families, less the profiler, plus the unexplained add up to the gap exactly; ``within_ci``: whether the
+    unexplained part lies inside the gap's CI (the families account for the gap as far as it is known).
+    """
     a, b = families(numerator), families(denominator)
     extra = _step_ms(numerator) - _step_ms(denominator)
+    ci = (_half_width_ms(numerator) ** 2 + _half_width_ms(denominator) ** 2) ** 0.5
     profiler = numerator["profiler"]["estimated_ms_per_step"] - denominator["profiler"]["estimated_ms_per_step"]
-    parts, explained = [], 0.0
+    rows = []
     for family in sorted(set(a) | set(b), key=lambda f: -abs(a.get(f, {"ms": 0})["ms"] - b.get(f, {"ms": 0})["ms"])):
         delta = a.get(family, {"ms": 0.0})["ms"] - b.get(family, {"ms": 0.0})["ms"]
-        explained += delta
-        top = ", ".join(name.rpartition(":")[2] for name, _ in a.get(family, {"top": []})["top"])
-        parts.append(f"{delta:+.2f} in {family}" + (f" ({top})" if top and delta > 0 else ""))
-    unexplained = extra - (explained - profiler)
-    return (f"of the extra {extra:+.2f} ms/step (unprofiled): " + ", ".join(parts)
-            + f"; less the profiler's own {profiler:+.2f}; unexplained {unexplained:+.2f}")
+        top = [name.rpartition(":")[2] for name, _ in (a if delta > 0 else b).get(family, {"top": []})["top"]]
+        rows.append((family, delta, top))
+    unexplained = extra - (sum(delta for _, delta, _ in rows) - profiler)
+    return {"extra_ms": extra, "ci_ms": ci, "families": rows, "profiler_ms": profiler, "unexplained_ms": unexplained,
+            "within_ci": abs(unexplained) <= ci}
+
+
+def difference_line(numerator: dict, denominator: dict) -> str:
+    """``of the extra X ms/step (±CI, unprofiled): Y in layer-call machinery (top functions), ...; less the
+    profiler's own P; unexplained R`` and whether R lies within the gap's CI (``split``)."""
+    parts = split(numerator, denominator)
+    text = ", ".join(f"{delta:+.2f} in {family}" + (f" ({', '.join(top)})" if top and delta > 0 else "")
+                     for family, delta, top in parts["families"])
+    verdict = ("within the gap's CI: the families account for it" if parts["within_ci"]
+               else "outside the gap's CI: not accounted for")
+    return (f"of the extra {parts['extra_ms']:+.2f} ms/step (±{parts['ci_ms']:.2f}, unprofiled): {text}; "
+            f"less the profiler's own {parts['profiler_ms']:+.2f}; unexplained {parts['unexplained_ms']:+.2f} "
+            f"({verdict})")
+
+
+def _where(record: dict) -> tuple:
+    """What two breakdowns must share to be compared: model, batch, phase, precision."""
+    cell = Cell.of(record)
+    return cell.model, record["config"]["batch_size"], cell.phase, cell.precision
+
+
+def _title(where: tuple) -> str:
+    model, batch_size, phase, precision = where
+    return " ".join([model, phase, f"batch {batch_size}", *([precision] if precision != "float32" else [])])
+
+
+def _same_style(a: Cell, b: Cell) -> bool:
+    """Inference calls of two cells compare where they are written alike, or one has no other way (torch)."""
+    styles = CELL_AXES["style"].implementations
+    return a.style == b.style or a.implementation not in styles or b.implementation not in styles
+
+
+def _pairs(records: list[dict]):
+    """``(numerator, denominator, meaning)`` of one group's records: each ``DECOMPOSITION`` ratio (same jit, no
+    what-if), the compile effect of an implementation (eager ``jit=off`` / compiled) and each what-if (the patched
+    cell / the plain one)."""
+    cells = [(Cell.of(record), record) for record in records]
+    plain = [(cell, record) for cell, record in cells if cell.what_if == NO_WHAT_IF]
+    for numerator, denominator, meaning in DECOMPOSITION:
+        for a, ra in plain:
+            for b, rb in plain:
+                if a.pair == numerator and b.pair == denominator and a.jit == b.jit and _same_style(a, b):
+                    yield ra, rb, meaning
+    for a, ra in plain:
+        for b, rb in plain:
+            if a.pair == b.pair and a.jit == "off" and b.jit != "off" and a.style == b.style:
+                yield ra, rb, "compile effect: eager / compiled"
+    for a, ra in cells:
+        for b, rb in plain:
+            if a.what_if != NO_WHAT_IF and dataclasses.replace(a, what_if=NO_WHAT_IF) == b:
+                yield ra, rb, f"what-if {a.what_if}: {WHAT_IFS[a.what_if].group} short-circuited / as is"
+
+
+def _closes(patched: dict, plain: dict, records: list[dict]) -> str:
+    """What a what-if's saving is of the gap to the native twin (``DECOMPOSITION``'s first denominator for its
+    pair), where the group has that twin: ``closes 1.20 of the 3.00 ms/step gap to torch (40%)``."""
+    cell = Cell.of(plain)
+    saved = _step_ms(plain) - _step_ms(patched)
+    ci = (_half_width_ms(plain) ** 2 + _half_width_ms(patched) ** 2) ** 0.5
+    for numerator, denominator, _ in DECOMPOSITION:
+        if numerator != cell.pair:
+            continue
+        native = [r for r in records if Cell.of(r).pair == denominator and Cell.of(r).what_if == NO_WHAT_IF
+                  and Cell.of(r).jit == cell.jit and _same_style(cell, Cell.of(r))]
+        if native:
+            gap = _step_ms(plain) - _step_ms(native[0])
+            share = f" ({100 * saved / gap:.0f}%)" if gap > 0 else ""
+            return (f"saves {saved:+.2f} ms/step (±{ci:.2f}); closes {saved:.2f} of the {gap:.2f} ms/step gap to "
+                    f"{Cell.of(native[0]).label}{share}")
+    return f"saves {saved:+.2f} ms/step"
 
 
 def breakdown_differences(records) -> list[dict]:
-    """For each model, batch size and mode, each ``DECOMPOSITION`` ratio whose two cells have a breakdown."""
-    cells: dict[tuple, dict] = {}
+    """For each model, batch size, phase and precision: each pair of breakdowns ``_pairs`` names, with its split
+    (``split``) and line; a what-if's row also says how much of the gap to the native twin it closes."""
+    groups: dict[tuple, list] = {}
     for record in _latest(records, "breakdown"):
-        cell = Cell.of(record)
-        cells.setdefault((cell.model, record["config"]["batch_size"], cell.jit, cell.precision), {})[
-            (cell.implementation, cell.backend)] = record
+        groups.setdefault(_where(record), []).append(record)
     rows = []
-    for (model, batch_size, jit, precision), found in sorted(cells.items(), key=str):
-        for numerator, denominator, meaning in DECOMPOSITION:
-            if numerator in found and denominator in found:
-                a, b = found[numerator], found[denominator]
-                rows.append({"group": f"{model} batch {batch_size} jit {jit} {precision}",
-                             "numerator": Cell.of(a).label, "denominator": Cell.of(b).label, "meaning": meaning,
-                             "line": difference_line(a, b)})
+    for where, found in sorted(groups.items(), key=lambda item: str(item[0])):
+        for a, b, meaning in _pairs(found):
+            line = difference_line(a, b)
+            if Cell.of(a).what_if != NO_WHAT_IF:
+                line = f"{_closes(a, b, found)}; {line}"
+            rows.append({"group": _title(where), "model": where[0], "batch_size": where[1], "phase": where[2],
+                         "numerator": Cell.of(a).label, "denominator": Cell.of(b).label, "meaning": meaning,
+                         "split": split(a, b), "line": line})
     return rows
 
 
 def beside(rows: list[dict], records) -> list[str]:
     """For each decomposition row (``twinbench.results.decompose.decomposition``: ``model``, ``batch_size``,
-    ``numerator``, ``denominator``) whose two cells have a breakdown at that model and batch, the line that splits its
-    extra time by cause: ``cifar_cnn batch 64, keras[torch] / torch: of the extra ...``."""
-    found = {(row["group"].split(" batch ")[0], int(row["group"].split(" batch ")[1].split()[0]), row["numerator"],
-              row["denominator"]): row["line"] for row in breakdown_differences(records)}
+    ``numerator``, ``denominator``: training steps) whose two cells have a training breakdown at that model and
+    batch, the line that splits its extra time by cause: ``cifar_cnn batch 64, keras[torch] / torch: of the extra
+    ...``."""
+    found: dict[tuple, dict] = {}
+    for record in _latest(records, "breakdown"):
+        cell = Cell.of(record)
+        if cell.phase == "train" and cell.what_if == NO_WHAT_IF:
+            found[(cell.model, record["config"]["batch_size"], cell.label)] = record
     lines = []
     for row in rows:
-        key = (row.get("model"), row.get("batch_size"), row.get("numerator"), row.get("denominator"))
-        if key in found:
-            lines.append(f"{key[0]} batch {key[1]}, {key[2]} / {key[3]}: {found.pop(key)}")
+        model, batch_size = row.get("model"), row.get("batch_size")
+        a, b = found.get((model, batch_size, row.get("numerator"))), found.get((model, batch_size, row.get("denominator")))
+        if a is not None and b is not None:
+            lines.append(f"{model} batch {batch_size}, {row['numerator']} / {row['denominator']}: "
+                         f"{difference_line(a, b)}")
     return lines
 
 
@@ -91,7 +186,8 @@ def cell_line(record: dict) -> str:
     """One cell: its step time, the profiled one, the profiler's estimated own part, the counts and the families."""
     cell, profiler = Cell.of(record), record["profiler"]
     counts = record["breakdown"]["counts_per_step"]
-    head = (f"{cell.model} {cell.label} batch {record['config']['batch_size']}: {_step_ms(record):.2f} ms/step "
+    step = "ms/call" if cell.phase == "infer" else "ms/step"
+    head = (f"{cell.model} {cell.label} batch {record['config']['batch_size']}: {_step_ms(record):.2f} {step} "
             f"({_step_ms(record, 'profiled_step_s'):.2f} profiled, of which ~{profiler['estimated_ms_per_step']:.2f} "
             f"the profiler's own: {profiler['cost_per_call_us']['median']:.2f} µs x "
             f"{profiler['profiled_calls_per_step']} calls); "
@@ -133,7 +229,7 @@ def stacked_bars(records) -> dict[str, dict[str, dict[str, float]]]:
     bars: dict[str, dict] = {}
     for record in sorted(_latest(records, "breakdown"), key=lambda r: Cell.of(r).sort_key):
         cell = Cell.of(record)
-        bars.setdefault(f"{cell.model} batch {record['config']['batch_size']}", {})[cell.label] = {
+        bars.setdefault(_title(_where(record)), {})[cell.label] = {
             family: entry["ms"] for family, entry in families(record).items()}
     return bars
 
