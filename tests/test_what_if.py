@@ -1,0 +1,95 @@
+"""What-ifs (``twinbench.backends.what_if``): the patch table, the fast binder against ``inspect``'s own, the proof
+that a patch leaves a Keras model's outputs, loss and gradients identical (large tier: it builds a model), and the
+one-line errors naming the choices."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from twinbench.backends.what_if import CHOICES, NONE, WHAT_IFS, apply_what_if, check_what_if, fast_bind_patch
+from twinbench.causes import GROUPS
+from twinbench.models.choices import UnknownChoiceError
+
+
+def test_every_what_if_targets_a_group_of_the_table_and_says_what_it_short_circuits():
+    names = {group.name for group in GROUPS}
+    for name, what in WHAT_IFS.items():
+        assert what.name == name and what.group in names and what.short_circuits
+    assert CHOICES[0] == NONE and set(CHOICES[1:]) == set(WHAT_IFS)
+
+
+def test_an_unknown_what_if_is_one_line_naming_the_choices():
+    with pytest.raises(UnknownChoiceError, match=r"^Unknown what-if 'fast'. Valid choices: none, fast-bind, "):
+        check_what_if("fast")
+    assert check_what_if("fast-bind") == "fast-bind"
+
+
+def _call(x, y=2, *, training=None, mask=None):
+    return x
+
+
+def _varargs(x, *rest, **extra):
+    return x
+
+
+CASES = [(_call, (1,), {}), (_call, (1, 3), {}), (_call, (1,), {"training": True}), (_call, (), {"x": 1, "mask": 0}),
+         (_call, (1,), {"y": 5, "training": False}), (_varargs, (1, 2, 3), {"k": 4})]
+WRONG = [(_call, (), {}), (_call, (1, 2, 3), {}), (_call, (1,), {"x": 2}), (_call, (1,), {"unknown": 1})]
+
+
+def _bound(signature, args, kwargs):
+    bound = signature.bind(*args, **kwargs)
+    passed = dict(bound.arguments)
+    bound.apply_defaults()
+    return list(passed.items()), list(bound.arguments.items())
+
+
+def test_the_fast_binder_binds_as_inspect_does_and_raises_where_it_raises():
+    signatures = {function: inspect.signature(function) for function, _, _ in CASES + WRONG}
+    expected = [_bound(signatures[f], args, kwargs) for f, args, kwargs in CASES]
+    original = inspect.Signature.bind
+    undo = fast_bind_patch()
+    try:
+        assert inspect.Signature.bind is not original
+        for _ in range(2):  # the first call makes the plan, the second uses it
+            assert [_bound(signatures[f], args, kwargs) for f, args, kwargs in CASES] == expected
+        for function, args, kwargs in WRONG:
+            with pytest.raises(TypeError):
+                signatures[function].bind(*args, **kwargs)
+    finally:
+        undo()
+    assert inspect.Signature.bind is original
+
+
+def test_no_what_if_patches_nothing():
+    original = inspect.Signature.bind
+    apply_what_if(NONE)()
+    assert inspect.Signature.bind is original
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", sorted(WHAT_IFS))
+def test_a_what_if_leaves_a_keras_models_outputs_loss_and_gradients_identical(name):
+    pytest.importorskip("keras")
+    from twinbench.measuring.breakdown import prove_unchanged
+    from twinbench.measuring.throughput import prepare_synthetic
+
+    runner, model, dataset, _ = prepare_synthetic("cifar_cnn", "keras", _backend(), batch_size=4, seed=0)
+    original = inspect.Signature.bind
+    undo, proof = prove_unchanged(runner, model, dataset, name, samples=4)
+    try:
+        assert proof["identical"] and proof["max_abs_diff"] == 0.0
+        assert {"outputs", "loss"} <= set(proof["compared"]) and any(k.startswith("grad ") for k in proof["compared"])
+        if name == "fast-bind":
+            assert inspect.Signature.bind is not original
+    finally:
+        undo()
+    assert inspect.Signature.bind is original
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
