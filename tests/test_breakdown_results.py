@@ -122,7 +122,7 @@ def test_inference_breakdowns_pair_with_inference_ones_and_a_what_if_says_what_i
     assert [(row["group"], row["numerator"], row["denominator"]) for row in rows] == [
         ("cifar_cnn infer batch 2", "keras[torch] phase=infer", "torch phase=infer"),
         ("cifar_cnn infer batch 2", "keras[torch] phase=infer what_if=fast-bind", "keras[torch] phase=infer")]
-    assert rows[1]["line"].startswith("saves +1.00 ms/step (±0.00); closes 1.00 of the 4.00 ms/step gap to "
+    assert rows[1]["line"].startswith("saves +1.00 ms/call (±0.00); closes 1.00 of the 4.00 ms/call gap to "
                                       "torch phase=infer (25%)")
     assert rows[1]["split"]["families"][0][:2] == ("layer-call machinery", -1.0)
     # No training breakdown of keras[torch]: the training row stands without a split.

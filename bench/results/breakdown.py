@@ -82,7 +82,8 @@ def difference_line(numerator: dict, denominator: dict) -> str:
                      for family, delta, top in parts["families"])
     verdict = ("within the gap's CI: the families account for it" if parts["within_ci"]
                else "outside the gap's CI: not accounted for")
-    return (f"of the extra {parts['extra_ms']:+.2f} ms/step (±{parts['ci_ms']:.2f}, unprofiled): {text}; "
+    unit = "ms/call" if Cell.of(numerator).phase == "infer" else "ms/step"
+    return (f"of the extra {parts['extra_ms']:+.2f} {unit} (±{parts['ci_ms']:.2f}, unprofiled): {text}; "
             f"less the profiler's own {parts['profiler_ms']:+.2f}; unexplained {parts['unexplained_ms']:+.2f} "
             f"({verdict})")
 
@@ -130,6 +131,7 @@ def _closes(patched: dict, plain: dict, records: list[dict]) -> str:
     pair), where the group has that twin: ``closes 1.20 of the 3.00 ms/step gap to torch (40%)``."""
     cell = Cell.of(plain)
     saved = _step_ms(plain) - _step_ms(patched)
+    unit = "ms/call" if cell.phase == "infer" else "ms/step"
     ci = (_half_width_ms(plain) ** 2 + _half_width_ms(patched) ** 2) ** 0.5
     for numerator, denominator, _ in DECOMPOSITION:
         if numerator != cell.pair:
@@ -139,9 +141,9 @@ def _closes(patched: dict, plain: dict, records: list[dict]) -> str:
         if native:
             gap = _step_ms(plain) - _step_ms(native[0])
             share = f" ({100 * saved / gap:.0f}%)" if gap > 0 else ""
-            return (f"saves {saved:+.2f} ms/step (±{ci:.2f}); closes {saved:.2f} of the {gap:.2f} ms/step gap to "
+            return (f"saves {saved:+.2f} {unit} (±{ci:.2f}); closes {saved:.2f} of the {gap:.2f} {unit} gap to "
                     f"{Cell.of(native[0]).label}{share}")
-    return f"saves {saved:+.2f} ms/step"
+    return f"saves {saved:+.2f} {unit}"
 
 
 def breakdown_differences(records) -> list[dict]:
