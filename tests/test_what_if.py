@@ -93,3 +93,30 @@ def _backend() -> str:
     import keras
 
     return keras.backend.backend()
+
+
+def test_the_what_if_study_runs_the_patched_cell_beside_the_plain_one_and_the_twin():
+    from twinbench.studies.declared import STUDIES
+    from twinbench.studies.plan import StudyError, make_plan
+
+    plan = make_plan(STUDIES["what-if"], "OUT", rounds=1, params={"what_if": "no-traceback-filtering"})
+    patched = [run for run in plan if "--what-if" in run.args]
+    assert {run.label for run in plan} == {"torch", "keras[torch]"}
+    assert [run.label for run in patched] == ["keras[torch]"] * 2  # a training run and a batch-1 inference run
+    assert all(run.args[run.args.index("--what-if") + 1] == "no-traceback-filtering" for run in patched)
+    with pytest.raises(StudyError, match=r"^Unknown what-if 'x'. Valid choices: fast-bind, no-traceback-filtering"):
+        make_plan(STUDIES["what-if"], "OUT", params={"what_if": "x"})
+
+
+def test_the_breakdown_option_names_the_what_ifs_and_keras_alone_has_them():
+    from twinbench.cell import Cell
+    from twinbench.cli import build_parser
+    from twinbench.cli.options import CliError
+
+    with pytest.raises(CliError, match=r"--what-if: invalid choice: 'x' \(choose from 'none', 'fast-bind', "):
+        build_parser().parse_args(["breakdown", "--impl", "keras", "--backend", "torch", "--what-if", "x"])
+    args = build_parser().parse_args(["breakdown", "--impl", "keras", "--backend", "torch", "--what-if", "fast-bind",
+                                      "--phase", "infer"])
+    assert (args.what_if, args.phase) == ("fast-bind", "infer")
+    with pytest.raises(UnknownChoiceError, match="--what-if applies to keras only, not to torch"):
+        Cell("cifar_cnn", "torch", "torch", "synthetic", what_if="fast-bind").check_applies()
