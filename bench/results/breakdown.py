@@ -1,11 +1,13 @@
 """A step's Python time by cause, and the cost of one layer call, in ``compare`` and ``report``.
 
 - ``breakdown`` records (``twinbench breakdown``): each cell's ms per step by family of causes (``twinbench.causes``),
-  and for each ratio of the overhead decomposition (``DECOMPOSITION``) whose two cells have one, where the
-  numerator's extra time per step goes: "of the extra X ms/step: Y in layer-call machinery (its top functions),
-  Z in op dispatch, ...". X is the gap of the *unprofiled* step times; the families split the *profiled* gap, which
-  holds the profiler's own cost too (its cost per call x the calls profiled, recorded); what the families and the
-  profiler's cost do not account for is shown as unexplained.
+  and for each ratio of the overhead decomposition (``DECOMPOSITION``) whose two cells have one (training steps or
+  inference calls alike), for an implementation eager against compiled, and for each what-if against the plain cell,
+  where the numerator's extra time per step goes: "of the extra X ms/step: Y in layer-call machinery (its top
+  functions), Z in op dispatch, ...; unexplained R". X is the gap of the *unprofiled* step times (with its CI); each
+  family's profiled time is first corrected for the profiler (its measured inflation, the profiled step less the
+  unprofiled one, shared out by the family's calls), so the families and R add up to X exactly, and R is said to lie
+  within X's CI or not. A what-if's row also says how much of the gap to the native twin it closes.
 - ``calls`` records (``twinbench calls``): µs per call of each layer type, pass and size, and the fixed cost per call
   and cost per element fitted through the sweep, one column per implementation.
 
@@ -27,16 +29,29 @@ def _latest(records, kind: str) -> list[dict]:
     return [r for r in latest_runs([r for r in records if r.get("kind") == kind]) if r.get("status") == "ok"]
 
 
-def families(record: dict) -> dict[str, dict]:
-    """``{family: {"ms": ms per step (sum of its groups' medians), "top": [(function, ms), ...]}}``, largest first."""
+def families(record: dict, *, corrected: bool = False) -> dict[str, dict]:
+    """``{family: {"ms": ms per step (sum of its groups' medians), "top": [(function, ms), ...]}}``, largest first.
+
+    ``corrected``: each group's profiled time less its share of the profiler's measured inflation (``inflation_ms``:
+    the profiled step less the unprofiled one), shared out by the group's calls (cProfile's cost is a price per call,
+    Python's and C functions' alike): what the family takes of the *unprofiled* step, as far as calls say.
+    """
+    groups = record["breakdown"]["groups"].values()
+    calls = sum(group.get("calls_per_step", 0) for group in groups)
+    inflation = inflation_ms(record) if corrected and calls > 0 else 0.0
     out: dict[str, dict] = {}
-    for group in record["breakdown"]["groups"].values():
+    for group in groups:
         entry = out.setdefault(group["family"], {"ms": 0.0, "top": []})
-        entry["ms"] += group["ms_per_step"]["median"]
+        entry["ms"] += group["ms_per_step"]["median"] - inflation * group.get("calls_per_step", 0) / max(calls, 1)
         entry["top"] += [(top["function"], top["ms_per_step"]) for top in group["top"]]
     for entry in out.values():
         entry["top"] = sorted(entry["top"], key=lambda item: -item[1])[:2]
     return dict(sorted(out.items(), key=lambda item: -item[1]["ms"]))
+
+
+def inflation_ms(record: dict) -> float:
+    """The profiler's measured cost per step: the profiled windows' median step less the unprofiled ones', in ms."""
+    return _step_ms(record, "profiled_step_s") - _step_ms(record)
 
 
 def _step_ms(record: dict, key: str = "step_s") -> float:
@@ -55,28 +70,30 @@ def split(numerator: dict, denominator: dict) -> dict:
 
     ``extra_ms``: the gap of the unprofiled step times (medians), ``ci_ms``: its CI's half width (the two step times'
     half widths added in quadrature); ``families``: ``[(family, ms, top functions)]``, each family's ms per step in
-    the numerator less the denominator's (profiled), largest change first; ``profiler_ms``: the difference of the
-    profiler's own estimated cost; ``unexplained_ms``: what is left, ``extra - (sum of families - profiler)``, so
-    that the families, less the profiler, plus the unexplained add up to the gap exactly; ``within_ci``: whether the
-    unexplained part lies inside the gap's CI (the families account for the gap as far as it is known).
+    the numerator less the denominator's, both corrected for the profiler (``families(corrected=True)``: its measured
+    inflation shared out by calls), largest change first; ``profiler_ms``: the inflation the correction removed, the
+    numerator's less the denominator's; ``unexplained_ms``: what is left, ``extra - sum of families``: the time of the
+    profiled windows no function's self time holds (the clock's edges, waits outside Python's view), so that the
+    families and the unexplained add up to the gap exactly; ``within_ci``: whether the unexplained part lies inside
+    the gap's CI (the families account for the gap as far as it is known).
     """
-    a, b = families(numerator), families(denominator)
+    a, b = families(numerator, corrected=True), families(denominator, corrected=True)
     extra = _step_ms(numerator) - _step_ms(denominator)
     ci = (_half_width_ms(numerator) ** 2 + _half_width_ms(denominator) ** 2) ** 0.5
-    profiler = numerator["profiler"]["estimated_ms_per_step"] - denominator["profiler"]["estimated_ms_per_step"]
     rows = []
     for family in sorted(set(a) | set(b), key=lambda f: -abs(a.get(f, {"ms": 0})["ms"] - b.get(f, {"ms": 0})["ms"])):
         delta = a.get(family, {"ms": 0.0})["ms"] - b.get(family, {"ms": 0.0})["ms"]
         top = [name.rpartition(":")[2] for name, _ in (a if delta > 0 else b).get(family, {"top": []})["top"]]
         rows.append((family, delta, top))
-    unexplained = extra - (sum(delta for _, delta, _ in rows) - profiler)
-    return {"extra_ms": extra, "ci_ms": ci, "families": rows, "profiler_ms": profiler, "unexplained_ms": unexplained,
+    unexplained = extra - sum(delta for _, delta, _ in rows)
+    return {"extra_ms": extra, "ci_ms": ci, "families": rows,
+            "profiler_ms": inflation_ms(numerator) - inflation_ms(denominator), "unexplained_ms": unexplained,
             "within_ci": abs(unexplained) <= ci}
 
 
 def difference_line(numerator: dict, denominator: dict) -> str:
-    """``of the extra X ms/step (±CI, unprofiled): Y in layer-call machinery (top functions), ...; less the
-    profiler's own P; unexplained R`` and whether R lies within the gap's CI (``split``)."""
+    """``of the extra X ms/step (±CI, unprofiled): Y in layer-call machinery (top functions), ...; unexplained R``,
+    whether R lies within the gap's CI, and the profiler's inflation the families were corrected for (``split``)."""
     parts = split(numerator, denominator)
     text = ", ".join(f"{delta:+.2f} in {family}" + (f" ({', '.join(top)})" if top and delta > 0 else "")
                      for family, delta, top in parts["families"])
@@ -84,8 +101,8 @@ def difference_line(numerator: dict, denominator: dict) -> str:
                else "outside the gap's CI: not accounted for")
     unit = "ms/call" if Cell.of(numerator).phase == "infer" else "ms/step"
     return (f"of the extra {parts['extra_ms']:+.2f} {unit} (±{parts['ci_ms']:.2f}, unprofiled): {text}; "
-            f"less the profiler's own {parts['profiler_ms']:+.2f}; unexplained {parts['unexplained_ms']:+.2f} "
-            f"({verdict})")
+            f"unexplained {parts['unexplained_ms']:+.2f} ({verdict}); the families less the profiler's measured "
+            f"inflation, shared by calls ({parts['profiler_ms']:+.2f} more in the numerator)")
 
 
 def _where(record: dict) -> tuple:
