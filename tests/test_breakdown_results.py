@@ -67,6 +67,11 @@ def test_the_extra_time_is_split_by_family_with_the_rest_unexplained(tmp_path):
                                                 "keras[torch]": {NATIVE_GROUP: 5.0, "layer-call machinery": 3.0}}}
     drawn = figures.causes_figures(bars, out_dir=tmp_path)
     assert [path.name for path in drawn.values()] == ["causes__cifar_cnn_train_batch_2.png"]
+    rows = breakdown_differences([keras, torch])
+    assert [row["numerator"] for row in rows] == ["keras[torch]"]
+    drawn = figures.split_figures(rows, out_dir=tmp_path)
+    assert [path.name for path in drawn.values()] == ["split__cifar_cnn_train_batch_2.png"]
+    assert all(path.stat().st_size > 0 for path in drawn.values())
 
 
 def test_the_calls_table_names_fixed_and_per_element_costs():
