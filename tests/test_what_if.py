@@ -120,3 +120,20 @@ def test_the_breakdown_option_names_the_what_ifs_and_keras_alone_has_them():
     assert (args.what_if, args.phase) == ("fast-bind", "infer")
     with pytest.raises(UnknownChoiceError, match="--what-if applies to keras only, not to torch"):
         Cell("cifar_cnn", "torch", "torch", "synthetic", what_if="fast-bind").check_applies()
+
+
+@pytest.mark.large
+def test_an_inference_breakdown_under_a_what_if_records_its_proof_and_its_calls():
+    pytest.importorskip("keras")
+    from twinbench.cell import Cell
+    from twinbench.measuring.breakdown import BreakdownConfig, execute_breakdown
+
+    cell = Cell("cifar_cnn", "keras", _backend(), "synthetic", phase="infer", what_if="fast-bind")
+    record = execute_breakdown(BreakdownConfig(cell, batch_size=1, steps=3, repeats=2, warmup=2))
+    assert record["timing"]["phase"] == "infer" and record["cell"]["what_if"] == "fast-bind"
+    assert record["what_if"]["identical"] and record["what_if"]["group"] == "argument binding"
+    assert record["breakdown"]["counts_per_step"]["layer calls"] >= 5  # every layer of the model, once per call
+    binding = record["breakdown"]["groups"]["argument binding"]["top"]
+    if _backend() == "torch":  # the patched binder ran in Keras' layer calls, and its time stayed in its group
+        assert any("what_if.py" in top["function"] for top in binding)
+    assert inspect.Signature.bind.__module__ == "inspect"  # undone after the run
