@@ -88,7 +88,7 @@ def fast_bind_patch() -> Callable[[], None]:
         if plan is None or len(args) > len(plan[0]):
             return original(self, *args, **kwargs)
         positional, names, _, known, required = plan
-        arguments = dict(zip(positional, args))
+        arguments = dict(zip(positional, args, strict=False))  # args may be fewer than the positional names
         if kwargs:
             if not known.issuperset(kwargs) or not arguments.keys().isdisjoint(kwargs):
                 return original(self, *args, **kwargs)

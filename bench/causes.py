@@ -64,7 +64,8 @@ GROUPS: tuple[Group, ...] = (
     Group("argument binding", LAYER_CALL, r"^keras/src/layers/layer\.py$", r"^CallSpec\."),
     Group("argument binding", LAYER_CALL, r"^inspect\.py$", r"^(Signature\.(bind|_bind)|BoundArguments\.)"),
     # The what-if that short-circuits it (backends/what_if.py, fast-bind): what is left of the binding stays here.
-    Group("argument binding", LAYER_CALL, r"^twinbench/backends/what_if\.py$", r"^(fast_bind_patch\.<locals>|_Bound\.)"),
+    Group("argument binding", LAYER_CALL, r"^twinbench/backends/what_if\.py$",
+          r"^(fast_bind_patch\.<locals>|_Bound\.)"),
     Group("masking", LAYER_CALL, r"^keras/src/backend/common/masking\.py$"),
     Group("dtype policy, autocast", LAYER_CALL, r"^keras/src/(dtype_policies/|mixed_precision/)"),
     Group("dtype policy, autocast", LAYER_CALL, r"^keras/src/backend/common/variables\.py$",

@@ -45,7 +45,6 @@ from twinbench.backends.what_if import NONE as NO_WHAT_IF
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
 
-
 PHASES = ("train", "infer")  # what a breakdown profiles: training steps, inference calls
 
 

@@ -46,7 +46,8 @@ def _record(impl: str, backend: str, *, step_ms: float, parts: dict[str, float],
                          "profiled_calls_per_step": 100},
             "breakdown": {"counts_per_step": {"layer calls": 3, "backend ops": 9},
                           "groups": {name: {"family": families[name], "ms_per_step": summarize([ms] * 6),
-                                            "calls_per_step": (calls or {}).get(name, 1), "top": [{"function": f"m.py:{name}", "ms_per_step": ms}]}
+                                            "calls_per_step": (calls or {}).get(name, 1),
+                                            "top": [{"function": f"m.py:{name}", "ms_per_step": ms}]}
                                      for name, ms in parts.items()}}}
 
 

@@ -12,12 +12,13 @@ latency cells' size), in the same pairs of windows.
 With the cell's ``what_if`` (``--what-if NAME``, ``twinbench.backends.what_if``), one Keras internal is
 short-circuited for the run, after a proof that it changes nothing: the model's outputs (``predict``), its loss and
 its gradients on one batch, with the patch and without, identical to the bit (the record's ``what_if``); else the run
-fails. The twin checks compare the unpatched model with its twins, so an identical patched model passes them too. Each profiled window's
-functions are folded into the named groups of ``twinbench.causes`` (layer-call machinery and its parts, op dispatch,
-tensor conversion, layout transposes, optimizer, loss and metrics, callbacks, data adapter; nn.Module calls, autograd
-and the optimizer for the native twins; the native ops themselves); the record (kind ``breakdown``) holds each
-group's ms per step over the windows (median, CI: ``twinbench.stats.summarize``), its top functions, and the layer
-calls and backend ops per step (``twinbench.causes.COUNTERS``).
+fails. The twin checks compare the unpatched model with its twins, so an identical patched model passes them too.
+
+Each profiled window's functions are folded into the named groups of ``twinbench.causes`` (layer-call machinery and
+its parts, op dispatch, tensor conversion, layout transposes, optimizer, loss and metrics, callbacks, data adapter;
+nn.Module calls, autograd and the optimizer for the native twins; the native ops themselves); the record (kind
+``breakdown``) holds each group's ms per step over the windows (median, CI: ``twinbench.stats.summarize``), its top
+functions, and the layer calls and backend ops per step (``twinbench.causes.COUNTERS``).
 
 Why cProfile, of the four candidates:
 

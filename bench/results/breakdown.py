@@ -194,7 +194,8 @@ def beside(rows: list[dict], records) -> list[str]:
     lines = []
     for row in rows:
         model, batch_size = row.get("model"), row.get("batch_size")
-        a, b = found.get((model, batch_size, row.get("numerator"))), found.get((model, batch_size, row.get("denominator")))
+        a = found.get((model, batch_size, row.get("numerator")))
+        b = found.get((model, batch_size, row.get("denominator")))
         if a is not None and b is not None:
             lines.append(f"{model} batch {batch_size}, {row['numerator']} / {row['denominator']}: "
                          f"{difference_line(a, b)}")
