@@ -122,6 +122,7 @@ GROUPS: tuple[Group, ...] = (
     Group(NATIVE_GROUP, NATIVE_GROUP, r"^~$", r"torch\.|torch\._C|tensorflow|_pywrap|TFE_|jaxlib|xla_extension"),
 )
 NATIVE = GROUPS[-1]
+FAMILIES = tuple(dict.fromkeys([*(group.family for group in GROUPS), OTHER]))  # in the order the table names them
 
 # What is counted per step: function patterns (module, function) whose calls add up to the count.
 COUNTERS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from twinbench.backends.environments import LABELS
+from twinbench.causes import FAMILIES
 from twinbench.results import views
 from twinbench.results.views import MISSING, Group, decomposition_rows
 
@@ -396,14 +397,9 @@ def draw_latency(rows: list[dict], *, out_dir: Path, machine: str = "") -> dict[
     return drawn
 
 
-# Every family of causes (twinbench.causes), in one colour in every figure: by its place in this order.
-_FAMILY_ORDER = ("layer-call machinery", "op dispatch", "tensor conversion", "layout transposes", "module call",
-                 "autograd", "optimizer", "train step", "loss and metrics", "callbacks", "data adapter", "layer bodies",
-                 "harness", "other", "native ops (kernels, C++)")
-
-
 def _family_colour(plt, family: str):
-    index = _FAMILY_ORDER.index(family) if family in _FAMILY_ORDER else len(_FAMILY_ORDER) + hash(family) % 5
+    """Every family of causes in one colour in every figure: by its place in ``twinbench.causes.FAMILIES``."""
+    index = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
     return plt.get_cmap("tab20")(index % 20)
 
 
