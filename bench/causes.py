@@ -63,6 +63,9 @@ GROUPS: tuple[Group, ...] = (
     # Keras: the machinery of one layer call, Layer.__call__ and what it runs before and after the layer's own call.
     Group("argument binding", LAYER_CALL, r"^keras/src/layers/layer\.py$", r"^CallSpec\."),
     Group("argument binding", LAYER_CALL, r"^inspect\.py$", r"^(Signature\.(bind|_bind)|BoundArguments\.)"),
+    # The what-if that short-circuits it (backends/what_if.py, fast-bind): what is left of the binding stays here.
+    Group("argument binding", LAYER_CALL, r"^twinbench/backends/what_if\.py$",
+          r"^(fast_bind_patch\.<locals>|_Bound\.)"),
     Group("masking", LAYER_CALL, r"^keras/src/backend/common/masking\.py$"),
     Group("dtype policy, autocast", LAYER_CALL, r"^keras/src/(dtype_policies/|mixed_precision/)"),
     Group("dtype policy, autocast", LAYER_CALL, r"^keras/src/backend/common/variables\.py$",
@@ -119,6 +122,7 @@ GROUPS: tuple[Group, ...] = (
     Group(NATIVE_GROUP, NATIVE_GROUP, r"^~$", r"torch\.|torch\._C|tensorflow|_pywrap|TFE_|jaxlib|xla_extension"),
 )
 NATIVE = GROUPS[-1]
+FAMILIES = tuple(dict.fromkeys([*(group.family for group in GROUPS), OTHER]))  # in the order the table names them
 
 # What is counted per step: function patterns (module, function) whose calls add up to the count.
 COUNTERS = {

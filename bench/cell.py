@@ -40,8 +40,12 @@ from twinbench.backends.base import FEEDS, STYLES
 from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS, implementation_label, order
 from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
+from twinbench.backends.what_if import CHOICES as WHAT_IF_CHOICES
+from twinbench.backends.what_if import NONE as NO_WHAT_IF
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
+
+PHASES = ("train", "infer")  # what a breakdown profiles: training steps, inference calls
 
 
 def _named_cpus(cpus: str) -> str:
@@ -80,13 +84,21 @@ class Cell:
                                "process was started) or tuned (glibc keeps the memory it took: no page faults from "
                                "giving it back each step; backends/allocator.py)")
     # How an inference call is written (twinbench latency): the Keras call, or Keras' and tf.keras' predict methods.
-    style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency",),
+    style: str = axis("call", choices=STYLES, implementations=("keras", "tf_keras"), commands=("latency", "breakdown"),
                       help="call: model(x, training=False) (torch: model.eval() and model(x) under "
                            "torch.inference_mode()); predict_on_batch, predict: Keras' and tf.keras' own")
     artifact: str = axis("none", choices=("none", *FORMATS), commands=("latency",),
                          help="none: the model as built; else the model exported in this format and run in the "
                               "format's own runtime (torch: torch.export, onnx: onnxruntime, tf_saved_model, jax: "
                               "jax.export; backends/export.py)")
+    # What a breakdown profiles (twinbench breakdown): training steps or inference calls (in the cell's style).
+    phase: str = axis("train", choices=PHASES, commands=("breakdown",),
+                      help="train: steady-state training steps; infer: inference calls in the cell's --style, as "
+                           "twinbench latency makes them (batch 1 is the latency cells' size)")
+    # One Keras internal short-circuited for the run (backends/what_if.py): a what-if study's cell, never a default.
+    what_if: str = axis(NO_WHAT_IF, choices=WHAT_IF_CHOICES, implementations=("keras",), commands=("breakdown",),
+                        help="short-circuit one Keras internal for this run, outputs unchanged (backends/what_if.py): "
+                             "none, " + ", ".join(WHAT_IF_CHOICES[1:]))
 
     @property
     def pair(self) -> tuple[str, str]:

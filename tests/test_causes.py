@@ -29,6 +29,7 @@ CLAIMS = {
     ("keras/src/layers/layer.py", "CallSpec.__init__"): "argument binding",
     ("inspect.py", "Signature._bind"): "argument binding",
     ("inspect.py", "Signature.bind"): "argument binding",
+    ("twinbench/backends/what_if.py", "fast_bind_patch.<locals>.bind"): "argument binding",
     ("keras/src/backend/common/masking.py", "get_keras_mask"): "masking",
     ("keras/src/dtype_policies/dtype_policy.py", "DTypePolicy.convert_input"): "dtype policy, autocast",
     ("keras/src/backend/common/variables.py", "standardize_dtype"): "dtype policy, autocast",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from twinbench.backends.environments import LABELS
+from twinbench.causes import FAMILIES
 from twinbench.results import views
 from twinbench.results.views import MISSING, Group, decomposition_rows
 
@@ -397,6 +398,12 @@ def draw_latency(rows: list[dict], *, out_dir: Path, machine: str = "") -> dict[
     return drawn
 
 
+def _family_colour(plt, family: str):
+    """Every family of causes in one colour in every figure: by its place in ``twinbench.causes.FAMILIES``."""
+    index = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+    return plt.get_cmap("tab20")(index % 20)
+
+
 def causes_figures(bars: dict[str, dict[str, dict[str, float]]], *, out_dir: Path,
                    native: str = "native ops (kernels, C++)") -> dict[str, Path]:
     """One stacked-bar figure per model and batch (``twinbench.results.breakdown.stacked_bars``): a bar per
@@ -409,7 +416,7 @@ def causes_figures(bars: dict[str, dict[str, dict[str, float]]], *, out_dir: Pat
     for title, cells in bars.items():
         families = sorted({f for parts in cells.values() for f in parts},
                           key=lambda f: -max(parts.get(f, 0.0) for parts in cells.values()))
-        colours = {family: plt.get_cmap("tab20")(i % 20) for i, family in enumerate(families)}
+        colours = {family: _family_colour(plt, family) for family in families}
         labels = list(cells)
         ys = list(range(len(labels)))[::-1]
         # Left: the whole profiled step; right: its Python part alone (the native ops would hide it).
@@ -432,6 +439,53 @@ def causes_figures(bars: dict[str, dict[str, dict[str, float]]], *, out_dir: Pat
         fig.tight_layout()
         name = "causes__" + "".join(c if c.isalnum() else "_" for c in title)
         path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+        drawn[name] = path
+    return drawn
+
+
+def split_figures(rows: list[dict], *, out_dir: Path) -> dict[str, Path]:
+    """One figure per model, phase and batch (``twinbench.results.breakdown.breakdown_differences``'s ``group``): a
+    bar per pair of cells (numerator / denominator), its extra ms per step split by family (``split``: each family's
+    change, corrected for the profiler, stacked right when it grew and left when it shrank; the unexplained rest
+    hatched), and a black diamond at the measured gap with its 95% CI: where the bars end beside the diamond, the
+    families account for the gap. Returns ``{name: path}``."""
+    if not rows:
+        return {}
+    plt = _plt()
+    drawn = {}
+    for title in dict.fromkeys(row["group"] for row in rows):
+        chosen = [row for row in rows if row["group"] == title]
+        fig, ax = plt.subplots(figsize=(11, 0.7 * len(chosen) + 2.2))
+        ys = list(range(len(chosen)))[::-1]
+        shown = set()
+        for y, row in zip(ys, chosen, strict=True):
+            parts = row["split"]
+            pieces = [*parts["families"], ("unexplained", parts["unexplained_ms"], [])]
+            # A waterfall: the families that grew from 0 rightwards, then those that shrank back, then the rest;
+            # it ends at the measured gap.
+            position = 0.0
+            for family, delta, _ in sorted(pieces[:-1], key=lambda piece: piece[1] < 0) + pieces[-1:]:
+                style = ({"color": "white", "edgecolor": "grey", "hatch": "//"} if family == "unexplained"
+                         else {"color": _family_colour(plt, family), "edgecolor": "white"})
+                ax.barh(y, delta, left=position, height=0.6 if delta >= 0 else 0.35,
+                        label=None if family in shown else family, **style)
+                shown.add(family)
+                position += delta
+            ax.errorbar(parts["extra_ms"], y, xerr=parts["ci_ms"], fmt="D", color="black", capsize=4,
+                        label=None if "gap" in shown else "measured gap (unprofiled, 95% CI)")
+            shown.add("gap")
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        _rows(ax, ys, [f"{row['numerator']} / {row['denominator']}" for row in chosen])
+        ax.set_xlabel("extra ms per step (per call, for inference) of the numerator\nfamilies that grew (tall), "
+                      "families that shrank (thin), the unexplained rest (hatched)")
+        fig.legend(loc="lower center", bbox_to_anchor=(0.5, -0.02 - 0.04 * len(shown) / 4), ncol=4, fontsize=8,
+                   frameon=False)
+        fig.suptitle(f"Where the extra time goes: {title}")
+        fig.tight_layout()
+        name = "split__" + "".join(c if c.isalnum() else "_" for c in title)
+        path = Path(out_dir) / f"{name}.png"
         fig.savefig(path, dpi=DPI, bbox_inches="tight")
         plt.close(fig)
         drawn[name] = path

@@ -27,7 +27,13 @@ from twinbench.backends.environments import LABELS
 from twinbench.causes import NATIVE_GROUP
 from twinbench.records import load_records
 from twinbench.results import figures as fig
-from twinbench.results.breakdown import beside, breakdown_markdown, calls_section, stacked_bars
+from twinbench.results.breakdown import (
+    beside,
+    breakdown_differences,
+    breakdown_markdown,
+    calls_section,
+    stacked_bars,
+)
 from twinbench.results.decompose import (
     TF_NATIVE_FEED_NOTE,
     decomposition_table,
@@ -192,6 +198,9 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
         for name, path in fig.causes_figures(stacked_bars(records), out_dir=figure_dir, native=NATIVE_GROUP).items():
             drawn[name] = path
             out += image(name, f"a step's time by cause: {name}")
+        for name, path in fig.split_figures(breakdown_differences(records), out_dir=figure_dir).items():
+            drawn[name] = path
+            out += image(name, f"where the extra time goes: {name}")
     calls = calls_section(records)
     if calls:
         out += ["## Cost of one layer call", "", "```", *calls.strip().splitlines(), "```", ""]

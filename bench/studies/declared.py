@@ -9,7 +9,8 @@ parameters (``--set name=value``). The pages that quote a study's results say wh
 from __future__ import annotations
 
 from twinbench.backends.environments import ENVIRONMENTS
-from twinbench.studies.plan import CELLS, Part, Step, Study, Variant
+from twinbench.backends.what_if import WHAT_IFS
+from twinbench.studies.plan import CELLS, Part, Step, Study, StudyError, Variant
 
 ENVIRONMENT_NAMES = tuple(ENVIRONMENTS)  # for the parts that run a command once per environment
 # glibc's malloc told to keep the memory it took (backends/allocator.py ``tuned``, as environment variables): the most
@@ -55,6 +56,23 @@ def _alternated_part() -> Part:
                                          "--process-timeout-s 300", out="alternate"),))
 
 
+def _what_if(p) -> str:
+    """The what-if study's ``what_if``, checked: one of ``twinbench.backends.what_if.WHAT_IFS`` (the study has no
+    plain run to compare with ``none``)."""
+    if p["what_if"] not in WHAT_IFS:
+        raise StudyError(f"Unknown what-if {p['what_if']!r}. Valid choices: {', '.join(WHAT_IFS)}.")
+    return p["what_if"]
+
+
+# Where Keras' time goes (docs/where_time_goes.md): the cells of the decomposition and keras[jax] eager beside jit.
+CAUSES_CELLS = ("torch", "keras[torch]", "tf_keras", "keras[tensorflow]", "keras[jax]")
+CAUSES_VARIANTS = (Variant("default"), Variant("jit-off", "--jit off", labels=("keras[jax]",)))
+# Inference: model(x, training=False) runs eager in every backend; keras[jax] compiles predict_on_batch (jit default).
+CAUSES_INFER_VARIANTS = (Variant("default"),
+                         Variant("jit", "--style predict_on_batch", labels=("keras[jax]",)),
+                         Variant("jit-off", "--style predict_on_batch --jit off", labels=("keras[jax]",)))
+WHAT_IF_VARIANTS = (Variant("as-is"), Variant("what-if", "--what-if {checked}", labels=("keras[torch]",)))
+
 STUDIES = {study.name: study for study in (
     Study(
         name="cpu", rounds=6, doc="docs/measurements.md",
@@ -70,6 +88,44 @@ STUDIES = {study.name: study for study in (
         afterwards=("compare {out}/bench/round-*",
                     "tools/crosscheck/crosscheck.py --compare {out}/crosscheck {out}/bench",
                     "compare {out}/profiler-cost"),
+    ),
+    Study(
+        name="causes", rounds=1, doc="docs/where_time_goes.md",
+        summary="a step's Python time by cause (training, batch-1 inference) and the cost of one layer call",
+        params={"threads": "1", "repeats": "3"},
+        parts=(
+            Part("train", cells=CAUSES_CELLS, variants=CAUSES_VARIANTS,
+                 models={"cifar_cnn": "--batch-size 64 --steps 3 --warmup 3",
+                         "resnet50": "--batch-size 16 --input-shape 32x32x3 --steps 2 --warmup 2",
+                         "vit_tiny": "--batch-size 32 --steps 3 --warmup 3",
+                         "gpt_tiny": "--batch-size 16 --steps 3 --warmup 3",
+                         "*": "--batch-size 16 --steps 2 --warmup 2"},
+                 steps=(Step("breakdown", "--repeats {repeats} --threads {threads}", out="train"),)),
+            Part("infer", cells=CAUSES_CELLS, variants=CAUSES_INFER_VARIANTS,
+                 models={"cifar_cnn": "", "resnet50": "--input-shape 32x32x3", "vit_tiny": "", "gpt_tiny": "",
+                         "*": ""},
+                 steps=(Step("breakdown", "--phase infer --batch-size 1 --steps 20 --warmup 5 --repeats {repeats} "
+                                          "--threads {threads}", out="infer"),)),
+            Part("calls", cells=CAUSES_CELLS,
+                 steps=(Step("calls", "--compiled --repeats 5 --batches 1,8 --threads {threads}", out="calls"),)),
+        ),
+        afterwards=("compare {out}/train", "compare {out}/infer", "compare {out}/calls"),
+    ),
+    Study(
+        name="what-if", rounds=2, doc="docs/where_time_goes.md",
+        summary="one Keras internal short-circuited (outputs proved unchanged): how much of keras[torch]'s gap closes",
+        params={"what_if": "fast-bind", "checked": _what_if, "threads": "1", "repeats": "4"},
+        parts=(
+            Part("train", cells=("torch", "keras[torch]"), variants=WHAT_IF_VARIANTS,
+                 models={"cifar_cnn": "--batch-size 64 --steps 3 --warmup 3", "*": "--batch-size 16 --steps 2 "
+                                                                                 "--warmup 2"},
+                 steps=(Step("breakdown", "--repeats {repeats} --threads {threads}", out="train/round-{round}"),)),
+            Part("infer", cells=("torch", "keras[torch]"), variants=WHAT_IF_VARIANTS,
+                 models={"cifar_cnn": "", "*": ""},
+                 steps=(Step("breakdown", "--phase infer --batch-size 1 --steps 20 --warmup 5 --repeats {repeats} "
+                                          "--threads {threads}", out="infer/round-{round}"),)),
+        ),
+        afterwards=("compare {out}/train/round-*", "compare {out}/infer/round-*"),
     ),
     Study(
         name="crosscheck", rounds=3, doc="docs/crosscheck.md",

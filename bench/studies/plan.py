@@ -29,6 +29,8 @@ COMMANDS = {
     "throughput": {"argv": ("-m", "twinbench", "throughput"), "cell": ("--impl", "--backend"), "out": True},
     "trace": {"argv": ("-m", "twinbench", "trace"), "cell": ("--impl", "--backend"), "out": True},
     "profiler-cost": {"argv": ("-m", "twinbench", "profiler-cost"), "cell": ("--impl", "--backend"), "out": True},
+    "breakdown": {"argv": ("-m", "twinbench", "breakdown"), "cell": ("--impl", "--backend"), "out": True},
+    "calls": {"argv": ("-m", "twinbench", "calls"), "cell": ("--impl", "--backend"), "out": True},
     "definition-effect": {"argv": ("-m", "twinbench", "definition-effect"), "cell": (), "out": True},
     # The independent plain loop: outside the harness on purpose (docs/crosscheck.md).
     "crosscheck": {"argv": ("tools/crosscheck/crosscheck.py",), "cell": ("--impl",), "out": True},

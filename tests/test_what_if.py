@@ -1,0 +1,139 @@
+"""What-ifs (``twinbench.backends.what_if``): the patch table, the fast binder against ``inspect``'s own, the proof
+that a patch leaves a Keras model's outputs, loss and gradients identical (large tier: it builds a model), and the
+one-line errors naming the choices."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from twinbench.backends.what_if import CHOICES, NONE, WHAT_IFS, apply_what_if, check_what_if, fast_bind_patch
+from twinbench.causes import GROUPS
+from twinbench.models.choices import UnknownChoiceError
+
+
+def test_every_what_if_targets_a_group_of_the_table_and_says_what_it_short_circuits():
+    names = {group.name for group in GROUPS}
+    for name, what in WHAT_IFS.items():
+        assert what.name == name and what.group in names and what.short_circuits
+    assert CHOICES[0] == NONE and set(CHOICES[1:]) == set(WHAT_IFS)
+
+
+def test_an_unknown_what_if_is_one_line_naming_the_choices():
+    with pytest.raises(UnknownChoiceError, match=r"^Unknown what-if 'fast'. Valid choices: none, fast-bind, "):
+        check_what_if("fast")
+    assert check_what_if("fast-bind") == "fast-bind"
+
+
+def _call(x, y=2, *, training=None, mask=None):
+    return x
+
+
+def _varargs(x, *rest, **extra):
+    return x
+
+
+CASES = [(_call, (1,), {}), (_call, (1, 3), {}), (_call, (1,), {"training": True}), (_call, (), {"x": 1, "mask": 0}),
+         (_call, (1,), {"y": 5, "training": False}), (_varargs, (1, 2, 3), {"k": 4})]
+WRONG = [(_call, (), {}), (_call, (1, 2, 3), {}), (_call, (1,), {"x": 2}), (_call, (1,), {"unknown": 1})]
+
+
+def _bound(signature, args, kwargs):
+    bound = signature.bind(*args, **kwargs)
+    passed = dict(bound.arguments)
+    bound.apply_defaults()
+    return list(passed.items()), list(bound.arguments.items())
+
+
+def test_the_fast_binder_binds_as_inspect_does_and_raises_where_it_raises():
+    signatures = {function: inspect.signature(function) for function, _, _ in CASES + WRONG}
+    expected = [_bound(signatures[f], args, kwargs) for f, args, kwargs in CASES]
+    original = inspect.Signature.bind
+    undo = fast_bind_patch()
+    try:
+        assert inspect.Signature.bind is not original
+        for _ in range(2):  # the first call makes the plan, the second uses it
+            assert [_bound(signatures[f], args, kwargs) for f, args, kwargs in CASES] == expected
+        for function, args, kwargs in WRONG:
+            with pytest.raises(TypeError):
+                signatures[function].bind(*args, **kwargs)
+    finally:
+        undo()
+    assert inspect.Signature.bind is original
+
+
+def test_no_what_if_patches_nothing():
+    original = inspect.Signature.bind
+    apply_what_if(NONE)()
+    assert inspect.Signature.bind is original
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", sorted(WHAT_IFS))
+def test_a_what_if_leaves_a_keras_models_outputs_loss_and_gradients_identical(name):
+    pytest.importorskip("keras")
+    from twinbench.measuring.breakdown import prove_unchanged
+    from twinbench.measuring.throughput import prepare_synthetic
+
+    runner, model, dataset, _ = prepare_synthetic("cifar_cnn", "keras", _backend(), batch_size=4, seed=0)
+    original = inspect.Signature.bind
+    undo, proof = prove_unchanged(runner, model, dataset, name, samples=4)
+    try:
+        assert proof["identical"] and proof["max_abs_diff"] == 0.0
+        assert {"outputs", "loss"} <= set(proof["compared"]) and any(k.startswith("grad ") for k in proof["compared"])
+        if name == "fast-bind":
+            assert inspect.Signature.bind is not original
+    finally:
+        undo()
+    assert inspect.Signature.bind is original
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def test_the_what_if_study_runs_the_patched_cell_beside_the_plain_one_and_the_twin():
+    from twinbench.studies.declared import STUDIES
+    from twinbench.studies.plan import StudyError, make_plan
+
+    plan = make_plan(STUDIES["what-if"], "OUT", rounds=1, params={"what_if": "no-traceback-filtering"})
+    patched = [run for run in plan if "--what-if" in run.args]
+    assert {run.label for run in plan} == {"torch", "keras[torch]"}
+    assert [run.label for run in patched] == ["keras[torch]"] * 2  # a training run and a batch-1 inference run
+    assert all(run.args[run.args.index("--what-if") + 1] == "no-traceback-filtering" for run in patched)
+    with pytest.raises(StudyError, match=r"^Unknown what-if 'x'. Valid choices: fast-bind, no-traceback-filtering"):
+        make_plan(STUDIES["what-if"], "OUT", params={"what_if": "x"})
+
+
+def test_the_breakdown_option_names_the_what_ifs_and_keras_alone_has_them():
+    from twinbench.cell import Cell
+    from twinbench.cli import build_parser
+    from twinbench.cli.options import CliError
+
+    with pytest.raises(CliError, match=r"--what-if: invalid choice: 'x' \(choose from 'none', 'fast-bind', "):
+        build_parser().parse_args(["breakdown", "--impl", "keras", "--backend", "torch", "--what-if", "x"])
+    args = build_parser().parse_args(["breakdown", "--impl", "keras", "--backend", "torch", "--what-if", "fast-bind",
+                                      "--phase", "infer"])
+    assert (args.what_if, args.phase) == ("fast-bind", "infer")
+    with pytest.raises(UnknownChoiceError, match="--what-if applies to keras only, not to torch"):
+        Cell("cifar_cnn", "torch", "torch", "synthetic", what_if="fast-bind").check_applies()
+
+
+@pytest.mark.large
+def test_an_inference_breakdown_under_a_what_if_records_its_proof_and_its_calls():
+    pytest.importorskip("keras")
+    from twinbench.cell import Cell
+    from twinbench.measuring.breakdown import BreakdownConfig, execute_breakdown
+
+    cell = Cell("cifar_cnn", "keras", _backend(), "synthetic", phase="infer", what_if="fast-bind")
+    record = execute_breakdown(BreakdownConfig(cell, batch_size=1, steps=3, repeats=2, warmup=2))
+    assert record["timing"]["phase"] == "infer" and record["cell"]["what_if"] == "fast-bind"
+    assert record["what_if"]["identical"] and record["what_if"]["group"] == "argument binding"
+    assert record["breakdown"]["counts_per_step"]["layer calls"] >= 5  # every layer of the model, once per call
+    binding = record["breakdown"]["groups"]["argument binding"]["top"]
+    if _backend() == "torch":  # the patched binder ran in Keras' layer calls, and its time stayed in its group
+        assert any("what_if.py" in top["function"] for top in binding)
+    assert inspect.Signature.bind.__module__ == "inspect"  # undone after the run
