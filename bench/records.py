@@ -80,7 +80,8 @@ KINDS = {
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
 # models' (twinbench export: artifacts, not records).
 RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect",
-           "export": "results/export", "timing": "results/timing"}  # timing: the main job's alternated processes
+           "export": "results/export", "timing": "results/timing",  # timing: the main job's alternated processes
+           "sweep": "results/sweep", "ab": "results/ab"}  # across versions: twinbench sweep, twinbench ab
 
 
 def now_iso() -> str:

@@ -11,7 +11,7 @@ from twinbench.cell import environment_cells
 from twinbench.cli.checks import USER_ERRORS, check_writable
 from twinbench.cli.options import EXIT_FAILED, CliError, positive_float, positive_int
 from twinbench.models import check_choice
-from twinbench.records import load_records
+from twinbench.records import RESULTS, load_records
 from twinbench.results import ab, verdict
 from twinbench.results.timing_verdicts import verdict_section
 from twinbench.studies import versions
@@ -48,13 +48,13 @@ def add_versions_parsers(sub) -> None:
                             "the project's pins); default: the last patch of every Keras 3 minor release")
     sweep.add_argument("--try-only", action="store_true",
                        help="make and try every stack (can it import and train?), time nothing")
-    _common(sweep, out="results/sweep", blocks=6)
+    _common(sweep, out=RESULTS["sweep"], blocks=6)
     compare = sub.add_parser("ab", help="A/B of two stacks (a release against a checkout or a wheel) with a null "
                                         "calibration: A, B and A' (A's stack in a second virtualenv) alternated; "
                                         "faster, slower or no difference per cell and ratio")
     compare.add_argument("a", metavar="A", help="the baseline stack ('default': the project's pins)")
     compare.add_argument("b", metavar="B", help="the changed stack, e.g. keras@/path/to/keras or keras==3.15.1")
-    _common(compare, out="results/ab", blocks=8)
+    _common(compare, out=RESULTS["ab"], blocks=8)
 
 
 def _sizes(args) -> list[str]:

@@ -67,9 +67,9 @@ def _values(blocks: dict, what) -> dict[int, float]:
     return out
 
 
-def _paired(other: dict[int, float], base: dict[int, float], labels) -> dict | None:
+def _paired(other: dict[int, float], base: dict[int, float], n_boot: int) -> dict | None:
     pairs = [(other[b], base[b]) for b in sorted(set(other) & set(base))]
-    return paired_ratio_ci(pairs, labels=labels) if len(pairs) >= 2 else None
+    return paired_ratio_ci(pairs, n_boot=n_boot) if len(pairs) >= 2 else None
 
 
 def mde_pct(null: dict | None) -> float | None:
@@ -88,7 +88,7 @@ def _what(env: str) -> list[tuple[str, object]]:
     return rows
 
 
-def ab_rows(slots: dict[str, list[dict]], env: str) -> list[dict]:
+def ab_rows(slots: dict[str, list[dict]], env: str, *, n_boot: int = 2000) -> list[dict]:
     """One row per cell and per ratio of ``env``: ``b_over_a`` and ``null`` (``paired_ratio_ci`` results or None),
     ``mde_pct``, and the verdict fields (``verdict``, ``verdict_status``: ``verdict.judge``'s, or ``no difference``
     where the change lies within the null's reach, or ``null differs`` where separate environments alone differ)."""
@@ -98,8 +98,7 @@ def ab_rows(slots: dict[str, list[dict]], env: str) -> list[dict]:
         a, b, a2 = (_values(medians[slot], what) for slot in SLOTS)
         if not a:
             continue
-        row = {"what": name, "b_over_a": _paired(b, a, ("slower", "faster")), "null": _paired(a2, a, ("slower",
-                                                                                                         "faster"))}
+        row = {"what": name, "b_over_a": _paired(b, a, n_boot), "null": _paired(a2, a, n_boot)}
         row["mde_pct"] = mde_pct(row["null"])
         rows.append({**row, **_judge(row, slots, what)})
     return rows

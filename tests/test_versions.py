@@ -1,0 +1,145 @@
+"""Across versions: the stack axis (spec grammar, labels, the installed check), stacks never pooled, the sweep's and
+the A/B's input errors, and the A/B's verdicts on synthetic records. Framework-free and fast; what makes a virtualenv
+or runs a process is in the large tier."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from twinbench.backends import stacks
+from twinbench.backends.stacks import StackError, canonical_stack, check_installed, parse_stack
+from twinbench.cell import Cell
+from twinbench.records import latest_runs, runs_of
+from twinbench.results import ab, verdict
+from twinbench.results.decompose import group_key, pooled
+from twinbench.studies import versions
+from twinbench.studies.stacks import StackEnvError, check_stack, env_dir, slug
+
+
+def test_a_spec_is_written_one_way():
+    assert canonical_stack("") == canonical_stack("default") == ""
+    assert canonical_stack(" torch==2.14.1+cpu + Keras==3.10.0") == "keras==3.10.0+torch==2.14.1+cpu"
+    assert canonical_stack("tf_keras==2.20.0") == "tf-keras==2.20.0"
+    item = parse_stack("keras@relative/keras")[0]
+    assert item.path.startswith("/") and item.path.endswith("relative/keras") and item.version is None
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("keras=3.10", "each item is NAME==VERSION or NAME@PATH"),
+    ("numpy==2.0", "Valid choices: keras, torch"),
+    ("keras==3.1+keras==3.2", "names keras twice"),
+    ("keras==three", "not a version"),
+])
+def test_a_bad_spec_is_one_line(spec, words):
+    with pytest.raises(StackError) as err:
+        parse_stack(spec)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_stack_shows_in_identity_and_label_only_off_the_default_pins():
+    default = Cell("cifar_cnn", "keras", "torch", "synthetic")
+    assert default.stack == "" and "stack" not in default.as_dict() and default.label == "keras[torch]"
+    other = Cell("cifar_cnn", "keras", "torch", "synthetic", stack="keras==3.10.0")
+    assert other.label == "keras[torch] keras=3.10.0" and other.as_dict()["stack"] == "keras==3.10.0"
+    assert other.file_id.endswith("__stack-keras==3.10.0") and other != default
+    path = Cell("cifar_cnn", "keras", "torch", "synthetic", stack=canonical_stack("keras@/tmp/my keras/keras"))
+    assert "/" not in path.file_id and " " not in path.file_id and path.label == "keras[torch] keras@/tmp/my keras/keras"
+    assert Cell.of({"cell": other.as_dict()}) == other
+
+
+def _record(stack: str, step: float, *, block=0, slot="A", implementation="keras", busy=False) -> dict:
+    cell = Cell("cifar_cnn", implementation, "torch", "synthetic", stack=stack)
+    contention = {"busy": busy, "reasons": ["others"] if busy else [], "others_share": 0.5 if busy else 0.01}
+    return {"kind": "throughput", "status": "ok", "cell": cell.as_dict(), "config": {"batch_size": 32, "stack": stack},
+            "model": {"input_shape": [32, 32, 3]}, "started": f"2026-12-07T05:00:{block:02d}+00:00",
+            "alternation": {"sequence": "s1", "block": block, "slot": block, "environment": slot},
+            "timing": {"repeats": [{"step_s": step * f, "profiler": True, "contention": contention}
+                                   for f in (0.99, 1.0, 1.01)]}}
+
+
+def test_records_of_two_stacks_never_pool():
+    a, b = _record("", 0.010), _record("keras==3.10.0", 0.020)
+    assert group_key(a) != group_key(b)
+    assert len(runs_of([a, b])) == 2 and len(latest_runs([a, b])) == 2
+    groups = pooled([a, b])
+    assert len(groups) == 2 and all(len(runs) == 1 for cells in groups.values() for runs in cells.values())
+
+
+def test_a_process_checks_its_stack_against_what_is_installed(tmp_path, monkeypatch):
+    check_installed("")  # the project's pins: nothing claimed, nothing to check
+    with pytest.raises(StackError, match="says keras 0.0.1, but this environment has keras") as err:
+        check_installed("keras==0.0.1")
+    assert "\n" not in str(err.value)
+    with pytest.raises(StackError, match="from /nowhere/keras"):
+        check_installed("keras@/nowhere/keras")
+    (tmp_path / stacks.MARKER).write_text(json.dumps({"spec": "keras==3.10.0"}))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))  # inside the environment of another stack
+    with pytest.raises(StackError, match="environment of --stack 'keras==3.10.0'"):
+        check_installed("")
+
+
+def test_a_stack_that_cannot_be_made_says_why_in_one_line(tmp_path):
+    with pytest.raises(StackEnvError, match="the torch environment has no jax"):
+        check_stack("jax==0.4.30", "torch")
+    with pytest.raises(StackEnvError, match="not a keras checkout"):
+        check_stack(f"keras@{tmp_path}", "torch")
+    wheel = tmp_path / "torch-2.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    with pytest.raises(StackEnvError, match="a wheel of another package"):
+        check_stack(f"keras@{wheel}", "torch")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "keras").mkdir()
+    assert check_stack(f"keras@{tmp_path}", "torch")[0].path == str(tmp_path)
+    assert slug("") == "default" and slug("keras==3.10.0") == "keras-3.10.0"
+    assert env_dir("keras==3.10.0", "torch", root="R", copy="null").as_posix() == "R/stack-torch-keras-3.10.0-null"
+
+
+def test_the_sweeps_list_of_stacks():
+    assert versions.last_patches(["3.1.1", "3.1.0", "3.0.5", "3.10.0", "3.2.0rc1", "2.15.0"]) == ["3.0.5", "3.1.1",
+                                                                                                  "3.10.0"]
+    assert versions.parse_stacks("keras==3.8.0, default,keras==3.10.0") == ["keras==3.8.0", "", "keras==3.10.0"]
+    for text, words in (("keras==3.8.0,Keras==3.8.0", "twice"), (" , ", "empty")):
+        with pytest.raises(versions.VersionsError, match=words):
+            versions.parse_stacks(text)
+
+
+def _ab_records(*, blocks: int, keras_b: float, null: float = 1.0, busy=False) -> list[dict]:
+    """keras[torch] and torch in A, B and A' for ``blocks`` blocks; B changes keras[torch]'s step by ``keras_b``, A' all
+    by ``null``; a drift of the machine moves every slot of a block alike."""
+    records = []
+    for block in range(blocks):
+        drift = 1.0 + 0.05 * ((block * 7) % 5) / 5  # up to 5% between blocks: the pairing cancels it
+        for slot, stack, keras_factor, torch_factor in (("A", "", 1.0, 1.0), ("B", "keras==3.10.0", keras_b, 1.0),
+                                                        ("A'", "", null, null)):
+            wobble = 1.0 + 0.002 * ((block + len(slot)) % 3)
+            records.append(_record(stack, 0.020 * drift * keras_factor * wobble, block=block, slot=slot, busy=busy))
+            records.append(_record(stack, 0.010 * drift * torch_factor * wobble, block=block, slot=slot,
+                                   implementation="torch"))
+    return records
+
+
+def _rows(records):
+    return {row["what"]: row for row in ab.ab_rows(ab.slot_records(records), "torch", n_boot=100)}
+
+
+def test_ab_calls_a_change_beyond_the_null_and_no_difference_within_it():
+    rows = _rows(_ab_records(blocks=8, keras_b=1.10))
+    assert set(rows) == {"torch", "keras[torch]", "keras[torch] / torch"}
+    keras, torch, ratio = rows["keras[torch]"], rows["torch"], rows["keras[torch] / torch"]
+    assert keras["verdict_status"] == verdict.CALLED and "slower" in keras["verdict"]
+    assert keras["b_over_a"]["ratio"] == pytest.approx(1.10, rel=0.01)
+    assert ratio["verdict_status"] == verdict.CALLED and ratio["b_over_a"]["ratio"] == pytest.approx(1.10, rel=0.01)
+    assert torch["verdict_status"] == ab.NO_DIFFERENCE and torch["mde_pct"] is not None and torch["mde_pct"] < 2
+    assert "smallest change seen" in ab.ab_table(list(rows.values()))
+
+
+def test_ab_gives_no_verdict_from_too_few_blocks_a_busy_machine_or_a_null_that_differs():
+    few = _rows(_ab_records(blocks=3, keras_b=1.10))["keras[torch]"]
+    assert few["verdict_status"] == verdict.UNRESOLVED and "3 independent samples" in few["verdict"]
+    busy = _rows(_ab_records(blocks=8, keras_b=1.10, busy=True))["keras[torch]"]
+    assert busy["verdict_status"] == verdict.BUSY and "machine busy" in busy["verdict"]
+    drifting = _rows(_ab_records(blocks=8, keras_b=1.10, null=1.04))["keras[torch]"]
+    assert drifting["verdict_status"] == ab.NULL_DIFFERS and "two environments of A alone differ" in drifting["verdict"]
