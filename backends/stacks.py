@@ -95,7 +95,8 @@ def parse_stack(spec: str) -> tuple[Item, ...]:
             raise StackError(f"--stack {spec!r} names {package} twice.")
         if operator == "==":
             if not _VERSION.match(value):
-                raise StackError(f"{package}=={value}: not a version (e.g. {package}==3.10.0). Received: --stack {spec!r}.")
+                raise StackError(f"{package}=={value}: not a version (e.g. {package}==3.10.0). "
+                                 f"Received: --stack {spec!r}.")
             items[package] = Item(package, version=value)
         else:
             items[package] = Item(package, path=str(Path(value).expanduser().resolve()))

@@ -143,3 +143,38 @@ def test_ab_gives_no_verdict_from_too_few_blocks_a_busy_machine_or_a_null_that_d
     assert busy["verdict_status"] == verdict.BUSY and "machine busy" in busy["verdict"]
     drifting = _rows(_ab_records(blocks=8, keras_b=1.10, null=1.04))["keras[torch]"]
     assert drifting["verdict_status"] == ab.NULL_DIFFERS and "two environments of A alone differ" in drifting["verdict"]
+
+
+def _env_name() -> str:
+    import os
+    return os.environ.get("KERAS_BACKEND", "torch")
+
+
+@pytest.mark.large
+def test_a_stack_environment_is_made_over_the_base_and_runs_only_as_its_stack(tmp_path):
+    """Makes a real stack (pip, the package index), then runs a cell in it: as its stack it trains, as another it
+    refuses in one line; a release the index lacks is one line naming the releases it has."""
+    import subprocess
+
+    from twinbench.studies.stacks import ensure_stack_env
+    env = _env_name()
+    made = ensure_stack_env("keras==3.14.1", env, base_python=sys.executable, root=tmp_path, log=lambda _: None)
+    assert made.marker["own_packages"]["keras"] == "3.14.1" and "torch" not in made.marker["own_packages"]
+    version = subprocess.run([made.python, "-c", "import importlib.metadata as m; print(m.version('keras'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "3.14.1"
+    again = ensure_stack_env("keras==3.14.1", env, base_python=sys.executable, root=tmp_path, log=lambda _: None)
+    assert again.marker["created"] == made.marker["created"]  # reused
+    impl = {"torch": "torch", "tensorflow": "tf_keras", "jax": "keras"}[env]
+    run = [made.python, "-m", "twinbench", "throughput", "--model", "cifar_cnn", "--impl", impl, "--backend", env,
+           "--steps", "1", "--warmup", "1", "--repeats", "1", "--overhead-repeats", "0", "--compute-repeats", "0",
+           "--batch-size", "8", "--out", str(tmp_path / "out")]
+    ok = subprocess.run([*run, "--stack", "keras==3.14.1"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    record = json.loads(next((tmp_path / "out").glob("*stack-keras==3.14.1.json")).read_text())
+    assert record["config"]["stack"] == "keras==3.14.1" and record["environment"]["versions"]["keras"] == "3.14.1"
+    wrong = subprocess.run(run, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "environment of --stack 'keras==3.14.1'" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    with pytest.raises(StackEnvError, match=r"keras==3\.99\.0: no such release of keras; the index has .*3\.14\.1"):
+        ensure_stack_env("keras==3.99.0", env, base_python=sys.executable, root=tmp_path, log=lambda _: None)
