@@ -173,8 +173,11 @@ def _own_packages(python: str, path: Path) -> dict[str, str]:
 def _checkout_commit(item: Item) -> str | None:
     if item.path is None or not Path(item.path).is_dir():
         return None
-    out = _run(["git", "-C", item.path, "rev-parse", "HEAD"], what="git rev-parse")
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    out = _run(["git", "-C", item.path, "rev-parse", "--show-toplevel", "HEAD"], what="git rev-parse")
+    lines = out.stdout.split()
+    if out.returncode or len(lines) != 2 or Path(lines[0]).resolve() != Path(item.path):
+        return None  # not a git checkout of its own (a folder inside another repository has that one's commit)
+    return lines[1]
 
 
 def ensure_stack_env(spec: str, env: str, *, base_python: str, root=".nox", copy: str = "",
