@@ -106,6 +106,20 @@ def test_the_sweeps_list_of_stacks():
             versions.parse_stacks(text)
 
 
+def test_a_sweep_logs_its_stacks_beside_its_records_and_tries_apart(tmp_path):
+    out = tmp_path / "sweep"
+    assert versions.try_directory(out) == tmp_path / "sweep-try"  # a try never pools with the measured windows
+    runs = [versions.StackRun("keras==3.0.5"), versions.StackRun("keras==3.99.0", status="failed", stage="make",
+                                                                 reason="no such release")]
+    summary = {"env": "torch", "model": "cifar_cnn", "stacks": [{**run.__dict__, "slot": run.spec} for run in runs]}
+    versions.append_log(out, summary)
+    versions.append_log(out, summary)
+    lines = (out / versions.LOG).read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1]) == summary
+    text = versions.summary_text(summary)
+    assert "keras==3.0.5             ok" in text and "failed (make): no such release" in text
+
+
 def _ab_records(*, blocks: int, keras_b: float, null: float = 1.0, busy=False) -> list[dict]:
     """keras[torch] and torch in A, B and A' for ``blocks`` blocks; B changes keras[torch]'s step by ``keras_b``, A' all
     by ``null``; a drift of the machine moves every slot of a block alike."""

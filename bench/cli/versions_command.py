@@ -80,18 +80,9 @@ def cmd_sweep(args) -> int:
     try:
         specs = (versions.parse_stacks(args.stacks) if args.stacks is not None
                  else versions.default_stacks(args.base_python))
-        if args.try_only:
-            for spec in specs:
-                versions.check_spec(spec, args.env)
-            runs = versions.make_and_try(specs, args.env, args.model, base_python=args.base_python, out=args.out,
-                                         root=args.stacks_dir)
-            summary = {"env": args.env, "model": args.model,
-                       "stacks": [{**run.__dict__, "slot": versions.slot_name(run.spec)} for run in runs]}
-            print(versions.summary_text(summary))
-            return EXIT_FAILED if any(run.status != "ok" for run in runs) else 0
         summary = versions.run_sweep(specs, args.env, args.model, base_python=args.base_python, out=args.out,
                                      blocks=args.blocks, child_args=_sizes(args), root=args.stacks_dir,
-                                     budget_s=args.budget_s)
+                                     budget_s=args.budget_s, try_only=args.try_only)
     except (StackError, versions.VersionsError) as err:
         raise CliError(str(err)) from None
     print(versions.summary_text(summary))

@@ -9,8 +9,8 @@ start that what it has installed is that stack (``twinbench.backends.stacks.chec
 
 - **sweep**: every stack is made, then *tried* (one process of one tiny window: can it import and train?), then the
   stacks that passed run ``blocks`` blocks. A stack that cannot be made or fails its try is a failed cell: a failed
-  record per cell in the results directory with the reason, and the others go on. ``sweep.json`` in the results
-  directory lists every stack, its status, reason, Python and the packages of its own. Slot names are the specs
+  record per cell in the results directory with the reason, and the others go on. ``sweep-log.jsonl`` in the
+  results directory gets one line per sweep: every stack, its status, reason, Python and the packages of its own. Slot names are the specs
   (``default`` for the project's pins).
 - **ab**: A, B and A' (a second environment of A's stack); the slots are named ``A``, ``B``, ``A'``;
   ``twinbench.results.ab`` compares them.
@@ -20,6 +20,7 @@ Imports no framework: the children do.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -30,11 +31,11 @@ from twinbench.backends.stacks import DEFAULT, canonical_stack, parse_stack
 from twinbench.cell import Cell, environment_cells
 from twinbench.measuring.alternate import run_alternated
 from twinbench.measuring.throughput import ThroughputConfig
-from twinbench.records import failed_record, load_records, now_iso, write_json_atomic, write_record
+from twinbench.records import failed_record, load_records, now_iso, write_record
 from twinbench.results import ab
 from twinbench.studies.stacks import StackEnvError, check_stack, ensure_stack_env, releases
 
-SUMMARY = "sweep.json"  # a sweep's list of stacks in its results directory
+LOG = "sweep-log.jsonl"  # in the results directory: one line per sweep, its stacks (a .jsonl: not read as a record)
 TRY_ARGS = ["--steps", "1", "--warmup", "1", "--repeats", "1", "--overhead-repeats", "0", "--compute-repeats", "0",
             "--batch-size", "8"]
 RUN_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
@@ -122,7 +123,7 @@ def _try_reason(out_dir: Path, code) -> str:
 
 def make_and_try(specs: list[str], env: str, model: str, *, base_python: str, out, root=".nox",
                  log=print) -> list[StackRun]:
-    """Make every stack's environment and try it (one process, one tiny window, into ``OUT/try/<slot>``); a stack that
+    """Make every stack's environment and try it (one process, one tiny window, into ``OUT-try/<slot>``); a stack that
     fails either is recorded as failed cells in ``out`` with its reason, and the others go on."""
     runs = []
     for spec in specs:
@@ -133,7 +134,7 @@ def make_and_try(specs: list[str], env: str, model: str, *, base_python: str, ou
         except StackEnvError as err:
             run.status, run.reason, run.stage = "failed", str(err), "make"
         if run.status == "ok":
-            try_dir = Path(out) / "try" / re_slug(slot_name(spec))
+            try_dir = try_directory(out) / re_slug(slot_name(spec))
             sequence = run_alternated({slot_name(spec): cells}, {slot_name(spec): run.python}, out_dir=try_dir,
                                       blocks=1, child_args=TRY_ARGS, env=_child_env(), process_timeout_s=600,
                                       log=log)
@@ -155,10 +156,29 @@ def _child_env() -> dict:
     return {**os.environ, **RUN_ENV}
 
 
+def try_directory(out) -> Path:
+    """Where the tries' records go: ``OUT-try`` beside the results directory, so that no view of ``OUT`` pools a
+    one-step try with the measured windows."""
+    out = Path(out)
+    return out.with_name(out.name + "-try")
+
+
+def append_log(out, entry: dict) -> None:
+    """One line appended to ``OUT/sweep-log.jsonl``, written whole and flushed to disk."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(out) / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(entry) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def run_sweep(specs: list[str], env: str, model: str, *, base_python: str, out, blocks: int,
-              child_args: list[str], root=".nox", budget_s: float | None = None, log=print) -> dict:
-    """Make, try, then alternate the stacks that run (module docstring); returns the summary written to
-    ``OUT/sweep.json``: ``env``, ``model``, ``stacks`` (``StackRun``'s fields and ``label``), ``sequence``,
+              child_args: list[str], root=".nox", budget_s: float | None = None, try_only: bool = False,
+              log=print) -> dict:
+    """Make, try, then (unless ``try_only``) alternate the stacks that run (module docstring); returns the summary
+    appended to ``OUT/sweep-log.jsonl``: ``env``, ``model``, ``stacks`` (``StackRun``'s fields and ``label``), ``sequence``,
     ``blocks`` run, ``started``, ``finished``."""
     for spec in specs:
         check_spec(spec, env)
@@ -166,7 +186,7 @@ def run_sweep(specs: list[str], env: str, model: str, *, base_python: str, out, 
     runs = make_and_try(specs, env, model, base_python=base_python, out=out, root=root, log=log)
     ok = [run for run in runs if run.status == "ok"]
     sequence = None
-    if ok:
+    if ok and not try_only:
         cells = {slot_name(run.spec): _cells(env, model, run.spec) for run in ok}
         pythons = {slot_name(run.spec): run.python for run in ok}
         done = run_alternated(cells, pythons, out_dir=out, blocks=blocks, budget_s=budget_s, child_args=child_args,
@@ -178,7 +198,7 @@ def run_sweep(specs: list[str], env: str, model: str, *, base_python: str, out, 
                "stacks": [{**run.__dict__, "slot": slot_name(run.spec),
                            "label": " ".join(item.label for item in parse_stack(run.spec)) or "default pins"}
                           for run in runs]}
-    write_json_atomic(Path(out) / SUMMARY, summary)
+    append_log(out, summary)
     return summary
 
 
