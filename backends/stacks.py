@@ -16,10 +16,10 @@ one cell, however it was typed. Labels show the items (``keras[torch] keras=3.10
 two cells and never pool.
 
 A stack runs in its own virtualenv (``twinbench.studies.stacks`` makes them: ``.nox/stack-<env>-<slug>``), which
-holds a file ``twinbench-stack.json`` naming its spec. ``check_installed`` is the axis's ``apply``: before any framework
-starts, the process checks that what is installed is what its cell claims (each ``==`` item's version, each ``@``
-item installed from that path, and the virtualenv's own spec), so a record never names a stack it did not run with.
-A mismatch is one line.
+holds a file ``twinbench-stack.json`` naming its spec. ``resolve_stack`` is the axis's ``resolve``: before any
+framework starts and before anything is recorded, the process checks that what is installed is what its cell claims
+(each ``==`` item's version, each ``@`` item installed from that path, and the virtualenv's own spec), so a record
+never names a stack it did not run with. A mismatch is one line (exit code 2).
 
 This module imports no framework: versions are read from the installed packages' metadata.
 """
@@ -160,10 +160,18 @@ def environment_stack(prefix=None) -> str | None:
     return json.loads(marker.read_text()).get("spec", DEFAULT)
 
 
+def resolve_stack(spec: str) -> str:
+    """The ``stack`` axis's ``resolve``: ``spec`` written the one way cells name it, checked against what this process
+    has installed (``check_installed``) before any framework starts and before anything is recorded."""
+    spec = canonical_stack(spec)
+    check_installed(spec)
+    return spec
+
+
 def check_installed(spec: str) -> None:
     """``StackError`` (one line) unless this process's packages are the stack ``spec`` claims: each ``==`` item's
     version installed, each ``@`` item installed from its path, and, inside a stack's virtualenv, the spec it was made
-    for. The ``stack`` axis's ``apply``: runs before any framework is imported."""
+    for."""
     spec = canonical_stack(spec)
     made_for = environment_stack()
     if made_for is not None and canonical_stack(made_for) != spec:

@@ -42,7 +42,7 @@ from twinbench.backends.base import FEEDS, STYLES
 from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
 from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
-from twinbench.backends.stacks import canonical_stack, check_installed, stack_label
+from twinbench.backends.stacks import resolve_stack, stack_label
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
 
@@ -99,7 +99,7 @@ class Cell:
                               "format's own runtime (torch: torch.export, onnx: onnxruntime, tf_saved_model, jax: "
                               "jax.export; backends/export.py)")
     # Which versions of the frameworks ran it: "" the project's pins, else a stack spec (backends/stacks.py).
-    stack: str = axis("", metavar="SPEC", resolve=canonical_stack, apply=check_installed, show=stack_label,
+    stack: str = axis("", metavar="SPEC", resolve=resolve_stack, show=stack_label,
                       help="the software stack where it is not the project's pins: NAME==VERSION or NAME@PATH (a "
                            "checkout or a wheel) joined by '+', e.g. keras==3.10.0; checked against what this "
                            "environment has installed (twinbench sweep and ab make its environment)")

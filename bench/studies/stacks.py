@@ -123,8 +123,10 @@ def _run(argv: list[str], *, what: str) -> subprocess.CompletedProcess:
 
 
 def _site_packages(python: str) -> list[str]:
-    out = _run([python, "-c", "import sysconfig, json; p = sysconfig.get_paths(); "
-                              "print(json.dumps([p['purelib'], p['platlib']]))"], what="the base environment")
+    # Its own site-packages and those it sees through .pth files of its own (a base that is layered itself).
+    out = _run([python, "-c", "import json, sys, sysconfig; p = sysconfig.get_paths(); print(json.dumps("
+                              "[p['purelib'], p['platlib'], *(d for d in sys.path if d.endswith(('site-packages', "
+                              "'dist-packages')))]))"], what="the base environment")
     if out.returncode:
         raise StackEnvError(f"the base environment's Python {python} does not run: {_last_error(out)}")
     return list(dict.fromkeys(json.loads(out.stdout)))
