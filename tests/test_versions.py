@@ -192,3 +192,16 @@ def test_a_stack_environment_is_made_over_the_base_and_runs_only_as_its_stack(tm
     assert len(wrong.stderr.strip().splitlines()) == 1
     with pytest.raises(StackEnvError, match=r"keras==3\.99\.0: no such release of keras; the index has .*3\.14\.1"):
         ensure_stack_env("keras==3.99.0", env, base_python=sys.executable, root=tmp_path, log=lambda _: None)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["ab", "keras==3.14.1", "Keras==3.14.1"], "A and B are the same stack (keras==3.14.1)"),
+    (["ab", "default", "keras=3"], "each item is NAME==VERSION or NAME@PATH"),
+    (["sweep", "--stacks", "keras==3.8.0,jax==0.4.30"], "the torch environment has no jax"),
+    (["sweep", "--stacks", "keras==3.8.0", "--env", "tpu"], "Valid choices: torch, tensorflow, jax"),
+])
+def test_sweep_and_ab_errors_are_one_line(argv, words, tmp_path, capsys):
+    from twinbench.cli import main
+    assert main([*argv, "--out", str(tmp_path / "out"), "--stacks-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
