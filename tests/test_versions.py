@@ -194,6 +194,16 @@ def test_a_stack_environment_is_made_over_the_base_and_runs_only_as_its_stack(tm
         ensure_stack_env("keras==3.99.0", env, base_python=sys.executable, root=tmp_path, log=lambda _: None)
 
 
+def test_a_stack_that_cannot_be_made_is_a_failed_cell_with_its_reason_and_the_sweep_goes_on(tmp_path):
+    runs = versions.make_and_try([f"keras@{tmp_path / 'nowhere'}"], "torch", "cifar_cnn", base_python=sys.executable,
+                                 out=tmp_path / "out", root=tmp_path, log=lambda _: None)
+    assert runs[0].status == "failed" and runs[0].stage == "make" and "no such folder" in runs[0].reason
+    records = [json.loads(path.read_text()) for path in (tmp_path / "out").glob("*.json")]
+    assert sorted(Cell.of(r).label.split()[0] for r in records) == ["keras[torch]", "torch"]
+    assert all(r["status"] == "failed" and "no such folder" in r["error"]["message"]
+               and r["config"]["stack"] == runs[0].spec for r in records)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["ab", "keras==3.14.1", "Keras==3.14.1"], "A and B are the same stack (keras==3.14.1)"),
     (["ab", "default", "keras=3"], "each item is NAME==VERSION or NAME@PATH"),

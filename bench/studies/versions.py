@@ -112,9 +112,10 @@ def _record_failure(cells: list[Cell], reason: str, out) -> None:
         write_record(failed_record("throughput", ThroughputConfig(cell), RuntimeError(reason)), out)
 
 
-def _try_reason(out_dir: Path, code) -> str:
-    """Why a stack's try failed: its failed record's message, or the exit code."""
-    records = [r for r in load_records(out_dir)[0] if r.get("status") == "failed"]
+def _try_reason(out_dir: Path, sequence: str, code) -> str:
+    """Why a stack's try (alternated sequence ``sequence``) failed: its failed record's message, or the exit code."""
+    records = [r for r in load_records(out_dir)[0] if r.get("status") == "failed"
+               and (r.get("alternation") or {}).get("sequence") == sequence]
     if records:
         error = records[-1]["error"]
         return f"{error['type']}: {error['message']}"
@@ -140,7 +141,7 @@ def make_and_try(specs: list[str], env: str, model: str, *, base_python: str, ou
                                       log=log)
             if sequence.failures:
                 run.status, run.stage = "failed", "try"
-                run.reason = _try_reason(try_dir, sequence.slots[0]["code"])
+                run.reason = _try_reason(try_dir, sequence.sequence, sequence.slots[0]["code"])
         if run.status == "failed":
             log(f"[sweep] {slot_name(spec)}: FAILED ({run.stage}): {run.reason}; the others go on")
             _record_failure(cells, f"stack {slot_name(spec)} ({run.stage}): {run.reason}", out)
