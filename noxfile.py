@@ -11,6 +11,8 @@
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
     nox -s history      # the ratios over Keras versions and commits, their steps: results/history/index.html
     nox -s natives      # the two native twins (PyTorch, tf.keras) interleaved in one process: both frameworks installed
+    nox -s "sweep(torch)" -- --stacks keras==3.8.0,keras==3.10.0   # across versions: each stack its own virtualenv
+    nox -s "ab(torch)" -- keras==3.14.1 keras@/path/to/keras        # A/B of two stacks, with a null calibration
     nox -l              # everything else
 
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
@@ -47,7 +49,8 @@ def _each_env(session_name: str) -> list[str]:
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
 RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
-           "definition_effect": "results/definition_effect", "timing": "results/timing", "history": "results/history"}
+           "definition_effect": "results/definition_effect", "timing": "results/timing", "history": "results/history",
+           "sweep": "results/sweep", "ab": "results/ab"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -218,6 +221,28 @@ def compare_definition_effect(session: nox.Session) -> None:
     """The definition-effect table: stock vs matched definition per backend, matched vs native twin (a benchmark)."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "definition-effect", "--out", RESULTS["definition_effect"], "--markdown")
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def sweep(session: nox.Session, env: str) -> None:
+    """Sweep stacks (default: every Keras 3 minor release's last patch): each made, tried, then alternated ABBA."""
+    _install(session, env)
+    # Each stack's virtualenv (.nox/stack-ENV-SLUG) lies over this session's, which holds the project's pins; options:
+    # --stacks, --try-only, --model, --blocks, --steps, --repeats, --out (python -m twinbench sweep --help).
+    session.run("python", "-m", "twinbench", "sweep", "--env", env, "--stacks-dir", ".nox",
+                "--out", RESULTS["sweep"], *session.posargs,
+                env=_env_vars(env), success_codes=[0, 1])
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def ab(session: nox.Session, env: str) -> None:
+    """A/B two stacks (``-- A B``, e.g. a release and a Keras checkout) with a null calibration (A in a second env)."""
+    _install(session, env)
+    session.run("python", "-m", "twinbench", "ab", "--env", env, "--stacks-dir", ".nox", "--out", RESULTS["ab"],
+                *session.posargs,
+                env=_env_vars(env))
 
 
 @nox.session

@@ -43,6 +43,7 @@ class Axis:
             names it (``--cpus 1,0`` -> ``"0,1"``); raises a one-line ``ValueError`` or ``RuntimeError``.
         apply: sets the value in this process before any framework is imported (pins the CPUs, tunes the
             allocator).
+        show: how a label names a value off the default (``stack``: ``keras=3.10.0``); default ``name=value``.
         name: the field's name (``data_format``), filled in by ``axes_of``; its option is ``flag``.
     """
 
@@ -56,6 +57,7 @@ class Axis:
     recorded: tuple[str, ...] = ()
     resolve: Callable | None = None
     apply: Callable | None = None
+    show: Callable | None = None
     name: str = ""
 
     @property
@@ -67,6 +69,10 @@ class Axis:
     def record_only(self) -> bool:
         """Set by the run itself, never by an option (``process``)."""
         return not self.commands
+
+    def text(self, value) -> str:
+        """How a label names ``value``: ``jit=on``, or the declaration's ``show``."""
+        return self.show(value) if self.show else f"{self.name}={value}"
 
     def records(self, command: str) -> bool:
         """Whether the ``config`` of ``command``'s records carries this axis."""

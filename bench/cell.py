@@ -31,6 +31,8 @@ This module imports no framework.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,6 +42,7 @@ from twinbench.backends.base import FEEDS, STYLES
 from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS, implementation_label, order
 from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
+from twinbench.backends.stacks import resolve_stack, stack_label
 from twinbench.backends.what_if import CHOICES as WHAT_IF_CHOICES
 from twinbench.backends.what_if import NONE as NO_WHAT_IF
 from twinbench.models import check_choice, get_model_spec
@@ -51,6 +54,15 @@ PHASES = ("train", "infer")  # what a breakdown profiles: training steps, infere
 def _named_cpus(cpus: str) -> str:
     """``--cpus`` as the cell names it: ``"0,1"`` (sorted, checked against this machine's) or ``"free"``."""
     return ",".join(map(str, cpu_list(cpus))) or FREE
+
+
+def _file_text(value) -> str:
+    """An axis value as a file name may hold it: as it is where it is short and plain (``on``, ``0,1``,
+    ``keras==3.10.0``), else its plain characters cut short and a hash of the whole (a stack's path)."""
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9._,=+-]{1,60}", text):
+        return text
+    return re.sub(r"[^A-Za-z0-9._,=+-]+", "_", text).strip("_")[-40:] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,11 @@ class Cell:
     what_if: str = axis(NO_WHAT_IF, choices=WHAT_IF_CHOICES, implementations=("keras",), commands=("breakdown",),
                         help="short-circuit one Keras internal for this run, outputs unchanged (backends/what_if.py): "
                              "none, " + ", ".join(WHAT_IF_CHOICES[1:]))
+    # Which versions of the frameworks ran it: "" the project's pins, else a stack spec (backends/stacks.py).
+    stack: str = axis("", metavar="SPEC", resolve=resolve_stack, show=stack_label,
+                      help="the software stack where it is not the project's pins: NAME==VERSION or NAME@PATH (a "
+                           "checkout or a wheel) joined by '+', e.g. keras==3.10.0; checked against what this "
+                           "environment has installed (twinbench sweep and ab make its environment)")
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -128,14 +145,14 @@ class Cell:
     @property
     def label(self) -> str:
         """``keras[torch]``, with any axis off its default: ``keras[torch] jit=on``."""
-        axes = " ".join(f"{name}={value}" for name, value in self.axes.items())
+        axes = " ".join(CELL_AXES[name].text(value) for name, value in self.axes.items())
         return " ".join(filter(None, [implementation_label(self.implementation, self.backend), axes]))
 
     @property
     def file_id(self) -> str:
         """The file stem of the cell's records, e.g. ``cifar_cnn__keras__jax__digits`` (axes appended)."""
         parts = [self.model, self.implementation, self.backend, self.dataset]
-        parts += [f"{name}-{value}" for name, value in self.axes.items()]
+        parts += [f"{name}-{_file_text(value)}" for name, value in self.axes.items()]
         return "__".join(parts)
 
     @property

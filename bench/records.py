@@ -81,7 +81,8 @@ KINDS = {
 # models' (twinbench export: artifacts, not records) and the history page's (twinbench history: a page, not records).
 RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect",
            "export": "results/export", "timing": "results/timing",  # timing: the main job's alternated processes
-           "history": "results/history"}
+           "history": "results/history",
+           "sweep": "results/sweep", "ab": "results/ab"}  # across versions: twinbench sweep, twinbench ab
 
 
 def now_iso() -> str:

@@ -32,7 +32,7 @@ def _other_value(declared):
         return not declared.default
     if declared.choices:
         return next(choice for choice in declared.choices if choice != declared.default)
-    return {"replicas": 2, "cpus": "0"}[declared.name]
+    return {"replicas": 2, "cpus": "0", "stack": "keras==3.10.0"}[declared.name]
 
 
 def _parser_actions(command):

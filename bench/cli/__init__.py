@@ -52,6 +52,7 @@ from twinbench.cli.run_commands import (
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
 from twinbench.cli.study_command import add_study_parser, cmd_study
+from twinbench.cli.versions_command import add_versions_parsers, cmd_ab, cmd_sweep
 from twinbench.measuring.children import DEFAULT_MODELS
 from twinbench.models import UnknownChoiceError, external_models, load_model_file
 from twinbench.records import RESULTS
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace_parser(sub)
     add_dispatch_parsers(sub)
     add_study_parser(sub)
+    add_versions_parsers(sub)
 
     effect = sub.add_parser("definition-effect",
                             help="stock keras.applications vs matched Keras vs native twin: run an environment's "
@@ -301,7 +303,7 @@ def main(argv=None) -> int:
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,
                     "breakdown": cmd_breakdown, "study": cmd_study,
-                    "history": cmd_history}
+                    "history": cmd_history, "sweep": cmd_sweep, "ab": cmd_ab}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

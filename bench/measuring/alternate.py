@@ -58,11 +58,12 @@ class Sequence:
 
 def process_argv(python: str, environment: str, cells: list[Cell], *, out_dir, child_args=()) -> list[str]:
     """The command line of one environment's process: its two cells interleaved in it (``throughput --env``), or
-    its one cell alone (keras[jax]: ``throughput --impl``)."""
+    its one cell alone (keras[jax]: ``throughput --impl``). ``environment`` names the slot: a nox environment, or
+    any name where one environment runs in several virtualenvs (the stacks of ``twinbench sweep`` and ``ab``)."""
     if len(cells) == 1:
         names = cell_argv(cells[0], "throughput")
     else:  # the environment's cells share every axis: name the environment and the first cell's axes
-        names = ["--env", environment, *_axes_argv(cells[0]), "--interleave"]
+        names = ["--env", cells[0].environment, *_axes_argv(cells[0]), "--interleave"]
     return [python, "-m", "twinbench", "throughput", *names, "--out", str(out_dir), *child_args]
 
 
@@ -90,7 +91,8 @@ def run_alternated(cells: dict[str, list[Cell]], pythons: dict[str, str], *, out
 
     Args:
         cells: environment -> its cells (``twinbench.cell.environment_cells``); an environment without cells is left
-            out. Interleaved cells run on the ``process="shared"`` axis, a lone cell in its own process.
+            out. The names are the slots' (``record["alternation"]["environment"]``): a nox environment, or a stack's
+            name where several virtualenvs of one environment take turns (``twinbench.studies.versions``). Interleaved cells run on the ``process="shared"`` axis, a lone cell in its own process.
         pythons: environment -> the Python of its virtualenv (every environment in ``cells`` needs one).
         blocks: the most blocks to run (at least 1).
         budget_s: stop before a block that would end past it (estimated from the longest block so far); the first

@@ -66,7 +66,7 @@ import math
 import statistics
 
 from twinbench.backends.environments import implementation_label, order
-from twinbench.cell import AXES, Cell
+from twinbench.cell import AXES, CELL_AXES, Cell
 from twinbench.measuring.timing import feed_pairs, overhead_pairs, profiler_overhead, window_of
 from twinbench.results import verdict
 from twinbench.stats import paired_ratio_ci, ratio_ci, summarize
@@ -97,7 +97,7 @@ MODE_EFFECTS = (
 
 def label(cell: tuple[str, str], axes: tuple = ()) -> str:
     """The label of an (implementation, backend) pair in a mode (``axes_key``): ``keras[torch] jit=on``."""
-    return " ".join([implementation_label(*cell), *(f"{name}={value}" for name, value in axes)])
+    return " ".join([implementation_label(*cell), *(CELL_AXES[name].text(value) for name, value in axes)])
 
 
 def axes_key(record: dict) -> tuple:
