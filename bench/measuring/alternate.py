@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from twinbench.backends.environments import RUN_ENVIRONMENTS
 from twinbench.cell import Cell, cell_argv
 from twinbench.measuring.environment import ALTERNATION_ENV
 from twinbench.measuring.interleave import ORDER, abba_order
@@ -63,7 +64,10 @@ def process_argv(python: str, environment: str, cells: list[Cell], *, out_dir, c
     if len(cells) == 1:
         names = cell_argv(cells[0], "throughput")
     else:  # the environment's cells share every axis: name the environment and the first cell's axes
-        names = ["--env", cells[0].environment, *_axes_argv(cells[0]), "--interleave"]
+        # A slot named after a run environment runs that one (natives holds cells of two backends); a stack's slot
+        # runs its cells' own environment.
+        env = environment if environment in RUN_ENVIRONMENTS else cells[0].environment
+        names = ["--env", env, *_axes_argv(cells[0]), "--interleave"]
     return [python, "-m", "twinbench", "throughput", *names, "--out", str(out_dir), *child_args]
 
 
