@@ -36,7 +36,7 @@ from typing import ClassVar
 
 from twinbench.backends import FREE, cpu_list, pin_cpus
 from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
-from twinbench.backends.base import FEEDS, STYLES
+from twinbench.backends.base import COMPILE_MODES, FEEDS, STYLES
 from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
 from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
@@ -86,6 +86,12 @@ class Cell:
                          help="none: the model as built; else the model exported in this format and run in the "
                               "format's own runtime (torch: torch.export, onnx: onnxruntime, tf_saved_model, jax: "
                               "jax.export; backends/export.py)")
+    # Which torch.compile mode --jit on asks for (twinbench latency: the PyTorch twin; twinbench generate: the decode
+    # step of the PyTorch twin and of Keras on torch; backends/base.py's check_compile_mode says where it applies).
+    compile_mode: str = axis("default", choices=COMPILE_MODES, implementations=("torch", "keras"),
+                             commands=("latency", "generate"),
+                             help="torch.compile's mode under --jit on: default, max-autotune (autotuned kernels), "
+                                  "reduce-overhead (CUDA graphs: GPU only)")
 
     @property
     def pair(self) -> tuple[str, str]:

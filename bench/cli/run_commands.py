@@ -12,7 +12,7 @@ from pathlib import Path
 
 from twinbench import data as datasets
 from twinbench.backends import distributed, missing_packages, resolve_backend, select_keras_backend
-from twinbench.backends.base import COMPILED_STYLES, check_style
+from twinbench.backends.base import COMPILED_STYLES, check_compile_mode, check_style
 from twinbench.backends.checkpoints import (
     FORMAT_NAMES,
     CheckpointError,
@@ -308,6 +308,7 @@ def cmd_latency(args) -> int:
             cells = environment_cells(args.env, args.model, dataset="synthetic", **axis_values(args, "latency"))
             cells = [cell for cell in cells if cell.jit != "on" or cell.style in COMPILED_STYLES[cell.implementation]]
             cells = [cell for cell in cells if cell.artifact == "none" or cell.artifact in EXPORT_FORMATS[cell.pair]]
+            cells = [cell for cell in cells if cell.compile_mode == "default" or cell.implementation == "torch"]
             if not cells:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode and style (it has: {', '.join(get_model_spec(args.model).builders)}).")
@@ -315,6 +316,7 @@ def cmd_latency(args) -> int:
             cells = [_cell_of(args, "latency", "synthetic")]
         for cell in cells:
             check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
+            check_compile_mode(cell.implementation, cell.backend, cell.compile_mode, cell.jit, command="latency")
             if cell.artifact != "none":
                 check_format(cell.implementation, cell.backend, cell.artifact)
             validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode)
