@@ -222,29 +222,19 @@ def check_style(implementation: str, style: str, jit: str, artifact: str = "none
 
 
 # torch.compile's modes (``--compile-mode``, the cell axis ``compile_mode``), under ``--jit on``: ``default``;
-# ``max-autotune`` (Triton/C++ kernels chosen by benchmarking candidates, longer compiles); ``reduce-overhead`` (the
-# compiled graph replayed as a CUDA graph: one launch per call, so GPU only). Keras' own ``jit_compile=True`` on torch
-# calls ``torch.compile`` without a mode (keras/src/backend/torch/trainer.py): the Keras predict methods have no such
-# knob, so the axis applies to keras[torch] only where twinbench compiles itself (the decode step of ``generate``).
+# ``max-autotune`` (kernels chosen by benchmarking candidates, longer compiles); ``reduce-overhead`` (the compiled
+# graph replayed as a CUDA graph: one launch per call, so GPU only). The PyTorch twin's only: Keras' own
+# ``jit_compile=True`` on torch calls ``torch.compile`` without a mode (keras/src/backend/torch/trainer.py).
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 
 
-def check_compile_mode(implementation: str, backend: str, compile_mode: str, jit: str, *, command: str) -> None:
-    """Raise ``ValueError`` (one line, naming the valid choices) where ``--compile-mode`` cannot apply: an unknown
-    mode, without ``--jit on``, on a Keras backend other than torch, or to Keras' predict methods (``latency``)."""
+def check_compile_mode(compile_mode: str, jit: str) -> None:
+    """Raise ``ValueError`` (one line, naming the valid choices) for an unknown mode or a mode without ``--jit on``."""
     if compile_mode not in COMPILE_MODES:
         raise ValueError(f"Unknown compile-mode {compile_mode!r}. Valid choices: {', '.join(COMPILE_MODES)}.")
-    if compile_mode == "default":
-        return
-    if jit != "on":
+    if compile_mode != "default" and jit != "on":
         raise ValueError(f"--compile-mode {compile_mode} is a torch.compile mode: it needs --jit on. Received: "
                          f"jit={jit!r}. Valid without --jit on: --compile-mode default.")
-    if implementation == "keras" and backend != "torch":
-        raise ValueError(f"--compile-mode is torch.compile's: keras[{backend}] compiles with "
-                         f"{'XLA' if backend == 'tensorflow' else 'jax.jit'}. Valid for keras[{backend}]: default.")
-    if implementation == "keras" and command != "generate":
-        raise ValueError("--compile-mode applies to keras[torch] in twinbench generate only: Keras' predict methods "
-                         "call torch.compile without a mode. Valid for keras in latency: --compile-mode default.")
 
 
 def check_compile_mode_here(compile_mode: str, *, gpu: bool) -> None:

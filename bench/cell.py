@@ -86,9 +86,9 @@ class Cell:
                          help="none: the model as built; else the model exported in this format and run in the "
                               "format's own runtime (torch: torch.export, onnx: onnxruntime, tf_saved_model, jax: "
                               "jax.export; backends/export.py)")
-    # Which torch.compile mode --jit on asks for (twinbench latency: the PyTorch twin; twinbench generate: the decode
-    # step of the PyTorch twin and of Keras on torch; backends/base.py's check_compile_mode says where it applies).
-    compile_mode: str = axis("default", choices=COMPILE_MODES, implementations=("torch", "keras"),
+    # Which torch.compile mode --jit on asks for (the PyTorch twin's forward pass in latency, its decode steps in
+    # generate; backends/base.py's check_compile_mode).
+    compile_mode: str = axis("default", choices=COMPILE_MODES, implementations=("torch",),
                              commands=("latency", "generate"),
                              help="torch.compile's mode under --jit on: default, max-autotune (autotuned kernels), "
                                   "reduce-overhead (CUDA graphs: GPU only)")

@@ -112,7 +112,7 @@ def execute_latency(config: LatencyConfig) -> dict:
         raise ValueError("warmup, calls and repeats must be at least 1.")
     batch_sizes = check_batch_sizes(config.batch_sizes)
     check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
-    check_compile_mode(cell.implementation, cell.backend, cell.compile_mode, cell.jit, command="latency")
+    check_compile_mode(cell.compile_mode, cell.jit)
     if cell.artifact != "none":
         check_format(cell.implementation, cell.backend, cell.artifact)
     started = _now_iso()
