@@ -50,7 +50,8 @@ def pooled_cells(records: list[dict]) -> dict[tuple, dict[tuple, list[dict]]]:
             where = (record["cell"]["model"], sizes_of(record))
             cell = (record["cell"]["implementation"], record["cell"]["backend"], axes_key(record))
             groups.setdefault(where, {}).setdefault(cell, []).append(record)
-    return {where: dict(sorted(cells.items(), key=lambda item: (order(*item[0][:2]), str(item[0][2]))))
+    return {where: dict(sorted(cells.items(), key=lambda item: (order(*item[0][:2]), len(item[0][2]),
+                                                                 str(item[0][2]))))
             for where, cells in sorted(groups.items(), key=lambda item: (item[0][0], str(item[0][1])))}
 
 
@@ -108,7 +109,8 @@ def generation_ratios(records: list[dict], *, seed: int = 0) -> list[dict]:
                         continue  # keras-hub's records have no per-token times
                     names = (label(numerator, axes), label(denominator, axes))
                     result = ratio_ci(a, b, seed=seed, runs_a=a_labels, runs_b=b_labels)
-                    row = {"model": f"{model} ({sizes[0]}+{sizes[1]} tokens)", "kind": "generate", "sizes": sizes,
+                    row = {"model": f"{model} {sizes[0]}+{sizes[1]} {'per call' if what == 'call' else 'per token'}",
+                           "kind": "generate", "sizes": sizes,
                            "batch_size": sizes[2], "numerator": names[0],
                            "denominator": names[1], "meaning": meaning, "samples": words,
                            "runs_a": len(a_runs), "runs_b": len(b_runs), **result,
@@ -120,7 +122,10 @@ def generation_ratios(records: list[dict], *, seed: int = 0) -> list[dict]:
 
 
 def _ms(value) -> str:
-    return "-" if value is None else f"{1e3 * value:.3g}"
+    """Milliseconds, three significant digits (whole ones from a second up)."""
+    if value is None:
+        return "-"
+    return f"{1e3 * value:,.0f}" if value >= 1 else f"{1e3 * value:.3g}"
 
 
 def _ci_ms(low, high) -> str:
