@@ -120,9 +120,9 @@ def compiled_forward(model, layers):
         def forward(token_ids, caches, index):
             return xla(token_ids, caches, tf.constant(index, tf.int32))
     else:  # torch.compile guards on every Keras layer's type: it recompiles past its cache limit, then runs eagerly
-        raise ValueError(f"Compiled decoding runs on jax (jax.jit) and tensorflow (XLA); keras[{backend}]'s step "
+        raise ValueError(f"Compiled decoding runs on jax (jax.jit) and tensorflow (XLA); on {backend}, the Keras step "
                          "under torch.compile recompiles for each Keras layer until it gives up (minutes). Valid for "
-                         f"keras[{backend}]: --jit default, off.")
+                         f"the {backend} backend: --jit default, off.")
     _COMPILED[model] = forward
     return forward
 
