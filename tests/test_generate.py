@@ -18,7 +18,12 @@ from twinbench.measuring.generate import GenerateConfig, call_figures, check_gen
 from twinbench.models.choices import UnknownChoiceError
 from twinbench.models.gpt2.generation import COMPILED_DECODING
 from twinbench.records import write_record
-from twinbench.results.generation import generation_ratios, generation_rows, generation_section, generation_table
+from twinbench.results.generation import (
+    generation_ratios,
+    generation_rows,
+    generation_section,
+    generation_table,
+)
 
 # -- the compile-mode axis ------------------------------------------------------------------------------------------
 
