@@ -10,6 +10,8 @@
     nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
+    nox -s history      # the ratios over Keras versions and commits, their steps: results/history/index.html
+    nox -s natives      # the two native twins (PyTorch, tf.keras) interleaved in one process: both frameworks installed
     nox -l              # everything else
 
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
@@ -47,7 +49,8 @@ def _each_env(session_name: str) -> list[str]:
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
 RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
-           "generate": "results/generate", "definition_effect": "results/definition_effect", "timing": "results/timing"}
+           "generate": "results/generate", "definition_effect": "results/definition_effect", "timing": "results/timing",
+           "history": "results/history"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -63,7 +66,7 @@ def _env_vars(env: str) -> dict[str, str]:
 @nox.parametrize("env", ENV_PARAMS)
 def tests(session: nox.Session, env: str) -> None:
     """Run the fast tier in one backend environment: every implementation and mode, the twins at small sizes."""
-    _install(session, env, "test")
+    _install(session, env, "test", "history")
     # `nox -s tests -- --run-large` runs both tiers in one go (tests/conftest.py).
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=_env_vars(env))
 
@@ -72,7 +75,7 @@ def tests(session: nox.Session, env: str) -> None:
 @nox.parametrize("env", ENV_PARAMS)
 def tests_large(session: nox.Session, env: str) -> None:
     """Run the large tier in one environment: the biggest twins, full-size builds, multi-process start-ups."""
-    _install(session, env, "test")
+    _install(session, env, "test", "history")
     session.run("python", "-m", "pytest", "-m", "large", "--run-large", *(session.posargs or ["-q"]),
                 env=_env_vars(env))
 
@@ -117,6 +120,15 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def history(session: nox.Session) -> None:
+    """Build the history page (docs/history.md) of results directories (default: results/throughput and results/latency
+    where they exist, written to results/history); posargs replace both: `nox -s history -- DIR... --out OUT`."""
+    session.install("-e", ".[history]")
+    found = [d for d in (RESULTS["throughput"], RESULTS["latency"]) if Path(d).is_dir()] or [RESULTS["throughput"]]
+    session.run("python", "-m", "twinbench", "history", *(session.posargs or [*found, "--out", RESULTS["history"]]))
+
+
+@nox.session(default=False)
 @nox.parametrize("env", ENV_PARAMS)
 def docs_data(session: nox.Session, env: str) -> None:
     """Compute this environment's share of the model pages: layer tables and twin checks (docs/models/_data)."""
@@ -152,6 +164,21 @@ def throughput(session: nox.Session, env: str) -> None:
     # python -m twinbench throughput --help).
     session.run("python", "-m", "twinbench", "throughput", "--env", env, "--out", RESULTS["throughput"],
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
+
+
+# The natives environment (backends/environments.py NATIVES): PyTorch, TensorFlow and tf.keras in one virtualenv, so
+# that the two native twins can take turns window by window in one process. Its Python for twinbench alternate and
+# the studies: .nox/natives/bin/python (nox -s natives --install-only builds it).
+NATIVES = "natives"
+
+
+@nox.session(default=False)
+def natives(session: nox.Session) -> None:
+    """Throughput of the two native twins interleaved in one process (torch / tf_keras from paired windows)."""
+    session.install("-e", ".[natives,test]")
+    # Options as for throughput, e.g. nox -s natives -- --model mnist_cnn --repeats 40 --threads 1 --allocator tuned
+    session.run("python", "-m", "twinbench", "throughput", "--env", NATIVES, "--interleave", "--out",
+                RESULTS["throughput"], *session.posargs, env=_env_vars("torch"), success_codes=[0, 1])
 
 
 @nox.session(default=False, requires=_each_env("throughput"))

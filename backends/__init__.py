@@ -13,12 +13,15 @@ one (a runner imports its framework).
 
 from __future__ import annotations
 
+import sys
+
 from twinbench.backends import distributed
 from twinbench.backends.environments import BACKENDS
 from twinbench.backends.modes import DEFAULT_MODE, SINGLE, Mode, Replication
 from twinbench.backends.process import (
     FREE,
     BackendError,
+    allow_native_frameworks_side_by_side,
     check_mode_here,
     cpu_list,
     framework_threads,
@@ -31,7 +34,7 @@ from twinbench.backends.process import (
 )
 
 # The package's face: what bench/ and the tests import from here (defined in the modules named above).
-__all__ = ["BACKENDS", "FREE", "BackendError", "check_mode_here", "cpu_list", "framework_threads", "get_runner",
+__all__ = ["BACKENDS", "FREE", "BackendError", "allow_native_frameworks_side_by_side", "check_mode_here", "cpu_list", "framework_threads", "get_runner",
            "keras_callback_threads", "limit_threads", "missing_packages", "pin_cpus", "resolve_backend",
            "select_keras_backend"]
 
@@ -45,7 +48,11 @@ def get_runner(implementation: str, backend: str | None = None, *, mode: Mode = 
     mode.check(implementation)
     replication.check(implementation, backend)
     distributed.prepare_process(backend, replication)
-    select_keras_backend(backend)  # every runner builds the Keras definition for the canonical weights
+    # Every runner builds the Keras definition for the canonical weights, drawn with NumPy: the same on every Keras
+    # backend. A native twin takes Keras as this process already has it (the natives environment's interleaved
+    # process: keras on torch for both twins); Keras 3 itself runs on the backend it names.
+    if implementation == "keras" or "keras" not in sys.modules:
+        select_keras_backend(backend)
     replicas = distributed.start(implementation, backend, replication)
     if implementation == "torch":
         from twinbench.backends.torch_runner import TorchRunner

@@ -19,6 +19,15 @@ ORDER = tuple(pair for pairs in ENVIRONMENTS.values() for pair in pairs)
 # The backend each native twin shares its process (and its environment) with.
 NATIVE_BACKEND = {implementation: backend for implementation, backend in ORDER if implementation != "keras"}
 
+# An environment beside the three that installs both native frameworks (``nox -s natives``: PyTorch, TensorFlow and
+# tf.keras side by side), so that the two native twins can be interleaved window by window in one process
+# (``twinbench.measuring.interleave``) instead of alternated across processes. It runs only that: its cells are the
+# two native twins, on the ``process="natives"`` axis (``twinbench.cell``), and they never pool with the others.
+NATIVES = "natives"
+NATIVE_PAIR = (("torch", "torch"), ("tf_keras", "tensorflow"))
+# Every environment a run may name: the three above, and the native pair's.
+RUN_ENVIRONMENTS = dict(ENVIRONMENTS, **{NATIVES: NATIVE_PAIR})
+
 
 def implementation_label(implementation: str, backend: str) -> str:
     """``keras[jax]`` for the Keras 3 definition, the plain name for a native twin."""

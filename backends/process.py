@@ -106,6 +106,27 @@ def select_keras_backend(backend: str):
     return keras
 
 
+def allow_native_frameworks_side_by_side() -> list[str]:
+    """Make this process able to hold PyTorch and TensorFlow at once (the natives environment's interleaved native
+    twins); call before ``torch`` imports ``triton`` (before any model is built). Returns what it did, for the
+    record.
+
+    Tried with torch 2.14.1 and tensorflow 2.21.0 in one virtualenv (CPU): ``import tensorflow`` then ``import torch``
+    ends with a segmentation fault while ``torch._dynamo`` imports ``triton`` (its ``libtriton.so`` brings its own
+    LLVM beside TensorFlow's), and ``import torch`` then ``import tensorflow`` ends with one too. With ``triton``
+    unimportable, both orders import and train. Triton serves only
+    ``torch.compile`` on a GPU, which an interleaved process refuses anyway (``--jit on``), so ``triton`` is marked
+    unimportable here: ``import triton`` raises ``ImportError`` and PyTorch takes it as not installed.
+    """
+    triton = sys.modules.get("triton", False)
+    if triton is None:
+        return ["triton kept out of the process (its LLVM and TensorFlow's crash side by side)"]
+    if triton is not False:
+        return ["triton was imported before: left as it is"]
+    sys.modules["triton"] = None  # import triton -> ImportError (see the docstring)
+    return ["triton kept out of the process (its LLVM and TensorFlow's crash side by side)"]
+
+
 def limit_threads(threads: int) -> dict[str, str]:
     """Cap the CPU thread pools of every framework at ``threads``; call before any framework is imported.
 

@@ -37,7 +37,7 @@ from typing import ClassVar
 from twinbench.backends import FREE, cpu_list, pin_cpus
 from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
 from twinbench.backends.base import COMPILE_MODES, FEEDS, STYLES
-from twinbench.backends.environments import ENVIRONMENTS, implementation_label, order
+from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS, implementation_label, order
 from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
 from twinbench.models import check_choice, get_model_spec
@@ -73,7 +73,8 @@ class Cell:
                           "runs are different cells); free: the CPUs the process was given")
     process: str = axis("own", commands=(), recorded=("throughput",),
                         help="own: the cell ran alone in its process; shared: interleaved with its environment's "
-                             "other cell (twinbench.measuring.interleave)")
+                             "other cell; natives: the native twin interleaved with the other native twin in the "
+                             "natives environment (twinbench.measuring.interleave)")
     allocator: str = axis(SYSTEM, choices=ALLOCATORS, resolve=check_allocator, apply=apply_allocator,
                           help="the C allocator's settings, applied before any framework starts: system (as the "
                                "process was started) or tuned (glibc keeps the memory it took: no page faults from "
@@ -196,14 +197,18 @@ def cell_argv(cell: Cell, command: str) -> list[str]:
 def environment_cells(env: str, model: str, *, dataset: str = "digits", **axes) -> list[Cell]:
     """The cells environment ``env`` runs for ``model`` with ``axes`` (e.g. ``jit="on"``): those it has a builder for
     (keras.applications variants have no torch twin), that have every axis set (``memory_format`` only the PyTorch
-    twin) and a data-parallel engine where ``replicas`` asks for one."""
-    check_choice("environment", env, ENVIRONMENTS)
+    twin) and a data-parallel engine where ``replicas`` asks for one. ``natives``
+    (``twinbench.backends.environments.NATIVES``): the two native twins, both or none."""
+    check_choice("environment", env, RUN_ENVIRONMENTS)
     spec = get_model_spec(model)
-    if not spec.builds_in(env):  # keras-hub's models: the tensorflow environment only
+    pairs = RUN_ENVIRONMENTS[env]
+    if not all(spec.builds_in(backend) for _, backend in pairs):  # keras-hub's models: the tensorflow environment only
         return []
     builders = spec.builders
+    if env == NATIVES and not all(implementation in builders for implementation, _ in pairs):
+        return []
     cells = []
-    for implementation, backend in ENVIRONMENTS[env]:
+    for implementation, backend in pairs:
         if implementation not in builders:
             continue
         cell = Cell(model, implementation, backend, dataset, **axes)

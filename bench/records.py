@@ -82,9 +82,10 @@ KINDS = {
     "generate": {"command": "twinbench generate", "results": "results/generate", "suffix": "__generate"},
 }
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
-# models' (twinbench export: artifacts, not records).
+# models' (twinbench export: artifacts, not records) and the history page's (twinbench history: a page, not records).
 RESULTS = {**{kind: info["results"] for kind, info in KINDS.items()}, "definition_effect": "results/definition_effect",
-           "export": "results/export", "timing": "results/timing"}  # timing: the main job's alternated processes
+           "export": "results/export", "timing": "results/timing",  # timing: the main job's alternated processes
+           "history": "results/history"}
 
 
 def now_iso() -> str:

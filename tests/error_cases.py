@@ -1,7 +1,8 @@
 """Bad input, the command that provokes it, and the one-line message it must get.
 
-This table drives ``tests/test_errors.py`` and generates the README's "When things go wrong" table
-(``python -m tests.error_cases`` prints it), so every row of that table is a tested behaviour.
+This table drives ``tests/test_errors.py`` and generates the error table of docs/errors.md
+(``python -m tests.error_cases`` prints it, ``--write`` puts it on that page between its markers), so every row of
+that table is a tested behaviour.
 ``{tmp}`` is a scratch directory that ``prepare`` fills for the row.
 """
 
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class Case:
     id: str
-    what: str  # the README's words for the mistake
+    what: str  # the error table's words for the mistake (docs/errors.md)
     argv: tuple[str, ...]  # arguments to `python -m twinbench`
     expect: str  # a regular expression the one-line message must match
     env: dict = field(default_factory=dict)
@@ -34,7 +35,7 @@ class Case:
 
 
 def _run_args(*extra):
-    # {impl}/{backend}: an implementation this environment can run (shown as torch in the README).
+    # {impl}/{backend}: an implementation this environment can run (shown as torch in the table).
     return ("train", "--model", "cifar_cnn", "--impl", "{impl}", "--backend", "{backend}", "--out", "{tmp}/out", *extra)
 
 
@@ -168,7 +169,7 @@ CASES = [
     Case("show-unknown-model", "A teaching page of an unknown model", ("show", "resnet5", "--offline"),
          r"Unknown model 'resnet5'\. Valid choices: alexnet, cifar_cnn, gnmt, "),
     Case("study-unknown", "Unknown study", ("study", "show", "overhead"),
-         r"Unknown study 'overhead'\. Valid choices: cpu, crosscheck, definition-effect, "),
+         r"Unknown study 'overhead'\. Valid choices: cpu, crosscheck, crosscheck-alternated, definition-effect, "),
     Case("study-unknown-parameter", "A parameter the study does not have", ("study", "show", "malloc", "--set",
                                                                              "budget_min=5"),
          r"Unknown parameter 'budget_min' of study 'malloc'\. Valid choices: windows, steps, warmup\."),
@@ -241,7 +242,7 @@ def here():
     return {"{impl}": implementation, "{backend}": backend, "{other}": other}
 
 
-README_VALUES = {"{impl}": "torch", "{backend}": "torch", "{other}": "jax", "{tmp}": "DIR"}
+TABLE_VALUES = {"{impl}": "torch", "{backend}": "torch", "{other}": "jax", "{tmp}": "DIR"}
 
 
 def _fill(text, values):
@@ -271,7 +272,7 @@ def message_line(stderr: str, case: Case) -> str:
 
 
 def markdown_table() -> str:
-    """The README table, from real runs of every case."""
+    """The error table of docs/errors.md, from real runs of every case."""
     import tempfile
 
     rows = ["| you did | command | you get (exit code) |", "|---|---|---|"]
@@ -279,8 +280,8 @@ def markdown_table() -> str:
         with tempfile.TemporaryDirectory() as tmp:
             code, _, stderr = run_case(case, Path(tmp) / case.id)
             line = message_line(stderr, case).replace(tmp, "/tmp").replace("|", "\\|")
-        command = _fill(" ".join(["twinbench", *case.argv]), README_VALUES)
-        env = " ".join(f"{k}={_fill(v, README_VALUES)}" for k, v in case.env.items())
+        command = _fill(" ".join(["twinbench", *case.argv]), TABLE_VALUES)
+        env = " ".join(f"{k}={_fill(v, TABLE_VALUES)}" for k, v in case.env.items())
         rows.append(f"| {case.what} | `{(env + ' ') if env else ''}{command}` | `{line}` ({code}) |")
     return "\n".join(rows)
 
@@ -293,5 +294,25 @@ def missing_backend():
     return None
 
 
+PAGE = ROOT / "docs" / "errors.md"
+BEGIN, END = "<!-- error table: begin -->", "<!-- error table: end -->"
+
+
+def page_table(text: str) -> str:
+    """The table between the markers of docs/errors.md's text."""
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def write_page(table: str) -> None:
+    """Replace the table between docs/errors.md's markers (the rest of the page stays as it is)."""
+    text = PAGE.read_text()
+    PAGE.write_text(text.split(BEGIN, 1)[0] + BEGIN + "\n" + table + "\n" + END + text.split(END, 1)[1])
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    table = markdown_table()
+    if sys.argv[1:] == ["--write"]:
+        write_page(table)
+        print(f"wrote {len(CASES)} rows into {PAGE.relative_to(ROOT)}")
+    else:
+        print(table)

@@ -241,3 +241,32 @@ def test_paired_results_are_shown_and_decide_agreement(tmp_path):
     write(tmp_path / "hand", [paired("torch", "torch", 1.01), paired("keras", "torch", 1.10)])
     text, agree = crosscheck.compare(tmp_path / "hand", tmp_path / "nothing")
     assert not agree and text.count(" NO") == 1
+
+
+def test_under_the_same_alternation_each_implementation_pairs_its_processes_by_round(tmp_path, capsys):
+    """twinbench study run crosscheck-alternated: round N of both sides under round-N. A drift that slows every
+    round's two processes alike cancels in the pairs; an implementation whose twinbench step is 10% slower than its
+    plain loop's is caught."""
+    from twinbench.records import write_record
+
+    slower = ("keras", "jax")
+    for round_number, drift in enumerate([1.0, 1.3, 0.8, 1.5], 1):
+        results, bench = [], tmp_path / "bench" / f"round-{round_number}"
+        for cell in (("torch", "torch"), slower):
+            results.append(hand_result(cell, scale=drift, allocator="tuned"))
+            record = bench_record(cell, scale=drift * (1.1 if cell == slower else 1.0), allocator="tuned")
+            record.update(run_id=f"{round_number}-{cell[0]}", started="2026-01-01T00:00:00",
+                          finished="2026-01-01T00:00:10")
+            write_record(record, bench)
+        write(tmp_path / "crosscheck" / f"round-{round_number}", results)
+    pairs = crosscheck.alternated_pairs(tmp_path / "crosscheck", tmp_path / "bench", allocator="tuned")
+    assert {key[3] for key in pairs} == {("torch", "torch"), slower} and all(len(p) == 4 for p in pairs.values())
+    rows = {row["cell"]: row for row in crosscheck.alternated_rows(pairs, n_boot=200)}
+    torch, jax = rows[("torch", "torch")], rows[slower]
+    # Whole windows (1.3x compute) against whole-loop samples of the same seconds: agreement 1 despite the drift.
+    assert torch["ratio"] == pytest.approx(1.0, abs=0.01) and torch["within"] and torch["ci_within"]
+    assert jax["ratio"] == pytest.approx(1.1, abs=0.01) and not jax["within"]
+    out = crosscheck.alternated_text(list(rows.values()), allocator="tuned")
+    assert "keras[jax]" in out and "NO" in out and "paired by round" in out
+    # Another allocator's results and records: nothing to pair.
+    assert crosscheck.alternated_pairs(tmp_path / "crosscheck", tmp_path / "bench") == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from error_cases import CASES, message_line, missing_backend, run_case
+from error_cases import CASES, PAGE, TABLE_VALUES, _fill, message_line, missing_backend, page_table, run_case
 
 _FRAMEWORK_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl::InitializeLog)")
 # The cases whose child process starts its framework before the error (and builds ResNet50 for the checkpoint that
@@ -41,12 +41,23 @@ def test_missing_backend_package_says_what_to_install(tmp_path):
     assert re.search(case.expect, stderr), stderr
 
 
-def test_readme_table_lists_every_case():
-    from pathlib import Path
+_ROW = re.compile(r"^\| (?P<what>.+?) \| `(?P<command>.+?)` \| `(?P<message>.*)` \((?P<code>\d+)\) \|$")
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for case in CASES:
-        assert f"| {case.what} |" in readme, f"README's 'When things go wrong' lacks: {case.what}"
+
+def test_the_error_table_is_every_case_and_what_it_got():
+    """docs/errors.md's generated table (python -m tests.error_cases --write): one row per case, in order, with the
+    case's command, a message its pattern matches and its exit code; no row without a case."""
+    text = PAGE.read_text()
+    rows = [_ROW.match(line) for line in page_table(text).splitlines()[2:]]
+    assert all(rows), "a row of docs/errors.md's table is not | what | `command` | `message` (code) |"
+    assert [row["what"] for row in rows] == [case.what for case in CASES], \
+        "docs/errors.md's table is not the cases': regenerate it with python -m tests.error_cases --write"
+    for row, case in zip(rows, CASES, strict=True):
+        env = " ".join(f"{k}={_fill(v, TABLE_VALUES)}" for k, v in case.env.items())
+        command = _fill(" ".join(["twinbench", *case.argv]), TABLE_VALUES)
+        assert row["command"] == f"{(env + ' ') if env else ''}{command}", case.id
+        assert re.search(case.expect, row["message"].replace("\\|", "|")), (case.id, row["message"])
+        assert int(row["code"]) == case.exit_code, case.id
 
 
 def test_keras_imported_with_another_backend_is_refused():

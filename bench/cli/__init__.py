@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twinbench.backends.environments import ENVIRONMENTS
+from twinbench.backends.allocator import ALLOCATORS, SYSTEM
+from twinbench.backends.environments import ENVIRONMENTS, NATIVES, RUN_ENVIRONMENTS
 from twinbench.cli.check_command import add_check_parser, cmd_check
 from twinbench.cli.dispatch_commands import add_dispatch_parsers, cmd_breakdown, cmd_calls
 from twinbench.cli.equivalence_command import add_equivalence_parser, cmd_equivalence
 from twinbench.cli.export_command import add_export_parser, cmd_export
+from twinbench.cli.history_command import add_history_parser, cmd_history
 from twinbench.cli.options import (
     EXIT_FAILED,  # noqa: F401  (part of the CLI's face: tests and scripts read the exit codes here)
     EXIT_USAGE,
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_parser(sub)
     add_export_parser(sub)
     add_equivalence_parser(sub)
+    add_history_parser(sub)
     _add_profiler_cost_parser(sub)
     _add_trace_parser(sub)
     add_dispatch_parsers(sub)
@@ -242,8 +245,9 @@ def _add_alternate_parser(sub):
                           "short throughput processes, the environments' processes alternated A,B,B,A within a "
                           "budget; then the ratios, their resolution and the machine's quietness")
     alternate.add_argument("--python", action="append", default=[], metavar="ENV=PATH", type=env_python,
-                           help=f"the Python of an environment's virtualenv ({', '.join(ENVIRONMENTS)}); repeat it "
-                                "for each environment to alternate")
+                           help=f"the Python of an environment's virtualenv ({', '.join(RUN_ENVIRONMENTS)}); repeat it "
+                                f"for each environment to alternate ({NATIVES}: the two native twins interleaved in one "
+                                "process, nox -s natives --install-only)")
     alternate.add_argument("--model", default="cifar_cnn")
     alternate.add_argument("--batch-size", type=positive_int, default=32)
     alternate.add_argument("--steps", type=positive_int, default=20, help="steps per timed window")
@@ -251,6 +255,9 @@ def _add_alternate_parser(sub):
     alternate.add_argument("--repeats", type=positive_int, default=8, help="timed windows per cell and process")
     alternate.add_argument("--threads", type=positive_int, default=None,
                            help="CPU threads per framework thread pool (default: each framework's own choice)")
+    alternate.add_argument("--allocator", choices=ALLOCATORS, default=SYSTEM,
+                           help="the C allocator of every process (the cell's allocator axis; tuned: glibc keeps the "
+                                "memory it took, backends/allocator.py)")
     alternate.add_argument("--blocks", type=positive_int, default=12,
                            help="the most blocks of one process per environment (ABBA order)")
     alternate.add_argument("--budget-s", type=positive_float, default=60.0,
@@ -319,7 +326,8 @@ def main(argv=None) -> int:
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,
-                    "breakdown": cmd_breakdown, "study": cmd_study}
+                    "breakdown": cmd_breakdown, "study": cmd_study,
+                    "history": cmd_history}
         return commands[args.command](args)
     except CliError as err:
         print(f"twinbench: error: {err}", file=sys.stderr)

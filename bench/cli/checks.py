@@ -23,8 +23,12 @@ from twinbench.models.weights import WeightMismatchError
 USER_ERRORS = (UnknownChoiceError, BackendError, WeightMismatchError, CheckpointError, DatasetError)
 
 
-def validate_cell(model, implementation, backend, dataset, input_shape=None, mode: Mode = DEFAULT_MODE) -> str:
+def validate_cell(model, implementation, backend, dataset, input_shape=None, mode: Mode = DEFAULT_MODE, *,
+                  keras_backend: str | None = None) -> str:
     """Check names, numbers, the mode and the environment before any framework is imported; returns the backend.
+
+    ``keras_backend``: the backend Keras 3 runs on in this process, which ``KERAS_BACKEND`` must agree with (default:
+    the cell's; the natives environment's process runs Keras on torch for both native twins' canonical weights).
 
     (Whether this machine can run the mode, e.g. TF32 without a GPU, is checked by the runner's ``setup``, which
     needs the framework.)
@@ -43,7 +47,7 @@ def validate_cell(model, implementation, backend, dataset, input_shape=None, mod
         raise ValueError(f"Model {spec.name!r} takes input_shape=(height, width, channels). "
                          f"Received: input_shape={tuple(input_shape)}.")
     env_backend = os.environ.get("KERAS_BACKEND")
-    if env_backend and env_backend != backend:
+    if env_backend and env_backend != (keras_backend or backend):
         raise BackendError(
             f"KERAS_BACKEND={env_backend} in the environment disagrees with backend {backend!r} "
             f"({implementation} runs on {backend}): unset KERAS_BACKEND or make them agree."

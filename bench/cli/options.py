@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from twinbench.backends.environments import BACKENDS, ENVIRONMENTS
+from twinbench.backends.environments import BACKENDS, ENVIRONMENTS, RUN_ENVIRONMENTS
 from twinbench.cell import CELL_AXES, command_axes
 from twinbench.models import IMPLEMENTATIONS
 
@@ -113,8 +113,8 @@ def env_python(text: str) -> tuple[str, str]:
     env, sep, path = text.partition("=")
     if not sep or not path:
         raise argparse.ArgumentTypeError(f"expected ENV=PATH, e.g. torch=.nox/train-torch/bin/python. Received: {text!r}")
-    if env not in ENVIRONMENTS:
-        raise argparse.ArgumentTypeError(f"unknown environment {env!r}; choose from {', '.join(ENVIRONMENTS)}")
+    if env not in RUN_ENVIRONMENTS:
+        raise argparse.ArgumentTypeError(f"unknown environment {env!r}; choose from {', '.join(RUN_ENVIRONMENTS)}")
     return env, path
 
 

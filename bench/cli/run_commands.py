@@ -19,7 +19,7 @@ from twinbench.backends.checkpoints import (
     checkpoint_format,
     convert_checkpoint,
 )
-from twinbench.backends.environments import ENVIRONMENTS
+from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS
 from twinbench.backends.export import EXPORT_FORMATS, check_format
 from twinbench.cell import Cell, cell_argv, environment_cells
 from twinbench.cli.checks import (
@@ -243,8 +243,10 @@ def cmd_throughput(args) -> int:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
             interleaved = _interleaves(args, cells)  # before the environment is checked: a wrong option first
+            keras_backend = cells[0].backend if args.env == NATIVES else None  # one Keras for both native twins
             for cell in cells:
-                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode)
+                validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode,
+                              keras_backend=keras_backend)
         else:
             cell = _cell_of(args, "throughput", "synthetic")
             validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, cell.mode)
@@ -378,13 +380,15 @@ def cmd_alternate(args) -> int:
     alternated A,B,B,A (``twinbench.measuring.alternate``); then the timing verdicts of that sequence."""
     pythons = dict(args.python)
     if not pythons:
-        raise CliError(f"give each environment's Python: --python ENV=PATH (environments: {', '.join(ENVIRONMENTS)})")
+        raise CliError(f"give each environment's Python: --python ENV=PATH (environments: "
+                       f"{', '.join(RUN_ENVIRONMENTS)})")
     for env, python in pythons.items():
         if not Path(python).exists():
             raise CliError(f"the Python of environment {env} does not exist: {python!r}")
     try:
-        cells = {env: [resolve_axes(cell) for cell in environment_cells(env, args.model, dataset="synthetic")]
-                 for env in ENVIRONMENTS if env in pythons}
+        cells = {env: [resolve_axes(cell) for cell in environment_cells(env, args.model, dataset="synthetic",
+                                                                         allocator=args.allocator)]
+                 for env in RUN_ENVIRONMENTS if env in pythons}
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
     if not any(cells.values()):
@@ -430,11 +434,14 @@ def _interleaves(args, cells) -> bool:
     if args.interleave is False or args.launcher != "local":
         if args.interleave and args.launcher != "local":
             raise CliError("--interleave runs the cells in this process: it takes --launcher local only.")
+        if args.env == NATIVES:
+            raise CliError(f"--env {NATIVES} runs the two native twins interleaved in one process only; for each in "
+                           f"its own process: --env torch or --env tensorflow.")
         return False
     try:
         interleave.check_interleave(cells)
     except interleave.InterleaveError as err:
-        if args.interleave:
+        if args.interleave or args.env == NATIVES:
             raise CliError(str(err)) from None
         return False
     return True

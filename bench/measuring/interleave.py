@@ -38,6 +38,22 @@ What two runners in one process share, and how it is kept from mattering:
 - Thread pools: ``--threads`` is applied once, before any framework is imported (``twinbench.backends.limit_threads``); both
   cells then use the same pools, which is the point: they compete for nothing the other is not using at that time.
 
+**The two native twins in one process** (``--env natives``: the natives environment, ``nox -s natives``, installs
+PyTorch, TensorFlow and tf.keras side by side). The torch twin and the tf_keras twin take turns as above, on the
+``process="natives"`` axis (``process_axis``), so that torch / tf_keras comes from paired windows of one process as
+well as from alternated processes (``twinbench.results.decompose.choose_sources`` picks the sharper of the two).
+What changes with two frameworks in one process:
+
+- ``triton`` is kept out of the process (``twinbench.backends.allow_native_frameworks_side_by_side``): its LLVM and
+  TensorFlow's crash the process side by side; it serves only ``torch.compile``, refused here anyway.
+- Keras 3 is imported once, on the torch backend (``KERAS_BACKEND=torch``): both twins draw their canonical weights
+  from the Keras definition with NumPy, which is the same on every backend.
+- Thread pools: PyTorch's (intra-op, inter-op) and TensorFlow's (intra-op, inter-op) both exist; ``--threads N``
+  caps all four before either framework starts (``twinbench.backends.limit_threads``: ``OMP_NUM_THREADS``,
+  ``MKL_NUM_THREADS``, ``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``); without it each framework sizes its
+  own pools to the CPUs. Only one twin runs at a time, so the other's pools wait. Each record states its own
+  framework's pools (``threads.pools``), and the thread census counts every thread of the process.
+
 Refused (one line, ``InterleaveError``): data-parallel replicas (each replica set needs its own processes or
 devices), ``--jit on`` in the torch environment (``torch.compile``'s caches and recompile limits are process-wide),
 and an environment or mode with fewer than two cells (keras[jax] runs alone in its environment, in its own process).
@@ -50,7 +66,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from twinbench.backends import allow_native_frameworks_side_by_side
 from twinbench.backends.base import StepClock
+from twinbench.backends.environments import NATIVES
 from twinbench.cell import Cell
 from twinbench.measuring import contention
 from twinbench.measuring.profiler import Profiler
@@ -62,6 +80,8 @@ from twinbench.records import now_iso as _now_iso
 
 ORDER = "ABBA"
 SHARED = "shared"  # the ``process`` axis of an interleaved cell (twinbench.cell.AXES)
+# ... and of a native twin interleaved with the other one in the natives environment (both frameworks in one process)
+NATIVES_PROCESS = NATIVES
 
 
 class InterleaveError(ValueError):
@@ -99,10 +119,18 @@ def check_interleave(cells: list[Cell]) -> None:
                               "recompile limits are process-wide: run it with --no-interleave.")
 
 
+def process_axis(cells: list[Cell]) -> str:
+    """The ``process`` axis of cells interleaved together: ``shared`` (one environment's two cells, one framework) or
+    ``natives`` (the two native twins, two frameworks: the natives environment)."""
+    return NATIVES_PROCESS if len({cell.backend for cell in cells}) > 1 else SHARED
+
+
 def interleaved_configs(config: ThroughputConfig, cells: list[Cell]) -> list[ThroughputConfig]:
-    """One ``ThroughputConfig`` per cell: ``config``'s settings, the cell on the shared-process axis, and no
-    profiler-off windows and no compute windows (``twinbench.measuring.throughput``: they run whole windows only)."""
-    return [dataclasses.replace(config, cell=dataclasses.replace(cell, process=SHARED), overhead_repeats=0,
+    """One ``ThroughputConfig`` per cell: ``config``'s settings, the cell on the shared-process axis
+    (``process_axis``), and no profiler-off windows and no compute windows (``twinbench.measuring.throughput``: they
+    run whole windows only)."""
+    process = process_axis(cells)
+    return [dataclasses.replace(config, cell=dataclasses.replace(cell, process=process), overhead_repeats=0,
                                 compute_repeats=0) for cell in cells]
 
 
@@ -113,6 +141,8 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
     first = configs[0]
     if first.warmup < 1 or first.steps < 1 or first.repeats < 1:
         raise ValueError("warmup, steps and repeats must be at least 1.")
+    frameworks = len({config.cell.backend for config in configs})
+    side_by_side = allow_native_frameworks_side_by_side() if frameworks > 1 else []
     started = _now_iso()
     load_before = host_load()
     process = new_run_id()
@@ -156,12 +186,20 @@ def execute_interleaved(configs: list[ThroughputConfig]) -> list[dict]:
                                    load_before=load_before, first_step_s=warm[which][0], warmup_s=warm[which][1],
                                    repeats=repeats[which], profilers=profilers[which], census=census)
         record["interleaved"] = {"with": [other.cell.label for other in configs if other is not config],
+                                 "label": config.cell.label,
                                  "process": process, "order": ORDER,
                                  "window_index": [r["window_index"] for r in repeats[which]]}
+        if side_by_side:  # two frameworks in one process: what was done so that they can share it
+            record["interleaved"]["side_by_side"] = side_by_side
         records.append(record)
     finished = _now_iso()
     for record in records:  # one process: every record spans all of it
         record["finished"] = finished
+        if side_by_side:  # both frameworks' pools are the process's: each record states them all
+            record["interleaved"]["pools"] = {other["interleaved"]["label"]: (other.get("threads") or {}).get("pools")
+                                              for other in records}
+    for record in records:
+        record["interleaved"].pop("label", None)
     return records
 
 

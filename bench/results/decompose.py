@@ -41,6 +41,16 @@ naming its slot in ``record["alternation"]``) pair across environments: the two 
 ran in one block of one sequence give one pair of their median step times (``alternated_pairs``), and the ratio's CI
 resamples those pairs; each pair is one independent sample (``twinbench.results.verdict``).
 
+**Several sources of one ratio, the sharper chosen.** A ratio may be measured more than one way: an in-environment
+ratio from interleaved windows (``process="shared"``) and from separate processes (``own``); torch / tf_keras from
+alternated processes of the torch and tensorflow environments and from the natives environment's process, where the
+two native twins are interleaved window by window (``process="natives"``, ``twinbench.measuring.interleave``). Every
+row is kept and shown; ``choose_sources`` marks one of them ``chosen``
+(``CHOICE_RULE``): the row whose verdict was called (a quiet machine and a resolved ratio,
+``twinbench.results.verdict``) with the narrowest 95% CI; where none was called, the narrowest among those not
+busy; where all were busy, the narrowest. The other rows say which source was chosen instead of giving their own
+verdict, and the timing verdicts count the chosen row only.
+
 **Resolution per minute.** Each ratio row also says how sharp it is for the machine time it took:
 ``half_width_pct`` (half the CI's width, in % of the ratio), ``machine_min`` (the wall time of the records behind
 it, ``finished - started``, each process counted once: the two records of an interleaved process share theirs) and
@@ -81,6 +91,7 @@ MODE_EFFECTS = (
     ("data_format", "channels_first", "channels_last", "layout effect: Keras channels first / channels last"),
     ("memory_format", "channels_last", "contiguous", "layout effect: torch.channels_last / contiguous"),
     ("process", "shared", "own", "process effect: interleaved in one process / own process"),
+    ("process", "natives", "own", "process effect: interleaved with the other native twin / own process"),
 )
 
 
@@ -197,7 +208,48 @@ def decomposition(records: list[dict], *, part: str = "whole", seed: int = 0) ->
                 rows += _ratio_row(a_runs, b_runs, seed=seed, meaning=meaning,
                                    labels=(label(numerator, a_axes), label(denominator, b_axes)),
                                    where=(model, kind, dataset, batch_size), part=part)
-    return rows + mode_effects(groups, seed=seed, part=part)
+    return choose_sources(rows) + mode_effects(groups, seed=seed, part=part)
+
+
+CHOICE_RULE = ("Where one ratio was measured from several sources (interleaved windows of one process, alternated or "
+               "separate processes; torch / tf_keras also from the natives environment's process, both twins "
+               "interleaved), every row is shown and the chosen one speaks: "
+               "among the rows with a verdict (quiet and resolved), the narrowest 95% CI; without one, the narrowest "
+               "among those not busy; else the narrowest.")
+
+
+def ratio_key(row: dict) -> tuple:
+    """What a decomposition row estimates, whatever its source: where, the meaning, and the two cells' labels without
+    their ``process`` axis (``torch process=natives`` and ``torch process=shared`` are both ``torch``)."""
+    def bare(text):
+        return " ".join(word for word in text.split() if not word.startswith("process="))
+
+    return (row["model"], row["kind"], row["dataset"], row["batch_size"], row["meaning"], bare(row["numerator"]),
+            bare(row["denominator"]))
+
+
+def choose_sources(rows: list[dict]) -> list[dict]:
+    """``rows`` with ``chosen`` set on every row (``CHOICE_RULE``): ``True`` where it is the only row of its ratio
+    (``ratio_key``) or the one chosen among several, ``False`` on the others, whose ``verdict`` then names the chosen
+    source (``verdict_status`` ``not_chosen``; their own verdict stays as ``own_verdict``)."""
+    by_ratio: dict[tuple, list[dict]] = {}
+    for row in rows:
+        by_ratio.setdefault(ratio_key(row), []).append(row)
+    for same in by_ratio.values():
+        called = [row for row in same if row.get("verdict_status") == verdict.CALLED]
+        quiet = [row for row in same if row.get("verdict_status") != verdict.BUSY]
+        best = min(called or quiet or same, key=lambda row: row["half_width_pct"])
+        for row in same:
+            row["chosen"] = row is best
+            if row is not best:
+                row["own_verdict"], row["own_verdict_status"] = row.get("verdict"), row.get("verdict_status")
+                row["verdict_status"] = NOT_CHOSEN
+                row["verdict"] = (f"not chosen (±{row['half_width_pct']:.1f}%): {best['numerator']} / "
+                                  f"{best['denominator']} is sharper (±{best['half_width_pct']:.1f}%)")
+    return rows
+
+
+NOT_CHOSEN = "not_chosen"  # a row's ``verdict_status`` where another source of its ratio was chosen
 
 
 def _ratio_row(a_runs, b_runs, *, seed, meaning, labels, where, part="whole") -> list[dict]:
@@ -444,7 +496,8 @@ def decomposition_table(rows: list[dict]) -> str:
                       "of a cell the bootstrap resamples the runs too; interleaved cells (process=shared) pair their "
                       "windows by ABBA block. resolution: the CI's half-width in % of the ratio and the machine time "
                       "the records took (each process once). contention: busy windows / counted windows of each "
-                      f"cell. {verdict.RULES}"])
+                      f"cell. {verdict.RULES}", *([CHOICE_RULE] if any(not row.get("chosen", True) for row in rows)
+                                                 else [])])
 
 
 def _resolution_text(row: dict) -> str:

@@ -143,7 +143,8 @@ def decomposition_figure(plt, group: Group, title: str):
         colour = "#7f8c8d" if not row["differs"] or not called else ("#c0392b" if row["ratio"] > 1 else "#27ae60")
         ax.errorbar(row["ratio"], y, xerr=[[row["ratio"] - row["ci_low"]], [row["ci_high"] - row["ratio"]]],
                     fmt="o", color=colour, ecolor=colour, capsize=4, lw=2, ms=7)
-        words = ("machine busy: no verdict" if status == "busy" else "unresolved: no verdict") if not called else (
+        words = {"busy": "machine busy: no verdict", "not_chosen": "not chosen: another source is sharper"}.get(
+            status, "unresolved: no verdict") if not called else (
             "no measurable difference" if not row["differs"] else
             f"{row['ratio']:.2f}x slower" if row["ratio"] > 1 else f"{1 / row['ratio']:.2f}x faster")
         ax.text(row["ci_high"] * 1.03, y, words, va="center", fontsize=9, color=colour)

@@ -66,6 +66,7 @@ def run_text(records: list[dict]) -> str:
 
 def resolution_text(rows: list[dict]) -> str:
     """``resolution reached: 2 of 6 ratios called, 1 unresolved, 3 machine busy; half-widths ±1.2%-±9.0%``."""
+    rows = [row for row in rows if row.get("chosen", True)]  # one row per ratio (decompose.choose_sources)
     if not rows:
         return "resolution reached: no ratio (fewer than 2 samples per side)"
     counts = {status: sum(row["verdict_status"] == status for row in rows)

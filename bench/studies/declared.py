@@ -37,6 +37,24 @@ def _separate_windows(p) -> int:
     return max(3, ((budget_s // 2 // processes - start_s) * 1000 // int(p["step_ms"]) - 10) // int(p["steps"]))
 
 
+def _named_pythons(p) -> str:
+    """``--python=torch --python=tensorflow ...``: the environments an alternate run starts, each given the study's
+    python of that environment when it runs (``twinbench.studies.runner.named_pythons``)."""
+    return " ".join(f"--python={env}" for env in str(p["environments"]).split(",") if env)
+
+
+def _alternated_part() -> Part:
+    """One ``twinbench alternate`` run (started in the torch environment's python; it imports no framework) that
+    alternates the environments' processes A,B,B,A until the budget, then prints the ratios, their CIs and verdicts.
+    Threads and allocator are fixed for every process and stated in every record (the cell's allocator axis; the
+    threads under ``threads``)."""
+    return Part("", over="environment", cells=("torch",),
+                steps=(Step("alternate", "{pythons} --model {model} --batch-size {batch} --steps {steps} "
+                                         "--warmup {warmup} --repeats {windows} --threads {threads} "
+                                         "--allocator {allocator} --budget-s {budget_s} --blocks 1000 "
+                                         "--process-timeout-s 300", out="alternate"),))
+
+
 STUDIES = {study.name: study for study in (
     Study(
         name="cpu", rounds=6, doc="docs/measurements.md",
@@ -76,6 +94,21 @@ STUDIES = {study.name: study for study in (
                     "--allocator {allocator}"),
     ),
     Study(
+        name="crosscheck-alternated", rounds=6, doc="docs/crosscheck.md",
+        summary="twinbench against the plain loop per implementation, their processes alternated A,B,B,A (cifar_cnn)",
+        params={"windows": "4", "steps": "20", "warmup": "5", "threads": "1", "allocator": "tuned"},
+        # Each cell's two processes next to each other (A,B in odd rounds, B,A in even ones: plan.make_plan reverses
+        # every other pass); round N on both sides under round-N, which pairs them
+        # (tools/crosscheck/crosscheck.py --alternated).
+        parts=(Part("", nesting=("model", "cell", "variant"),
+                    models={"cifar_cnn": "--batch-size 64 --steps {steps} --warmup {warmup} --repeats {windows} "
+                                         "--threads {threads} --allocator {allocator}"},
+                    steps=(Step("throughput", "--feed arrays --compute-repeats 0 --overhead-repeats 0",
+                                out="bench/round-{round}"),
+                           Step("crosscheck", out="crosscheck/round-{round}"))),),
+        afterwards=("tools/crosscheck/crosscheck.py --alternated {out}/crosscheck {out}/bench --allocator {allocator}",),
+    ),
+    Study(
         name="definition-effect", rounds=2, doc="docs/definition_effect.md",
         summary="stock keras.applications vs the matched Keras definition vs the native twin",
         parts=(Part("", over="environment", cells=ENVIRONMENT_NAMES,
@@ -85,7 +118,7 @@ STUDIES = {study.name: study for study in (
         afterwards=("definition-effect --out {out} --markdown",),
     ),
     Study(
-        name="feed", rounds=3, doc="README.md",
+        name="feed", rounds=3, doc="docs/methodology.md",
         summary="the whole step against its train step alone, native feed and plain arrays",
         params={"threads": "1"},
         parts=(Part("", nesting=("model", "variant", "cell"),
@@ -146,7 +179,7 @@ STUDIES = {study.name: study for study in (
         afterwards=("compare {out}/interleaved {out}/separate/round-*",),
     ),
     Study(
-        name="layouts", rounds=4, doc="README.md",
+        name="layouts", rounds=4, doc="docs/methodology.md",
         summary="pinned to one core against free: throughput and a short training run of every cell",
         params={"cpus": "0"},
         parts=(Part("", nesting=("variant", "cell", "model"), variants=CPU_LAYOUTS,
@@ -177,6 +210,14 @@ STUDIES = {study.name: study for study in (
                             "*": "--batch-size 32 --steps 10 --repeats 4 --warmup 3"},
                     steps=(Step("throughput", "--threads {threads} --overhead-repeats 0"),)),),
         afterwards=("compare {out}/round-*",),
+    ),
+    Study(
+        name="natives-pair", rounds=1, doc="docs/overhead.md",
+        summary="torch / tf_keras two ways in one budget: both native twins in one process (natives) and alternated",
+        params={"budget_s": "180", "environments": "natives,torch,tensorflow", "model": "cifar_cnn", "batch": "64",
+                "steps": "20", "warmup": "5", "windows": "6", "threads": "1", "allocator": "tuned",
+                "pythons": _named_pythons},
+        parts=(_alternated_part(),),
     ),
     Study(
         name="paper-table", rounds=1, doc="docs/paper_table.md",
@@ -227,6 +268,14 @@ STUDIES = {study.name: study for study in (
                                       dir="threads-{threads2}")),
                     steps=(Step("throughput", "--overhead-repeats 0", out="round-{round}/{dir}"),)),),
         afterwards=("compare {out}/round-*", "compare {out}/round-* --view replica-scaling"),
+    ),
+    Study(
+        name="six-ratios", rounds=1, doc="docs/overhead.md",
+        summary="all six decomposition ratios in one 10-minute budget: the environments' processes alternated A,B,B,A",
+        params={"budget_s": "600", "environments": "torch,tensorflow,jax", "model": "cifar_cnn", "batch": "64",
+                "steps": "20", "warmup": "5", "windows": "6", "threads": "1", "allocator": "tuned",
+                "pythons": _named_pythons},
+        parts=(_alternated_part(),),
     ),
     Study(
         name="suite", rounds=1, session="tests", doc="README.md",

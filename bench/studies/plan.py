@@ -33,7 +33,11 @@ COMMANDS = {
     # The independent plain loop: outside the harness on purpose (docs/crosscheck.md).
     "crosscheck": {"argv": ("tools/crosscheck/crosscheck.py",), "cell": ("--impl",), "out": True},
     "pytest": {"argv": ("-m", "pytest"), "cell": (), "out": False},
+    # Environments' processes alternated A,B,B,A within a budget (twinbench.measuring.alternate): one run that starts
+    # the others; each ``--python=ENV`` of its options gets the study's python of ENV when it runs (``PYTHON_OF``).
+    "alternate": {"argv": ("-m", "twinbench", "alternate"), "cell": (), "out": True, "env_option": False},
 }
+PYTHON_OF = "--python="  # ``--python=ENV`` in a step's options: ``--python=ENV=PATH`` with the study's python of ENV
 # Every run's environment variables, beside KERAS_BACKEND (the cell's backend) and the variant's own: quiet
 # TensorFlow logs, no preallocation of a GPU's memory by JAX or TensorFlow, output unbuffered (logs in order).
 RUN_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
@@ -41,6 +45,7 @@ RUN_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"
 # The smallest size of every study (``--smallest``): one round, the first model, and these options made as small as
 # they go. An option set to 0 (e.g. ``--overhead-repeats 0``: no such windows) stays 0.
 SMALLEST = {"--steps": "2", "--repeats": "2", "--warmup": "1", "--compute-repeats": "2", "--overhead-repeats": "2",
+            "--budget-s": "1",
             "--cycles": "1", "--epochs": "1", "--synthetic-train": "128", "--synthetic-test": "64"}
 CELLS = tuple(implementation_label(*pair) for pairs in ENVIRONMENTS.values() for pair in pairs)
 
@@ -280,7 +285,7 @@ def _run(directory, part, step, index, round_number, model, label, variant, valu
     kind = COMMANDS[step.command]
     args = list(kind["argv"])
     if part.over == "environment":
-        args += ["--env", env] if step.command != "pytest" else []
+        args += ["--env", env] if step.command != "pytest" and kind.get("env_option", True) else []
     else:
         args += [opt for name, value in (("--impl", implementation), ("--backend", backend))
                  if name in kind["cell"] for opt in (name, value)]

@@ -26,9 +26,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from twinbench.backends.environments import ENVIRONMENTS
+from twinbench.backends.environments import ENVIRONMENTS, NATIVES, RUN_ENVIRONMENTS
 from twinbench.records import now_iso
-from twinbench.studies.plan import COMMANDS, RUN_ENV, Run, Study, StudyError
+from twinbench.studies.plan import COMMANDS, PYTHON_OF, RUN_ENV, Run, Study, StudyError
 
 LOG_NAME = "study-log.jsonl"
 
@@ -41,25 +41,37 @@ def python_paths(study: Study, given: list[str]) -> dict[str, str]:
         env, sep, path = value.partition("=")
         if not sep:
             chosen.update(dict.fromkeys(ENVIRONMENTS, value))
-        elif env not in ENVIRONMENTS:
+        elif env not in RUN_ENVIRONMENTS:
             raise StudyError(f"Unknown environment {env!r} in --python {value}. "
-                             f"Valid choices: {', '.join(ENVIRONMENTS)}.")
+                             f"Valid choices: {', '.join(RUN_ENVIRONMENTS)}.")
         else:
             chosen[env] = path
     default = {env: study.python or f".nox/{study.session}-{env}/bin/python" for env in ENVIRONMENTS}
+    default[NATIVES] = study.python or f".nox/{NATIVES}/bin/python"  # nox -s natives
     return {**default, **chosen}
+
+
+def named_pythons(args, pythons: Mapping[str, str]) -> list[str]:
+    """``args`` with each ``--python=ENV`` (an alternate step's, ``plan.PYTHON_OF``) as ``--python=ENV=PATH``."""
+    out = []
+    for arg in args:
+        env = arg[len(PYTHON_OF):] if arg.startswith(PYTHON_OF) else None
+        out.append(f"{PYTHON_OF}{env}={pythons[env]}" if env in RUN_ENVIRONMENTS else arg)
+    return out
 
 
 def check_can_run(study: Study, plan: list[Run], pythons: Mapping[str, str]) -> None:
     """``StudyError`` (one line) for an environment's python or a script that is not there, before any run."""
-    for env in dict.fromkeys(run.env for run in plan):
+    named = [arg[len(PYTHON_OF):] for run in plan for arg in run.args
+             if arg.startswith(PYTHON_OF) and arg[len(PYTHON_OF):] in RUN_ENVIRONMENTS]
+    for env in dict.fromkeys([*(run.env for run in plan), *named]):
         python = pythons[env]
         if os.sep not in python:  # a name looked up on PATH (python3)
             continue
         if not Path(python).is_file():
             raise StudyError(f"no python for the {env} environment: {python} does not exist "
-                             f"(nox -s {study.session} --install-only creates it; or --python {env}=PATH, "
-                             f"or only the others: --env)")
+                             f"(nox -s {NATIVES if env == NATIVES else study.session} --install-only creates it; "
+                             f"or --python {env}=PATH, or only the others: --env)")
     for command in dict.fromkeys(run.command for run in plan):
         script = COMMANDS[command]["argv"][0]
         if script.endswith(".py") and not Path(script).is_file():
@@ -127,11 +139,12 @@ def _files(run: Run) -> set[str]:
     return found
 
 
-def execute(run: Run, python: str) -> tuple[int, float, list[str]]:
-    """Run one child process; returns its exit code, its wall time and the files it wrote."""
+def execute(run: Run, python: str, pythons: Mapping[str, str] | None = None) -> tuple[int, float, list[str]]:
+    """Run one child process; returns its exit code, its wall time and the files it wrote. ``pythons``: every
+    environment's python, for a run that names them (``named_pythons``)."""
     before = _files(run)
     env = {**os.environ, **RUN_ENV, **run.env_vars}
-    argv = [python, *run.args]
+    argv = [python, *named_pythons(run.args, pythons or {})]
     start = time.perf_counter()
     try:
         if run.stdout:  # a command that writes no record: its output is the record, its wall time the last line
@@ -169,7 +182,7 @@ def run_study(study: Study, plan: list[Run], directory: Path, pythons: Mapping[s
         load_before, cpu_before = os.getloadavg(), cpu_times()
         print(f"== {where}, load average {' '.join(f'{x:.2f}' for x in load_before)}", flush=True)
         started = now_iso()
-        code, wall, wrote = execute(run, pythons[run.env])
+        code, wall, wrote = execute(run, pythons[run.env], pythons)
         cpu_after = cpu_times()
         status = "ok" if code == 0 else "failed"
         if code:
@@ -178,7 +191,7 @@ def run_study(study: Study, plan: list[Run], directory: Path, pythons: Mapping[s
         append_log(directory, {
             "event": "run", "key": run.key, "status": status, "exit_code": code, "part": run.part,
             "round": run.round, "label": run.label, "model": run.model, "variant": run.variant,
-            "command": shlex.join([pythons[run.env], *run.args]), "env": dict(run.env_vars),
+            "command": shlex.join([pythons[run.env], *named_pythons(run.args, pythons)]), "env": dict(run.env_vars),
             "started": started, "wall_s": round(wall, 3), "load_before": list(load_before),
             "load_after": list(os.getloadavg()), "cpu_busy_share": _share(cpu_before, cpu_after, 0),
             "cpu_steal_share": _share(cpu_before, cpu_after, 1), "wrote": wrote})

@@ -609,6 +609,96 @@ def compare(crosscheck_dir, bench_dir, *, tolerance: float = TOLERANCE, feed: st
     return "\n".join(lines), bool(rows or paired) and all(row["agree"] for row in rows) and paired_agree
 
 
+# ---------------------------------------------------------------------- under the same alternation (study)
+
+
+def _round_of(path: Path, top: Path) -> str:
+    """The folder of a file relative to the directory compared (``round-3``): the key that pairs a plain-loop result
+    with twinbench's record of the same round."""
+    return str(path.parent.relative_to(top))
+
+
+def alternated_pairs(crosscheck_dir, bench_dir, *, feed: str = COMPARED_FEED,
+                     allocator: str = SYSTEM) -> dict[tuple, list[tuple[float, float]]]:
+    """``(twinbench, plain)`` median step times of the two processes of one implementation in one round, by
+    ``(layout, model, batch_size, (implementation, backend))``: twinbench's whole windows (records of ``feed`` and
+    ``allocator``, each cell alone in its process) against the plain loop's whole-loop windows (results of
+    ``allocator``). ``twinbench study run crosscheck-alternated`` runs them next to each other, A,B in odd rounds
+    and B,A in even ones, and writes round N under ``round-N`` on both sides: a round's folder pairs them."""
+    from twinbench.records import load_records
+    from twinbench.results.decompose import time_samples
+
+    plain = {}
+    top = Path(crosscheck_dir)
+    for path in sorted(top.rglob("*.json")):
+        result = json.loads(path.read_text())
+        if (isinstance(result, dict) and result.get("tool") == "crosscheck" and result_allocator(result) == allocator
+                and result.get("whole_loop_s")):
+            key = (result_layout(result), result["model"], result["batch_size"],
+                   (result["implementation"], result["backend"]))
+            plain.setdefault(key, {})[_round_of(path, top)] = statistics.median(result["whole_loop_s"])
+    ours = {}
+    top = Path(bench_dir)
+    records = load_records(bench_dir)[0]
+    for record in records:
+        cell = record.get("cell") or {}
+        if (record.get("kind") != "throughput" or record.get("status") != "ok" or record_feed(record) != feed
+                or record_allocator(record) != allocator or cell.get("process", "own") != "own"):
+            continue
+        folder = record.get("record_dir")  # load_records: the folder each record lies in
+        round_name = str(Path(folder).relative_to(top)) if folder else None
+        samples = time_samples(record)[0]
+        if round_name is None or not samples:
+            continue
+        key = (record_layout(record), cell["model"], (record.get("config") or {}).get("batch_size"),
+               (cell["implementation"], cell["backend"]))
+        ours.setdefault(key, {})[round_name] = statistics.median(samples)
+    return {key: [(ours[key][name], plain[key][name]) for name in sorted(set(ours[key]) & set(plain[key]))]
+            for key in sorted(set(ours) & set(plain), key=lambda k: (k[0] != "free", k[0], k[1], k[2]))}
+
+
+def alternated_rows(pairs: dict, *, tolerance: float = TOLERANCE, n_boot: int = 2000) -> list[dict]:
+    """Per implementation: the agreement twinbench / plain loop (``paired_ratio_ci`` over the rounds' pairs), whether
+    it is within ``tolerance`` (the ratio) and whether its whole 95% CI is; fewer than 2 rounds: no CI."""
+    from twinbench.stats import paired_ratio_ci
+
+    rows = []
+    for (layout, model, batch, cell), found in pairs.items():
+        row = {"layout": layout, "model": model, "batch_size": batch, "cell": cell, "rounds": len(found)}
+        if len(found) >= 2:
+            result = paired_ratio_ci(found, n_boot=n_boot)
+            row.update(ratio=result["ratio"], ci_low=result["ci_low"], ci_high=result["ci_high"],
+                       within=abs(result["ratio"] - 1) <= tolerance,
+                       ci_within=1 - tolerance <= result["ci_low"] and result["ci_high"] <= 1 + tolerance)
+        rows.append(row)
+    return rows
+
+
+def alternated_text(rows: list[dict], *, tolerance: float = TOLERANCE, feed: str = COMPARED_FEED,
+                    allocator: str = SYSTEM) -> str:
+    """The per-implementation agreement under the same alternation, one line each."""
+    from twinbench.results.decompose import label
+
+    lines = [f"Under the same alternation (each implementation's twinbench process and plain-loop process next to each "
+             f"other, A,B then B,A; twinbench --feed {feed}, both --allocator {allocator}): twinbench whole / plain "
+             f"whole-loop, median step per process, paired by round, 95% CI",
+             f"{'layout':8s} {'model':10s} {'batch':>5s}  {'implementation':18s} {'rounds':>6s}  "
+             f"{'twinbench / plain [95% CI]':>28s}  within {tolerance:.0%}  CI within {tolerance:.0%}"]
+    for row in rows:
+        name = label(row["cell"])
+        if "ratio" not in row:
+            lines.append(f"{row['layout']:8s} {row['model']:10s} {row['batch_size']:>5}  {name:18s} "
+                         f"{row['rounds']:>6d}  (fewer than 2 rounds: no CI)")
+            continue
+        lines.append(f"{row['layout']:8s} {row['model']:10s} {row['batch_size']:>5}  {name:18s} {row['rounds']:>6d}  "
+                     f"{row['ratio']:8.3f} [{row['ci_low']:.3f}-{row['ci_high']:.3f}]        "
+                     f"{'yes' if row['within'] else 'NO':>3s}          {'yes' if row['ci_within'] else 'no':>3s}")
+    if len(lines) == 2:
+        lines.append("(nothing to pair: no round with both a twinbench record and a plain-loop result of one "
+                     "implementation)")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", choices=["torch", "tf_keras", "keras"])
@@ -629,6 +719,9 @@ def main(argv=None) -> int:
                         help="time the plain loop and twinbench's runner of --impl in this one process, window by "
                              "window (--repeats rounds)")
     parser.add_argument("--compare", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"))
+    parser.add_argument("--alternated", nargs=2, metavar=("CROSSCHECK_DIR", "BENCH_DIR"),
+                        help="per implementation, twinbench / plain loop from processes run next to each other, "
+                             "paired by round folder (twinbench study run crosscheck-alternated)")
     parser.add_argument("--feed", choices=FEEDS, default=COMPARED_FEED,
                         help="--compare: twinbench's records of this feed (default: arrays, as the plain loop feeds)")
     parser.add_argument("--allocator", choices=ALLOCATORS, default=SYSTEM,
@@ -637,6 +730,11 @@ def main(argv=None) -> int:
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help=f"--compare: largest relative difference of two ratios that agree (default {TOLERANCE})")
     args = parser.parse_args(argv)
+    if args.alternated:
+        rows = alternated_rows(alternated_pairs(*args.alternated, feed=args.feed, allocator=args.allocator),
+                               tolerance=args.tolerance)
+        print(alternated_text(rows, tolerance=args.tolerance, feed=args.feed, allocator=args.allocator))
+        return 0 if rows and all(row.get("within") for row in rows) else 1
     if args.compare:
         text, agree = compare(*args.compare, tolerance=args.tolerance, feed=args.feed, allocator=args.allocator)
         print(text)
