@@ -6,6 +6,7 @@
     nox -s tests_large  # the large tier: the biggest twins, full-size builds, child processes (CI runs both)
     nox -s compare_throughput   # the throughput benchmark (synthetic CIFAR-shaped data), then the decomposition
     nox -s compare_latency      # inference latency at batch sizes 1, 4, 16, 64, then the table and the ratios
+    nox -s compare_generation   # GPT-2 greedy decoding (gpt_tiny, 32 new tokens), then the table and the ratios
     nox -s report       # report.md + figures for results/train (also the last step of compare)
     nox -s docs         # regenerate docs/models/: each model in three styles, layer table, twin check
     nox -s compare_definition_effect   # stock keras.applications vs matched definitions vs native twins
@@ -18,7 +19,8 @@
 A run of each kind has one name everywhere: ``train`` (command ``python -m twinbench train``, session
 ``train(ENV)``, records of kind ``train``, ``results/train``) and ``throughput`` (``python -m twinbench throughput``,
 ``throughput(ENV)``, kind ``throughput``, ``results/throughput``) and ``latency`` (``python -m twinbench latency``,
-``latency(ENV)``, kind ``latency``, ``results/latency``); the ``compare*`` sessions print the tables.
+``latency(ENV)``, kind ``latency``, ``results/latency``) and ``generate`` (``python -m twinbench generate``,
+``generate(ENV)``, kind ``generate``, ``results/generate``); the ``compare*`` sessions print the tables.
 
 Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -- --epochs 3`` or
 ``nox -s compare_throughput -- --model mnist_cnn --batch-size 128 --steps 100 --repeats 20 --threads 1``.
@@ -49,8 +51,8 @@ def _each_env(session_name: str) -> list[str]:
 
 # The results directory of each kind of run (bench/records.py's RESULTS; tests/test_cell.py asserts they agree).
 RESULTS = {"train": "results/train", "throughput": "results/throughput", "latency": "results/latency",
-           "definition_effect": "results/definition_effect", "timing": "results/timing", "history": "results/history",
-           "sweep": "results/sweep", "ab": "results/ab"}
+           "generate": "results/generate", "definition_effect": "results/definition_effect", "timing": "results/timing",
+           "history": "results/history", "sweep": "results/sweep", "ab": "results/ab"}
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
@@ -204,6 +206,24 @@ def compare_latency(session: nox.Session) -> None:
     """Inference latency of all five implementations; print the table per model and the ratios per batch size."""
     session.install("-e", ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["latency"])
+
+
+@nox.session(default=False)
+@nox.parametrize("env", ENV_PARAMS)
+def generate(session: nox.Session, env: str) -> None:
+    """GPT-2 greedy decoding with a key/value cache, each token timed, this environment's cells each in its process."""
+    _install(session, env)
+    # Options: --model (gpt_tiny, gpt2, gpt2_kerashub in tensorflow), --prompt-length, --new-tokens, --batch-size,
+    # --repeats, --warmup, --jit on (compiled decoding), --compile-mode, --threads (python -m twinbench generate --help).
+    session.run("python", "-m", "twinbench", "generate", "--env", env, "--out", RESULTS["generate"],
+                *session.posargs, env=_env_vars(env), success_codes=[0, 1])
+
+
+@nox.session(default=False, requires=_each_env("generate"))
+def compare_generation(session: nox.Session) -> None:
+    """GPT-2 generation in all five implementations; print the table and the ratios of tokens/s and per-token p50."""
+    session.install("-e", ".")
+    session.run("python", "-m", "twinbench", "compare", RESULTS["generate"])
 
 
 @nox.session(default=False)

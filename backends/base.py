@@ -31,6 +31,7 @@ import numpy as np
 from twinbench import data as datasets
 from twinbench.backends.distributed import Replicas
 from twinbench.backends.modes import DEFAULT_MODE, Mode
+from twinbench.backends.process import BackendError
 from twinbench.data import tasks
 from twinbench.models import build_model, get_model_spec
 from twinbench.models.weights import canonical_weights, check_weights
@@ -220,6 +221,29 @@ def check_style(implementation: str, style: str, jit: str, artifact: str = "none
                          f"model eagerly. Valid styles with --jit on: {', '.join(compiled)}. Received: style={style!r}.")
 
 
+# torch.compile's modes (``--compile-mode``, the cell axis ``compile_mode``), under ``--jit on``: ``default``;
+# ``max-autotune`` (kernels chosen by benchmarking candidates, longer compiles); ``reduce-overhead`` (the compiled
+# graph replayed as a CUDA graph: one launch per call, so GPU only). The PyTorch twin's only: Keras' own
+# ``jit_compile=True`` on torch calls ``torch.compile`` without a mode (keras/src/backend/torch/trainer.py).
+COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+
+
+def check_compile_mode(compile_mode: str, jit: str) -> None:
+    """Raise ``ValueError`` (one line, naming the valid choices) for an unknown mode or a mode without ``--jit on``."""
+    if compile_mode not in COMPILE_MODES:
+        raise ValueError(f"Unknown compile-mode {compile_mode!r}. Valid choices: {', '.join(COMPILE_MODES)}.")
+    if compile_mode != "default" and jit != "on":
+        raise ValueError(f"--compile-mode {compile_mode} is a torch.compile mode: it needs --jit on. Received: "
+                         f"jit={jit!r}. Valid without --jit on: --compile-mode default.")
+
+
+def check_compile_mode_here(compile_mode: str, *, gpu: bool) -> None:
+    """Raise ``BackendError`` (one line) for ``reduce-overhead`` where no GPU runs the model."""
+    if compile_mode == "reduce-overhead" and not gpu:
+        raise BackendError("--compile-mode reduce-overhead replays CUDA graphs: a GPU only, and none runs the model "
+                         "here. Valid here: default, max-autotune.")
+
+
 # Distinct batches a compute run cycles through (``Runner.compute_steps``).
 COMPUTE_BATCHES = 4
 
@@ -312,8 +336,9 @@ class Runner:
         """
         raise NotImplementedError
 
-    def inference_call(self, model, x, *, style: str = "call"):
-        """A callable that runs one synchronised inference call of ``model`` on the batch ``x``, in ``style``.
+    def inference_call(self, model, x, *, style: str = "call", compile_mode: str = "default"):
+        """A callable that runs one synchronised inference call of ``model`` on the batch ``x``, in ``style``
+        (``compile_mode``: torch.compile's mode under ``--jit on``, the PyTorch twin's; ``check_compile_mode``).
 
         For the latency benchmark (``twinbench.measuring.latency``): the call is written the way the
         implementation's users write it (``STYLES``), in the runner's mode (``--jit``, ``--precision``), and returns

@@ -247,7 +247,7 @@ class KerasFitRunner(Runner):
         logits = np.asarray(model.predict(self.model_inputs(x), batch_size=batch_size, verbose=0))
         return logits if logits.dtype == np.float64 else logits.astype(np.float32)  # float64: prepare_float64
 
-    def inference_call(self, model, x, *, style="call"):
+    def inference_call(self, model, x, *, style="call", compile_mode="default"):
         """``model(x, training=False)`` on the batch converted to a tensor once, the result waited for
         (``wait_for``); or ``predict_on_batch(x)`` / ``predict(x, batch_size=len(x))`` on the numpy batch as users
         pass it, compiled with the mode's ``jit_compile`` (both return numpy: the device has finished)."""

@@ -19,7 +19,7 @@ from twinbench.models import IMPLEMENTATIONS, check_choice
 from twinbench.models.choices import UnknownChoiceError
 
 # The commands that measure a cell: an axis is one of their options unless its declaration says otherwise.
-MEASURING = ("train", "throughput", "trace", "latency", "breakdown")
+MEASURING = ("train", "throughput", "trace", "latency", "breakdown", "generate")
 
 
 @dataclass(frozen=True)

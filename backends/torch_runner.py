@@ -34,6 +34,7 @@ from twinbench.backends.base import (
     Runner,
     StepClock,
     TrainConfig,
+    check_compile_mode_here,
     check_feed,
     cycled_batches,
     epoch_edges,
@@ -420,11 +421,19 @@ class TorchRunner(Runner):
         logits = torch.cat(outputs)
         return (logits.float() if self.autocast_dtype is not None else logits).numpy()  # bfloat16 has no numpy
 
-    def inference_call(self, model, x, *, style="call"):
+    def inference_call(self, model, x, *, style="call", compile_mode="default"):
         """``model.eval()`` once, then each call ``model(x)`` under ``torch.inference_mode()`` (``torch.compile(model)``
-        under ``--jit on``), the batch on the device already; ``torch.cuda.synchronize()`` after it on a GPU."""
+        under ``--jit on``, ``torch.compile(model, mode=compile_mode)`` for another mode), the batch on the device
+        already; ``torch.cuda.synchronize()`` after it on a GPU."""
         model.eval()
-        network = self.network(model)
+        check_compile_mode_here(compile_mode, gpu=self.device.type == "cuda")
+        if compile_mode == "default" or self.mode.jit != "on":
+            network = self.network(model)
+        else:  # made once per model and mode
+            key = (id(model), compile_mode)
+            if key not in self._compiled:
+                self._compiled[key] = torch.compile(model, mode=compile_mode)
+            network = self._compiled[key]
         inputs = self.to_device(to_torch_inputs(x))
         cuda = self.device.type == "cuda"
 

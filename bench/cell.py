@@ -38,7 +38,7 @@ from typing import ClassVar
 
 from twinbench.backends import FREE, cpu_list, pin_cpus
 from twinbench.backends.allocator import ALLOCATORS, SYSTEM, apply_allocator, check_allocator
-from twinbench.backends.base import FEEDS, STYLES
+from twinbench.backends.base import COMPILE_MODES, FEEDS, STYLES
 from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS, implementation_label, order
 from twinbench.backends.export import FORMATS
 from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, same_axis
@@ -116,6 +116,12 @@ class Cell:
                       help="the software stack where it is not the project's pins: NAME==VERSION or NAME@PATH (a "
                            "checkout or a wheel) joined by '+', e.g. keras==3.10.0; checked against what this "
                            "environment has installed (twinbench sweep and ab make its environment)")
+    # Which torch.compile mode --jit on asks for (the PyTorch twin's forward pass in latency, its decode steps in
+    # generate; backends/base.py's check_compile_mode).
+    compile_mode: str = axis("default", choices=COMPILE_MODES, implementations=("torch",),
+                             commands=("latency", "generate"),
+                             help="torch.compile's mode under --jit on: default, max-autotune (autotuned kernels), "
+                                  "reduce-overhead (CUDA graphs: GPU only)")
 
     @property
     def pair(self) -> tuple[str, str]:

@@ -14,6 +14,9 @@ A **record** is one run's result: one process that ran one cell (``twinbench.cel
   the first call apart, every call's seconds, p50/p90/p99 with CIs, throughput, peak memory.
 - ``breakdown``: ``python -m twinbench breakdown`` (``twinbench.measuring.breakdown``): steady-state steps under a
   Python profiler, their time per step by cause (``twinbench.causes``) and the layer calls and ops per step;
+- ``generate``: ``python -m twinbench generate`` (``twinbench.measuring.generate``): GPT-2 greedy decoding, every
+  token of every timed call timed as it arrives: time to first token, per-token latency p50/p90/p99 with CIs, tokens
+  per second, the first (compiling) call apart, peak memory;
 - ``calls``: ``python -m twinbench calls`` (``twinbench.measuring.calls``): one call of each layer type, µs per call
   over a sweep of sizes, and the fixed and per-element cost fitted to it.
 
@@ -76,6 +79,7 @@ KINDS = {
     "latency": {"command": "twinbench latency", "results": "results/latency", "suffix": "__latency"},
     "breakdown": {"command": "twinbench breakdown", "results": "results/breakdown", "suffix": "__breakdown"},
     "calls": {"command": "twinbench calls", "results": "results/calls", "suffix": "__calls"},
+    "generate": {"command": "twinbench generate", "results": "results/generate", "suffix": "__generate"},
 }
 # Results directories: one per kind, the definition-effect study's (throughput records of its cells) and the exported
 # models' (twinbench export: artifacts, not records) and the history page's (twinbench history: a page, not records).

@@ -14,6 +14,7 @@ from twinbench.backends.modes import Mode, Replication, axes_of
 from twinbench.cell import AXES, CELL_AXES, Cell, cell_argv, command_axes
 from twinbench.cli import build_parser
 from twinbench.cli.options import axis_values, child_args
+from twinbench.measuring.generate import GenerateConfig
 from twinbench.measuring.latency import LatencyConfig
 from twinbench.measuring.throughput import ThroughputConfig
 from twinbench.measuring.trace import TraceConfig
@@ -22,8 +23,8 @@ from twinbench.models import UnknownChoiceError
 from twinbench.studies.profiler_cost import CostConfig
 
 CONFIGS = {"train": RunConfig, "throughput": ThroughputConfig, "trace": TraceConfig, "profiler_cost": CostConfig,
-           "latency": LatencyConfig}
-COMMANDS = ("train", "throughput", "trace", "profiler-cost", "latency")
+           "latency": LatencyConfig, "generate": GenerateConfig}
+COMMANDS = ("train", "throughput", "trace", "profiler-cost", "latency", "generate")
 
 
 def _other_value(declared):
@@ -64,7 +65,7 @@ def test_every_axis_a_command_takes_is_an_option_made_from_its_declaration(comma
         assert declared.help in action.help
 
 
-@pytest.mark.parametrize("command", ("train", "throughput", "trace", "latency"))
+@pytest.mark.parametrize("command", ("train", "throughput", "trace", "latency", "generate"))
 def test_each_axis_off_its_default_goes_through_a_child_command_line_and_back(command):
     for name, declared in command_axes(command).items():
         cell = Cell("cifar_cnn", "torch", "torch", "digits" if command == "train" else "synthetic",

@@ -32,7 +32,9 @@ from gpt2_twins import (
 from conftest import BACKEND, IMPLEMENTATIONS_HERE, requires_backend
 from twinbench.backends.tolerances import logits_tolerance
 from twinbench.models.gpt2.generation import (
+    COMPILED_DECODING,
     GENERATE,
+    NO_COMPILED_DECODING,
     Generation,
     check_prompt,
     generate_function,
@@ -115,6 +117,21 @@ def test_greedy_generation_equals_hugging_face(implementation):
     result = generate_function(implementation)(_model(implementation), prompt, max_new_tokens=NEW_TOKENS)
     assert result.logits.shape == reference["logits"].shape
     check_generation(result, reference)
+
+
+@requires_backend
+@pytest.mark.large
+@pytest.mark.parametrize("implementation", HERE)
+def test_compiled_decoding_equals_hugging_face(implementation):
+    """Compiled decoding (``twinbench generate --jit on``: HF's static cache and torch.compile, jax.jit, XLA,
+    tf.function), where the implementation has it here: the same tokens, each step's logits within the envelope."""
+    pair = next(p for p in IMPLEMENTATIONS_HERE if p[0] == implementation)
+    if pair not in COMPILED_DECODING:
+        pytest.skip(f"{pair} has no compiled decoding: {NO_COMPILED_DECODING.get(pair)}")
+    _, _, prompt = generation_case()
+    result = generate_function(implementation)(_model(implementation), prompt, max_new_tokens=NEW_TOKENS,
+                                               compiled=True)
+    check_generation(result, _reference())
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="Hugging Face's generate lives in the torch environment")

@@ -44,6 +44,7 @@ from twinbench.cli.run_commands import (
     cmd_alternate,
     cmd_convert_weights,
     cmd_definition_effect,
+    cmd_generate,
     cmd_latency,
     cmd_profiler_cost,
     cmd_throughput,
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bench_parser(sub)
     _add_latency_parser(sub)
+    _add_generate_parser(sub)
     _add_alternate_parser(sub)
     add_check_parser(sub)
     add_export_parser(sub)
@@ -215,6 +217,30 @@ def _add_latency_parser(sub):
     latency.set_defaults(parser=latency)
 
 
+def _add_generate_parser(sub):
+    generate = sub.add_parser("generate", help="GPT-2 greedy decoding with a key/value cache, each token timed: time to "
+                                               "first token, per-token latency, tokens/s; one cell, or an "
+                                               "environment's cells")
+    which = generate.add_mutually_exclusive_group(required=True)
+    add_cell_arguments(generate, impl_group=which, model_default="gpt_tiny")
+    add_env_argument(which)
+    generate.add_argument("--prompt-length", type=non_negative_int, default=8, help="tokens of each (random) prompt")
+    generate.add_argument("--new-tokens", type=non_negative_int, default=32, help="tokens generated after each prompt")
+    generate.add_argument("--batch-size", type=non_negative_int, default=1, help="prompts decoded together")
+    generate.add_argument("--repeats", type=positive_int, default=5, help="timed generate calls")
+    generate.add_argument("--warmup", type=positive_int, default=2,
+                          help="untimed generate calls before them, the first (tracing, compiling) one included")
+    generate.add_argument("--seed", type=non_negative_int, default=0)
+    generate.add_argument("--threads", type=positive_int, default=None,
+                          help="CPU threads per framework thread pool (default: each framework's own choice)")
+    add_axis_arguments(generate, "generate")
+    add_launcher_args(generate)
+    generate.add_argument("--resume", action="store_true",
+                          help="with --env: skip cells that already have a successful record")
+    generate.add_argument("--out", default=RESULTS["generate"], help="directory for the records")
+    generate.set_defaults(parser=generate)
+
+
 def _add_alternate_parser(sub):
     alternate = sub.add_parser(
         "alternate", help="timing verdicts for every decomposition ratio: each environment's cells interleaved in "
@@ -298,7 +324,7 @@ def main(argv=None) -> int:
         _load_model_files(args)
         commands = {"list": cmd_list, "cells": cmd_cells, "train": cmd_train,
                     "compare": cmd_compare, "report": cmd_report, "show": cmd_show, "docs": cmd_docs,
-                    "throughput": cmd_throughput, "latency": cmd_latency, "alternate": cmd_alternate,
+                    "throughput": cmd_throughput, "latency": cmd_latency, "generate": cmd_generate, "alternate": cmd_alternate,
                     "convert-weights": cmd_convert_weights, "definition-effect": cmd_definition_effect,
                     "profiler-cost": cmd_profiler_cost, "trace": cmd_trace, "check": cmd_check,
                     "equivalence": cmd_equivalence, "export": cmd_export, "calls": cmd_calls,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from twinbench import data as datasets
 from twinbench.backends import distributed, missing_packages, resolve_backend, select_keras_backend
-from twinbench.backends.base import COMPILED_STYLES, check_style
+from twinbench.backends.base import COMPILED_STYLES, check_compile_mode, check_style
 from twinbench.backends.checkpoints import (
     FORMAT_NAMES,
     CheckpointError,
@@ -36,12 +36,15 @@ from twinbench.cli.options import EXIT_FAILED, CliError, axis_values, child_args
 from twinbench.measuring import alternate, children, interleave
 from twinbench.measuring.environment import alternation_slot
 from twinbench.measuring.faults import is_out_of_memory
+from twinbench.measuring.generate import GenerateConfig, check_generation, execute_generate, generation_models
 from twinbench.measuring.latency import LatencyConfig, execute_latency
 from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
 from twinbench.measuring.trace import TraceConfig, execute_trace
 from twinbench.measuring.train import RunConfig, execute
 from twinbench.models import check_choice, get_model_spec
+from twinbench.models.gpt2.generation import COMPILED_DECODING
 from twinbench.records import failed_record, load_records, write_record
+from twinbench.results.generation import generation_lines
 from twinbench.results.latency import latency_lines
 from twinbench.results.ops import ops_lines
 from twinbench.results.text import overhead_text, record_label
@@ -317,6 +320,7 @@ def cmd_latency(args) -> int:
             cells = [_cell_of(args, "latency", "synthetic")]
         for cell in cells:
             check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
+            check_compile_mode(cell.compile_mode, cell.jit)
             if cell.artifact != "none":
                 check_format(cell.implementation, cell.backend, cell.artifact)
             validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode)
@@ -334,6 +338,41 @@ def cmd_latency(args) -> int:
                            warmup=args.warmup, seed=args.seed, input_shape=args.input_shape,
                            num_classes=args.num_classes, threads=args.threads)
     return run_here("latency", config, execute_latency, out=args.out, threads=args.threads, show=latency_lines)
+
+
+def cmd_generate(args) -> int:
+    """One cell's GPT-2 generation in this process (``--impl``), or an environment's cells each in its own
+    (``--env``); the sizes and the cell are checked before any framework starts."""
+    sizes = {"prompt_length": args.prompt_length, "new_tokens": args.new_tokens, "batch_size": args.batch_size}
+    try:
+        if args.env is not None:
+            cells = environment_cells(args.env, args.model, dataset="synthetic", **axis_values(args, "generate"))
+            if args.jit == "on":
+                cells = [cell for cell in cells if cell.pair in COMPILED_DECODING]
+            if args.model not in generation_models():  # named before anything else
+                check_generation(args.model, "keras", args.env, **sizes)
+            if not cells:
+                raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that "
+                               f"generates in this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
+        else:
+            cells = [_cell_of(args, "generate", "synthetic")]
+        for cell in cells:
+            check_generation(cell.model, cell.implementation, cell.backend, jit=cell.jit,
+                             compile_mode=cell.compile_mode, **sizes)
+            validate_cell(args.model, cell.implementation, cell.backend, "synthetic", None, cell.mode)
+        check_writable(args.out)
+    except (*USER_ERRORS, ValueError) as err:
+        raise CliError(str(err)) from None
+    cells = [resolve_axes(cell) for cell in cells]
+    if args.env is not None:
+        bench_args = child_args(args, leave_out=("env", "model", "impl", "backend", "out", "resume",
+                                                 *children.LAUNCHER_OPTIONS))
+        failures = children.run_cells("generate", cells, out_dir=args.out, child_args=bench_args,
+                                      resume=args.resume, launcher=children.launcher_of(args))
+        return EXIT_FAILED if failures else 0
+    config = GenerateConfig(cells[0], repeats=args.repeats, warmup=args.warmup, seed=args.seed, threads=args.threads,
+                            **sizes)
+    return run_here("generate", config, execute_generate, out=args.out, threads=args.threads, show=generation_lines)
 
 
 def cmd_alternate(args) -> int:

@@ -13,6 +13,7 @@ from twinbench.cli.options import CliError
 from twinbench.models import get_model_spec, list_models
 from twinbench.records import load_records
 from twinbench.results.breakdown import breakdown_section, calls_section
+from twinbench.results.generation import generation_section
 from twinbench.results.latency import latency_section
 from twinbench.results.measured_tables import VIEWS
 from twinbench.results.ops import ops_section
@@ -79,6 +80,9 @@ def cmd_compare(args) -> int:
     latency = latency_section(records)
     if latency:
         print(latency)
+    generation = generation_section(records)
+    if generation:
+        print(generation)
     for section in (breakdown_section(records), calls_section(records)):
         if section:
             print(section)

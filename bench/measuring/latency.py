@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from twinbench.backends.base import check_style
+from twinbench.backends.base import check_compile_mode, check_style
 from twinbench.backends.export import artifact_inputs, check_format, exported_model
 from twinbench.cell import CellConfig
 from twinbench.data.tasks import take
@@ -112,6 +112,7 @@ def execute_latency(config: LatencyConfig) -> dict:
         raise ValueError("warmup, calls and repeats must be at least 1.")
     batch_sizes = check_batch_sizes(config.batch_sizes)
     check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
+    check_compile_mode(cell.compile_mode, cell.jit)
     if cell.artifact != "none":
         check_format(cell.implementation, cell.backend, cell.artifact)
     started = _now_iso()
@@ -130,7 +131,7 @@ def execute_latency(config: LatencyConfig) -> dict:
     for batch_size in batch_sizes:
         x = take(dataset.x_train, slice(0, batch_size))
         if exported is None:
-            call = runner.inference_call(model, x, style=cell.style)
+            call = runner.inference_call(model, x, style=cell.style, compile_mode=cell.compile_mode)
         else:
             inputs = artifact_inputs(runner, x)
             call = functools.partial(exported, inputs)

@@ -402,6 +402,63 @@ def _family_colour(plt, family: str):
     """Every family of causes in one colour in every figure: by its place in ``twinbench.causes.FAMILIES``."""
     index = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
     return plt.get_cmap("tab20")(index % 20)
+def generation_figure(plt, rows: list[dict], where: tuple, title: str):
+    """GPT-2 generation per cell (``twinbench.results.generation.generation_rows`` of one model and sizes): tokens per
+    second (median, bars: its 95% CI) on the left; per-token latency p50 (bars: its 95% CI) and the time to first
+    token on the right. keras-hub's cells have no token times: their right-hand bars are absent and say so."""
+    rows = [row for row in rows if (row["model"], row["sizes"]) == where]
+    if not rows:
+        return None
+    labels = [row["label"] for row in rows]
+    ys = list(range(len(rows)))[::-1]
+    fig, (rate_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 0.55 * len(rows) + 2.2), sharey=True)
+    for y, row in zip(ys, rows, strict=True):
+        colour, native = STYLE.get(row["label"].split(" ")[0], ("#555555", True))
+        hatch = None if native else "//"
+        rate = row["tokens_per_s"]
+        rate_ax.barh(y, rate["median"], height=0.7, color=colour, hatch=hatch, edgecolor="white",
+                     xerr=[[rate["median"] - rate["ci_low"]], [rate["ci_high"] - rate["median"]]], capsize=3)
+        rate_ax.text(rate["ci_high"], y, f" {rate['median']:,.1f}", va="center", fontsize=8)
+        if row["p50"] is None:
+            time_ax.text(0.01, y, "no token times (one compiled loop)", va="center", fontsize=8, color="#777777",
+                         transform=time_ax.get_yaxis_transform())
+            continue
+        p50 = row["p50"]
+        low = p50["ci_low"] if p50["ci_low"] is not None else p50["value"]
+        high = p50["ci_high"] if p50["ci_high"] is not None else p50["value"]
+        time_ax.barh(y + 0.18, 1e3 * p50["value"], height=0.34, color=colour, hatch=hatch, edgecolor="white",
+                     xerr=[[1e3 * (p50["value"] - low)], [1e3 * (high - p50["value"])]], capsize=3)
+        ttft = row["ttft"]
+        time_ax.barh(y - 0.18, 1e3 * ttft["median"], height=0.34, color=colour, alpha=0.45, edgecolor="white",
+                     xerr=[[1e3 * (ttft["median"] - ttft["ci_low"])], [1e3 * (ttft["ci_high"] - ttft["median"])]],
+                     capsize=3)
+    _rows(rate_ax, ys, labels)
+    rate_ax.set_xlabel("tokens per second (median over calls; bars: 95% CI)")
+    rate_ax.grid(axis="x", alpha=0.3)
+    time_ax.set_xlabel("ms: per token p50 (solid) and first token (light); bars: 95% CI")
+    time_ax.grid(axis="x", alpha=0.3)
+    prompt, new, batch = where[1]
+    fig.suptitle(f"GPT-2 greedy generation: {title}\nprompt {prompt} tokens, {new} new tokens, batch {batch}; "
+                 "hatched: Keras 3", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def draw_generation(rows: list[dict], *, out_dir: Path, machine: str = "") -> dict[str, Path]:
+    """One generation figure per model and sizes of ``rows``; returns ``{name: path}``
+    (``generation__MODEL__PROMPT-NEW-BATCH``)."""
+    plt = _plt()
+    drawn = {}
+    for where in dict.fromkeys((row["model"], row["sizes"]) for row in rows):
+        figure = generation_figure(plt, rows, where, where[0] + (f" — {machine}" if machine else ""))
+        if figure is None:
+            continue
+        name = f"generation__{where[0]}__{'-'.join(map(str, where[1]))}"
+        path = Path(out_dir) / f"{name}.png"
+        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(figure)
+        drawn[name] = path
+    return drawn
 
 
 def causes_figures(bars: dict[str, dict[str, dict[str, float]]], *, out_dir: Path,

@@ -40,6 +40,7 @@ from twinbench.results.decompose import (
     feed_and_compute,
     lasting_feed_cost,
 )
+from twinbench.results.generation import generation_ratios, generation_rows, generation_table
 from twinbench.results.latency import latency_ratios, latency_rows, latency_table
 from twinbench.results.ops import ops_markdown
 from twinbench.results.table import median_iqr, results_table
@@ -279,6 +280,23 @@ def build_report(*directories, out_dir=None, figures: bool = True) -> Path:
             out += image(f"latency__{model}", f"latency against batch size, {model}")
         out += ["```", latency_table(latency), "```", "",
                 "Ratios of the p50 per batch size:", "", "```", decomposition_table(latency_ratios(records)), "```", ""]
+
+    # -- generation --
+    generation = generation_rows(records)
+    if generation:
+        out += ["## Generation", "",
+                "GPT-2 greedy decoding with a key/value cache (`twinbench generate`), each token timed as it reaches "
+                "the host; the first (compiling) call apart. Tokens per second and the time to first token: median "
+                "over calls with its 95% CI; per token: p50 with its 95% order-statistic CI over the pooled tokens.",
+                ""]
+        if figures:
+            figure_dir.mkdir(exist_ok=True)
+            drawn.update(fig.draw_generation(generation, out_dir=figure_dir, machine=machines(records)))
+        for where in dict.fromkeys((row["model"], row["sizes"]) for row in generation):
+            out += image(f"generation__{where[0]}__{'-'.join(map(str, where[1]))}", f"generation, {where[0]}")
+        out += ["```", generation_table(generation), "```", "",
+                "Ratios per generate call and per token:", "", "```",
+                decomposition_table(generation_ratios(records)), "```", ""]
 
     # -- environment --
     if records:

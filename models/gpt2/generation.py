@@ -31,6 +31,22 @@ GENERATE = {
     "tf_keras": "twinbench.models.gpt2.tf_keras_generate:generate",
 }
 
+# keras-hub's variants (``*_kerashub``) decode with keras-hub's own generate.
+KERASHUB_GENERATE = "twinbench.models.kerashub.keras_generate:generate"
+
+# Compiled decoding (``twinbench generate --jit on``): how each (implementation, backend) compiles the prefill and the
+# decode steps, and why the others do not. keras-hub's generate always compiles its whole loop (its own choice).
+COMPILED_DECODING = {
+    ("torch", "torch"): "Hugging Face generate with a static cache and torch.compile of the forward pass",
+    ("keras", "jax"): "jax.jit of the prefill and of the decode step",
+    ("keras", "tensorflow"): "tf.function(jit_compile=True) (XLA) of the prefill and of the decode step",
+    ("tf_keras", "tensorflow"): "tf.function of the prefill and of the decode step (a graph, not XLA)",
+}
+NO_COMPILED_DECODING = {
+    ("keras", "torch"): "torch.compile of the Keras decode step guards on every Keras layer's type and recompiles "
+                        "past its cache limit (minutes), then runs eagerly",
+}
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -104,8 +120,8 @@ class TimedGeneration:
         return np.diff(self.token_times_s)
 
 
-def generate_function(implementation: str) -> Callable[..., Generation]:
-    """``implementation``'s ``generate`` (importing its framework).
+def generate_function(implementation: str, *, kerashub: bool = False) -> Callable[..., Generation]:
+    """``implementation``'s ``generate`` (importing its framework); ``kerashub``: keras-hub's (``*_kerashub``).
 
     Raises:
         ValueError: one line naming the implementations that generate, for any other.
@@ -113,20 +129,22 @@ def generate_function(implementation: str) -> Callable[..., Generation]:
     if implementation not in GENERATE:
         raise ValueError(f"GPT-2 generation exists for implementation in {sorted(GENERATE)}. "
                          f"Received: implementation={implementation!r}.")
-    module, _, function = GENERATE[implementation].partition(":")
+    module, _, function = (KERASHUB_GENERATE if kerashub else GENERATE[implementation]).partition(":")
     return getattr(importlib.import_module(module), function)
 
 
 def generate_tokens(implementation: str, model, prompt_ids, *, max_new_tokens: int,
-                    clock: Callable[[], float] = time.perf_counter) -> TimedGeneration:
+                    clock: Callable[[], float] = time.perf_counter, **options) -> TimedGeneration:
     """Greedy decoding of ``max_new_tokens`` tokens with ``implementation``'s ``generate``, each token timed.
 
     The timestamp of a token is taken when ``generate`` hands it over as a NumPy array (``on_token``): its
     conversion to host memory waits for the device, as a user streaming text waits for each token. Nothing here
     warms up or repeats: the caller measures (the first call of a compiled implementation includes compiling).
+    ``options`` go to ``generate`` (``compiled``, ``compile_mode``).
     """
     generate = generate_function(implementation)
     times = []
     start = clock()
-    result = generate(model, prompt_ids, max_new_tokens=max_new_tokens, on_token=lambda _: times.append(clock()))
+    result = generate(model, prompt_ids, max_new_tokens=max_new_tokens, on_token=lambda _: times.append(clock()),
+                      **options)
     return TimedGeneration(tokens=result.new_tokens, token_times_s=np.asarray(times, dtype=np.float64) - start)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -84,7 +85,50 @@ def no_gradients():
     return contextlib.nullcontext()
 
 
-def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
+_COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled forward_with_cache
+
+
+def compiled_forward(model, layers):
+    """``forward_with_cache`` compiled by the backend's own compiler, made once per model: ``jax.jit`` (the weights
+    passed in as arguments through a ``keras.StatelessScope``, as Keras' JAX trainer does, not baked into the program
+    as constants) or ``tf.function(jit_compile=True)`` (XLA; the position a tensor, so one trace serves every step).
+    Each compiles twice: once for the prefill's shape, once for a step's. Not on torch: ``torch.compile`` of the step
+    guards on the type of every Keras layer it calls, recompiles past its cache limit (5 minutes for gpt_tiny on 2
+    CPU cores) and then runs the step eagerly; ``ValueError`` (one line)."""
+    if model in _COMPILED:
+        return _COMPILED[model]
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        variables = model.variables
+
+        def step(values, token_ids, caches, index):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return forward_with_cache(layers, token_ids, caches, index)
+
+        jitted = jax.jit(step)
+
+        def forward(token_ids, caches, index):
+            return jitted([variable.value for variable in variables], token_ids, caches, index)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        xla = tf.function(lambda token_ids, caches, index: forward_with_cache(layers, token_ids, caches, index),
+                          jit_compile=True)
+
+        def forward(token_ids, caches, index):
+            return xla(token_ids, caches, tf.constant(index, tf.int32))
+    else:  # torch.compile guards on every Keras layer's type: it recompiles past its cache limit, then runs eagerly
+        raise ValueError(f"Compiled decoding runs on jax (jax.jit) and tensorflow (XLA); on {backend}, the Keras step "
+                         "under torch.compile recompiles for each Keras layer until it gives up (minutes). Valid for "
+                         f"the {backend} backend: --jit default, off.")
+    _COMPILED[model] = forward
+    return forward
+
+
+def generate(model, prompt_ids, *, max_new_tokens, on_token=None, compiled=False,
+             compile_mode="default") -> Generation:
     """Greedy decoding with the Keras definition of GPT-2 (``keras_model.build_gpt2``), on any backend.
 
     Args:
@@ -92,6 +136,9 @@ def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
         prompt_ids: ``(batch, prompt_length)`` token ids.
         max_new_tokens: how many tokens to append to every prompt (no end-of-text stop).
         on_token: called with each step's new tokens ``(batch,)`` as a NumPy array, as soon as they are chosen.
+        compiled: run the prefill and each step through ``compiled_forward`` (the backend's compiler) instead of
+            op by op; the loop around it (argmax, handing over each token) stays in Python, as a streaming server's.
+        compile_mode: torch.compile's mode: ``default`` only (no torch.compile here).
 
     Returns:
         A ``Generation``: the sequences and the logits each new token was chosen from.
@@ -106,8 +153,16 @@ def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
     caches = [ops.zeros((batch, 2, length + max_new_tokens, attention.n_head, head_dim), dtype=model.compute_dtype)
               for _ in range(n_layer)]
     new_tokens, step_logits = [], []
+    if compile_mode != "default":
+        raise ValueError(f"--compile-mode is torch.compile's; the Keras decoder compiles with jax.jit or XLA. "
+                         f"Received: compile_mode={compile_mode!r}. Valid: default.")
+    if compiled:
+        forward = compiled_forward(model, layers)
+    else:
+        def forward(token_ids, caches, index):
+            return forward_with_cache(layers, token_ids, caches, index)
     with no_gradients():
-        logits, caches = forward_with_cache(layers, ops.convert_to_tensor(prompt, "int32"), caches, 0)  # the prefill
+        logits, caches = forward(ops.convert_to_tensor(prompt, "int32"), caches, 0)  # the prefill
         for step in range(max_new_tokens):
             last = logits[:, -1, :]
             token = ops.argmax(last, axis=-1)
@@ -116,7 +171,7 @@ def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
             if on_token is not None:
                 on_token(ops.convert_to_numpy(token))
             if step + 1 < max_new_tokens:  # the last token needs no forward pass of its own
-                logits, caches = forward_with_cache(layers, ops.cast(token[:, None], "int32"), caches, length + step)
+                logits, caches = forward(ops.cast(token[:, None], "int32"), caches, length + step)
     new = np.stack([ops.convert_to_numpy(t) for t in new_tokens], axis=1).astype(np.int64)
     return Generation(sequences=np.concatenate([prompt, new], axis=1), prompt_length=length,
                       logits=np.stack([ops.convert_to_numpy(x) for x in step_logits], axis=1))

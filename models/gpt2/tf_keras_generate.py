@@ -8,6 +8,7 @@ the new cache from the slices around the written positions, as tf code without K
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -57,9 +58,28 @@ def forward_with_cache(layers, token_ids, caches, index):
     return layers["wte"](layers["ln_f"](x), reverse=True), updated
 
 
-def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
+_COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled forward_with_cache
+
+
+def compiled_forward(model, layers):
+    """``forward_with_cache`` as one ``tf.function`` (made once per model; the position a tensor, so one trace serves
+    every step, and one the prefill). A graph, as tf.keras' own predict runs by default, not XLA: the cache update's
+    slices around a tensor position have shapes known only at run time, which XLA needs when it compiles (keras
+    [tensorflow]'s step compiles with XLA because Keras 3's ``ops.slice_update`` is XLA's dynamic_update_slice)."""
+    if model not in _COMPILED:
+        graph = tf.function(lambda token_ids, caches, index: forward_with_cache(layers, token_ids, caches, index))
+        _COMPILED[model] = lambda token_ids, caches, index: graph(token_ids, caches, tf.constant(index, tf.int32))
+    return _COMPILED[model]
+
+
+def generate(model, prompt_ids, *, max_new_tokens, on_token=None, compiled=False,
+             compile_mode="default") -> Generation:
     """Greedy decoding with the tf.keras twin of GPT-2 (``tf_keras_model.build_gpt2``): ``keras_generate.generate``'s
-    arguments and result."""
+    arguments and result (``compiled``: the prefill and each step through ``compiled_forward``; ``compile_mode``:
+    torch.compile's, ``default`` only here)."""
+    if compile_mode != "default":
+        raise ValueError(f"--compile-mode is torch.compile's; tf_keras compiles with tf.function. Received: "
+                         f"compile_mode={compile_mode!r}. Valid: default.")
     layers = {layer.name: layer for layer in model.layers}
     wte, wpe, attention = layers["wte"], layers["wpe"], layers["h_0_attn"]
     prompt = check_prompt(prompt_ids, max_new_tokens=max_new_tokens, n_positions=wpe.n_positions,
@@ -69,7 +89,12 @@ def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
     head_dim = wte.width // attention.n_head
     caches = [tf.zeros((batch, 2, length + max_new_tokens, attention.n_head, head_dim), dtype=model.compute_dtype)
               for _ in range(n_layer)]
-    logits, caches = forward_with_cache(layers, tf.constant(prompt, tf.int32), caches, 0)  # the prefill
+    if compiled:
+        forward = compiled_forward(model, layers)
+    else:
+        def forward(token_ids, caches, index):
+            return forward_with_cache(layers, token_ids, caches, index)
+    logits, caches = forward(tf.constant(prompt, tf.int32), caches, 0)  # the prefill
     new_tokens, step_logits = [], []
     for step in range(max_new_tokens):
         last = logits[:, -1, :]
@@ -79,7 +104,7 @@ def generate(model, prompt_ids, *, max_new_tokens, on_token=None) -> Generation:
         if on_token is not None:
             on_token(token.numpy())
         if step + 1 < max_new_tokens:  # the last token needs no forward pass of its own
-            logits, caches = forward_with_cache(layers, token[:, tf.newaxis], caches, length + step)
+            logits, caches = forward(token[:, tf.newaxis], caches, length + step)
     new = np.stack([t.numpy() for t in new_tokens], axis=1).astype(np.int64)
     return Generation(sequences=np.concatenate([prompt, new], axis=1), prompt_length=length,
                       logits=np.stack([x.numpy() for x in step_logits], axis=1))
