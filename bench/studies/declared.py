@@ -73,7 +73,7 @@ CAUSES_INFER_VARIANTS = (Variant("default"),
                          Variant("jit-off", "--style predict_on_batch --jit off", labels=("keras[jax]",)))
 WHAT_IF_VARIANTS = (Variant("as-is"), Variant("what-if", "--what-if {checked}", labels=("keras[torch]",)))
 
-STUDIES = {study.name: study for study in (
+STUDIES = {study.name: study for study in sorted((
     Study(
         name="cpu", rounds=6, doc="docs/measurements.md",
         summary="the overhead decomposition, its plain-loop cross-check, and the profiler's cost (cifar_cnn, CPU)",
@@ -364,4 +364,4 @@ STUDIES = {study.name: study for study in (
                     steps=(Step("throughput", "--threads {threads} --overhead-repeats 0"),)),),
         afterwards=("compare {out}/round-*",),
     ),
-)}
+), key=lambda study: study.name)}  # listed by name
