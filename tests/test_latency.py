@@ -55,7 +55,7 @@ def test_percentile_intervals_cover_the_true_percentile(q):
 def test_style_is_one_axis_of_the_latency_command_for_the_keras_implementations():
     declared = CELL_AXES["style"]
     assert declared.choices == STYLES and declared.default == "call"
-    assert declared.implementations == ("keras", "tf_keras") and declared.commands == ("latency",)
+    assert declared.implementations == ("keras", "tf_keras") and declared.commands == ("latency", "breakdown")
     assert "style" in command_axes("latency") and "style" not in command_axes("throughput")
     assert {"jit", "precision", "cpus"} <= set(command_axes("latency")) and "replicas" not in command_axes("latency")
     cell = Cell("cifar_cnn", "keras", "torch", "synthetic", style="predict")

@@ -59,7 +59,7 @@ def test_new_and_failed_records_share_one_header():
     failed = failed_record("train", config, RuntimeError("out of luck\nsecond line"), batch_size=32)
     assert failed["status"] == "failed" and failed["error"]["message"] == "out of luck"
     assert failed["error"]["batch_size"] == 32 and "RuntimeError" in failed["error"]["traceback"]
-    assert set(KINDS) == {"train", "throughput", "profiler_cost", "trace", "latency", "breakdown", "calls"}
+    assert set(KINDS) == {"train", "throughput", "profiler_cost", "trace", "latency", "breakdown", "calls", "generate"}
     with pytest.raises(ValueError, match="Unknown record kind"):
         new_record("training", config)
 
