@@ -35,11 +35,10 @@ from twinbench.backends.environments import implementation_label
 from twinbench.cell import CellConfig
 from twinbench.data.text import FIRST_BYTE_TOKEN
 from twinbench.measuring import contention
-from twinbench.measuring.environment import collect_environment, launcher_of
-from twinbench.measuring.profiler import host_peak_rss
+from twinbench.measuring.latency import process_fields
 from twinbench.measuring.threads import ThreadCensus
 from twinbench.measuring.throughput import prepare_synthetic
-from twinbench.measuring.timing import host_load, memory_figures, summarize_or_none
+from twinbench.measuring.timing import host_load, summarize_or_none
 from twinbench.models import get_model_spec, list_models
 from twinbench.models.gpt2.config import GPT2_SIZES
 from twinbench.models.gpt2.generation import (
@@ -200,12 +199,6 @@ def execute_generate(config: GenerateConfig) -> dict:
                 **call_figures(config, calls)},
         tokens={"first_call": first["tokens"].tolist(), "every_call_the_same": same_tokens},
         contention=contention.run_summary([c.get("contention") for c in calls], unavailable=contention.why_not()),
-        settings=runner.describe(model),
-        memory={**memory_figures(runner.memory_stats(), None), "host_peak_rss_bytes": host_peak_rss()},
-        host_load={"before": load_before, "after": host_load()},
-        environment=collect_environment(),
-        launcher=launcher_of(runner),
-        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=cell.cpus,
-                              sampler={"enabled": False, "interval_s": None}),
+        **process_fields(runner, model, census, load_before, threads=config.threads, cpus=cell.cpus),
     )
     return record

@@ -105,6 +105,18 @@ def batch_figures(batch_size: int, *, first_call_s: float, warmup_s: float, wind
     }
 
 
+def process_fields(runner, model, census, load_before, *, threads, cpus) -> dict:
+    """The record fields of an in-process inference run (latency, generate), taken as it ends: the runner's settings,
+    memory (framework allocator and host peak), host load before and after, environment, launcher and threads."""
+    return {"settings": runner.describe(model),
+            "memory": {**memory_figures(runner.memory_stats(), None), "host_peak_rss_bytes": host_peak_rss()},
+            "host_load": {"before": load_before, "after": host_load()},
+            "environment": collect_environment(),
+            "launcher": launcher_of(runner),
+            "threads": census.finish(pools=runner.describe_threads(), requested=threads, cpus=cpus,
+                                     sampler={"enabled": False, "interval_s": None})}
+
+
 def execute_latency(config: LatencyConfig) -> dict:
     """Run the benchmark and return its record (status ``ok``); exceptions propagate to the caller."""
     cell = config.cell
@@ -164,12 +176,6 @@ def execute_latency(config: LatencyConfig) -> dict:
         # How many timed windows the machine was busy in (each window's own figures: timing.batches[].windows[]).
         contention=contention.run_summary([w.get("contention") for w in all_windows],
                                           unavailable=contention.why_not()),
-        settings=runner.describe(model),
-        memory={**memory_figures(runner.memory_stats(), None), "host_peak_rss_bytes": host_peak_rss()},
-        host_load={"before": load_before, "after": host_load()},
-        environment=collect_environment(),
-        launcher=launcher_of(runner),
-        threads=census.finish(pools=runner.describe_threads(), requested=config.threads, cpus=cell.cpus,
-                              sampler={"enabled": False, "interval_s": None}),
+        **process_fields(runner, model, census, load_before, threads=config.threads, cpus=cell.cpus),
     )
     return record
