@@ -47,13 +47,23 @@ _SIMPLE = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ON
 
 
 class _Bound:
-    """What ``CallSpec`` reads of a ``BoundArguments``: ``arguments`` (those passed, in the signature's order) and
-    ``apply_defaults()`` (every parameter, in order, the defaults filled in)."""
+    """A ``BoundArguments`` made cheaply: ``arguments`` (those passed, in the signature's order) and
+    ``apply_defaults()`` (every parameter, in order, the defaults filled in) are what Keras' ``CallSpec`` reads, done
+    here from the plan; ``args``, ``kwargs`` and ``signature`` (read by other callers in the process, e.g. ``jax.jit``
+    resolving keyword arguments) are inspect's own, computed when asked."""
 
-    __slots__ = ("arguments", "_plan")
+    __slots__ = ("arguments", "signature", "_plan")
 
-    def __init__(self, arguments: dict, plan):
-        self.arguments, self._plan = arguments, plan
+    def __init__(self, signature: inspect.Signature, arguments: dict, plan):
+        self.signature, self.arguments, self._plan = signature, arguments, plan
+
+    @property
+    def args(self) -> tuple:
+        return inspect.BoundArguments(self.signature, self.arguments).args
+
+    @property
+    def kwargs(self) -> dict:
+        return inspect.BoundArguments(self.signature, self.arguments).kwargs
 
     def apply_defaults(self) -> None:
         names, defaults = self._plan[1], self._plan[2]
@@ -96,7 +106,7 @@ def fast_bind_patch() -> Callable[[], None]:
                          for name in names if name in arguments or name in kwargs}
         if any(name not in arguments for name in required):
             return original(self, *args, **kwargs)
-        return _Bound(arguments, plan)
+        return _Bound(self, arguments, plan)
 
     inspect.Signature.bind = bind
 

@@ -41,9 +41,9 @@ WRONG = [(_call, (), {}), (_call, (1, 2, 3), {}), (_call, (1,), {"x": 2}), (_cal
 
 def _bound(signature, args, kwargs):
     bound = signature.bind(*args, **kwargs)
-    passed = dict(bound.arguments)
+    passed = dict(bound.arguments), bound.args, bound.kwargs  # what CallSpec reads, and what jax.jit reads
     bound.apply_defaults()
-    return list(passed.items()), list(bound.arguments.items())
+    return list(passed[0].items()), passed[1:], list(bound.arguments.items()), (bound.args, bound.kwargs)
 
 
 def test_the_fast_binder_binds_as_inspect_does_and_raises_where_it_raises():

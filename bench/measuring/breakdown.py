@@ -200,7 +200,11 @@ def prove_unchanged(runner, model, dataset, name: str, *, samples: int = 8):
     before = _outputs(runner, model, x, y)
     runner.set_weights(model, weights)
     undo = apply_what_if(name)
-    after = _outputs(runner, model, x, y)
+    try:
+        after = _outputs(runner, model, x, y)
+    except BaseException:
+        undo()  # a patch that breaks the model is never left in place
+        raise
     runner.set_weights(model, weights)
     differing = [key for key in before if not np.array_equal(before[key], after[key])]
     diff = max(float(np.max(np.abs(before[k].astype(np.float64) - after[k].astype(np.float64)), initial=0.0))
