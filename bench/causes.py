@@ -114,6 +114,9 @@ GROUPS: tuple[Group, ...] = (
     Group("tf.keras, elsewhere", OTHER, r"^tf_keras/"),
     Group("TensorFlow op dispatch", "op dispatch", r"^tensorflow/python/(eager|framework|ops|util)/"),
     Group("TensorFlow, elsewhere", OTHER, r"^tensorflow/"),
+    # JAX dispatches asynchronously: a step's kernels run while Python goes on, and the time they take is spent in
+    # the wait for the result (the harness's sync); that wait is the kernels' time, not dispatch.
+    Group("waiting for JAX's computation", NATIVE_GROUP, r"^jax/_src/api\.py$", r"^block_until_ready$"),
     Group("JAX dispatch and tracing", "op dispatch", r"^(jax|jaxlib)/"),
     # The benchmark's own loop (the runners' training loops, the clock): the same in every implementation.
     Group("models (twinbench)", "layer bodies", r"^twinbench/models/"),

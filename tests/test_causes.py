@@ -73,6 +73,7 @@ CLAIMS = {
     ("tf_keras/src/utils/tf_utils.py", "sync_to_numpy_or_python_type"): "tf.keras, elsewhere",
     ("tensorflow/python/eager/execute.py", "quick_execute"): "TensorFlow op dispatch",
     ("tensorflow/core/function/polymorphism/function_type.py", "bind"): "TensorFlow, elsewhere",
+    ("jax/_src/api.py", "block_until_ready"): "waiting for JAX's computation",
     ("jax/_src/core.py", "Primitive.bind"): "JAX dispatch and tracing",
     ("twinbench/models/small_cnn/keras_model.py", "build"): "models (twinbench)",
     ("twinbench/backends/base.py", "StepClock.before_step"): "harness (twinbench)",
