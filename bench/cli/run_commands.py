@@ -4,6 +4,7 @@ environment's cells in child processes, and records a failure before it reports 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import gc
 import subprocess
@@ -21,7 +22,7 @@ from twinbench.backends.checkpoints import (
 )
 from twinbench.backends.environments import NATIVES, RUN_ENVIRONMENTS
 from twinbench.backends.export import EXPORT_FORMATS, check_format
-from twinbench.cell import Cell, cell_argv, environment_cells
+from twinbench.cell import Cell, axes_argv, cell_argv, environment_cells
 from twinbench.cli.checks import (
     USER_ERRORS,
     apply_axes,
@@ -108,7 +109,17 @@ def cmd_train(args) -> int:
 
 
 def _train_cell(args) -> int:
-    # 1. Bad input: checked before any framework is imported; one line, exit code 2.
+    config = _train_config(args)
+    if distributed.needs_launcher(args.impl, config.cell.replication):
+        return _launch_ranks("train", args, config)
+    apply_axes(config.cell)
+    limit_threads(args.threads)
+    return _train_run(config, out=args.out, oom_retry=args.oom_retry)
+
+
+def _train_config(args) -> RunConfig:
+    """The ``RunConfig`` of the one cell ``args`` names, checked before any framework is imported (bad input: one
+    line, exit code 2)."""
     try:
         cell = _cell_of(args, "train", _dataset_of(args.model, args.dataset))
         validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, cell.mode)
@@ -119,19 +130,21 @@ def _train_cell(args) -> int:
         raise CliError(str(err)) from None
     cell = resolve_axes(cell)
     check_writable(args.out)
-    config = RunConfig(cell, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                       data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
-                       progress=args.progress, timing_window=args.timing_window, profile=args.profile,
-                       profile_interval_s=args.profile_interval, threads=args.threads,
-                       synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, save_weights=args.save_weights)
-    if distributed.needs_launcher(args.impl, cell.replication):
-        return _launch_ranks("train", args, config)
+    return RunConfig(cell, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                     data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
+                     progress=args.progress, timing_window=args.timing_window, profile=args.profile,
+                     profile_interval_s=args.profile_interval, threads=args.threads,
+                     synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
+                     weights=args.weights, save_weights=args.save_weights)
+
+
+def _train_run(config: RunConfig, *, out, oom_retry: bool, shared_process: dict | None = None) -> int:
+    """Train ``config``'s cell in this process (its axes and threads already applied) and write its record, or its
+    failed record; ``shared_process``: where it ran one after another with other cells (``record["shared_process"]``,
+    ``twinbench.measuring.children``). Returns 0, or ``EXIT_FAILED``."""
     writer = distributed.launched_rank() is None or distributed.launched_rank()[0] == 0
-    apply_axes(cell)
-    limit_threads(args.threads)
-    # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
-    #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
+    # The run: problems with the user's files are still bad input; anything else is a failed cell,
+    # recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
     oom_attempts = []
     while True:
         try:
@@ -146,7 +159,7 @@ def _train_cell(args) -> int:
                 print(f"twinbench: rank {distributed.launched_rank()[0]} failed: {type(err).__name__}: {message}",
                       file=sys.stderr)
                 return EXIT_FAILED
-            if out_of_memory and args.oom_retry and config.batch_size > 1:
+            if out_of_memory and oom_retry and config.batch_size > 1:
                 oom_attempts.append({"batch_size": config.batch_size, "error": message})
                 print(f"twinbench: out of memory at batch size {config.batch_size}; retrying with "
                       f"{config.batch_size // 2}", file=sys.stderr)
@@ -156,7 +169,9 @@ def _train_cell(args) -> int:
             record = failed_record("train", config, err, out_of_memory=out_of_memory, batch_size=config.batch_size)
             if oom_attempts:
                 record["oom_retries"] = oom_attempts
-            path = write_record(record, args.out)
+            if shared_process is not None:
+                record["shared_process"] = shared_process
+            path = write_record(record, out)
             kind = "out of memory" if out_of_memory else "run failed"
             print(f"twinbench: {kind}: {type(err).__name__}: {message} at batch size {config.batch_size} "
                   f"(recorded in {path})", file=sys.stderr)
@@ -167,7 +182,9 @@ def _train_cell(args) -> int:
                                        "batch_size": config.batch_size}
     if not writer:
         return 0
-    path = write_record(record, args.out)
+    if shared_process is not None:
+        record["shared_process"] = shared_process
+    path = write_record(record, out)
     results = record["results"]
     metric = next(iter(results["metrics_after"])) if "metrics_after" in results else "accuracy"  # twinbench.data.tasks
     print(f"{config.cell.file_id}: params {record['model']['params']:,}, {metric} {results['accuracy_before']:.3f} -> "
@@ -224,15 +241,80 @@ def _train_env(args) -> int:
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
     run_args = child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume",
-                                           *children.LAUNCHER_OPTIONS))
-    failures = 0
+                                           "cell_processes", *children.LAUNCHER_OPTIONS))
     for model in models:
         if not cells[model]:
             print(f"[train] {model}: no implementation in the {args.env} environment runs this mode, skipped", flush=True)
-            continue
-        failures += children.run_cells("train", cells[model], out_dir=args.out, child_args=run_args,
-                                       resume=args.resume, launcher=children.launcher_of(args))
+    all_cells = [cell for model in models for cell in cells[model]]
+    if args.resume:
+        done = [cell for cell in all_cells if children.completed(args.out, cell, kind="train")]
+        for cell in done:
+            print(f"[train] {cell.file_id}: done already, skipped (--resume)", flush=True)
+        all_cells = [cell for cell in all_cells if cell not in done]
+
+    def each_in_its_own(some_cells) -> int:
+        return children.run_cells("train", some_cells, out_dir=args.out, child_args=run_args,
+                                  launcher=children.launcher_of(args))
+
+    mode = args.cell_processes
+    why_not = _why_not_one_process(args, all_cells) if mode != "each" else None
+    if why_not and mode == "this":
+        raise CliError(f"--cell-processes this cannot run these cells in one process: {why_not}.")
+    if why_not:
+        print(f"[train] each cell in its own process: {why_not}", flush=True)
+        mode = "each"
+    if mode == "this":
+        failures = _train_here(args, all_cells)
+    elif mode == "one" and all_cells:
+        worker_argv = ["--env", args.env, "--models", ",".join(models), *axes_argv(all_cells[0], "train"),
+                       *(["--dataset", args.dataset] if args.dataset else []), "--out", str(args.out), *run_args,
+                       *(["--resume"] if args.resume else []), "--cell-processes", "this"]
+        failures = children.run_cells_in_one_process("train", all_cells, out_dir=args.out, worker_argv=worker_argv,
+                                                     run_rest=each_in_its_own)
+    else:
+        failures = each_in_its_own(all_cells)
     return EXIT_FAILED if failures else 0
+
+
+def _why_not_one_process(args, cells: list[Cell]) -> str | None:
+    """Why ``cells`` (one environment's) cannot run one after another in one process, or ``None``: one Keras backend
+    per process, cell processes started here, one device, and no process-wide compiler caches."""
+    if args.launcher != "local":
+        return f"--launcher {args.launcher} starts one job per cell"
+    if len({cell.backend for cell in cells}) > 1:
+        return f"the {args.env} environment's cells run on different backends (one Keras backend per process)"
+    if any(cell.replicas > 1 for cell in cells):
+        return "data-parallel replicas need their own processes"
+    if any(cell.backend == "torch" and cell.jit == "on" for cell in cells):
+        return "torch.compile's caches and recompile limits are process-wide (--jit on)"
+    return None
+
+
+def _train_here(args, cells: list[Cell]) -> int:
+    """``cells`` one after another in this process: every cell checked first, the process set up once (its axes and
+    threads, before any framework starts), then each cell's own run and record (``_train_run``). A cell that fails is
+    recorded and the next goes on. Returns the number that failed."""
+    configs = [_train_config(argparse.Namespace(**{**vars(args), "model": cell.model, "impl": cell.implementation,
+                                                   "backend": cell.backend, "dataset": cell.dataset}))
+               for cell in cells]
+    if not configs:
+        return 0
+    apply_axes(configs[0].cell)
+    limit_threads(args.threads)
+    failures = 0
+    for position, config in enumerate(configs):
+        print(f"[train] {config.cell.file_id}: running ({position + 1} of {len(configs)} in this process)", flush=True)
+        try:
+            code = _train_run(config, out=args.out, oom_retry=args.oom_retry,
+                              shared_process=children.shared_process([c.cell for c in configs], position))
+        except CliError as err:  # the user's files, found wrong during the run: no record, as in a process of its own
+            print(f"twinbench: error: {err}", file=sys.stderr)
+            code = EXIT_FAILED
+        if code != 0:
+            failures += 1
+            print(f"[train] {config.cell.file_id}: FAILED; the others go on", flush=True)
+        _free_memory()  # the cell's model and data are gone before the next one starts
+    return failures
 
 
 def cmd_throughput(args) -> int:
