@@ -139,9 +139,11 @@ def tests_large(session: nox.Session, env: str) -> None:
 def train(session: nox.Session, env: str) -> None:
     """Train every model with this environment's implementations; one JSON record per cell."""
     _install(session, env)
-    # A failed cell is recorded and the others go on; exit code 1 only says some cell failed.
-    session.run("python", "-m", "twinbench", "train", "--env", env, "--out", RESULTS["train"], *session.posargs,
-                env=_env_vars(env), success_codes=[0, 1])
+    # A failed cell is recorded and the others go on; exit code 1 only says some cell failed. The environment's cells
+    # run one after another in one child process (its framework imported once, not once per cell; each cell's record
+    # says so in shared_process); `nox -s compare -- --cell-processes each` gives each cell its own process.
+    session.run("python", "-m", "twinbench", "train", "--env", env, "--out", RESULTS["train"], "--cell-processes", "one",
+                *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
 @nox.session(requires=_each_env("train"))
