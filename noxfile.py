@@ -146,25 +146,27 @@ def train(session: nox.Session, env: str) -> None:
                 *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(requires=_each_env("train"))
+@nox.session(requires=_each_env("train"), venv_backend="none")
 def compare(session: nox.Session) -> None:
     """Train the default cells (both CNNs, every implementation, digits), print the table, write the report; then
     time them for the verdicts (``twinbench alternate``)."""
-    _install_project(session, ".")
-    session.run("python", "-m", "twinbench", "compare", RESULTS["train"])
-    session.run("python", "-m", "twinbench", "report", RESULTS["train"])
+    # No virtualenv of its own: compare, report and alternate import no framework, so the torch train session's Python
+    # runs them (a fresh clone creates and installs one virtualenv fewer).
+    python = _env_python(session, "train", "torch")
+    session.run(python, "-m", "twinbench", "compare", RESULTS["train"], external=True)
+    session.run(python, "-m", "twinbench", "report", RESULTS["train"], external=True)
     # Timing verdicts from the train sessions' environments (no new virtualenv): each environment's cells interleaved
     # in short processes, the processes alternated A,B,B,A within a budget; a failed process does not stop the rest.
     # (session.posargs are the train sessions' options: not passed on.)
     pythons = [f"--python={env}={_env_python(session, 'train', env)}" for env in ENVIRONMENTS]
-    session.run("python", "-m", "twinbench", "alternate", *pythons, "--out", RESULTS["timing"],
+    session.run(python, "-m", "twinbench", "alternate", *pythons, "--out", RESULTS["timing"],
                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-                     "TF_FORCE_GPU_ALLOW_GROWTH": "true"}, success_codes=[0, 1])
+                     "TF_FORCE_GPU_ALLOW_GROWTH": "true"}, success_codes=[0, 1], external=True)
 
 
 def _env_python(session: nox.Session, name: str, env: str) -> str:
     """The Python of session ``name(env)``'s virtualenv (``.nox/train-torch/bin/python``), next to this session's."""
-    folder = Path(session.virtualenv.location).parent / f"{name}-{env}"
+    folder = Path(session.env_dir).parent / f"{name}-{env}"
     return str(folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
 
 
