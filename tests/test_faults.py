@@ -150,7 +150,7 @@ def test_cells_a_shared_process_did_not_record_run_again_each_in_its_own(tmp_pat
 def test_cells_in_this_process_refused_where_they_cannot_share_it(tmp_path):
     from twinbench.cli import build_parser
     from twinbench.cli.options import CliError
-    from twinbench.cli.run_commands import cmd_train
+    from twinbench.cli.train_command import cmd_train
 
     args = build_parser().parse_args(["train", "--env", BACKEND, "--launcher", "submitit", "--cell-processes", "this",
                                       "--out", str(tmp_path)])

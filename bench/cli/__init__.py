@@ -49,10 +49,10 @@ from twinbench.cli.run_commands import (
     cmd_profiler_cost,
     cmd_throughput,
     cmd_trace,
-    cmd_train,
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
 from twinbench.cli.study_command import add_study_parser, cmd_study
+from twinbench.cli.train_command import cmd_train
 from twinbench.cli.versions_command import add_versions_parsers, cmd_ab, cmd_sweep
 from twinbench.measuring.children import CELL_PROCESSES, DEFAULT_MODELS
 from twinbench.models import UnknownChoiceError, external_models, load_model_file
