@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
 
     train = sub.add_parser("train",
-                           help="train one cell (--impl) or an environment's cells (--env), each in its own process")
+                           help="train one cell (--impl) or an environment's cells (--env): each in its own process, "
+                                "or one after another in one (--cell-processes one)")
     which = train.add_mutually_exclusive_group(required=True)
     add_cell_arguments(train, impl_group=which, model_default="")
     add_env_argument(which)
