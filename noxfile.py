@@ -28,6 +28,8 @@ Arguments after ``--`` go to the command a session runs, e.g. ``nox -s compare -
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -56,7 +58,55 @@ RESULTS = {"train": "results/train", "throughput": "results/throughput", "latenc
 
 
 def _install(session: nox.Session, env: str, *extras: str) -> None:
-    session.install("-e", f".[{','.join((ENVIRONMENTS[env], *extras))}]")
+    """``pip install -e .[ENV,EXTRAS]``: the environment's framework and ``extras`` (``_install_project``)."""
+    _install_project(session, f".[{','.join((ENVIRONMENTS[env], *extras))}]")
+
+
+# The stamp a session's virtualenv keeps of its editable install: what it was installed from (``_install_key``).
+INSTALL_STAMP = "twinbench-install.json"
+
+
+def _install_project(session: nox.Session, target: str) -> None:
+    """``pip install -e TARGET`` (``.`` or ``.[extras]``), skipped where this virtualenv already holds that install from
+    the same pyproject.toml, extras, Python and project folder (the stamp ``INSTALL_STAMP`` in the virtualenv, written
+    after pip succeeded). An editable install needs no reinstall for source edits; a new virtualenv always installs.
+    To reinstall anyway: ``nox --reuse-venv=no`` (new virtualenvs), or delete ``.nox/SESSION/twinbench-install.json``."""
+    location = getattr(session.virtualenv, "location", None)
+    if not location:  # no virtualenv of its own (--no-venv): nox decides
+        session.install("-e", target)
+        return
+    stamp = Path(location) / INSTALL_STAMP
+    key = _install_key(Path(location), target)
+    if stamp.is_file() and _read_json(stamp) == key:
+        session.log(f"pip install -e {target} skipped: this virtualenv has it from the same pyproject.toml, extras "
+                    f"and Python ({stamp})")
+        return
+    stamp.unlink(missing_ok=True)  # a failed install leaves no stamp
+    session.install("-e", target)
+    if not _installs_skipped_by_nox(session):
+        stamp.write_text(json.dumps(key, indent=1) + "\n")
+
+
+def _install_key(venv: Path, target: str) -> dict:
+    """What an editable install depends on: pyproject.toml's content (dependencies, extras, packages), the target
+    with its extras, the virtualenv's Python (its pyvenv.cfg) and the project folder the install points at."""
+    pyvenv = venv / "pyvenv.cfg"
+    return {"target": target, "project": str(Path.cwd().resolve()),
+            "pyproject_sha256": hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest(),
+            "pyvenv_cfg_sha256": hashlib.sha256(pyvenv.read_bytes()).hexdigest() if pyvenv.is_file() else None}
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def _installs_skipped_by_nox(session: nox.Session) -> bool:
+    """``nox --no-install`` (``-R``) on a reused virtualenv: ``session.install`` did nothing, so no stamp is written."""
+    config = getattr(getattr(session, "_runner", None), "global_config", None)
+    return bool(getattr(config, "no_install", False)) and bool(getattr(session.virtualenv, "_reused", False))
 
 
 def _env_vars(env: str) -> dict[str, str]:
@@ -89,37 +139,41 @@ def tests_large(session: nox.Session, env: str) -> None:
 def train(session: nox.Session, env: str) -> None:
     """Train every model with this environment's implementations; one JSON record per cell."""
     _install(session, env)
-    # A failed cell is recorded and the others go on; exit code 1 only says some cell failed.
-    session.run("python", "-m", "twinbench", "train", "--env", env, "--out", RESULTS["train"], *session.posargs,
-                env=_env_vars(env), success_codes=[0, 1])
+    # A failed cell is recorded and the others go on; exit code 1 only says some cell failed. The environment's cells
+    # run one after another in one child process (its framework imported once, not once per cell; each cell's record
+    # says so in shared_process); `nox -s compare -- --cell-processes each` gives each cell its own process.
+    session.run("python", "-m", "twinbench", "train", "--env", env, "--out", RESULTS["train"], "--cell-processes", "one",
+                *session.posargs, env=_env_vars(env), success_codes=[0, 1])
 
 
-@nox.session(requires=_each_env("train"))
+@nox.session(requires=_each_env("train"), venv_backend="none")
 def compare(session: nox.Session) -> None:
     """Train the default cells (both CNNs, every implementation, digits), print the table, write the report; then
     time them for the verdicts (``twinbench alternate``)."""
-    session.install("-e", ".")
-    session.run("python", "-m", "twinbench", "compare", RESULTS["train"])
-    session.run("python", "-m", "twinbench", "report", RESULTS["train"])
+    # No virtualenv of its own: compare, report and alternate import no framework, so the torch train session's Python
+    # runs them (a fresh clone creates and installs one virtualenv fewer).
+    python = _env_python(session, "train", "torch")
+    session.run(python, "-m", "twinbench", "compare", RESULTS["train"], external=True)
+    session.run(python, "-m", "twinbench", "report", RESULTS["train"], external=True)
     # Timing verdicts from the train sessions' environments (no new virtualenv): each environment's cells interleaved
     # in short processes, the processes alternated A,B,B,A within a budget; a failed process does not stop the rest.
     # (session.posargs are the train sessions' options: not passed on.)
     pythons = [f"--python={env}={_env_python(session, 'train', env)}" for env in ENVIRONMENTS]
-    session.run("python", "-m", "twinbench", "alternate", *pythons, "--out", RESULTS["timing"],
+    session.run(python, "-m", "twinbench", "alternate", *pythons, "--out", RESULTS["timing"],
                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-                     "TF_FORCE_GPU_ALLOW_GROWTH": "true"}, success_codes=[0, 1])
+                     "TF_FORCE_GPU_ALLOW_GROWTH": "true"}, success_codes=[0, 1], external=True)
 
 
 def _env_python(session: nox.Session, name: str, env: str) -> str:
     """The Python of session ``name(env)``'s virtualenv (``.nox/train-torch/bin/python``), next to this session's."""
-    folder = Path(session.virtualenv.location).parent / f"{name}-{env}"
+    folder = Path(session.env_dir).parent / f"{name}-{env}"
     return str(folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
 
 
 @nox.session
 def report(session: nox.Session) -> None:
     """Write report.md and its figures for results directories (default results/train; cells may be missing)."""
-    session.install("-e", ".")
+    _install_project(session, ".")
     session.run("python", "-m", "twinbench", "report", *(session.posargs or [RESULTS["train"]]))
 
 
@@ -127,7 +181,7 @@ def report(session: nox.Session) -> None:
 def history(session: nox.Session) -> None:
     """Build the history page (docs/history.md) of results directories (default: results/throughput and results/latency
     where they exist, written to results/history); posargs replace both: `nox -s history -- DIR... --out OUT`."""
-    session.install("-e", ".[history]")
+    _install_project(session, ".[history]")
     found = [d for d in (RESULTS["throughput"], RESULTS["latency"]) if Path(d).is_dir()] or [RESULTS["throughput"]]
     session.run("python", "-m", "twinbench", "history", *(session.posargs or [*found, "--out", RESULTS["history"]]))
 
@@ -145,7 +199,7 @@ def docs_data(session: nox.Session, env: str) -> None:
 @nox.session(default=False, requires=_each_env("docs_data"))
 def docs(session: nox.Session) -> None:
     """Regenerate docs/models/: a page per registered model (three styles, layers, twin check) and the index."""
-    session.install("-e", ".")
+    _install_project(session, ".")
     session.run("python", "-m", "twinbench", "docs", *session.posargs)
 
 
@@ -179,7 +233,7 @@ NATIVES = "natives"
 @nox.session(default=False)
 def natives(session: nox.Session) -> None:
     """Throughput of the two native twins interleaved in one process (torch / tf_keras from paired windows)."""
-    session.install("-e", ".[natives,test]")
+    _install_project(session, ".[natives,test]")
     # Options as for throughput, e.g. nox -s natives -- --model mnist_cnn --repeats 40 --threads 1 --allocator tuned
     session.run("python", "-m", "twinbench", "throughput", "--env", NATIVES, "--interleave", "--out",
                 RESULTS["throughput"], *session.posargs, env=_env_vars("torch"), success_codes=[0, 1])
@@ -188,7 +242,7 @@ def natives(session: nox.Session) -> None:
 @nox.session(default=False, requires=_each_env("throughput"))
 def compare_throughput(session: nox.Session) -> None:
     """Benchmark all five implementations on synthetic data; print the table and the overhead decomposition."""
-    session.install("-e", ".")
+    _install_project(session, ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["throughput"])
 
 
@@ -206,7 +260,7 @@ def latency(session: nox.Session, env: str) -> None:
 @nox.session(default=False, requires=_each_env("latency"))
 def compare_latency(session: nox.Session) -> None:
     """Inference latency of all five implementations; print the table per model and the ratios per batch size."""
-    session.install("-e", ".")
+    _install_project(session, ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["latency"])
 
 
@@ -224,7 +278,7 @@ def generate(session: nox.Session, env: str) -> None:
 @nox.session(default=False, requires=_each_env("generate"))
 def compare_generation(session: nox.Session) -> None:
     """GPT-2 generation in all five implementations; print the table and the ratios of tokens/s and per-token p50."""
-    session.install("-e", ".")
+    _install_project(session, ".")
     session.run("python", "-m", "twinbench", "compare", RESULTS["generate"])
 
 
@@ -241,7 +295,7 @@ def definition_effect(session: nox.Session, env: str) -> None:
 @nox.session(default=False, requires=_each_env("definition_effect"))
 def compare_definition_effect(session: nox.Session) -> None:
     """The definition-effect table: stock vs matched definition per backend, matched vs native twin (a benchmark)."""
-    session.install("-e", ".")
+    _install_project(session, ".")
     session.run("python", "-m", "twinbench", "definition-effect", "--out", RESULTS["definition_effect"], "--markdown")
 
 

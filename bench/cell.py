@@ -213,6 +213,13 @@ def cell_argv(cell: Cell, command: str) -> list[str]:
     --backend B`` (``--dataset D`` for ``train``; the others run on synthetic data) and every axis off its default."""
     argv = ["--model", cell.model, "--impl", cell.implementation, "--backend", cell.backend]
     argv += ["--dataset", cell.dataset] if command == "train" else []
+    return argv + axes_argv(cell, command)
+
+
+def axes_argv(cell: Cell, command: str) -> list[str]:
+    """The options of ``cell``'s axes off their defaults, for ``python -m twinbench COMMAND`` (part of ``cell_argv``;
+    an ``--env`` run's child names its cells by environment and takes these)."""
+    argv = []
     options = command_axes(command)
     for name, value in cell.axes.items():
         if CELL_AXES[name].record_only:

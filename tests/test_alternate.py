@@ -23,6 +23,7 @@ from twinbench.measuring.contention import Snapshot
 from twinbench.measuring.environment import ALTERNATION_ENV
 from twinbench.records import SCHEMA, SCHEMA_VERSION, load_records, write_json_atomic
 from twinbench.results.decompose import alternated_pairs, decomposition
+from twinbench.results.table import WARM_NOTE, results_table
 from twinbench.results.timing_verdicts import (
     latest_sequence,
     main_job_text,
@@ -302,6 +303,17 @@ def test_the_readme_block_has_the_format_the_main_job_prints():
     body = block.split("```", 2)[1].strip("\n")  # the fenced output
     expected = structure(main_job_text(_train_records(), _sequence(6)))
     assert structure(body) == expected
+
+
+def test_a_first_epoch_after_other_cells_in_its_process_is_marked_and_the_block_keeps_its_format():
+    records = _train_records()
+    for position, record in enumerate(records[:2], start=1):  # train --cell-processes one: the torch environment's
+        record["shared_process"] = {"id": "p", "position": position, "cells": [r["cell"] for r in records[:2]]}
+    table = results_table(records)
+    marked = [line for line in table.splitlines()[:-1] if "*" in line]
+    assert len(marked) == 1 and "1.00 *" in marked[0]  # the second cell of the process; the first is a cold start
+    assert table.splitlines()[-1] == WARM_NOTE
+    assert structure(main_job_text(records, _sequence(6))) == structure(main_job_text(_train_records(), _sequence(6)))
 
 
 def test_the_alternate_command_refuses_bad_input_in_one_line(capsys):

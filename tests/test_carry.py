@@ -131,7 +131,7 @@ def test_save_weights_errors(tmp_path):
 def _raise_cli(argv):
     """Parse and run like ``main``, but let the one-line ``CliError`` through, to read its message."""
     from twinbench.cli import build_parser
-    from twinbench.cli.run_commands import cmd_train
+    from twinbench.cli.train_command import cmd_train
 
     return cmd_train(build_parser().parse_args(argv))
 

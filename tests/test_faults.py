@@ -117,6 +117,64 @@ def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
     assert {name: (tmp_path / name).stat().st_mtime_ns for name in done} == stamps  # untouched
 
 
+def test_cells_a_shared_process_did_not_record_run_again_each_in_its_own(tmp_path, monkeypatch, capsys):
+    """``--cell-processes one``: the records of the shared process are told by its id; the cells it ended without
+    recording (a crash) go to their own processes, and a record of another process does not count."""
+    from twinbench.cell import Cell
+    from twinbench.measuring import children
+    from twinbench.records import SCHEMA, SCHEMA_VERSION, write_record
+
+    cells = [Cell(model, "keras", "jax", "digits") for model in ("cifar_cnn", "mnist_cnn", "mlp")]
+
+    def record(cell, process_id, status):
+        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "train", "cell": cell.as_dict(),
+                "status": status, "shared_process": {"id": process_id}}
+
+    write_record(record(cells[1], "an earlier process", "ok"), tmp_path)  # not this process's: mnist_cnn runs again
+
+    def shared_process_crashing_at_the_second_cell(argv, env):
+        assert argv[-2:] == ["--cell-processes", "this"]
+        write_record(record(cells[0], env[children.SHARED_PROCESS_ENV], "failed"), tmp_path)
+        return -11
+
+    monkeypatch.setattr(children.subprocess, "call", shared_process_crashing_at_the_second_cell)
+    rest = []
+    failures = children.run_cells_in_one_process("train", cells, out_dir=tmp_path,
+                                                 worker_argv=["--cell-processes", "this"],
+                                                 run_rest=lambda left: rest.extend(left) or 1)
+    assert rest == cells[1:]
+    assert failures == 2  # the first cell's failed record, and one of the two run again
+    assert "exit code -11" in capsys.readouterr().out
+
+
+def test_cells_in_this_process_refused_where_they_cannot_share_it(tmp_path):
+    from twinbench.cli import build_parser
+    from twinbench.cli.options import CliError
+    from twinbench.cli.train_command import cmd_train
+
+    args = build_parser().parse_args(["train", "--env", BACKEND, "--launcher", "submitit", "--cell-processes", "this",
+                                      "--out", str(tmp_path)])
+    with pytest.raises(CliError, match="--launcher submitit starts one job per cell"):
+        cmd_train(args)
+
+
+@matrix_env_only
+@pytest.mark.large
+def test_cells_in_one_process_each_recorded_and_a_crash_retried_alone(tmp_path):
+    proc = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
+                  "--cell-processes", "one", env={"TWINBENCH_INJECT_FAULT": "crash@mnist_cnn"})
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1, output
+    records = list(_records(tmp_path).values())
+    cells = ENVIRONMENTS[BACKEND]
+    assert len(records) == len(cells)  # the cifar_cnn cells; mnist_cnn crashed in the shared process and alone
+    assert all(r["status"] == "ok" and r["cell"]["model"] == "cifar_cnn" for r in records)
+    shared = [r["shared_process"] for r in records]
+    assert len({s["id"] for s in shared}) == 1 and sorted(s["position"] for s in shared) == list(range(1, len(cells) + 1))
+    assert len(shared[0]["cells"]) == 2 * len(cells)
+    assert "each of them now in its own process" in output
+
+
 def test_records_are_written_atomically(tmp_path, monkeypatch):
     from twinbench import records
 

@@ -49,12 +49,12 @@ from twinbench.cli.run_commands import (
     cmd_profiler_cost,
     cmd_throughput,
     cmd_trace,
-    cmd_train,
 )
 from twinbench.cli.show_commands import cmd_cells, cmd_compare, cmd_docs, cmd_list, cmd_report, cmd_show
 from twinbench.cli.study_command import add_study_parser, cmd_study
+from twinbench.cli.train_command import cmd_train
 from twinbench.cli.versions_command import add_versions_parsers, cmd_ab, cmd_sweep
-from twinbench.measuring.children import DEFAULT_MODELS
+from twinbench.measuring.children import CELL_PROCESSES, DEFAULT_MODELS
 from twinbench.models import UnknownChoiceError, external_models, load_model_file
 from twinbench.records import RESULTS
 from twinbench.results.measured_tables import VIEWS
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--model", default=None, help="only the cells this model has a builder for")
 
     train = sub.add_parser("train",
-                           help="train one cell (--impl) or an environment's cells (--env), each in its own process")
+                           help="train one cell (--impl) or an environment's cells (--env): each in its own process, "
+                                "or one after another in one (--cell-processes one)")
     which = train.add_mutually_exclusive_group(required=True)
     add_cell_arguments(train, impl_group=which, model_default="")
     add_env_argument(which)
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=RESULTS["train"], help="directory for the records")
     train.add_argument("--resume", action="store_true",
                        help="with --env: skip cells that already have a successful record")
+    train.add_argument("--cell-processes", choices=CELL_PROCESSES, default="each",
+                       help="with --env: each cell in its own child process (each); the environment's cells one "
+                            "after another in one child process, a fresh model, seed and record each, a cell that "
+                            "ends that process retried with the rest each in its own (one); or in this process (this)")
     train.add_argument("--progress", action="store_true", help="per-epoch progress bars")
     train.add_argument("--oom-retry", action="store_true",
                        help="on out-of-memory, retry with half the batch size (marked in the record)")

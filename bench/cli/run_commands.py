@@ -1,11 +1,9 @@
-"""The commands that run cells: ``train``, ``throughput``, ``profiler-cost``, ``definition-effect`` (and
-``convert-weights``, which prepares their weights). Each checks its input, runs one cell here or an
+"""The commands that run cells: ``throughput``, ``latency``, ``generate``, ``alternate``, ``trace``, ``profiler-cost``,
+``definition-effect`` (and ``convert-weights``, which prepares their weights; ``train`` is ``twinbench.cli.train_command``). Each checks its input, runs one cell here or an
 environment's cells in child processes, and records a failure before it reports it."""
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -29,18 +27,15 @@ from twinbench.cli.checks import (
     limit_threads,
     resolve_axes,
     validate_cell,
-    validate_save_weights,
     validate_weights,
 )
 from twinbench.cli.options import EXIT_FAILED, CliError, axis_values, child_args
 from twinbench.measuring import alternate, children, interleave
 from twinbench.measuring.environment import alternation_slot
-from twinbench.measuring.faults import is_out_of_memory
 from twinbench.measuring.generate import GenerateConfig, check_generation, execute_generate, generation_models
 from twinbench.measuring.latency import LatencyConfig, execute_latency
 from twinbench.measuring.throughput import ThroughputConfig, execute_throughput
 from twinbench.measuring.trace import TraceConfig, execute_trace
-from twinbench.measuring.train import RunConfig, execute
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.gpt2.generation import COMPILED_DECODING
 from twinbench.records import failed_record, load_records, write_record
@@ -84,7 +79,7 @@ def run_here(kind: str, config, execute, *, out, threads, show) -> int:
     return 0
 
 
-def _cell_of(args, command: str, dataset: str) -> Cell:
+def cell_of(args, command: str, dataset: str) -> Cell:
     """The one cell that ``--model``, ``--impl``, ``--backend`` and ``command``'s axis options name, its axes checked
     (their values, and that the implementation has each one set); raises the user errors of ``USER_ERRORS``."""
     cell = Cell(args.model, args.impl, resolve_backend(args.impl, args.backend), dataset, **axis_values(args, command))
@@ -93,93 +88,12 @@ def _cell_of(args, command: str, dataset: str) -> Cell:
     return cell
 
 
-def _dataset_of(model: str, dataset: str | None) -> str:
+def dataset_of(model: str, dataset: str | None) -> str:
     """``--dataset``, or where it is not given the model's own (its task's default: digits, pydoc, ...)."""
     return dataset or datasets.get_task(get_model_spec(model).task).default_dataset
 
 
-def cmd_train(args) -> int:
-    """One cell in this process (``--impl``), or an environment's cells each in its own (``--env``)."""
-    if args.env is not None:
-        return _train_env(args)
-    if not args.model:
-        raise CliError("the following arguments are required with --impl: --model")
-    return _train_cell(args)
-
-
-def _train_cell(args) -> int:
-    # 1. Bad input: checked before any framework is imported; one line, exit code 2.
-    try:
-        cell = _cell_of(args, "train", _dataset_of(args.model, args.dataset))
-        validate_cell(args.model, args.impl, args.backend, args.dataset, args.input_shape, cell.mode)
-        distributed.check_launch(args.impl, cell.replication)
-        validate_weights(args.weights, args.model, cell.backend)
-        validate_save_weights(args.save_weights)
-    except (*USER_ERRORS, ValueError) as err:
-        raise CliError(str(err)) from None
-    cell = resolve_axes(cell)
-    check_writable(args.out)
-    config = RunConfig(cell, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                       data_dir=args.data_dir, input_shape=args.input_shape, num_classes=args.num_classes,
-                       progress=args.progress, timing_window=args.timing_window, profile=args.profile,
-                       profile_interval_s=args.profile_interval, threads=args.threads,
-                       synthetic_train=args.synthetic_train, synthetic_test=args.synthetic_test,
-                       weights=args.weights, save_weights=args.save_weights)
-    if distributed.needs_launcher(args.impl, cell.replication):
-        return _launch_ranks("train", args, config)
-    writer = distributed.launched_rank() is None or distributed.launched_rank()[0] == 0
-    apply_axes(cell)
-    limit_threads(args.threads)
-    # 2. The run: problems with the user's files are still bad input; anything else is a failed cell,
-    #    recorded with its reason so that the matrix shows it. Out of memory may retry at half the batch.
-    oom_attempts = []
-    while True:
-        try:
-            record = execute(config)
-            break
-        except USER_ERRORS as err:
-            raise CliError(str(err)) from None
-        except Exception as err:
-            out_of_memory = is_out_of_memory(err)
-            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            if not writer:  # rank 0 records the cell; torchrun ends the others
-                print(f"twinbench: rank {distributed.launched_rank()[0]} failed: {type(err).__name__}: {message}",
-                      file=sys.stderr)
-                return EXIT_FAILED
-            if out_of_memory and args.oom_retry and config.batch_size > 1:
-                oom_attempts.append({"batch_size": config.batch_size, "error": message})
-                print(f"twinbench: out of memory at batch size {config.batch_size}; retrying with "
-                      f"{config.batch_size // 2}", file=sys.stderr)
-                config = dataclasses.replace(config, batch_size=config.batch_size // 2)
-                _free_memory()
-                continue
-            record = failed_record("train", config, err, out_of_memory=out_of_memory, batch_size=config.batch_size)
-            if oom_attempts:
-                record["oom_retries"] = oom_attempts
-            path = write_record(record, args.out)
-            kind = "out of memory" if out_of_memory else "run failed"
-            print(f"twinbench: {kind}: {type(err).__name__}: {message} at batch size {config.batch_size} "
-                  f"(recorded in {path})", file=sys.stderr)
-            return EXIT_FAILED
-    if oom_attempts:  # clearly marked: this cell did not run at the requested batch size
-        record["oom_retries"] = oom_attempts
-        record["retried_after_oom"] = {"requested_batch_size": oom_attempts[0]["batch_size"],
-                                       "batch_size": config.batch_size}
-    if not writer:
-        return 0
-    path = write_record(record, args.out)
-    results = record["results"]
-    metric = next(iter(results["metrics_after"])) if "metrics_after" in results else "accuracy"  # twinbench.data.tasks
-    print(f"{config.cell.file_id}: params {record['model']['params']:,}, {metric} {results['accuracy_before']:.3f} -> "
-          f"{results['accuracy_after']:.3f}, final loss {results['final_loss']}, record {path}")
-    step = record["timing"]["steady_step_s"]
-    if step:
-        print(f"{config.cell.file_id}: steady-state step {1e3 * step['median']:.2f} ms (IQR {1e3 * step['q1']:.2f}-"
-              f"{1e3 * step['q3']:.2f}, {step['n']} windows), first step {1e3 * record['timing']['first_step_s']:.0f} ms")
-    return 0
-
-
-def _launch_ranks(command: str, args, config) -> int:
+def launch_ranks(command: str, args, config) -> int:
     """torch DDP: run the cell's ranks under torchrun, each with the cell's options and the command's others. Rank 0
     records the cell; where no rank got to record it (a rank died, or hung past the collective timeout and torchrun
     ended the rest), the failed record is written here."""
@@ -200,41 +114,6 @@ def _launch_ranks(command: str, args, config) -> int:
     return EXIT_FAILED
 
 
-def _free_memory():
-    """Give memory back between out-of-memory retries (framework caches included)."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _train_env(args) -> int:
-    if args.save_weights:
-        raise CliError("--save-weights writes one cell's weights: give --impl (and --backend), not --env")
-    try:
-        models = [args.model] if args.model else [m for m in args.models.split(",") if m]
-        cells = {model: environment_cells(args.env, model, dataset=_dataset_of(model, args.dataset),
-                                          **axis_values(args, "train")) for model in models}
-        for model in models:
-            for cell in cells[model]:
-                validate_cell(model, cell.implementation, cell.backend, cell.dataset, args.input_shape, cell.mode)
-                validate_weights(args.weights, model, cell.backend)
-        cells = {model: [resolve_axes(cell) for cell in cells[model]] for model in models}
-        check_writable(args.out)
-    except USER_ERRORS as err:
-        raise CliError(str(err)) from None
-    run_args = child_args(args, leave_out=("env", "models", "model", "impl", "backend", "dataset", "out", "resume",
-                                           *children.LAUNCHER_OPTIONS))
-    failures = 0
-    for model in models:
-        if not cells[model]:
-            print(f"[train] {model}: no implementation in the {args.env} environment runs this mode, skipped", flush=True)
-            continue
-        failures += children.run_cells("train", cells[model], out_dir=args.out, child_args=run_args,
-                                       resume=args.resume, launcher=children.launcher_of(args))
-    return EXIT_FAILED if failures else 0
-
-
 def cmd_throughput(args) -> int:
     try:
         if args.env is not None:
@@ -248,7 +127,7 @@ def cmd_throughput(args) -> int:
                 validate_cell(args.model, cell.implementation, cell.backend, "synthetic", args.input_shape, cell.mode,
                               keras_backend=keras_backend)
         else:
-            cell = _cell_of(args, "throughput", "synthetic")
+            cell = cell_of(args, "throughput", "synthetic")
             validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, cell.mode)
             distributed.check_launch(args.impl, cell.replication)
     except USER_ERRORS as err:
@@ -271,7 +150,7 @@ def cmd_throughput(args) -> int:
                               input_shape=args.input_shape, num_classes=args.num_classes, threads=args.threads,
                               profile_interval_s=args.profile_interval)
     if distributed.needs_launcher(args.impl, cell.replication):
-        return _launch_ranks("throughput", args, config)
+        return launch_ranks("throughput", args, config)
     if distributed.launched_rank() is not None and distributed.launched_rank()[0] != 0:
         apply_axes(cell)
         limit_threads(args.threads)
@@ -317,7 +196,7 @@ def cmd_latency(args) -> int:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that runs "
                                f"this mode and style (it has: {', '.join(get_model_spec(args.model).builders)}).")
         else:
-            cells = [_cell_of(args, "latency", "synthetic")]
+            cells = [cell_of(args, "latency", "synthetic")]
         for cell in cells:
             check_style(cell.implementation, cell.style, cell.jit, cell.artifact)
             check_compile_mode(cell.compile_mode, cell.jit)
@@ -355,7 +234,7 @@ def cmd_generate(args) -> int:
                 raise CliError(f"Model {args.model!r} has no implementation in the {args.env} environment that "
                                f"generates in this mode (it has: {', '.join(get_model_spec(args.model).builders)}).")
         else:
-            cells = [_cell_of(args, "generate", "synthetic")]
+            cells = [cell_of(args, "generate", "synthetic")]
         for cell in cells:
             check_generation(cell.model, cell.implementation, cell.backend, jit=cell.jit,
                              compile_mode=cell.compile_mode, **sizes)
@@ -415,7 +294,7 @@ def cmd_alternate(args) -> int:
 def cmd_trace(args) -> int:
     """One cell's steady-state steps under its framework's own profiler, in this process; prints the op table."""
     try:
-        cell = _cell_of(args, "trace", "synthetic")
+        cell = cell_of(args, "trace", "synthetic")
         validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape, cell.mode)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None
@@ -493,7 +372,7 @@ def cmd_profiler_cost(args) -> int:
         print(profiler_cost_section(records))
         return 0
     try:
-        cell = _cell_of(args, "profiler-cost", "synthetic")
+        cell = cell_of(args, "profiler-cost", "synthetic")
         validate_cell(args.model, args.impl, args.backend, "synthetic", args.input_shape)
     except USER_ERRORS as err:
         raise CliError(str(err)) from None

@@ -4,6 +4,21 @@ train --env`` and ``python -m twinbench throughput --env``.
 A cell that fails, crashes or is killed is recorded as failed and the others go on; ``resume`` skips cells
 that already have a successful record, so an interrupted pass is finished, not restarted.
 
+How many processes (``train --env --cell-processes``, local launcher only):
+
+- ``each`` (the default): every cell in its own child process, as above;
+- ``one``: the environment's cells one after another in one child process (``run_cells_in_one_process``), which pays
+  the framework's import once instead of once per cell. Each cell still gets a fresh model built from its seed, its
+  own record and its own failure: a cell that raises is recorded as failed and the next one goes on; a cell that ends
+  the process (a crash, a kill) gets no record there, so it and the cells after it run again, each in its own process.
+  Every record of such a process says so in ``record["shared_process"]`` (``SHARED_PROCESS_ORDER``)::
+
+      {"id": "<id shared by the process's records>", "pid": 4242, "position": 2, "cells": ["<file id>", ...],
+       "order": "one after another"}
+
+  so a later cell's first step (its framework already started by an earlier cell) is never taken for a cold start;
+- ``this``: the same in this process (what the ``one`` child runs).
+
 Two launchers start the children (``--launcher``):
 
 - ``local``: one after another on this machine;
@@ -23,11 +38,16 @@ from pathlib import Path
 
 from twinbench.cell import Cell, cell_argv
 from twinbench.measuring.environment import LAUNCHER_ENV
-from twinbench.records import load_records
+from twinbench.records import load_records, new_run_id
 
 DEFAULT_MODELS = ("cifar_cnn", "mnist_cnn")
 # The options that say how the cells are started, not what they run: never passed on to a cell.
 LAUNCHER_OPTIONS = ("launcher", "cluster", "timeout_min", "cpus_per_cell", "gpus_per_cell", "slurm_partition")
+# train --cell-processes: every cell in its own child process; all in one child process, one after another; all here.
+CELL_PROCESSES = ("each", "one", "this")
+SHARED_PROCESS_ORDER = "one after another"
+# Set by run_cells_in_one_process for its child: the id its records' ``shared_process`` carries.
+SHARED_PROCESS_ENV = "TWINBENCH_SHARED_PROCESS"
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,37 @@ def run_cells(command: str, cells: list[Cell], *, out_dir, child_args=(), resume
         if code != 0:
             failures += 1
             print(f"[{command}] {cell.file_id}: FAILED (exit code {code}); the others go on", flush=True)
+    return failures
+
+
+def shared_process(cells: list[Cell], position: int) -> dict:
+    """``record["shared_process"]`` of the cell at ``position`` (0-based) of ``cells``, which run one after another in
+    this process; its id is the one the parent set (``SHARED_PROCESS_ENV``), or a new one."""
+    return {"id": os.environ.get(SHARED_PROCESS_ENV) or new_run_id(), "pid": os.getpid(), "position": position + 1,
+            "cells": [cell.file_id for cell in cells], "order": SHARED_PROCESS_ORDER}
+
+
+def run_cells_in_one_process(command: str, cells: list[Cell], *, out_dir, worker_argv: list[str], run_rest,
+                             python=sys.executable) -> int:
+    """Run ``cells`` one after another in one child process, ``python -m twinbench COMMAND *worker_argv`` (the
+    ``--env`` run with ``--cell-processes this``); the cells it did not record (it crashed or was killed during one
+    of them) go to ``run_rest(cells)``, which runs each in its own process and returns its failures. Returns the
+    number of cells that failed."""
+    process_id = new_run_id()
+    print(f"[{command}] {', '.join(cell.file_id for cell in cells)}: one after another in one process", flush=True)
+    code = subprocess.call([python, "-m", "twinbench", command, *worker_argv],
+                           env={**os.environ, SHARED_PROCESS_ENV: process_id})
+    recorded = {Cell.of(record): record for record in (load_records(out_dir)[0] if Path(out_dir).is_dir() else [])
+                if record.get("kind", "train") == command
+                and (record.get("shared_process") or {}).get("id") == process_id}
+    failures = sum(record.get("status") != "ok" for record in recorded.values())
+    left = [cell for cell in cells if cell not in recorded]
+    if left:
+        print(f"[{command}] the shared process ended (exit code {code}) without a record of "
+              f"{', '.join(cell.file_id for cell in left)}: each of them now in its own process", flush=True)
+        failures += run_rest(left)
+    elif code not in (0, 1):  # 1: some cell failed, recorded as such
+        print(f"[{command}] the shared process ended with exit code {code} after it recorded every cell", flush=True)
     return failures
 
 

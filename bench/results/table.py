@@ -41,6 +41,26 @@ def _fmt(value, spec):
     return "—" if value is None else format(value, spec)
 
 
+# A first step or first epoch of a cell that ran after other cells in its process (``train --cell-processes one``,
+# ``record["shared_process"]``): its framework had started already, so it is no cold start.
+WARM_MARK = "*"
+WARM_NOTE = ("* ran after other cells in its process (train --cell-processes one): its framework had started already, "
+             "so its first step and first epoch are no cold start")
+
+
+def _warm(record) -> bool:
+    return ((record.get("shared_process") or {}).get("position") or 1) > 1
+
+
+def _marked(text: str, record) -> str:
+    """``text`` with ``WARM_MARK`` where ``record``'s first step came after other cells' in its process."""
+    return f"{text} {WARM_MARK}" if _warm(record) and text != "—" else text
+
+
+def _with_note(table: str, records: list[dict]) -> str:
+    return f"{table}\n{WARM_NOTE}" if any(_warm(record) for record in records) else table
+
+
 def results_table(records: list[dict]) -> str:
     """The comparison table: one row per (model, implementation, backend), from its latest successful run."""
     headers = ["model", "implementation", "backend", "params", "acc before", "acc after", "final loss",
@@ -57,8 +77,8 @@ def results_table(records: list[dict]) -> str:
         first, steady = epoch_times(record)
         rows.append([cell["model"], label, cell["backend"], f"{record['model']['params']:,}",
                      f"{results['accuracy_before']:.3f}", f"{results['accuracy_after']:.3f}",
-                     _fmt(results["final_loss"], ".4f"), _fmt(first, ".2f"), _fmt(steady, ".2f")])
-    return format_table(rows, headers)
+                     _fmt(results["final_loss"], ".4f"), _marked(_fmt(first, ".2f"), record), _fmt(steady, ".2f")])
+    return _with_note(format_table(rows, headers), [r for r in latest_runs(records) if r.get("status") == "ok"])
 
 
 def agreement_summary(records: list[dict]) -> list[str]:
@@ -92,20 +112,21 @@ def timing_table(records: list[dict]) -> str:
     """The timing figures of training records (``twinbench train``): median [IQR] over epochs or windows."""
     headers = ["model", "implementation", "jit", "first step (ms)", "step (ms) median [IQR]",
                "epoch (s) median [IQR]", "gap (ms)", "eval (ms)", "contention"]
-    rows = []
+    rows, shown = [], []
     for record in sorted_records(latest_runs(records)):
         if record.get("status") != "ok" or "timing" not in record:
             continue
         cell, timing = record["cell"], record["timing"]
+        shown.append(record)
         rows.append([cell["model"], Cell.of(record).label,
                      str((record.get("settings") or {}).get("jit_compile")),
-                     _fmt(timing["first_step_s"] and 1e3 * timing["first_step_s"], ".0f"),
+                     _marked(_fmt(timing["first_step_s"] and 1e3 * timing["first_step_s"], ".0f"), record),
                      median_iqr(timing["steady_step_s"], 1e3),
                      median_iqr(timing["epoch_time_s"]["later"]),
                      median_iqr(timing["epoch_gap_s"], 1e3, ".0f"),
                      median_iqr(timing["eval_time_s"], 1e3, ".0f"),
                      contention_text(runs_contention([record]))])  # busy epochs / counted, after the first
-    return format_table(rows, headers) if rows else ""
+    return _with_note(format_table(rows, headers), shown) if rows else ""
 
 
 def gap_table(records: list[dict]) -> str:
