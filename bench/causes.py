@@ -85,8 +85,13 @@ GROUPS: tuple[Group, ...] = (
     # Keras: the optimizer and the trainer, whose backend files sit beside the backend's ops.
     Group("optimizer apply", "optimizer", r"^keras/src/(optimizers/|backend/\w+/optimizers/)"),
     Group("train step (trainer)", "train step", r"^keras/src/(trainers/trainer\.py|backend/\w+/trainer\.py)$"),
-    # Keras: from keras.ops to the backend's functions.
-    Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute", owns_native=True),
+    # Keras: from keras.ops to the backend's functions. A layout transpose is the permute and any copy into another
+    # memory layout (torch's conv: _maybe_convert_to_channels_last's .contiguous(memory_format=...)).
+    Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute|channels_last",
+          owns_native=True),
+    # The what-if that short-circuits its copy (backends/what_if.py, no-layout-copy): the permute left stays here.
+    Group("layout transposes", "layout transposes", r"^twinbench/backends/what_if\.py$", r"^_permuted_view$",
+          owns_native=True),
     Group("tensor conversion", "tensor conversion", _K,
           r"(^|\.)(convert_to_tensor|convert_to_numpy|is_tensor|cast|get_device|to_torch_dtype|_get_keras_tensor)$"),
     Group("tensor conversion", "tensor conversion", r"^keras/src/backend/common/keras_tensor\.py$"),

@@ -8,7 +8,9 @@ import inspect
 
 import pytest
 
-from twinbench.backends.what_if import CHOICES, NONE, WHAT_IFS, apply_what_if, check_what_if, fast_bind_patch
+from conftest import BACKEND
+from twinbench.backends.what_if import (CHOICES, NONE, WHAT_IFS, apply_what_if, check_what_if, check_what_if_applies,
+                                        fast_bind_patch)
 from twinbench.causes import GROUPS
 from twinbench.models.choices import UnknownChoiceError
 
@@ -69,10 +71,55 @@ def test_no_what_if_patches_nothing():
     assert inspect.Signature.bind is original
 
 
+def test_a_what_if_of_one_backends_code_refuses_the_others_in_one_line_naming_those_that_apply():
+    from twinbench.cell import Cell
+
+    check_what_if_applies("no-layout-copy", "torch")
+    check_what_if_applies("fast-bind", "jax")
+    with pytest.raises(UnknownChoiceError, match=r"^--what-if no-layout-copy applies to the torch backend only, not "
+                                                 r"to jax. Valid for jax: none, fast-bind, no-traceback-filtering\.$"):
+        Cell("cifar_cnn", "keras", "jax", "synthetic", what_if="no-layout-copy").check_applies()
+    Cell("cifar_cnn", "keras", "torch", "synthetic", what_if="no-layout-copy").check_applies()
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' torch backend")
+def test_no_layout_copy_passes_the_permuted_view_as_keras_3_14_did_and_its_undo_restores_3_15s_copy():
+    import torch
+    from keras.src.backend.torch import nn
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)  # NHWC
+    original = nn._transpose_spatial_inputs
+    assert original(x).data_ptr() != x.data_ptr()  # 3.15: an NCHW copy
+    undo = apply_what_if("no-layout-copy")
+    try:
+        view = nn._transpose_spatial_inputs(x)
+        assert view.data_ptr() == x.data_ptr() and view.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(view, original(x))
+        with pytest.raises(ValueError, match="Inputs must have ndim=3, 4 or 5"):
+            nn._transpose_spatial_inputs(x[0, 0])
+    finally:
+        undo()
+    assert nn._transpose_spatial_inputs is original
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' torch backend")
+def test_no_layout_copy_refuses_a_keras_whose_permute_copies_nothing(monkeypatch):
+    from keras.src.backend.torch import nn
+
+    from twinbench.backends.what_if import _permuted_view
+
+    monkeypatch.setattr(nn, "_transpose_spatial_inputs", _permuted_view)  # Keras 3.14's code
+    with pytest.raises(ValueError, match="copies nothing"):
+        apply_what_if("no-layout-copy")
+    assert nn._transpose_spatial_inputs is _permuted_view
+
+
 @pytest.mark.large
 @pytest.mark.parametrize("name", sorted(WHAT_IFS))
 def test_a_what_if_leaves_a_keras_models_outputs_loss_and_gradients_identical(name):
     pytest.importorskip("keras")
+    if WHAT_IFS[name].backends and _backend() not in WHAT_IFS[name].backends:
+        pytest.skip(f"{name} patches the {' and '.join(WHAT_IFS[name].backends)} backend's code")
     from twinbench.measuring.breakdown import prove_unchanged
     from twinbench.measuring.throughput import prepare_synthetic
 
