@@ -9,8 +9,15 @@ import inspect
 import pytest
 
 from conftest import BACKEND
-from twinbench.backends.what_if import (CHOICES, NONE, WHAT_IFS, apply_what_if, check_what_if, check_what_if_applies,
-                                        fast_bind_patch)
+from twinbench.backends.what_if import (
+    CHOICES,
+    NONE,
+    WHAT_IFS,
+    apply_what_if,
+    check_what_if,
+    check_what_if_applies,
+    fast_bind_patch,
+)
 from twinbench.causes import GROUPS
 from twinbench.models.choices import UnknownChoiceError
 
