@@ -117,12 +117,11 @@ STUDIES = {study.name: study for study in sorted((
         params={"what_if": "fast-bind", "checked": _what_if, "threads": "1", "repeats": "4"},
         parts=(
             Part("train", cells=("torch", "keras[torch]"), variants=WHAT_IF_VARIANTS,
-                 models={"cifar_cnn": "--batch-size 64 --steps 3 --warmup 3",
-                         "resnet50": "--batch-size 16 --input-shape 32x32x3 --steps 2 --warmup 2",  # as causes'
-                         "*": "--batch-size 16 --steps 2 --warmup 2"},
+                 models={"cifar_cnn": "--batch-size 64 --steps 3 --warmup 3", "*": "--batch-size 16 --steps 2 "
+                                                                                 "--warmup 2"},
                  steps=(Step("breakdown", "--repeats {repeats} --threads {threads}", out="train/round-{round}"),)),
             Part("infer", cells=("torch", "keras[torch]"), variants=WHAT_IF_VARIANTS,
-                 models={"cifar_cnn": "", "resnet50": "--input-shape 32x32x3", "*": ""},
+                 models={"cifar_cnn": "", "*": ""},
                  steps=(Step("breakdown", "--phase infer --batch-size 1 --steps 20 --warmup 5 --repeats {repeats} "
                                           "--threads {threads}", out="infer/round-{round}"),)),
         ),
