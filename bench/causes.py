@@ -78,7 +78,9 @@ GROUPS: tuple[Group, ...] = (
           r"^(CallContext\.|Layer\._(get_call_context|resolve_and_populate_arg|maybe_reset_call_context))"),
     Group("training flag, call context", LAYER_CALL, r"^keras/src/backend/common/(global_state|stateless_scope|"
                                                      r"symbolic_scope)\.py$"),
-    Group("nested structures (tree)", LAYER_CALL, r"^(keras/src/tree/|optree/)"),
+    # Keras' tree on the torch backend is torch's pytree (keras/src/tree/torchtree_impl.py): its functions are Keras'
+    # structure handling there, not "torch, elsewhere".
+    Group("nested structures (tree)", LAYER_CALL, r"^(keras/src/tree/|optree/|torch/utils/_pytree\.py$)"),
     Group("traceback filtering", LAYER_CALL, r"^keras/src/utils/traceback_utils\.py$"),
     Group("rest of Layer.__call__", LAYER_CALL, r"^keras/src/(layers/layer\.py|ops/operation\.py|"
                                                r"backend/(torch|tensorflow|jax)/layer\.py)$"),

@@ -40,6 +40,7 @@ CLAIMS = {
     ("keras/src/layers/layer.py", "Layer._get_call_context"): "training flag, call context",
     ("keras/src/backend/common/global_state.py", "get_global_attribute"): "training flag, call context",
     ("keras/src/tree/tree_api.py", "map_structure"): "nested structures (tree)",
+    ("torch/utils/_pytree.py", "is_namedtuple_class"): "nested structures (tree)",  # Keras' tree on torch
     ("keras/src/utils/traceback_utils.py", "inject_argument_info_in_traceback"): "traceback filtering",
     ("keras/src/layers/layer.py", "Layer.__call__"): "rest of Layer.__call__",
     ("keras/src/ops/operation.py", "Operation.__call__"): "rest of Layer.__call__",
@@ -68,7 +69,7 @@ CLAIMS = {
     ("torch/autograd/graph.py", "_engine_run_backward"): "autograd (Python)",
     ("torch/_tensor.py", "Tensor.backward"): "autograd (Python)",
     ("torch/optim/adam.py", "Adam.step"): "optimizer (Python)",
-    ("torch/utils/_pytree.py", "tree_flatten"): "torch, elsewhere",
+    ("torch/serialization.py", "load"): "torch, elsewhere",
     ("tf_keras/src/engine/base_layer.py", "Layer.__call__"): "tf.keras layer call",
     ("tf_keras/src/engine/training.py", "Model.train_step"): "tf.keras training",
     ("tf_keras/src/optimizers/adam.py", "Adam.update_step"): "tf.keras optimizer",
