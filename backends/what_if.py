@@ -184,6 +184,59 @@ def no_layout_copy_patch() -> Callable[[], None]:
     return undo
 
 
+# --- tree-type-cache: the type tests of Keras' tree on torch, once per type ------------------------------------------
+
+def tree_type_cache_patch() -> Callable[[], None]:
+    """On the torch backend Keras' tree is torch's pytree (``keras/src/tree/torchtree_impl.py``): ``is_nested`` asks
+    ``_tree_is_leaf``, which asks ``torch.utils._pytree._get_node_type`` (``is_namedtuple_class``: six attribute tests
+    on the type) and looks the answer up in ``SUPPORTED_NODES``, for every argument of every layer call and op. Both
+    answers depend on the type alone: here each is computed once per type and kept (the leaf answers dropped whenever
+    ``SUPPORTED_NODES`` changes size, i.e. a node type is registered or removed); ``is_leaf`` callbacks still run."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise ValueError(f"what-if tree-type-cache patches Keras' torch tree; this process runs "
+                         f"{keras.backend.backend()}.")
+    from keras.src.tree import torchtree_impl
+    from torch.utils import _pytree
+
+    originals = (_pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested)
+    get_node_type, supported = originals[0], _pytree.SUPPORTED_NODES
+    node_types: dict[type, object] = {}
+    leaves: dict[type, bool] = {}
+    registered = [len(supported)]
+
+    def cached_node_type(tree):
+        cls = type(tree)
+        found = node_types.get(cls)
+        if found is None:
+            found = node_types[cls] = get_node_type(tree)
+        return found
+
+    def is_leaf_by_type(tree, is_leaf=None):
+        if is_leaf is not None and is_leaf(tree):
+            return True
+        if len(supported) != registered[0]:
+            leaves.clear()
+            registered[0] = len(supported)
+        cls = type(tree)
+        leaf = leaves.get(cls)
+        if leaf is None:
+            leaf = leaves[cls] = cached_node_type(tree) not in supported
+        return leaf
+
+    def is_nested(structure):
+        return not is_leaf_by_type(structure)
+
+    _pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested = (
+        cached_node_type, is_leaf_by_type, is_nested)
+
+    def undo() -> None:
+        _pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested = originals
+
+    return undo
+
+
 WHAT_IFS: dict[str, WhatIf] = {what.name: what for what in (
     WhatIf("fast-bind", "argument binding",
            "inspect.Signature.bind in Keras' CallSpec (one per layer call): a plan per signature instead of inspect's "
@@ -196,6 +249,10 @@ WHAT_IFS: dict[str, WhatIf] = {what.name: what for what in (
            "the .contiguous() copy Keras 3.15 added after the NHWC->NCHW permute before each conv and pool "
            "(keras.src.backend.torch.nn._transpose_spatial_inputs as in 3.14.1: the permuted view)",
            no_layout_copy_patch, backends=("torch",)),
+    WhatIf("tree-type-cache", "nested structures (tree)",
+           "the per-call type tests of Keras' tree on torch (torchtree_impl.is_nested and _tree_is_leaf, "
+           "torch.utils._pytree._get_node_type with is_namedtuple_class): answered once per type from a cache",
+           tree_type_cache_patch, backends=("torch",)),
 )}
 CHOICES = (NONE, *WHAT_IFS)
 

@@ -81,6 +81,9 @@ GROUPS: tuple[Group, ...] = (
     # Keras' tree on the torch backend is torch's pytree (keras/src/tree/torchtree_impl.py): its functions are Keras'
     # structure handling there, not "torch, elsewhere".
     Group("nested structures (tree)", LAYER_CALL, r"^(keras/src/tree/|optree/|torch/utils/_pytree\.py$)"),
+    # The what-if that caches its type tests (backends/what_if.py, tree-type-cache): what is left stays here.
+    Group("nested structures (tree)", LAYER_CALL, r"^twinbench/backends/what_if\.py$",
+          r"^tree_type_cache_patch\.<locals>"),
     Group("traceback filtering", LAYER_CALL, r"^keras/src/utils/traceback_utils\.py$"),
     Group("rest of Layer.__call__", LAYER_CALL, r"^keras/src/(layers/layer\.py|ops/operation\.py|"
                                                r"backend/(torch|tensorflow|jax)/layer\.py)$"),

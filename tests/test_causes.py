@@ -41,6 +41,7 @@ CLAIMS = {
     ("keras/src/backend/common/global_state.py", "get_global_attribute"): "training flag, call context",
     ("keras/src/tree/tree_api.py", "map_structure"): "nested structures (tree)",
     ("torch/utils/_pytree.py", "is_namedtuple_class"): "nested structures (tree)",  # Keras' tree on torch
+    ("twinbench/backends/what_if.py", "tree_type_cache_patch.<locals>.is_leaf_by_type"): "nested structures (tree)",
     ("keras/src/utils/traceback_utils.py", "inject_argument_info_in_traceback"): "traceback filtering",
     ("keras/src/layers/layer.py", "Layer.__call__"): "rest of Layer.__call__",
     ("keras/src/ops/operation.py", "Operation.__call__"): "rest of Layer.__call__",

@@ -121,6 +121,44 @@ def test_no_layout_copy_refuses_a_keras_whose_permute_copies_nothing(monkeypatch
     assert nn._transpose_spatial_inputs is _permuted_view
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' tree on torch")
+def test_tree_type_cache_answers_as_keras_tree_does_and_sees_a_node_type_registered_later():
+    from collections import OrderedDict, namedtuple
+
+    import torch
+    from keras import tree
+    from keras.src.tree import torchtree_impl
+    from torch.utils import _pytree
+
+    point = namedtuple("Point", "x y")
+    x = torch.ones(2)
+    structures = [x, None, 3, [x, (x, None)], {"b": x, "a": [1, 2]}, OrderedDict(b=1, a=2), point(x, 2), (), [[]]]
+
+    def answers():
+        return [(tree.is_nested(s), repr(tree.flatten(s)), repr(tree.map_structure(lambda v: v, s)),
+                 _pytree._get_node_type(s)) for s in structures for _ in range(2)]  # the second from the cache
+
+    class Box:
+        def __init__(self, value):
+            self.value = value
+
+    expected, originals = answers(), (_pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested)
+    undo = apply_what_if("tree-type-cache")
+    try:
+        assert torchtree_impl.is_nested is not originals[2]
+        assert answers() == expected and _pytree._get_node_type(point(1, 2)) is namedtuple
+        assert not tree.is_nested(Box(x))  # a leaf, kept in the cache ...
+        _pytree.register_pytree_node(Box, lambda b: ([b.value], None), lambda values, _: Box(values[0]))
+        try:
+            assert tree.is_nested(Box(x)) and tree.flatten(Box(x)) == [x]  # ... until Box is a node
+        finally:
+            _pytree._deregister_pytree_node(Box)
+        assert not tree.is_nested(Box(x))
+    finally:
+        undo()
+    assert (_pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested) == originals
+
+
 @pytest.mark.large
 @pytest.mark.parametrize("name", sorted(WHAT_IFS))
 def test_a_what_if_leaves_a_keras_models_outputs_loss_and_gradients_identical(name):
