@@ -16,7 +16,8 @@ The patches read Keras 3.15's source: ``keras/src/layers/layer.py`` (``Layer.__c
 ``__init__`` calls ``inspect.Signature.bind(*args, **kwargs)`` on the layer's ``call`` signature, then
 ``apply_defaults()``), and ``keras/src/utils/traceback_utils.py`` (``filter_traceback`` wraps ``Layer.__call__``
 and the ops; ``keras.config.disable_traceback_filtering()`` turns it off), and ``keras/src/backend/torch/nn.py``
-against 3.14.1's (``_transpose_spatial_inputs``: 3.15 copies the permuted input with ``.contiguous()``). A what-if
+against 3.14.1's (``_transpose_spatial_inputs``: 3.15 copies the permuted input with ``.contiguous()``) and
+``keras/src/tree/torchtree_impl.py`` (Keras' tree on torch is torch's pytree). A what-if
 that patches one backend's code names it (``WhatIf.backends``); a cell of another backend is refused with one line
 (``check_what_if_applies``). The framework is imported inside the patches only: this module is a table the CLI and
 the studies read without starting one.
@@ -140,26 +141,6 @@ def no_traceback_filtering_patch() -> Callable[[], None]:
 
 # --- no-layout-copy: the NHWC -> NCHW permute before a conv or a pool, as a view (Keras 3.14's code) ----------------
 
-def _permuted_view(inputs):
-    """Keras 3.14.1's ``_transpose_spatial_inputs`` (``keras/src/backend/torch/nn.py``), line for line: the channels-
-    last input permuted to channels-first as a view of the same memory (which is channels-last contiguous, the layout
-    ``conv`` asks for next), without 3.15's ``.contiguous()`` copy."""
-    import torch
-
-    ndim = inputs.ndim - 2
-    if ndim == 1:  # 1D case
-        return torch.permute(inputs, (0, 2, 1))
-    elif ndim == 2:  # 2D case
-        return torch.permute(inputs, (0, 3, 1, 2))
-    elif ndim == 3:  # 3D case
-        return torch.permute(inputs, (0, 4, 1, 2, 3))
-    raise ValueError(
-        "Inputs must have ndim=3, 4 or 5, "
-        "corresponding to 1D, 2D and 3D inputs. "
-        f"Received input shape: {inputs.shape}."
-    )
-
-
 def no_layout_copy_patch() -> Callable[[], None]:
     """Replace ``_transpose_spatial_inputs`` in Keras' torch backend (``conv``, ``conv_transpose``, the pools and the
     adaptive pools call it by its module name) with 3.14.1's. Keras 3.15 appended ``.contiguous()`` to its permute:
@@ -170,13 +151,31 @@ def no_layout_copy_patch() -> Callable[[], None]:
     if keras.backend.backend() != "torch":
         raise ValueError(f"what-if no-layout-copy patches Keras' torch backend; this process runs "
                          f"{keras.backend.backend()}.")
+    import torch
     from keras.src.backend.torch import nn
 
     original = nn._transpose_spatial_inputs
     if "contiguous" not in original.__code__.co_names:
         raise ValueError(f"what-if no-layout-copy: Keras {keras.__version__}'s _transpose_spatial_inputs copies "
                          "nothing (no .contiguous()); there is nothing to short-circuit.")
-    nn._transpose_spatial_inputs = _permuted_view
+
+    def permuted_view(inputs):
+        """Keras 3.14.1's ``_transpose_spatial_inputs``, line for line: the channels-last input permuted to
+        channels-first as a view of the same memory (channels-last contiguous, the layout ``conv`` asks for next)."""
+        ndim = inputs.ndim - 2
+        if ndim == 1:  # 1D case
+            return torch.permute(inputs, (0, 2, 1))
+        elif ndim == 2:  # 2D case
+            return torch.permute(inputs, (0, 3, 1, 2))
+        elif ndim == 3:  # 3D case
+            return torch.permute(inputs, (0, 4, 1, 2, 3))
+        raise ValueError(
+            "Inputs must have ndim=3, 4 or 5, "
+            "corresponding to 1D, 2D and 3D inputs. "
+            f"Received input shape: {inputs.shape}."
+        )
+
+    nn._transpose_spatial_inputs = permuted_view
 
     def undo() -> None:
         nn._transpose_spatial_inputs = original

@@ -95,7 +95,7 @@ GROUPS: tuple[Group, ...] = (
     Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute|channels_last",
           owns_native=True),
     # The what-if that short-circuits its copy (backends/what_if.py, no-layout-copy): the permute left stays here.
-    Group("layout transposes", "layout transposes", r"^twinbench/backends/what_if\.py$", r"^_permuted_view$",
+    Group("layout transposes", "layout transposes", r"^twinbench/backends/what_if\.py$", r"^no_layout_copy_patch\.<locals>",
           owns_native=True),
     Group("tensor conversion", "tensor conversion", _K,
           r"(^|\.)(convert_to_tensor|convert_to_numpy|is_tensor|cast|get_device|to_torch_dtype|_get_keras_tensor)$"),

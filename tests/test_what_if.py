@@ -111,14 +111,16 @@ def test_no_layout_copy_passes_the_permuted_view_as_keras_3_14_did_and_its_undo_
 
 @pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' torch backend")
 def test_no_layout_copy_refuses_a_keras_whose_permute_copies_nothing(monkeypatch):
+    import torch
     from keras.src.backend.torch import nn
 
-    from twinbench.backends.what_if import _permuted_view
+    def permuted(inputs):  # Keras 3.14's code, for 2D inputs
+        return torch.permute(inputs, (0, 3, 1, 2))
 
-    monkeypatch.setattr(nn, "_transpose_spatial_inputs", _permuted_view)  # Keras 3.14's code
+    monkeypatch.setattr(nn, "_transpose_spatial_inputs", permuted)
     with pytest.raises(ValueError, match="copies nothing"):
         apply_what_if("no-layout-copy")
-    assert nn._transpose_spatial_inputs is _permuted_view
+    assert nn._transpose_spatial_inputs is permuted
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' tree on torch")
