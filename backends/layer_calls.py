@@ -18,6 +18,7 @@ Frameworks are imported inside the functions (importing this module imports none
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -225,15 +226,18 @@ def _jax_call(keras, layer: str, size: str, x: np.ndarray, *, backward: bool, co
     _apply(made, layer, array)  # build
     trainable = [v.value for v in made.trainable_variables]
     others = [v.value for v in made.non_trainable_variables]
+    # stateless_call hands its keyword arguments to the layer's call as they are (Layer.__call__ drops a `training`
+    # the call does not take; stateless_call does not): Conv2D's, MaxPooling2D's and ReLU's take none.
+    training = {"training": True} if "training" in inspect.signature(made.call).parameters else {}
 
     def loss(weights, inputs):
         out, _ = made.stateless_call(weights, others, *([inputs, inputs] if layer == "MultiHeadAttention"
-                                                        else [inputs]), training=True)
+                                                        else [inputs]), **training)
         return jnp.sum(out)
 
     def run(weights, inputs):
         return made.stateless_call(weights, others, *([inputs, inputs] if layer == "MultiHeadAttention"
-                                                      else [inputs]), training=True)[0]
+                                                      else [inputs]), **training)[0]
 
     if backward:
         floating = jnp.issubdtype(array.dtype, jnp.floating)

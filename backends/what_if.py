@@ -15,8 +15,12 @@ one batch, before and after the patch, identical to the bit).
 The patches read Keras 3.15's source: ``keras/src/layers/layer.py`` (``Layer.__call__`` builds a ``CallSpec``, whose
 ``__init__`` calls ``inspect.Signature.bind(*args, **kwargs)`` on the layer's ``call`` signature, then
 ``apply_defaults()``), and ``keras/src/utils/traceback_utils.py`` (``filter_traceback`` wraps ``Layer.__call__``
-and the ops; ``keras.config.disable_traceback_filtering()`` turns it off). The framework is imported inside the
-patches only: this module is a table the CLI and the studies read without starting one.
+and the ops; ``keras.config.disable_traceback_filtering()`` turns it off), and ``keras/src/backend/torch/nn.py``
+against 3.14.1's (``_transpose_spatial_inputs``: 3.15 copies the permuted input with ``.contiguous()``) and
+``keras/src/tree/torchtree_impl.py`` (Keras' tree on torch is torch's pytree). A what-if
+that patches one backend's code names it (``WhatIf.backends``); a cell of another backend is refused with one line
+(``check_what_if_applies``). The framework is imported inside the patches only: this module is a table the CLI and
+the studies read without starting one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from twinbench.models import check_choice
+from twinbench.models.choices import UnknownChoiceError
 
 NONE = "none"  # no what-if: the cell as twinbench runs it
 
@@ -33,12 +38,14 @@ NONE = "none"  # no what-if: the cell as twinbench runs it
 @dataclass(frozen=True)
 class WhatIf:
     """One row of ``WHAT_IFS``: ``apply()`` patches this process and returns the undo; ``group`` is the group of
-    ``twinbench.causes.GROUPS`` whose cause it short-circuits; ``short_circuits``: what, in words."""
+    ``twinbench.causes.GROUPS`` whose cause it short-circuits; ``short_circuits``: what, in words; ``backends``: the
+    Keras backends whose code it patches (empty: every backend)."""
 
     name: str
     group: str
     short_circuits: str
     apply: Callable[[], Callable[[], None]]
+    backends: tuple[str, ...] = ()
 
 
 # --- fast-bind: inspect.Signature.bind without inspect's general machinery ------------------------------------------
@@ -132,6 +139,103 @@ def no_traceback_filtering_patch() -> Callable[[], None]:
     return undo
 
 
+# --- no-layout-copy: the NHWC -> NCHW permute before a conv or a pool, as a view (Keras 3.14's code) ----------------
+
+def no_layout_copy_patch() -> Callable[[], None]:
+    """Replace ``_transpose_spatial_inputs`` in Keras' torch backend (``conv``, ``conv_transpose``, the pools and the
+    adaptive pools call it by its module name) with 3.14.1's. Keras 3.15 appended ``.contiguous()`` to its permute:
+    an NCHW copy of every channels-last input, which ``conv`` then copies back to channels-last
+    (``_maybe_convert_to_channels_last``): two copies per conv where 3.14 made none."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise ValueError(f"what-if no-layout-copy patches Keras' torch backend; this process runs "
+                         f"{keras.backend.backend()}.")
+    import torch
+    from keras.src.backend.torch import nn
+
+    original = nn._transpose_spatial_inputs
+    if "contiguous" not in original.__code__.co_names:
+        raise ValueError(f"what-if no-layout-copy: Keras {keras.__version__}'s _transpose_spatial_inputs copies "
+                         "nothing (no .contiguous()); there is nothing to short-circuit.")
+
+    def permuted_view(inputs):
+        """Keras 3.14.1's ``_transpose_spatial_inputs``, line for line: the channels-last input permuted to
+        channels-first as a view of the same memory (channels-last contiguous, the layout ``conv`` asks for next)."""
+        ndim = inputs.ndim - 2
+        if ndim == 1:  # 1D case
+            return torch.permute(inputs, (0, 2, 1))
+        elif ndim == 2:  # 2D case
+            return torch.permute(inputs, (0, 3, 1, 2))
+        elif ndim == 3:  # 3D case
+            return torch.permute(inputs, (0, 4, 1, 2, 3))
+        raise ValueError(
+            "Inputs must have ndim=3, 4 or 5, "
+            "corresponding to 1D, 2D and 3D inputs. "
+            f"Received input shape: {inputs.shape}."
+        )
+
+    nn._transpose_spatial_inputs = permuted_view
+
+    def undo() -> None:
+        nn._transpose_spatial_inputs = original
+
+    return undo
+
+
+# --- tree-type-cache: the type tests of Keras' tree on torch, once per type ------------------------------------------
+
+def tree_type_cache_patch() -> Callable[[], None]:
+    """On the torch backend Keras' tree is torch's pytree (``keras/src/tree/torchtree_impl.py``): ``is_nested`` asks
+    ``_tree_is_leaf``, which asks ``torch.utils._pytree._get_node_type`` (``is_namedtuple_class``: six attribute tests
+    on the type) and looks the answer up in ``SUPPORTED_NODES``, for every argument of every layer call and op. Both
+    answers depend on the type alone: here each is computed once per type and kept (the leaf answers dropped whenever
+    ``SUPPORTED_NODES`` changes size, i.e. a node type is registered or removed); ``is_leaf`` callbacks still run."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise ValueError(f"what-if tree-type-cache patches Keras' torch tree; this process runs "
+                         f"{keras.backend.backend()}.")
+    from keras.src.tree import torchtree_impl
+    from torch.utils import _pytree
+
+    originals = (_pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested)
+    get_node_type, supported = originals[0], _pytree.SUPPORTED_NODES
+    node_types: dict[type, object] = {}
+    leaves: dict[type, bool] = {}
+    registered = [len(supported)]
+
+    def cached_node_type(tree):
+        cls = type(tree)
+        found = node_types.get(cls)
+        if found is None:
+            found = node_types[cls] = get_node_type(tree)
+        return found
+
+    def is_leaf_by_type(tree, is_leaf=None):
+        if is_leaf is not None and is_leaf(tree):
+            return True
+        if len(supported) != registered[0]:
+            leaves.clear()
+            registered[0] = len(supported)
+        cls = type(tree)
+        leaf = leaves.get(cls)
+        if leaf is None:
+            leaf = leaves[cls] = cached_node_type(tree) not in supported
+        return leaf
+
+    def is_nested(structure):
+        return not is_leaf_by_type(structure)
+
+    _pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested = (
+        cached_node_type, is_leaf_by_type, is_nested)
+
+    def undo() -> None:
+        _pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested = originals
+
+    return undo
+
+
 WHAT_IFS: dict[str, WhatIf] = {what.name: what for what in (
     WhatIf("fast-bind", "argument binding",
            "inspect.Signature.bind in Keras' CallSpec (one per layer call): a plan per signature instead of inspect's "
@@ -140,6 +244,14 @@ WHAT_IFS: dict[str, WhatIf] = {what.name: what for what in (
     WhatIf("no-traceback-filtering", "traceback filtering",
            "Keras' traceback filtering around Layer.__call__ and the ops (keras.config.disable_traceback_filtering)",
            no_traceback_filtering_patch),
+    WhatIf("no-layout-copy", "layout transposes",
+           "the .contiguous() copy Keras 3.15 added after the NHWC->NCHW permute before each conv and pool "
+           "(keras.src.backend.torch.nn._transpose_spatial_inputs as in 3.14.1: the permuted view)",
+           no_layout_copy_patch, backends=("torch",)),
+    WhatIf("tree-type-cache", "nested structures (tree)",
+           "the per-call type tests of Keras' tree on torch (torchtree_impl.is_nested and _tree_is_leaf, "
+           "torch.utils._pytree._get_node_type with is_namedtuple_class): answered once per type from a cache",
+           tree_type_cache_patch, backends=("torch",)),
 )}
 CHOICES = (NONE, *WHAT_IFS)
 
@@ -148,6 +260,16 @@ def check_what_if(name: str) -> str:
     """``name`` if it is a what-if (or ``none``); else ``UnknownChoiceError``, one line naming the choices."""
     check_choice("what-if", name, CHOICES)
     return name
+
+
+def check_what_if_applies(name: str, backend: str) -> None:
+    """Raise ``UnknownChoiceError`` (one line, naming the what-ifs that do apply) where what-if ``name`` patches
+    another Keras backend's code than ``backend``'s."""
+    what = WHAT_IFS.get(name)
+    if what is not None and what.backends and backend not in what.backends:
+        valid = [NONE, *(other.name for other in WHAT_IFS.values() if not other.backends or backend in other.backends)]
+        raise UnknownChoiceError(f"--what-if {name} applies to the {' and '.join(what.backends)} backend only, not "
+                                 f"to {backend}. Valid for {backend}: {', '.join(valid)}.")
 
 
 def apply_what_if(name: str) -> Callable[[], None]:

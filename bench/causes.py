@@ -78,15 +78,25 @@ GROUPS: tuple[Group, ...] = (
           r"^(CallContext\.|Layer\._(get_call_context|resolve_and_populate_arg|maybe_reset_call_context))"),
     Group("training flag, call context", LAYER_CALL, r"^keras/src/backend/common/(global_state|stateless_scope|"
                                                      r"symbolic_scope)\.py$"),
-    Group("nested structures (tree)", LAYER_CALL, r"^(keras/src/tree/|optree/)"),
+    # Keras' tree on the torch backend is torch's pytree (keras/src/tree/torchtree_impl.py): its functions are Keras'
+    # structure handling there, not "torch, elsewhere".
+    Group("nested structures (tree)", LAYER_CALL, r"^(keras/src/tree/|optree/|torch/utils/_pytree\.py$)"),
+    # The what-if that caches its type tests (backends/what_if.py, tree-type-cache): what is left stays here.
+    Group("nested structures (tree)", LAYER_CALL, r"^twinbench/backends/what_if\.py$",
+          r"^tree_type_cache_patch\.<locals>"),
     Group("traceback filtering", LAYER_CALL, r"^keras/src/utils/traceback_utils\.py$"),
     Group("rest of Layer.__call__", LAYER_CALL, r"^keras/src/(layers/layer\.py|ops/operation\.py|"
                                                r"backend/(torch|tensorflow|jax)/layer\.py)$"),
     # Keras: the optimizer and the trainer, whose backend files sit beside the backend's ops.
     Group("optimizer apply", "optimizer", r"^keras/src/(optimizers/|backend/\w+/optimizers/)"),
     Group("train step (trainer)", "train step", r"^keras/src/(trainers/trainer\.py|backend/\w+/trainer\.py)$"),
-    # Keras: from keras.ops to the backend's functions.
-    Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute", owns_native=True),
+    # Keras: from keras.ops to the backend's functions. A layout transpose is the permute and any copy into another
+    # memory layout (torch's conv: _maybe_convert_to_channels_last's .contiguous(memory_format=...)).
+    Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute|channels_last",
+          owns_native=True),
+    # The what-if that short-circuits its copy (backends/what_if.py, no-layout-copy): the permute left stays here.
+    Group("layout transposes", "layout transposes", r"^twinbench/backends/what_if\.py$", r"^no_layout_copy_patch\.<locals>",
+          owns_native=True),
     Group("tensor conversion", "tensor conversion", _K,
           r"(^|\.)(convert_to_tensor|convert_to_numpy|is_tensor|cast|get_device|to_torch_dtype|_get_keras_tensor)$"),
     Group("tensor conversion", "tensor conversion", r"^keras/src/backend/common/keras_tensor\.py$"),

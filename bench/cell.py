@@ -45,6 +45,7 @@ from twinbench.backends.modes import Axis, Mode, Replication, axes_of, axis, sam
 from twinbench.backends.stacks import resolve_stack, stack_label
 from twinbench.backends.what_if import CHOICES as WHAT_IF_CHOICES
 from twinbench.backends.what_if import NONE as NO_WHAT_IF
+from twinbench.backends.what_if import check_what_if_applies
 from twinbench.models import check_choice, get_model_spec
 from twinbench.models.choices import UnknownChoiceError
 
@@ -181,13 +182,15 @@ class Cell:
 
     def check_applies(self) -> None:
         """Raise ``UnknownChoiceError`` (one line) if an axis is off its default where the implementation has no such
-        knob (``Axis.implementations``), or the replicas have no data-parallel engine to run on."""
+        knob (``Axis.implementations``), the what-if patches another backend's code, or the replicas have no
+        data-parallel engine to run on."""
         for name, value in self.axes.items():
             implementations = CELL_AXES[name].implementations
             if self.implementation not in implementations:
                 raise UnknownChoiceError(f"{CELL_AXES[name].flag} applies to {' and '.join(implementations)} only, "
                                          f"not to {self.implementation}. Received: {name}={value!r}. Valid for "
                                          f"{self.implementation}: {CELL_AXES[name].default}.")
+        check_what_if_applies(self.what_if, self.backend)
         self.replication.check(self.implementation, self.backend)
 
     @classmethod

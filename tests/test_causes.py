@@ -40,10 +40,14 @@ CLAIMS = {
     ("keras/src/layers/layer.py", "Layer._get_call_context"): "training flag, call context",
     ("keras/src/backend/common/global_state.py", "get_global_attribute"): "training flag, call context",
     ("keras/src/tree/tree_api.py", "map_structure"): "nested structures (tree)",
+    ("torch/utils/_pytree.py", "is_namedtuple_class"): "nested structures (tree)",  # Keras' tree on torch
+    ("twinbench/backends/what_if.py", "tree_type_cache_patch.<locals>.is_leaf_by_type"): "nested structures (tree)",
     ("keras/src/utils/traceback_utils.py", "inject_argument_info_in_traceback"): "traceback filtering",
     ("keras/src/layers/layer.py", "Layer.__call__"): "rest of Layer.__call__",
     ("keras/src/ops/operation.py", "Operation.__call__"): "rest of Layer.__call__",
     ("keras/src/backend/torch/nn.py", "_transpose_spatial_inputs"): "layout transposes",
+    ("keras/src/backend/torch/nn.py", "_maybe_convert_to_channels_last"): "layout transposes",  # its copy too
+    ("twinbench/backends/what_if.py", "no_layout_copy_patch.<locals>.permuted_view"): "layout transposes",  # no-layout-copy's permute
     ("keras/src/backend/torch/core.py", "convert_to_tensor"): "tensor conversion",
     ("keras/src/backend/common/keras_tensor.py", "any_symbolic_tensors"): "tensor conversion",
     ("keras/src/backend/torch/core.py", "Variable.value"): "variable access",
@@ -66,7 +70,7 @@ CLAIMS = {
     ("torch/autograd/graph.py", "_engine_run_backward"): "autograd (Python)",
     ("torch/_tensor.py", "Tensor.backward"): "autograd (Python)",
     ("torch/optim/adam.py", "Adam.step"): "optimizer (Python)",
-    ("torch/utils/_pytree.py", "tree_flatten"): "torch, elsewhere",
+    ("torch/serialization.py", "load"): "torch, elsewhere",
     ("tf_keras/src/engine/base_layer.py", "Layer.__call__"): "tf.keras layer call",
     ("tf_keras/src/engine/training.py", "Model.train_step"): "tf.keras training",
     ("tf_keras/src/optimizers/adam.py", "Adam.update_step"): "tf.keras optimizer",

@@ -8,7 +8,16 @@ import inspect
 
 import pytest
 
-from twinbench.backends.what_if import CHOICES, NONE, WHAT_IFS, apply_what_if, check_what_if, fast_bind_patch
+from conftest import BACKEND
+from twinbench.backends.what_if import (
+    CHOICES,
+    NONE,
+    WHAT_IFS,
+    apply_what_if,
+    check_what_if,
+    check_what_if_applies,
+    fast_bind_patch,
+)
 from twinbench.causes import GROUPS
 from twinbench.models.choices import UnknownChoiceError
 
@@ -69,10 +78,95 @@ def test_no_what_if_patches_nothing():
     assert inspect.Signature.bind is original
 
 
+def test_a_what_if_of_one_backends_code_refuses_the_others_in_one_line_naming_those_that_apply():
+    from twinbench.cell import Cell
+
+    check_what_if_applies("no-layout-copy", "torch")
+    check_what_if_applies("fast-bind", "jax")
+    with pytest.raises(UnknownChoiceError, match=r"^--what-if no-layout-copy applies to the torch backend only, not "
+                                                 r"to jax. Valid for jax: none, fast-bind, no-traceback-filtering\.$"):
+        Cell("cifar_cnn", "keras", "jax", "synthetic", what_if="no-layout-copy").check_applies()
+    Cell("cifar_cnn", "keras", "torch", "synthetic", what_if="no-layout-copy").check_applies()
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' torch backend")
+def test_no_layout_copy_passes_the_permuted_view_as_keras_3_14_did_and_its_undo_restores_3_15s_copy():
+    import torch
+    from keras.src.backend.torch import nn
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)  # NHWC
+    original = nn._transpose_spatial_inputs
+    assert original(x).data_ptr() != x.data_ptr()  # 3.15: an NCHW copy
+    undo = apply_what_if("no-layout-copy")
+    try:
+        view = nn._transpose_spatial_inputs(x)
+        assert view.data_ptr() == x.data_ptr() and view.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(view, original(x))
+        with pytest.raises(ValueError, match="Inputs must have ndim=3, 4 or 5"):
+            nn._transpose_spatial_inputs(x[0, 0])
+    finally:
+        undo()
+    assert nn._transpose_spatial_inputs is original
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' torch backend")
+def test_no_layout_copy_refuses_a_keras_whose_permute_copies_nothing(monkeypatch):
+    import torch
+    from keras.src.backend.torch import nn
+
+    def permuted(inputs):  # Keras 3.14's code, for 2D inputs
+        return torch.permute(inputs, (0, 3, 1, 2))
+
+    monkeypatch.setattr(nn, "_transpose_spatial_inputs", permuted)
+    with pytest.raises(ValueError, match="copies nothing"):
+        apply_what_if("no-layout-copy")
+    assert nn._transpose_spatial_inputs is permuted
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' tree on torch")
+def test_tree_type_cache_answers_as_keras_tree_does_and_sees_a_node_type_registered_later():
+    from collections import OrderedDict, namedtuple
+
+    import torch
+    from keras import tree
+    from keras.src.tree import torchtree_impl
+    from torch.utils import _pytree
+
+    point = namedtuple("Point", "x y")
+    x = torch.ones(2)
+    structures = [x, None, 3, [x, (x, None)], {"b": x, "a": [1, 2]}, OrderedDict(b=1, a=2), point(x, 2), (), [[]]]
+
+    def answers():
+        return [(tree.is_nested(s), repr(tree.flatten(s)), repr(tree.map_structure(lambda v: v, s)),
+                 _pytree._get_node_type(s)) for s in structures for _ in range(2)]  # the second from the cache
+
+    class Box:
+        def __init__(self, value):
+            self.value = value
+
+    expected, originals = answers(), (_pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested)
+    undo = apply_what_if("tree-type-cache")
+    try:
+        assert torchtree_impl.is_nested is not originals[2]
+        assert answers() == expected and _pytree._get_node_type(point(1, 2)) is namedtuple
+        assert not tree.is_nested(Box(x))  # a leaf, kept in the cache ...
+        _pytree.register_pytree_node(Box, lambda b: ([b.value], None), lambda values, _: Box(values[0]))
+        try:
+            assert tree.is_nested(Box(x)) and tree.flatten(Box(x)) == [x]  # ... until Box is a node
+        finally:
+            _pytree._deregister_pytree_node(Box)
+        assert not tree.is_nested(Box(x))
+    finally:
+        undo()
+    assert (_pytree._get_node_type, torchtree_impl._tree_is_leaf, torchtree_impl.is_nested) == originals
+
+
 @pytest.mark.large
 @pytest.mark.parametrize("name", sorted(WHAT_IFS))
 def test_a_what_if_leaves_a_keras_models_outputs_loss_and_gradients_identical(name):
     pytest.importorskip("keras")
+    if WHAT_IFS[name].backends and _backend() not in WHAT_IFS[name].backends:
+        pytest.skip(f"{name} patches the {' and '.join(WHAT_IFS[name].backends)} backend's code")
     from twinbench.measuring.breakdown import prove_unchanged
     from twinbench.measuring.throughput import prepare_synthetic
 
