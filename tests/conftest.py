@@ -6,6 +6,8 @@ that environment (``twinbench.backends.environments.ENVIRONMENTS``) are tested t
 Tests come in two tiers, as in keras-hub: the fast tier (``nox -s tests``) covers every implementation and mode,
 the twins at small sizes; tests marked ``@pytest.mark.large`` (the biggest twins with their float64 copies, full-size
 builds, child processes that start a framework) run only with ``--run-large`` (``nox -s tests_large`` runs just them).
+Framework-free tests marked ``one_environment`` run in one environment only (``ONE_ENVIRONMENT``); docs/testing.md
+lists what was trimmed to keep the fast tier within its budget and where each check went.
 """
 
 from __future__ import annotations
