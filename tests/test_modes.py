@@ -90,11 +90,17 @@ def test_other_layout_is_the_same_network(pair):
     if pair[1] == "tensorflow":  # the twin tests switch oneDNN off (conftest.py), TensorFlow's CPU NCHW kernels need it
         with pytest.raises(BackendError, match="channels_first cannot run here: .*oneDNN"):
             _observe(pair, mode)
-        _run_with_onednn(f"from test_modes import _observe, _against_fingerprint; from twinbench.cell import Mode; "
-                         f"_against_fingerprint(_observe({pair!r}, Mode(data_format='channels_first')), {pair!r})")
-        return
+        return  # with oneDNN on: the next test, a child process (large tier)
     here = _observe(pair, mode)
     _against_fingerprint(here, pair, mode)
+
+
+@pytest.mark.large  # a child process that starts TensorFlow with oneDNN on
+@pytest.mark.skipif(("keras", "tensorflow") not in IMPLEMENTATIONS_HERE, reason="keras[tensorflow]: the tensorflow environment")
+def test_other_layout_on_tensorflow_with_onednn_is_the_same_network():
+    pair = ("keras", "tensorflow")
+    _run_with_onednn(f"from test_modes import _observe, _against_fingerprint; from twinbench.cell import Mode; "
+                     f"_against_fingerprint(_observe({pair!r}, Mode(data_format='channels_first')), {pair!r})")
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="5 s on torch, 46 s on JAX: one backend shows the definition")
