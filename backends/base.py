@@ -30,6 +30,7 @@ import numpy as np
 
 from twinbench import data as datasets
 from twinbench.backends.distributed import Replicas
+from twinbench.backends.keras_shapes import keras_definition_shapes
 from twinbench.backends.modes import DEFAULT_MODE, Mode
 from twinbench.backends.process import BackendError
 from twinbench.data import tasks
@@ -395,9 +396,10 @@ class Runner:
                                   "the twin check takes its reference from the PyTorch twin or Keras on TensorFlow")
 
     def canonical_weights(self, model_name, *, input_shape, num_classes, seed: int = 0, options=None):
-        """The Keras definition's initial weights, drawn with NumPy: identical in every process."""
-        reference = build_model(model_name, "keras", input_shape=input_shape, num_classes=num_classes,
-                                **dict(options or {}))
+        """The Keras definition's initial weights, drawn with NumPy: identical in every process. They are drawn for
+        its weights' shapes and initializers alone (``keras_definition_shapes``): Keras draws none of its own."""
+        reference = keras_definition_shapes(model_name, input_shape=input_shape, num_classes=num_classes,
+                                            **dict(options or {}))
         return canonical_weights(reference, seed=seed)
 
     @staticmethod

@@ -392,15 +392,16 @@ def linear_fit(points, *, confidence: float = 0.95, n_boot: int = 2000, seed: in
     if len(set(xs.tolist())) < 2:
         raise ValueError(f"a line needs at least two distinct x. Received: x={xs.tolist()}")
     design = np.column_stack([np.ones_like(xs), xs])
-
-    def line(medians):
-        return np.linalg.lstsq(design, medians, rcond=None)[0]
+    # Least squares through medians, as one matrix: (intercept, slope) = solve @ medians for every resample at once.
+    solve = np.linalg.pinv(design)
 
     medians = np.asarray([np.median(values) for values in samples])
-    intercept, slope = line(medians)
+    intercept, slope = solve @ medians
     rng = np.random.default_rng(seed)
-    boot = np.asarray([line(np.asarray([np.median(rng.choice(values, size=values.size)) for values in samples]))
-                       for _ in range(n_boot)])
+    # Every resample's medians (n_boot x points): each point's repeats drawn with replacement, n_boot times in one draw.
+    resampled = np.column_stack([np.median(values[rng.integers(0, values.size, size=(n_boot, values.size))], axis=1)
+                                 for values in samples])
+    boot = resampled @ solve.T
     alpha = 1.0 - confidence
     low, high = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
     return {"intercept": {"value": float(intercept), "ci_low": float(low[0]), "ci_high": float(high[0])},

@@ -6,6 +6,8 @@ that environment (``twinbench.backends.environments.ENVIRONMENTS``) are tested t
 Tests come in two tiers, as in keras-hub: the fast tier (``nox -s tests``) covers every implementation and mode,
 the twins at small sizes; tests marked ``@pytest.mark.large`` (the biggest twins with their float64 copies, full-size
 builds, child processes that start a framework) run only with ``--run-large`` (``nox -s tests_large`` runs just them).
+Framework-free tests marked ``one_environment`` run in one environment only (``ONE_ENVIRONMENT``); docs/testing.md
+lists what was trimmed to keep the fast tier within its budget and where each check went.
 """
 
 from __future__ import annotations
@@ -61,7 +63,17 @@ def pytest_addoption(parser):
                      help="also run the large tier (tests marked large: the biggest twins, child processes)")
 
 
+# Tests marked ``one_environment`` import no framework and read or make up records (statistics, tables, reports): their
+# result is the same in every environment, so one environment's fast tier runs them (the three would run them thrice).
+ONE_ENVIRONMENT = "torch"
+
+
 def pytest_collection_modifyitems(config, items):
+    if BACKEND != ONE_ENVIRONMENT:
+        elsewhere = pytest.mark.skip(reason=f"framework-free: the {ONE_ENVIRONMENT} environment runs it")
+        for item in items:
+            if item.get_closest_marker("one_environment") is not None:
+                item.add_marker(elsewhere)
     if config.getoption(RUN_LARGE):
         return
     skip_large = pytest.mark.skip(reason=f"large tier: run with {RUN_LARGE} (nox -s tests_large)")

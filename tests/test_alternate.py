@@ -32,6 +32,10 @@ from twinbench.results.timing_verdicts import (
     verdict_section,
 )
 
+# Framework-free (fake children, made-up records): one environment runs it (conftest.py's ONE_ENVIRONMENT, the torch
+# environment, where the large tier's real sequence runs too).
+pytestmark = pytest.mark.one_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 HZ = 100
 ENVS = ("torch", "tensorflow", "jax")

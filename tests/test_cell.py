@@ -8,8 +8,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -86,10 +84,11 @@ def test_noxfile_environments_and_results_directories_agree_with_bench():
     assert all(RESULTS[kind] == path for kind, path in _noxfile_constant("RESULTS").items())
 
 
-def test_cells_command_lists_the_table_for_scripts():
-    out = subprocess.run([sys.executable, "-m", "twinbench", "cells", "--env", "jax", "--env", "torch"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["torch torch torch torch", "torch keras torch keras[torch]", "jax keras jax keras[jax]"]
+def test_cells_command_lists_the_table_for_scripts(capsys):
+    from twinbench.cli import main
+
+    assert main(["cells", "--env", "jax", "--env", "torch"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["torch torch torch torch", "torch keras torch keras[torch]", "jax keras jax keras[jax]"]
 
 
 def _literal_tables(tree) -> list[str]:

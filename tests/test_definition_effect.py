@@ -8,6 +8,8 @@ import pytest
 from twinbench.cli import main
 from twinbench.studies.definition_effect import ENV_CELLS, definition_effect_rows, definition_effect_table
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 
 def _record(model, implementation, backend, step_s, *, forward_flops=100, seed=0):
     steps = np.random.default_rng(seed).normal(step_s, step_s * 0.01, size=8)

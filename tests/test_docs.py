@@ -9,8 +9,6 @@ committed results say "same network".
 from __future__ import annotations
 
 import difflib
-import subprocess
-import sys
 
 import pytest
 
@@ -142,11 +140,13 @@ def test_missing_environment_data_is_said_not_crashed():
     assert "| n/a |" in page
 
 
-def test_show_prints_the_page_and_rejects_unknown_models():
-    run = [sys.executable, "-m", "twinbench", "show"]
-    shown = subprocess.run([*run, "cifar_cnn", "--offline"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert shown.stdout == teaching.page_path("cifar_cnn").read_text()
-    bad = subprocess.run([*run, "no_such_model"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 2
-    assert bad.stderr.startswith("twinbench: error: Unknown model 'no_such_model'. Valid choices:")
-    assert len(bad.stderr.strip().splitlines()) == 1
+def test_show_prints_the_page_and_rejects_unknown_models(capsys):
+    """In this process (``python -m twinbench`` in a child process is tests/test_namespace.py's)."""
+    from twinbench.cli import main
+
+    assert main(["show", "cifar_cnn", "--offline"]) == 0
+    assert capsys.readouterr().out == teaching.page_path("cifar_cnn").read_text()
+    assert main(["show", "no_such_model"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("twinbench: error: Unknown model 'no_such_model'. Valid choices:")
+    assert len(err.strip().splitlines()) == 1

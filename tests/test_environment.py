@@ -99,7 +99,8 @@ def test_no_framework_is_imported():
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="XLA reads XLA_FLAGS (jax environment)")
-@pytest.mark.parametrize("threads", [1, 2])
+# A child process each: 2 (the count that made XLA abort) in the fast tier, 1 in the large tier.
+@pytest.mark.parametrize("threads", [pytest.param(1, marks=pytest.mark.large), 2])
 def test_limit_threads_leaves_xla_flags_that_xla_can_read(threads):
     """``--threads N`` before JAX starts: XLA_FLAGS holds only real flags (a bare ``intra_op_parallelism_threads=2``
     made XLA abort, taking it for a file name)."""

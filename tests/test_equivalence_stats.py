@@ -6,6 +6,8 @@ import pytest
 
 from twinbench.results.equivalence import equivalence_table, final_accuracies, t_cdf, t_quantile, tost
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 
 @pytest.mark.parametrize("t, df, expected", [
     (1.0, 1, 0.75),                # df = 1 is the Cauchy distribution: 1/2 + atan(t)/pi

@@ -17,6 +17,8 @@ from twinbench.results import verdict
 from twinbench.results.history import candidate_steps, collect, judge_step, stack_label, version_order
 from twinbench.results.history_page import DATA_FILE, PAGE_FILE, write_page
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 
 def _noisy(levels, *, spread=0.01, seed=0):
     rng = np.random.default_rng(seed)

@@ -159,6 +159,7 @@ def _records(*, busy=False, runs=5):
     return records
 
 
+@pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
 def test_the_table_has_a_row_per_cell_and_batch_size_with_percentiles():
     rows = latency_rows(_records())
     assert {(r["label"], r["batch_size"]) for r in rows} == {
@@ -172,6 +173,7 @@ def test_the_table_has_a_row_per_cell_and_batch_size_with_percentiles():
     assert "keras[torch] style=predict" in table and "p50 [CI]" in table
 
 
+@pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
 def test_the_ratios_per_batch_size_follow_the_verdict_rules():
     rows = latency_ratios(_records())
     pairs = {(r["numerator"], r["denominator"], r["batch_size"]): r for r in rows}
@@ -186,6 +188,7 @@ def test_the_ratios_per_batch_size_follow_the_verdict_rules():
     assert all(r["verdict_status"] == "unresolved" for r in few)
 
 
+@pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
 def test_compare_and_report_show_the_latency_table_ratios_and_figure(tmp_path, capsys):
     for record in _records(runs=2):
         write_record(record, tmp_path)

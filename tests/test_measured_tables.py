@@ -11,6 +11,8 @@ from twinbench.cli import main
 from twinbench.records import load_records
 from twinbench.results import measured_tables
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 PAPER_RECORDS = ROOT / "docs" / "measurements" / "paper-table-cpu-2026-12-02"
 REPLICA_RECORDS = ROOT / "docs" / "measurements" / "replicas-cpu-2026-12-02" / "round-1"
 

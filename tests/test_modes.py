@@ -16,6 +16,7 @@ Each implementation this process can run is checked on ``cifar_cnn`` (small enou
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -46,12 +47,22 @@ MODEL = "cifar_cnn"
 BF16 = Mode(precision="mixed_bfloat16")
 LAYOUT = {"keras": Mode(data_format="channels_first"), "torch": Mode(memory_format="channels_last")}
 PAIRS = [pytest.param(pair, id=impl_id(pair)) for pair in IMPLEMENTATIONS_HERE]
+# The bfloat16 tests share the Keras observation (``_keras_bf16``'s cache): one pytest-xdist worker runs them all
+# (``--dist loadgroup``, pyproject.toml).
+BF16_PAIRS = [pytest.param(pair, id=impl_id(pair), marks=pytest.mark.xdist_group("modes-bfloat16"))
+              for pair in IMPLEMENTATIONS_HERE]
 
 
 def _observe(pair, mode, *, float64=False):
     """``pair`` in ``mode``, with the envelope of its precision (compilation and layout have float32's)."""
     noise = committed_noise(MODEL, Mode(precision=mode.precision))
     return observe_twin(*pair, MODEL, weights=canonical(MODEL), noise=noise, mode=mode, float64=float64)
+
+
+@functools.lru_cache(maxsize=1)
+def _keras_bf16():
+    """keras[BACKEND] in bfloat16 with its float64 copy, observed once: a native twin's test and Keras' own use it."""
+    return _observe(("keras", BACKEND), BF16, float64=True)
 
 
 def _against_fingerprint(here, pair, mode=DEFAULT_MODE):
@@ -79,11 +90,17 @@ def test_other_layout_is_the_same_network(pair):
     if pair[1] == "tensorflow":  # the twin tests switch oneDNN off (conftest.py), TensorFlow's CPU NCHW kernels need it
         with pytest.raises(BackendError, match="channels_first cannot run here: .*oneDNN"):
             _observe(pair, mode)
-        _run_with_onednn(f"from test_modes import _observe, _against_fingerprint; from twinbench.cell import Mode; "
-                         f"_against_fingerprint(_observe({pair!r}, Mode(data_format='channels_first')), {pair!r})")
-        return
+        return  # with oneDNN on: the next test, a child process (large tier)
     here = _observe(pair, mode)
     _against_fingerprint(here, pair, mode)
+
+
+@pytest.mark.large  # a child process that starts TensorFlow with oneDNN on
+@pytest.mark.skipif(("keras", "tensorflow") not in IMPLEMENTATIONS_HERE, reason="keras[tensorflow]: the tensorflow environment")
+def test_other_layout_on_tensorflow_with_onednn_is_the_same_network():
+    pair = ("keras", "tensorflow")
+    _run_with_onednn(f"from test_modes import _observe, _against_fingerprint; from twinbench.cell import Mode; "
+                     f"_against_fingerprint(_observe({pair!r}, Mode(data_format='channels_first')), {pair!r})")
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="5 s on torch, 46 s on JAX: one backend shows the definition")
@@ -104,12 +121,12 @@ def _run_with_onednn(code: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.parametrize("pair", PAIRS)
+@pytest.mark.parametrize("pair", BF16_PAIRS)
 def test_mixed_bfloat16_twins_agree_within_the_measured_envelope(pair):
-    here = _observe(pair, BF16, float64=pair[0] != "torch")
+    here = _keras_bf16() if pair[0] == "keras" else _observe(pair, BF16, float64=pair[0] != "torch")
     _against_fingerprint(here, pair, BF16)  # for torch: the committed bfloat16 fingerprint is current
     if pair[0] != "keras":  # and tensor by tensor against the Keras definition in this process
-        keras_here = _observe(("keras", BACKEND), BF16, float64=True)
+        keras_here = _keras_bf16()
         check_in_process(here, keras_here, lr=1e-3, with_reference=pair[0] == "torch")
 
 

@@ -62,6 +62,8 @@ def test_the_public_api_from_a_project_with_its_own_models_and_data(user_project
     assert done.stdout.strip() == "[]"  # the public API imports no framework until a model is built
 
 
+@pytest.mark.large  # a child process that starts PyTorch and Keras: the CLI and the API from such a project are the
+# fast tests above, the pair's check is tests/test_check.py's test_the_intact_pair_is_identical (in-process)
 def test_check_runs_a_users_pair_from_that_project(user_project):
     if BACKEND != "torch":
         pytest.skip("the check compares Keras 3 with PyTorch: the torch environment")

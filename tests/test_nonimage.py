@@ -282,7 +282,7 @@ def test_every_implementation_trains_the_token_and_id_models_through_fit_and_tra
 
     spec = get_model_spec(model_name)
     dataset = load_dataset("synthetic", input_shape=spec.input_shape, num_classes=spec.num_classes, task=spec.task,
-                           synthetic_train=48, synthetic_test=16)
+                           synthetic_train=16, synthetic_test=8)  # one batch an epoch: the loops, not the data
     runner = get_runner(*pair)
     runner.setup(seed=0)
     model = runner.prepare(model_name, input_shape=spec.input_shape, num_classes=spec.num_classes)

@@ -100,6 +100,8 @@ def _cases(*, with_a_reference=False):
             if with_a_reference and pair[0] == "keras" and "torch" not in spec.builders:
                 continue
             marks = _large_here(model_name) if with_a_reference else _large_here(model_name, pair)
+            if with_a_reference:  # one pytest-xdist worker per model (--dist loadgroup): its Keras observation is cached
+                marks = [*marks, pytest.mark.xdist_group(f"parity-{model_name}")]
             cases.append(pytest.param(model_name, pair, id=f"{model_name}-{impl_id(pair)}", marks=marks))
     return cases
 

@@ -21,6 +21,8 @@ from twinbench.studies.profiler_cost import (
     reanalyse,
 )
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 STEP_S = 0.07  # seconds per step of the pretend machine
 STEPS = 10

@@ -144,6 +144,7 @@ def test_an_interrupted_or_hand_made_conversion_still_reads_and_a_mismatch_keeps
         read_timeline_file(tmp_path / "missing.timeline.json.gz")
 
 
+@pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
 def test_every_committed_record_and_timeline_reads():
     """Everything measured under docs/measurements: every twinbench record reads (the skipped files are other
     tools' results, tools/crosscheck/crosscheck.py's), every committed timeline reads, is compressed and belongs to its
@@ -212,6 +213,7 @@ def test_resume_counts_any_successful_record_of_the_cell(tmp_path):
     assert completed(tmp_path, cell) and not completed(tmp_path, Cell("cifar_cnn", "keras", "torch"))
 
 
+@pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
 def test_report_of_several_directories_renders_the_committed_rounds(tmp_path, capsys):
     rounds = sorted(str(path) for path in MEASURED.glob("round-*"))
     assert main(["report", *rounds, "--out", str(tmp_path), "--no-figures"]) == 0

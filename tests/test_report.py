@@ -17,6 +17,8 @@ from twinbench.cell import Cell
 from twinbench.records import SCHEMA, SCHEMA_VERSION, read_timeline_file, write_json_atomic, write_timeline
 from twinbench.results import report, views
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

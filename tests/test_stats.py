@@ -8,6 +8,8 @@ import pytest
 
 from twinbench.stats import median_ci_ranks, ratio_ci, summarize
 
+pytestmark = pytest.mark.one_environment  # framework-free: one environment runs it (conftest.py)
+
 
 def test_summarize_one_to_nine_exactly():
     result = summarize([9, 1, 8, 2, 7, 3, 6, 4, 5])  # order must not matter

@@ -97,6 +97,8 @@ def test_a_failed_run_is_logged_the_rest_go_on_and_a_rerun_resumes(tmp_path, cap
     assert all(json.loads(line) for line in (tmp_path / "study" / LOG_NAME).read_text().splitlines())
 
 
+@pytest.mark.large  # a child process that starts a framework: the runner's plan, log, resume and failures are the
+# fake-python test above, the trace itself is tests/test_trace.py's test_trace_of_a_tiny_cnn_adds_up (in-process)
 @pytest.mark.skipif(not IMPLEMENTATIONS_HERE, reason="no Keras backend installed in this environment")
 def test_the_trace_study_runs_at_its_smallest_size(tmp_path, monkeypatch, capsys):
     """One real child process: the trace study, smallest size, the first cell of this environment."""

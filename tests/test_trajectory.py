@@ -49,9 +49,9 @@ def torch_env():
 def test_the_registered_cifar_cnn_stays_inside(torch_env):
     from twinbench.twins.own_pair import check_registered
 
-    report = check_registered("cifar_cnn", steps=8)
+    report = check_registered("cifar_cnn", steps=4)
     assert report.identical, str(report)
-    assert len(report.trajectory.steps) == 8 and report.trajectory.inside
+    assert len(report.trajectory.steps) == 4 and report.trajectory.inside
     last = report.trajectory.steps[-1]
     assert last.weight_distance > 0  # the two really trained apart a little (float32 noise), and stayed inside
     assert "inside the float64 envelope at every step" in str(report)
@@ -63,7 +63,7 @@ def test_a_broken_twin_leaves_the_envelope(torch_env):
     from twinbench import check
 
     report = check(lambda **kw: tiny_resnet.keras_model(proj_bn_epsilon=1e-3, **kw), tiny_resnet.torch_model,
-                   input_shape=tiny_resnet.INPUT_SHAPE, num_classes=tiny_resnet.NUM_CLASSES, steps=5)
+                   input_shape=tiny_resnet.INPUT_SHAPE, num_classes=tiny_resnet.NUM_CLASSES, steps=2)
     assert not report.identical
     assert report.trajectory.first_outside() == 1
     step = report.trajectory.steps[0]
