@@ -137,6 +137,11 @@ CASES = [
          ("throughput", "--env", "jax", "--interleave", "--out", "{tmp}/out"),
          r"--interleave needs two cells in one environment; this one runs keras\[jax\] in this mode: run it with "
          r"--no-interleave\."),
+    Case("cell-processes-this", "An environment's cells in this process where they need their own",
+         ("train", "--env", "{backend}", "--models", "cifar_cnn", "--launcher", "submitit", "--cell-processes", "this",
+          "--out", "{tmp}/out"),
+         r"--cell-processes this cannot run these cells in one process: --launcher submitit starts one job per "
+         r"cell\."),
     Case("bad-intervals", "Sampling intervals that are not positive seconds",
          ("profiler-cost", "--impl", "{impl}", "--intervals", "0.15,0"),
          r"argument --intervals: must be comma-separated positive seconds, e\.g\. 0\.15,0\.015, got '0\.15,0'"),

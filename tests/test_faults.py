@@ -107,8 +107,10 @@ def test_killed_matrix_keeps_its_records_and_resume_finishes_it(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written file left behind
     stamps = {name: (tmp_path / name).stat().st_mtime_ns for name in done}
 
+    # Resumed as the nox train session runs: the cells left run one after another in one process, and each skipped
+    # cell is said once (by the parent, not again by the shared process).
     resume = _bench("train", "--env", BACKEND, "--models", "cifar_cnn,mnist_cnn", "--out", str(tmp_path), *QUICK,
-                    "--resume")
+                    "--resume", "--cell-processes", "one")
     output, _ = resume.communicate(timeout=600)
     assert resume.returncode == 0, output
     assert output.count("done already, skipped (--resume)") == len(cells)

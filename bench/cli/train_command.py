@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import os
 import sys
 
 from twinbench.backends import distributed
@@ -158,8 +159,9 @@ def _train_env(args) -> int:
     all_cells = [cell for model in models for cell in cells[model]]
     if args.resume:
         done = [cell for cell in all_cells if children.completed(args.out, cell, kind="train")]
-        for cell in done:
-            print(f"[train] {cell.file_id}: done already, skipped (--resume)", flush=True)
+        if not os.environ.get(children.SHARED_PROCESS_ENV):  # in a shared process its parent has said so already
+            for cell in done:
+                print(f"[train] {cell.file_id}: done already, skipped (--resume)", flush=True)
         all_cells = [cell for cell in all_cells if cell not in done]
 
     def each_in_its_own(some_cells) -> int:
