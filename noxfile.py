@@ -120,8 +120,8 @@ def tests(session: nox.Session, env: str) -> None:
     """Run the fast tier in one backend environment: every implementation and mode, the twins at small sizes."""
     _install(session, env, "test", "history")
     # `nox -s tests -- --run-large` runs both tiers in one go (tests/conftest.py).
-    # Two pytest-xdist workers: measured 2026-12-07 on the 2-core AMD EPYC VM, torch 325 -> 215 s, tensorflow 369 -> 219 s,
-    # jax 366 -> 274 s, all passing; the budget is 8 minutes for the three environments together (docs/testing.md: what
+    # Two pytest-xdist workers. The budget is 8 minutes for the three environments together, warm, on a 2-core VM;
+    # measured 2026-12-07 on one: 311 s in all (pytest torch 131 s, tensorflow 70 s, jax 95 s; docs/testing.md: what
     # was trimmed to meet it, and where each check went).
     session.run("python", "-m", "pytest", *(session.posargs or ["-q", "-n", "2"]), env=_env_vars(env))
 
