@@ -17,7 +17,8 @@ The patches read Keras 3.15's source: ``keras/src/layers/layer.py`` (``Layer.__c
 ``apply_defaults()``), and ``keras/src/utils/traceback_utils.py`` (``filter_traceback`` wraps ``Layer.__call__``
 and the ops; ``keras.config.disable_traceback_filtering()`` turns it off), and ``keras/src/backend/torch/nn.py``
 against 3.14.1's (``_transpose_spatial_inputs``: 3.15 copies the permuted input with ``.contiguous()``) and
-``keras/src/tree/torchtree_impl.py`` (Keras' tree on torch is torch's pytree). A what-if
+``keras/src/tree/torchtree_impl.py`` (Keras' tree on torch is torch's pytree), and ``conv`` in the torch backend
+(it copies each permuted kernel into channels-last memory at every call, 3.14 and 3.15 alike). A what-if
 that patches one backend's code names it (``WhatIf.backends``); a cell of another backend is refused with one line
 (``check_what_if_applies``). The framework is imported inside the patches only: this module is a table the CLI and
 the studies read without starting one.
@@ -236,6 +237,68 @@ def tree_type_cache_patch() -> Callable[[], None]:
     return undo
 
 
+# --- kernel-layout-cache: each conv kernel's channels-last copy kept until its weight changes --------------------------
+
+def kernel_layout_cache_patch() -> Callable[[], None]:
+    """Keras' torch ``conv`` (3.14 and 3.15 alike) permutes each ``(h, w, in, out)`` kernel to an ``(out, in, h, w)``
+    view and hands it to ``_maybe_convert_to_channels_last``, which copies it into channels-last memory: every call
+    copies every kernel. Here a weight's copy is kept and handed on again until the weight changes (its version
+    counter, which every in-place update bumps, or its memory, shape or strides), through an autograd function whose
+    backward passes the gradient to the weight's view unchanged, as the copy's own backward does: outputs and
+    gradients are those of a fresh copy. Anything that is not a view of a weight (``torch.nn.Parameter``), inputs
+    included, takes the original path. Kept copies hold one more copy of the convolutions' weights in memory."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise ValueError(f"what-if kernel-layout-cache patches Keras' torch backend; this process runs "
+                         f"{keras.backend.backend()}.")
+    import weakref
+
+    import torch
+    from keras.src.backend.torch import nn
+
+    original = nn._maybe_convert_to_channels_last
+    if "_maybe_convert_to_channels_last" not in nn.conv.__code__.co_names:
+        raise ValueError(f"what-if kernel-layout-cache: Keras {keras.__version__}'s torch conv does not copy its "
+                         "kernel into channels-last memory; there is nothing to keep.")
+    # id(weight) -> (the weight, weakly; what the copy was made from; the copy). By id: tensors compare elementwise,
+    # so no dictionary can take them as keys; the weak reference tells a dead weight's reused id apart.
+    kept: dict[int, tuple] = {}
+
+    class KeptCopy(torch.autograd.Function):
+        """The kept copy as the kernel: forward hands it on, backward passes the gradient through to the view."""
+
+        @staticmethod
+        def forward(ctx, view, copy):
+            return copy.detach()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, None
+
+    def channels_last_kept(tensor):
+        weight = tensor._base
+        if not isinstance(weight, torch.nn.Parameter):
+            return original(tensor)
+        made_from = (tensor.data_ptr(), tensor._version, tuple(tensor.shape), tensor.stride(), tensor.dtype,
+                     torch.is_inference_mode_enabled())
+        entry = kept.get(id(weight))
+        if entry is None or entry[0]() is not weight or entry[1] != made_from:
+            copy = original(tensor)
+            if copy is tensor:  # already channels-last: nothing was copied, nothing to keep
+                return tensor
+            entry = kept[id(weight)] = (weakref.ref(weight), made_from, copy.detach())
+        return KeptCopy.apply(tensor, entry[2])
+
+    nn._maybe_convert_to_channels_last = channels_last_kept
+
+    def undo() -> None:
+        nn._maybe_convert_to_channels_last = original
+        kept.clear()
+
+    return undo
+
+
 WHAT_IFS: dict[str, WhatIf] = {what.name: what for what in (
     WhatIf("fast-bind", "argument binding",
            "inspect.Signature.bind in Keras' CallSpec (one per layer call): a plan per signature instead of inspect's "
@@ -248,6 +311,10 @@ WHAT_IFS: dict[str, WhatIf] = {what.name: what for what in (
            "the .contiguous() copy Keras 3.15 added after the NHWC->NCHW permute before each conv and pool "
            "(keras.src.backend.torch.nn._transpose_spatial_inputs as in 3.14.1: the permuted view)",
            no_layout_copy_patch, backends=("torch",)),
+    WhatIf("kernel-layout-cache", "layout transposes",
+           "the channels-last copy of every conv kernel that Keras' torch conv makes at each call "
+           "(_maybe_convert_to_channels_last of the permuted kernel): made once and kept until the weight changes",
+           kernel_layout_cache_patch, backends=("torch",)),
     WhatIf("tree-type-cache", "nested structures (tree)",
            "the per-call type tests of Keras' tree on torch (torchtree_impl.is_nested and _tree_is_leaf, "
            "torch.utils._pytree._get_node_type with is_namedtuple_class): answered once per type from a cache",

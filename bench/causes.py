@@ -94,9 +94,10 @@ GROUPS: tuple[Group, ...] = (
     # memory layout (torch's conv: _maybe_convert_to_channels_last's .contiguous(memory_format=...)).
     Group("layout transposes", "layout transposes", _TORCH_BACKEND, r"transpose|permute|channels_last",
           owns_native=True),
-    # The what-if that short-circuits its copy (backends/what_if.py, no-layout-copy): the permute left stays here.
-    Group("layout transposes", "layout transposes", r"^twinbench/backends/what_if\.py$", r"^no_layout_copy_patch\.<locals>",
-          owns_native=True),
+    # The what-ifs that short-circuit its copies (backends/what_if.py, no-layout-copy, kernel-layout-cache): what
+    # is left of them stays here.
+    Group("layout transposes", "layout transposes", r"^twinbench/backends/what_if\.py$",
+          r"^(no_layout_copy_patch|kernel_layout_cache_patch)\.<locals>", owns_native=True),
     Group("tensor conversion", "tensor conversion", _K,
           r"(^|\.)(convert_to_tensor|convert_to_numpy|is_tensor|cast|get_device|to_torch_dtype|_get_keras_tensor)$"),
     Group("tensor conversion", "tensor conversion", r"^keras/src/backend/common/keras_tensor\.py$"),

@@ -48,6 +48,7 @@ CLAIMS = {
     ("keras/src/backend/torch/nn.py", "_transpose_spatial_inputs"): "layout transposes",
     ("keras/src/backend/torch/nn.py", "_maybe_convert_to_channels_last"): "layout transposes",  # its copy too
     ("twinbench/backends/what_if.py", "no_layout_copy_patch.<locals>.permuted_view"): "layout transposes",  # no-layout-copy's permute
+    ("twinbench/backends/what_if.py", "kernel_layout_cache_patch.<locals>.channels_last_kept"): "layout transposes",
     ("keras/src/backend/torch/core.py", "convert_to_tensor"): "tensor conversion",
     ("keras/src/backend/common/keras_tensor.py", "any_symbolic_tensors"): "tensor conversion",
     ("keras/src/backend/torch/core.py", "Variable.value"): "variable access",

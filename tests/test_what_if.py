@@ -123,6 +123,51 @@ def test_no_layout_copy_refuses_a_keras_whose_permute_copies_nothing(monkeypatch
     assert nn._transpose_spatial_inputs is permuted
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' torch backend")
+def test_kernel_layout_cache_keeps_a_kernels_copy_until_the_weight_changes_and_gradients_still_reach_it(monkeypatch):
+    import keras
+    import torch
+    from keras.src.backend.torch import nn
+
+    made = []  # the copies Keras' own function makes of a weight's view
+
+    def counted(tensor, original=nn._maybe_convert_to_channels_last):
+        copy = original(tensor)
+        if isinstance(tensor._base, torch.nn.Parameter) and copy is not tensor:
+            made.append(copy)
+        return copy
+
+    monkeypatch.setattr(nn, "_maybe_convert_to_channels_last", counted)
+    layer = keras.layers.Conv2D(4, 3)
+    x = torch.arange(2 * 6 * 6 * 3, dtype=torch.float32).reshape(2, 6, 6, 3) / 100.0
+    layer.build(x.shape)
+    kernel = layer.kernel.value
+
+    def run():
+        out = layer(x)
+        return out.detach().clone(), torch.autograd.grad(out.square().sum(), kernel)[0]
+
+    expected = run()
+    made.clear()
+    undo = apply_what_if("kernel-layout-cache")
+    try:
+        assert nn._maybe_convert_to_channels_last is not counted
+        for _ in range(3):  # the first call makes the copy, the others hand it on again
+            out, grad = run()
+            assert torch.equal(out, expected[0]) and torch.equal(grad, expected[1])
+        assert len(made) == 1
+        with torch.no_grad():
+            assert torch.equal(layer(x), expected[0]) and len(made) == 1
+            kernel.add_(0.5)  # an in-place update, as the optimizers make: the kept copy is stale now
+        updated = run()
+        assert len(made) == 2 and not torch.equal(updated[0], expected[0])
+    finally:
+        undo()
+    assert nn._maybe_convert_to_channels_last is counted
+    unpatched = run()
+    assert torch.equal(updated[0], unpatched[0]) and torch.equal(updated[1], unpatched[1])
+
+
 @pytest.mark.skipif(BACKEND != "torch", reason="patches Keras' tree on torch")
 def test_tree_type_cache_answers_as_keras_tree_does_and_sees_a_node_type_registered_later():
     from collections import OrderedDict, namedtuple
