@@ -215,3 +215,18 @@ def test_sweep_and_ab_errors_are_one_line(argv, words, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "out"), "--stacks-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_sweep_and_ab_processes_keep_their_memory_unless_told_otherwise():
+    from twinbench.cli import build_parser
+    from twinbench.measuring.alternate import process_argv
+
+    args = build_parser().parse_args(["ab", "keras==3.14.1", "keras==3.15.1"])
+    assert args.allocator == "tuned" and build_parser().parse_args(["sweep"]).allocator == "tuned"
+    assert build_parser().parse_args(["sweep", "--allocator", "system"]).allocator == "system"
+    cells = versions._cells("torch", "cifar_cnn", "keras==3.14.1", args.allocator)
+    argv = process_argv("python", "torch", cells, out_dir="OUT")
+    assert all(cell.allocator == "tuned" for cell in cells) and argv[argv.index("--allocator") + 1] == "tuned"
+    system = process_argv("python", "torch", versions._cells("torch", "cifar_cnn", "keras==3.14.1", "system"),
+                          out_dir="OUT")
+    assert "--allocator" not in system  # glibc's own settings: the axis' default, named by no option

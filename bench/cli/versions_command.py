@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from twinbench.backends.allocator import ALLOCATORS, TUNED
 from twinbench.backends.environments import ENVIRONMENTS
 from twinbench.backends.stacks import StackError, canonical_stack
 from twinbench.cell import environment_cells
@@ -36,6 +37,12 @@ def _common(parser, *, out: str, blocks: int) -> None:
     parser.add_argument("--repeats", type=positive_int, default=8, help="timed windows per cell and process")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads per framework thread pool (default: each framework's own choice)")
+    # tuned by default: with glibc's own settings the same process differed by up to ±27% from one run to the next
+    # here, with tuned by ±8% (docs/versions.md); a stack's cells say allocator=tuned in their labels.
+    parser.add_argument("--allocator", choices=ALLOCATORS, default=TUNED,
+                        help="the C allocator of every process, the cells' allocator axis (default tuned: glibc keeps "
+                             "the memory it took, as the six-ratios study runs; system: glibc's own settings; "
+                             "backends/allocator.py)")
     parser.add_argument("--out", default=out, help="directory for the records")
 
 
@@ -82,7 +89,7 @@ def cmd_sweep(args) -> int:
                  else versions.default_stacks(args.base_python))
         summary = versions.run_sweep(specs, args.env, args.model, base_python=args.base_python, out=args.out,
                                      blocks=args.blocks, child_args=_sizes(args), root=args.stacks_dir,
-                                     budget_s=args.budget_s, try_only=args.try_only)
+                                     budget_s=args.budget_s, try_only=args.try_only, allocator=args.allocator)
     except (StackError, versions.VersionsError) as err:
         raise CliError(str(err)) from None
     print(versions.summary_text(summary))
@@ -103,7 +110,7 @@ def cmd_ab(args) -> int:
         spec_b = "" if args.b == "default" else canonical_stack(args.b)
         sequence, slots = versions.run_ab(spec_a, spec_b, args.env, args.model, base_python=args.base_python,
                                           out=args.out, blocks=args.blocks, child_args=_sizes(args),
-                                          root=args.stacks_dir, budget_s=args.budget_s)
+                                          root=args.stacks_dir, budget_s=args.budget_s, allocator=args.allocator)
     except (StackError, StackEnvError, versions.VersionsError) as err:
         raise CliError(str(err)) from None
     print(f"A = {versions.slot_name(spec_a)}, B = {versions.slot_name(spec_b)}, A' = A's stack in a second "

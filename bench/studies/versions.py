@@ -15,6 +15,9 @@ start that what it has installed is that stack (``twinbench.backends.stacks.chec
 - **ab**: A, B and A' (a second environment of A's stack); the slots are named ``A``, ``B``, ``A'``;
   ``twinbench.results.ab`` compares them.
 
+Every process runs with glibc's allocator told to keep its memory (the cells' ``allocator`` axis, ``tuned`` unless
+asked otherwise), as the six-ratios study does: separate processes then differ far less (docs/versions.md).
+
 Imports no framework: the children do.
 """
 
@@ -27,6 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twinbench.backends.allocator import TUNED
 from twinbench.backends.stacks import DEFAULT, canonical_stack, parse_stack
 from twinbench.cell import Cell, environment_cells
 from twinbench.measuring.alternate import run_alternated
@@ -102,8 +106,8 @@ class StackRun:
     stage: str | None = None  # where it failed: make (the virtualenv), try (the first process)
 
 
-def _cells(env: str, model: str, spec: str) -> list[Cell]:
-    return environment_cells(env, model, dataset="synthetic", stack=spec)
+def _cells(env: str, model: str, spec: str, allocator: str = TUNED) -> list[Cell]:
+    return environment_cells(env, model, dataset="synthetic", stack=spec, allocator=allocator)
 
 
 def _record_failure(cells: list[Cell], reason: str, out) -> None:
@@ -123,12 +127,12 @@ def _try_reason(out_dir: Path, sequence: str, code) -> str:
 
 
 def make_and_try(specs: list[str], env: str, model: str, *, base_python: str, out, root=".nox",
-                 log=print) -> list[StackRun]:
+                 allocator: str = TUNED, log=print) -> list[StackRun]:
     """Make every stack's environment and try it (one process, one tiny window, into ``OUT-try/<slot>``); a stack that
     fails either is recorded as failed cells in ``out`` with its reason, and the others go on."""
     runs = []
     for spec in specs:
-        run, cells = StackRun(spec), _cells(env, model, spec)
+        run, cells = StackRun(spec), _cells(env, model, spec, allocator)
         try:
             made = ensure_stack_env(spec, env, base_python=base_python, root=root, log=log)
             run.python, run.own_packages = made.python, made.marker["own_packages"]
@@ -177,18 +181,19 @@ def append_log(out, entry: dict) -> None:
 
 def run_sweep(specs: list[str], env: str, model: str, *, base_python: str, out, blocks: int,
               child_args: list[str], root=".nox", budget_s: float | None = None, try_only: bool = False,
-              log=print) -> dict:
+              allocator: str = TUNED, log=print) -> dict:
     """Make, try, then (unless ``try_only``) alternate the stacks that run (module docstring); returns the summary
     appended to ``OUT/sweep-log.jsonl``: ``env``, ``model``, ``stacks`` (``StackRun``'s fields and ``label``), ``sequence``,
     ``blocks`` run, ``started``, ``finished``."""
     for spec in specs:
         check_spec(spec, env)
     started = now_iso()
-    runs = make_and_try(specs, env, model, base_python=base_python, out=out, root=root, log=log)
+    runs = make_and_try(specs, env, model, base_python=base_python, out=out, root=root, allocator=allocator,
+                        log=log)
     ok = [run for run in runs if run.status == "ok"]
     sequence = None
     if ok and not try_only:
-        cells = {slot_name(run.spec): _cells(env, model, run.spec) for run in ok}
+        cells = {slot_name(run.spec): _cells(env, model, run.spec, allocator) for run in ok}
         pythons = {slot_name(run.spec): run.python for run in ok}
         done = run_alternated(cells, pythons, out_dir=out, blocks=blocks, budget_s=budget_s, child_args=child_args,
                               env=_child_env(), process_timeout_s=600, log=log)
@@ -211,7 +216,8 @@ def check_spec(spec: str, env: str) -> None:
 
 
 def run_ab(spec_a: str, spec_b: str, env: str, model: str, *, base_python: str, out, blocks: int,
-           child_args: list[str], root=".nox", budget_s: float | None = None, log=print) -> tuple[str, dict]:
+           child_args: list[str], root=".nox", budget_s: float | None = None, allocator: str = TUNED,
+           log=print) -> tuple[str, dict]:
     """A, B and A' (A's stack in a second environment) alternated for ``blocks`` blocks; returns the sequence id and
     ``twinbench.results.ab.slot_records``'s records. ``VersionsError`` (one line) where A and B are one stack;
     ``StackEnvError`` where one cannot be made."""
@@ -224,7 +230,7 @@ def run_ab(spec_a: str, spec_b: str, env: str, model: str, *, base_python: str, 
     made = {ab.A: ensure_stack_env(spec_a, env, base_python=base_python, root=root, log=log),
             ab.B: ensure_stack_env(spec_b, env, base_python=base_python, root=root, log=log),
             ab.NULL: ensure_stack_env(spec_a, env, base_python=base_python, root=root, copy="null", log=log)}
-    cells = {slot: _cells(env, model, stack.spec) for slot, stack in made.items()}
+    cells = {slot: _cells(env, model, stack.spec, allocator) for slot, stack in made.items()}
     pythons = {slot: stack.python for slot, stack in made.items()}
     done = run_alternated(cells, pythons, out_dir=out, blocks=blocks, budget_s=budget_s, child_args=child_args,
                           env=_child_env(), process_timeout_s=600, log=log)
